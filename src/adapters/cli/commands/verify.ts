@@ -1,0 +1,147 @@
+// otpgate verify: check one code against a state file, update its bookkeeping, report the outcome.
+
+import { isatty } from "node:tty";
+import { UsageError, type ExitCode } from "../../../core/errors.js";
+import type { VerifyPolicy } from "../../../core/verify.js";
+import { systemClock } from "../../../platform/clock.js";
+import { nodeMacFactory } from "../../../platform/mac.js";
+import { actAs } from "../../../platform/privileges.js";
+import { authenticate, type AuthOutcome } from "../../../services/authenticate.js";
+import { resolveTarget } from "../../../services/resolve-account.js";
+import { FileAccountStore } from "../../../stores/file-store.js";
+import { parse, parseOctal } from "../args.js";
+import type { Output } from "../output.js";
+import { readStdin } from "../stdin.js";
+
+export const help = `Usage: otpgate verify [-s FILE | --user NAME] [options] [CODE]
+
+Check a one-time code (6 digits, or an 8-digit emergency code) against a
+google-authenticator state file and update its bookkeeping (used codes, rate-limit
+stamps, HOTP counter, emergency codes), exactly like pam_google_authenticator.
+The code comes from the argument or, if there is none, from standard input.
+
+Options:
+  -s, --secret PATH        state file (default ~/.google_authenticator of the user);
+                           may use ~, \${HOME} and \${USER} like the PAM module's secret=
+  -u, --user NAME          act on NAME's account (root only for other users)
+      --json               print the outcome as one JSON object on stdout
+      --no-skew-adjust     do not learn clock skew from far-off codes (PAM noskewadj)
+      --no-increment-hotp  a wrong HOTP code does not advance the counter
+      --no-strict-owner    do not require the file to be owned by the user
+      --allowed-perm OCTAL permission bits allowed on the file (default 0600)
+  -h, --help               show this help
+
+Exit status: 0 accepted, 1 rejected (wrong, replayed, rate-limited, not enrolled),
+2 error (usage, unreadable or invalid state file).
+
+Examples:
+  otpgate verify 123456
+  echo 123456 | otpgate verify --user alice --json
+`;
+
+const CODE_SHAPE = /^[0-9]{6,8}$/;
+
+async function readCode(positionals: string[]): Promise<string> {
+  if (positionals.length > 1) throw new UsageError("give at most one code; see otpgate verify --help");
+  if (positionals.length === 1) return positionals[0]!;
+  const tty = isatty(0);
+  if (tty) process.stderr.write("Verification code: ");
+  const raw = (await readStdin(512, tty ? 120_000 : 10_000)).toString("latin1");
+  if (raw.length > 512) throw new UsageError("standard input is longer than any code; give only the code");
+  return raw.replace(/\r?\n$/, "");
+}
+
+function describeShape(code: string): string {
+  if (code === "") return "no code given: pass it as an argument or on standard input";
+  if (!/^[0-9]*$/.test(code)) return "the code must contain digits only";
+  return `the code has ${code.length} digits; expected 6 (or 7-8 if enrolled so) or an 8-digit emergency code`;
+}
+
+interface Report {
+  readonly exit: ExitCode;
+  readonly message: string;
+  readonly json: Record<string, string | number | boolean>;
+}
+
+function report(outcome: AuthOutcome, path: string, user: string): Report {
+  switch (outcome.kind) {
+    case "accepted": {
+      const base = { result: "accepted", via: outcome.via, file: path, user };
+      switch (outcome.via) {
+        case "totp":
+          return { exit: 0, message: `accepted: time-based code (step ${outcome.step}, offset ${outcome.offset})`, json: { ...base, step: outcome.step, offset: outcome.offset } };
+        case "totp-skew-reset":
+          return { exit: 0, message: `accepted: time-based code; the clock skew of ${outcome.skew} steps is now learned`, json: { ...base, step: outcome.step, skew: outcome.skew } };
+        case "hotp":
+          return { exit: 0, message: `accepted: counter-based code (counter ${outcome.counter})`, json: { ...base, counter: outcome.counter } };
+        case "scratch":
+          return { exit: 0, message: `accepted: emergency code, now used up (${outcome.remaining} left)`, json: { ...base, remaining: outcome.remaining } };
+      }
+    }
+    // falls through (unreachable: every accepted variant returns)
+    case "rejected": {
+      const messages: Record<typeof outcome.reason, string> = {
+        wrong: "rejected: wrong code; if correct codes keep failing, check the clock of this server and of the phone",
+        malformed: "rejected: the code does not have the number of digits this account uses",
+        replay: "rejected: this code was already used; wait for the next one",
+        "rate-limited": "rejected: too many attempts within the RATE_LIMIT interval; wait and try again",
+        "skew-pending": "rejected: the code fits a clock far off from this server's; enter the next codes as they appear to let otpgate learn the skew, or fix the clock",
+        "no-otp": "rejected: the state file has no TOTP_AUTH or HOTP_COUNTER line, so only emergency codes work; enroll again with otpgate enroll",
+        conflict: "rejected: the state file kept changing during the check (another login at the same moment); try again",
+      };
+      return { exit: 1, message: messages[outcome.reason], json: { result: "rejected", reason: outcome.reason, file: path, user } };
+    }
+    case "not-enrolled":
+      return {
+        exit: 1,
+        message: `rejected: ${user} is not enrolled (no ${path}); enroll with otpgate enroll`,
+        json: { result: "rejected", reason: "not-enrolled", file: path, user },
+      };
+    case "invalid-state":
+      return {
+        exit: 2,
+        message: `error: ${path}: ${outcome.problem}; fix that line or enroll again`,
+        json: { result: "error", reason: "invalid-state", setting: outcome.setting, problem: outcome.problem, file: path, user },
+      };
+  }
+}
+
+export async function run(argv: string[], io: Output): Promise<ExitCode> {
+  const { values, positionals } = parse("verify", argv, {
+    secret: { type: "string", short: "s" },
+    user: { type: "string", short: "u" },
+    json: { type: "boolean" },
+    "no-skew-adjust": { type: "boolean" },
+    "no-increment-hotp": { type: "boolean" },
+    "no-strict-owner": { type: "boolean" },
+    "allowed-perm": { type: "string" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) {
+    io.out(help.trimEnd());
+    return 0;
+  }
+  const allowedPerm = values["allowed-perm"] === undefined ? 0o600 : parseOctal("--allowed-perm", values["allowed-perm"]);
+  const code = await readCode(positionals);
+  if (!CODE_SHAPE.test(code)) throw new UsageError(describeShape(code));
+
+  const euid = process.geteuid?.() ?? 0;
+  const target = resolveTarget({ user: values.user, secret: values.secret, euid, cwd: process.cwd() });
+  actAs(target.user.uid, target.user.gid);
+  const store = new FileAccountStore({
+    path: target.path,
+    owner: { uid: target.user.uid, name: target.user.name },
+    strictOwner: !values["no-strict-owner"],
+    allowedPerm,
+  });
+  const policy: VerifyPolicy = {
+    noSkewAdjust: values["no-skew-adjust"] === true,
+    noIncrementHotp: values["no-increment-hotp"] === true,
+    allowPrefix: false,
+  };
+  const outcome = await authenticate({ store, clock: systemClock, macFactory: nodeMacFactory }, code, policy);
+  const r = report(outcome, target.path, target.user.name);
+  if (values.json) io.out(JSON.stringify(r.json));
+  else io.err(r.message);
+  return r.exit;
+}

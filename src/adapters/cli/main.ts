@@ -1,0 +1,60 @@
+// otpgate command line: a thin command table that loads each command only when it runs, and the
+// one place where errors become a message and an exit code.
+
+import { OtpgateError, type ExitCode } from "../../core/errors.js";
+import { processOutput, type Output } from "./output.js";
+
+interface Command {
+  readonly summary: string;
+  load(): Promise<{ run(argv: string[], io: Output): Promise<ExitCode> }>;
+}
+
+const commands: Record<string, Command> = {
+  verify: { summary: "check a code against a state file (exit 0 accepted, 1 rejected, 2 error)", load: () => import("./commands/verify.js") },
+};
+
+export const VERSION = "0.1.0";
+
+function usage(): string {
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
+  return [
+    "Usage: otpgate <command> [options]",
+    "",
+    "Two-factor authentication (TOTP) for Linux logins, compatible with libpam-google-authenticator.",
+    "",
+    "Commands:",
+    ...lines,
+    "",
+    "Options:",
+    "  -h, --help     show this help (otpgate <command> --help for a command's options)",
+    "      --version  print the version",
+  ].join("\n");
+}
+
+export async function main(argv: string[], io: Output = processOutput): Promise<ExitCode> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "-h" || name === "--help" || name === "help") {
+    io.out(usage());
+    return name === undefined ? 2 : 0;
+  }
+  if (name === "--version") {
+    io.out(`otpgate ${VERSION}`);
+    return 0;
+  }
+  const command = Object.hasOwn(commands, name) ? commands[name] : undefined;
+  if (!command) {
+    io.err(`otpgate: unknown command "${name}"; run otpgate --help for the list`);
+    return 2;
+  }
+  try {
+    const mod = await command.load();
+    return await mod.run(rest, io);
+  } catch (err) {
+    if (err instanceof OtpgateError) {
+      io.err(`otpgate ${name}: ${err.message}`);
+      return err.exitCode;
+    }
+    io.err(`otpgate ${name}: internal error: ${(err as Error)?.message ?? String(err)}; please report it`);
+    return 2;
+  }
+}

@@ -1,0 +1,55 @@
+// Account lookup (Node has no getpwnam): /etc/passwd first, then `getent passwd` so NSS sources
+// such as LDAP or sssd work too.
+
+import { readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+
+export interface UserAccount {
+  readonly name: string;
+  readonly uid: number;
+  readonly gid: number;
+  readonly home: string;
+}
+
+function parsePasswdLine(line: string): UserAccount | null {
+  const f = line.split(":");
+  if (f.length < 7) return null;
+  const uid = Number(f[2]);
+  const gid = Number(f[3]);
+  if (!f[0] || !Number.isInteger(uid) || !Number.isInteger(gid)) return null;
+  return { name: f[0], uid, gid, home: f[5] ?? "" };
+}
+
+function fromPasswdFile(match: (u: UserAccount) => boolean, passwdPath: string): UserAccount | null {
+  let text: string;
+  try {
+    text = readFileSync(passwdPath, "utf8");
+  } catch {
+    return null;
+  }
+  for (const line of text.split("\n")) {
+    const u = parsePasswdLine(line);
+    if (u && match(u)) return u;
+  }
+  return null;
+}
+
+function fromGetent(key: string): UserAccount | null {
+  try {
+    const out = execFileSync("/usr/bin/getent", ["passwd", key], { encoding: "utf8", timeout: 5000, stdio: ["ignore", "pipe", "ignore"] });
+    return parsePasswdLine(out.trim());
+  } catch {
+    return null;
+  }
+}
+
+const VALID_NAME = /^[A-Za-z0-9_.][A-Za-z0-9_.@-]*\$?$/;
+
+export function lookupUserByName(name: string, passwdPath = "/etc/passwd"): UserAccount | null {
+  if (!VALID_NAME.test(name) || name.length > 256) return null;
+  return fromPasswdFile((u) => u.name === name, passwdPath) ?? fromGetent(name);
+}
+
+export function lookupUserById(uid: number, passwdPath = "/etc/passwd"): UserAccount | null {
+  return fromPasswdFile((u) => u.uid === uid, passwdPath) ?? fromGetent(String(uid));
+}
