@@ -23,9 +23,14 @@ export interface VerifyPolicy {
    * before the code is returned as `prefix`. When false the entry must be the code alone.
    */
   readonly allowPrefix: boolean;
+  /**
+   * Record the code that completes a time-skew reset in DISALLOW_REUSE (otpgate's default). The
+   * reference module does not, so that code can be replayed; false reproduces the reference.
+   */
+  readonly recordSkewResetCode: boolean;
 }
 
-export const DEFAULT_POLICY: VerifyPolicy = { noSkewAdjust: false, noIncrementHotp: false, allowPrefix: false };
+export const DEFAULT_POLICY: VerifyPolicy = { noSkewAdjust: false, noIncrementHotp: false, allowPrefix: false, recordSkewResetCode: true };
 
 export type Accepted =
   | { readonly kind: "accepted"; readonly via: "totp"; readonly step: number; readonly offset: number; readonly prefix: string }
@@ -260,6 +265,9 @@ function checkTotp(
   // otpgate difference: the code that completes a skew reset is recorded like any other login,
   // so it cannot be replayed (the reference accepts it without recording it).
   const step = tm + found;
+  if (!policy.recordSkewResetCode) {
+    return { text: learned.text, outcome: { kind: "accepted", via: "totp-skew-reset", step, skew: learned.skew, prefix: "" } };
+  }
   const reuse = recordUsedStep(learned.text, step, window);
   if (reuse instanceof SettingError) return reuse;
   if (!reuse.ok) return { text, outcome: { kind: "rejected", reason: "replay" } };

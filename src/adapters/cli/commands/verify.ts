@@ -138,6 +138,7 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     noSkewAdjust: values["no-skew-adjust"] === true,
     noIncrementHotp: values["no-increment-hotp"] === true,
     allowPrefix: false,
+    recordSkewResetCode: true,
   };
   const outcome = await authenticate({ store, clock: systemClock, macFactory: nodeMacFactory }, code, policy);
   const r = report(outcome, target.path, target.user.name);
