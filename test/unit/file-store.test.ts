@@ -1,0 +1,126 @@
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { StateFileError } from "../../src/core/errors.js";
+import { acquireLock, lockName } from "../../src/platform/lock.js";
+import { FileAccountStore } from "../../src/stores/file-store.js";
+import { ROOT, tempDir } from "../helpers/system.js";
+
+const uid = process.geteuid?.() ?? 0;
+const GOOD = 'JBSWY3DPEHPK3PXP\n" TOTP_AUTH\n12345678\n';
+const store = (path: string, extra: Partial<ConstructorParameters<typeof FileAccountStore>[0]> = {}) =>
+  new FileAccountStore({ path, owner: { uid, name: "me" }, strictOwner: true, allowedPerm: 0o600, ...extra });
+
+async function refuses(path: string, pattern: RegExp, s = store(path)) {
+  const before = existsSync(path) && statSync(path).isFile() ? readFileSync(path) : null;
+  await assert.rejects(s.acquire(), (err: unknown) => err instanceof StateFileError && pattern.test(err.message));
+  if (before) assert.deepEqual(readFileSync(path), before, "the file is unchanged");
+}
+
+test("refuses a symlink (never follows or replaces it), naming the fix", async (t) => {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, "real"), GOOD, { mode: 0o600 });
+  symlinkSync(join(dir, "real"), join(dir, "link"));
+  await refuses(join(dir, "link"), /symbolic link.*replace it with the file itself/);
+  assert.equal(readFileSync(join(dir, "real"), "latin1"), GOOD);
+});
+
+test("refuses directories, FIFOs, loose permissions, wrong owners, empty, oversized and binary files", async (t) => {
+  const dir = tempDir(t);
+  mkdirSync(join(dir, "dir"));
+  await refuses(join(dir, "dir"), /is a directory/);
+  spawnSync("mkfifo", [join(dir, "fifo")]);
+  await refuses(join(dir, "fifo"), /not a regular file/);
+  writeFileSync(join(dir, "open"), GOOD, { mode: 0o644 });
+  chmodSync(join(dir, "open"), 0o644);
+  await refuses(join(dir, "open"), /permissions 0644, more permissive than 0600.*chmod 600/);
+  writeFileSync(join(dir, "owned"), GOOD, { mode: 0o600 });
+  await refuses(join(dir, "owned"), /must be owned by someone \(uid 4242\), not uid \d+: run chown someone/, store(join(dir, "owned"), { owner: { uid: 4242, name: "someone" } }));
+  writeFileSync(join(dir, "empty"), "", { mode: 0o600 });
+  await refuses(join(dir, "empty"), /is empty/);
+  writeFileSync(join(dir, "big"), Buffer.alloc(2 * 1024 * 1024, 0x41), { mode: 0o600 });
+  await refuses(join(dir, "big"), /2097152 bytes; a state file is at most 65536 bytes/);
+  writeFileSync(join(dir, "bin"), Buffer.from([0x41, 0x00, 0x0a, 0xff]), { mode: 0o600 });
+  await refuses(join(dir, "bin"), /NUL bytes/);
+});
+
+test("no_strict_owner and allowed_perm relax exactly those checks", async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, "f");
+  writeFileSync(path, GOOD, { mode: 0o640 });
+  chmodSync(path, 0o640);
+  const s = await store(path, { owner: { uid: 4242, name: "x" }, strictOwner: false, allowedPerm: 0o640 }).acquire();
+  assert.equal(s!.text, GOOD);
+  await s!.release();
+});
+
+test("commit replaces atomically, keeps the mode, fsyncs, and leaves no temp file", async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, ".google_authenticator");
+  writeFileSync(path, GOOD, { mode: 0o400 });
+  const inode = statSync(path).ino;
+  const s = await store(path).acquire();
+  assert.deepEqual(await s!.commit(GOOD.replace("12345678\n", "")), { ok: true });
+  await s!.release();
+  assert.equal(readFileSync(path, "latin1"), 'JBSWY3DPEHPK3PXP\n" TOTP_AUTH\n');
+  assert.equal(statSync(path).mode & 0o7777, 0o400);
+  assert.notEqual(statSync(path).ino, inode, "a new inode: the old file was replaced, not rewritten");
+  assert.deepEqual(readdirSync(dir), [".google_authenticator"]);
+});
+
+test("temp files of a killed writer are removed by the next commit; the reference's own names are left alone", async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, "ga");
+  writeFileSync(path, GOOD, { mode: 0o600 });
+  writeFileSync(`${path}~otpgate-0123456789ab`, "partial");
+  writeFileSync(`${path}~`, "reference 1.08 temp");
+  writeFileSync(`${path}~AbC123`, "reference HEAD temp");
+  const s = await store(path).acquire();
+  await s!.commit(GOOD);
+  await s!.release();
+  assert.deepEqual(readdirSync(dir).sort(), ["ga", "ga~", "ga~AbC123"]);
+});
+
+test("a commit fails cleanly when the directory is not writable, leaving the file as it was", { skip: uid === 0 ? "root can write anywhere" : false }, async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, "ga");
+  writeFileSync(path, GOOD, { mode: 0o600 });
+  chmodSync(dir, 0o500);
+  t.after(() => chmodSync(dir, 0o700));
+  const s = await store(path).acquire();
+  await assert.rejects(s!.commit("X\n"), /could not update .* \(EACCES\); the file was left as it was/);
+  await s!.release();
+  assert.equal(readFileSync(path, "latin1"), GOOD);
+});
+
+test("the lock times out with a clear message while another holder keeps it", async () => {
+  const name = lockName(["test", String(process.pid), "timeout"]);
+  const held = await acquireLock(name);
+  await assert.rejects(acquireLock(name, { timeoutMs: 150 }), /held its lock for too long/);
+  await held.release();
+  const again = await acquireLock(name, { timeoutMs: 150 });
+  await again.release();
+});
+
+test("the lock is released by the kernel when its holder is killed with SIGKILL (nothing left behind)", async () => {
+  const name = lockName(["test", String(process.pid), "kill"]);
+  const lockModule = join(ROOT, "build/src/platform/lock.js");
+  const child = spawn(process.execPath, [
+    "--input-type=module",
+    "-e",
+    `const { acquireLock } = await import(${JSON.stringify(lockModule)}); await acquireLock(${JSON.stringify(name)}); console.log("held"); setInterval(() => {}, 1000);`,
+  ]);
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on("data", (d: Buffer) => d.toString().includes("held") && resolve());
+    child.on("exit", () => reject(new Error("child exited early")));
+  });
+  await assert.rejects(acquireLock(name, { timeoutMs: 100 }), /held its lock/);
+  child.kill("SIGKILL");
+  await new Promise((r) => child.on("exit", r));
+  const started = Date.now();
+  const mine = await acquireLock(name, { timeoutMs: 2000 });
+  assert.ok(Date.now() - started < 1000, "no stale-lock wait after a crash");
+  await mine.release();
+});
