@@ -91,3 +91,23 @@ export function sh(cmd: string, args: string[], input?: string): string {
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed (${r.status}): ${r.stderr}`);
   return r.stdout;
 }
+
+/** A throwaway local user with a home directory, deleted (with its home) after the test. */
+export function throwawayUser(t: TestContext): { name: string; uid: number; gid: number; home: string } {
+  const name = uniqueName("otpgt").slice(0, 14);
+  sh("useradd", ["-m", "-s", "/bin/sh", name]);
+  t.after(() => {
+    spawnSync("userdel", ["-r", "-f", name], { stdio: "ignore" });
+  });
+  const [uid, gid, home] = sh("getent", ["passwd", name]).trim().split(":").filter((_, i) => [2, 3, 5].includes(i));
+  return { name, uid: Number(uid), gid: Number(gid), home: home! };
+}
+
+/** The current TOTP code of a base32 secret, from oathtool (an independent implementation). */
+export function oathTotp(secret: string, offsetSteps = 0): string {
+  return sh("oathtool", ["--totp", "-b", secret, "-N", `@${Math.floor(Date.now() / 1000) + offsetSteps * 30}`]).trim();
+}
+
+export function oathHotp(secret: string, counter: number): string {
+  return sh("oathtool", ["--hotp", "-c", String(counter), "-b", secret]).trim();
+}
