@@ -1,0 +1,42 @@
+// npm test: build, run the unit tests, then the system tests (real PAM module, pamtester, oathtool,
+// pyotp, faketime), and print one summary line. System tests need root and the Debian packages from
+// scripts/install-test-deps.sh; without them they skip loudly, and with REQUIRE_SYSTEM_TESTS=1 (CI)
+// a skip is a failure.
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const which = process.argv[2] ?? "all";
+const suites = which === "all" ? ["unit", "system"] : [which];
+if (!suites.every((s) => s === "unit" || s === "system")) {
+  console.error("usage: node scripts/test.mjs [unit|system]");
+  process.exit(2);
+}
+
+const build = spawnSync(process.execPath, ["scripts/build.mjs"], { stdio: "inherit" });
+if (build.status !== 0) process.exit(build.status ?? 1);
+
+const totals = { pass: 0, fail: 0, skipped: 0, cancelled: 0 };
+const tmp = mkdtempSync(join(tmpdir(), "otpgate-tap-"));
+let failedRun = false;
+for (const suite of suites) {
+  console.log(`\n== ${suite} tests ==`);
+  const tap = join(tmp, `${suite}.tap`);
+  const args = ["--test", "--test-reporter=spec", "--test-reporter-destination=stdout", "--test-reporter=tap", `--test-reporter-destination=${tap}`];
+  if (suite === "system") args.push("--test-concurrency=1");
+  args.push(`build/test/${suite}/`);
+  const env = { ...process.env };
+  delete env.NODE_EXTRA_CA_CERTS; // it triples Node's start-up and is not needed offline
+  const r = spawnSync(process.execPath, args, { stdio: "inherit", env });
+  if (r.status !== 0) failedRun = true;
+  const text = readFileSync(tap, "utf8");
+  for (const key of Object.keys(totals)) {
+    const m = new RegExp(`^# ${key} (\\d+)$`, "m").exec(text);
+    if (m) totals[key] += Number(m[1]);
+  }
+}
+rmSync(tmp, { recursive: true, force: true });
+const failed = totals.fail + totals.cancelled;
+console.log(`\ntests: ${totals.pass} passed, ${failed} failed, ${totals.skipped} skipped`);
+process.exit(failed > 0 || failedRun ? 1 : 0);
