@@ -34,7 +34,8 @@ function valueOf(ch: number, lenientDigits: boolean): number {
 }
 
 function decodeWith(text: string, skip: (ch: number) => boolean, lenientDigits: boolean): Uint8Array | null {
-  const out: number[] = [];
+  const out = new Uint8Array(Math.ceil((text.length * 5) / 8));
+  let count = 0;
   let buffer = 0;
   let bits = 0;
   for (let i = 0; i < text.length; i++) {
@@ -45,11 +46,13 @@ function decodeWith(text: string, skip: (ch: number) => boolean, lenientDigits: 
     buffer = ((buffer << 5) | v) & 0xffff;
     bits += 5;
     if (bits >= 8) {
-      out.push((buffer >>> (bits - 8)) & 0xff);
+      out[count++] = (buffer >>> (bits - 8)) & 0xff;
       bits -= 8;
     }
   }
-  return Uint8Array.from(out);
+  const result = out.slice(0, count);
+  out.fill(0);
+  return result;
 }
 
 /**

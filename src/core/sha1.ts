@@ -93,12 +93,13 @@ export function createSha1Hmac(key: Uint8Array): Sha1Hmac {
   const s = new Int32Array(5);
   const b = new Int32Array(16);
 
-  function finishOuter(innerDigest: Int32Array): Uint8Array {
-    s.set(outer);
+  /** The inner digest is in `s`; run the outer hash over it. */
+  function finishOuter(): Uint8Array {
     b.fill(0);
-    for (let i = 0; i < 5; i++) b[i] = innerDigest[i]!;
+    for (let i = 0; i < 5; i++) b[i] = s[i]!;
     b[5] = 0x80000000 | 0;
     b[15] = (64 + 20) * 8;
+    s.set(outer);
     compress(s, b);
     return stateBytes(s);
   }
@@ -112,7 +113,7 @@ export function createSha1Hmac(key: Uint8Array): Sha1Hmac {
       b[2] = 0x80000000 | 0;
       b[15] = (64 + 8) * 8;
       compress(s, b);
-      return finishOuter(Int32Array.from(s));
+      return finishOuter();
     },
     mac(message: Uint8Array): Uint8Array {
       const length = message.length;
@@ -128,7 +129,7 @@ export function createSha1Hmac(key: Uint8Array): Sha1Hmac {
         wordsOf(padded, off, b);
         compress(s, b);
       }
-      return finishOuter(Int32Array.from(s));
+      return finishOuter();
     },
   };
 }

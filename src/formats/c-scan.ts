@@ -5,17 +5,30 @@ export function isCSpace(ch: number): boolean {
   return ch === 0x20 || (ch >= 0x09 && ch <= 0x0d);
 }
 
+function inSet(ch: number, chars: string): boolean {
+  for (let j = 0; j < chars.length; j++) if (chars.charCodeAt(j) === ch) return true;
+  return false;
+}
+
 /** Index of the first character at or after `from` that is one of `chars` (or text.length). */
 export function cspan(text: string, from: number, chars: string): number {
   let i = from;
-  while (i < text.length && !chars.includes(text[i]!)) i++;
+  if (chars === "\r\n") {
+    while (i < text.length) {
+      const c = text.charCodeAt(i);
+      if (c === 13 || c === 10) break;
+      i++;
+    }
+    return i;
+  }
+  while (i < text.length && !inSet(text.charCodeAt(i), chars)) i++;
   return i;
 }
 
 /** Index of the first character at or after `from` that is not one of `chars` (or text.length). */
 export function span(text: string, from: number, chars: string): number {
   let i = from;
-  while (i < text.length && chars.includes(text[i]!)) i++;
+  while (i < text.length && inSet(text.charCodeAt(i), chars)) i++;
   return i;
 }
 

@@ -116,7 +116,7 @@ export const EXT = {
 } as const;
 
 export function readOtpKind(text: string): Read<OtpKind> {
-  const extended = Object.values(EXT).some((key) => hasOption(text, key));
+  const extended = text.includes('" OTPGATE_') && Object.values(EXT).some((key) => hasOption(text, key));
   const refCounterValue = getOption(text, "HOTP_COUNTER");
   const refCounter = refCounterValue === null ? 0 : lenientInt(refCounterValue);
   const refTotp = text.includes('" TOTP_AUTH');

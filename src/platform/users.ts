@@ -2,7 +2,8 @@
 // such as LDAP or sssd work too.
 
 import { readFileSync } from "node:fs";
-import { execFileSync } from "node:child_process";
+import type * as ChildProcess from "node:child_process";
+import { builtin } from "./builtin.js";
 
 export interface UserAccount {
   readonly name: string;
@@ -36,7 +37,7 @@ function fromPasswdFile(match: (u: UserAccount) => boolean, passwdPath: string):
 
 function fromGetent(key: string): UserAccount | null {
   try {
-    const out = execFileSync("/usr/bin/getent", ["passwd", key], { encoding: "utf8", timeout: 5000, stdio: ["ignore", "pipe", "ignore"] });
+    const out = builtin<typeof ChildProcess>("node:child_process").execFileSync("/usr/bin/getent", ["passwd", key], { encoding: "utf8", timeout: 5000, stdio: ["ignore", "pipe", "ignore"] });
     return parsePasswdLine(out.trim());
   } catch {
     return null;

@@ -3,7 +3,6 @@
 // compare-and-swap check, through a temp file in the same directory (fsync, rename, fsync dir),
 // keeping the file's owner and mode.
 
-import { randomBytes } from "node:crypto";
 import {
   closeSync, constants, fchmodSync, fchownSync, fstatSync, fsyncSync, lstatSync, openSync, readdirSync,
   readSync, renameSync, statSync, unlinkSync, writeSync, type BigIntStats,
@@ -139,12 +138,13 @@ export class FileAccountStore implements AccountStore {
       if (!first) return null;
       const dirStat = statSync(dir, { bigint: true });
       const secret = secretLine(first.text);
-      const lock = await acquireLock(lockName([String(dirStat.dev), String(dirStat.ino), basename(path), secret]), {
+      const lock = await acquireLock(lockName(secret, [String(dirStat.dev), String(dirStat.ino), basename(path)]), {
         timeoutMs: this.options.lockTimeoutMs ?? 5000,
       });
       let snapshot: Snapshot | null;
       try {
-        snapshot = this.read();
+        // Usually nothing changed while we waited for the lock: then the first read is current.
+        snapshot = this.currentVersion() === first.version ? first : this.read();
       } catch (err) {
         await lock.release();
         throw err;
@@ -172,7 +172,7 @@ export class FileAccountStore implements AccountStore {
     const dir = dirname(path);
     removeStaleTemps(dir, basename(path));
     if (this.currentVersion() !== held.version) return { ok: false, conflict: true };
-    const tmp = `${path}${TEMP_MARK}${randomBytes(6).toString("hex")}`;
+    const tmp = `${path}${TEMP_MARK}${uniqueSuffix()}`;
     let fd = -1;
     try {
       fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
@@ -204,6 +204,14 @@ export class FileAccountStore implements AccountStore {
       throw new StateFileError(`could not update ${path} (${errnoOf(err)}); the file was left as it was: check free space and that ${dir} is writable by the file's owner`);
     }
   }
+}
+
+let tempCounter = 0;
+
+/** 12 hex digits, unique per process and call; O_EXCL makes a clash fail safely, not overwrite. */
+function uniqueSuffix(): string {
+  const n = (process.pid * 0x10000 + (Number(process.hrtime.bigint() & 0xffffn) ^ tempCounter++)) % 0x1000000000000;
+  return n.toString(16).padStart(12, "0");
 }
 
 function fsyncDir(dir: string): void {

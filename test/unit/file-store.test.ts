@@ -84,7 +84,7 @@ test("temp files of a killed writer are removed by the next commit; the referenc
 });
 
 test("the lock times out with a clear message while another holder keeps it", async () => {
-  const name = lockName(["test", String(process.pid), "timeout"]);
+  const name = lockName("secret", ["test", String(process.pid), "timeout"]);
   const held = await acquireLock(name);
   await assert.rejects(acquireLock(name, { timeoutMs: 150 }), /held its lock for too long/);
   await held.release();
@@ -93,7 +93,7 @@ test("the lock times out with a clear message while another holder keeps it", as
 });
 
 test("the lock is released by the kernel when its holder is killed with SIGKILL (nothing left behind)", async () => {
-  const name = lockName(["test", String(process.pid), "kill"]);
+  const name = lockName("secret", ["test", String(process.pid), "kill"]);
   const lockModule = join(ROOT, "build/src/platform/lock.js");
   const child = spawn(process.execPath, [
     "--input-type=module",
@@ -111,4 +111,21 @@ test("the lock is released by the kernel when its holder is killed with SIGKILL 
   const mine = await acquireLock(name, { timeoutMs: 2000 });
   assert.ok(Date.now() - started < 1000, "no stale-lock wait after a crash");
   await mine.release();
+});
+
+test("the portable node:net lock path behaves the same (exclusive, released on release)", async () => {
+  const name = lockName("secret", ["test", String(process.pid), "net"]);
+  const held = await acquireLock(name, { viaNet: true });
+  await assert.rejects(acquireLock(name, { timeoutMs: 100, viaNet: true }), /held its lock/);
+  await assert.rejects(acquireLock(name, { timeoutMs: 100 }), /held its lock/, "both paths use the same kernel name");
+  await held.release();
+  const again = await acquireLock(name, { timeoutMs: 200 });
+  await again.release();
+});
+
+test("lock names depend on the secret: without the secret the name cannot be computed", () => {
+  const a = lockName("SECRET-A", ["1", "2", "ga"]);
+  assert.notEqual(a, lockName("SECRET-B", ["1", "2", "ga"]));
+  assert.notEqual(a, lockName("SECRET-A", ["1", "3", "ga"]));
+  assert.match(a, /^\0otpgate-[0-9a-f]{40}$/);
 });

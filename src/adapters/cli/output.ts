@@ -1,11 +1,26 @@
-// The only place the CLI writes to the terminal.
+// The only place the CLI writes to the terminal. Plain writeSync on fds 1 and 2: initialising
+// process.stdout/stderr streams costs start-up time on the login path.
+
+import { writeSync } from "node:fs";
 
 export interface Output {
   out(line: string): void;
   err(line: string): void;
 }
 
+function writeAll(fd: number, text: string): void {
+  const data = Buffer.from(text);
+  let off = 0;
+  while (off < data.length) {
+    try {
+      off += writeSync(fd, data, off);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EAGAIN") return;
+    }
+  }
+}
+
 export const processOutput: Output = {
-  out: (line) => process.stdout.write(line + "\n"),
-  err: (line) => process.stderr.write(line + "\n"),
+  out: (line) => writeAll(1, line + "\n"),
+  err: (line) => writeAll(2, line + "\n"),
 };

@@ -1,10 +1,12 @@
 // otpgate verify: check one code against a state file, update its bookkeeping, report the outcome.
 
-import { isatty } from "node:tty";
+import { writeSync } from "node:fs";
+import type * as Tty from "node:tty";
 import { UsageError, type ExitCode } from "../../../core/errors.js";
 import type { VerifyPolicy } from "../../../core/verify.js";
 import { systemClock } from "../../../platform/clock.js";
 import { nodeMacFactory } from "../../../platform/mac.js";
+import { builtin } from "../../../platform/builtin.js";
 import { actAs } from "../../../platform/privileges.js";
 import { authenticate, type AuthOutcome } from "../../../services/authenticate.js";
 import { resolveTarget } from "../../../services/resolve-account.js";
@@ -44,8 +46,8 @@ const CODE_SHAPE = /^[0-9]{6,8}$/;
 async function readCode(positionals: string[]): Promise<string> {
   if (positionals.length > 1) throw new UsageError("give at most one code; see otpgate verify --help");
   if (positionals.length === 1) return positionals[0]!;
-  const tty = isatty(0);
-  if (tty) process.stderr.write("Verification code: ");
+  const tty = builtin<typeof Tty>("node:tty").isatty(0);
+  if (tty) writeSync(2, "Verification code: ");
   const raw = (await readStdin(512, tty ? 120_000 : 10_000)).toString("latin1");
   if (raw.length > 512) throw new UsageError("standard input is longer than any code; give only the code");
   return raw.replace(/\r?\n$/, "");
