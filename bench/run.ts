@@ -5,12 +5,13 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { DEFAULT_POLICY, verify } from "../src/core/verify.js";
 import { nodeMacFactory } from "../src/platform/mac.js";
 import { codeAt } from "../test/helpers/otp.js";
 
-const ROOT = resolve(import.meta.dirname, "../..");
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const CLI = join(ROOT, "dist/otpgate.cjs");
 const SECRET = "FJZHBXSFIQZ5OUXXTDKKY4NG3RUTJWCQ";
 const RUNS = Number(process.env.BENCH_RUNS ?? 30);

@@ -8,7 +8,6 @@ import type { CodeGenerator, MacFactory } from "./otp.js";
 import { createCodeGenerator } from "./otp.js";
 import { scanNumber } from "../formats/c-scan.js";
 import { getOption, removeScratchEntry, scratchEntries, secretLine, setOption } from "../formats/ga-document.js";
-import type { OtpKind } from "../formats/ga-settings.js";
 import { SettingError, parseRateLimit, readOtpKind, readStepSize, readTimeSkew, readWindowSize } from "../formats/ga-settings.js";
 import { applyRateLimit } from "./rate-limit.js";
 import { learnTimeSkew } from "./time-skew.js";
@@ -209,7 +208,7 @@ function decide(text: string, key: Uint8Array, entry: string, now: number, polic
       continue;
     }
 
-    const totp = checkTotp(text, kind, generator, c.value, now, policy);
+    const totp = checkTotp(text, generator, c.value, now, policy);
     if (totp === "no-match") continue;
     if (totp instanceof SettingError) return invalid(totp, next());
     if (totp.text !== text) {
@@ -234,7 +233,6 @@ type TotpCheck =
 
 function checkTotp(
   text: string,
-  kind: OtpKind,
   generator: () => CodeGenerator,
   value: number,
   now: number,

@@ -16,11 +16,6 @@ export class SettingError extends Error {
 
 export type Read<T> = T | SettingError;
 
-function toInt32(magnitude: number, negative: boolean): number {
-  if (!Number.isFinite(magnitude)) return negative ? -2147483648 : 2147483647;
-  return negative ? -magnitude | 0 : magnitude | 0;
-}
-
 /** strtol(value, NULL, 10): lenient, garbage reads as 0 (HOTP_COUNTER, TIME_SKEW). */
 export function lenientInt(value: string): number {
   const n = scanNumber(value, 0);
@@ -52,11 +47,7 @@ export function readStepSize(text: string): Read<number> {
 /** TIME_SKEW in steps (lenient like the reference). */
 export function readTimeSkew(text: string): number {
   const value = getOption(text, "TIME_SKEW");
-  return value === null ? 0 : toInt32Safe(lenientInt(value));
-}
-
-function toInt32Safe(v: number): number {
-  return v | 0;
+  return value === null ? 0 : lenientInt(value) | 0;
 }
 
 export interface RateLimitSetting {

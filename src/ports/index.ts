@@ -1,17 +1,10 @@
-// Interfaces between the pure core and the outside world: time, MACs, logging and account storage.
+// Interfaces between the pure core and the outside world: time, MACs and account storage.
 
 export type { MacFactory } from "../core/otp.js";
 
 export interface Clock {
   /** Unix time in milliseconds. */
   nowMs(): number;
-}
-
-export type LogLevel = "info" | "warning" | "error" | "debug";
-
-/** Structured log sink. Implementations must never receive secrets or codes. */
-export interface Logger {
-  log(level: LogLevel, message: string, fields?: Readonly<Record<string, string | number | boolean>>): void;
 }
 
 export type CommitResult = { readonly ok: true } | { readonly ok: false; readonly conflict: true };

@@ -6,10 +6,11 @@ import { spawnSync, type SpawnSyncReturns } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync, writeFileSync, unlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { TestContext } from "node:test";
 
-export const ROOT = resolve(import.meta.dirname, "../../..");
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 export const CLI = join(ROOT, "dist/otpgate.cjs");
 export const PAM_MODULE = "/lib/x86_64-linux-gnu/security/pam_google_authenticator.so";
 

@@ -117,6 +117,18 @@ describe("interop with pam_google_authenticator.so on a shared file", () => {
     assert.equal(statSync(s.path).uid, s.user.uid);
   });
 
+  test("SHA256/8-digit enrollments fail closed in the module: neither their code nor the SHA1 6-digit code gets in", (t) => {
+    const s = setup(t);
+    if (!s) return;
+    s.write(lines(SECRET, '" DISALLOW_REUSE', '" OTPGATE_ALGORITHM SHA256', '" OTPGATE_DIGITS 8', '" OTPGATE_TOTP_AUTH', "44444444"));
+    const at = String(Math.floor(Date.now() / 1000));
+    const sha256 = sh("oathtool", ["--totp=sha256", "--digits=8", "-N", `@${at}`, "-b", SECRET]).trim();
+    assert.equal(s.module(oathTotp(SECRET)), false, "the SHA1 6-digit code of the same secret is refused");
+    assert.equal(s.module(sha256), false, "the module cannot check SHA256 codes and refuses them");
+    assert.equal(s.otpgate(sha256).exit, 0, "otpgate accepts the SHA256 8-digit code");
+    assert.equal(s.module("44444444"), true, "emergency codes work in both");
+  });
+
   test("a user without a state file is not enrolled (exit 1), and a non-root user cannot act for another", (t) => {
     const s = setup(t);
     if (!s) return;
