@@ -24,3 +24,6 @@ export class ConfigError extends OtpgateError {}
 
 /** The account stayed locked by another login for longer than the wait limit. */
 export class LockTimeoutError extends OtpgateError {}
+
+/** How messages tell an admin to (re-)enroll an account. */
+export const ENROLL_HINT = "enroll the user with google-authenticator (run as that user)";

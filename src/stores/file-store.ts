@@ -8,7 +8,7 @@ import {
   readSync, renameSync, statSync, unlinkSync, writeSync, type BigIntStats,
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { StateFileError } from "../core/errors.js";
+import { ENROLL_HINT, StateFileError } from "../core/errors.js";
 import { secretLine } from "../formats/ga-document.js";
 import { acquireLock, lockName } from "../platform/lock.js";
 import type { AccountStore, CommitResult, LockedAccount } from "../ports/index.js";
@@ -89,7 +89,7 @@ export class FileAccountStore implements AccountStore {
       }
       if (buf.subarray(0, size).includes(0)) {
         buf.fill(0);
-        throw new StateFileError(`${path} contains NUL bytes (binary data), so it is not a google-authenticator state file; restore it from a backup or enroll again with otpgate enroll`);
+        throw new StateFileError(`${path} contains NUL bytes (binary data), so it is not a google-authenticator state file; restore it from a backup or ${ENROLL_HINT}`);
       }
       const text = buf.toString("latin1", 0, size);
       buf.fill(0);
@@ -103,7 +103,7 @@ export class FileAccountStore implements AccountStore {
     const { path, owner, strictOwner, allowedPerm } = this.options;
     if (!st.isFile()) {
       const what = st.isDirectory() ? "a directory" : "not a regular file";
-      throw new StateFileError(`${path} is ${what}; the state file must be a regular file: remove it and enroll again with otpgate enroll`);
+      throw new StateFileError(`${path} is ${what}; the state file must be a regular file: remove it and ${ENROLL_HINT}`);
     }
     const mode = Number(st.mode) & 0o7777;
     if ((mode & 0o3777 & ~allowedPerm) !== 0) {
@@ -115,8 +115,8 @@ export class FileAccountStore implements AccountStore {
     if (st.size < 1n || st.size > BigInt(MAX_STATE_FILE_BYTES)) {
       throw new StateFileError(
         st.size < 1n
-          ? `${path} is empty; enroll again with otpgate enroll`
-          : `${path} is ${st.size} bytes; a state file is at most ${MAX_STATE_FILE_BYTES} bytes: restore it from a backup or enroll again`,
+          ? `${path} is empty; ${ENROLL_HINT}`
+          : `${path} is ${st.size} bytes; a state file is at most ${MAX_STATE_FILE_BYTES} bytes: restore it from a backup or ${ENROLL_HINT}`,
       );
     }
   }

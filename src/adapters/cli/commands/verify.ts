@@ -2,8 +2,8 @@
 
 import { writeSync } from "node:fs";
 import type * as Tty from "node:tty";
-import { UsageError, type ExitCode } from "../../../core/errors.js";
-import type { VerifyPolicy } from "../../../core/verify.js";
+import { ENROLL_HINT, UsageError, type ExitCode } from "../../../core/errors.js";
+import type { Accepted, VerifyPolicy } from "../../../core/verify.js";
 import { systemClock } from "../../../platform/clock.js";
 import { nodeMacFactory } from "../../../platform/mac.js";
 import { builtin } from "../../../platform/builtin.js";
@@ -65,44 +65,46 @@ interface Report {
   readonly json: Record<string, string | number | boolean>;
 }
 
+function acceptedReport(outcome: Accepted, path: string, user: string): Report {
+  const base = { result: "accepted", via: outcome.via, file: path, user };
+  switch (outcome.via) {
+    case "totp":
+      return { exit: 0, message: `accepted: time-based code (step ${outcome.step}, offset ${outcome.offset})`, json: { ...base, step: outcome.step, offset: outcome.offset } };
+    case "totp-skew-reset":
+      return { exit: 0, message: `accepted: time-based code; the clock skew of ${outcome.skew} steps is now learned`, json: { ...base, step: outcome.step, skew: outcome.skew } };
+    case "hotp":
+      return { exit: 0, message: `accepted: counter-based code (counter ${outcome.counter})`, json: { ...base, counter: outcome.counter } };
+    case "scratch":
+      return { exit: 0, message: `accepted: emergency code, now used up (${outcome.remaining} left)`, json: { ...base, remaining: outcome.remaining } };
+  }
+}
+
+const REJECTED: Record<Extract<AuthOutcome, { kind: "rejected" }>["reason"], string> = {
+  wrong: "rejected: wrong code; if correct codes keep failing, check the clock of this server and of the phone",
+  malformed: "rejected: the code does not have the number of digits this account uses",
+  replay: "rejected: this code was already used; wait for the next one",
+  "rate-limited": "rejected: too many attempts within the RATE_LIMIT interval; wait and try again",
+  "skew-pending": "rejected: the code fits a clock far off from this server's; enter the next codes as they appear to let otpgate learn the skew, or fix the clock",
+  "no-otp": `rejected: the state file has no TOTP_AUTH or HOTP_COUNTER line, so only emergency codes work; ${ENROLL_HINT}`,
+  conflict: "rejected: the state file kept changing during the check (another login at the same moment); try again",
+};
+
 function report(outcome: AuthOutcome, path: string, user: string): Report {
   switch (outcome.kind) {
-    case "accepted": {
-      const base = { result: "accepted", via: outcome.via, file: path, user };
-      switch (outcome.via) {
-        case "totp":
-          return { exit: 0, message: `accepted: time-based code (step ${outcome.step}, offset ${outcome.offset})`, json: { ...base, step: outcome.step, offset: outcome.offset } };
-        case "totp-skew-reset":
-          return { exit: 0, message: `accepted: time-based code; the clock skew of ${outcome.skew} steps is now learned`, json: { ...base, step: outcome.step, skew: outcome.skew } };
-        case "hotp":
-          return { exit: 0, message: `accepted: counter-based code (counter ${outcome.counter})`, json: { ...base, counter: outcome.counter } };
-        case "scratch":
-          return { exit: 0, message: `accepted: emergency code, now used up (${outcome.remaining} left)`, json: { ...base, remaining: outcome.remaining } };
-      }
-    }
-    // falls through (unreachable: every accepted variant returns)
-    case "rejected": {
-      const messages: Record<typeof outcome.reason, string> = {
-        wrong: "rejected: wrong code; if correct codes keep failing, check the clock of this server and of the phone",
-        malformed: "rejected: the code does not have the number of digits this account uses",
-        replay: "rejected: this code was already used; wait for the next one",
-        "rate-limited": "rejected: too many attempts within the RATE_LIMIT interval; wait and try again",
-        "skew-pending": "rejected: the code fits a clock far off from this server's; enter the next codes as they appear to let otpgate learn the skew, or fix the clock",
-        "no-otp": "rejected: the state file has no TOTP_AUTH or HOTP_COUNTER line, so only emergency codes work; enroll again with otpgate enroll",
-        conflict: "rejected: the state file kept changing during the check (another login at the same moment); try again",
-      };
-      return { exit: 1, message: messages[outcome.reason], json: { result: "rejected", reason: outcome.reason, file: path, user } };
-    }
+    case "accepted":
+      return acceptedReport(outcome, path, user);
+    case "rejected":
+      return { exit: 1, message: REJECTED[outcome.reason], json: { result: "rejected", reason: outcome.reason, file: path, user } };
     case "not-enrolled":
       return {
         exit: 1,
-        message: `rejected: ${user} is not enrolled (no ${path}); enroll with otpgate enroll`,
+        message: `rejected: ${user} is not enrolled (no ${path}); ${ENROLL_HINT}`,
         json: { result: "rejected", reason: "not-enrolled", file: path, user },
       };
     case "invalid-state":
       return {
         exit: 2,
-        message: `error: ${path}: ${outcome.problem}; fix that line or enroll again`,
+        message: `error: ${path}: ${outcome.problem}; fix that line or ${ENROLL_HINT}`,
         json: { result: "error", reason: "invalid-state", setting: outcome.setting, problem: outcome.problem, file: path, user },
       };
   }
