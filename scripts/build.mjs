@@ -1,6 +1,6 @@
 // Build: type-check and compile everything (src, test, bench) to build/ with tsc, then bundle the
 // CLI into one CommonJS file, dist/otpgate-core.cjs (one file, no module resolution at start-up:
-// the fastest way to start Node), warm it up once to record V8's code cache next to it, and install
+// the fastest way to start Node; the QR library goes to dist/otpgate-qr.cjs, loaded on demand), warm it up once to record V8's code cache next to it, and install
 // the launcher dist/otpgate.cjs that uses that cache (see README, "Performance").
 import { execFileSync } from "node:child_process";
 import { chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -15,14 +15,35 @@ rmSync("build", { recursive: true, force: true });
 rmSync("dist", { recursive: true, force: true });
 execFileSync(process.execPath, [require.resolve("typescript/bin/tsc"), "-p", "tsconfig.json"], { stdio: "inherit" });
 
-esbuild.buildSync({
+await esbuild.build({
   entryPoints: ["src/bin/otpgate.ts"],
   bundle: true,
   platform: "node",
   format: "cjs",
   target: "node20",
   outfile: "dist/otpgate-core.cjs",
+  // import() becomes require(): the launcher runs the bundle in a vm.Script, which has no ESM loader.
+  supported: { "dynamic-import": false },
   banner: { js: "#!/usr/bin/env node" },
+  legalComments: "none",
+  logLevel: "warning",
+  plugins: [
+    {
+      // The QR library is big and only enrollment needs it: it goes into its own file.
+      name: "qr-in-its-own-file",
+      setup(build) {
+        build.onResolve({ filter: /\/qr-lib\.js$/ }, () => ({ path: "./otpgate-qr.cjs", external: true }));
+      },
+    },
+  ],
+});
+esbuild.buildSync({
+  entryPoints: ["src/platform/qr-lib.ts"],
+  bundle: true,
+  platform: "node",
+  format: "cjs",
+  target: "node20",
+  outfile: "dist/otpgate-qr.cjs",
   legalComments: "none",
   logLevel: "warning",
 });

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the system tests and the benchmark use (run as root):
-# the reference PAM module and tool, pamtester, oathtool, pyotp, faketime, hyperfine.
+# the reference PAM module and tool, pamtester, oathtool, pyotp, faketime, hyperfine, zbarimg.
 set -euo pipefail
-packages=(libpam-google-authenticator pamtester oathtool python3-pyotp faketime hyperfine passwd)
+packages=(libpam-google-authenticator pamtester oathtool python3-pyotp faketime hyperfine passwd zbar-tools python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

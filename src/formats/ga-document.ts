@@ -116,3 +116,11 @@ export function removeScratchEntry(text: string, entry: ScratchEntry): string {
 export function secretLine(text: string): string {
   return text.slice(0, cspan(text, 0, "\n"));
 }
+
+/** Replace all emergency codes: the old ones are removed, the new ones appended at the end. */
+export function replaceScratchCodes(text: string, codes: readonly number[]): string {
+  let result = text;
+  for (const entry of scratchEntries(text).reverse()) result = removeScratchEntry(result, entry);
+  if (result.length > 0 && !/[\r\n]$/.test(result)) result += "\n";
+  return result + codes.map((c) => String(c).padStart(8, "0") + "\n").join("");
+}

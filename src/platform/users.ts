@@ -54,3 +54,27 @@ export function lookupUserByName(name: string, passwdPath = "/etc/passwd"): User
 export function lookupUserById(uid: number, passwdPath = "/etc/passwd"): UserAccount | null {
   return fromPasswdFile((u) => u.uid === uid, passwdPath) ?? fromGetent(String(uid));
 }
+
+/** Every account: getent passwd (all NSS sources), or /etc/passwd when getent is unavailable. */
+export function allUsers(passwdPath = "/etc/passwd"): UserAccount[] {
+  let text: string;
+  try {
+    text = builtin<typeof ChildProcess>("node:child_process").execFileSync("/usr/bin/getent", ["passwd"], { encoding: "utf8", timeout: 10_000, stdio: ["ignore", "pipe", "ignore"] });
+  } catch {
+    try {
+      text = readFileSync(passwdPath, "utf8");
+    } catch {
+      return [];
+    }
+  }
+  const seen = new Set<string>();
+  const users: UserAccount[] = [];
+  for (const line of text.split("\n")) {
+    const u = parsePasswdLine(line);
+    if (u && !seen.has(u.name)) {
+      seen.add(u.name);
+      users.push(u);
+    }
+  }
+  return users;
+}

@@ -2,6 +2,11 @@
 
 export type { MacFactory } from "../core/otp.js";
 
+/** Cryptographically secure random bytes. */
+export interface Random {
+  bytes(count: number): Uint8Array;
+}
+
 export interface Clock {
   /** Unix time in milliseconds. */
   nowMs(): number;

@@ -4,7 +4,7 @@
 // keeping the file's owner and mode.
 
 import {
-  closeSync, constants, fchmodSync, fchownSync, fstatSync, fsyncSync, lstatSync, openSync, readdirSync,
+  closeSync, constants, fchmodSync, fchownSync, fstatSync, fsyncSync, linkSync, lstatSync, openSync, readdirSync,
   readSync, renameSync, statSync, unlinkSync, writeSync, type BigIntStats,
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
@@ -172,19 +172,9 @@ export class FileAccountStore implements AccountStore {
     const dir = dirname(path);
     removeStaleTemps(dir, basename(path));
     if (this.currentVersion() !== held.version) return { ok: false, conflict: true };
-    const tmp = `${path}${TEMP_MARK}${uniqueSuffix()}`;
-    let fd = -1;
+    let tmp: string | null = null;
     try {
-      fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-      if (process.geteuid?.() === 0) fchownSync(fd, Number(held.stat.uid), Number(held.stat.gid));
-      fchmodSync(fd, Number(held.stat.mode) & 0o7777);
-      const data = Buffer.from(text, "latin1");
-      let off = 0;
-      while (off < data.length) off += writeSync(fd, data, off, data.length - off);
-      data.fill(0);
-      fsyncSync(fd);
-      closeSync(fd);
-      fd = -1;
+      tmp = writeTemp(path, text, Number(held.stat.mode) & 0o7777, { uid: Number(held.stat.uid), gid: Number(held.stat.gid) });
       // The reference module's optimistic check, right before the rename: if another writer (the
       // reference module takes no lock) replaced the file since we read it, do not overwrite it.
       if (this.currentVersion() !== held.version) {
@@ -195,14 +185,75 @@ export class FileAccountStore implements AccountStore {
       fsyncDir(dir);
       return { ok: true };
     } catch (err) {
-      if (fd >= 0) closeSync(fd);
-      try {
-        unlinkSync(tmp);
-      } catch {
-        // already gone
-      }
+      if (tmp) removeQuietly(tmp);
       throw new StateFileError(`could not update ${path} (${errnoOf(err)}); the file was left as it was: check free space and that ${dir} is writable by the file's owner`);
     }
+  }
+}
+
+/**
+ * Write `text` to a new temp file next to `path` (O_EXCL, O_NOFOLLOW), with `mode` and, when
+ * running as root, `owner`; fsync it. Returns the temp file's path. Removes it on failure.
+ */
+function writeTemp(path: string, text: string, mode: number, owner?: { uid: number; gid: number }): string {
+  const tmp = `${path}${TEMP_MARK}${uniqueSuffix()}`;
+  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  try {
+    if (owner && process.geteuid?.() === 0) fchownSync(fd, owner.uid, owner.gid);
+    fchmodSync(fd, mode);
+    const data = Buffer.from(text, "latin1");
+    let off = 0;
+    while (off < data.length) off += writeSync(fd, data, off, data.length - off);
+    data.fill(0);
+    fsyncSync(fd);
+  } catch (err) {
+    closeSync(fd);
+    removeQuietly(tmp);
+    throw err;
+  }
+  closeSync(fd);
+  return tmp;
+}
+
+function removeQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // already gone
+  }
+}
+
+/**
+ * Create (or with `replace`, replace) a state file atomically, mode 0400: never follows or replaces
+ * a symlink, never leaves a partial file; without `replace` an existing file is never overwritten,
+ * even one created by someone else a moment ago (link(2) fails instead).
+ */
+export function writeNewStateFile(path: string, text: string, options: { readonly replace: boolean }): void {
+  const dir = dirname(path);
+  let existing: ReturnType<typeof lstatSync> | null = null;
+  try {
+    existing = lstatSync(path);
+  } catch (err) {
+    if (errnoOf(err) !== "ENOENT") throw new StateFileError(`cannot check ${path} (${errnoOf(err)})`);
+  }
+  if (existing?.isSymbolicLink()) throw new StateFileError(`${path} is a symbolic link; otpgate never follows or replaces symlinks: remove it first`);
+  if (existing && !existing.isFile()) throw new StateFileError(`${path} exists and is not a regular file; remove it first`);
+  if (existing && !options.replace) throw new StateFileError(`${path} already exists; pass -f/--force to replace it (the old secret and emergency codes stop working)`);
+  removeStaleTemps(dir, basename(path));
+  let tmp: string | null = null;
+  try {
+    tmp = writeTemp(path, text, 0o400);
+    if (options.replace) renameSync(tmp, path);
+    else {
+      linkSync(tmp, path);
+      unlinkSync(tmp);
+    }
+    tmp = null;
+    fsyncDir(dir);
+  } catch (err) {
+    if (tmp) removeQuietly(tmp);
+    if (errnoOf(err) === "EEXIST") throw new StateFileError(`${path} was created by someone else just now; nothing was written`);
+    throw new StateFileError(`could not write ${path} (${errnoOf(err)}); nothing was written: check that ${dir} exists and is writable by the user`);
   }
 }
 

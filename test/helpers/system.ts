@@ -21,6 +21,8 @@ const BINARIES: Record<string, string> = {
   "google-authenticator": "/usr/bin/google-authenticator",
   "pam_google_authenticator.so": PAM_MODULE,
   "python3-pyotp": "/usr/lib/python3/dist-packages/pyotp/__init__.py",
+  zbarimg: "/usr/bin/zbarimg",
+  python3: "/usr/bin/python3",
 };
 
 /** Skip loudly, or fail under REQUIRE_SYSTEM_TESTS=1, unless root and every dependency is there. */
@@ -111,4 +113,18 @@ export function oathTotp(secret: string, offsetSteps = 0): string {
 
 export function oathHotp(secret: string, counter: number): string {
   return sh("oathtool", ["--hotp", "-c", String(counter), "-b", secret]).trim();
+}
+
+/** Run a command in a pseudo-terminal, answering prompts: steps are [regex, answer] pairs. */
+export function ptyDrive(steps: [string, string][], argv: string[], env: NodeJS.ProcessEnv = { PATH: "/usr/bin:/bin", TERM: "dumb" }): { exit: number; output: string; failedStep: number | null } {
+  const r = spawnSync("/usr/bin/python3", [join(ROOT, "test/helpers/pty_drive.py"), JSON.stringify(steps), "--", ...argv], { encoding: "utf8", env, timeout: 60_000 });
+  if (r.status !== 0) throw new Error(`pty driver failed: ${r.stderr}`);
+  const out = JSON.parse(r.stdout) as { exit: number; output: string; failed_step: number | null };
+  return { exit: out.exit, output: out.output, failedStep: out.failed_step };
+}
+
+export function zbarimg(pngPath: string): string {
+  const r = spawnSync("zbarimg", ["--raw", "-q", pngPath], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`zbarimg could not decode ${pngPath} (${r.status}): ${r.stderr}`);
+  return r.stdout.trim();
 }

@@ -10,7 +10,11 @@ interface Command {
 }
 
 const commands: Record<string, Command> = {
+  enroll: { summary: "enroll a user: secret, QR code, emergency codes (google-authenticator's flags)", load: () => import("./commands/enroll.js") },
   verify: { summary: "check a code against a state file (exit 0 accepted, 1 rejected, 2 error)", load: () => import("./commands/verify.js") },
+  status: { summary: "show an account's enrollment, settings and state (--all: every account)", load: () => import("./commands/status.js") },
+  codes: { summary: "emergency codes left; --regenerate replaces them", load: () => import("./commands/codes.js") },
+  qr: { summary: "show an account's QR code and secret again", load: () => import("./commands/qr.js") },
 };
 
 export const VERSION = "0.1.0";

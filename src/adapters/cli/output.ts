@@ -6,6 +6,8 @@ import { writeSync } from "node:fs";
 export interface Output {
   out(line: string): void;
   err(line: string): void;
+  /** Text without a line break (a prompt). */
+  prompt(text: string): void;
 }
 
 function writeAll(fd: number, text: string): void {
@@ -23,4 +25,5 @@ function writeAll(fd: number, text: string): void {
 export const processOutput: Output = {
   out: (line) => writeAll(1, line + "\n"),
   err: (line) => writeAll(2, line + "\n"),
+  prompt: (text) => writeAll(1, text),
 };

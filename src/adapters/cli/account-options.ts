@@ -1,0 +1,30 @@
+// The account-selection options shared by the account commands, and opening the account's store.
+
+import type { UserAccount } from "../../platform/users.js";
+import { actAs } from "../../platform/privileges.js";
+import { resolveTarget } from "../../services/resolve-account.js";
+import { FileAccountStore } from "../../stores/file-store.js";
+
+export const ACCOUNT_OPTIONS = {
+  secret: { type: "string", short: "s" },
+  user: { type: "string", short: "u" },
+} as const;
+
+export const ACCOUNT_HELP = `  -s, --secret PATH        state file (default ~/.google_authenticator of the user;
+                           ~, \${HOME} and \${USER} are expanded)
+  -u, --user NAME          act on NAME's account (root only for other users)`;
+
+export interface OpenedAccount {
+  readonly user: UserAccount;
+  readonly store: FileAccountStore;
+  /** True when root acts on someone else's account. */
+  readonly forOther: boolean;
+}
+
+export function openAccount(values: { secret?: string | undefined; user?: string | undefined }): OpenedAccount {
+  const euid = process.geteuid?.() ?? 0;
+  const target = resolveTarget({ user: values.user, secret: values.secret, euid, cwd: process.cwd() });
+  actAs(target.user.uid, target.user.gid);
+  const store = new FileAccountStore({ path: target.path, owner: { uid: target.user.uid, name: target.user.name }, strictOwner: true, allowedPerm: 0o600 });
+  return { user: target.user, store, forOther: target.user.uid !== euid };
+}

@@ -1,0 +1,75 @@
+// otpgate codes: how many emergency codes are left, and --regenerate to replace them (shown once).
+
+import { DEFAULT_SCRATCH_CODES, MAX_SCRATCH_CODES, generateScratchCodes } from "../../../core/enroll.js";
+import { StateFileError, UsageError, type ExitCode, ENROLL_HINT } from "../../../core/errors.js";
+import { replaceScratchCodes, scratchEntries } from "../../../formats/ga-document.js";
+import { systemRandom } from "../../../platform/random.js";
+import { ACCOUNT_HELP, ACCOUNT_OPTIONS, openAccount } from "../account-options.js";
+import { parse } from "../args.js";
+import type { Output } from "../output.js";
+
+export const help = `Usage: otpgate codes [-s FILE | --user NAME] [--regenerate [-e N]]
+
+Without --regenerate: how many emergency codes the account has left (they are never shown
+again after enrollment). With --regenerate: replace all emergency codes with N new ones
+(default 5), written atomically under the account's lock, and show them once.
+
+Options:
+${ACCOUNT_HELP}
+      --regenerate         replace the emergency codes
+  -e, --emergency-codes N  how many new codes, 1-10 (default 5)
+  -h, --help               show this help
+
+Exit status: 0 done, 1 not enrolled, 2 usage or file error.
+
+Examples:
+  otpgate codes
+  otpgate codes --regenerate -e 8
+`;
+
+export async function run(argv: string[], io: Output): Promise<ExitCode> {
+  const { values } = parse("codes", argv, {
+    ...ACCOUNT_OPTIONS,
+    regenerate: { type: "boolean" },
+    "emergency-codes": { type: "string", short: "e" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) {
+    io.out(help.trimEnd());
+    return 0;
+  }
+  const countText = values["emergency-codes"];
+  if (countText !== undefined && !values.regenerate) throw new UsageError("-e only makes sense with --regenerate");
+  const count = countText === undefined ? DEFAULT_SCRATCH_CODES : Number(countText);
+  if (!/^[0-9]+$/.test(countText ?? "5") || count < 1 || count > MAX_SCRATCH_CODES) {
+    throw new UsageError(`-e requires an argument in the range 1..${MAX_SCRATCH_CODES}, not "${countText}"`);
+  }
+  const { user, store } = openAccount(values);
+  if (!values.regenerate) {
+    const text = store.peek();
+    if (text === null) {
+      io.err(`${user.name} is not enrolled (no ${store.path}); ${ENROLL_HINT}`);
+      return 1;
+    }
+    io.out(`${user.name} has ${scratchEntries(text).length} emergency codes left; otpgate codes --regenerate replaces them with new ones`);
+    return 0;
+  }
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const account = await store.acquire();
+    if (!account) {
+      io.err(`${user.name} is not enrolled (no ${store.path}); ${ENROLL_HINT}`);
+      return 1;
+    }
+    try {
+      const codes = generateScratchCodes(count, systemRandom);
+      const result = await account.commit(replaceScratchCodes(account.text, codes));
+      if (!result.ok) continue;
+      io.out(`New emergency codes for ${user.name} (each works once; the old ones no longer work):`);
+      for (const code of codes) io.out(`  ${code}`);
+      return 0;
+    } finally {
+      await account.release();
+    }
+  }
+  throw new StateFileError(`${store.path} kept changing while the codes were replaced; nothing was changed, try again`);
+}

@@ -1,0 +1,222 @@
+// otpgate enroll: google-authenticator's enrollment, flags and questions included, done safely:
+// the secret goes to no third party, the QR shows without extra libraries, one code from the app
+// can be confirmed before anything is saved, and the file is written atomically, mode 0400.
+
+import { closeSync, constants, existsSync, openSync, unlinkSync } from "node:fs";
+import { hostname } from "node:os";
+import { dirname } from "node:path";
+import type * as Tty from "node:tty";
+import { drawCredentials, enrollmentText, groupSecret, keyUriFor } from "../../../core/enroll.js";
+import { ConfigError, UsageError, type ExitCode } from "../../../core/errors.js";
+import { decodeGaSecret } from "../../../core/base32.js";
+import { createCodeGenerator, formatCode, timeStep } from "../../../core/otp.js";
+import { builtin } from "../../../platform/builtin.js";
+import { systemClock } from "../../../platform/clock.js";
+import { nodeMacFactory } from "../../../platform/mac.js";
+import { actAs } from "../../../platform/privileges.js";
+import { systemRandom } from "../../../platform/random.js";
+import { resolveTarget } from "../../../services/resolve-account.js";
+import { writeNewStateFile } from "../../../stores/file-store.js";
+import type { Output } from "../output.js";
+import { Cancelled, terminalPrompter, type Prompter } from "../prompt.js";
+import { showQr, writeQrFiles } from "../qr-output.js";
+import { parseEnrollFlags, windowFor } from "./enroll-flags.js";
+
+export const help = `Usage: otpgate enroll [options]
+
+Create a google-authenticator state file (~/.google_authenticator) for a user: a new
+secret, a QR code for the authenticator app, emergency codes. Takes google-authenticator's
+flags and asks its questions when stdin is a terminal; otherwise unanswered questions take
+the defaults shown below and nothing is read from stdin.
+
+google-authenticator's flags:
+  -t, --time-based          time-based codes (TOTP)            [non-interactive default]
+  -c, --counter-based       counter-based codes (HOTP)
+  -d, --disallow-reuse      a code works once (needs -t)        [non-interactive default]
+  -D, --allow-reuse         a code may be reused within its time step (needs -t)
+  -f, --force               replace an existing enrollment, and do not ask before writing
+  -l, --label=LABEL         account name in the app (default USER@HOSTNAME)
+  -i, --issuer=ISSUER       issuer shown in the app (default HOSTNAME; "" for none)
+  -q, --quiet               show no QR code, secret or codes
+  -Q, --qr-mode=MODE        NONE, UTF8 (default), UTF8_INVERSE, UTF8_GREY, ANSI,
+                            ANSI_INVERSE or ANSI_GREY; given explicitly, the QR code is
+                            drawn even when stdout is not a terminal
+  -r, --rate-limit=N        at most N (1-10) logins per ...     [non-interactive default 3]
+  -R, --rate-time=M         ... M (15-600) seconds             [non-interactive default 30]
+  -u, --no-rate-limit       no rate limit
+  -s, --secret=FILE         state file (default ~USER/.google_authenticator)
+  -S, --step-size=S         30 (default) or 60 seconds per code
+  -w, --window-size=W       codes accepted around now: 3-21 (time-based), 1-21 (counter)
+  -W, --minimal-window      3 (time-based) or 1 (counter-based)  [non-interactive default]
+  -e, --emergency-codes=N   0-10 emergency codes (default 5)
+  -C, --no-confirm          do not ask for a code from the app before saving
+otpgate's own:
+      --user NAME           enroll NAME (root only): the file lands in NAME's home, owned by NAME
+      --algorithm ALG       SHA1 (default), SHA256 or SHA512
+      --digits N            6 (default), 7 or 8
+      --qr-png FILE         also write the QR code as a PNG (mode 0600: it holds the secret)
+      --qr-svg FILE         also write the QR code as an SVG (mode 0600)
+  -h, --help                show this help
+
+SHA256/SHA512 and 7-8 digits are not understood by pam_google_authenticator.so: with them
+it refuses every one-time code (emergency codes still work there).
+
+Exit status: 0 saved (or declined at the "update your file" question), 1 cancelled (end of
+input or Ctrl-C before saving), 2 usage or file error (nothing written).
+
+Examples:
+  otpgate enroll                                   # interactive, like google-authenticator
+  otpgate enroll -t -d -f -r 3 -R 30 -W -Q UTF8    # no questions
+  sudo otpgate enroll --user alice -t -d -W -r 3 -R 30 --qr-png /root/alice.png
+`;
+
+const QUESTIONS = {
+  timeBased: "Do you want authentication tokens to be time-based",
+  reuse:
+    "Do you want to disallow multiple uses of the same authentication\ntoken? This restricts you to one login about every 30s, but it increases\nyour chances to notice or even prevent man-in-the-middle attacks",
+  totpWindow:
+    "By default, a new token is generated every 30 seconds by the mobile app.\nIn order to compensate for possible time-skew between the client and the server,\nwe allow an extra token before and after the current time. This allows for a\ntime skew of up to 30 seconds between authentication server and client. If you\nexperience problems with poor time synchronization, you can increase the window\nfrom its default size of 3 permitted codes (one previous code, the current\ncode, the next code) to 17 permitted codes (the 8 previous codes, the current\ncode, and the 8 next codes). This will permit for a time skew of up to 4 minutes\nbetween client and server.\nDo you want to do so?",
+  hotpWindow:
+    "By default, three tokens are valid at any one time.  This accounts for\ngenerated-but-not-used tokens and failed login attempts. In order to\ndecrease the likelihood of synchronization problems, this window can be\nincreased from its default size of 3 to 17. Do you want to do so?",
+  rateLimit:
+    "If the computer that you are logging into isn't hardened against brute-force\nlogin attempts, you can enable rate-limiting for the authentication module.\nBy default, this limits attackers to no more than 3 login attempts every 30s.\nDo you want to enable rate-limiting?",
+};
+
+/**
+ * Fail before the dialog if the file cannot be created: probe the directory with the effective
+ * uid (access(2) would answer for the real uid, root).
+ */
+function checkWritableDirectory(path: string, user: string): void {
+  const probe = `${path}~otpgate-probe-${process.pid}`;
+  try {
+    closeSync(openSync(probe, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600));
+    unlinkSync(probe);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ConfigError(
+      code === "ENOENT"
+        ? `the directory ${dirname(path)} does not exist; create it or choose another file with -s`
+        : `${user} cannot write to ${dirname(path)} (${code}); the state file and its temp file are created there: fix the directory's permissions or choose another file with -s`,
+    );
+  }
+}
+
+function isTty(fd: number): boolean {
+  return builtin<typeof Tty>("node:tty").isatty(fd);
+}
+
+export async function run(argv: string[], io: Output): Promise<ExitCode> {
+  const flags = parseEnrollFlags(argv);
+  if (flags.help) {
+    io.out(help.trimEnd());
+    return 0;
+  }
+  const interactive = isTty(0);
+  const euid = process.geteuid?.() ?? 0;
+  const target = resolveTarget({ user: flags.user, secret: flags.secret, euid, cwd: process.cwd() });
+  const path = target.path;
+  actAs(target.user.uid, target.user.gid);
+
+  if (existsSync(path) && !flags.force) {
+    throw new UsageError(`${target.user.name} is already enrolled (${path} exists); pass -f/--force to replace it (the old secret and emergency codes stop working)`);
+  }
+  checkWritableDirectory(path, target.user.name);
+  if (flags.algorithm !== "SHA1" || flags.digits !== 6) {
+    io.err("warning: pam_google_authenticator.so only checks SHA1 codes with 6 digits; for this account it will refuse every one-time code (emergency codes still work there). otpgate checks them.");
+  }
+
+  const prompter = interactive ? terminalPrompter(io) : null;
+  try {
+    return await dialog(io, prompter, flags, target.user.name, path);
+  } catch (err) {
+    if (err instanceof Cancelled) {
+      io.err("enrollment cancelled; nothing was written");
+      return 1;
+    }
+    throw err;
+  } finally {
+    prompter?.close();
+  }
+}
+
+async function dialog(io: Output, ask: Prompter | null, flags: ReturnType<typeof parseEnrollFlags>, user: string, path: string): Promise<ExitCode> {
+  const defaulted: string[] = [];
+  const answer = async (question: string, fallback: boolean, what: string): Promise<boolean> => {
+    if (ask) return ask.yesNo(question);
+    defaulted.push(what);
+    return fallback;
+  };
+
+  const mode = flags.mode ?? ((await answer(QUESTIONS.timeBased, true, "time-based")) ? "totp" : "hotp");
+  const windowFromFlags = windowFor(mode, flags.window);
+  const host = hostname() || "unix";
+  const settingsSoFar = {
+    mode,
+    label: flags.label ?? `${user}@${host}`,
+    issuer: flags.issuer ?? host,
+    stepSeconds: mode === "totp" ? flags.stepSeconds : undefined,
+    algorithm: flags.algorithm,
+    digits: flags.digits,
+  } as const;
+
+  // Draw the credentials first; the file's text is built once the last question is answered.
+  const draft = drawCredentials(flags.emergencyCodes, systemRandom);
+  const uri = keyUriFor(settingsSoFar, draft.secret);
+
+  if (!flags.quiet) {
+    const qrMode = flags.qrMode ?? (isTty(1) ? "UTF8" : "NONE");
+    if (qrMode !== "NONE") await showQr(io, uri, qrMode);
+    io.out(`Your new secret key is: ${groupSecret(draft.secret)}`);
+    io.out(`otpauth URI (for apps that import it): ${uri}`);
+    const key = decodeGaSecret(draft.secret)!;
+    const gen = createCodeGenerator(key, settingsSoFar, nodeMacFactory);
+    if (mode === "totp" && flags.confirm && ask) {
+      const step = settingsSoFar.stepSeconds ?? 30;
+      for (;;) {
+        const typed = (await ask.line("Enter code from app (-1 to skip): ")).trim();
+        if (/^-[0-9]+$/.test(typed)) {
+          io.out("Code confirmation skipped");
+          break;
+        }
+        if (!new RegExp(`^[0-9]{${settingsSoFar.digits}}$`).test(typed)) {
+          io.out(`Please type the ${settingsSoFar.digits}-digit code the app shows, or -1 to skip.`);
+          continue;
+        }
+        const now = timeStep(systemClock.nowMs(), step);
+        if ([now - 1, now, now + 1].some((s) => formatCode(gen(s), settingsSoFar.digits) === typed)) {
+          io.out("Code confirmed");
+          break;
+        }
+        io.out("Code incorrect. Check that the app's clock is set automatically, then try again.");
+      }
+    } else if (mode === "hotp") {
+      io.out(`Your verification code for code 1 is ${formatCode(gen(1), settingsSoFar.digits)}`);
+    } else if (mode === "totp" && flags.confirm && !ask) {
+      defaulted.push("no code confirmation (no terminal)");
+    }
+    key.fill(0);
+    if (flags.emergencyCodes > 0) {
+      io.out("Your emergency scratch codes are:");
+      for (const code of draft.scratchCodes) io.out(`  ${String(code).padStart(8, "0")}`);
+    }
+  }
+
+  if (!flags.force && ask && !(await ask.yesNo(`Do you want me to update your "${path}" file?`))) {
+    io.out("Nothing was written.");
+    return 0;
+  }
+
+  let disallowReuse = false;
+  if (mode === "totp") disallowReuse = flags.reuse ? flags.reuse === "disallow" : await answer(QUESTIONS.reuse, true, "disallow reuse");
+  let windowSize = windowFromFlags;
+  if (windowSize === undefined && (await answer(mode === "totp" ? QUESTIONS.totpWindow : QUESTIONS.hotpWindow, false, "default window (3)"))) windowSize = 17;
+  let rateLimit = flags.rateLimit ?? undefined;
+  if (flags.rateLimit === undefined && (await answer(QUESTIONS.rateLimit, true, "rate limit 3 per 30 s"))) rateLimit = { attempts: 3, intervalSeconds: 30 };
+
+  const text = enrollmentText({ ...settingsSoFar, disallowReuse, windowSize, rateLimit }, draft);
+  writeNewStateFile(path, text, { replace: flags.force });
+  if (defaulted.length > 0) io.err(`stdin is not a terminal, so these defaults were used: ${defaulted.join(", ")}`);
+  const images = await writeQrFiles(uri, { png: flags.qrPng, svg: flags.qrSvg }, flags.force);
+  io.err(`saved ${path} (mode 0400) for ${user}${images.length ? `; QR code also in ${images.join(", ")} (mode 0600: delete it once scanned)` : ""}`);
+  return 0;
+}

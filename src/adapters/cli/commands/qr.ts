@@ -1,0 +1,82 @@
+// otpgate qr: show an enrolled account's QR code and secret again (to set up a new phone).
+
+import { hostname } from "node:os";
+import { groupSecret, keyUriFor } from "../../../core/enroll.js";
+import { ENROLL_HINT, StateFileError, type ExitCode } from "../../../core/errors.js";
+import { secretLine } from "../../../formats/ga-document.js";
+import { summarize } from "../../../formats/ga-file.js";
+import { decodeGaSecret, base32Encode } from "../../../core/base32.js";
+import { ACCOUNT_HELP, ACCOUNT_OPTIONS, openAccount } from "../account-options.js";
+import { parse } from "../args.js";
+import type { Output } from "../output.js";
+import { parseQrMode, showQr, writeQrFiles } from "../qr-output.js";
+
+export const help = `Usage: otpgate qr [-s FILE | --user NAME] [options]
+
+Show the QR code, secret and otpauth URI of an enrolled account again, e.g. to add a new
+phone. Only the file's owner can do this; root can for any user, with a warning. Anyone who
+sees the output can generate the account's codes.
+
+Options:
+${ACCOUNT_HELP}
+  -Q, --qr-mode MODE       UTF8 (default), UTF8_INVERSE, UTF8_GREY, ANSI, ANSI_INVERSE,
+                           ANSI_GREY or NONE
+  -l, --label LABEL        account name in the app (default USER@HOSTNAME)
+  -i, --issuer ISSUER      issuer in the app (default HOSTNAME; "" for none)
+      --qr-png FILE        write the QR code as a PNG (mode 0600)
+      --qr-svg FILE        write the QR code as an SVG (mode 0600)
+  -f, --force              overwrite existing PNG/SVG files
+  -h, --help               show this help
+
+Exit status: 0 shown, 1 not enrolled, 2 usage or file error.
+`;
+
+export async function run(argv: string[], io: Output): Promise<ExitCode> {
+  const { values } = parse("qr", argv, {
+    ...ACCOUNT_OPTIONS,
+    "qr-mode": { type: "string", short: "Q" },
+    label: { type: "string", short: "l" },
+    issuer: { type: "string", short: "i" },
+    "qr-png": { type: "string" },
+    "qr-svg": { type: "string" },
+    force: { type: "boolean", short: "f" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) {
+    io.out(help.trimEnd());
+    return 0;
+  }
+  const qrMode = parseQrMode(values["qr-mode"] ?? "UTF8");
+  const { user, store, forOther } = openAccount(values);
+  const text = store.peek();
+  if (text === null) {
+    io.err(`${user.name} is not enrolled (no ${store.path}); ${ENROLL_HINT}`);
+    return 1;
+  }
+  const summary = summarize(text);
+  const key = decodeGaSecret(secretLine(text));
+  if (!key || !summary.otp || summary.otp.mode === "none") {
+    throw new StateFileError(`${store.path} has no usable secret or no TOTP_AUTH/HOTP_COUNTER line, so there is nothing to scan; ${ENROLL_HINT}`);
+  }
+  if (forOther) io.err(`warning: showing ${user.name}'s secret; anyone who sees it can generate ${user.name}'s codes`);
+  const secret = base32Encode(key);
+  key.fill(0);
+  const host = hostname() || "unix";
+  const uri = keyUriFor(
+    {
+      mode: summary.otp.mode,
+      label: values.label ?? `${user.name}@${host}`,
+      issuer: values.issuer ?? host,
+      stepSeconds: summary.otp.mode === "totp" && summary.stepSeconds !== 30 ? (summary.stepSeconds ?? undefined) : undefined,
+      algorithm: summary.otp.algorithm,
+      digits: summary.otp.digits,
+    },
+    secret,
+  );
+  if (qrMode !== "NONE") await showQr(io, uri, qrMode);
+  io.out(`Secret key: ${groupSecret(secret)}`);
+  io.out(`otpauth URI: ${uri}`);
+  const images = await writeQrFiles(uri, { png: values["qr-png"], svg: values["qr-svg"] }, values.force === true);
+  if (images.length) io.err(`QR code written to ${images.join(", ")} (mode 0600: delete it once scanned)`);
+  return 0;
+}

@@ -1,0 +1,82 @@
+// What `otpgate status` reports about one account: enrollment, settings, emergency codes left, the
+// last accepted code and the rate-limit state. Never the secret or a code.
+
+import { lstatSync } from "node:fs";
+import { isRateLimited } from "../core/rate-limit.js";
+import { OtpgateError } from "../core/errors.js";
+import { getOption } from "../formats/ga-document.js";
+import { summarize } from "../formats/ga-file.js";
+import { FileAccountStore } from "../stores/file-store.js";
+
+export interface AccountStatus {
+  readonly user: string;
+  readonly file: string;
+  readonly enrolled: boolean;
+  /** Why the file cannot be used, when it exists but is refused (permissions, owner, content). */
+  readonly error?: string;
+  readonly mode?: "totp" | "hotp" | "none";
+  readonly algorithm?: string;
+  readonly digits?: number;
+  readonly stepSeconds?: number;
+  readonly windowSize?: number;
+  readonly disallowReuse?: boolean;
+  readonly rateLimit?: { readonly attempts: number; readonly intervalSeconds: number } | null;
+  readonly rateLimitedNow?: boolean;
+  readonly recentAttempts?: number;
+  readonly emergencyCodesLeft?: number;
+  readonly hotpCounter?: number;
+  readonly timeSkewSteps?: number;
+  /** Unix seconds: start of the newest time step in DISALLOW_REUSE, or the newest LASTn entry. */
+  readonly lastAcceptedAt?: number | null;
+  readonly fileMode?: string;
+  readonly problems?: readonly string[];
+}
+
+function lastAccepted(text: string, stepSeconds: number): number | null {
+  let latest: number | null = null;
+  const reuse = getOption(text, "DISALLOW_REUSE");
+  for (const token of reuse?.split(/[ \t]+/) ?? []) {
+    if (/^[0-9]+$/.test(token)) latest = Math.max(latest ?? 0, Number(token) * stepSeconds);
+  }
+  for (let i = 0; i <= 9; i++) {
+    const m = /[ \t]([0-9]+)$/.exec(getOption(text, `LAST${i}`) ?? "");
+    if (m) latest = Math.max(latest ?? 0, Number(m[1]));
+  }
+  return latest;
+}
+
+export function accountStatus(store: FileAccountStore, user: string, nowMs: number): AccountStatus {
+  const file = store.path;
+  let text: string | null;
+  try {
+    text = store.peek();
+  } catch (err) {
+    if (err instanceof OtpgateError) return { user, file, enrolled: true, error: err.message };
+    throw err;
+  }
+  if (text === null) return { user, file, enrolled: false };
+  const s = summarize(text);
+  const now = Math.floor(nowMs / 1000);
+  const stepSeconds = s.stepSeconds ?? 30;
+  const recent = s.rateLimit ? s.rateLimit.stamps.filter((t) => t >= now - s.rateLimit!.intervalSeconds && t <= now).length : 0;
+  return {
+    user,
+    file,
+    enrolled: true,
+    mode: s.otp?.mode ?? "none",
+    algorithm: s.otp?.algorithm ?? "SHA1",
+    digits: s.otp?.digits ?? 6,
+    stepSeconds,
+    windowSize: s.windowSize ?? 3,
+    disallowReuse: s.disallowReuse,
+    rateLimit: s.rateLimit ? { attempts: s.rateLimit.attempts, intervalSeconds: s.rateLimit.intervalSeconds } : null,
+    rateLimitedNow: s.rateLimit ? isRateLimited(s.rateLimit, now) : false,
+    recentAttempts: recent,
+    emergencyCodesLeft: s.scratchCodesLeft,
+    ...(s.otp?.mode === "hotp" ? { hotpCounter: s.otp.counter } : {}),
+    timeSkewSteps: s.timeSkewSteps,
+    lastAcceptedAt: s.otp?.mode === "totp" || s.otp?.mode === undefined ? lastAccepted(text, stepSeconds) : null,
+    fileMode: "0" + (lstatSync(file).mode & 0o777).toString(8),
+    problems: s.problems,
+  };
+}
