@@ -26,4 +26,4 @@ export class ConfigError extends OtpgateError {}
 export class LockTimeoutError extends OtpgateError {}
 
 /** How messages tell an admin to (re-)enroll an account. */
-export const ENROLL_HINT = "enroll the user with google-authenticator (run as that user)";
+export const ENROLL_HINT = "enroll the user with otpgate enroll (or google-authenticator)";

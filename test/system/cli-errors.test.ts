@@ -62,7 +62,7 @@ const cases: Case[] = [
   { name: "a bad --allowed-perm", prepare: write(GOOD), args: (p) => ["verify", "-s", p, "--allowed-perm", "9", "123456"], exit: 2, message: /--allowed-perm must be a non-zero octal permission/ },
   { name: "an unknown user", prepare: write(GOOD), args: () => ["verify", "--user", "no-such-user-otpgate", "123456"], exit: 2, message: /no such user "no-such-user-otpgate"/ },
   { name: "an invalid setting", prepare: write(`${SECRET}\n" STEP_SIZE 90\n" TOTP_AUTH\n`), exit: 2, message: /STEP_SIZE must be a whole number from 1 to 60, not "90"/ },
-  { name: "a missing file", prepare: () => {}, exit: 1, message: /root is not enrolled \(no .*\); enroll the user with google-authenticator/ },
+  { name: "a missing file", prepare: () => {}, exit: 1, message: /root is not enrolled \(no .*\); enroll the user with otpgate enroll/ },
 ];
 
 test("bad input: documented exit code, clear message, file unchanged", async (t) => {

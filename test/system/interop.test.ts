@@ -134,7 +134,7 @@ describe("interop with pam_google_authenticator.so on a shared file", () => {
     if (!s) return;
     const r = runCli(["verify", "--user", s.user.name, "123456"]);
     assert.equal(r.status, 1);
-    assert.match(r.stderr, new RegExp(`${s.user.name} is not enrolled \\(no ${s.path}\\); enroll the user with google-authenticator`));
+    assert.match(r.stderr, new RegExp(`${s.user.name} is not enrolled \\(no ${s.path}\\); enroll the user with otpgate enroll`));
     const other = runCli(["verify", "--user", "root", "123456"], { uid: s.user.uid, gid: s.user.gid });
     assert.equal(other.status, 2);
     assert.match(other.stderr, /only root can act on another user's account/);
