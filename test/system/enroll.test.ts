@@ -43,6 +43,18 @@ describe("otpgate enroll", () => {
     assert.equal(pamtester(service, user.name, oathHotp(secret, 1)).ok, true);
   });
 
+  test("--algorithm SHA256 --digits 8 warns about the reference module and writes extension lines otpgate checks", (t) => {
+    if (!systemReady(t, ["oathtool"])) return;
+    const dir = tempDir(t);
+    const path = join(dir, "ga");
+    const r = runCli(["enroll", "-s", path, "-t", "-d", "-W", "-u", "-q", "--algorithm", "sha256", "--digits", "8"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /warning: pam_google_authenticator\.so only checks SHA1 codes with 6 digits/);
+    assert.match(readFileSync(path, "latin1"), /" OTPGATE_ALGORITHM SHA256\n" OTPGATE_DIGITS 8\n" OTPGATE_TOTP_AUTH\n/);
+    const code = spawnSync("oathtool", ["--totp=sha256", "--digits=8", "-b", firstLine(path)], { encoding: "utf8" }).stdout.trim();
+    assert.equal(runCli(["verify", "-s", path, code]).status, 0);
+  });
+
   for (const mode of ["UTF8", "ANSI"] as const) {
     test(`the terminal QR code (${mode}) decodes with zbarimg to the file's secret, label and issuer`, (t) => {
       if (!systemReady(t, ["zbarimg"])) return;
