@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the system tests and the benchmark use (run as root):
-# the reference PAM module and tool, pamtester, oathtool, pyotp, faketime, hyperfine, zbarimg.
+# the reference PAM module and tool, pamtester, oathtool, pyotp, faketime, hyperfine, zbarimg,
+# OpenSSH server and client, paramiko. Package scripts may not start any daemon (policy-rc.d):
+# the tests start their own sshd on loopback and never touch the machine's.
 set -euo pipefail
-packages=(libpam-google-authenticator pamtester oathtool python3-pyotp faketime hyperfine passwd zbar-tools python3)
+packages=(libpam-google-authenticator pamtester oathtool python3-pyotp faketime hyperfine passwd zbar-tools python3 openssh-server openssh-client python3-paramiko)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -16,6 +18,14 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 2
 fi
 export DEBIAN_FRONTEND=noninteractive
+policy=/usr/sbin/policy-rc.d
+had_policy=0
+[ -e "$policy" ] && had_policy=1
+if [ "$had_policy" = 0 ]; then
+  printf '#!/bin/sh\nexit 101\n' > "$policy"
+  chmod 755 "$policy"
+  trap 'rm -f "$policy"' EXIT
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "installed: ${missing[*]}"

@@ -2,6 +2,8 @@
 // the new state with compare-and-swap. On a conflict (someone else wrote the file in between) it
 // reloads and decides again once; a second conflict rejects, it never accepts.
 
+import { StateFileError } from "../core/errors.js";
+import { recordLogin, withinGrace } from "../core/grace.js";
 import type { MacFactory } from "../core/otp.js";
 import type { Outcome, VerifyPolicy } from "../core/verify.js";
 import { verify } from "../core/verify.js";
@@ -10,8 +12,26 @@ import type { AccountStore, Clock } from "../ports/index.js";
 export type AuthOutcome =
   | Outcome
   | { readonly kind: "not-enrolled" }
+  /** A login from the same host within the grace period: no code needed (reference grace_period). */
+  | { readonly kind: "accepted"; readonly via: "grace"; readonly prefix: string }
   /** The file kept changing under us (another writer without our lock): refused to be safe. */
   | { readonly kind: "rejected"; readonly reason: "conflict" };
+
+export interface AuthenticateOptions {
+  /** Reference grace_period with the client's PAM_RHOST. */
+  readonly grace?: { readonly rhost: string; readonly seconds: number } | undefined;
+  /**
+   * Reference allow_readonly: accept even when the new state cannot be written (then codes can be
+   * replayed). Off by default.
+   */
+  readonly allowReadonly?: boolean | undefined;
+}
+
+export interface AuthResult {
+  readonly outcome: AuthOutcome;
+  /** Set when allow_readonly let a login through although its state could not be saved. */
+  readonly unsaved?: string;
+}
 
 export interface AuthenticateDeps {
   readonly store: AccountStore;
@@ -20,17 +40,35 @@ export interface AuthenticateDeps {
 }
 
 export async function authenticate(deps: AuthenticateDeps, entry: string, policy: VerifyPolicy): Promise<AuthOutcome> {
+  return (await authenticateWith(deps, entry, policy, {})).outcome;
+}
+
+export async function authenticateWith(deps: AuthenticateDeps, entry: string, policy: VerifyPolicy, options: AuthenticateOptions): Promise<AuthResult> {
   for (let attempt = 0; attempt < 2; attempt++) {
     const account = await deps.store.acquire();
-    if (!account) return { kind: "not-enrolled" };
+    if (!account) return { outcome: { kind: "not-enrolled" } };
     try {
-      const result = verify(account.text, entry, deps.clock.nowMs(), policy, deps.macFactory);
-      if (result.next === null) return result.outcome;
-      const committed = await account.commit(result.next);
-      if (committed.ok) return result.outcome;
+      const nowMs = deps.clock.nowMs();
+      const now = Math.floor(nowMs / 1000);
+      if (options.grace && withinGrace(account.text, options.grace.rhost, now, options.grace.seconds)) {
+        return { outcome: { kind: "accepted", via: "grace", prefix: "" } };
+      }
+      const result = verify(account.text, entry, nowMs, policy, deps.macFactory);
+      let next = result.next;
+      if (result.outcome.kind === "accepted" && options.grace) next = recordLogin(next ?? account.text, options.grace.rhost, now);
+      if (next === null) return { outcome: result.outcome };
+      try {
+        const committed = await account.commit(next);
+        if (committed.ok) return { outcome: result.outcome };
+      } catch (err) {
+        if (options.allowReadonly && err instanceof StateFileError && result.outcome.kind === "accepted") {
+          return { outcome: result.outcome, unsaved: err.message };
+        }
+        throw err;
+      }
     } finally {
       await account.release();
     }
   }
-  return { kind: "rejected", reason: "conflict" };
+  return { outcome: { kind: "rejected", reason: "conflict" } };
 }

@@ -2,9 +2,9 @@
 // fail instead of skipping when REQUIRE_SYSTEM_TESTS=1, and create throwaway PAM services, users and
 // directories that are always removed again.
 
-import { spawnSync, type SpawnSyncReturns } from "node:child_process";
+import { spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, rmSync, writeFileSync, unlinkSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, unlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -67,8 +67,8 @@ export function utcStamp(seconds: number): string {
 }
 
 /** Run pamtester authenticate with `entry` typed at the prompt, optionally at a frozen time. */
-export function pamtester(service: string, user: string, entry: string, atSeconds?: number): { ok: boolean; out: string } {
-  const argv = ["pamtester", service, user, "authenticate"];
+export function pamtester(service: string, user: string, entry: string, atSeconds?: number, items: string[] = []): { ok: boolean; out: string } {
+  const argv = ["pamtester", ...items.flatMap((i) => ["-I", i]), service, user, "authenticate"];
   const cmd = atSeconds === undefined ? argv : ["faketime", "-f", utcStamp(atSeconds), ...argv];
   const r = spawnSync(cmd[0]!, cmd.slice(1), {
     input: entry + "\n",
@@ -127,4 +127,33 @@ export function zbarimg(pngPath: string): string {
   const r = spawnSync("zbarimg", ["--raw", "-q", pngPath], { encoding: "utf8" });
   if (r.status !== 0) throw new Error(`zbarimg could not decode ${pngPath} (${r.status}): ${r.stderr}`);
   return r.stdout.trim();
+}
+
+/** A syslog socket for the test (a datagram listener in Python; Node cannot bind one). */
+export function syslogListener(t: TestContext): { socket: string; lines(): string[] } {
+  const dir = tempDir(t, "otpgate-log-");
+  const socket = join(dir, "log.sock");
+  const out = join(dir, "log.txt");
+  const script = `
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1]); s.settimeout(120)
+open(sys.argv[2], "a").close()
+print("ready", flush=True)
+while True:
+    try: d = s.recv(65536)
+    except Exception: break
+    with open(sys.argv[2], "a") as f: f.write(d.decode("utf-8", "replace").replace("\\n", " ") + "\\n")
+`;
+  const child = spawn("/usr/bin/python3", ["-c", script, socket, out], { stdio: ["ignore", "pipe", "ignore"] });
+  t.after(() => child.kill("SIGKILL"));
+  const deadline = Date.now() + 5000;
+  while (!existsSync(out) && Date.now() < deadline) spawnSync("sleep", ["0.05"]);
+  return {
+    socket,
+    lines: () => {
+      spawnSync("sleep", ["0.3"]); // logger runs detached; give it a moment
+      return existsSync(out) ? readFileSync(out, "utf8").split("\n").filter(Boolean) : [];
+    },
+  };
 }

@@ -11,6 +11,9 @@ interface Command {
 
 const commands: Record<string, Command> = {
   enroll: { summary: "enroll a user: secret, QR code, emergency codes (google-authenticator's flags)", load: () => import("./commands/enroll.js") },
+  pam: { summary: "the login check that pam_exec runs (see otpgate pam --help)", load: () => import("./commands/pam.js") },
+  setup: { summary: "configure sshd or RStudio Server logins (diff, backup, validation, rollback)", load: () => import("./commands/setup.js") },
+  "rstudio-helper": { summary: "RStudio's auth-pam-helper-path for password + code (written by setup rstudio)", load: () => import("./commands/rstudio-helper.js") },
   verify: { summary: "check a code against a state file (exit 0 accepted, 1 rejected, 2 error)", load: () => import("./commands/verify.js") },
   status: { summary: "show an account's enrollment, settings and state (--all: every account)", load: () => import("./commands/status.js") },
   codes: { summary: "emergency codes left; --regenerate replaces them", load: () => import("./commands/codes.js") },
@@ -20,7 +23,7 @@ const commands: Record<string, Command> = {
 export const VERSION = "0.1.0";
 
 function usage(): string {
-  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(15)} ${c.summary}`);
   return [
     "Usage: otpgate <command> [options]",
     "",

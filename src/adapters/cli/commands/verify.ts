@@ -3,7 +3,7 @@
 import { writeSync } from "node:fs";
 import type * as Tty from "node:tty";
 import { ENROLL_HINT, UsageError, type ExitCode } from "../../../core/errors.js";
-import type { Accepted, VerifyPolicy } from "../../../core/verify.js";
+import type { VerifyPolicy } from "../../../core/verify.js";
 import { systemClock } from "../../../platform/clock.js";
 import { nodeMacFactory } from "../../../platform/mac.js";
 import { builtin } from "../../../platform/builtin.js";
@@ -65,7 +65,7 @@ interface Report {
   readonly json: Record<string, string | number | boolean>;
 }
 
-function acceptedReport(outcome: Accepted, path: string, user: string): Report {
+function acceptedReport(outcome: Extract<AuthOutcome, { kind: "accepted" }>, path: string, user: string): Report {
   const base = { result: "accepted", via: outcome.via, file: path, user };
   switch (outcome.via) {
     case "totp":
@@ -76,6 +76,8 @@ function acceptedReport(outcome: Accepted, path: string, user: string): Report {
       return { exit: 0, message: `accepted: counter-based code (counter ${outcome.counter})`, json: { ...base, counter: outcome.counter } };
     case "scratch":
       return { exit: 0, message: `accepted: emergency code, now used up (${outcome.remaining} left)`, json: { ...base, remaining: outcome.remaining } };
+    case "grace":
+      return { exit: 0, message: "accepted: within the grace period of an earlier login from this host", json: base };
   }
 }
 

@@ -1,0 +1,45 @@
+// The reference module's grace_period: after a successful login from a host (PAM_RHOST), further
+// logins from the same host within the grace period need no code. The last 10 hosts are kept in
+// LAST0..LAST9 lines as "host unixtime"; the same host reuses its line, otherwise the first free
+// one, otherwise the oldest.
+
+import { getOption, setOption } from "../formats/ga-document.js";
+
+interface Entry {
+  readonly slot: number;
+  readonly host: string;
+  readonly time: number;
+}
+
+function entries(text: string): (Entry | null)[] {
+  const out: (Entry | null)[] = [];
+  for (let i = 0; i < 10; i++) {
+    const value = getOption(text, `LAST${i}`);
+    const m = value === null ? null : /^(\S*)[ \t]+([0-9]+)$/.exec(value) ?? /^()[ \t]*([0-9]+)$/.exec(value);
+    out.push(m ? { slot: i, host: m[1]!, time: Number(m[2]) } : null);
+  }
+  return out;
+}
+
+/** Was there a successful login from `rhost` less than `graceSeconds` ago? */
+export function withinGrace(text: string, rhost: string, now: number, graceSeconds: number): boolean {
+  if (graceSeconds <= 0) return false;
+  return entries(text).some((e) => e !== null && e.host === rhost && e.time + graceSeconds > now);
+}
+
+/** Record a successful login from `rhost` at `now`. */
+export function recordLogin(text: string, rhost: string, now: number): string {
+  const all = entries(text);
+  const same = all.find((e) => e !== null && e.host === rhost);
+  let slot: number;
+  if (same) slot = same.slot;
+  else {
+    const free = all.findIndex((e, i) => e === null && getOption(text, `LAST${i}`) === null);
+    if (free >= 0) slot = free;
+    else {
+      const valid = all.filter((e): e is Entry => e !== null);
+      slot = valid.length ? valid.reduce((a, b) => (b.time < a.time ? b : a)).slot : 0;
+    }
+  }
+  return setOption(text, `LAST${slot}`, `${rhost} ${now}`);
+}

@@ -1,0 +1,120 @@
+// What `otpgate setup` writes, as pure functions of the current file contents: the sshd settings,
+// the PAM auth block (the pam_exec pattern that works for sshd's setcred and for RStudio), and
+// rserver.conf keys. Each is idempotent: planning again on its own output changes nothing.
+
+export const BEGIN = "# otpgate: begin";
+export const END = "# otpgate: end";
+
+export type SshFactors = "key+code" | "key+password+code";
+
+export interface PamLineOptions {
+  /** Absolute path of node and of the otpgate launcher. */
+  readonly node: string;
+  readonly otpgate: string;
+  /** Extra `otpgate pam` options (nullok, secret=..., password). */
+  readonly pamArgs: readonly string[];
+  /** Text shown before the Password: prompt (pam_echo), or null. */
+  readonly hint: string | null;
+}
+
+/** The auth lines: pam_exec's failure becomes PAM_AUTH_ERR; ignore=1 covers sshd's setcred pass. */
+export function authBlock(o: PamLineOptions, what: string): string[] {
+  const lines = [`${BEGIN} (${what}; "otpgate setup ... --rollback" restores the previous file)`];
+  if (o.hint) lines.push(`auth     optional  pam_echo.so ${o.hint}`);
+  lines.push(
+    `auth     [success=1 ignore=1 default=ignore] pam_exec.so quiet quiet_log expose_authtok ${o.node} ${o.otpgate} pam${o.pamArgs.length ? " " + o.pamArgs.join(" ") : ""}`,
+    "auth     requisite pam_deny.so",
+    "auth     required  pam_permit.so",
+    END,
+  );
+  return lines;
+}
+
+function withoutBlock(lines: string[]): { lines: string[]; at: number } {
+  const start = lines.findIndex((l) => l.startsWith(BEGIN));
+  if (start < 0) return { lines, at: -1 };
+  let end = lines.indexOf(END, start);
+  if (end < 0) end = start;
+  return { lines: [...lines.slice(0, start), ...lines.slice(end + 1)], at: start };
+}
+
+const DISABLED = "#otpgate-disabled# ";
+
+/**
+ * The PAM service file with otpgate's auth block. `replacePassword`: the password stack
+ * (`@include common-auth`) is disabled, because the code replaces the password (key + code, or a
+ * password checked by otpgate itself). Lines otpgate disabled are marked so rollback and reruns see them.
+ */
+export function planPamService(current: string | null, block: string[], options: { readonly replacePassword: boolean; readonly tail: readonly string[] }): string {
+  if (current === null) return [...block, ...options.tail].join("\n") + "\n";
+  const hadNewline = current.endsWith("\n");
+  const removed = withoutBlock(current.replace(/\n$/, "").split("\n"));
+  let lines = removed.lines.map((l) => (l.startsWith(DISABLED) ? l.slice(DISABLED.length) : l));
+  const isCommonAuth = (l: string) => /^\s*@include\s+common-auth\b/.test(l) || /^\s*auth\s+(include|substack)\s+common-auth\b/.test(l);
+  if (options.replacePassword) lines = lines.map((l) => (isCommonAuth(l) ? DISABLED + l : l));
+  // The block goes where the first auth line is (or was), else at the top.
+  let at = removed.at >= 0 ? removed.at : lines.findIndex((l) => /^\s*(auth\b|@include\s+common-auth|#otpgate-disabled#)/.test(l));
+  if (at < 0) at = 0;
+  const out = [...lines.slice(0, at), ...block, ...lines.slice(at)];
+  return out.join("\n") + (hadNewline || out.length ? "\n" : "");
+}
+
+export const SSHD_SETTINGS: readonly [string, string][] = [
+  ["KbdInteractiveAuthentication", "yes"],
+  ["AuthenticationMethods", "publickey,keyboard-interactive"],
+  ["PasswordAuthentication", "no"],
+  ["UsePAM", "yes"],
+];
+
+export function sshdDropIn(): string {
+  return [
+    "# Written by otpgate setup ssh: public key, then a one-time code through PAM (keyboard-interactive).",
+    '# "otpgate setup ssh --rollback" removes this file.',
+    ...SSHD_SETTINGS.map(([k, v]) => `${k} ${v}`),
+  ].join("\n") + "\n";
+}
+
+/**
+ * sshd_config without a usable Include of the drop-in directory: set the keywords in the main file.
+ * sshd takes the first value of a keyword, so otpgate's block goes before any Match and the old
+ * lines for these keywords (and the ChallengeResponseAuthentication alias) are disabled.
+ */
+export function planSshdMain(current: string): string {
+  const keys = new Set([...SSHD_SETTINGS.map(([k]) => k.toLowerCase()), "challengeresponseauthentication"]);
+  const removed = withoutBlock(current.replace(/\n$/, "").split("\n"));
+  const lines = removed.lines.map((l) => {
+    const restored = l.startsWith(DISABLED) ? l.slice(DISABLED.length) : l;
+    const key = /^\s*([A-Za-z]+)\s/.exec(restored)?.[1]?.toLowerCase();
+    return key && keys.has(key) ? DISABLED + restored : restored;
+  });
+  const block = [`${BEGIN} (written by otpgate setup ssh; --rollback restores the previous file)`, ...SSHD_SETTINGS.map(([k, v]) => `${k} ${v}`), END];
+  let at = lines.findIndex((l) => /^\s*Match\s/i.test(l));
+  if (at < 0) at = lines.length;
+  return [...lines.slice(0, at), ...block, ...lines.slice(at)].join("\n") + "\n";
+}
+
+/** The drop-in directory sshd_config includes, if any (`Include <dir>/*.conf`). */
+export function includedDropInDir(mainConfig: string): string | null {
+  for (const line of mainConfig.split("\n")) {
+    const m = /^\s*Include\s+(\S+)\/\*\.conf\s*$/i.exec(line);
+    if (m) return m[1]!;
+    if (/^\s*Match\s/i.test(line)) break;
+  }
+  return null;
+}
+
+/** Set `key=value` in rserver.conf, keeping every other line. */
+export function setRserverOption(current: string | null, key: string, value: string): string {
+  const lines = current === null || current === "" ? [] : current.replace(/\n$/, "").split("\n");
+  const re = new RegExp(`^\\s*${key.replace(/[-]/g, "\\-")}\\s*=`);
+  const at = lines.findIndex((l) => re.test(l));
+  if (at >= 0) lines[at] = `${key}=${value}`;
+  else lines.push(`${key}=${value}`);
+  return lines.join("\n") + "\n";
+}
+
+export function removeRserverOption(current: string | null, key: string): string | null {
+  if (current === null) return null;
+  const re = new RegExp(`^\\s*${key.replace(/[-]/g, "\\-")}\\s*=`);
+  return current.split("\n").filter((l) => !re.test(l)).join("\n");
+}

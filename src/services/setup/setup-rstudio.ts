@@ -1,0 +1,62 @@
+// otpgate setup rstudio: /etc/pam.d/rstudio and /etc/rstudio/rserver.conf. Two ways to log in:
+//  code           user name + one-time code in the password box (PAM stack with otpgate pam);
+//  password+code  password immediately followed by the code in the password box: rserver runs
+//                 otpgate's helper (auth-pam-helper-path), which checks the code and hands the
+//                 password to RStudio's own rserver-pam.
+
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { FileChange } from "./apply.js";
+import { authBlock, planPamService, removeRserverOption, setRserverOption } from "./plan.js";
+
+export type RstudioFactors = "code" | "password+code";
+
+export interface RstudioSetupOptions {
+  readonly root: string;
+  readonly service: string;
+  readonly factors: RstudioFactors;
+  readonly nullok: boolean;
+  readonly secret?: string | undefined;
+  readonly node: string;
+  readonly otpgate: string;
+  /** RStudio's own PAM helper (password+code). */
+  readonly rserverPam: string;
+}
+
+export const RSERVER_CONF = "/etc/rstudio/rserver.conf";
+export const HELPER_PATH = "/usr/local/lib/otpgate/rserver-pam-otpgate";
+
+const inRoot = (root: string, path: string) => (root === "/" ? path : join(root, path));
+const read = (path: string) => (existsSync(path) ? readFileSync(path, "latin1") : null);
+
+export function rstudioManifest(root: string): string {
+  return inRoot(root, "/etc/otpgate/setup-rstudio.json");
+}
+
+export function helperScript(o: RstudioSetupOptions): string {
+  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  const secret = o.secret ? ` --secret ${q(o.secret)}` : "";
+  return `#!/bin/sh\n# Written by otpgate setup rstudio (password+code): checks the trailing one-time code, then\n# hands the password to RStudio's own PAM helper. rserver runs it as root: keep it root-owned.\nexec ${q(o.node)} ${q(o.otpgate)} rstudio-helper --rserver-pam ${q(o.rserverPam)}${secret}${o.nullok ? " --nullok" : ""} -- "$@"\n`;
+}
+
+export function planRstudio(o: RstudioSetupOptions): FileChange[] {
+  const pamPath = inRoot(o.root, `/etc/pam.d/${o.service}`);
+  const confPath = inRoot(o.root, RSERVER_CONF);
+  const helperPath = inRoot(o.root, HELPER_PATH);
+  const pam = read(pamPath);
+  const conf = read(confPath);
+  const changes: FileChange[] = [];
+  let nextConf = setRserverOption(conf, "auth-pam-require-password-prompt", "0");
+  if (o.factors === "code") {
+    const pamArgs = [...(o.secret ? [`secret=${o.secret}`] : []), ...(o.nullok ? ["nullok"] : [])];
+    const block = authBlock({ node: o.node, otpgate: o.otpgate, pamArgs, hint: null }, "rstudio: user name + code, written by otpgate setup rstudio");
+    changes.push({ path: pamPath, next: planPamService(pam, block, { replacePassword: true, tail: ["@include common-account", "@include common-session"] }), mode: 0o644 });
+    nextConf = removeRserverOption(nextConf, "auth-pam-helper-path") ?? nextConf;
+  } else {
+    if (pam === null) changes.push({ path: pamPath, next: "@include common-auth\n@include common-account\n@include common-session\n", mode: 0o644 });
+    changes.push({ path: helperPath, next: helperScript(o), mode: 0o755 });
+    nextConf = setRserverOption(nextConf, "auth-pam-helper-path", HELPER_PATH);
+  }
+  changes.push({ path: confPath, next: nextConf, mode: 0o644 });
+  return changes;
+}
