@@ -1,0 +1,172 @@
+// SSH with key + code, end to end: a real OpenSSH sshd on 127.0.0.1 with its own config and PAM
+// service, configured by `otpgate setup ssh --root`, and a real client (paramiko).
+import assert from "node:assert/strict";
+import { readFileSync, writeFileSync, existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { describe, test, type TestContext } from "node:test";
+import { privateSshd, type PrivateSshd } from "../helpers/sshd.js";
+import { CLI, oathTotp, runCli, systemReady, tempDir, throwawayUser } from "../helpers/system.js";
+
+const secretOf = (home: string) => readFileSync(join(home, ".google_authenticator"), "latin1").split("\n")[0]!;
+
+function setupSsh(s: PrivateSshd, extra: string[]) {
+  return runCli(["setup", "ssh", "--root", s.root, "--service", s.service, "--sshd", s.sshd, "--node", process.execPath, "--otpgate", CLI, ...extra]);
+}
+
+/** Every file under root/etc except otpgate's backups (kept on purpose). */
+function configFiles(s: PrivateSshd): Record<string, string> {
+  return Object.fromEntries(Object.entries(snapshot(s)).filter(([p]) => !p.includes(".otpgate-backup-")));
+}
+
+function snapshot(s: PrivateSshd): Record<string, string> {
+  const files: Record<string, string> = {};
+  const walk = (dir: string) => {
+    for (const name of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, name.name);
+      if (name.isDirectory()) walk(p);
+      else if (name.isFile()) files[p] = readFileSync(p, "latin1");
+    }
+  };
+  walk(join(s.root, "etc"));
+  return files;
+}
+
+describe("ssh: key + code through otpgate pam", () => {
+  test("logins: right code in; wrong, replayed, junk, no key, not enrolled out; nullok lets the unenrolled in", { timeout: 180_000 }, async (t: TestContext) => {
+    if (!systemReady(t, ["python3", "oathtool"])) return;
+    const dir = tempDir(t);
+    const s = privateSshd(dir);
+    t.after(() => s.cleanup());
+    const alice = throwawayUser(t);
+    const bob = throwawayUser(t);
+    s.authorize(alice);
+    s.authorize(bob);
+    assert.equal(runCli(["enroll", "--user", alice.name, "-t", "-d", "-W", "-u", "-q"]).status, 0);
+
+    const r = setupSsh(s, ["--admin", alice.name]);
+    assert.equal(r.status, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /keep this session open/);
+    assert.ok(existsSync(join(s.root, "etc/ssh/sshd_config.d/10-otpgate.conf")), "drop-in, because sshd_config includes the directory");
+    const pam = readFileSync(join(s.root, "etc/pam.d", s.service), "utf8");
+    assert.match(pam, /^#otpgate-disabled# @include common-auth$/m);
+    assert.match(pam, /auth +\[success=1 ignore=1 default=ignore\] pam_exec\.so quiet quiet_log expose_authtok \S+node \S+otpgate\.cjs pam$/m);
+    s.installPam();
+    await s.start();
+
+    const secret = secretOf(alice.home);
+    const code = oathTotp(secret);
+    const ok = s.login(alice.name, code);
+    assert.equal(ok.ok, true, JSON.stringify(ok));
+    assert.match(ok.prompts[0]![0]!, /Verification code required for .*\nPassword: $|Password: $/);
+    assert.equal(s.login(alice.name, code).ok, false, "a replayed code is refused");
+    assert.equal(s.login(alice.name, String((Number(code) + 1) % 1000000).padStart(6, "0")).ok, false, "a wrong code is refused");
+    assert.equal(s.login(alice.name, "'; rm -rf / #\u00e9x 12345678901234567890").ok, false, "junk is refused");
+    const noKey = s.login(alice.name, oathTotp(secret, 1), { noKey: true });
+    assert.equal(noKey.ok, false, "without the key the code alone is not enough");
+    assert.equal(s.login(alice.name, oathTotp(secret, 1)).ok, true, "the code not used up by the keyless attempt still works");
+    assert.equal(s.login(bob.name, "123456").ok, false, "a user who is not enrolled is refused");
+
+    const again = setupSsh(s, ["--admin", alice.name, "--nullok"]);
+    assert.equal(again.status, 0, again.stderr);
+    s.installPam();
+    assert.equal(s.login(bob.name, "anything").ok, true, "with --nullok an unenrolled user gets in with the key alone");
+    assert.equal(s.login(alice.name, "000000").ok, false, "enrolled users still need their code");
+  });
+
+  test("key + password + code at one prompt", { timeout: 120_000 }, async (t: TestContext) => {
+    if (!systemReady(t, ["python3", "oathtool"])) return;
+    const dir = tempDir(t);
+    const s = privateSshd(dir);
+    t.after(() => s.cleanup());
+    const carol = throwawayUser(t);
+    s.authorize(carol);
+    runCli(["enroll", "--user", carol.name, "-t", "-d", "-W", "-u", "-q"]);
+    const { spawnSync } = await import("node:child_process");
+    spawnSync("chpasswd", { input: `${carol.name}:Tr0ub4dor&3\n` });
+    const r = setupSsh(s, ["--admin", carol.name, "--factors", "key+password+code"]);
+    assert.equal(r.status, 0, r.stderr);
+    s.installPam();
+    await s.start();
+    const secret = secretOf(carol.home);
+    assert.equal(s.login(carol.name, "wrong-pw" + oathTotp(secret)).ok, false, "wrong password, right code");
+    assert.equal(s.login(carol.name, "Tr0ub4dor&3" + "000000").ok, false, "right password, wrong code");
+    const ok = s.login(carol.name, "Tr0ub4dor&3" + oathTotp(secret, 1));
+    assert.equal(ok.ok, true, JSON.stringify(ok));
+    assert.match(ok.prompts[0]![0]!, /password immediately followed by your 6-digit code/);
+  });
+});
+
+describe("otpgate setup ssh: safety", () => {
+  test("--dry-run changes nothing; a second run is a no-op; --rollback restores byte for byte", (t) => {
+    if (!systemReady(t, [])) return;
+    const dir = tempDir(t);
+    const s = privateSshd(dir);
+    t.after(() => s.cleanup());
+    const before = snapshot(s);
+    const dry = setupSsh(s, ["--allow-unenrolled", "--dry-run"]);
+    assert.equal(dry.status, 0, dry.stderr);
+    assert.match(dry.stdout, /^--- \/dev\/null\n\+\+\+ .*10-otpgate\.conf/m);
+    assert.match(dry.stdout, /^\+AuthenticationMethods publickey,keyboard-interactive$/m);
+    assert.match(dry.stdout, /^-@include common-auth$/m);
+    assert.deepEqual(snapshot(s), before, "dry run: every file byte-identical");
+
+    assert.equal(setupSsh(s, ["--allow-unenrolled"]).status, 0);
+    const after = snapshot(s);
+    const second = setupSsh(s, ["--allow-unenrolled"]);
+    assert.equal(second.status, 0);
+    assert.match(second.stdout, /already configured, nothing to change/);
+    const afterSecond = snapshot(s);
+    assert.deepEqual(afterSecond, after, "the second run changed nothing");
+
+    const rb = runCli(["setup", "ssh", "--rollback", "--root", s.root]);
+    assert.equal(rb.status, 0, rb.stderr);
+    const restored = snapshot(s);
+    for (const [path, content] of Object.entries(before)) assert.equal(restored[path], content, `${path} restored byte for byte`);
+    for (const path of Object.keys(restored)) assert.ok(path in before || path.includes(".otpgate-backup-"), `${path} is left over`);
+    const none = runCli(["setup", "ssh", "--rollback", "--root", s.root]);
+    assert.equal(none.status, 2);
+    assert.match(none.stderr, /nothing to roll back/);
+  });
+
+  test("a configuration that fails sshd -t, or that sshd would not use, is never left in place", (t) => {
+    if (!systemReady(t, [])) return;
+    const dir = tempDir(t);
+    const s = privateSshd(dir);
+    t.after(() => s.cleanup());
+    writeFileSync(join(s.root, "etc/ssh/sshd_config.d/05-site.conf"), "PasswordAuthentication yes\n");
+    let before = configFiles(s);
+    const shadowed = setupSsh(s, ["--allow-unenrolled"]);
+    assert.equal(shadowed.status, 2);
+    assert.match(shadowed.stderr, /effective settings still differ \(passwordauthentication no\).*every file was restored/s);
+    assert.deepEqual(configFiles(s), before);
+
+    writeFileSync(join(s.root, "etc/ssh/sshd_config.d/05-site.conf"), "ThisIsNotAnOption yes\n");
+    before = configFiles(s);
+    const broken = setupSsh(s, ["--allow-unenrolled"]);
+    assert.equal(broken.status, 2);
+    assert.match(broken.stderr, /sshd -t rejected the new configuration, so every file was restored:.*Bad configuration option/s);
+    assert.deepEqual(configFiles(s), before);
+    assert.ok(!existsSync(join(s.root, "etc/otpgate/setup-ssh.json")), "no manifest: nothing to roll back");
+  });
+
+  test("the lock-out guard refuses when the admin is not enrolled or has no key", (t) => {
+    if (!systemReady(t, [])) return;
+    const dir = tempDir(t);
+    const s = privateSshd(dir);
+    t.after(() => s.cleanup());
+    const dave = throwawayUser(t);
+    const before = snapshot(s);
+    const r = setupSsh(s, ["--admin", dave.name]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, new RegExp(`it would lock out the admin: ${dave.name} is not enrolled.*otpgate enroll --user ${dave.name}.*has no .*authorized_keys`, "s"));
+    assert.deepEqual(snapshot(s), before);
+    const nobody = setupSsh(s, []);
+    assert.equal(nobody.status, 2);
+    assert.match(nobody.stderr, /no admin to protect from a lock-out: run it with sudo \(SUDO_USER\) or pass --admin NAME/);
+    runCli(["enroll", "--user", dave.name, "-t", "-d", "-W", "-u", "-q"]);
+    s.authorize(dave);
+    assert.equal(setupSsh(s, [], ).status, 2);
+    const ok = runCli(["setup", "ssh", "--root", s.root, "--service", s.service, "--sshd", s.sshd, "--node", process.execPath, "--otpgate", CLI], { env: { PATH: "/usr/bin:/bin", SUDO_USER: dave.name } });
+    assert.equal(ok.status, 0, ok.stderr);
+  });
+});
