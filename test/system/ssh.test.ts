@@ -170,3 +170,41 @@ describe("otpgate setup ssh: safety", () => {
     assert.equal(ok.status, 0, ok.stderr);
   });
 });
+
+describe("otpgate doctor", () => {
+  test("a configuration written by setup passes; each breakage is reported with its fix and exit 1", async (t) => {
+    if (!systemReady(t, [])) return;
+    const dir = tempDir(t);
+    const s = privateSshd(dir);
+    t.after(() => s.cleanup());
+    const erin = throwawayUser(t);
+    s.authorize(erin);
+    runCli(["enroll", "--user", erin.name, "-t", "-d", "-W", "-u", "-q"]);
+    assert.equal(setupSsh(s, ["--admin", erin.name]).status, 0);
+    const doctor = () => runCli(["doctor", "--root", s.root, "--ssh-service", s.service, "--sshd", s.sshd, "--user", erin.name, "--json"]);
+    const good = doctor();
+    const findings = JSON.parse(good.stdout) as { check: string; severity: string; message: string; fix?: string }[];
+    assert.equal(good.status, 0, good.stdout);
+    assert.ok(findings.some((f) => f.check === "sshd" && f.severity === "ok"));
+    assert.ok(findings.some((f) => f.check === "pam:sshd" && f.severity === "ok"));
+    assert.ok(findings.some((f) => f.check === "state-files" && f.severity === "ok"));
+    assert.ok(findings.some((f) => f.check === "clock"), "the clock is always checked");
+
+    const pamPath = join(s.root, "etc/pam.d", s.service);
+    const pam = readFileSync(pamPath, "utf8");
+    writeFileSync(pamPath, pam.replace("[success=1 ignore=1 default=ignore]", "sufficient"));
+    let r = doctor();
+    assert.equal(r.status, 1);
+    assert.match(r.stdout, /the otpgate line is \\"sufficient\\", so a wrong code does not stop the login/);
+    writeFileSync(pamPath, pam.replace(process.execPath, "/opt/nowhere/node"));
+    r = doctor();
+    assert.equal(r.status, 1);
+    assert.match(r.stdout, /\/opt\/nowhere\/node does not exist, so every login fails/);
+    writeFileSync(pamPath, pam);
+    const { chmodSync } = await import("node:fs");
+    chmodSync(join(erin.home, ".google_authenticator"), 0o644);
+    r = runCli(["doctor", "--root", s.root, "--ssh-service", s.service, "--sshd", s.sshd, "--user", erin.name]);
+    assert.equal(r.status, 1);
+    assert.match(r.stdout, new RegExp(`FAIL  state-files +${erin.name}: .*permissions 0644.*\\n +fix: `));
+  });
+});

@@ -3,6 +3,7 @@
 
 import { OtpgateError, type ExitCode } from "../../core/errors.js";
 import { processOutput, type Output } from "./output.js";
+import { VERSION } from "./version.js";
 
 interface Command {
   readonly summary: string;
@@ -14,13 +15,13 @@ const commands: Record<string, Command> = {
   pam: { summary: "the login check that pam_exec runs (see otpgate pam --help)", load: () => import("./commands/pam.js") },
   setup: { summary: "configure sshd or RStudio Server logins (diff, backup, validation, rollback)", load: () => import("./commands/setup.js") },
   "rstudio-helper": { summary: "RStudio's auth-pam-helper-path for password + code (written by setup rstudio)", load: () => import("./commands/rstudio-helper.js") },
+  doctor: { summary: "check sshd, PAM stacks, state files, installation and clock; each finding with a fix", load: () => import("./commands/doctor.js") },
   verify: { summary: "check a code against a state file (exit 0 accepted, 1 rejected, 2 error)", load: () => import("./commands/verify.js") },
   status: { summary: "show an account's enrollment, settings and state (--all: every account)", load: () => import("./commands/status.js") },
   codes: { summary: "emergency codes left; --regenerate replaces them", load: () => import("./commands/codes.js") },
   qr: { summary: "show an account's QR code and secret again", load: () => import("./commands/qr.js") },
 };
 
-export const VERSION = "0.1.0";
 
 function usage(): string {
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(15)} ${c.summary}`);

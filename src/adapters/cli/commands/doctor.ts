@@ -1,0 +1,78 @@
+// otpgate doctor: print every check with its fix; exit 1 when something is wrong.
+
+import { dirname, join } from "node:path";
+import { realpathSync } from "node:fs";
+import { UsageError, type ExitCode } from "../../../core/errors.js";
+import { systemClock } from "../../../platform/clock.js";
+import { allUsers, lookupUserByName } from "../../../platform/users.js";
+import { runDoctor } from "../../../services/doctor.js";
+import { parse } from "../args.js";
+import { VERSION } from "../version.js";
+import type { Output } from "../output.js";
+
+export const help = `Usage: otpgate doctor [--user NAME] [--json] [options]
+
+Checks and explains: sshd's effective settings (sshd -T), the PAM stacks of sshd and RStudio
+(the pam_exec line, absolute paths that exist, quiet, the setcred-safe pattern), the state
+files of enrolled users (owner, mode, content), the otpgate and Node versions, otpgate's own
+files, and clock synchronisation. Every finding comes with a fix.
+
+Options:
+      --user NAME          check only this user's state file (default: every user)
+      --json               findings as JSON
+      --root DIR           check another filesystem root (config files only)
+      --sshd PATH          sshd binary (default /usr/sbin/sshd)
+      --ssh-service NAME   PAM service of sshd (default sshd)
+      --rstudio-service NAME  PAM service of RStudio (default rstudio)
+      --secret PATTERN     state file pattern (default ~/.google_authenticator)
+  -h, --help               show this help
+
+Exit status: 0 nothing wrong (warnings allowed), 1 something is wrong.
+`;
+
+export async function run(argv: string[], io: Output): Promise<ExitCode> {
+  const { values } = parse("doctor", argv, {
+    user: { type: "string" },
+    json: { type: "boolean" },
+    root: { type: "string" },
+    sshd: { type: "string" },
+    "ssh-service": { type: "string" },
+    "rstudio-service": { type: "string" },
+    secret: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) {
+    io.out(help.trimEnd());
+    return 0;
+  }
+  let users;
+  if (values.user !== undefined) {
+    const u = lookupUserByName(values.user);
+    if (!u) throw new UsageError(`no such user "${values.user}"; check the name with getent passwd`);
+    users = [u];
+  } else users = allUsers();
+  let launcher = "";
+  try {
+    launcher = realpathSync(process.argv[1] ?? "");
+  } catch {
+    launcher = "";
+  }
+  const dir = launcher ? dirname(launcher) : "";
+  const findings = runDoctor({
+    root: values.root ?? "/",
+    sshd: values.sshd ?? "/usr/sbin/sshd",
+    sshService: values["ssh-service"] ?? "sshd",
+    rstudioService: values["rstudio-service"] ?? "rstudio",
+    users,
+    secret: values.secret,
+    version: VERSION,
+    installFiles: dir ? ["otpgate.cjs", "otpgate-core.cjs", "otpgate-core.cjs.cache", "otpgate-qr.cjs"].map((f) => join(dir, f)) : [],
+    nowMs: systemClock.nowMs(),
+  });
+  if (values.json) io.out(JSON.stringify(findings));
+  else {
+    const mark = { ok: "ok  ", info: "info", warn: "WARN", fail: "FAIL" } as const;
+    for (const f of findings) io.out(`${mark[f.severity]}  ${f.check.padEnd(12)} ${f.message}${f.fix ? `\n      ${"".padEnd(12)} fix: ${f.fix}` : ""}`);
+  }
+  return findings.some((f) => f.severity === "fail") ? 1 : 0;
+}
