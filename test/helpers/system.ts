@@ -4,7 +4,7 @@
 
 import { spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, unlinkSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, unlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -132,12 +132,14 @@ export function zbarimg(pngPath: string): string {
 /** A syslog socket for the test (a datagram listener in Python; Node cannot bind one). */
 export function syslogListener(t: TestContext): { socket: string; lines(): string[] } {
   const dir = tempDir(t, "otpgate-log-");
+  chmodSync(dir, 0o755);
   const socket = join(dir, "log.sock");
   const out = join(dir, "log.txt");
   const script = `
 import os, socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(sys.argv[1]); s.settimeout(120)
+os.chmod(sys.argv[1], 0o777)  # otpgate logs after switching to the user's uid, as to /dev/log
 open(sys.argv[2], "a").close()
 print("ready", flush=True)
 while True:

@@ -71,7 +71,8 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   const user = env.PAM_USER ?? "";
   const context = `user=${user || "-"} service=${env.PAM_SERVICE ?? "-"} rhost=${env.PAM_RHOST ?? "-"}`;
   const parsed = parsePamOptions(argv);
-  const logSocket = parsed.ok ? parsed.options.logSocket : undefined;
+  // Even a broken option list is logged where the admin asked for logs.
+  const logSocket = argv.find((a) => a.startsWith("log_socket="))?.slice("log_socket=".length);
   const log = (level: "info" | "notice" | "warning" | "err", message: string) => syslog(level, `${context} ${message}`, { socket: logSocket });
 
   if (!parsed.ok) {
