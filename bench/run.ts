@@ -3,7 +3,7 @@
 //  2. Whole process, clean environment (as pam_exec runs it): `otpgate verify` vs `node -e 0` and vs
 //     pamtester + pam_google_authenticator.so on the same kind of file; medians of interleaved runs.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -40,18 +40,17 @@ function median(xs: number[]): number {
 interface Cmd {
   readonly label: string;
   readonly argv: string[];
-  readonly input?: string;
-  readonly before?: () => void;
+  readonly input?: () => string;
   readonly times: number[];
 }
 
 function timeAll(cmds: Cmd[]): void {
-  for (const c of cmds) for (let i = 0; i < 3; i++) spawnSync(c.argv[0]!, c.argv.slice(1), { env: {}, input: c.input ?? "" });
+  for (const c of cmds) for (let i = 0; i < 3; i++) spawnSync(c.argv[0]!, c.argv.slice(1), { env: {}, input: c.input?.() ?? "" });
   for (let r = 0; r < RUNS; r++) {
     for (const c of cmds) {
-      c.before?.();
+      const input = c.input?.() ?? "";
       const t0 = process.hrtime.bigint();
-      const res = spawnSync(c.argv[0]!, c.argv.slice(1), { env: {}, input: c.input ?? "", stdio: ["pipe", "ignore", "ignore"] });
+      const res = spawnSync(c.argv[0]!, c.argv.slice(1), { env: {}, input, stdio: ["pipe", "ignore", "ignore"] });
       c.times.push(Number(process.hrtime.bigint() - t0) / 1e6);
       if (res.error) throw res.error;
     }
@@ -100,8 +99,8 @@ try {
   if (canPam) {
     writeFileSync(pamFile, `auth required pam_google_authenticator.so secret=${dir}/\${USER}.ga user=root noskewadj\n`);
     // pamtester's user name selects the file through secret=${USER}
-    refAccept = { label: "pamtester + pam_google_authenticator.so (accepted)", argv: ["/usr/bin/pamtester", service, "ref", "authenticate"], input: now() + "\n", times: [] };
-    refWrite = { label: "pamtester + pam_google_authenticator.so (wrong, written)", argv: ["/usr/bin/pamtester", service, "write-ref", "authenticate"], input: "000000\n", times: [] };
+    refAccept = { label: "pamtester + pam_google_authenticator.so (accepted)", argv: ["/usr/bin/pamtester", service, "ref", "authenticate"], input: () => now() + "\n", times: [] };
+    refWrite = { label: "pamtester + pam_google_authenticator.so (wrong, written)", argv: ["/usr/bin/pamtester", service, "write-ref", "authenticate"], input: () => "000000\n", times: [] };
     cmds.push(refAccept, refWrite);
   } else {
     console.log("  (pamtester comparison skipped: needs root and scripts/install-test-deps.sh)");
@@ -116,7 +115,78 @@ try {
   }
   console.log("\n  commands (run with an empty environment):");
   for (const c of cmds) console.log(`    ${c.input ? `printf '%s\\n' CODE | ` : ""}${c.argv.join(" ")}`);
+
+  if (canPam) {
+    console.log("\n3. The PAM login hook: pamtester + pam_exec (expose_authtok) running otpgate pam vs running node -e 0");
+    const hookFile = join(dir, "hook.ga");
+    writeFileSync(hookFile, plain, { mode: 0o400 });
+    const hookService = `${service}-hook`;
+    const baseService = `${service}-base`;
+    const stack = (cmd: string) => `auth [success=1 ignore=1 default=ignore] pam_exec.so quiet quiet_log expose_authtok ${cmd}\nauth requisite pam_deny.so\nauth required pam_permit.so\n`;
+    writeFileSync(join("/etc/pam.d", hookService), stack(`${node} ${CLI} pam secret=${hookFile} user=root`));
+    writeFileSync(join("/etc/pam.d", baseService), stack(`${node} -e 0`));
+    try {
+      const hookBase: Cmd = { label: "pamtester + pam_exec + node -e 0", argv: ["/usr/bin/pamtester", baseService, "root", "authenticate"], input: () => "123456\n", times: [] };
+      const hook: Cmd = { label: "pamtester + pam_exec + otpgate pam (accepted)", argv: ["/usr/bin/pamtester", hookService, "root", "authenticate"], input: () => now() + "\n", times: [] };
+      timeAll([hookBase, hook]);
+      show([hookBase, hook], hookBase);
+      const hookRatio = median(hook.times) / median(hookBase.times);
+      console.log(`\n  login hook ratio: ${hookRatio.toFixed(2)}x (target <= 1.25x): ${hookRatio <= 1.25 ? "met" : "NOT met"}`);
+      console.log(`  PAM lines: ${stack(`${node} ${CLI} pam secret=${hookFile} user=root`).split("\n")[0]}`);
+      console.log(`             ${stack(`${node} -e 0`).split("\n")[0]}`);
+    } finally {
+      for (const f of [hookService, baseService]) if (existsSync(join("/etc/pam.d", f))) unlinkSync(join("/etc/pam.d", f));
+    }
+    await sshBench();
+  }
 } finally {
   if (existsSync(pamFile)) unlinkSync(pamFile);
   rmSync(dir, { recursive: true, force: true });
+}
+
+/** 4. A full SSH login (key + code + one command) with otpgate vs pam_google_authenticator.so. */
+async function sshBench(): Promise<void> {
+  if (!existsSync("/usr/sbin/sshd") || !existsSync("/usr/lib/python3/dist-packages/paramiko")) {
+    console.log("\n4. SSH login benchmark skipped: needs openssh-server and python3-paramiko (scripts/install-test-deps.sh)");
+    return;
+  }
+  const { privateSshd } = await import("../test/helpers/sshd.js");
+  const work = mkdtempSync(join(tmpdir(), "otpgate-bench-ssh-"));
+  const user = `otpb${process.pid % 100000}`;
+  const s = privateSshd(work);
+  try {
+    spawnSync("useradd", ["-m", "-s", "/bin/sh", user]);
+    const info = spawnSync("getent", ["passwd", user], { encoding: "utf8" }).stdout.split(":");
+    const account = { name: user, uid: Number(info[2]), gid: Number(info[3]), home: info[5]! };
+    s.authorize(account);
+    const gaFile = join(account.home, ".google_authenticator");
+    writeFileSync(gaFile, plain, { mode: 0o400 });
+    spawnSync("chown", [`${account.uid}:${account.gid}`, gaFile]);
+    const pamDir = join(s.root, "etc/pam.d");
+    const otpStack = join(work, "stack-otpgate");
+    const gaStack = join(work, "stack-ga");
+    const common = "account include common-account\nsession required pam_permit.so\n";
+    writeFileSync(otpStack, `auth [success=1 ignore=1 default=ignore] pam_exec.so quiet quiet_log expose_authtok ${process.execPath} ${CLI} pam\nauth requisite pam_deny.so\nauth required pam_permit.so\n${common}`);
+    writeFileSync(gaStack, `auth required pam_google_authenticator.so\n${common}`);
+    writeFileSync(join(s.config), readFileSync(s.config, "utf8").replace("KbdInteractiveAuthentication no", "KbdInteractiveAuthentication yes\nAuthenticationMethods publickey,keyboard-interactive"));
+    void pamDir;
+    await s.start();
+    const runs = Math.max(15, Number(process.env.BENCH_SSH_RUNS ?? 15));
+    const r = spawnSync("/usr/bin/python3", [join(ROOT, "bench/ssh_login_bench.py"), "127.0.0.1", String(s.port), user, s.clientKey, SECRET, join("/etc/pam.d", s.service), String(runs), `otpgate=${otpStack}`, `google-authenticator=${gaStack}`], { encoding: "utf8", timeout: 600_000 });
+    if (r.status !== 0) {
+      console.log(`\n4. SSH login benchmark failed: ${r.stderr.trim().split("\n").slice(-3).join(" ")}`);
+      return;
+    }
+    const times = JSON.parse(r.stdout) as Record<string, number[]>;
+    const otp = median(times.otpgate!);
+    const ga = median(times["google-authenticator"]!);
+    console.log(`\n4. Full SSH login (paramiko: key, keyboard-interactive code, run 'true'), one sshd on 127.0.0.1, ${runs} interleaved logins each`);
+    console.log(`  ${"sshd + pam_google_authenticator.so".padEnd(58)} ${ga.toFixed(1).padStart(7)} ms`);
+    console.log(`  ${"sshd + pam_exec + otpgate pam".padEnd(58)} ${otp.toFixed(1).padStart(7)} ms   ${(otp / ga).toFixed(2)}x`);
+    console.log(`  SSH login ratio: ${(otp / ga).toFixed(2)}x (target <= 1.10x): ${otp / ga <= 1.1 ? "met" : "NOT met"}`);
+  } finally {
+    s.cleanup();
+    spawnSync("userdel", ["-r", "-f", user], { stdio: "ignore" });
+    rmSync(work, { recursive: true, force: true });
+  }
 }

@@ -19,6 +19,8 @@ export interface PrivateSshd {
   installPam(): void;
   start(): Promise<void>;
   stop(): void;
+  /** What sshd wrote to stderr so far. */
+  log(): string;
   /** Log in with key + keyboard-interactive answer. */
   login(user: string, answer: string, options?: { noKey?: boolean }): { ok: boolean; stage: string; prompts: string[][]; error?: string };
   authorize(user: { name: string; uid: number; gid: number; home: string }): void;
@@ -57,6 +59,8 @@ export function privateSshd(dir: string): PrivateSshd {
   symlinkSync("/usr/sbin/sshd", sshd);
   mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
   let child: ChildProcess | null = null;
+  const logFile = join(dir, "sshd.log");
+  const log = () => (existsSync(logFile) ? readFileSync(logFile, "utf8") : "");
   const pamFile = join("/etc/pam.d", service);
   return {
     root,
@@ -69,9 +73,9 @@ export function privateSshd(dir: string): PrivateSshd {
       copyFileSync(join(root, "etc/pam.d", service), pamFile);
     },
     async start() {
-      child = spawn(sshd, ["-D", "-e", "-f", config], { stdio: ["ignore", "ignore", "pipe"] });
-      let log = "";
-      child.stderr!.on("data", (d: Buffer) => (log += d.toString()));
+      // Logs go to a file: a pipe nobody drains (the caller may block in spawnSync) would fill
+      // up and stall sshd.
+      child = spawn(sshd, ["-D", "-E", logFile, "-f", config], { stdio: "ignore" });
       const deadline = Date.now() + 10_000;
       for (;;) {
         const up = await new Promise<boolean>((resolve) => {
@@ -82,10 +86,11 @@ export function privateSshd(dir: string): PrivateSshd {
           s.on("error", () => resolve(false));
         });
         if (up) return;
-        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`sshd did not start: ${log}`);
+        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`sshd did not start: ${log()}`);
         await new Promise((r) => setTimeout(r, 100));
       }
     },
+    log,
     stop() {
       if (child && child.exitCode === null) child.kill("SIGTERM");
       child = null;
