@@ -208,3 +208,44 @@ describe("otpgate doctor", () => {
     assert.match(r.stdout, new RegExp(`FAIL  state-files +${erin.name}: .*permissions 0644.*\\n +fix: `));
   });
 });
+
+describe("ssh: key + code through pam_radius_auth.so and otpgate radius (no process per login)", () => {
+  test("right code in with a real 'Verification code: ' prompt; replayed and wrong out; checker down means no login", { timeout: 120_000 }, async (t: TestContext) => {
+    if (!systemReady(t, ["python3", "oathtool"]) || !existsSync("/lib/x86_64-linux-gnu/security/pam_radius_auth.so")) {
+      if (process.env.REQUIRE_SYSTEM_TESTS === "1" && !existsSync("/lib/x86_64-linux-gnu/security/pam_radius_auth.so")) throw new Error("libpam-radius-auth is missing (scripts/install-test-deps.sh)");
+      return;
+    }
+    const dir = tempDir(t);
+    const s = privateSshd(dir);
+    t.after(() => s.cleanup());
+    const frank = throwawayUser(t);
+    s.authorize(frank);
+    runCli(["enroll", "--user", frank.name, "-t", "-d", "-W", "-u", "-q"]);
+    const port = 30000 + Math.floor(Math.random() * 20000);
+    const r = setupSsh(s, ["--admin", frank.name, "--backend", "radius", "--radius-port", String(port)]);
+    assert.equal(r.status, 0, r.stderr);
+    const pam = readFileSync(join(s.root, "etc/pam.d", s.service), "utf8");
+    assert.match(pam, /^auth +required +pam_radius_auth\.so conf=\S+pam_radius\.conf \[prompt=Verification code\] force_prompt$/m);
+    const { statSync } = await import("node:fs");
+    assert.equal(statSync(join(s.root, "etc/otpgate/radius.secret")).mode & 0o777, 0o600);
+    s.installPam();
+    const { spawn } = await import("node:child_process");
+    const checker = spawn(process.execPath, [CLI, "radius", "--listen", `127.0.0.1:${port}`, "--secret-file", join(s.root, "etc/otpgate/radius.secret")], { stdio: ["ignore", "ignore", "pipe"] });
+    t.after(() => checker.kill("SIGKILL"));
+    await new Promise<void>((resolve, reject) => {
+      checker.stderr!.on("data", (d: Buffer) => d.toString().includes("listening") && resolve());
+      checker.on("exit", () => reject(new Error("otpgate radius exited")));
+    });
+    await s.start();
+    const secret = secretOf(frank.home);
+    const code = oathTotp(secret);
+    const ok = s.login(frank.name, code);
+    assert.equal(ok.ok, true, JSON.stringify(ok) + s.log().slice(-2000));
+    assert.deepEqual(ok.prompts[0], ["Verification code: "]);
+    assert.equal(s.login(frank.name, code).ok, false, "replayed");
+    assert.equal(s.login(frank.name, "000000").ok, false, "wrong");
+    checker.kill("SIGTERM");
+    await new Promise((r2) => checker.on("exit", r2));
+    assert.equal(s.login(frank.name, oathTotp(secret, 1)).ok, false, "no checker, no login");
+  });
+});

@@ -9,7 +9,8 @@ import { lookupUserByName } from "../../platform/users.js";
 import { FileAccountStore } from "../../stores/file-store.js";
 import { DEFAULT_SECRET_SPEC, expandSecretPath } from "../../stores/secret-path.js";
 import { type FileChange } from "./apply.js";
-import { authBlock, includedDropInDir, planPamService, planSshdMain, sshdDropIn, type SshFactors } from "./plan.js";
+import { BEGIN, END, authBlock, includedDropInDir, planPamService, planSshdMain, sshdDropIn, type SshFactors } from "./plan.js";
+import { randomBytes } from "node:crypto";
 
 export interface SshSetupOptions {
   readonly root: string;
@@ -21,6 +22,9 @@ export interface SshSetupOptions {
   readonly node: string;
   readonly otpgate: string;
   readonly sshd: string;
+  /** pam_exec runs otpgate per login; radius: pam_radius_auth.so asks a resident `otpgate radius`. */
+  readonly backend: "pam_exec" | "radius";
+  readonly radiusPort: number;
 }
 
 export const SSHD_CONFIG = "/etc/ssh/sshd_config";
@@ -54,7 +58,10 @@ export function planSsh(o: SshSetupOptions): FileChange[] {
   const password = o.factors === "key+password+code";
   const hint = !o.hint ? null : password ? "Type your password immediately followed by your 6-digit code at the Password prompt." : "Verification code required for %u. Type the code from your authenticator app at the Password prompt.";
   const pamArgs = [...(o.secret ? [`secret=${o.secret}`] : []), ...(o.nullok ? ["nullok"] : []), ...(password ? ["password"] : [])];
-  const block = authBlock({ node: o.node, otpgate: o.otpgate, pamArgs, hint }, `sshd: ${o.factors}, written by otpgate setup ssh`);
+  const block =
+    o.backend === "radius"
+      ? radiusBlock(o, changes)
+      : authBlock({ node: o.node, otpgate: o.otpgate, pamArgs, hint }, `sshd: ${o.factors}, written by otpgate setup ssh`);
   const tail = ["@include common-account", "@include common-session", "@include common-password"];
   changes.push({ path: pamPath, next: planPamService(read(pamPath), block, { replacePassword: true, tail }), mode: 0o644 });
   return changes;
@@ -103,4 +110,23 @@ export function pathsExist(node: string, otpgate: string): string | null {
     if (!existsSync(p)) return `${p} does not exist`;
   }
   return null;
+}
+
+/** The RADIUS backend: shared secret, pam_radius_auth's server file, a systemd unit, the PAM lines. */
+function radiusBlock(o: SshSetupOptions, changes: FileChange[]): string[] {
+  const secretPath = inRoot(o.root, "/etc/otpgate/radius.secret");
+  const confPath = inRoot(o.root, "/etc/otpgate/pam_radius.conf");
+  const secret = read(secretPath)?.trim() || randomBytes(24).toString("hex");
+  changes.push({ path: secretPath, next: secret + "\n", mode: 0o600 });
+  changes.push({ path: confPath, next: `# Written by otpgate setup ssh --backend radius: where pam_radius_auth.so asks for codes.\n127.0.0.1:${o.radiusPort} ${secret} 3\n`, mode: 0o600 });
+  changes.push({
+    path: inRoot(o.root, "/etc/systemd/system/otpgate-radius.service"),
+    next: `[Unit]\nDescription=otpgate one-time code checker for pam_radius_auth (loopback RADIUS)\nBefore=ssh.service\n\n[Service]\nExecStart=${o.node} ${o.otpgate} radius --listen 127.0.0.1:${o.radiusPort} --secret-file ${secretPath}${o.secret ? ` --state ${o.secret}` : ""}${o.nullok ? " --nullok" : ""}\nRestart=always\n\n[Install]\nWantedBy=multi-user.target\n`,
+    mode: 0o644,
+  });
+  return [
+    `${BEGIN} (sshd: key+code via otpgate radius, written by otpgate setup ssh; --rollback restores the previous file)`,
+    `auth     required  pam_radius_auth.so conf=${confPath} [prompt=Verification code] force_prompt`,
+    END,
+  ];
 }

@@ -41,6 +41,11 @@ Options:
       --root DIR              work on another filesystem root (tests, images)
       --sshd PATH             sshd used for validation (default /usr/sbin/sshd)
       --rserver-pam PATH      RStudio's PAM helper (default /usr/lib/rstudio-server/bin/rserver-pam)
+      --backend B             ssh: pam_exec (default: pam_exec runs otpgate pam per login) or
+                              radius (pam_radius_auth.so asks a resident "otpgate radius" over
+                              loopback: prompt "Verification code: ", no process per login;
+                              needs libpam-radius-auth and the otpgate-radius service running)
+      --radius-port N         port of otpgate radius (default 18120)
       --node PATH, --otpgate PATH   what the PAM line runs (default: this node and this otpgate)
   -h, --help                  show this help
 
@@ -69,6 +74,8 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     "rserver-pam": { type: "string" },
     node: { type: "string" },
     otpgate: { type: "string" },
+    backend: { type: "string" },
+    "radius-port": { type: "string" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
@@ -100,7 +107,12 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   if (target === "ssh") {
     const factors = (values.factors ?? "key+code") as SshFactors;
     if (factors !== "key+code" && factors !== "key+password+code") throw new UsageError(`--factors for ssh is key+code or key+password+code, not "${values.factors}"`);
-    const options = { root, service: values.service ?? "sshd", factors, hint: !values["no-hint"], nullok: values.nullok === true, secret: values.secret, node, otpgate, sshd: values.sshd ?? "/usr/sbin/sshd" };
+    const backend = (values.backend ?? "pam_exec") as "pam_exec" | "radius";
+    if (backend !== "pam_exec" && backend !== "radius") throw new UsageError(`--backend is pam_exec or radius, not "${values.backend}"`);
+    if (backend === "radius" && factors !== "key+code") throw new UsageError("--backend radius supports --factors key+code only");
+    const radiusPort = Number(values["radius-port"] ?? 18120);
+    if (!Number.isInteger(radiusPort) || radiusPort < 1 || radiusPort > 65535) throw new UsageError(`--radius-port must be a port number, not "${values["radius-port"]}"`);
+    const options = { root, service: values.service ?? "sshd", factors, hint: !values["no-hint"], nullok: values.nullok === true, secret: values.secret, node, otpgate, sshd: values.sshd ?? "/usr/sbin/sshd", backend, radiusPort };
     changes = planSsh(options);
     validate = () => validateSshd(options, admin);
   } else {
@@ -127,6 +139,7 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   io.out(`otpgate setup ${target}: changed ${pending.map((c) => c.path).join(", ")}`);
   if (backups.length) io.out(`backups: ${backups.join(", ")}`);
   if (target === "ssh") {
+    if (values.backend === "radius") io.out("Start the code checker first: systemctl daemon-reload && systemctl enable --now otpgate-radius");
     io.out("Next: keep this session open, reload sshd (systemctl reload ssh, or kill -HUP the sshd process),");
     io.out("then log in from a NEW terminal with your key and a code. If it fails: otpgate setup ssh --rollback");
   } else {
