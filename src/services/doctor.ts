@@ -4,11 +4,11 @@
 
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
 import type { UserAccount } from "../platform/users.js";
 import { accountStatus } from "./account-status.js";
 import { FileAccountStore } from "../stores/file-store.js";
 import { DEFAULT_SECRET_SPEC, expandSecretPath } from "../stores/secret-path.js";
+import { inRoot } from "./setup/paths.js";
 
 export type Severity = "ok" | "info" | "warn" | "fail";
 
@@ -31,7 +31,6 @@ export interface DoctorOptions {
   readonly nowMs: number;
 }
 
-const inRoot = (root: string, path: string) => (root === "/" ? path : join(root, path));
 
 export function checkVersions(version: string): Finding[] {
   const major = Number(/^v(\d+)/.exec(process.version)?.[1] ?? 0);

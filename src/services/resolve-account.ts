@@ -6,6 +6,7 @@ import { isAbsolute, resolve } from "node:path";
 import { ConfigError, UsageError } from "../core/errors.js";
 import { lookupUserById, lookupUserByName, type UserAccount } from "../platform/users.js";
 import { DEFAULT_SECRET_SPEC, expandSecretPath } from "../stores/secret-path.js";
+import { FileAccountStore } from "../stores/file-store.js";
 
 export interface AccountTarget {
   readonly user: UserAccount;
@@ -38,4 +39,20 @@ export function resolveTarget(req: TargetRequest): AccountTarget {
   const spec = req.secret ?? DEFAULT_SECRET_SPEC;
   const path = isPattern(spec) || isAbsolute(spec) ? expandSecretPath(spec, { name: user.name, home: user.home || null }) : resolve(req.cwd, spec);
   return { user, path };
+}
+
+export interface UserStoreOptions {
+  /** Path pattern (default ~/.google_authenticator). */
+  readonly secret?: string | undefined;
+  readonly strictOwner?: boolean;
+  readonly allowedPerm?: number;
+}
+
+/** The state file store of a login user, by name; null when the account does not exist. */
+export function userStore(name: string, options: UserStoreOptions = {}): { account: UserAccount; store: FileAccountStore } | null {
+  const account = lookupUserByName(name);
+  if (!account) return null;
+  const path = expandSecretPath(options.secret ?? DEFAULT_SECRET_SPEC, { name: account.name, home: account.home || null });
+  const store = new FileAccountStore({ path, owner: { uid: account.uid, name: account.name }, strictOwner: options.strictOwner ?? true, allowedPerm: options.allowedPerm ?? 0o600 });
+  return { account, store };
 }

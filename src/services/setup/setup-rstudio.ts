@@ -4,9 +4,8 @@
 //                 otpgate's helper (auth-pam-helper-path), which checks the code and hands the
 //                 password to RStudio's own rserver-pam.
 
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import type { FileChange } from "./apply.js";
+import { inRoot, readIfExists as read } from "./paths.js";
 import { authBlock, planPamService, removeRserverOption, setRserverOption } from "./plan.js";
 
 export type RstudioFactors = "code" | "password+code";
@@ -26,8 +25,6 @@ export interface RstudioSetupOptions {
 export const RSERVER_CONF = "/etc/rstudio/rserver.conf";
 export const HELPER_PATH = "/usr/local/lib/otpgate/rserver-pam-otpgate";
 
-const inRoot = (root: string, path: string) => (root === "/" ? path : join(root, path));
-const read = (path: string) => (existsSync(path) ? readFileSync(path, "latin1") : null);
 
 export function rstudioManifest(root: string): string {
   return inRoot(root, "/etc/otpgate/setup-rstudio.json");

@@ -2,13 +2,14 @@
 // and the PAM stack, with a lock-out guard, validation by sshd itself, and rollback.
 
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { OtpgateError } from "../../core/errors.js";
 import { lookupUserByName } from "../../platform/users.js";
 import { FileAccountStore } from "../../stores/file-store.js";
 import { DEFAULT_SECRET_SPEC, expandSecretPath } from "../../stores/secret-path.js";
 import { type FileChange } from "./apply.js";
+import { inRoot, readIfExists as read } from "./paths.js";
 import { BEGIN, END, authBlock, includedDropInDir, planPamService, planSshdMain, sshdDropIn, type SshFactors } from "./plan.js";
 import { randomBytes } from "node:crypto";
 
@@ -30,8 +31,6 @@ export interface SshSetupOptions {
 export const SSHD_CONFIG = "/etc/ssh/sshd_config";
 export const DROP_IN_NAME = "10-otpgate.conf";
 
-const inRoot = (root: string, path: string) => (root === "/" ? path : join(root, path));
-const read = (path: string) => (existsSync(path) ? readFileSync(path, "latin1") : null);
 
 export function sshManifest(root: string): string {
   return inRoot(root, "/etc/otpgate/setup-ssh.json");

@@ -120,9 +120,8 @@ async function decide(options: PamOptions, user: string, log: (level: "info" | "
     { noSkewAdjust: options.noSkewAdjust, noIncrementHotp: options.noIncrementHotp, allowPrefix: options.password, recordSkewResetCode: true },
     { grace: options.gracePeriod > 0 && rhost !== undefined ? { rhost, seconds: options.gracePeriod } : undefined, allowReadonly: options.allowReadonly },
   );
-  let outcome = result.outcome;
+  const outcome = result.outcome;
   if (options.password && outcome.kind === "accepted" && !checkUnixPassword(user, outcome.prefix)) {
-    outcome = { kind: "rejected", reason: "wrong" };
     log("notice", "result=rejected reason=password (the code was right, the password part was not)");
     return 1;
   }

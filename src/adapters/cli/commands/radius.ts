@@ -9,10 +9,8 @@ import { ConfigError, UsageError, type ExitCode } from "../../../core/errors.js"
 import { systemClock } from "../../../platform/clock.js";
 import { nodeMacFactory } from "../../../platform/mac.js";
 import { syslog } from "../../../platform/syslog.js";
-import { lookupUserByName } from "../../../platform/users.js";
 import { authenticateWith } from "../../../services/authenticate.js";
-import { FileAccountStore } from "../../../stores/file-store.js";
-import { DEFAULT_SECRET_SPEC, expandSecretPath } from "../../../stores/secret-path.js";
+import { userStore } from "../../../services/resolve-account.js";
 import { ACCESS_ACCEPT, ACCESS_REJECT, buildResponse, parseAccessRequest, requestHasMessageAuthenticator, RadiusError } from "../../radius/packet.js";
 import { parse } from "../args.js";
 import type { Output } from "../output.js";
@@ -107,11 +105,10 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     const context = `user=${request.user} service=${request.nasIdentifier ?? "-"} rhost=${request.callingStationId ?? "-"} via=radius`;
     let accept = false;
     try {
-      const account = lookupUserByName(request.user);
-      if (!account) log("notice", `${context} result=rejected reason=unknown-user`);
+      const found = userStore(request.user, { secret: values.state });
+      if (!found) log("notice", `${context} result=rejected reason=unknown-user`);
       else {
-        const path = expandSecretPath(values.state ?? DEFAULT_SECRET_SPEC, { name: account.name, home: account.home || null });
-        const store = new FileAccountStore({ path, owner: { uid: account.uid, name: account.name }, strictOwner: true, allowedPerm: 0o600 });
+        const { store } = found;
         const { outcome } = await authenticateWith(
           { store, clock: systemClock, macFactory: nodeMacFactory },
           request.password,

@@ -11,10 +11,8 @@ import { builtin } from "../../../platform/builtin.js";
 import { systemClock } from "../../../platform/clock.js";
 import { nodeMacFactory } from "../../../platform/mac.js";
 import { syslog } from "../../../platform/syslog.js";
-import { lookupUserByName } from "../../../platform/users.js";
 import { authenticateWith } from "../../../services/authenticate.js";
-import { FileAccountStore } from "../../../stores/file-store.js";
-import { DEFAULT_SECRET_SPEC, expandSecretPath } from "../../../stores/secret-path.js";
+import { userStore } from "../../../services/resolve-account.js";
 import { parse } from "../args.js";
 import type { Output } from "../output.js";
 import { readStdin } from "../stdin.js";
@@ -58,13 +56,12 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   }
   const entry = raw.toString("latin1");
   raw.fill(0);
-  const account = lookupUserByName(user);
-  if (!account) {
+  const found = userStore(user, { secret: values.secret });
+  if (!found) {
     log("notice", "result=rejected reason=unknown-user");
     return 1;
   }
-  const path = expandSecretPath(values.secret ?? DEFAULT_SECRET_SPEC, { name: user, home: account.home || null });
-  const store = new FileAccountStore({ path, owner: { uid: account.uid, name: account.name }, strictOwner: true, allowedPerm: 0o600 });
+  const { store } = found;
   const { outcome } = await authenticateWith(
     { store, clock: systemClock, macFactory: nodeMacFactory },
     entry,
