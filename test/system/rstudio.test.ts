@@ -108,3 +108,18 @@ describe("rstudio: password immediately followed by the code (otpgate's helper +
     assert.equal(signIn([helper], bob.name, r.service, "0", "c0rrect-h0rse" + oathTotp(secret, 1)).ok, false, "the code is used up");
   });
 });
+
+describe("rstudio setup validation", () => {
+  test("password+code without RStudio's rserver-pam is refused and nothing is left changed", (t) => {
+    if (!systemReady(t, [])) return;
+    const r = rig(t);
+    const conf = join(r.root, "etc/rstudio/rserver.conf");
+    const before = readFileSync(conf, "latin1");
+    const out = r.setup(["--allow-unenrolled", "--factors", "password+code", "--rserver-pam", "/opt/no/rserver-pam"]);
+    assert.equal(out.status, 2);
+    assert.match(out.stderr, /RStudio's PAM helper \/opt\/no\/rserver-pam does not exist.*every file was restored/);
+    assert.equal(readFileSync(conf, "latin1"), before);
+    assert.ok(!existsSync(join(r.root, "usr/local/lib/otpgate/rserver-pam-otpgate")));
+    assert.ok(!existsSync(join(r.root, "etc/otpgate/setup-rstudio.json")));
+  });
+});

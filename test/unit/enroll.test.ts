@@ -112,3 +112,11 @@ test("replacing emergency codes keeps every other line", () => {
   assert.equal(next, 'S\n" RATE_LIMIT 3 30 1\n" TOTP_AUTH\n33333333\n44444444\n55555555\n');
   assert.deepEqual(scratchEntries(replaceScratchCodes("S", [12345678])).map((e) => e.code), [12345678]);
 });
+
+test("PAM text validation: syntax and installed modules", async () => {
+  const { validatePamText } = await import("../../src/services/setup/plan.js");
+  const has = (m: string) => ["pam_exec.so", "pam_deny.so", "pam_permit.so"].includes(m);
+  assert.equal(validatePamText("# c\n@include common-account\nauth [success=1 ignore=1 default=ignore] pam_exec.so quiet /x pam\nauth requisite pam_deny.so\n", has), null);
+  assert.match(validatePamText("auth\n", has)!, /invalid line: "auth"/);
+  assert.match(validatePamText("auth required pam_nothere.so\n", has)!, /uses pam_nothere\.so, which is not installed/);
+});

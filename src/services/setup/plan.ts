@@ -2,6 +2,8 @@
 // the PAM auth block (the pam_exec pattern that works for sshd's setcred and for RStudio), and
 // rserver.conf keys. Each is idempotent: planning again on its own output changes nothing.
 
+import { existsSync } from "node:fs";
+
 export const BEGIN = "# otpgate: begin";
 export const END = "# otpgate: end";
 
@@ -117,4 +119,21 @@ export function removeRserverOption(current: string | null, key: string): string
   if (current === null) return null;
   const re = new RegExp(`^\\s*${key.replace(/[-]/g, "\\-")}\\s*=`);
   return current.split("\n").filter((l) => !re.test(l)).join("\n");
+}
+
+const PAM_DIRS = ["/lib/x86_64-linux-gnu/security", "/lib/security", "/usr/lib/x86_64-linux-gnu/security", "/usr/lib/security", "/lib64/security"];
+
+/** Every rule line has a type, a control and a module that exists on this system. */
+export function validatePamText(text: string, moduleExists: (name: string) => boolean = (name) => PAM_DIRS.some((d) => existsSync(`${d}/${name}`))): string | null {
+  for (const raw of text.split("\n")) {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#") || line.startsWith("@include")) continue;
+    const m = /^-?(auth|account|password|session)\s+(\[[^\]]*\]|\S+)\s+(\S+)/.exec(line);
+    if (!m) return `the PAM service file would contain an invalid line: "${line}"; every file was restored`;
+    const module = m[3]!;
+    if (!["include", "substack"].includes(m[2]!) && !module.startsWith("/") && !moduleExists(module)) {
+      return `the PAM service file uses ${module}, which is not installed here; every file was restored`;
+    }
+  }
+  return null;
 }

@@ -6,7 +6,8 @@
 
 import type { FileChange } from "./apply.js";
 import { inRoot, readIfExists as read } from "./paths.js";
-import { authBlock, planPamService, removeRserverOption, setRserverOption } from "./plan.js";
+import { existsSync } from "node:fs";
+import { authBlock, planPamService, removeRserverOption, setRserverOption, validatePamText } from "./plan.js";
 
 export type RstudioFactors = "code" | "password+code";
 
@@ -56,4 +57,12 @@ export function planRstudio(o: RstudioSetupOptions): FileChange[] {
   }
   changes.push({ path: confPath, next: nextConf, mode: 0o644 });
   return changes;
+}
+
+/** Checks before RStudio's files are kept: the helper's target exists; every PAM module exists. */
+export function validateRstudio(o: RstudioSetupOptions, pamText: string | null): string | null {
+  if (o.factors === "password+code" && !existsSync(o.rserverPam)) {
+    return `RStudio's PAM helper ${o.rserverPam} does not exist (is RStudio Server installed?); pass --rserver-pam PATH; every file was restored`;
+  }
+  return pamText === null ? null : validatePamText(pamText);
 }

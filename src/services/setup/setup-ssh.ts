@@ -10,7 +10,7 @@ import { FileAccountStore } from "../../stores/file-store.js";
 import { DEFAULT_SECRET_SPEC, expandSecretPath } from "../../stores/secret-path.js";
 import { type FileChange } from "./apply.js";
 import { inRoot, readIfExists as read } from "./paths.js";
-import { BEGIN, END, authBlock, includedDropInDir, planPamService, planSshdMain, sshdDropIn, type SshFactors } from "./plan.js";
+import { BEGIN, END, authBlock, includedDropInDir, planPamService, planSshdMain, sshdDropIn, validatePamText, type SshFactors } from "./plan.js";
 import { randomBytes } from "node:crypto";
 
 export interface SshSetupOptions {
@@ -88,6 +88,8 @@ export function lockoutProblems(admin: string | undefined, secret: string | unde
 
 /** sshd -t on the new configuration, then sshd -T to confirm the settings are the effective ones. */
 export function validateSshd(o: SshSetupOptions, admin: string | undefined): string | null {
+  const pamProblem = validatePamText(read(inRoot(o.root, `/etc/pam.d/${o.service}`)) ?? "");
+  if (pamProblem) return pamProblem;
   const config = inRoot(o.root, SSHD_CONFIG);
   if (!existsSync(o.sshd)) return `cannot validate: ${o.sshd} does not exist (pass --sshd PATH)`;
   const t = spawnSync(o.sshd, ["-t", "-f", config], { encoding: "utf8" });

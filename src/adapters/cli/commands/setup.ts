@@ -5,7 +5,7 @@ import { realpathSync } from "node:fs";
 import { UsageError, type ExitCode } from "../../../core/errors.js";
 import { applyChanges, diffChanges, pendingChanges, rollback, SetupError } from "../../../services/setup/apply.js";
 import type { SshFactors } from "../../../services/setup/plan.js";
-import { planRstudio, rstudioManifest, type RstudioFactors } from "../../../services/setup/setup-rstudio.js";
+import { planRstudio, rstudioManifest, validateRstudio, type RstudioFactors } from "../../../services/setup/setup-rstudio.js";
 import { lockoutProblems, pathsExist, planSsh, sshManifest, validateSshd } from "../../../services/setup/setup-ssh.js";
 import { parse } from "../args.js";
 import type { Output } from "../output.js";
@@ -118,7 +118,10 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   } else {
     const factors = (values.factors ?? "code") as RstudioFactors;
     if (factors !== "code" && factors !== "password+code") throw new UsageError(`--factors for rstudio is code or password+code, not "${values.factors}"`);
-    changes = planRstudio({ root, service: values.service ?? "rstudio", factors, nullok: values.nullok === true, secret: values.secret, node, otpgate, rserverPam: values["rserver-pam"] ?? "/usr/lib/rstudio-server/bin/rserver-pam" });
+    const options = { root, service: values.service ?? "rstudio", factors, nullok: values.nullok === true, secret: values.secret, node, otpgate, rserverPam: values["rserver-pam"] ?? "/usr/lib/rstudio-server/bin/rserver-pam" };
+    changes = planRstudio(options);
+    const pamChange = changes.find((c) => c.path.endsWith(`/pam.d/${options.service}`));
+    validate = () => validateRstudio(options, pamChange?.next ?? null);
   }
 
   const pending = pendingChanges(changes);
