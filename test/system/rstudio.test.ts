@@ -87,7 +87,7 @@ describe("rstudio: user name + code in the password box", () => {
 });
 
 describe("rstudio: password immediately followed by the code (otpgate's helper + RStudio's rserver-pam)", () => {
-  test("right password and code in; either one wrong out", (t) => {
+  test("right password and code in; either one wrong out", async (t) => {
     if (!systemReady(t, ["python3", "oathtool"])) return;
     const r = rig(t);
     const bob = throwawayUser(t);
@@ -106,6 +106,8 @@ describe("rstudio: password immediately followed by the code (otpgate's helper +
     assert.equal(signIn([helper], bob.name, r.service, "1", "c0rrect-h0rse").ok, false, "password without a code");
     assert.equal(signIn([helper], bob.name, r.service, "1", "c0rrect-h0rse" + oathTotp(secret, 1)).ok, true, "both right");
     assert.equal(signIn([helper], bob.name, r.service, "0", "c0rrect-h0rse" + oathTotp(secret, 1)).ok, false, "the code is used up");
+    const { statSync } = await import("node:fs");
+    assert.equal(statSync(join(bob.home, ".google_authenticator")).uid, bob.uid, "the helper wrote the state file as the user");
   });
 });
 

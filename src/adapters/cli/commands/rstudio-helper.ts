@@ -10,6 +10,7 @@ import type { ExitCode } from "../../../core/errors.js";
 import { builtin } from "../../../platform/builtin.js";
 import { systemClock } from "../../../platform/clock.js";
 import { nodeMacFactory } from "../../../platform/mac.js";
+import { actAs } from "../../../platform/privileges.js";
 import { syslog } from "../../../platform/syslog.js";
 import { authenticateWith } from "../../../services/authenticate.js";
 import { userStore } from "../../../services/resolve-account.js";
@@ -61,13 +62,20 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     log("notice", "result=rejected reason=unknown-user");
     return 1;
   }
-  const { store } = found;
-  const { outcome } = await authenticateWith(
-    { store, clock: systemClock, macFactory: nodeMacFactory },
-    entry,
-    { noSkewAdjust: false, noIncrementHotp: false, allowPrefix: true, recordSkewResetCode: true },
-    {},
-  );
+  const { store, account } = found;
+  // The state file is handled with the user's rights; RStudio's rserver-pam then runs as root again.
+  const restore = actAs(account.uid, account.gid);
+  let outcome;
+  try {
+    ({ outcome } = await authenticateWith(
+      { store, clock: systemClock, macFactory: nodeMacFactory },
+      entry,
+      { noSkewAdjust: false, noIncrementHotp: false, allowPrefix: true, recordSkewResetCode: true },
+      {},
+    ));
+  } finally {
+    restore();
+  }
   let password: string;
   if (outcome.kind === "accepted") password = outcome.prefix;
   else if (outcome.kind === "not-enrolled" && values.nullok) password = entry;
