@@ -1,0 +1,86 @@
+// The gateway's security policies (issue 5): open redirects, brute-force regulation, session
+// timeouts, sealed cookies and CSRF tokens.
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, statSync, writeFileSync, chmodSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { DEFAULT_SESSION_POLICY, Regulator, checkSession, newSession, safeReturnUrl } from "../../src/core/web/index.js";
+import { csrfToken, csrfValid, loadOrCreateKeys, seal, unseal } from "../../src/platform/seal.js";
+
+const policy = { allowedHosts: ["app.example.com", "rstudio.example.com:8443"], fallback: "/" };
+
+test("return URLs: local paths and allowed hosts pass; every open-redirect trick falls back", () => {
+  assert.equal(safeReturnUrl("/dashboard?x=1#y", policy), "/dashboard?x=1#y");
+  assert.equal(safeReturnUrl("https://app.example.com/a", policy), "https://app.example.com/a");
+  assert.equal(safeReturnUrl("https://APP.example.com./a", policy), "https://app.example.com./a");
+  assert.equal(safeReturnUrl("https://rstudio.example.com:8443/", policy), "https://rstudio.example.com:8443/");
+  const evil = [
+    "//evil.com", "///evil.com", "/\\evil.com", "\\\\evil.com", "https:evil.com", "https:/evil.com", "https://evil.com",
+    "https://app.example.com.evil.com/", "https://evil.com#@app.example.com", "https://app.example.com@evil.com/",
+    "javascript:alert(1)", "data:text/html,x", "%2F%2Fevil.com", "/%2F%2Fevil.com", "/%252F%252Fevil.com", "/%5Cevil.com",
+    "/\tevil", "/a\r\nSet-Cookie:x=1", "ftp://app.example.com/", "https://rstudio.example.com/", "", "x".repeat(3000),
+  ];
+  for (const url of evil) assert.equal(safeReturnUrl(url, policy), "/", JSON.stringify(url));
+  assert.equal(safeReturnUrl(null, policy), "/");
+});
+
+test("regulation: more than N failures within T bans the key for B; bans are per key", () => {
+  const r = new Regulator({ maxRetries: 3, findTimeMs: 60_000, banTimeMs: 300_000 });
+  const keys = ["user:alice", "ip:203.0.113.9"];
+  for (let i = 0; i < 3; i++) assert.deepEqual(r.fail(keys, 1000 + i), []);
+  assert.equal(r.isBanned(keys, 2000), false);
+  assert.deepEqual(r.fail(keys, 2000), keys, "the 4th failure within a minute bans both");
+  assert.equal(r.isBanned(["user:alice"], 2000 + 299_999), true);
+  assert.equal(r.isBanned(["user:alice"], 2000 + 300_000), false, "the ban ends");
+  assert.equal(r.isBanned(["ip:198.51.100.1"], 2000), false, "another address is not banned");
+  const slow = new Regulator({ maxRetries: 3, findTimeMs: 60_000, banTimeMs: 300_000 });
+  for (let i = 0; i < 10; i++) slow.fail(["user:bob"], i * 61_000);
+  assert.equal(slow.isBanned(["user:bob"], 10 * 61_000), false, "failures spread beyond the find time never ban");
+  slow.fail(["user:carol"], 0);
+  slow.succeed("user:carol");
+  for (let i = 0; i < 3; i++) slow.fail(["user:carol"], 1 + i);
+  assert.equal(slow.isBanned(["user:carol"], 5), false, "a success clears earlier failures");
+});
+
+test("sessions: idle and absolute timeouts; activity extends only the idle one", () => {
+  const s = newSession("sid1", "alice", 0);
+  const p = { idleMs: 1000, absoluteMs: 5000 };
+  assert.equal(checkSession(s, 999, p).valid, true);
+  assert.deepEqual(checkSession(s, 1000, p), { valid: false, reason: "idle" });
+  let cur = s;
+  for (let t = 900; t < 5000; t += 900) {
+    const c = checkSession(cur, t, p);
+    assert.equal(c.valid, true, `at ${t}`);
+    if (c.valid) cur = c.session;
+  }
+  assert.deepEqual(checkSession(cur, 5000, p), { valid: false, reason: "expired" });
+  assert.deepEqual(checkSession(newSession("x", "a", 10 * 60_000), 0, DEFAULT_SESSION_POLICY), { valid: false, reason: "future" });
+});
+
+test("sealed cookies: round trip; any tampering, truncation or other key gives null", () => {
+  const dir = mkdtempSync(join(tmpdir(), "otpgate-keys-"));
+  try {
+    const path = join(dir, "keys");
+    const keys = loadOrCreateKeys(path);
+    assert.equal(statSync(path).mode & 0o777, 0o600);
+    assert.deepEqual(loadOrCreateKeys(path), keys, "the same keys on the next start");
+    const token = seal({ sid: "s", user: "alice" }, keys.seal);
+    assert.deepEqual(unseal(token, keys.seal), { sid: "s", user: "alice" });
+    assert.doesNotMatch(Buffer.from(token, "base64url").toString("latin1"), /alice/, "encrypted, not only signed");
+    const flipped = Buffer.from(token, "base64url");
+    flipped[flipped.length - 1]! ^= 1;
+    assert.equal(unseal(flipped.toString("base64url"), keys.seal), null);
+    assert.equal(unseal(token.slice(0, 20), keys.seal), null);
+    assert.equal(unseal(token, Buffer.alloc(32, 1)), null);
+    assert.equal(unseal("not a token!", keys.seal), null);
+    assert.equal(csrfValid("s", csrfToken("s", keys.csrf), keys.csrf), true);
+    assert.equal(csrfValid("s2", csrfToken("s", keys.csrf), keys.csrf), false);
+    assert.equal(csrfValid("s", undefined, keys.csrf), false);
+    writeFileSync(join(dir, "loose"), Buffer.alloc(64));
+    chmodSync(join(dir, "loose"), 0o644);
+    assert.throws(() => loadOrCreateKeys(join(dir, "loose")), /must be a regular file with mode 0600/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
