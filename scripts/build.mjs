@@ -1,6 +1,7 @@
 // Build: type-check and compile everything (src, test, bench) to build/ with tsc, then bundle the
 // CLI into one CommonJS file, dist/otpgate-core.cjs (one file, no module resolution at start-up:
-// the fastest way to start Node; the QR library goes to dist/otpgate-qr.cjs, loaded on demand), warm it up once to record V8's code cache next to it, and install
+// the fastest way to start Node; the QR library and the web gateway go to their own files,
+// dist/otpgate-qr.cjs and dist/otpgate-gateway.cjs, loaded on demand), warm it up once to record V8's code cache next to it, and install
 // the launcher dist/otpgate.cjs that uses that cache (see README, "Performance").
 import { execFileSync } from "node:child_process";
 import { chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -29,13 +30,24 @@ await esbuild.build({
   logLevel: "warning",
   plugins: [
     {
-      // The QR library is big and only enrollment needs it: it goes into its own file.
-      name: "qr-in-its-own-file",
+      // The QR library and the gateway are big and the login path never needs them: own files.
+      name: "separate-bundles",
       setup(build) {
         build.onResolve({ filter: /\/qr-lib\.js$/ }, () => ({ path: "./otpgate-qr.cjs", external: true }));
+        build.onResolve({ filter: /\/gateway-entry\.js$/ }, () => ({ path: "./otpgate-gateway.cjs", external: true }));
       },
     },
   ],
+});
+esbuild.buildSync({
+  entryPoints: ["src/adapters/http/gateway-entry.ts"],
+  bundle: true,
+  platform: "node",
+  format: "cjs",
+  target: "node20",
+  outfile: "dist/otpgate-gateway.cjs",
+  legalComments: "none",
+  logLevel: "warning",
 });
 esbuild.buildSync({
   entryPoints: ["src/platform/qr-lib.ts"],

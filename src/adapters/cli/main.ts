@@ -13,6 +13,7 @@ interface Command {
 const commands: Record<string, Command> = {
   enroll: { summary: "enroll a user: secret, QR code, emergency codes (google-authenticator's flags)", load: () => import("./commands/enroll.js") },
   pam: { summary: "the login check that pam_exec runs (see otpgate pam --help)", load: () => import("./commands/pam.js") },
+  gateway: { summary: "web login gateway: login page, reverse proxy, forward-auth (nginx, Traefik, Caddy)", load: () => import("./commands/gateway.js") },
   radius: { summary: "resident code checker for pam_radius_auth.so (no process per login)", load: () => import("./commands/radius.js") },
   setup: { summary: "configure sshd or RStudio Server logins (diff, backup, validation, rollback)", load: () => import("./commands/setup.js") },
   "rstudio-helper": { summary: "RStudio's auth-pam-helper-path for password + code (written by setup rstudio)", load: () => import("./commands/rstudio-helper.js") },

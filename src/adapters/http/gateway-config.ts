@@ -1,0 +1,119 @@
+// otpgate gateway's configuration: a YAML file, validated with messages that name the key.
+
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import { ConfigError } from "../../core/errors.js";
+import type { RegulationPolicy, SessionPolicy } from "../../core/web/index.js";
+
+export interface GatewayConfig {
+  readonly listen: { readonly host: string; readonly port: number };
+  /** The URL users reach the gateway at (cookies are Secure when it is https). */
+  readonly publicUrl: URL;
+  /** Reverse-proxy target; without it the gateway only answers forward-auth. */
+  readonly upstream: URL | null;
+  /** Path prefix of the gateway's own pages, e.g. /_otpgate. */
+  readonly pagesPrefix: string;
+  readonly allowedHosts: readonly string[];
+  readonly tls: { readonly cert: string; readonly key: string } | null;
+  readonly stateFiles: string;
+  readonly keysFile: string;
+  readonly session: SessionPolicy;
+  readonly regulation: RegulationPolicy;
+  /** nginx auth_request wants 401; Traefik and Caddy want a redirect to the login page. */
+  readonly forwardAuth: "status" | "redirect";
+  readonly cookieName: string;
+}
+
+const DURATION = /^([0-9]+)(ms|s|m|h|d)$/;
+const UNIT: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+function duration(key: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  const m = DURATION.exec(String(value));
+  if (!m) throw new ConfigError(`${key} must be a duration such as 30s, 5m or 12h, not "${String(value)}"`);
+  return Number(m[1]) * UNIT[m[2]!]!;
+}
+
+function str(key: string, value: unknown, fallback?: string): string {
+  if (value === undefined && fallback !== undefined) return fallback;
+  if (typeof value !== "string" || value === "") throw new ConfigError(`${key} must be a non-empty string`);
+  return value;
+}
+
+const KNOWN = new Set(["listen", "public_url", "upstream", "pages_prefix", "allowed_hosts", "tls", "state_files", "keys_file", "session", "regulation", "forward_auth", "cookie_name"]);
+
+export function parseGatewayConfig(text: string, source = "config"): GatewayConfig {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`${source} is not valid YAML: ${(err as Error).message.split("\n")[0]}`);
+  }
+  if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw new ConfigError(`${source} must be a YAML mapping (key: value lines)`);
+  const c = raw as Record<string, unknown>;
+  for (const key of Object.keys(c)) if (!KNOWN.has(key)) throw new ConfigError(`${source}: unknown key "${key}" (known: ${[...KNOWN].join(", ")})`);
+  const listenText = str("listen", c.listen, "127.0.0.1:9091");
+  const lm = /^([0-9.]+|\[[0-9a-f:]+\]|localhost):([0-9]{1,5})$/i.exec(listenText);
+  if (!lm || Number(lm[2]) > 65535) throw new ConfigError(`listen must be HOST:PORT, not "${listenText}"`);
+  let publicUrl: URL;
+  try {
+    publicUrl = new URL(str("public_url", c.public_url));
+  } catch (err) {
+    throw err instanceof ConfigError ? err : new ConfigError(`public_url must be an absolute URL such as https://app.example.com, not "${String(c.public_url)}"`);
+  }
+  let upstream: URL | null = null;
+  if (c.upstream !== undefined) {
+    try {
+      upstream = new URL(str("upstream", c.upstream));
+    } catch {
+      throw new ConfigError(`upstream must be a URL such as http://127.0.0.1:8787, not "${String(c.upstream)}"`);
+    }
+    if (upstream.protocol !== "http:") throw new ConfigError("upstream must be an http:// URL (the gateway and the app talk on loopback)");
+  }
+  const prefix = str("pages_prefix", c.pages_prefix, "/_otpgate");
+  if (!/^\/[A-Za-z0-9._~-]+$/.test(prefix)) throw new ConfigError(`pages_prefix must be one path segment such as /_otpgate, not "${prefix}"`);
+  const hosts = c.allowed_hosts ?? [publicUrl.host];
+  if (!Array.isArray(hosts) || hosts.some((h) => typeof h !== "string" || !h)) throw new ConfigError("allowed_hosts must be a list of host names");
+  let tls: GatewayConfig["tls"] = null;
+  if (c.tls !== undefined) {
+    const t = c.tls as Record<string, unknown>;
+    tls = { cert: str("tls.cert", t?.cert), key: str("tls.key", t?.key) };
+    for (const f of [tls.cert, tls.key]) {
+      try {
+        readFileSync(f);
+      } catch {
+        throw new ConfigError(`cannot read the TLS file ${f}`);
+      }
+    }
+  }
+  const session = (c.session ?? {}) as Record<string, unknown>;
+  const reg = (c.regulation ?? {}) as Record<string, unknown>;
+  const maxRetries = reg.max_retries === undefined ? 5 : Number(reg.max_retries);
+  if (!Number.isInteger(maxRetries) || maxRetries < 1 || maxRetries > 100) throw new ConfigError("regulation.max_retries must be a whole number from 1 to 100");
+  const forward = str("forward_auth", c.forward_auth, "status");
+  if (forward !== "status" && forward !== "redirect") throw new ConfigError(`forward_auth must be "status" (nginx auth_request) or "redirect" (Traefik, Caddy), not "${forward}"`);
+  return {
+    listen: { host: lm[1]!.replace(/^\[|\]$/g, ""), port: Number(lm[2]) },
+    publicUrl,
+    upstream,
+    pagesPrefix: prefix,
+    allowedHosts: (hosts as string[]).map((h) => h.toLowerCase()),
+    tls,
+    stateFiles: str("state_files", c.state_files, "~/.google_authenticator"),
+    keysFile: str("keys_file", c.keys_file, "/var/lib/otpgate/gateway.keys"),
+    session: { idleMs: duration("session.idle", session.idle, 30 * 60_000), absoluteMs: duration("session.absolute", session.absolute, 12 * 3_600_000) },
+    regulation: { maxRetries, findTimeMs: duration("regulation.find_time", reg.find_time, 2 * 60_000), banTimeMs: duration("regulation.ban_time", reg.ban_time, 5 * 60_000) },
+    forwardAuth: forward,
+    cookieName: str("cookie_name", c.cookie_name, "otpgate_session"),
+  };
+}
+
+export function loadGatewayConfig(path: string): GatewayConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new ConfigError(`cannot read ${path} (${(err as NodeJS.ErrnoException).code})`);
+  }
+  return parseGatewayConfig(text, path);
+}

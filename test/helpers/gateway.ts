@@ -1,0 +1,123 @@
+// Test rig for otpgate gateway: an upstream app that records what reaches it (and echoes upgraded
+// connections), the gateway as a child process with its own config, and a small cookie-keeping client.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { createServer, request, type IncomingHttpHeaders, type Server } from "node:http";
+import { writeFileSync } from "node:fs";
+import { connect } from "node:net";
+import { join } from "node:path";
+import { CLI } from "./system.js";
+
+export interface Upstream {
+  readonly port: number;
+  readonly seen: { method: string; url: string; headers: IncomingHttpHeaders }[];
+  close(): void;
+}
+
+export async function startUpstream(): Promise<Upstream> {
+  const seen: Upstream["seen"] = [];
+  const server: Server = createServer((req, res) => {
+    seen.push({ method: req.method ?? "", url: req.url ?? "", headers: req.headers });
+    res.writeHead(200, { "content-type": "text/plain", connection: "keep-alive" });
+    res.end(`upstream page for ${req.headers["remote-user"] ?? "nobody"}\n`);
+  });
+  server.on("upgrade", (req, socket) => {
+    seen.push({ method: "UPGRADE", url: req.url ?? "", headers: req.headers });
+    socket.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n");
+    socket.pipe(socket);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as { port: number }).port;
+  return { port, seen, close: () => server.close() };
+}
+
+export interface RunningGateway {
+  readonly port: number;
+  readonly base: string;
+  readonly logs: () => string[];
+  stop(): void;
+}
+
+export async function startGateway(dir: string, config: Record<string, unknown>): Promise<RunningGateway> {
+  const port = 41000 + Math.floor(Math.random() * 15000);
+  const lines = [`listen: 127.0.0.1:${port}`, `keys_file: ${join(dir, "gateway.keys")}`];
+  for (const [k, v] of Object.entries(config)) lines.push(`${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`);
+  const path = join(dir, "gateway.yaml");
+  writeFileSync(path, lines.join("\n") + "\n");
+  const child: ChildProcess = spawn(process.execPath, [CLI, "gateway", "--config", path], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  await new Promise<void>((resolve, reject) => {
+    let err = "";
+    child.stderr!.on("data", (d: Buffer) => {
+      err += d.toString();
+      if (err.includes("listening")) resolve();
+    });
+    child.on("exit", () => reject(new Error(`gateway exited: ${err}`)));
+  });
+  return { port, base: `http://127.0.0.1:${port}`, logs: () => out.split("\n").filter(Boolean), stop: () => child.kill("SIGTERM") };
+}
+
+export interface Reply {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: string;
+}
+
+/** One HTTP request with explicit headers (no redirects followed, no cookie jar). */
+export function http(base: string, method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(base);
+    const req = request({ hostname: u.hostname, port: u.port, method, path, headers: body === undefined ? headers : { "content-type": "application/x-www-form-urlencoded", "content-length": String(Buffer.byteLength(body)), ...headers } }, (res) => {
+      let data = "";
+      res.on("data", (d: Buffer) => (data += d.toString()));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: data }));
+    });
+    req.on("error", reject);
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
+}
+
+export function cookiesFrom(reply: Reply): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const c of reply.headers["set-cookie"] ?? []) {
+    const [pair] = c.split(";");
+    const eq = pair!.indexOf("=");
+    out[pair!.slice(0, eq)] = pair!.slice(eq + 1);
+  }
+  return out;
+}
+
+export const cookieHeader = (cookies: Record<string, string>) => Object.entries(cookies).map(([k, v]) => `${k}=${v}`).join("; ");
+
+/** Open an upgraded connection through the gateway and check the echo. */
+export function upgradeEcho(port: number, cookie: string): Promise<{ status: string; echo: string }> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, "127.0.0.1", () => {
+      s.write(`GET /socket HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: echo\r\nCookie: ${cookie}\r\n\r\n`);
+    });
+    let data = "";
+    let sent = false;
+    s.on("data", (d: Buffer) => {
+      data += d.toString();
+      if (!sent && data.includes("\r\n\r\n")) {
+        sent = true;
+        if (data.startsWith("HTTP/1.1 101")) s.write("ping through the tunnel");
+        else {
+          s.destroy();
+          resolve({ status: data.split("\r\n")[0]!, echo: "" });
+        }
+      }
+      if (data.includes("ping through the tunnel")) {
+        s.destroy();
+        resolve({ status: data.split("\r\n")[0]!, echo: "ping through the tunnel" });
+      }
+    });
+    s.on("error", reject);
+    setTimeout(() => {
+      s.destroy();
+      resolve({ status: data.split("\r\n")[0] ?? "", echo: "" });
+    }, 5000);
+  });
+}

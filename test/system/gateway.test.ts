@@ -1,0 +1,168 @@
+// otpgate gateway with real HTTP: login flow, proxying (with upgrades), forward-auth, and the
+// security properties the issue lists (open redirects, CSRF, tampered cookies, fixation, brute
+// force, oversized bodies, traversal) — each refused with the upstream never reached.
+import assert from "node:assert/strict";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, test, type TestContext } from "node:test";
+import { cookieHeader, cookiesFrom, http, startGateway, startUpstream, upgradeEcho, type Reply, type RunningGateway } from "../helpers/gateway.js";
+import { oathTotp, runCli, systemReady, tempDir, throwawayUser } from "../helpers/system.js";
+
+async function rig(t: TestContext, extra: Record<string, unknown> = {}) {
+  const dir = tempDir(t);
+  const upstream = await startUpstream();
+  t.after(() => upstream.close());
+  const gw = await startGateway(dir, { public_url: "http://app.test", upstream: `http://127.0.0.1:${upstream.port}`, allowed_hosts: ["app.test"], ...extra });
+  t.after(() => gw.stop());
+  const user = throwawayUser(t);
+  assert.equal(runCli(["enroll", "--user", user.name, "-t", "-d", "-W", "-u", "-q"]).status, 0);
+  const secret = readFileSync(join(user.home, ".google_authenticator"), "latin1").split("\n")[0]!;
+  return { dir, upstream, gw, user, secret };
+}
+
+async function loginForm(gw: RunningGateway, rd = "/"): Promise<{ csrf: string; cookies: Record<string, string>; page: Reply }> {
+  const page = await http(gw.base, "GET", `/_otpgate/login?rd=${encodeURIComponent(rd)}`);
+  const csrf = /name="csrf" value="([^"]+)"/.exec(page.body)![1]!;
+  return { csrf, cookies: cookiesFrom(page), page };
+}
+
+async function login(gw: RunningGateway, user: string, code: string, rd = "/"): Promise<Reply> {
+  const f = await loginForm(gw, rd);
+  const body = new URLSearchParams({ csrf: f.csrf, rd, user, code }).toString();
+  return http(gw.base, "POST", "/_otpgate/login", { cookie: cookieHeader(f.cookies) }, body);
+}
+
+describe("otpgate gateway", () => {
+  test("protected URL -> login page -> user + code -> the app, with Remote-User; replay refused; logout ends the session", async (t) => {
+    if (!systemReady(t, ["oathtool"])) return;
+    const { upstream, gw, user, secret } = await rig(t);
+    const anon = await http(gw.base, "GET", "/reports?x=1");
+    assert.equal(anon.status, 302);
+    assert.equal(anon.headers.location, "/_otpgate/login?rd=%2Freports%3Fx%3D1");
+    const f = await loginForm(gw, "/reports?x=1");
+    assert.equal(f.page.status, 200);
+    assert.match(f.page.headers["content-security-policy"] as string, /default-src 'none'/);
+    assert.equal(f.page.headers["x-frame-options"], "DENY");
+    assert.match(f.page.body, /<label for="code">One-time code<\/label>/);
+    const code = oathTotp(secret);
+    const ok = await login(gw, user.name, code, "/reports?x=1");
+    assert.equal(ok.status, 303);
+    assert.equal(ok.headers.location, "/reports?x=1");
+    const session = cookiesFrom(ok).otpgate_session!;
+    assert.match((ok.headers["set-cookie"] as string[]).join(), /otpgate_session=[^;]+; Path=\/; HttpOnly; SameSite=Lax/);
+    const page = await http(gw.base, "GET", "/reports?x=1", { cookie: `otpgate_session=${session}`, "remote-user": "root" });
+    assert.equal(page.status, 200);
+    assert.equal(page.body, `upstream page for ${user.name}\n`);
+    const seen = upstream.seen.at(-1)!;
+    assert.equal(seen.headers["remote-user"], user.name, "the client's own Remote-User header is replaced");
+    assert.equal(seen.headers.cookie, undefined, "the session cookie is not passed on");
+    assert.equal(seen.headers["x-forwarded-proto"], "http");
+    const echo = await upgradeEcho(gw.port, `otpgate_session=${session}`);
+    assert.equal(echo.status, "HTTP/1.1 101 Switching Protocols");
+    assert.equal(echo.echo, "ping through the tunnel");
+    assert.equal((await upgradeEcho(gw.port, "otpgate_session=forged")).status, "HTTP/1.1 401 Unauthorized");
+
+    const replay = await login(gw, user.name, code);
+    assert.equal(replay.status, 401);
+    assert.match(replay.body, /Wrong user name or code/);
+    const out = await loginForm(gw);
+    const logout = await http(gw.base, "POST", "/_otpgate/logout", { cookie: cookieHeader({ ...out.cookies, otpgate_session: session }) }, new URLSearchParams({ csrf: out.csrf }).toString());
+    assert.equal(logout.status, 303);
+    assert.equal(logout.headers.location, "/_otpgate/login");
+    assert.equal((await http(gw.base, "GET", "/reports", { cookie: `otpgate_session=${session}` })).status, 302, "the old cookie no longer works");
+    const logs = gw.logs().map((l) => JSON.parse(l) as Record<string, string>);
+    assert.ok(logs.some((l) => l.event === "login" && l.result === "accepted" && l.user === user.name));
+    assert.ok(logs.some((l) => l.event === "login" && l.result === "rejected" && l.reason === "replay"));
+    assert.doesNotMatch(gw.logs().join("\n"), new RegExp(code), "never a code in the log");
+    const metrics = await http(gw.base, "GET", "/_otpgate/metrics");
+    assert.match(metrics.body, /otpgate_logins_ok_total 1/);
+    assert.equal((await http(gw.base, "GET", "/healthz")).body, "ok\n");
+  });
+
+  test("security: open redirects, CSRF, tampered cookies, fixation, brute force, oversized bodies, traversal; upstream never reached", async (t) => {
+    if (!systemReady(t, ["oathtool"])) return;
+    const { upstream, gw, user, secret } = await rig(t, { regulation: { max_retries: 3, find_time: "1m", ban_time: "5m" } });
+    for (const rd of ["//evil.test/x", "https:evil.test", "https://evil.test/", "/%2F%2Fevil.test", "/\\evil.test", "javascript:alert(1)"]) {
+      const page = await loginForm(gw, rd);
+      assert.match(page.page.body, /name="rd" value="\/"/, `rd ${rd} is replaced on the form`);
+    }
+    const f = await loginForm(gw);
+    const noCsrf = await http(gw.base, "POST", "/_otpgate/login", { cookie: cookieHeader(f.cookies) }, new URLSearchParams({ rd: "/", user: user.name, code: oathTotp(secret) }).toString());
+    assert.equal(noCsrf.status, 403);
+    const otherCsrf = await http(gw.base, "POST", "/_otpgate/login", {}, new URLSearchParams({ csrf: f.csrf, rd: "/", user: user.name, code: oathTotp(secret) }).toString());
+    assert.equal(otherCsrf.status, 403, "a token without its cookie is refused");
+    const tampered = await http(gw.base, "GET", "/", { cookie: "otpgate_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" });
+    assert.equal(tampered.status, 302);
+    const big = await http(gw.base, "POST", "/_otpgate/login", { cookie: cookieHeader(f.cookies) }, "user=" + "a".repeat(10_000));
+    assert.equal(big.status, 413);
+    assert.equal((await http(gw.base, "GET", "/_otpgate/../secret")).status, 302);
+    assert.equal((await http(gw.base, "POST", "/secret", {}, "x=1")).status, 401);
+
+    const fixed = "fixation-attempt";
+    const f2 = await loginForm(gw);
+    const ok = await http(gw.base, "POST", "/_otpgate/login", { cookie: cookieHeader({ ...f2.cookies, otpgate_session: fixed }) }, new URLSearchParams({ csrf: f2.csrf, rd: "https://evil.test/", user: user.name, code: oathTotp(secret) }).toString());
+    assert.equal(ok.status, 303);
+    assert.equal(ok.headers.location, "/", "an open redirect in the POST is refused too");
+    assert.notEqual(cookiesFrom(ok).otpgate_session, fixed, "a new session at login");
+    assert.equal(upstream.seen.length, 0, "nothing reached the upstream");
+
+    for (let i = 0; i < 4; i++) assert.equal((await login(gw, user.name, String(100000 + i))).status, 401);
+    const banned = await login(gw, user.name, oathTotp(secret, 1));
+    assert.equal(banned.status, 401, "banned: even the right code is refused");
+    assert.match(banned.body, /Wrong user name or code/, "with the same message");
+    assert.ok(gw.logs().some((l) => l.includes('"reason":"banned"')));
+    assert.equal(upstream.seen.length, 0);
+  });
+
+  test("forward-auth: 401 or a redirect with the return URL, 200 with Remote-User when signed in", async (t) => {
+    if (!systemReady(t, ["oathtool"])) return;
+    const dir = tempDir(t);
+    const user = throwawayUser(t);
+    runCli(["enroll", "--user", user.name, "-t", "-d", "-W", "-u", "-q"]);
+    const secret = readFileSync(join(user.home, ".google_authenticator"), "latin1").split("\n")[0]!;
+    const status = await startGateway(dir, { public_url: "https://app.test", allowed_hosts: ["app.test"] });
+    t.after(() => status.stop());
+    assert.equal((await http(status.base, "GET", "/_otpgate/auth")).status, 401);
+    const ok = await login(status, user.name, oathTotp(secret));
+    const session = cookiesFrom(ok).otpgate_session!;
+    assert.match((ok.headers["set-cookie"] as string[]).join(), /Secure/, "Secure cookies behind an https public URL");
+    const allowed = await http(status.base, "GET", "/_otpgate/auth", { cookie: `otpgate_session=${session}` });
+    assert.equal(allowed.status, 200);
+    assert.equal(allowed.headers["remote-user"], user.name);
+    const dir2 = tempDir(t);
+    const redirect = await startGateway(dir2, { public_url: "https://auth.app.test", allowed_hosts: ["app.test", "auth.app.test"], forward_auth: "redirect" });
+    t.after(() => redirect.stop());
+    const r = await http(redirect.base, "GET", "/_otpgate/auth", { "x-forwarded-proto": "https", "x-forwarded-host": "app.test", "x-forwarded-uri": "/notebook/1" });
+    assert.equal(r.status, 302);
+    assert.equal(r.headers.location, "https://auth.app.test/_otpgate/login?rd=https%3A%2F%2Fapp.test%2Fnotebook%2F1");
+    const evil = await http(redirect.base, "GET", "/_otpgate/auth", { "x-forwarded-proto": "https", "x-forwarded-host": "evil.test", "x-forwarded-uri": "/" });
+    assert.equal(evil.headers.location, "https://auth.app.test/_otpgate/login?rd=%2F");
+  });
+
+  test("--check-config validates with clear messages", (t) => {
+    if (!systemReady(t, [])) return;
+    const dir = tempDir(t);
+    let n = 0;
+    const check = (yaml: string) => {
+      const path = join(dir, `c${n++}.yaml`);
+      writeFileSync(path, yaml);
+      return runCli(["gateway", "--config", path, "--check-config"]);
+    };
+    const good = check("public_url: https://app.test\nupstream: http://127.0.0.1:8787\n");
+    assert.equal(good.status, 0, good.stderr);
+    assert.match(good.stdout, /valid \(listen 127\.0\.0\.1:9091, proxy to http:\/\/127\.0\.0\.1:8787\)/);
+    const bad: [string, RegExp][] = [
+      ["public_url: https://app.test\nlisten: everywhere\n", /listen must be HOST:PORT, not "everywhere"/],
+      ["upstream: http://x\n", /public_url must be a non-empty string/],
+      ["public_url: https://app.test\nsession: {idle: soon}\n", /session\.idle must be a duration such as 30s, 5m or 12h, not "soon"/],
+      ["public_url: https://app.test\nforward_auth: maybe\n", /forward_auth must be "status" \(nginx auth_request\) or "redirect"/],
+      ["public_url: https://app.test\nupsteam: http://x\n", /unknown key "upsteam"/],
+      ["public_url: [unclosed\n", /is not valid YAML/],
+    ];
+    for (const [yaml, message] of bad) {
+      const r = check(yaml);
+      assert.equal(r.status, 2, yaml);
+      assert.match(r.stderr, message);
+    }
+  });
+});
