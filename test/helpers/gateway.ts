@@ -2,6 +2,7 @@
 // connections), the gateway as a child process with its own config, and a small cookie-keeping client.
 
 import { spawn, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
 import { createServer, request, type IncomingHttpHeaders, type Server } from "node:http";
 import { writeFileSync } from "node:fs";
 import { connect } from "node:net";
@@ -23,8 +24,22 @@ export async function startUpstream(): Promise<Upstream> {
   });
   server.on("upgrade", (req, socket) => {
     seen.push({ method: "UPGRADE", url: req.url ?? "", headers: req.headers });
-    socket.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n");
-    socket.pipe(socket);
+    const key = req.headers["sec-websocket-key"];
+    if (typeof key !== "string") {
+      socket.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n");
+      socket.pipe(socket);
+      return;
+    }
+    // A minimal WebSocket echo (RFC 6455): unmask each client text frame, send it back unmasked.
+    const accept = createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64");
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+    socket.on("data", (frame: Buffer) => {
+      const len = frame[1]! & 0x7f;
+      if ((frame[0]! & 0x0f) !== 1 || len > 125) return;
+      const mask = frame.subarray(2, 6);
+      const payload = Buffer.from(frame.subarray(6, 6 + len).map((b, i) => b ^ mask[i % 4]!));
+      socket.write(Buffer.concat([Buffer.from([0x81, payload.length]), payload]));
+    });
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as { port: number }).port;

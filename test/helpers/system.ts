@@ -22,6 +22,8 @@ const BINARIES: Record<string, string> = {
   "pam_google_authenticator.so": PAM_MODULE,
   "python3-pyotp": "/usr/lib/python3/dist-packages/pyotp/__init__.py",
   zbarimg: "/usr/bin/zbarimg",
+  nginx: "/usr/sbin/nginx",
+  chromium: "/usr/bin/chromium",
   python3: "/usr/bin/python3",
 };
 

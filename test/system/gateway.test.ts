@@ -166,3 +166,71 @@ describe("otpgate gateway", () => {
     }
   });
 });
+
+describe("gateway behind nginx auth_request", () => {
+  test("anonymous -> redirected to login; after login -> 200 and the upstream sees Remote-User", async (t) => {
+    if (!systemReady(t, ["oathtool", "nginx"])) return;
+    const dir = tempDir(t);
+    const upstream = await startUpstream();
+    t.after(() => upstream.close());
+    const user = throwawayUser(t);
+    runCli(["enroll", "--user", user.name, "-t", "-d", "-W", "-u", "-q"]);
+    const secret = readFileSync(join(user.home, ".google_authenticator"), "latin1").split("\n")[0]!;
+    const nginxPort = 42000 + Math.floor(Math.random() * 10000);
+    const gw = await startGateway(dir, { public_url: `http://127.0.0.1:${nginxPort}`, allowed_hosts: [`127.0.0.1:${nginxPort}`] });
+    t.after(() => gw.stop());
+    const conf = join(dir, "nginx.conf");
+    writeFileSync(conf, `daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+  server {
+    listen 127.0.0.1:${nginxPort};
+    location = /_otpgate/auth {
+      internal;
+      proxy_pass http://127.0.0.1:${gw.port};
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Original-URI $request_uri;
+    }
+    location /_otpgate/ { proxy_pass http://127.0.0.1:${gw.port}; proxy_set_header X-Forwarded-For $remote_addr; }
+    location / {
+      auth_request /_otpgate/auth;
+      auth_request_set $otp_user $upstream_http_remote_user;
+      error_page 401 = @login;
+      proxy_set_header Remote-User $otp_user;
+      proxy_pass http://127.0.0.1:${upstream.port};
+    }
+    location @login { return 302 /_otpgate/login?rd=$request_uri; }
+  }
+}
+`);
+    const { spawn } = await import("node:child_process");
+    const nginx = spawn("/usr/sbin/nginx", ["-c", conf, "-p", dir], { stdio: "ignore" });
+    t.after(() => nginx.kill("SIGTERM"));
+    const base = `http://127.0.0.1:${nginxPort}`;
+    for (let i = 0; i < 50; i++) {
+      try {
+        await http(base, "GET", "/_otpgate/login");
+        break;
+      } catch {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    const anon = await http(base, "GET", "/app/page");
+    assert.equal(anon.status, 302);
+    assert.equal(anon.headers.location, `${base}/_otpgate/login?rd=/app/page`);
+    assert.equal(upstream.seen.length, 0);
+    const f = await http(base, "GET", "/_otpgate/login?rd=/app/page");
+    const csrf = /name="csrf" value="([^"]+)"/.exec(f.body)![1]!;
+    const ok = await http(base, "POST", "/_otpgate/login", { cookie: cookieHeader(cookiesFrom(f)) }, new URLSearchParams({ csrf, rd: "/app/page", user: user.name, code: oathTotp(secret) }).toString());
+    assert.equal(ok.status, 303);
+    assert.equal(ok.headers.location, "/app/page");
+    const page = await http(base, "GET", "/app/page", { cookie: `otpgate_session=${cookiesFrom(ok).otpgate_session}` });
+    assert.equal(page.status, 200);
+    assert.equal(upstream.seen.at(-1)!.headers["remote-user"], user.name);
+  });
+});

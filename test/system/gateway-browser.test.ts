@@ -1,0 +1,65 @@
+// A real browser (Debian's chromium through playwright-core) against otpgate gateway: protected URL
+// -> login page -> user + code -> the app; a WebSocket through the gateway; logout; a replayed code.
+import assert from "node:assert/strict";
+import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { startGateway, startUpstream } from "../helpers/gateway.js";
+import { ROOT, oathTotp, runCli, systemReady, tempDir, throwawayUser } from "../helpers/system.js";
+
+test("browser: login page, the app behind it, a WebSocket, logout, replay refused", { timeout: 120_000 }, async (t) => {
+  if (!systemReady(t, ["chromium", "oathtool"])) return;
+  const { chromium } = await import("playwright-core");
+  const dir = tempDir(t);
+  const upstream = await startUpstream();
+  t.after(() => upstream.close());
+  const user = throwawayUser(t);
+  runCli(["enroll", "--user", user.name, "-t", "-d", "-W", "-u", "-q"]);
+  const secret = readFileSync(join(user.home, ".google_authenticator"), "latin1").split("\n")[0]!;
+  const gw = await startGateway(dir, { public_url: "http://127.0.0.1", upstream: `http://127.0.0.1:${upstream.port}`, allowed_hosts: ["127.0.0.1"] });
+  t.after(() => gw.stop());
+  const browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync"],
+  });
+  t.after(() => browser.close());
+  const page = await browser.newPage({ viewport: { width: 390, height: 760 } });
+  await page.goto(`${gw.base}/notebook/42`);
+  assert.match(page.url(), /\/_otpgate\/login\?rd=%2Fnotebook%2F42$/);
+  assert.equal(await page.getByLabel("User name").isVisible(), true);
+  const shots = join(ROOT, "build/test-artifacts");
+  mkdirSync(shots, { recursive: true });
+  await page.screenshot({ path: join(shots, "gateway-login.png"), fullPage: true });
+  t.diagnostic(`screenshot: ${join(shots, "gateway-login.png")}`);
+
+  await page.getByLabel("User name").fill(user.name);
+  const code = oathTotp(secret);
+  await page.getByLabel("One-time code").fill(code);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL(`${gw.base}/notebook/42`);
+  assert.equal((await page.textContent("body"))?.trim(), `upstream page for ${user.name}`);
+
+  const echoed = await page.evaluate(
+    (url) =>
+      new Promise<string>((resolve, reject) => {
+        const ws = new WebSocket(url);
+        ws.onopen = () => ws.send("hello through otpgate");
+        ws.onmessage = (e) => resolve(String(e.data));
+        ws.onerror = () => reject(new Error("websocket error"));
+      }),
+    `ws://127.0.0.1:${gw.port}/ws`,
+  );
+  assert.equal(echoed, "hello through otpgate");
+
+  await page.goto(`${gw.base}/_otpgate/logout`);
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.waitForURL(/\/_otpgate\/login$/);
+  await page.goto(`${gw.base}/notebook/42`);
+  assert.match(page.url(), /\/_otpgate\/login/);
+  await page.getByLabel("User name").fill(user.name);
+  await page.getByLabel("One-time code").fill(code);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForSelector("p.error");
+  assert.match((await page.textContent("p.error")) ?? "", /Wrong user name or code/);
+});
