@@ -138,6 +138,7 @@ try {
       for (const f of [hookService, baseService]) if (existsSync(join("/etc/pam.d", f))) unlinkSync(join("/etc/pam.d", f));
     }
     await sshBench();
+    await gatewayBench();
   }
 } finally {
   if (existsSync(pamFile)) unlinkSync(pamFile);
@@ -205,6 +206,68 @@ async function sshBench(): Promise<void> {
     }
   } finally {
     s.cleanup();
+    spawnSync("userdel", ["-r", "-f", user], { stdio: "ignore" });
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+function wrk(url: string, headers: string[], seconds = 5): number {
+  const args = ["-t2", "-c32", `-d${seconds}s`, ...headers.flatMap((h) => ["-H", h]), url];
+  const r = spawnSync("/usr/bin/wrk", args, { encoding: "utf8", timeout: (seconds + 30) * 1000 });
+  const m = /Requests\/sec:\s+([0-9.]+)/.exec(r.stdout);
+  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(r.stdout);
+  if (non2xx) throw new Error(`wrk saw ${non2xx[1]} error responses from ${url}`);
+  return m ? Number(m[1]) : 0;
+}
+
+/** 5. The web gateway: proxied requests/s vs nginx proxy_pass, and forward-auth decisions/s. */
+async function gatewayBench(): Promise<void> {
+  if (!existsSync("/usr/bin/wrk") || !existsSync("/usr/sbin/nginx")) {
+    console.log("\n5. Gateway benchmark skipped: needs wrk and nginx (scripts/install-test-deps.sh)");
+    return;
+  }
+  const { startGateway, http, cookiesFrom, cookieHeader } = await import("../test/helpers/gateway.js");
+  const { spawn } = await import("node:child_process");
+  const work = mkdtempSync(join(tmpdir(), "otpgate-bench-gw-"));
+  const user = `otpg${process.pid % 100000}`;
+  const children: { kill(signal?: NodeJS.Signals): boolean }[] = [];
+  try {
+    spawnSync("useradd", ["-m", "-s", "/bin/sh", user]);
+    const home = spawnSync("getent", ["passwd", user], { encoding: "utf8" }).stdout.split(":")[5]!;
+    spawnSync(process.execPath, [CLI, "enroll", "--user", user, "-t", "-D", "-W", "-u", "-q"]);
+    const secret = readFileSync(join(home, ".google_authenticator"), "latin1").split("\n")[0]!;
+    const upstreamPort = 43000 + (process.pid % 5000);
+    const app = spawn(process.execPath, ["-e", `require("http").createServer((q,s)=>{s.writeHead(200,{"content-type":"text/plain"});s.end("hello from the app\\n")}).listen(${upstreamPort},"127.0.0.1")`], { stdio: "ignore" });
+    children.push(app);
+    const gw = await startGateway(work, { public_url: "http://127.0.0.1", upstream: `http://127.0.0.1:${upstreamPort}`, allowed_hosts: ["127.0.0.1"] });
+    children.push({ kill: () => (gw.stop(), true) });
+    const nginxPort = upstreamPort + 1;
+    const conf = join(work, "nginx.conf");
+    writeFileSync(conf, `daemon off; worker_processes 1; pid ${work}/nginx.pid; error_log ${work}/error.log;
+events { worker_connections 256; }
+http { access_log off; client_body_temp_path ${work}/b; proxy_temp_path ${work}/p; fastcgi_temp_path ${work}/f; uwsgi_temp_path ${work}/u; scgi_temp_path ${work}/s;
+  upstream app { server 127.0.0.1:${upstreamPort}; keepalive 32; }
+  server { listen 127.0.0.1:${nginxPort}; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
+`);
+    const nginx = spawn("/usr/sbin/nginx", ["-c", conf, "-p", work], { stdio: "ignore" });
+    children.push(nginx);
+    await new Promise((r) => setTimeout(r, 500));
+    const form = await http(gw.base, "GET", "/_otpgate/login");
+    const csrf = /name="csrf" value="([^"]+)"/.exec(form.body)![1]!;
+    const ok = await http(gw.base, "POST", "/_otpgate/login", { cookie: cookieHeader(cookiesFrom(form)) }, new URLSearchParams({ csrf, rd: "/", user, code: codeAt(secret, Math.floor(Date.now() / 30000)) }).toString());
+    const cookie = `Cookie: otpgate_session=${cookiesFrom(ok).otpgate_session}`;
+    const viaNginx = wrk(`http://127.0.0.1:${nginxPort}/`, []);
+    const viaGateway = wrk(`${gw.base}/`, [cookie]);
+    const forwardAuth = wrk(`${gw.base}/_otpgate/auth`, [cookie]);
+    console.log("\n5. Web gateway (wrk -t2 -c32 -d5s on 127.0.0.1; the app is a one-line Node server)");
+    console.log(`  ${"nginx proxy_pass -> app".padEnd(58)} ${Math.round(viaNginx).toLocaleString("en-US").padStart(10)} req/s`);
+    console.log(`  ${"otpgate gateway (session check + proxy) -> app".padEnd(58)} ${Math.round(viaGateway).toLocaleString("en-US").padStart(10)} req/s   ${(viaGateway / viaNginx).toFixed(2)}x`);
+    console.log(`  proxy ratio: ${(viaGateway / viaNginx).toFixed(2)}x (target >= 0.6x): ${viaGateway / viaNginx >= 0.6 ? "met" : "NOT met"}`);
+    console.log(`  ${"forward-auth decisions (GET /_otpgate/auth, signed in)".padEnd(58)} ${Math.round(forwardAuth).toLocaleString("en-US").padStart(10)} /s   (target >= 15,000/s: ${forwardAuth >= 15000 ? "met" : "NOT met"})`);
+  } catch (err) {
+    console.log(`\n5. Gateway benchmark failed: ${(err as Error).message}`);
+  } finally {
+    for (const c of children) c.kill("SIGTERM");
     spawnSync("userdel", ["-r", "-f", user], { stdio: "ignore" });
     rmSync(work, { recursive: true, force: true });
   }
