@@ -70,7 +70,18 @@ export async function startGateway(dir: string, config: Record<string, unknown>)
     });
     child.on("exit", () => reject(new Error(`gateway exited: ${err}`)));
   });
-  return { port, base: `http://127.0.0.1:${port}`, logs: () => out.split("\n").filter(Boolean), stop: () => child.kill("SIGTERM") };
+  return {
+    port,
+    base: `http://127.0.0.1:${port}`,
+    logs: () => out.split("\n").filter(Boolean),
+    stop: () => {
+      child.kill("SIGTERM");
+      setTimeout(() => child.kill("SIGKILL"), 3000).unref();
+      child.stdout!.destroy();
+      child.stderr!.destroy();
+      child.unref();
+    },
+  };
 }
 
 export interface Reply {

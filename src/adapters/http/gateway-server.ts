@@ -238,6 +238,8 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
     return send(res, 401, messagePage("Sign in first", "This request needs a signed-in session.", P));
   }
 
+  const tunnels = new Set<Duplex>();
+
   function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const s = session(req);
     if (!s || !config.upstream) {
@@ -256,6 +258,13 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
       if (uhead.length) socket.write(uhead);
       if (head.length) usocket.write(head);
       usocket.pipe(socket).pipe(usocket);
+      tunnels.add(socket).add(usocket);
+      const forget = () => {
+        tunnels.delete(socket);
+        tunnels.delete(usocket);
+      };
+      socket.on("close", forget);
+      usocket.on("close", forget);
       usocket.on("error", () => socket.destroy());
       socket.on("error", () => usocket.destroy());
     });
@@ -284,6 +293,13 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
   return {
     server,
     metrics,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Idle keep-alive connections and WebSocket tunnels would keep close() waiting forever.
+        server.closeAllConnections();
+        for (const t of tunnels) t.destroy();
+        agent.destroy();
+      }),
   };
 }

@@ -53,7 +53,10 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   });
   io.err(`otpgate gateway: listening on ${config.listen.host}:${config.listen.port}`);
   await new Promise<void>((resolve) => {
-    const stop = () => void gateway.close().then(resolve);
+    const stop = () => {
+      setTimeout(() => process.exit(0), 3000).unref();
+      void gateway.close().then(resolve);
+    };
     process.once("SIGTERM", stop);
     process.once("SIGINT", stop);
   });
