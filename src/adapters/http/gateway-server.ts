@@ -76,8 +76,15 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
     const now = systemClock.nowMs();
     const check = checkSession({ ...data, lastSeenAt: Math.max(data.lastSeenAt, lastSeen.get(data.sid) ?? 0) }, now, config.session);
     if (!check.valid) return null;
+    if (lastSeen.size >= 50_000) prune(now);
     lastSeen.set(data.sid, now);
     return check.session;
+  };
+
+  /** Bounded memory: forget activity older than the idle timeout and revocations past expiry. */
+  const prune = (now: number) => {
+    for (const [sid, t] of lastSeen) if (now - t >= config.session.idleMs) lastSeen.delete(sid);
+    for (const [sid, until] of revoked) if (until <= now) revoked.delete(sid);
   };
 
   const send = (res: ServerResponse, status: number, body: string, headers: Record<string, string | string[]> = {}) => {
@@ -210,7 +217,11 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
       const csrfId = parseCookies(req.headers.cookie).get("otpgate_csrf") ?? "";
       if (!form || !csrfValid(csrfId, form.get("csrf") ?? undefined, keys.csrf)) return send(res, 403, messagePage("Form expired", "Please load the page again.", P));
       const s = session(req);
-      if (s) revoked.set(s.sid, s.createdAt + config.session.absoluteMs);
+      if (s) {
+        if (revoked.size >= 50_000) prune(systemClock.nowMs());
+        revoked.set(s.sid, s.createdAt + config.session.absoluteMs);
+        lastSeen.delete(s.sid);
+      }
       log({ event: "logout", user: s?.user ?? "-", ip: clientIp(req) });
       return send(res, 303, "", { location: `${P}/login`, "set-cookie": `${config.cookieName}=; Max-Age=0; ${cookieAttrs}` });
     }
