@@ -161,3 +161,12 @@ while True:
     },
   };
 }
+
+/** A throwaway user enrolled with `otpgate enroll -t -d -W -u -q`, and the secret of its state file. */
+export function enrolledUser(t: TestContext): { user: ReturnType<typeof throwawayUser>; secret: string } {
+  const user = throwawayUser(t);
+  const r = runCli(["enroll", "--user", user.name, "-t", "-d", "-W", "-u", "-q"]);
+  if (r.status !== 0) throw new Error(`otpgate enroll failed: ${r.stderr}`);
+  const secret = readFileSync(join(user.home, ".google_authenticator"), "latin1").split("\n")[0]!;
+  return { user, secret };
+}

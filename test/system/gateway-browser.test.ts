@@ -1,11 +1,11 @@
 // A real browser (Debian's chromium through playwright-core) against otpgate gateway: protected URL
 // -> login page -> user + code -> the app; a WebSocket through the gateway; logout; a replayed code.
 import assert from "node:assert/strict";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { startGateway, startUpstream } from "../helpers/gateway.js";
-import { ROOT, oathTotp, runCli, systemReady, tempDir, throwawayUser } from "../helpers/system.js";
+import { ROOT, enrolledUser, oathTotp, systemReady, tempDir } from "../helpers/system.js";
 
 test("browser: login page, the app behind it, a WebSocket, logout, replay refused", { timeout: 120_000 }, async (t) => {
   if (!systemReady(t, ["chromium", "oathtool"])) return;
@@ -13,9 +13,7 @@ test("browser: login page, the app behind it, a WebSocket, logout, replay refuse
   const dir = tempDir(t);
   const upstream = await startUpstream();
   t.after(() => upstream.close());
-  const user = throwawayUser(t);
-  runCli(["enroll", "--user", user.name, "-t", "-d", "-W", "-u", "-q"]);
-  const secret = readFileSync(join(user.home, ".google_authenticator"), "latin1").split("\n")[0]!;
+  const { user, secret } = enrolledUser(t);
   const gw = await startGateway(dir, { public_url: "http://127.0.0.1", upstream: `http://127.0.0.1:${upstream.port}`, allowed_hosts: ["127.0.0.1"] });
   t.after(() => gw.stop());
   const browser = await chromium.launch({

@@ -2,11 +2,11 @@
 // security properties the issue lists (open redirects, CSRF, tampered cookies, fixation, brute
 // force, oversized bodies, traversal) — each refused with the upstream never reached.
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test, type TestContext } from "node:test";
 import { cookieHeader, cookiesFrom, http, startGateway, startUpstream, upgradeEcho, type Reply, type RunningGateway } from "../helpers/gateway.js";
-import { oathTotp, runCli, systemReady, tempDir, throwawayUser } from "../helpers/system.js";
+import { enrolledUser, oathTotp, runCli, systemReady, tempDir } from "../helpers/system.js";
 
 async function rig(t: TestContext, extra: Record<string, unknown> = {}) {
   const dir = tempDir(t);
@@ -14,9 +14,7 @@ async function rig(t: TestContext, extra: Record<string, unknown> = {}) {
   t.after(() => upstream.close());
   const gw = await startGateway(dir, { public_url: "http://app.test", upstream: `http://127.0.0.1:${upstream.port}`, allowed_hosts: ["app.test"], ...extra });
   t.after(() => gw.stop());
-  const user = throwawayUser(t);
-  assert.equal(runCli(["enroll", "--user", user.name, "-t", "-d", "-W", "-u", "-q"]).status, 0);
-  const secret = readFileSync(join(user.home, ".google_authenticator"), "latin1").split("\n")[0]!;
+  const { user, secret } = enrolledUser(t);
   return { dir, upstream, gw, user, secret };
 }
 
@@ -117,9 +115,7 @@ describe("otpgate gateway", () => {
   test("forward-auth: 401 or a redirect with the return URL, 200 with Remote-User when signed in", async (t) => {
     if (!systemReady(t, ["oathtool"])) return;
     const dir = tempDir(t);
-    const user = throwawayUser(t);
-    runCli(["enroll", "--user", user.name, "-t", "-d", "-W", "-u", "-q"]);
-    const secret = readFileSync(join(user.home, ".google_authenticator"), "latin1").split("\n")[0]!;
+    const { user, secret } = enrolledUser(t);
     const status = await startGateway(dir, { public_url: "https://app.test", allowed_hosts: ["app.test"] });
     t.after(() => status.stop());
     assert.equal((await http(status.base, "GET", "/_otpgate/auth")).status, 401);
@@ -173,9 +169,7 @@ describe("gateway behind nginx auth_request", () => {
     const dir = tempDir(t);
     const upstream = await startUpstream();
     t.after(() => upstream.close());
-    const user = throwawayUser(t);
-    runCli(["enroll", "--user", user.name, "-t", "-d", "-W", "-u", "-q"]);
-    const secret = readFileSync(join(user.home, ".google_authenticator"), "latin1").split("\n")[0]!;
+    const { user, secret } = enrolledUser(t);
     const nginxPort = 42000 + Math.floor(Math.random() * 10000);
     const gw = await startGateway(dir, { public_url: `http://127.0.0.1:${nginxPort}`, allowed_hosts: [`127.0.0.1:${nginxPort}`] });
     t.after(() => gw.stop());

@@ -4,8 +4,8 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { chownSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { describe, test, type TestContext } from "node:test";
-import { CLI, oathTotp, pamService, pamtester, runCli, syslogListener, systemReady, tempDir, throwawayUser } from "../helpers/system.js";
+import { describe, test } from "node:test";
+import { CLI, enrolledUser, oathTotp, pamService, pamtester, runCli, syslogListener, systemReady, tempDir, throwawayUser } from "../helpers/system.js";
 
 const stack = (args: string) => [
   `auth [success=1 ignore=1 default=ignore] pam_exec.so quiet quiet_log expose_authtok ${process.execPath} ${CLI} pam ${args}`,
@@ -13,18 +13,11 @@ const stack = (args: string) => [
   "auth required pam_permit.so",
 ];
 
-function enrolled(t: TestContext) {
-  const user = throwawayUser(t);
-  assert.equal(runCli(["enroll", "--user", user.name, "-t", "-d", "-W", "-u", "-q"]).status, 0);
-  const secret = readFileSync(join(user.home, ".google_authenticator"), "latin1").split("\n")[0]!;
-  return { user, secret };
-}
-
 describe("otpgate pam under pam_exec", () => {
   test("accepts the right code once; logs one line per decision with user, service, rhost and outcome, never the code", (t) => {
     if (!systemReady(t, ["pamtester", "oathtool", "python3"])) return;
     const log = syslogListener(t);
-    const { user, secret } = enrolled(t);
+    const { user, secret } = enrolledUser(t);
     const service = pamService(t, stack(`log_socket=${log.socket}`));
     const code = oathTotp(secret);
     assert.equal(pamtester(service, user.name, code, undefined, ["rhost=203.0.113.7"]).ok, true);
@@ -49,7 +42,7 @@ describe("otpgate pam under pam_exec", () => {
   test("unknown or inapplicable options fail closed, with a log line saying why", (t) => {
     if (!systemReady(t, ["pamtester", "oathtool", "python3"])) return;
     const log = syslogListener(t);
-    const { user, secret } = enrolled(t);
+    const { user, secret } = enrolledUser(t);
     for (const bad of ["frobnicate", "forward_pass", "authtok_prompt=Code:", "allowed_perm=0", "grace_period=-5"]) {
       assert.equal(pamtester(pamService(t, stack(`log_socket=${log.socket} ${bad}`)), user.name, oathTotp(secret)).ok, false, bad);
     }
@@ -63,7 +56,7 @@ describe("otpgate pam under pam_exec", () => {
 
   test("grace_period: a second login from the same host needs no code; another host does", (t) => {
     if (!systemReady(t, ["pamtester", "oathtool"])) return;
-    const { user, secret } = enrolled(t);
+    const { user, secret } = enrolledUser(t);
     const service = pamService(t, stack("grace_period=3600"));
     assert.equal(pamtester(service, user.name, oathTotp(secret), undefined, ["rhost=198.51.100.1"]).ok, true);
     assert.match(readFileSync(join(user.home, ".google_authenticator"), "latin1"), /^" LAST0 198\.51\.100\.1 \d+$/m);
@@ -101,7 +94,7 @@ describe("otpgate pam under pam_exec", () => {
 
   test("only the auth phase; oversized input refused", (t) => {
     if (!systemReady(t, [])) return;
-    const { user, secret } = enrolled(t);
+    const { user, secret } = enrolledUser(t);
     const base = { PAM_USER: user.name, PAM_SERVICE: "x" };
     assert.equal(runCli(["pam"], { input: oathTotp(secret), env: { ...base, PAM_TYPE: "account" } }).status, 2);
     assert.equal(runCli(["pam"], { input: "1".repeat(600), env: { ...base, PAM_TYPE: "auth" } }).status, 1);

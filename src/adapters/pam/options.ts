@@ -84,7 +84,7 @@ export function parsePamOptions(args: readonly string[]): ParsedPamOptions {
     }
   }
   if (o.user !== undefined && o.secret !== undefined && /~|\$\{HOME\}/.test(o.secret)) {
-    return { ok: false, error: "Home dir in 'secret' not implemented when 'user' set" };
+    return { ok: false, error: "secret= cannot use ~ or ${HOME} together with user= (as in pam_google_authenticator); give a path such as /var/lib/otpgate/${USER}" };
   }
   if (o.user !== undefined && o.secret === undefined) {
     return { ok: false, error: "user= needs secret= (a path such as /var/lib/otpgate/${USER})" };
