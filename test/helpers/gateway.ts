@@ -50,6 +50,8 @@ export interface RunningGateway {
   readonly port: number;
   readonly base: string;
   readonly logs: () => string[];
+  /** The log arrives on a pipe, independently of the HTTP reply: wait for a line rather than race it. */
+  waitForLog(pattern: RegExp, timeoutMs?: number): Promise<string>;
   stop(): void;
 }
 
@@ -74,6 +76,15 @@ export async function startGateway(dir: string, config: Record<string, unknown>)
     port,
     base: `http://127.0.0.1:${port}`,
     logs: () => out.split("\n").filter(Boolean),
+    waitForLog: async (pattern, timeoutMs = 3000) => {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const hit = out.split("\n").find((l) => pattern.test(l));
+        if (hit !== undefined) return hit;
+        if (Date.now() > deadline) throw new Error(`no gateway log line matching ${pattern} within ${timeoutMs} ms; got:\n${out}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
     stop: () => {
       child.kill("SIGTERM");
       setTimeout(() => child.kill("SIGKILL"), 3000).unref();
