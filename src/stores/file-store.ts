@@ -3,18 +3,15 @@
 // compare-and-swap check, through a temp file in the same directory (fsync, rename, fsync dir),
 // keeping the file's owner and mode.
 
-import {
-  closeSync, constants, fchmodSync, fchownSync, fstatSync, fsyncSync, linkSync, lstatSync, openSync, readdirSync,
-  readSync, renameSync, statSync, unlinkSync, writeSync, type BigIntStats,
-} from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { closeSync, constants, fstatSync, linkSync, lstatSync, openSync, readSync, renameSync, statSync, unlinkSync, type BigIntStats } from "node:fs";
+import { basename, dirname } from "node:path";
 import { ENROLL_HINT, StateFileError } from "../core/errors.js";
 import { secretLine } from "../formats/ga-document.js";
+import { fsyncDir, removeQuietly, removeStaleTemps, writeTemp } from "../platform/atomic-file.js";
 import { acquireLock, lockName } from "../platform/lock.js";
 import type { AccountStore, CommitResult, LockedAccount } from "../ports/index.js";
 
 export const MAX_STATE_FILE_BYTES = 64 * 1024;
-const TEMP_MARK = "~otpgate-";
 
 export interface FileStoreOptions {
   readonly path: string;
@@ -191,37 +188,6 @@ export class FileAccountStore implements AccountStore {
   }
 }
 
-/**
- * Write `text` to a new temp file next to `path` (O_EXCL, O_NOFOLLOW), with `mode` and, when
- * running as root, `owner`; fsync it. Returns the temp file's path. Removes it on failure.
- */
-function writeTemp(path: string, text: string, mode: number, owner?: { uid: number; gid: number }): string {
-  const tmp = `${path}${TEMP_MARK}${uniqueSuffix()}`;
-  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-  try {
-    if (owner && process.geteuid?.() === 0) fchownSync(fd, owner.uid, owner.gid);
-    fchmodSync(fd, mode);
-    const data = Buffer.from(text, "latin1");
-    let off = 0;
-    while (off < data.length) off += writeSync(fd, data, off, data.length - off);
-    data.fill(0);
-    fsyncSync(fd);
-  } catch (err) {
-    closeSync(fd);
-    removeQuietly(tmp);
-    throw err;
-  }
-  closeSync(fd);
-  return tmp;
-}
-
-function removeQuietly(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    // already gone
-  }
-}
 
 /**
  * Create (or with `replace`, replace) a state file atomically, mode 0400: never follows or replaces
@@ -254,42 +220,5 @@ export function writeNewStateFile(path: string, text: string, options: { readonl
     if (tmp) removeQuietly(tmp);
     if (errnoOf(err) === "EEXIST") throw new StateFileError(`${path} was created by someone else just now; nothing was written`);
     throw new StateFileError(`could not write ${path} (${errnoOf(err)}); nothing was written: check that ${dir} exists and is writable by the user`);
-  }
-}
-
-let tempCounter = 0;
-
-/** 12 hex digits, unique per process and call; O_EXCL makes a clash fail safely, not overwrite. */
-function uniqueSuffix(): string {
-  const n = (process.pid * 0x10000 + (Number(process.hrtime.bigint() & 0xffffn) ^ tempCounter++)) % 0x1000000000000;
-  return n.toString(16).padStart(12, "0");
-}
-
-function fsyncDir(dir: string): void {
-  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Temp files of otpgate writers that died (kill -9) before their rename; safe to drop under the lock. */
-function removeStaleTemps(dir: string, base: string): void {
-  const prefix = base + TEMP_MARK;
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return;
-  }
-  for (const name of names) {
-    if (name.startsWith(prefix) && /^[0-9a-f]{12}$/.test(name.slice(prefix.length))) {
-      try {
-        unlinkSync(join(dir, name));
-      } catch {
-        // not ours to remove, or gone
-      }
-    }
   }
 }

@@ -1,0 +1,77 @@
+// Crash-safe file replacement: a temp file next to the target (O_EXCL, O_NOFOLLOW, owner and mode
+// set before any byte is written, fsync), then rename or link, then fsync of the directory. Temp
+// files left by a writer killed mid-way carry a recognisable suffix and are removed by the next one.
+
+import { closeSync, constants, fchmodSync, fchownSync, fsyncSync, openSync, readdirSync, unlinkSync, writeSync } from "node:fs";
+import { join } from "node:path";
+
+const TEMP_MARK = "~otpgate-";
+
+/**
+ * Write `text` to a new temp file next to `path` (O_EXCL, O_NOFOLLOW), with `mode` and, when
+ * running as root, `owner`; fsync it. Returns the temp file's path. Removes it on failure.
+ */
+export function writeTemp(path: string, text: string, mode: number, owner?: { uid: number; gid: number }): string {
+  const tmp = `${path}${TEMP_MARK}${uniqueSuffix()}`;
+  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  try {
+    if (owner && process.geteuid?.() === 0) fchownSync(fd, owner.uid, owner.gid);
+    fchmodSync(fd, mode);
+    const data = Buffer.from(text, "latin1");
+    let off = 0;
+    while (off < data.length) off += writeSync(fd, data, off, data.length - off);
+    data.fill(0);
+    fsyncSync(fd);
+  } catch (err) {
+    closeSync(fd);
+    removeQuietly(tmp);
+    throw err;
+  }
+  closeSync(fd);
+  return tmp;
+}
+
+export function removeQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // already gone
+  }
+}
+
+let tempCounter = 0;
+
+/** 12 hex digits, unique per process and call; O_EXCL makes a clash fail safely, not overwrite. */
+function uniqueSuffix(): string {
+  const n = (process.pid * 0x10000 + (Number(process.hrtime.bigint() & 0xffffn) ^ tempCounter++)) % 0x1000000000000;
+  return n.toString(16).padStart(12, "0");
+}
+
+export function fsyncDir(dir: string): void {
+  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Temp files of otpgate writers that died (kill -9) before their rename; safe to drop under the lock. */
+export function removeStaleTemps(dir: string, base: string): void {
+  const prefix = base + TEMP_MARK;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (name.startsWith(prefix) && /^[0-9a-f]{12}$/.test(name.slice(prefix.length))) {
+      try {
+        unlinkSync(join(dir, name));
+      } catch {
+        // not ours to remove, or gone
+      }
+    }
+  }
+}
