@@ -23,6 +23,8 @@ await esbuild.build({
   format: "cjs",
   target: "node20",
   outfile: "dist/otpgate-core.cjs",
+  // A native module: loaded from node_modules at run time (otpgate passwd, the password factor).
+  external: ["argon2"],
   // import() becomes require(): the launcher runs the bundle in a vm.Script, which has no ESM loader.
   supported: { "dynamic-import": false },
   banner: { js: "#!/usr/bin/env node" },
@@ -46,6 +48,7 @@ esbuild.buildSync({
   format: "cjs",
   target: "node20",
   outfile: "dist/otpgate-gateway.cjs",
+  external: ["argon2"],
   legalComments: "none",
   logLevel: "warning",
 });

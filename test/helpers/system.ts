@@ -25,6 +25,8 @@ const BINARIES: Record<string, string> = {
   nginx: "/usr/sbin/nginx",
   chromium: "/usr/bin/chromium",
   python3: "/usr/bin/python3",
+  "python3-argon2": "/usr/lib/python3/dist-packages/argon2/__init__.py",
+  openssl: "/usr/bin/openssl",
 };
 
 /** Skip loudly, or fail under REQUIRE_SYSTEM_TESTS=1, unless root and every dependency is there. */

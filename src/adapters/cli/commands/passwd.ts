@@ -1,0 +1,95 @@
+// otpgate passwd: set or remove a user's password for the gateway's optional password factor.
+
+import type * as Tty from "node:tty";
+import { OtpgateError, UsageError, type ExitCode } from "../../../core/errors.js";
+import { USER_NAME, passwordProblem } from "../../../core/web/password-entries.js";
+import { builtin } from "../../../platform/builtin.js";
+import { lookupUserByName } from "../../../platform/users.js";
+import { parse } from "../args.js";
+import { readHidden } from "../hidden-input.js";
+import type { Output } from "../output.js";
+import { Cancelled } from "../prompt.js";
+import { readStdin } from "../stdin.js";
+
+export const help = `Usage: otpgate passwd USER [--file FILE | --config GATEWAY.yaml] [--delete]
+
+Sets USER's password for otpgate gateway's password factor (password_file in the gateway's
+configuration): an argon2id hash (64 MiB, 3 passes, 4 lanes) in a file like htpasswd, mode
+0600. On a terminal the password is asked twice without echo; otherwise one line is read from
+standard input (printf '%s\\n' "$PW" | otpgate passwd alice). The gateway reads the file at
+every login: no restart needed.
+
+Options:
+      --file FILE       the password file (default /etc/otpgate/passwords)
+      --config FILE     take the file from a gateway configuration's password_file
+      --delete          remove USER's password (the gateway then refuses USER)
+  -h, --help            show this help
+`;
+
+async function passwordFile(values: { file?: string | undefined; config?: string | undefined }): Promise<string> {
+  if (values.file && values.config) throw new UsageError("give --file or --config, not both");
+  if (values.file) return values.file;
+  if (values.config) {
+    const { loadGatewayConfig } = await import("../../http/gateway-entry.js");
+    const config = loadGatewayConfig(values.config);
+    if (!config.passwordFile) throw new UsageError(`${values.config} has no password_file; add one (e.g. password_file: /etc/otpgate/passwords) to turn the password factor on`);
+    return config.passwordFile;
+  }
+  const { DEFAULT_PASSWORD_FILE } = await import("../../../stores/password-file.js");
+  return DEFAULT_PASSWORD_FILE;
+}
+
+async function readNewPassword(io: Output): Promise<string> {
+  if (builtin<typeof Tty>("node:tty").isatty(0)) {
+    const first = await readHidden(io, "New password: ");
+    const problem = passwordProblem(first);
+    if (problem) throw new OtpgateError(`${problem}; nothing was changed`, 1);
+    if ((await readHidden(io, "Retype new password: ")) !== first) throw new OtpgateError("the two passwords differ; nothing was changed", 1);
+    return first;
+  }
+  const raw = (await readStdin(1100, 10_000)).toString("utf8");
+  const line = raw.replace(/\r?\n$/, "");
+  if (line.includes("\n") || raw.length > 1025) throw new UsageError("standard input must be one line: the password; nothing was changed");
+  const problem = passwordProblem(line);
+  if (problem) throw new OtpgateError(`${problem}; nothing was changed`, 1);
+  return line;
+}
+
+export async function run(argv: string[], io: Output): Promise<ExitCode> {
+  const { values, positionals } = parse("passwd", argv, {
+    file: { type: "string" },
+    config: { type: "string" },
+    delete: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) {
+    io.out(help.trimEnd());
+    return 0;
+  }
+  if (positionals.length !== 1) throw new UsageError("give exactly one user name; see otpgate passwd --help");
+  const user = positionals[0]!;
+  if (!USER_NAME.test(user)) throw new UsageError(`"${user}" is not a valid user name`);
+  const file = await passwordFile(values);
+  const { existingPasswords, updatePasswordFile } = await import("../../../stores/password-file.js");
+  existingPasswords(file); // a file it could not use is reported before any password is typed
+  if (values.delete) {
+    await updatePasswordFile(file, user, null);
+    io.err(`removed ${user}'s password from ${file}`);
+    return 0;
+  }
+  let password: string;
+  try {
+    password = await readNewPassword(io);
+  } catch (err) {
+    if (err instanceof Cancelled) {
+      io.err("cancelled; nothing was changed");
+      return 1;
+    }
+    throw err;
+  }
+  if (!lookupUserByName(user)) io.err(`warning: there is no account "${user}" (getent passwd); the gateway signs in existing accounts only`);
+  const { hashPassword } = await import("../../../platform/password-hash.js");
+  await updatePasswordFile(file, user, await hashPassword(password));
+  io.err(`password set for ${user} in ${file}`);
+  return 0;
+}
