@@ -2,8 +2,8 @@
 // the state file and the otpauth URI for the app. Pure; randomness comes in through the Random port.
 
 import type { Random } from "../ports/index.js";
-import { base32Encode } from "./base32.js";
-import type { Algorithm } from "./otp.js";
+import { base32Encode, decodeGaSecret } from "./base32.js";
+import { createCodeGenerator, timeStep, type Algorithm, type MacFactory } from "./otp.js";
 import { buildKeyUri } from "./otpauth-uri.js";
 import { formatNewStateFile } from "../formats/ga-file.js";
 
@@ -96,4 +96,21 @@ export function enrollmentText(settings: Omit<EnrollSettings, "label" | "issuer"
 /** The secret in groups of four, for typing into an app by hand. */
 export function groupSecret(secret: string): string {
   return secret.replace(/(.{4})(?=.)/g, "$1 ");
+}
+
+/**
+ * Does `typed` confirm a new TOTP secret at `nowMs`? One step either side is allowed (a code read
+ * off the app just as it changes); every step is computed, whatever matches first.
+ */
+export function confirmsNewSecret(secret: string, params: Pick<EnrollSettings, "stepSeconds" | "algorithm" | "digits">, typed: string, nowMs: number, macFactory: MacFactory): boolean {
+  if (!new RegExp(`^[0-9]{${params.digits}}$`).test(typed)) return false;
+  const key = decodeGaSecret(secret);
+  if (!key) return false;
+  const gen = createCodeGenerator(key, { algorithm: params.algorithm, digits: params.digits }, macFactory);
+  const now = timeStep(nowMs, params.stepSeconds ?? 30);
+  const value = Number(typed);
+  let hit = false;
+  for (const step of [now - 1, now, now + 1]) hit = (gen(step) === value) || hit;
+  key.fill(0);
+  return hit;
 }

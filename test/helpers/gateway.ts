@@ -158,3 +158,16 @@ export function upgradeEcho(port: number, cookie: string): Promise<{ status: str
     }, 5000);
   });
 }
+
+export async function loginForm(gw: RunningGateway, rd = "/"): Promise<{ csrf: string; cookies: Record<string, string>; page: Reply }> {
+  const page = await http(gw.base, "GET", `/_otpgate/login?rd=${encodeURIComponent(rd)}`);
+  const csrf = /name="csrf" value="([^"]+)"/.exec(page.body)![1]!;
+  return { csrf, cookies: cookiesFrom(page), page };
+}
+
+/** A sign-in through the form; `extra` adds fields (a password). */
+export async function login(gw: RunningGateway, user: string, code: string, rd = "/", extra: Record<string, string> = {}): Promise<Reply> {
+  const f = await loginForm(gw, rd);
+  const body = new URLSearchParams({ csrf: f.csrf, rd, user, code, ...extra }).toString();
+  return http(gw.base, "POST", "/_otpgate/login", { cookie: cookieHeader(f.cookies) }, body);
+}

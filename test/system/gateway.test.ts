@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test, type TestContext } from "node:test";
-import { cookieHeader, cookiesFrom, http, startGateway, startUpstream, upgradeEcho, type Reply, type RunningGateway } from "../helpers/gateway.js";
+import { cookieHeader, cookiesFrom, http, login, loginForm, startGateway, startUpstream, upgradeEcho } from "../helpers/gateway.js";
 import { enrolledUser, oathTotp, runCli, systemReady, tempDir } from "../helpers/system.js";
 
 async function rig(t: TestContext, extra: Record<string, unknown> = {}) {
@@ -16,18 +16,6 @@ async function rig(t: TestContext, extra: Record<string, unknown> = {}) {
   t.after(() => gw.stop());
   const { user, secret } = enrolledUser(t);
   return { dir, upstream, gw, user, secret };
-}
-
-async function loginForm(gw: RunningGateway, rd = "/"): Promise<{ csrf: string; cookies: Record<string, string>; page: Reply }> {
-  const page = await http(gw.base, "GET", `/_otpgate/login?rd=${encodeURIComponent(rd)}`);
-  const csrf = /name="csrf" value="([^"]+)"/.exec(page.body)![1]!;
-  return { csrf, cookies: cookiesFrom(page), page };
-}
-
-async function login(gw: RunningGateway, user: string, code: string, rd = "/"): Promise<Reply> {
-  const f = await loginForm(gw, rd);
-  const body = new URLSearchParams({ csrf: f.csrf, rd, user, code }).toString();
-  return http(gw.base, "POST", "/_otpgate/login", { cookie: cookieHeader(f.cookies) }, body);
 }
 
 describe("otpgate gateway", () => {

@@ -7,6 +7,8 @@ import { Cancelled } from "./prompt.js";
 
 export function readHidden(io: Output, prompt: string): Promise<string> {
   const input = process.stdin as ReadStream;
+  // Echo off before the prompt appears: whatever is typed after seeing it stays hidden.
+  input.setRawMode(true);
   io.prompt(prompt);
   return new Promise((resolve, reject) => {
     const chars: string[] = [];
@@ -28,7 +30,6 @@ export function readHidden(io: Output, prompt: string): Promise<string> {
       }
     };
     input.setEncoding("utf8");
-    input.setRawMode(true);
     input.on("data", onData);
     input.resume();
   });

@@ -1,6 +1,7 @@
 // otpgate gateway's configuration: a YAML file, validated with messages that name the key.
 
 import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { parse as parseYaml } from "yaml";
 import { ConfigError } from "../../core/errors.js";
 import type { RegulationPolicy, SessionPolicy } from "../../core/web/index.js";
@@ -22,12 +23,18 @@ export interface GatewayConfig {
   /** nginx auth_request wants 401; Traefik and Caddy want a redirect to the login page. */
   readonly forwardAuth: "status" | "redirect";
   readonly cookieName: string;
+  /** Password factor: argon2id hashes (otpgate passwd); null: user name + code only. */
+  readonly passwordFile: string | null;
+  /** Pending invitations (otpgate invite); root-only directory. */
+  readonly invitesDir: string;
+  /** Shown in authenticator apps for accounts enrolled through an invitation (default: the host name). */
+  readonly issuer: string;
 }
 
 const DURATION = /^([0-9]+)(ms|s|m|h|d)$/;
 const UNIT: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
-function duration(key: string, value: unknown, fallback: number): number {
+export function duration(key: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
   const m = DURATION.exec(String(value));
   if (!m) throw new ConfigError(`${key} must be a duration such as 30s, 5m or 12h, not "${String(value)}"`);
@@ -40,7 +47,13 @@ function str(key: string, value: unknown, fallback?: string): string {
   return value;
 }
 
-const KNOWN = new Set(["listen", "public_url", "upstream", "pages_prefix", "allowed_hosts", "tls", "state_files", "keys_file", "session", "regulation", "forward_auth", "cookie_name"]);
+function absolutePath(key: string, value: unknown): string {
+  const path = str(key, value);
+  if (!path.startsWith("/")) throw new ConfigError(`${key} must be an absolute path, not "${path}"`);
+  return path;
+}
+
+const KNOWN = new Set(["listen", "public_url", "upstream", "pages_prefix", "allowed_hosts", "tls", "state_files", "keys_file", "session", "regulation", "forward_auth", "cookie_name", "password_file", "invites_dir", "issuer"]);
 
 export function parseGatewayConfig(text: string, source = "config"): GatewayConfig {
   let raw: unknown;
@@ -105,6 +118,9 @@ export function parseGatewayConfig(text: string, source = "config"): GatewayConf
     regulation: { maxRetries, findTimeMs: duration("regulation.find_time", reg.find_time, 2 * 60_000), banTimeMs: duration("regulation.ban_time", reg.ban_time, 5 * 60_000) },
     forwardAuth: forward,
     cookieName: str("cookie_name", c.cookie_name, "otpgate_session"),
+    passwordFile: c.password_file === undefined ? null : absolutePath("password_file", c.password_file),
+    invitesDir: absolutePath("invites_dir", c.invites_dir ?? "/var/lib/otpgate/invites"),
+    issuer: str("issuer", c.issuer, hostname() || "otpgate"),
   };
 }
 

@@ -1,5 +1,5 @@
 // The gateway's code and its YAML parser, bundled into their own file (dist/otpgate-gateway.cjs)
 // so the login path (verify, pam) never parses them.
 
-export { createGateway } from "./gateway-server.js";
-export { loadGatewayConfig, parseGatewayConfig } from "./gateway-config.js";
+export { createGateway, preflight } from "./gateway-server.js";
+export { duration, loadGatewayConfig, parseGatewayConfig } from "./gateway-config.js";

@@ -2,28 +2,22 @@
 // Caddy) and a reverse proxy (with WebSocket upgrades) that lets a request through to the app only
 // with a valid session. Codes are checked by the same service and state files as otpgate verify.
 
-import { randomBytes } from "node:crypto";
-import { Agent, createServer as createHttpServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { Agent, createServer as createHttpServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import type { Duplex } from "node:stream";
-import { Regulator, checkSession, newSession, safeReturnUrl, type SessionData } from "../../core/web/index.js";
+import { Regulator, checkSession, safeReturnUrl, type SessionData } from "../../core/web/index.js";
 import { systemClock } from "../../platform/clock.js";
-import { nodeMacFactory } from "../../platform/mac.js";
-import { csrfToken, csrfValid, loadOrCreateKeys, seal, unseal, type Keys } from "../../platform/seal.js";
-import { authenticateWith } from "../../services/authenticate.js";
-import { userStore } from "../../services/resolve-account.js";
+import { loadOrCreateKeys, unseal, type Keys } from "../../platform/seal.js";
+import { listInvites } from "../../stores/invite-store.js";
+import { readPasswordFile } from "../../stores/password-file.js";
+import { createEnrollHandler } from "./enroll-handler.js";
 import type { GatewayConfig } from "./gateway-config.js";
+import { createLoginHandler } from "./login-handler.js";
+import { createPageContext, parseCookies, withoutHopByHop, type GatewayLog } from "./page-context.js";
 import { STYLE, loginPage, messagePage } from "./pages.js";
 
-const HOP_BY_HOP = ["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "proxy-connection"];
-const FAILURE = "Wrong user name or code. Check the code in your app and try again.";
-const MAX_FORM = 4096;
-const USER_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
-
-export interface GatewayLog {
-  (event: Record<string, string | number | boolean>): void;
-}
+export type { GatewayLog } from "./page-context.js";
 
 export interface Gateway {
   readonly server: Server;
@@ -31,42 +25,28 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-function parseCookies(header: string | undefined): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const part of (header ?? "").split(";")) {
-    const eq = part.indexOf("=");
-    if (eq > 0) out.set(part.slice(0, eq).trim(), part.slice(eq + 1).trim());
-  }
-  return out;
-}
-
-function withoutHopByHop(headers: IncomingHttpHeaders): Record<string, string | string[]> {
-  const drop = new Set(HOP_BY_HOP);
-  for (const token of String(headers.connection ?? "").split(",")) if (token.trim()) drop.add(token.trim().toLowerCase());
-  const out: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(headers)) if (v !== undefined && !drop.has(k)) out[k] = v;
-  return out;
+/** Files the configuration names, checked before listening (and by --check-config). */
+export function preflight(config: GatewayConfig): string[] {
+  const notes: string[] = [];
+  if (config.passwordFile) notes.push(`password factor on: ${readPasswordFile(config.passwordFile).size} password(s) in ${config.passwordFile}`);
+  if (existsSync(config.invitesDir)) notes.push(`${listInvites(config.invitesDir, systemClock.nowMs()).length} pending invitation(s)`);
+  return notes;
 }
 
 export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
   const keys: Keys = loadOrCreateKeys(config.keysFile);
-  const regulator = new Regulator(config.regulation);
+  const ctx = createPageContext(config, keys, new Regulator(config.regulation), log);
+  const { metrics, send, cookieAttrs } = ctx;
   const lastSeen = new Map<string, number>();
   const revoked = new Map<string, number>();
-  const metrics: Record<string, number> = { logins_ok: 0, logins_failed: 0, bans: 0, upstream_errors: 0, forward_auth_allowed: 0, forward_auth_denied: 0 };
-  const secure = config.publicUrl.protocol === "https:";
   const P = config.pagesPrefix;
   const loginUrl = (rd: string) => `${P}/login?rd=${encodeURIComponent(rd)}`;
-  const cookieAttrs = `Path=/; HttpOnly; SameSite=Lax${secure ? "; Secure" : ""}`;
   const returnPolicy = { allowedHosts: config.allowedHosts, fallback: "/" };
+  const withPassword = config.passwordFile !== null;
+  const handleLogin = createLoginHandler(ctx);
+  const handleEnroll = createEnrollHandler(ctx);
   // Keep connections to the app open: a new TCP connection per request would halve throughput.
   const agent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64 });
-
-  const clientIp = (req: IncomingMessage): string => {
-    const remote = req.socket.remoteAddress ?? "-";
-    const forwarded = String(req.headers["x-forwarded-for"] ?? "").split(",").map((s) => s.trim()).filter(Boolean);
-    return (remote === "127.0.0.1" || remote === "::1" || remote === "::ffff:127.0.0.1") && forwarded.length ? forwarded[forwarded.length - 1]! : remote;
-  };
 
   const session = (req: IncomingMessage): SessionData | null => {
     const token = parseCookies(req.headers.cookie).get(config.cookieName);
@@ -86,87 +66,6 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
     for (const [sid, t] of lastSeen) if (now - t >= config.session.idleMs) lastSeen.delete(sid);
     for (const [sid, until] of revoked) if (until <= now) revoked.delete(sid);
   };
-
-  const send = (res: ServerResponse, status: number, body: string, headers: Record<string, string | string[]> = {}) => {
-    res.writeHead(status, {
-      "content-type": "text/html; charset=utf-8",
-      "cache-control": "no-store",
-      "content-security-policy": "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-      "x-frame-options": "DENY",
-      "x-content-type-options": "nosniff",
-      "referrer-policy": "no-referrer",
-      ...(secure ? { "strict-transport-security": "max-age=31536000" } : {}),
-      ...headers,
-    });
-    res.end(body);
-  };
-
-  /** A pre-session cookie for the double-submit CSRF token on our forms. */
-  const csrfFor = (req: IncomingMessage, res: { cookies: string[] }): string => {
-    let id = parseCookies(req.headers.cookie).get("otpgate_csrf");
-    if (!id || !/^[A-Za-z0-9_-]{20,64}$/.test(id)) {
-      id = randomBytes(18).toString("base64url");
-      res.cookies.push(`otpgate_csrf=${id}; Path=${P}; HttpOnly; SameSite=Strict${secure ? "; Secure" : ""}`);
-    }
-    return csrfToken(id, keys.csrf);
-  };
-
-  const readForm = (req: IncomingMessage): Promise<URLSearchParams | null> =>
-    new Promise((resolve) => {
-      if (!String(req.headers["content-type"] ?? "").startsWith("application/x-www-form-urlencoded")) return resolve(null);
-      const chunks: Buffer[] = [];
-      let size = 0;
-      req.on("data", (c: Buffer) => {
-        size += c.length;
-        if (size > MAX_FORM) {
-          resolve(null);
-          req.destroy();
-        } else chunks.push(c);
-      });
-      req.on("end", () => resolve(size > MAX_FORM ? null : new URLSearchParams(Buffer.concat(chunks).toString("utf8"))));
-      req.on("error", () => resolve(null));
-    });
-
-  async function handleLogin(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const cookies: string[] = [];
-    if (Number(req.headers["content-length"] ?? 0) > MAX_FORM) return send(res, 413, messagePage("Too large", "The form was too large.", P));
-    const form = await readForm(req);
-    if (!form) return send(res, 413, messagePage("Not accepted", "The form could not be read.", P));
-    const csrfId = parseCookies(req.headers.cookie).get("otpgate_csrf") ?? "";
-    const rd = safeReturnUrl(form.get("rd"), returnPolicy);
-    if (!csrfValid(csrfId, form.get("csrf") ?? undefined, keys.csrf)) {
-      log({ event: "login", result: "rejected", reason: "csrf", ip: clientIp(req) });
-      return send(res, 403, messagePage("Form expired", "The sign-in form expired. Please load it again.", P));
-    }
-    const user = form.get("user") ?? "";
-    const code = form.get("code") ?? "";
-    const ip = clientIp(req);
-    const now = systemClock.nowMs();
-    const keysFor = [`user:${user}`, `ip:${ip}`];
-    const fail = (reason: string) => {
-      metrics.logins_failed!++;
-      const banned = regulator.fail(keysFor, now);
-      metrics.bans! += banned.length;
-      log({ event: "login", result: "rejected", reason, user: USER_NAME.test(user) ? user : "-", ip, ...(banned.length ? { banned: banned.join(" ") } : {}) });
-      send(res, 401, loginPage({ prefix: P, csrf: csrfFor(req, { cookies }), returnTo: rd, user: USER_NAME.test(user) ? user : "", error: FAILURE }), cookies.length ? { "set-cookie": cookies } : {});
-    };
-    if (regulator.isBanned(keysFor, now)) return fail("banned");
-    if (!USER_NAME.test(user) || !/^[0-9]{6,8}$/.test(code)) return fail("malformed");
-    const found = userStore(user, { secret: config.stateFiles });
-    if (!found) return fail("unknown-user");
-    let outcome;
-    try {
-      ({ outcome } = await authenticateWith({ store: found.store, clock: systemClock, macFactory: nodeMacFactory }, code, { noSkewAdjust: true, noIncrementHotp: false, allowPrefix: false, recordSkewResetCode: true }, {}));
-    } catch (err) {
-      return fail(`error: ${(err as Error).message}`);
-    }
-    if (outcome.kind !== "accepted") return fail(outcome.kind === "rejected" ? outcome.reason : outcome.kind);
-    regulator.succeed(`user:${user}`);
-    metrics.logins_ok!++;
-    const fresh = newSession(randomBytes(18).toString("base64url"), user, now);
-    log({ event: "login", result: "accepted", via: outcome.via, user, ip });
-    send(res, 303, "", { location: rd, "set-cookie": [`${config.cookieName}=${seal(fresh, keys.seal)}; ${cookieAttrs}`, ...cookies] });
-  }
 
   function originalUrl(req: IncomingMessage): string {
     const h = req.headers;
@@ -208,28 +107,28 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
     if (path === `${P}/style.css`) return void res.writeHead(200, { "content-type": "text/css", "cache-control": "max-age=3600" }).end(STYLE);
     if (path === `${P}/login` && req.method === "GET") {
       const cookies: string[] = [];
-      const csrf = csrfFor(req, { cookies });
-      return send(res, 200, loginPage({ prefix: P, csrf, returnTo: safeReturnUrl(url.searchParams.get("rd"), returnPolicy) }), cookies.length ? { "set-cookie": cookies } : {});
+      const csrf = ctx.csrfFor(req, { cookies });
+      return send(res, 200, loginPage({ prefix: P, csrf, returnTo: safeReturnUrl(url.searchParams.get("rd"), returnPolicy), password: withPassword }), cookies.length ? { "set-cookie": cookies } : {});
     }
     if (path === `${P}/login` && req.method === "POST") return handleLogin(req, res);
     if (path === `${P}/logout` && req.method === "POST") {
-      const form = await readForm(req);
-      const csrfId = parseCookies(req.headers.cookie).get("otpgate_csrf") ?? "";
-      if (!form || !csrfValid(csrfId, form.get("csrf") ?? undefined, keys.csrf)) return send(res, 403, messagePage("Form expired", "Please load the page again.", P));
+      const form = await ctx.readForm(req);
+      if (!form || !ctx.csrfOk(req, form)) return send(res, 403, messagePage("Form expired", "Please load the page again.", P));
       const s = session(req);
       if (s) {
         if (revoked.size >= 50_000) prune(systemClock.nowMs());
         revoked.set(s.sid, s.createdAt + config.session.absoluteMs);
         lastSeen.delete(s.sid);
       }
-      log({ event: "logout", user: s?.user ?? "-", ip: clientIp(req) });
+      log({ event: "logout", user: s?.user ?? "-", ip: ctx.clientIp(req) });
       return send(res, 303, "", { location: `${P}/login`, "set-cookie": `${config.cookieName}=; Max-Age=0; ${cookieAttrs}` });
     }
     if (path === `${P}/logout` && req.method === "GET") {
       const cookies: string[] = [];
-      const csrf = csrfFor(req, { cookies });
+      const csrf = ctx.csrfFor(req, { cookies });
       return send(res, 200, `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>Sign out</title><link rel="stylesheet" href="${P}/style.css"></head><body><main><h1>Sign out</h1><form method="post" action="${P}/logout"><input type="hidden" name="csrf" value="${csrf}"><button type="submit">Sign out</button></form></main></body></html>`, cookies.length ? { "set-cookie": cookies } : {});
     }
+    if (path.startsWith(`${P}/enroll/`)) return handleEnroll(req, res, path.slice(`${P}/enroll/`.length));
     if (path === `${P}/auth`) {
       const s = session(req);
       if (s) {

@@ -6,10 +6,10 @@ import { closeSync, constants, existsSync, openSync, unlinkSync } from "node:fs"
 import { hostname } from "node:os";
 import { dirname } from "node:path";
 import type * as Tty from "node:tty";
-import { drawCredentials, enrollmentText, groupSecret, keyUriFor } from "../../../core/enroll.js";
+import { confirmsNewSecret, drawCredentials, enrollmentText, groupSecret, keyUriFor } from "../../../core/enroll.js";
 import { ConfigError, UsageError, type ExitCode } from "../../../core/errors.js";
 import { decodeGaSecret } from "../../../core/base32.js";
-import { createCodeGenerator, formatCode, timeStep } from "../../../core/otp.js";
+import { createCodeGenerator, formatCode } from "../../../core/otp.js";
 import { builtin } from "../../../platform/builtin.js";
 import { systemClock } from "../../../platform/clock.js";
 import { nodeMacFactory } from "../../../platform/mac.js";
@@ -171,7 +171,6 @@ async function dialog(io: Output, ask: Prompter | null, flags: ReturnType<typeof
     const key = decodeGaSecret(draft.secret)!;
     const gen = createCodeGenerator(key, settingsSoFar, nodeMacFactory);
     if (mode === "totp" && flags.confirm && ask) {
-      const step = settingsSoFar.stepSeconds ?? 30;
       for (;;) {
         const typed = (await ask.line("Enter code from app (-1 to skip): ")).trim();
         if (/^-[0-9]+$/.test(typed)) {
@@ -182,8 +181,7 @@ async function dialog(io: Output, ask: Prompter | null, flags: ReturnType<typeof
           io.out(`Please type the ${settingsSoFar.digits}-digit code the app shows, or -1 to skip.`);
           continue;
         }
-        const now = timeStep(systemClock.nowMs(), step);
-        if ([now - 1, now, now + 1].some((s) => formatCode(gen(s), settingsSoFar.digits) === typed)) {
+        if (confirmsNewSecret(draft.secret, settingsSoFar, typed, systemClock.nowMs(), nodeMacFactory)) {
           io.out("Code confirmed");
           break;
         }

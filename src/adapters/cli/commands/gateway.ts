@@ -26,6 +26,9 @@ Configuration (YAML):
   regulation: {max_retries: 5, find_time: 2m, ban_time: 5m}   # per user and per client address
   forward_auth: status                 # status (nginx) or redirect (Traefik, Caddy)
   cookie_name: otpgate_session
+  password_file: /etc/otpgate/passwords   # optional: a password too (otpgate passwd USER)
+  invites_dir: /var/lib/otpgate/invites   # invitations from otpgate invite USER
+  issuer: example.com                  # name shown in the app for invited users (default: host name)
 
 Options:
       --config FILE     the configuration
@@ -40,10 +43,11 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     return 0;
   }
   if (!values.config) throw new UsageError("--config FILE is required; see otpgate gateway --help");
-  const { createGateway, loadGatewayConfig } = await import("../../http/gateway-entry.js");
+  const { createGateway, loadGatewayConfig, preflight } = await import("../../http/gateway-entry.js");
   const config = loadGatewayConfig(values.config);
+  const notes = preflight(config);
   if (values["check-config"]) {
-    io.out(`${values.config}: valid (listen ${config.listen.host}:${config.listen.port}, ${config.upstream ? `proxy to ${config.upstream.origin}` : "forward-auth only"})`);
+    io.out(`${values.config}: valid (listen ${config.listen.host}:${config.listen.port}, ${config.upstream ? `proxy to ${config.upstream.origin}` : "forward-auth only"}${notes.map((n) => `; ${n}`).join("")})`);
     return 0;
   }
   const gateway = createGateway(config, (event) => io.out(JSON.stringify({ time: new Date().toISOString(), ...event })));

@@ -1,0 +1,79 @@
+// otpgate invite: a one-time link for self-service enrollment through the gateway.
+
+import { existsSync } from "node:fs";
+import { OtpgateError, UsageError, type ExitCode } from "../../../core/errors.js";
+import { USER_NAME } from "../../../core/web/password-entries.js";
+import { systemClock } from "../../../platform/clock.js";
+import { lookupUserByName } from "../../../platform/users.js";
+import { userStore } from "../../../services/resolve-account.js";
+import { parse } from "../args.js";
+import type { Output } from "../output.js";
+
+export const help = `Usage: otpgate invite USER --config GATEWAY.yaml [--expires 24h] [--replace]
+       otpgate invite --list --config GATEWAY.yaml
+       otpgate invite --revoke USER --config GATEWAY.yaml
+
+Prints a link (on stdout) that lets USER set up their authenticator app in the browser: the
+gateway's page shows a new QR code, asks for a code from the app to confirm it, then writes
+USER's state file like otpgate enroll does, and shows the emergency codes once. The link works
+once and expires; a new invitation for USER replaces the earlier one. Run as root.
+
+Options:
+      --config FILE     the gateway's configuration (public_url, invites_dir, state_files)
+      --expires TIME    how long the link works: 30m, 24h, 7d (default 24h, at most 30d)
+      --replace         USER is enrolled already (a lost phone): the link replaces the state file
+      --list            pending invitations (user, expiry), no links
+      --revoke USER     withdraw USER's pending invitation
+  -h, --help            show this help
+`;
+
+const MAX_TTL_MS = 30 * 86_400_000;
+
+export async function run(argv: string[], io: Output): Promise<ExitCode> {
+  const { values, positionals } = parse("invite", argv, {
+    config: { type: "string" },
+    expires: { type: "string" },
+    replace: { type: "boolean" },
+    list: { type: "boolean" },
+    revoke: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) {
+    io.out(help.trimEnd());
+    return 0;
+  }
+  if (!values.config) throw new UsageError("--config FILE is required: the gateway's configuration says where invitations live and the link's address");
+  const modes = [values.list, values.revoke !== undefined, positionals.length > 0].filter(Boolean).length;
+  if (modes !== 1 || positionals.length > 1) throw new UsageError("give one USER, or --list, or --revoke USER; see otpgate invite --help");
+  if (process.geteuid?.() !== 0) throw new UsageError("run otpgate invite as root (invitations are kept in a root-only directory)");
+  const { duration, loadGatewayConfig } = await import("../../http/gateway-entry.js");
+  const { createInvite, listInvites, revokeInvites } = await import("../../../stores/invite-store.js");
+  const config = loadGatewayConfig(values.config);
+  const now = systemClock.nowMs();
+
+  if (values.list) {
+    const invites = listInvites(config.invitesDir, now);
+    if (invites.length === 0) io.out("no pending invitations");
+    for (const i of invites) io.out(`${i.user}\texpires ${new Date(i.expiresAt).toISOString()}${i.replace ? "\treplaces the state file" : ""}`);
+    return 0;
+  }
+  if (values.revoke !== undefined) {
+    const n = revokeInvites(config.invitesDir, values.revoke, now);
+    if (n === 0) throw new OtpgateError(`${values.revoke} has no pending invitation`, 1);
+    io.err(`withdrew ${values.revoke}'s invitation; the link no longer works`);
+    return 0;
+  }
+
+  const user = positionals[0]!;
+  if (!USER_NAME.test(user) || !lookupUserByName(user)) throw new UsageError(`there is no account "${user}" (getent passwd ${user}); create it first`);
+  const ttlMs = duration("--expires", values.expires, 86_400_000);
+  if (ttlMs < 60_000 || ttlMs > MAX_TTL_MS) throw new UsageError("--expires must be between 1m and 30d");
+  const found = userStore(user, { secret: config.stateFiles })!;
+  const enrolled = existsSync(found.store.path);
+  if (enrolled && !values.replace) throw new UsageError(`${user} is already enrolled (${found.store.path} exists); pass --replace to let the link replace it (after the user confirms, the old secret and emergency codes stop working)`);
+  if (!enrolled && values.replace) throw new UsageError(`${user} is not enrolled yet; leave out --replace`);
+  const { token, invite } = createInvite(config.invitesDir, user, { nowMs: now, ttlMs, replace: values.replace === true });
+  io.out(new URL(`${config.pagesPrefix}/enroll/${token}`, config.publicUrl).toString());
+  io.err(`invitation for ${user}, valid until ${new Date(invite.expiresAt).toISOString()}, usable once; send the link over a channel only ${user} reads`);
+  return 0;
+}
