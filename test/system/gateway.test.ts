@@ -2,7 +2,10 @@
 // security properties the issue lists (open redirects, CSRF, tampered cookies, fixation, brute
 // force, oversized bodies, traversal) — each refused with the upstream never reached.
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { request as httpsRequest } from "node:https";
+import type { TLSSocket } from "node:tls";
 import { join } from "node:path";
 import { describe, test, type TestContext } from "node:test";
 import { cookieHeader, cookiesFrom, http, login, loginForm, startGateway, startUpstream, upgradeEcho } from "../helpers/gateway.js";
@@ -215,5 +218,55 @@ http {
     const page = await http(base, "GET", "/app/page", { cookie: `otpgate_session=${cookiesFrom(ok).otpgate_session}` });
     assert.equal(page.status, 200);
     assert.equal(upstream.seen.at(-1)!.headers["remote-user"], user.name);
+  });
+});
+
+describe("gateway over TLS", () => {
+  test("serves HTTPS with the configured certificate: Secure cookies, HSTS; a key that does not fit is a config error", async (t) => {
+    if (!systemReady(t, ["oathtool", "openssl"])) return;
+    const dir = tempDir(t);
+    const cert = join(dir, "cert.pem");
+    const key = join(dir, "key.pem");
+    const openssl = (args: string[]) => spawnSync("openssl", args, { encoding: "utf8" });
+    const made = openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]);
+    assert.equal(made.status, 0, made.stderr);
+    const { user, secret } = enrolledUser(t);
+    const gw = await startGateway(dir, { public_url: "https://127.0.0.1", allowed_hosts: ["127.0.0.1"], tls: { cert, key } });
+    t.after(() => gw.stop());
+    const ca = readFileSync(cert);
+    const tlsGet = (path: string, method = "GET", headers: Record<string, string> = {}, body?: string) =>
+      new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string; protocol: string }>((resolve, reject) => {
+        const req = httpsRequest({ host: "127.0.0.1", port: gw.port, path, method, ca, headers: body === undefined ? headers : { "content-type": "application/x-www-form-urlencoded", ...headers } }, (res) => {
+          let data = "";
+          const protocol = (res.socket as TLSSocket).getProtocol() ?? "";
+          res.on("data", (d: Buffer) => (data += d.toString()));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: data, protocol }));
+        });
+        req.on("error", reject);
+        req.end(body);
+      });
+    const health = await tlsGet("/healthz");
+    assert.equal(health.body, "ok\n");
+    assert.match(health.protocol, /^TLSv1\.[23]$/);
+    await assert.rejects(http(gw.base, "GET", "/healthz"), "plain HTTP on the TLS port gets no answer");
+    const form = await tlsGet("/_otpgate/login");
+    assert.equal(form.headers["strict-transport-security"], "max-age=31536000");
+    const csrf = /name="csrf" value="([^"]+)"/.exec(form.body)![1]!;
+    const formCookies = (form.headers["set-cookie"] as string[]).map((c) => c.split(";")[0]).join("; ");
+    assert.ok((form.headers["set-cookie"] as string[]).every((c) => /; Secure/.test(c)));
+    const ok = await tlsGet("/_otpgate/login", "POST", { cookie: formCookies }, new URLSearchParams({ csrf, rd: "/", user: user.name, code: oathTotp(secret) }).toString());
+    assert.equal(ok.status, 303, ok.body);
+    assert.match((ok.headers["set-cookie"] as string[]).join(), /otpgate_session=[^;]+; Path=\/; HttpOnly; SameSite=Lax; Secure/);
+
+    const other = join(dir, "other.pem");
+    assert.equal(openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", other]).status, 0);
+    writeFileSync(join(dir, "bad.yaml"), `public_url: https://127.0.0.1\nkeys_file: ${join(dir, "gateway.keys")}\ntls: {cert: ${cert}, key: ${other}}\n`);
+    const bad = runCli(["gateway", "--config", join(dir, "bad.yaml"), "--check-config"]);
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /cannot be used together .*check that the key belongs to the certificate/);
+    writeFileSync(join(dir, "missing.yaml"), `public_url: https://127.0.0.1\ntls: {cert: ${join(dir, "nope.pem")}, key: ${key}}\n`);
+    const missing = runCli(["gateway", "--config", join(dir, "missing.yaml"), "--check-config"]);
+    assert.equal(missing.status, 2);
+    assert.match(missing.stderr, /cannot read the TLS file .*nope\.pem/);
   });
 });

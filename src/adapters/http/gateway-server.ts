@@ -7,6 +7,7 @@ import { createServer as createHttpsServer } from "node:https";
 import { existsSync, readFileSync } from "node:fs";
 import type { Duplex } from "node:stream";
 import { Regulator, checkSession, safeReturnUrl, type SessionData } from "../../core/web/index.js";
+import { ConfigError } from "../../core/errors.js";
 import { systemClock } from "../../platform/clock.js";
 import { loadOrCreateKeys, unseal, type Keys } from "../../platform/seal.js";
 import { listInvites } from "../../stores/invite-store.js";
@@ -25,9 +26,21 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
+function httpsServer(tls: NonNullable<GatewayConfig["tls"]>, handler: (req: IncomingMessage, res: ServerResponse) => void): Server {
+  try {
+    return createHttpsServer({ cert: readFileSync(tls.cert), key: readFileSync(tls.key), minVersion: "TLSv1.2" }, handler);
+  } catch (err) {
+    throw new ConfigError(`tls: ${tls.cert} and ${tls.key} cannot be used together (${(err as Error).message}); check that the key belongs to the certificate and both are PEM`);
+  }
+}
+
 /** Files the configuration names, checked before listening (and by --check-config). */
 export function preflight(config: GatewayConfig): string[] {
   const notes: string[] = [];
+  if (config.tls) {
+    httpsServer(config.tls, () => {}).close();
+    notes.push(`TLS with ${config.tls.cert}`);
+  }
   if (config.passwordFile) notes.push(`password factor on: ${readPasswordFile(config.passwordFile).size} password(s) in ${config.passwordFile}`);
   if (existsSync(config.invitesDir)) notes.push(`${listInvites(config.invitesDir, systemClock.nowMs()).length} pending invitation(s)`);
   return notes;
@@ -195,7 +208,7 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
       else res.destroy();
     });
   };
-  const server = config.tls ? createHttpsServer({ cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) }, handler) : createHttpServer(handler);
+  const server = config.tls ? httpsServer(config.tls, handler) : createHttpServer(handler);
   server.requestTimeout = 0; // long polling through the proxy (RStudio) must not be cut
   server.headersTimeout = 30_000;
   server.maxHeadersCount = 100;

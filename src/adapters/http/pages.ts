@@ -11,7 +11,7 @@ input:focus{outline:3px solid #2563eb55;border-color:#2563eb}
 button,a.button{display:block;text-align:center;text-decoration:none;margin-top:1.2rem;width:100%;padding:.8rem;font-size:1.1rem;border:0;border-radius:.4rem;background:#1d4ed8;color:#fff}
 a.button.secondary{background:#e5e7eb;color:#111}
 p.error{background:#fee2e2;color:#7f1d1d;padding:.6rem;border-radius:.4rem}p.note{color:#444;font-size:.9rem}
-.qr svg{display:block;width:100%;max-width:16rem;margin:0 auto}code,.codes{font:1rem ui-monospace,monospace;word-break:break-all}
+.qr svg{display:block;width:100%;max-width:16rem;margin:0 auto}code,.codes{font:1rem ui-monospace,monospace;overflow-wrap:anywhere}
 ol.codes{columns:2;padding-left:1.5rem}`;
 
 const head = (title: string, prefix: string) =>
