@@ -56,7 +56,17 @@ export interface RunningGateway {
 }
 
 export async function startGateway(dir: string, config: Record<string, unknown>): Promise<RunningGateway> {
-  const port = 41000 + Math.floor(Math.random() * 15000);
+  // A random port can be taken by another test's server: try a few.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startGatewayOn(41000 + Math.floor(Math.random() * 15000), dir, config);
+    } catch (err) {
+      if (attempt >= 5 || !/address is in use/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+async function startGatewayOn(port: number, dir: string, config: Record<string, unknown>): Promise<RunningGateway> {
   const lines = [`listen: 127.0.0.1:${port}`, `keys_file: ${join(dir, "gateway.keys")}`];
   for (const [k, v] of Object.entries(config)) lines.push(`${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`);
   const path = join(dir, "gateway.yaml");

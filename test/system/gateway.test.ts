@@ -222,7 +222,7 @@ http {
 });
 
 describe("gateway over TLS", () => {
-  test("serves HTTPS with the configured certificate: Secure cookies, HSTS; a key that does not fit is a config error", async (t) => {
+  test("serves HTTPS with the configured certificate: pages and proxying, Secure cookies, HSTS; a key that does not fit is a config error", async (t) => {
     if (!systemReady(t, ["oathtool", "openssl"])) return;
     const dir = tempDir(t);
     const cert = join(dir, "cert.pem");
@@ -231,7 +231,9 @@ describe("gateway over TLS", () => {
     const made = openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]);
     assert.equal(made.status, 0, made.stderr);
     const { user, secret } = enrolledUser(t);
-    const gw = await startGateway(dir, { public_url: "https://127.0.0.1", allowed_hosts: ["127.0.0.1"], tls: { cert, key } });
+    const upstream = await startUpstream();
+    t.after(() => upstream.close());
+    const gw = await startGateway(dir, { public_url: "https://127.0.0.1", upstream: `http://127.0.0.1:${upstream.port}`, allowed_hosts: ["127.0.0.1"], tls: { cert, key } });
     t.after(() => gw.stop());
     const ca = readFileSync(cert);
     const tlsGet = (path: string, method = "GET", headers: Record<string, string> = {}, body?: string) =>
@@ -257,6 +259,10 @@ describe("gateway over TLS", () => {
     const ok = await tlsGet("/_otpgate/login", "POST", { cookie: formCookies }, new URLSearchParams({ csrf, rd: "/", user: user.name, code: oathTotp(secret) }).toString());
     assert.equal(ok.status, 303, ok.body);
     assert.match((ok.headers["set-cookie"] as string[]).join(), /otpgate_session=[^;]+; Path=\/; HttpOnly; SameSite=Lax; Secure/);
+    const session = (ok.headers["set-cookie"] as string[]).find((c) => c.startsWith("otpgate_session="))!.split(";")[0]!;
+    const app = await tlsGet("/reports", "GET", { cookie: session });
+    assert.equal(app.body, `upstream page for ${user.name}\n`, "proxied over TLS");
+    assert.equal(upstream.seen.at(-1)?.headers["x-forwarded-proto"], "https");
 
     const other = join(dir, "other.pem");
     assert.equal(openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", other]).status, 0);

@@ -27,6 +27,8 @@ export interface GatewayConfig {
   readonly passwordFile: string | null;
   /** Pending invitations (otpgate invite); root-only directory. */
   readonly invitesDir: string;
+  /** "fast": signed-in requests pass through on a pinned connection; "node": everything through node:http. */
+  readonly proxyEngine: "fast" | "node";
   /** Shown in authenticator apps for accounts enrolled through an invitation (default: the host name). */
   readonly issuer: string;
 }
@@ -53,7 +55,7 @@ function absolutePath(key: string, value: unknown): string {
   return path;
 }
 
-const KNOWN = new Set(["listen", "public_url", "upstream", "pages_prefix", "allowed_hosts", "tls", "state_files", "keys_file", "session", "regulation", "forward_auth", "cookie_name", "password_file", "invites_dir", "issuer"]);
+const KNOWN = new Set(["listen", "public_url", "upstream", "pages_prefix", "allowed_hosts", "tls", "state_files", "keys_file", "session", "regulation", "forward_auth", "cookie_name", "password_file", "invites_dir", "issuer", "proxy_engine"]);
 
 export function parseGatewayConfig(text: string, source = "config"): GatewayConfig {
   let raw: unknown;
@@ -105,6 +107,8 @@ export function parseGatewayConfig(text: string, source = "config"): GatewayConf
   if (!Number.isInteger(maxRetries) || maxRetries < 1 || maxRetries > 100) throw new ConfigError("regulation.max_retries must be a whole number from 1 to 100");
   const forward = str("forward_auth", c.forward_auth, "status");
   if (forward !== "status" && forward !== "redirect") throw new ConfigError(`forward_auth must be "status" (nginx auth_request) or "redirect" (Traefik, Caddy), not "${forward}"`);
+  const engine = str("proxy_engine", c.proxy_engine, "fast");
+  if (engine !== "fast" && engine !== "node") throw new ConfigError(`proxy_engine must be "fast" (default) or "node" (everything through node:http), not "${engine}"`);
   return {
     listen: { host: lm[1]!.replace(/^\[|\]$/g, ""), port: Number(lm[2]) },
     publicUrl,
@@ -121,6 +125,7 @@ export function parseGatewayConfig(text: string, source = "config"): GatewayConf
     passwordFile: c.password_file === undefined ? null : absolutePath("password_file", c.password_file),
     invitesDir: absolutePath("invites_dir", c.invites_dir ?? "/var/lib/otpgate/invites"),
     issuer: str("issuer", c.issuer, hostname() || "otpgate"),
+    proxyEngine: engine,
   };
 }
 

@@ -2,8 +2,10 @@
 // Caddy) and a reverse proxy (with WebSocket upgrades) that lets a request through to the app only
 // with a valid session. Codes are checked by the same service and state files as otpgate verify.
 
-import { Agent, createServer as createHttpServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { Agent, createServer as createHttpServer, request as httpRequest, type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
+import { createServer as createNetServer, type Server, type Socket } from "node:net";
+import { createServer as createTlsServer } from "node:tls";
 import { existsSync, readFileSync } from "node:fs";
 import type { Duplex } from "node:stream";
 import { Regulator, checkSession, safeReturnUrl, type SessionData } from "../../core/web/index.js";
@@ -13,6 +15,7 @@ import { loadOrCreateKeys, unseal, type Keys } from "../../platform/seal.js";
 import { listInvites } from "../../stores/invite-store.js";
 import { readPasswordFile } from "../../stores/password-file.js";
 import { createEnrollHandler } from "./enroll-handler.js";
+import { createFastProxy } from "./fast-proxy.js";
 import type { GatewayConfig } from "./gateway-config.js";
 import { createLoginHandler } from "./login-handler.js";
 import { createPageContext, parseCookies, withoutHopByHop, type GatewayLog } from "./page-context.js";
@@ -26,9 +29,13 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-function httpsServer(tls: NonNullable<GatewayConfig["tls"]>, handler: (req: IncomingMessage, res: ServerResponse) => void): Server {
+function tlsOptions(tls: NonNullable<GatewayConfig["tls"]>) {
+  return { cert: readFileSync(tls.cert), key: readFileSync(tls.key), minVersion: "TLSv1.2" as const };
+}
+
+function withTls<T>(tls: NonNullable<GatewayConfig["tls"]>, make: (options: ReturnType<typeof tlsOptions>) => T): T {
   try {
-    return createHttpsServer({ cert: readFileSync(tls.cert), key: readFileSync(tls.key), minVersion: "TLSv1.2" }, handler);
+    return make(tlsOptions(tls));
   } catch (err) {
     throw new ConfigError(`tls: ${tls.cert} and ${tls.key} cannot be used together (${(err as Error).message}); check that the key belongs to the certificate and both are PEM`);
   }
@@ -38,7 +45,7 @@ function httpsServer(tls: NonNullable<GatewayConfig["tls"]>, handler: (req: Inco
 export function preflight(config: GatewayConfig): string[] {
   const notes: string[] = [];
   if (config.tls) {
-    httpsServer(config.tls, () => {}).close();
+    withTls(config.tls, (options) => createTlsServer(options)).close();
     notes.push(`TLS with ${config.tls.cert}`);
   }
   if (config.passwordFile) notes.push(`password factor on: ${readPasswordFile(config.passwordFile).size} password(s) in ${config.passwordFile}`);
@@ -58,14 +65,23 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
   const withPassword = config.passwordFile !== null;
   const handleLogin = createLoginHandler(ctx);
   const handleEnroll = createEnrollHandler(ctx);
+  const fastPath = config.upstream !== null && config.proxyEngine === "fast";
   // Keep connections to the app open: a new TCP connection per request would halve throughput.
   const agent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64 });
 
-  const session = (req: IncomingMessage): SessionData | null => {
-    const token = parseCookies(req.headers.cookie).get(config.cookieName);
+  // Opening a sealed cookie (AES-GCM, JSON) once per request is most of a proxied request's own
+  // cost; the opened content of recent cookies is kept (it is immutable; validity is checked anew).
+  const opened = new Map<string, SessionData>();
+  const sessionFromToken = (token: string | undefined): SessionData | null => {
     if (!token) return null;
-    const data = unseal<SessionData>(token, keys.seal);
-    if (!data || typeof data.sid !== "string" || typeof data.user !== "string" || revoked.has(data.sid)) return null;
+    let data = opened.get(token);
+    if (!data) {
+      const raw = unseal<SessionData>(token, keys.seal);
+      if (!raw || typeof raw.sid !== "string" || typeof raw.user !== "string" || typeof raw.createdAt !== "number" || typeof raw.lastSeenAt !== "number") return null;
+      if (opened.size >= 10_000) opened.clear();
+      opened.set(token, (data = raw));
+    }
+    if (revoked.has(data.sid)) return null;
     const now = systemClock.nowMs();
     const check = checkSession({ ...data, lastSeenAt: Math.max(data.lastSeenAt, lastSeen.get(data.sid) ?? 0) }, now, config.session);
     if (!check.valid) return null;
@@ -73,6 +89,7 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
     lastSeen.set(data.sid, now);
     return check.session;
   };
+  const session = (req: IncomingMessage): SessionData | null => sessionFromToken(parseCookies(req.headers.cookie).get(config.cookieName));
 
   /** Bounded memory: forget activity older than the idle timeout and revocations past expiry. */
   const prune = (now: number) => {
@@ -208,11 +225,32 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
       else res.destroy();
     });
   };
-  const server = config.tls ? httpsServer(config.tls, handler) : createHttpServer(handler);
-  server.requestTimeout = 0; // long polling through the proxy (RStudio) must not be cut
-  server.headersTimeout = 30_000;
-  server.maxHeadersCount = 100;
-  server.on("upgrade", upgrade);
+  const web: HttpServer = config.tls && !fastPath ? withTls(config.tls, (options) => createHttpsServer(options, handler)) : createHttpServer(handler);
+  web.requestTimeout = 0; // long polling through the proxy (RStudio) must not be cut
+  web.headersTimeout = 30_000;
+  web.maxHeadersCount = 100;
+  web.on("upgrade", upgrade);
+  let server: Server = web;
+  let fast: ReturnType<typeof createFastProxy> | null = null;
+  if (fastPath && config.upstream) {
+    fast = createFastProxy({
+      upstream: { host: config.upstream.hostname, port: Number(config.upstream.port || 80), hostHeader: config.upstream.host },
+      pagesPrefix: P,
+      cookieName: config.cookieName,
+      forwardedProto: config.publicUrl.protocol.replace(":", ""),
+      sessionUser: (cookies) => sessionFromToken(parseCookies(cookies.join("; ")).get(config.cookieName))?.user ?? null,
+      handOver: (socket) => web.emit("connection", socket),
+      upstreamError: () => void metrics.upstream_errors!++,
+      idleMs: 5 * 60_000,
+      headTimeoutMs: 30_000,
+    });
+    server = config.tls ? withTls(config.tls, (options) => createTlsServer(options, fast!.handle)) : createNetServer(fast.handle);
+  }
+  const sockets = new Set<Socket>();
+  server.on(config.tls && fast ? "secureConnection" : "connection", (s: Socket) => {
+    sockets.add(s);
+    s.once("close", () => sockets.delete(s));
+  });
   return {
     server,
     metrics,
@@ -220,7 +258,9 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
       new Promise<void>((resolve) => {
         server.close(() => resolve());
         // Idle keep-alive connections and WebSocket tunnels would keep close() waiting forever.
-        server.closeAllConnections();
+        web.closeAllConnections();
+        fast?.closeAll();
+        for (const s of sockets) s.destroy();
         for (const t of tunnels) t.destroy();
         agent.destroy();
       }),
