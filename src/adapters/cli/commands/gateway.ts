@@ -29,6 +29,7 @@ Configuration (YAML):
   password_file: /etc/otpgate/passwords   # optional: a password too (otpgate passwd USER)
   invites_dir: /var/lib/otpgate/invites   # invitations from otpgate invite USER
   issuer: example.com                  # name shown in the app for invited users (default: host name)
+  proxy_engine: fast                   # fast (pass-through for signed-in requests) or node
 
 Options:
       --config FILE     the configuration
