@@ -24,7 +24,7 @@ await esbuild.build({
   target: "node20",
   outfile: "dist/otpgate-core.cjs",
   // A native module: loaded from node_modules at run time (otpgate passwd, the password factor).
-  external: ["argon2"],
+  external: ["@node-rs/argon2"],
   // import() becomes require(): the launcher runs the bundle in a vm.Script, which has no ESM loader.
   supported: { "dynamic-import": false },
   banner: { js: "#!/usr/bin/env node" },
@@ -48,7 +48,7 @@ esbuild.buildSync({
   format: "cjs",
   target: "node20",
   outfile: "dist/otpgate-gateway.cjs",
-  external: ["argon2"],
+  external: ["@node-rs/argon2"],
   legalComments: "none",
   logLevel: "warning",
 });

@@ -1,16 +1,19 @@
-// argon2id password hashes as PHC strings ($argon2id$v=19$m=...), through node-argon2 (the reference
-// C implementation, prebuilt for Linux). Loaded on first use: only the gateway's password factor and
-// otpgate passwd need it, never the SSH login path.
+// argon2id password hashes as PHC strings ($argon2id$v=19$m=...,t=...,p=...), through @node-rs/argon2
+// (the RustCrypto implementation, prebuilt per platform as an optional package: no compiler, no
+// install script). Loaded on first use: only the gateway's password factor and otpgate passwd need
+// it, never the SSH login path.
 //
 // Each hash or check takes 64 MiB and ~100 ms of CPU, so at most CONCURRENCY run at once and at most
 // QUEUE wait; beyond that a check is refused at once (a flood of logins cannot exhaust memory).
 
 import { ConfigError } from "../core/errors.js";
 
-type Argon2 = typeof import("argon2");
+type Argon2 = typeof import("@node-rs/argon2");
 
-/** RFC 9106's second recommended option, and node-argon2's defaults: 64 MiB, 3 passes, 4 lanes. */
+/** RFC 9106's second recommended option: 64 MiB, 3 passes, 4 lanes. */
 export const HASH_PARAMS = { memoryCost: 65536, timeCost: 3, parallelism: 4 } as const;
+/** Algorithm.Argon2id (a const enum in the library's types, so not importable as a value). */
+const ARGON2ID = 2;
 const CONCURRENCY = 2;
 const QUEUE = 32;
 
@@ -18,7 +21,7 @@ let lib: Argon2 | undefined;
 async function argon2(): Promise<Argon2> {
   if (lib) return lib;
   try {
-    const mod = (await import("argon2")) as Argon2 & { default?: Argon2 };
+    const mod = (await import("@node-rs/argon2")) as Argon2 & { default?: Argon2 };
     lib = mod.default ?? mod;
     return lib;
   } catch (err) {
@@ -47,8 +50,8 @@ async function limited<T>(work: () => Promise<T>): Promise<T> {
 }
 
 /**
- * The PHC string with its parameters in the reference order m, t, p: node-argon2 writes m, p, t,
- * which libargon2's own decoder (argon2 CLI, argon2-cffi, PHP) refuses.
+ * The PHC string with its parameters in the reference order m, t, p, the only order libargon2's own
+ * decoder (argon2 CLI, argon2-cffi, PHP) accepts; some libraries write m, p, t.
  */
 export function canonicalPhc(hash: string): string {
   return hash.replace(/^(\$argon2id\$v=19\$)([^$]+)\$/, (_all, head: string, params: string) => {
@@ -59,7 +62,8 @@ export function canonicalPhc(hash: string): string {
 
 export async function hashPassword(password: string): Promise<string> {
   const a = await argon2();
-  return canonicalPhc(await limited(() => a.hash(password, { type: a.argon2id, ...HASH_PARAMS })));
+  const options = { algorithm: ARGON2ID, ...HASH_PARAMS } as NonNullable<Parameters<Argon2["hash"]>[1]>;
+  return canonicalPhc(await limited(() => a.hash(password, options)));
 }
 
 /** True when `password` matches `hash`; false for a wrong password and for a malformed hash. */
