@@ -87,10 +87,10 @@ function raw(port: number, pieces: (string | Buffer)[], quietMs = 600): Promise<
 
 const statuses = (text: string) => [...text.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => Number(m[1]));
 
-async function rig(t: TestContext, engine: "fast" | "node", appOptions?: number) {
+async function rig(t: TestContext, engine: "fast" | "node", appOptions?: number, extra: Record<string, unknown> = {}) {
   const app = await startApp(appOptions);
   t.after(() => app.close());
-  const gw = await startGateway(tempDir(t), { public_url: "http://app.test", upstream: `http://127.0.0.1:${app.port}`, allowed_hosts: ["app.test"], proxy_engine: engine });
+  const gw = await startGateway(tempDir(t), { public_url: "http://app.test", upstream: `http://127.0.0.1:${app.port}`, allowed_hosts: ["app.test"], proxy_engine: engine, ...extra });
   t.after(() => gw.stop());
   const { user, secret } = enrolledUser(t);
   const ok = await login(gw, user.name, oathTotp(secret));
@@ -253,5 +253,29 @@ describe("gateway proxy (fast engine): safety and connection handling", () => {
     assert.deepEqual(statuses(other), [200], "a slow client does not hold up others");
     slow.destroy();
     assert.equal(app.seen.length, 1);
+  });
+});
+
+describe("gateway: slow request heads (slowloris) are cut on every path", () => {
+  test("a head that stays incomplete is closed after head_timeout, on a fresh connection and after a hand-over to the pages", async (t) => {
+    if (!systemReady(t, ["oathtool"])) return;
+    const { gw, cookie } = await rig(t, "fast", undefined, { head_timeout: "1s" });
+    const closedAfter = async (first: string): Promise<number> => {
+      const s = connect(gw.port, "127.0.0.1");
+      await new Promise((r) => s.once("connect", r));
+      const started = Date.now();
+      s.on("data", () => undefined);
+      s.write(first);
+      // Drip a byte now and then, as a slowloris client does, until the gateway hangs up.
+      const drip = setInterval(() => s.write("X"), 200);
+      const closed = await Promise.race([new Promise((r) => s.once("close", () => r(true))), new Promise((r) => setTimeout(() => r(false), 8000))]);
+      clearInterval(drip);
+      s.destroy();
+      return closed ? Date.now() - started : Infinity;
+    };
+    const fresh = await closedAfter("GET /echo HTTP/1.1\r\nHost: app.test\r\nX-Slow: ");
+    assert.ok(fresh >= 900 && fresh < 4000, `fast path: closed after ${fresh} ms`);
+    const handed = await closedAfter(`GET /_otpgate/login HTTP/1.1\r\nHost: app.test\r\nCookie: ${cookie}\r\n\r\nGET /echo HTTP/1.1\r\nHost: app.test\r\nX-Slow: `);
+    assert.ok(handed >= 900 && handed < 5000, `node:http after hand-over: closed after ${handed} ms`);
   });
 });

@@ -115,11 +115,24 @@ export function createFastProxy(o: FastProxyOptions): { handle(socket: Socket): 
       client.on("timeout", this.onTimeout);
     }
 
+    /** Cut both connections at once (errors, timeouts, shutdown). */
     destroy(): void {
       live.delete(this);
       if (this.headTimer) clearTimeout(this.headTimer);
       this.client.destroy();
       this.upstream?.destroy();
+    }
+
+    /** Close after what was written has gone out (the last response must not be lost). */
+    private finish(last?: string): void {
+      live.delete(this);
+      if (this.headTimer) clearTimeout(this.headTimer);
+      this.closing = true;
+      const up = this.upstream;
+      this.upstream = null;
+      up?.destroy();
+      if (last) this.client.end(last);
+      else this.client.end();
     }
 
     private clientData(chunk: Buffer): void {
@@ -130,7 +143,7 @@ export function createFastProxy(o: FastProxyOptions): { handle(socket: Socket): 
 
     private clientEnded(): void {
       this.closing = true;
-      if (this.pending.length === 0) this.destroy();
+      if (this.pending.length === 0) this.finish();
     }
 
     private processClient(): void {
@@ -187,9 +200,7 @@ export function createFastProxy(o: FastProxyOptions): { handle(socket: Socket): 
     /** A malformed request: answered when nothing is in flight, else the connection is cut. */
     private refuse(code: number, text: string): void {
       if (this.pending.length > 0) return this.destroy();
-      this.closing = true;
-      this.upstream?.destroy();
-      this.client.end(status(code, text));
+      this.finish(status(code, text));
     }
 
     private maybeHandOver(): void {
@@ -288,14 +299,9 @@ export function createFastProxy(o: FastProxyOptions): { handle(socket: Socket): 
       if (finished === 0) return;
       this.pending.splice(0, finished);
       this.responded = this.resHead !== null || this.resBody !== null;
-      if (closeAfter) {
-        live.delete(this);
-        up.destroy();
-        this.client.end();
-        return;
-      }
+      if (closeAfter) return this.finish();
       if (this.pending.length === 0) {
-        if (this.closing) return this.destroy();
+        if (this.closing) return this.finish();
         if (this.handingOver) this.maybeHandOver();
       }
     }
@@ -305,11 +311,7 @@ export function createFastProxy(o: FastProxyOptions): { handle(socket: Socket): 
       this.upstream = null;
       up.destroy();
       if (this.pending.length === 0 && !this.reqBody) return; // an idle connection the app closed
-      if (this.resBody?.closeDelimited) {
-        live.delete(this);
-        this.client.end();
-        return;
-      }
+      if (this.resBody?.closeDelimited) return this.finish();
       if (!this.responded && !this.reqBody && this.pending.every((p) => p.retry)) {
         // The app closed a kept-alive connection as requests went out on it: send them again.
         const fresh = this.connectUpstream();
@@ -320,10 +322,8 @@ export function createFastProxy(o: FastProxyOptions): { handle(socket: Socket): 
         return;
       }
       o.upstreamError();
-      if (!this.responded) {
-        live.delete(this);
-        this.client.end(status(502, "Bad Gateway"));
-      } else this.destroy();
+      if (!this.responded) this.finish(status(502, "Bad Gateway"));
+      else this.destroy();
     }
   }
 

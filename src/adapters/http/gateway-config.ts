@@ -29,6 +29,8 @@ export interface GatewayConfig {
   readonly invitesDir: string;
   /** "fast": signed-in requests pass through on a pinned connection; "node": everything through node:http. */
   readonly proxyEngine: "fast" | "node";
+  /** A request head must be complete this long after it starts (slow-header clients are cut). */
+  readonly headTimeoutMs: number;
   /** Shown in authenticator apps for accounts enrolled through an invitation (default: the host name). */
   readonly issuer: string;
 }
@@ -55,7 +57,7 @@ function absolutePath(key: string, value: unknown): string {
   return path;
 }
 
-const KNOWN = new Set(["listen", "public_url", "upstream", "pages_prefix", "allowed_hosts", "tls", "state_files", "keys_file", "session", "regulation", "forward_auth", "cookie_name", "password_file", "invites_dir", "issuer", "proxy_engine"]);
+const KNOWN = new Set(["listen", "public_url", "upstream", "pages_prefix", "allowed_hosts", "tls", "state_files", "keys_file", "session", "regulation", "forward_auth", "cookie_name", "password_file", "invites_dir", "issuer", "proxy_engine", "head_timeout"]);
 
 export function parseGatewayConfig(text: string, source = "config"): GatewayConfig {
   let raw: unknown;
@@ -107,6 +109,8 @@ export function parseGatewayConfig(text: string, source = "config"): GatewayConf
   if (!Number.isInteger(maxRetries) || maxRetries < 1 || maxRetries > 100) throw new ConfigError("regulation.max_retries must be a whole number from 1 to 100");
   const forward = str("forward_auth", c.forward_auth, "status");
   if (forward !== "status" && forward !== "redirect") throw new ConfigError(`forward_auth must be "status" (nginx auth_request) or "redirect" (Traefik, Caddy), not "${forward}"`);
+  const headTimeoutMs = duration("head_timeout", c.head_timeout, 30_000);
+  if (headTimeoutMs < 1000 || headTimeoutMs > 300_000) throw new ConfigError("head_timeout must be from 1s to 5m");
   const engine = str("proxy_engine", c.proxy_engine, "fast");
   if (engine !== "fast" && engine !== "node") throw new ConfigError(`proxy_engine must be "fast" (default) or "node" (everything through node:http), not "${engine}"`);
   return {
@@ -126,6 +130,7 @@ export function parseGatewayConfig(text: string, source = "config"): GatewayConf
     invitesDir: absolutePath("invites_dir", c.invites_dir ?? "/var/lib/otpgate/invites"),
     issuer: str("issuer", c.issuer, hostname() || "otpgate"),
     proxyEngine: engine,
+    headTimeoutMs,
   };
 }
 

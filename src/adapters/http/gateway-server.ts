@@ -225,10 +225,16 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
       else res.destroy();
     });
   };
-  const web: HttpServer = config.tls && !fastPath ? withTls(config.tls, (options) => createHttpsServer(options, handler)) : createHttpServer(handler);
-  web.requestTimeout = 0; // long polling through the proxy (RStudio) must not be cut
-  web.headersTimeout = 30_000;
+  const timeouts = {
+    requestTimeout: 0, // long polling through the proxy (RStudio) must not be cut
+    headersTimeout: config.headTimeoutMs, // slow-header clients (slowloris) are cut
+    connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(config.headTimeoutMs / 2))),
+  };
+  const web: HttpServer = config.tls && !fastPath ? withTls(config.tls, (options) => createHttpsServer({ ...options, ...timeouts }, handler)) : createHttpServer(timeouts, handler);
   web.maxHeadersCount = 100;
+  // With the fast path in front, this server never listens itself; 'listening' is what starts its
+  // check of header timeouts on the connections it is given (Node's own tests start it this way).
+  if (fastPath) web.emit("listening");
   web.on("upgrade", upgrade);
   let server: Server = web;
   let fast: ReturnType<typeof createFastProxy> | null = null;
@@ -242,7 +248,7 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
       handOver: (socket) => web.emit("connection", socket),
       upstreamError: () => void metrics.upstream_errors!++,
       idleMs: 5 * 60_000,
-      headTimeoutMs: 30_000,
+      headTimeoutMs: config.headTimeoutMs,
     });
     server = config.tls ? withTls(config.tls, (options) => createTlsServer(options, fast!.handle)) : createNetServer(fast.handle);
   }
@@ -259,6 +265,7 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
         server.close(() => resolve());
         // Idle keep-alive connections and WebSocket tunnels would keep close() waiting forever.
         web.closeAllConnections();
+        if (server !== web) web.close(() => undefined); // stops its timeout checks
         fast?.closeAll();
         for (const s of sockets) s.destroy();
         for (const t of tunnels) t.destroy();

@@ -30,6 +30,7 @@ Configuration (YAML):
   invites_dir: /var/lib/otpgate/invites   # invitations from otpgate invite USER
   issuer: example.com                  # name shown in the app for invited users (default: host name)
   proxy_engine: fast                   # fast (pass-through for signed-in requests) or node
+  head_timeout: 30s                    # request heads must be complete within this (slowloris)
 
 Options:
       --config FILE     the configuration
