@@ -122,5 +122,10 @@ export function replaceScratchCodes(text: string, codes: readonly number[]): str
   let result = text;
   for (const entry of scratchEntries(text).reverse()) result = removeScratchEntry(result, entry);
   if (result.length > 0 && !/[\r\n]$/.test(result)) result += "\n";
-  return result + codes.map((c) => String(c).padStart(8, "0") + "\n").join("");
+  return result + codes.map((c) => formatScratchCode(c) + "\n").join("");
+}
+
+/** An emergency code as the file holds it and the user types it: 8 digits, zero-padded. */
+export function formatScratchCode(code: number): string {
+  return String(code).padStart(8, "0");
 }

@@ -4,7 +4,7 @@
 
 import type { Algorithm } from "../core/otp.js";
 import { decodeGaSecret } from "../core/base32.js";
-import { getOption, scratchEntries, secretLine } from "./ga-document.js";
+import { formatScratchCode, getOption, scratchEntries, secretLine } from "./ga-document.js";
 import type { OtpKind, RateLimitSetting } from "./ga-settings.js";
 import { EXT, SettingError, readOtpKind, readRateLimit, readStepSize, readTimeSkew, readWindowSize } from "./ga-settings.js";
 
@@ -143,6 +143,6 @@ export function formatNewStateFile(s: NewStateSettings): string {
   } else {
     lines.push(s.mode === "totp" ? `" TOTP_AUTH` : `" HOTP_COUNTER 1`);
   }
-  for (const code of s.scratchCodes) lines.push(String(code).padStart(8, "0"));
+  for (const code of s.scratchCodes) lines.push(formatScratchCode(code));
   return lines.join("\n") + "\n";
 }

@@ -73,6 +73,11 @@ export function headerValues(head: Head, name: string): string[] {
   return out;
 }
 
+/** Connection: close among the connection options. */
+export function asksToClose(head: Head): boolean {
+  return headerValues(head, "connection").some((t) => t.toLowerCase() === "close");
+}
+
 export type Framing = { readonly kind: "none" } | { readonly kind: "length"; readonly bytes: number } | { readonly kind: "chunked" } | { readonly kind: "close" };
 export type FramingResult = Framing | { readonly kind: "bad"; readonly reason: string };
 

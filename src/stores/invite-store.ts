@@ -4,11 +4,11 @@
 // (atomic: of two concurrent claims one wins), and deletes it once the state file is written.
 
 import { createHash, randomBytes } from "node:crypto";
-import { closeSync, constants, fstatSync, fsyncSync, mkdirSync, openSync, readSync, readdirSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, constants, fstatSync, fsyncSync, mkdirSync, openSync, readSync, readdirSync, renameSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError } from "../core/errors.js";
 import { USER_NAME } from "../core/web/password-entries.js";
-import { fsyncDir } from "../platform/atomic-file.js";
+import { fsyncDir, removeQuietly } from "../platform/atomic-file.js";
 
 export interface Invite {
   /** SHA-256 of the token, hex: the file name, and what logs may show. */
@@ -65,14 +65,6 @@ function readInvite(path: string, id: string): Invite | null {
     return parseInvite(id, buf.subarray(0, n).toString("utf8"));
   } finally {
     closeSync(fd);
-  }
-}
-
-function removeQuietly(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    // gone already
   }
 }
 

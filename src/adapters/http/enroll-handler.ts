@@ -10,12 +10,15 @@ import { confirmsNewSecret, drawCredentials, enrollmentText, groupSecret, keyUri
 import { passwordProblem } from "../../core/web/password-entries.js";
 import { systemClock } from "../../platform/clock.js";
 import { nodeMacFactory } from "../../platform/mac.js";
+import { hashPassword } from "../../platform/password-hash.js";
 import { actAs } from "../../platform/privileges.js";
 import { systemRandom } from "../../platform/random.js";
 import { seal, unseal } from "../../platform/seal.js";
 import { userStore } from "../../services/resolve-account.js";
+import { formatScratchCode } from "../../formats/ga-document.js";
 import { writeNewStateFile } from "../../stores/file-store.js";
 import { claimInvite, findInvite, type Invite } from "../../stores/invite-store.js";
+import { existingPasswords, updatePasswordFile } from "../../stores/password-file.js";
 import type { PageContext } from "./page-context.js";
 import { enrolledPage, enrollPage, messagePage } from "./pages.js";
 
@@ -45,12 +48,11 @@ export function createEnrollHandler(ctx: PageContext): (req: IncomingMessage, re
   const gone = (res: ServerResponse) =>
     ctx.send(res, 404, messagePage("Link not valid", "This setup link cannot be used: it was used already, it expired, or a newer one replaced it. Ask your administrator for a new link.", P));
 
-  let passwords: typeof import("../../stores/password-file.js") | undefined;
   /** The password factor is on and the user has no password yet (an unreadable file counts as none). */
   const needsPassword = (user: string): boolean => {
-    if (!config.passwordFile || !passwords) return false;
+    if (!config.passwordFile) return false;
     try {
-      return !passwords.existingPasswords(config.passwordFile)?.has(user);
+      return !existingPasswords(config.passwordFile)?.has(user);
     } catch {
       return true;
     }
@@ -83,7 +85,6 @@ export function createEnrollHandler(ctx: PageContext): (req: IncomingMessage, re
   }
 
   return async (req, res, token) => {
-    if (config.passwordFile) passwords ??= await import("../../stores/password-file.js");
     const now = systemClock.nowMs();
     const invite = findInvite(config.invitesDir, token, now);
     if (!invite) return gone(res);
@@ -127,20 +128,20 @@ export function createEnrollHandler(ctx: PageContext): (req: IncomingMessage, re
       const problem = passwordProblem(password);
       if (problem) return show(req, res, token, invite, credentials, draft.until, `Your password was not accepted: ${problem}.`);
       if (form.get("password2") !== password) return show(req, res, token, invite, credentials, draft.until, "The two passwords differ. Type the same password twice.");
-      const { hashPassword } = await import("../../platform/password-hash.js");
       passwordHash = await hashPassword(password);
     }
 
     const claim = claimInvite(config.invitesDir, invite);
     if (!claim) return gone(res);
     try {
+      // The password first: should the state file then fail, the link asks only for the code again.
+      if (passwordHash) await updatePasswordFile(config.passwordFile!, invite.user, passwordHash);
       const restore = actAs(found.account.uid, found.account.gid);
       try {
         writeNewStateFile(found.store.path, enrollmentText(SETTINGS, credentials), { replace: invite.replace });
       } finally {
         restore();
       }
-      if (passwordHash) await passwords!.updatePasswordFile(config.passwordFile!, invite.user, passwordHash);
     } catch (err) {
       claim.release();
       log({ event: "enroll", result: "error", user: invite.user, ip, detail: (err as Error).message });
@@ -149,6 +150,6 @@ export function createEnrollHandler(ctx: PageContext): (req: IncomingMessage, re
     claim.done();
     metrics.enrollments!++;
     log({ event: "enroll", result: "accepted", user: invite.user, ip, replaced: invite.replace });
-    ctx.send(res, 200, enrolledPage({ prefix: P, user: invite.user, scratchCodes: credentials.scratchCodes.map((c) => String(c).padStart(8, "0")) }));
+    ctx.send(res, 200, enrolledPage({ prefix: P, user: invite.user, scratchCodes: credentials.scratchCodes.map(formatScratchCode) }));
   };
 }

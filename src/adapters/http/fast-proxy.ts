@@ -10,7 +10,7 @@
 // so far: it sees the connection as if it had accepted it. A connection handed over stays there.
 
 import { connect, type Socket } from "node:net";
-import { BodyTracker, headerValues, parseRequestHead, parseResponseHead, requestFraming, responseFraming, type Head } from "../../formats/http1.js";
+import { BodyTracker, asksToClose, headerValues, parseRequestHead, parseResponseHead, requestFraming, responseFraming, type Head } from "../../formats/http1.js";
 
 export interface FastProxyOptions {
   readonly upstream: { readonly host: string; readonly port: number; readonly hostHeader: string };
@@ -42,8 +42,8 @@ function status(code: number, text: string): string {
   return `HTTP/1.1 ${code} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${text.length + 1}\r\n\r\n${text}\n`;
 }
 
-export function createFastProxy(o: FastProxyOptions): { handle(socket: Socket): void; closeAll(): void } {
-  const live = new Set<FastConnection>();
+/** The listener for client connections (plain sockets or decrypted TLS sockets). */
+export function createFastProxy(o: FastProxyOptions): (socket: Socket) => void {
   const P = o.pagesPrefix;
 
   /** The user when the request can take the fast path, else null. */
@@ -105,7 +105,6 @@ export function createFastProxy(o: FastProxyOptions): { handle(socket: Socket): 
     };
 
     constructor(private readonly client: Socket) {
-      live.add(this);
       client.setNoDelay(true);
       client.setTimeout(o.idleMs);
       client.on("data", this.onData);
@@ -115,9 +114,8 @@ export function createFastProxy(o: FastProxyOptions): { handle(socket: Socket): 
       client.on("timeout", this.onTimeout);
     }
 
-    /** Cut both connections at once (errors, timeouts, shutdown). */
+    /** Cut both connections at once (errors, timeouts, the client gone). */
     destroy(): void {
-      live.delete(this);
       if (this.headTimer) clearTimeout(this.headTimer);
       this.client.destroy();
       this.upstream?.destroy();
@@ -125,7 +123,6 @@ export function createFastProxy(o: FastProxyOptions): { handle(socket: Socket): 
 
     /** Close after what was written has gone out (the last response must not be lost). */
     private finish(last?: string): void {
-      live.delete(this);
       if (this.headTimer) clearTimeout(this.headTimer);
       this.closing = true;
       const up = this.upstream;
@@ -183,7 +180,7 @@ export function createFastProxy(o: FastProxyOptions): { handle(socket: Socket): 
         }
         const framing = requestFraming(head);
         if (framing.kind === "bad") return this.refuse(400, "Bad Request");
-        const closeAfter = headerValues(head, "connection").some((t) => t.toLowerCase() === "close");
+        const closeAfter = asksToClose(head);
         const out = rewrite(head, user, this.client.remoteAddress ?? "-", closeAfter);
         this.pending.push({ method: head.method, closeAfter, retry: framing.kind === "none" && IDEMPOTENT.has(head.method) ? out : null });
         this.toUpstream(out);
@@ -208,7 +205,6 @@ export function createFastProxy(o: FastProxyOptions): { handle(socket: Socket): 
         this.client.pause();
         return;
       }
-      live.delete(this);
       if (this.headTimer) clearTimeout(this.headTimer);
       const c = this.client;
       c.removeListener("data", this.onData);
@@ -279,7 +275,7 @@ export function createFastProxy(o: FastProxyOptions): { handle(socket: Socket): 
           if (head.status < 200) continue; // 100 Continue, 103 Early Hints: the final response follows
           const framing = responseFraming(head, this.pending[finished]!.method);
           if (framing.kind === "bad") throw new Error(framing.reason);
-          if (head.minor === 0 || headerValues(head, "connection").some((t) => t.toLowerCase() === "close")) this.pending[finished]!.closeAfter = true;
+          if (head.minor === 0 || asksToClose(head)) this.pending[finished]!.closeAfter = true;
           this.resBody = new BodyTracker(framing);
           if (this.resBody.done) {
             this.resBody = null;
@@ -327,10 +323,5 @@ export function createFastProxy(o: FastProxyOptions): { handle(socket: Socket): 
     }
   }
 
-  return {
-    handle: (socket) => void new FastConnection(socket),
-    closeAll: () => {
-      for (const c of live) c.destroy();
-    },
-  };
+  return (socket) => void new FastConnection(socket);
 }

@@ -105,16 +105,20 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
     return `${proto}://${host}${uri.startsWith("/") ? uri : "/"}`;
   }
 
-  function proxy(req: IncomingMessage, res: ServerResponse, user: string): void {
-    const upstream = config.upstream!;
-    const headers = withoutHopByHop(req.headers);
+  /** What the app is told: who signed in (never what the client claims), where the request came from; not our cookie. */
+  function toApp(headers: Record<string, string | string[]>, req: IncomingMessage, user: string): Record<string, string | string[]> {
     delete headers["remote-user"];
     delete headers["x-forwarded-user"];
     const cookie = (req.headers.cookie ?? "").split(";").filter((c) => !c.trim().startsWith(`${config.cookieName}=`)).join(";").trim();
     if (cookie) headers.cookie = cookie;
     else delete headers.cookie;
     const forwardedFor = req.headers["x-forwarded-for"] ? `${req.headers["x-forwarded-for"]}, ${req.socket.remoteAddress}` : String(req.socket.remoteAddress);
-    Object.assign(headers, { "remote-user": user, "x-forwarded-for": forwardedFor, "x-forwarded-proto": config.publicUrl.protocol.replace(":", ""), "x-forwarded-host": String(req.headers.host ?? config.publicUrl.host), host: upstream.host });
+    return Object.assign(headers, { "remote-user": user, "x-forwarded-for": forwardedFor, "x-forwarded-proto": config.publicUrl.protocol.replace(":", ""), "x-forwarded-host": String(req.headers.host ?? config.publicUrl.host), host: config.upstream!.host });
+  }
+
+  function proxy(req: IncomingMessage, res: ServerResponse, user: string): void {
+    const upstream = config.upstream!;
+    const headers = toApp(withoutHopByHop(req.headers), req, user);
     const up = httpRequest({ hostname: upstream.hostname, port: upstream.port || 80, method: req.method, path: req.url, headers, agent }, (ures) => {
       res.writeHead(ures.statusCode ?? 502, withoutHopByHop(ures.headers));
       ures.pipe(res);
@@ -187,9 +191,7 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
       return;
     }
     const upstream = config.upstream;
-    const headers = { ...req.headers } as Record<string, string | string[]>;
-    delete headers["remote-user"];
-    Object.assign(headers, { "remote-user": s.user, host: upstream.host, "x-forwarded-for": String(req.socket.remoteAddress) });
+    const headers = toApp({ ...req.headers } as Record<string, string | string[]>, req, s.user); // Connection/Upgrade kept: they are the point here
     const up = httpRequest({ hostname: upstream.hostname, port: upstream.port || 80, method: req.method, path: req.url, headers });
     up.on("upgrade", (ures, usocket, uhead) => {
       const lines = [`HTTP/1.1 ${ures.statusCode} ${ures.statusMessage}`];
@@ -237,9 +239,8 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
   if (fastPath) web.emit("listening");
   web.on("upgrade", upgrade);
   let server: Server = web;
-  let fast: ReturnType<typeof createFastProxy> | null = null;
   if (fastPath && config.upstream) {
-    fast = createFastProxy({
+    const fast = createFastProxy({
       upstream: { host: config.upstream.hostname, port: Number(config.upstream.port || 80), hostHeader: config.upstream.host },
       pagesPrefix: P,
       cookieName: config.cookieName,
@@ -250,10 +251,10 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
       idleMs: 5 * 60_000,
       headTimeoutMs: config.headTimeoutMs,
     });
-    server = config.tls ? withTls(config.tls, (options) => createTlsServer(options, fast!.handle)) : createNetServer(fast.handle);
+    server = config.tls ? withTls(config.tls, (options) => createTlsServer(options, fast)) : createNetServer(fast);
   }
   const sockets = new Set<Socket>();
-  server.on(config.tls && fast ? "secureConnection" : "connection", (s: Socket) => {
+  server.on("connection", (s: Socket) => { // the TCP connection, also under TLS (a handshake that never ends too)
     sockets.add(s);
     s.once("close", () => sockets.delete(s));
   });
@@ -263,10 +264,9 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
-        // Idle keep-alive connections and WebSocket tunnels would keep close() waiting forever.
-        web.closeAllConnections();
+        // Idle keep-alive connections and WebSocket tunnels would keep close() waiting forever;
+        // a client connection's end also ends its fast-path app connection.
         if (server !== web) web.close(() => undefined); // stops its timeout checks
-        fast?.closeAll();
         for (const s of sockets) s.destroy();
         for (const t of tunnels) t.destroy();
         agent.destroy();

@@ -10,8 +10,10 @@ import { USER_NAME } from "../../core/web/password-entries.js";
 import { systemClock } from "../../platform/clock.js";
 import { nodeMacFactory } from "../../platform/mac.js";
 import { seal } from "../../platform/seal.js";
+import { PasswordCheckBusy, verifyNothing, verifyPassword } from "../../platform/password-hash.js";
 import { authenticateWith } from "../../services/authenticate.js";
 import { userStore } from "../../services/resolve-account.js";
+import { readPasswordFile } from "../../stores/password-file.js";
 import { MAX_FORM, type PageContext } from "./page-context.js";
 import { loginFailure, loginPage, messagePage } from "./pages.js";
 import { safeReturnUrl } from "../../core/web/index.js";
@@ -19,8 +21,6 @@ import { safeReturnUrl } from "../../core/web/index.js";
 type PasswordCheck = "ok" | "wrong" | "no-password" | "busy" | "error";
 
 async function checkPassword(file: string, user: string, password: string, known: boolean): Promise<{ result: PasswordCheck; detail?: string }> {
-  const { PasswordCheckBusy, verifyNothing, verifyPassword } = await import("../../platform/password-hash.js");
-  const { readPasswordFile } = await import("../../stores/password-file.js");
   try {
     const hash = known ? readPasswordFile(file).get(user) : undefined;
     if (!hash) {

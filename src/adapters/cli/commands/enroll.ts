@@ -10,6 +10,7 @@ import { confirmsNewSecret, drawCredentials, enrollmentText, groupSecret, keyUri
 import { ConfigError, UsageError, type ExitCode } from "../../../core/errors.js";
 import { decodeGaSecret } from "../../../core/base32.js";
 import { createCodeGenerator, formatCode } from "../../../core/otp.js";
+import { formatScratchCode } from "../../../formats/ga-document.js";
 import { builtin } from "../../../platform/builtin.js";
 import { systemClock } from "../../../platform/clock.js";
 import { nodeMacFactory } from "../../../platform/mac.js";
@@ -195,7 +196,7 @@ async function dialog(io: Output, ask: Prompter | null, flags: ReturnType<typeof
     key.fill(0);
     if (flags.emergencyCodes > 0) {
       io.out("Your emergency scratch codes are:");
-      for (const code of draft.scratchCodes) io.out(`  ${String(code).padStart(8, "0")}`);
+      for (const code of draft.scratchCodes) io.out(`  ${formatScratchCode(code)}`);
     }
   }
 
