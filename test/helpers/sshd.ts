@@ -22,7 +22,13 @@ export interface PrivateSshd {
   /** What sshd wrote to stderr so far. */
   log(): string;
   /** Log in with key + keyboard-interactive answer. */
-  login(user: string, answer: string, options?: { noKey?: boolean }): { ok: boolean; stage: string; prompts: string[][]; error?: string };
+  /**
+   * Log in with key + keyboard-interactive answer; `noKey` skips the key; `password` uses the
+   * "password" method (with ANSWER as the password) instead of keyboard-interactive.
+   */
+  login(user: string, answer: string, options?: { noKey?: boolean; password?: boolean }): { ok: boolean; stage: string; prompts: string[][]; error?: string };
+  /** SIGHUP: sshd re-reads its configuration (as `systemctl reload ssh` does). */
+  reload(): Promise<void>;
   authorize(user: { name: string; uid: number; gid: number; home: string }): void;
   cleanup(): void;
 }
@@ -91,6 +97,25 @@ export function privateSshd(dir: string): PrivateSshd {
       }
     },
     log,
+    async reload() {
+      if (!child || child.exitCode !== null) throw new Error("sshd is not running");
+      child.kill("SIGHUP");
+      // sshd re-executes itself; wait until it accepts connections again.
+      await new Promise((r) => setTimeout(r, 300));
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const up = await new Promise<boolean>((resolve) => {
+          const s = createConnection({ host: "127.0.0.1", port }, () => {
+            s.destroy();
+            resolve(true);
+          });
+          s.on("error", () => resolve(false));
+        });
+        if (up) return;
+        if (Date.now() > deadline) throw new Error(`sshd did not come back after SIGHUP: ${log()}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
     stop() {
       if (child && child.exitCode === null) child.kill("SIGTERM");
       child = null;
@@ -98,6 +123,7 @@ export function privateSshd(dir: string): PrivateSshd {
     login(user, answer, options = {}) {
       const args = [join(ROOT, "test/helpers/ssh_login.py"), "127.0.0.1", String(port), user, clientKey, answer];
       if (options.noKey) args.push("--no-key");
+      if (options.password) args.push("--password");
       const r = spawnSync("/usr/bin/python3", args, { encoding: "utf8", timeout: 60_000 });
       return JSON.parse(r.stdout) as { ok: boolean; stage: string; prompts: string[][]; error?: string };
     },
