@@ -5,6 +5,20 @@
 import { scanNumber } from "../formats/c-scan.js";
 import { getOption, setOption } from "../formats/ga-document.js";
 
+/** The reference's search: i = 0..1499 either way, ±12.5 hours at 30-second steps. */
+export const REFERENCE_SKEW_SEARCH_STEPS = 1499;
+
+/**
+ * otpgate's cap on the far-off search: ±20 steps (±10 minutes at the usual 30-second step).
+ * Phones take their time from the network, so a real clock error is seconds to a few minutes;
+ * ±10 minutes covers that with room. The reference's ±12.5 hours let anyone who once saw three
+ * consecutive codes (over a shoulder, a screen share, a log) replay them hours later: a login, and
+ * a TIME_SKEW of their choosing that locks the owner out. With the cap, such codes are stale
+ * after 10 minutes, and a skew set by replay stays within ±10 minutes, from where the owner's own
+ * codes (searched around the real time, not the learned skew) relearn the right skew.
+ */
+export const SKEW_SEARCH_STEPS = 20;
+
 export type SkewLearning =
   /** Same code as the last piece of evidence: nothing recorded. */
   | { readonly kind: "repeat" }

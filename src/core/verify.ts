@@ -10,11 +10,16 @@ import { scanNumber } from "../formats/c-scan.js";
 import { getOption, removeScratchEntry, scratchEntries, secretLine, setOption } from "../formats/ga-document.js";
 import { SettingError, parseRateLimit, readOtpKind, readStepSize, readTimeSkew, readWindowSize } from "../formats/ga-settings.js";
 import { applyRateLimit } from "./rate-limit.js";
-import { learnTimeSkew } from "./time-skew.js";
+import { learnTimeSkew, REFERENCE_SKEW_SEARCH_STEPS, SKEW_SEARCH_STEPS } from "./time-skew.js";
 
 export interface VerifyPolicy {
-  /** Reference `noskewadj`: no ±1499-step search and no skew learning. */
+  /** Reference `noskewadj`: no far-off search and no skew learning. */
   readonly noSkewAdjust: boolean;
+  /**
+   * How many steps either way a far-off code is searched for when skew learning is on. Default
+   * SKEW_SEARCH_STEPS (otpgate's cap); REFERENCE_SKEW_SEARCH_STEPS (1499) reproduces the reference.
+   */
+  readonly skewSearchSteps?: number | undefined;
   /** Reference `no_increment_hotp`: a failed HOTP attempt does not advance the counter. */
   readonly noIncrementHotp: boolean;
   /**
@@ -97,10 +102,13 @@ function matchWindow(gen: CodeGenerator, base: number, window: number, value: nu
   return found;
 }
 
-/** The reference's skew search: i = 0..1499, step tm-i then tm+i, first hit wins, no early exit. */
-function searchSkew(gen: CodeGenerator, tm: number, value: number): number | null {
+/**
+ * The reference's skew search order (i = 0..limit, step tm-i then tm+i, first hit wins, no early
+ * exit), but only as far as `limit` steps: see SKEW_SEARCH_STEPS.
+ */
+function searchSkew(gen: CodeGenerator, tm: number, value: number, limit: number): number | null {
   let skew: number | null = null;
-  for (let i = 0; i < 25 * 60; i++) {
+  for (let i = 0; i <= limit; i++) {
     if (gen(tm - i) === value && skew === null) skew = -i;
     if (gen(tm + i) === value && skew === null) skew = i;
   }
@@ -113,7 +121,11 @@ type ReuseCheck = { readonly ok: true; readonly text: string } | { readonly ok: 
 export function recordUsedStep(text: string, step: number, window: number): ReuseCheck {
   const original = getOption(text, "DISALLOW_REUSE");
   if (original === null) return { ok: true, text };
-  let list = original;
+  const list = original;
+  // Expired steps are cut out in one pass: the kept pieces are joined at the end (cutting them
+  // out one by one re-copied the list each time, quadratic for a long crafted list).
+  const kept: string[] = [];
+  let keptFrom = 0;
   let ptr = 0;
   for (;;) {
     while (ptr < list.length && " \t\r\n".includes(list[ptr]!)) ptr++;
@@ -128,13 +140,30 @@ export function recordUsedStep(text: string, step: number, window: number): Reus
     if (blocked - step >= window || step - blocked >= window) {
       let end = n.end;
       while (end < list.length && (list[end] === " " || list[end] === "\t")) end++;
-      list = list.slice(0, ptr) + list.slice(end);
+      kept.push(list.slice(keptFrom, ptr));
+      keptFrom = end;
+      ptr = end;
     } else {
       ptr = n.end;
     }
   }
-  list += list === "" ? String(step) : ` ${step}`;
-  return { ok: true, text: setOption(text, "DISALLOW_REUSE", list) };
+  kept.push(list.slice(keptFrom));
+  let remaining = kept.join("");
+  remaining += remaining === "" ? String(step) : ` ${step}`;
+  return { ok: true, text: setOption(text, "DISALLOW_REUSE", remaining) };
+}
+
+/**
+ * Only the bookkeeping of an attempt: the RATE_LIMIT time stamp that verify() would add, without
+ * looking at a code. For a login refused by another factor (a wrong password) that still counts
+ * as an attempt. Null when there is nothing to record (no RATE_LIMIT, or an unusable one).
+ */
+export function recordAttempt(text: string, nowMs: number): string | null {
+  const rateValue = getOption(text, "RATE_LIMIT");
+  if (rateValue === null) return null;
+  const setting = parseRateLimit(rateValue);
+  if (setting instanceof SettingError) return null;
+  return setOption(text, "RATE_LIMIT", applyRateLimit(setting, Math.floor(nowMs / 1000)).value);
 }
 
 /**
@@ -255,7 +284,7 @@ function checkTotp(
   }
   if (policy.noSkewAdjust) return "no-match";
 
-  const found = searchSkew(generator(), tm, value);
+  const found = searchSkew(generator(), tm, value, Math.max(0, Math.min(policy.skewSearchSteps ?? SKEW_SEARCH_STEPS, REFERENCE_SKEW_SEARCH_STEPS)));
   if (found === null) return "no-match";
   const learned = learnTimeSkew(text, tm, found);
   if (learned.kind === "repeat") return { text, outcome: { kind: "rejected", reason: "skew-pending" } };

@@ -70,10 +70,17 @@ export function setOption(text: string, key: string, value: string): string {
     result = head + line + text.slice(at);
     after = head.length + line.length;
   }
-  for (let dup = findOption(result, key, after); dup; dup = findOption(result, key, dup.start)) {
-    result = result.slice(0, dup.start) + result.slice(dup.stop);
+  // Later duplicates go in one pass (removing them one by one re-copied the text for each: a file
+  // of thousands of duplicate lines cost quadratic time on every login).
+  const kept: string[] = [];
+  let keptFrom = 0;
+  for (let dup = findOption(result, key, after); dup; dup = findOption(result, key, dup.stop)) {
+    kept.push(result.slice(keptFrom, dup.start));
+    keptFrom = dup.stop;
   }
-  return result;
+  if (keptFrom === 0) return result;
+  kept.push(result.slice(keptFrom));
+  return kept.join("");
 }
 
 /** A scratch-code line as the reference module finds it. */

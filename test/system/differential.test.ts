@@ -5,14 +5,15 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync, chmodSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import { REFERENCE_SKEW_SEARCH_STEPS } from "../../src/core/time-skew.js";
 import { DEFAULT_POLICY, verify, type VerifyPolicy } from "../../src/core/verify.js";
 import { nodeMacFactory } from "../../src/platform/mac.js";
 import { codeAt } from "../helpers/otp.js";
 import { pamService, pamtester, systemReady, tempDir } from "../helpers/system.js";
 
 const SECRET = "2SH3V3GDW7ZNMGYE";
-/** otpgate's verify with the one deliberate difference (recording the skew-reset code) turned off. */
-const REF: VerifyPolicy = { ...DEFAULT_POLICY, recordSkewResetCode: false };
+/** otpgate's verify with its deliberate differences (recording the skew-reset code, the capped skew search) turned off. */
+const REF: VerifyPolicy = { ...DEFAULT_POLICY, recordSkewResetCode: false, skewSearchSteps: REFERENCE_SKEW_SEARCH_STEPS };
 
 function lcg(seed: number) {
   let s = seed >>> 0;

@@ -2,6 +2,7 @@
 // clocks: exact file bytes after each call.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { REFERENCE_SKEW_SEARCH_STEPS, SKEW_SEARCH_STEPS } from "../../src/core/time-skew.js";
 import { DEFAULT_POLICY, verify, type VerifyPolicy } from "../../src/core/verify.js";
 import { nodeMacFactory } from "../../src/platform/mac.js";
 import { codeAt, wrongCode } from "../helpers/otp.js";
@@ -67,41 +68,69 @@ test("STEP_SIZE and TIME_SKEW move the step that is checked", () => {
   assert.equal(r.next, null, "without DISALLOW_REUSE or RATE_LIMIT nothing is written");
 });
 
-test("time-skew learning: three consecutive far-off codes set TIME_SKEW (reference unit-test scenario)", () => {
+test("time-skew learning: three consecutive far-off codes set TIME_SKEW (the reference's scenario, with a skew inside otpgate's cap)", () => {
   let text = file('" TOTP_AUTH');
-  let r = run(text, codeAt(SECRET, 11000), 12000 * 30);
+  let r = run(text, codeAt(SECRET, 11990), 12000 * 30);
   assert.deepEqual(r.outcome, { kind: "rejected", reason: "skew-pending" });
-  assert.equal(r.next, file('" RESETTING_TIME_SKEW 12000-1000', '" TOTP_AUTH'));
+  assert.equal(r.next, file('" RESETTING_TIME_SKEW 12000-10', '" TOTP_AUTH'));
   text = r.next!;
-  const same = run(text, codeAt(SECRET, 11000), 12000 * 30 + 10);
+  const same = run(text, codeAt(SECRET, 11990), 12000 * 30 + 10);
   assert.deepEqual(same, { outcome: { kind: "rejected", reason: "skew-pending" }, next: null }, "the same code again records nothing");
-  r = run(text, codeAt(SECRET, 11001), 12001 * 30);
-  assert.equal(r.next, file('" RESETTING_TIME_SKEW 12000-1000 12001-1000', '" TOTP_AUTH'));
+  r = run(text, codeAt(SECRET, 11991), 12001 * 30);
+  assert.equal(r.next, file('" RESETTING_TIME_SKEW 12000-10 12001-10', '" TOTP_AUTH'));
   text = r.next!;
-  r = run(text, codeAt(SECRET, 11002), 12002 * 30);
-  assert.deepEqual(r.outcome, { kind: "accepted", via: "totp-skew-reset", step: 11002, skew: -1000, prefix: "" });
-  assert.equal(r.next, file('" TIME_SKEW -1000', '" RESETTING_TIME_SKEW ', '" TOTP_AUTH'), "TIME_SKEW is inserted, RESETTING emptied in place");
+  r = run(text, codeAt(SECRET, 11992), 12002 * 30);
+  assert.deepEqual(r.outcome, { kind: "accepted", via: "totp-skew-reset", step: 11992, skew: -10, prefix: "" });
+  assert.equal(r.next, file('" TIME_SKEW -10', '" RESETTING_TIME_SKEW ', '" TOTP_AUTH'), "TIME_SKEW is inserted, RESETTING emptied in place");
   text = r.next!;
-  r = run(text, codeAt(SECRET, 11003), 12003 * 30);
+  r = run(text, codeAt(SECRET, 11993), 12003 * 30);
   assert.equal(r.outcome.kind, "accepted");
 });
 
 test("time-skew learning with a positive skew, and gaps or skew changes keep it pending", () => {
   let text = file('" TOTP_AUTH');
-  for (const s of [0, 1, 2]) text = run(text, codeAt(SECRET, 5101 + s), (5000 + s) * 30).next!;
-  assert.match(text, /^" TIME_SKEW 101$/m);
+  for (const s of [0, 1, 2]) text = run(text, codeAt(SECRET, 5015 + s), (5000 + s) * 30).next!;
+  assert.match(text, /^" TIME_SKEW 15$/m);
   let gap = file('" TOTP_AUTH');
-  for (const s of [0, 3, 4]) gap = run(gap, codeAt(SECRET, 5101 + s), (5000 + s) * 30).next!;
-  assert.match(gap, /^" RESETTING_TIME_SKEW 5000\+101 5003\+101 5004\+101$/m, "a gap of 3 steps restarts nothing but fails");
-  assert.doesNotMatch(gap, /TIME_SKEW 101\n/);
+  for (const s of [0, 3, 4]) gap = run(gap, codeAt(SECRET, 5015 + s), (5000 + s) * 30).next!;
+  assert.match(gap, /^" RESETTING_TIME_SKEW 5000\+15 5003\+15 5004\+15$/m, "a gap of 3 steps restarts nothing but fails");
+  assert.doesNotMatch(gap, /TIME_SKEW 15\n/);
 });
 
 test("otpgate difference: the code completing a skew reset is recorded in DISALLOW_REUSE", () => {
   let text = file('" DISALLOW_REUSE', '" TOTP_AUTH');
-  for (const s of [0, 1, 2]) text = run(text, codeAt(SECRET, 11000 + s), (12000 + s) * 30).next!;
-  assert.match(text, /^" DISALLOW_REUSE 11002$/m);
-  const replay = run(text, codeAt(SECRET, 11002), 12002 * 30 + 20);
+  for (const s of [0, 1, 2]) text = run(text, codeAt(SECRET, 11990 + s), (12000 + s) * 30).next!;
+  assert.match(text, /^" DISALLOW_REUSE 11992$/m);
+  const replay = run(text, codeAt(SECRET, 11992), 12002 * 30 + 20);
   assert.deepEqual(replay.outcome, { kind: "rejected", reason: "replay" });
+});
+
+test("the skew search is capped at ±SKEW_SEARCH_STEPS: three codes seen 2 hours ago replay nothing and change nothing", () => {
+  assert.equal(SKEW_SEARCH_STEPS, 20);
+  const start = file('" DISALLOW_REUSE', '" TOTP_AUTH');
+  const twoHours = (2 * 3600) / 30;
+  for (const sign of [-1, 1]) {
+    let text = start;
+    for (const s of [0, 1, 2]) {
+      const r = run(text, codeAt(SECRET, 12000 + s + sign * twoHours), (12000 + s) * 30);
+      assert.deepEqual(r, { outcome: { kind: "rejected", reason: "wrong" }, next: null }, `code ${s} of 3, ${sign * 2} h away`);
+      text = r.next ?? text;
+    }
+    assert.equal(text, start, "no RESETTING_TIME_SKEW, no TIME_SKEW");
+  }
+  // The edge: 20 steps away is still evidence, 21 is not.
+  assert.equal(run(start, codeAt(SECRET, 12000 - 20), 12000 * 30).outcome.kind === "rejected" && run(start, codeAt(SECRET, 12000 - 20), 12000 * 30).next !== null, true);
+  assert.deepEqual(run(start, codeAt(SECRET, 12000 + 21), 12000 * 30), { outcome: { kind: "rejected", reason: "wrong" }, next: null });
+});
+
+test("a small skew is still learned; the reference's full search is available for the differential test", () => {
+  let text = file('" TOTP_AUTH');
+  for (const s of [0, 1, 2]) text = run(text, codeAt(SECRET, 12000 - 7 + s), (12000 + s) * 30).next!;
+  assert.match(text, /^" TIME_SKEW -7$/m);
+  let ref = file('" TOTP_AUTH');
+  const policy = { ...DEFAULT_POLICY, skewSearchSteps: REFERENCE_SKEW_SEARCH_STEPS };
+  for (const s of [0, 1, 2]) ref = run(ref, codeAt(SECRET, 11000 + s), (12000 + s) * 30, policy).next!;
+  assert.match(ref, /^" TIME_SKEW -1000$/m);
 });
 
 test("noskewadj: a far-off code is simply wrong and nothing is recorded", () => {
