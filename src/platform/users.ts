@@ -3,6 +3,7 @@
 
 import { readFileSync } from "node:fs";
 import type * as ChildProcess from "node:child_process";
+import { userNameProblem } from "../core/user-name.js";
 import { builtin } from "./builtin.js";
 
 export interface UserAccount {
@@ -46,13 +47,22 @@ function fromGetent(key: string): UserAccount | null {
 
 const VALID_NAME = /^[A-Za-z0-9_.][A-Za-z0-9_.@-]*\$?$/;
 
-export function lookupUserByName(name: string, passwdPath = "/etc/passwd"): UserAccount | null {
-  if (!VALID_NAME.test(name) || name.length > 256) return null;
-  return fromPasswdFile((u) => u.name === name, passwdPath) ?? fromGetent(name);
+/**
+ * The account named exactly `name`. `getent passwd KEY` also answers a numeric KEY with the
+ * account of that uid, so an answer is only taken when its name is the one asked for: the name
+ * "1006" is not uid 1006.
+ */
+export function lookupUserByName(name: string, passwdPath = "/etc/passwd", getent: (key: string) => UserAccount | null = fromGetent): UserAccount | null {
+  if (userNameProblem(name) !== null || !VALID_NAME.test(name)) return null;
+  const found = fromPasswdFile((u) => u.name === name, passwdPath) ?? getent(name);
+  return found !== null && found.name === name ? found : null;
 }
 
-export function lookupUserById(uid: number, passwdPath = "/etc/passwd"): UserAccount | null {
-  return fromPasswdFile((u) => u.uid === uid, passwdPath) ?? fromGetent(String(uid));
+/** The account with uid `uid` (an explicit uid, e.g. user=0 in a PAM line; never a login name). */
+export function lookupUserById(uid: number, passwdPath = "/etc/passwd", getent: (key: string) => UserAccount | null = fromGetent): UserAccount | null {
+  if (!Number.isInteger(uid) || uid < 0) return null;
+  const found = fromPasswdFile((u) => u.uid === uid, passwdPath) ?? getent(String(uid));
+  return found !== null && found.uid === uid ? found : null;
 }
 
 /** Every account: getent passwd (all NSS sources), or /etc/passwd when getent is unavailable. */

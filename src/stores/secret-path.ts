@@ -1,8 +1,10 @@
 // Expansion of the state-file path pattern, as the reference module's secret= option does it:
 // `~` (at the start or right after '/', not straight after another expansion) and ${HOME} become
-// the account's home directory, ${USER} the user name. `$USER` without braces stays literal.
+// the account's home directory, ${USER} the user name. `$USER` without braces stays literal. A user
+// name that could leave the directory ("..", "a/b", control characters) is refused.
 
 import { ConfigError } from "../core/errors.js";
+import { assertUserName } from "../core/user-name.js";
 
 export const DEFAULT_SECRET_SPEC = "~/.google_authenticator";
 
@@ -32,6 +34,8 @@ export function expandSecretPath(spec: string, owner: PathOwner): string {
       i += 7;
       allowTilde = false;
     } else if (spec.startsWith("${USER}", i)) {
+      // The name comes from outside (PAM_USER): it must not walk out of the directory.
+      assertUserName(owner.name);
       out += owner.name;
       i += 7;
       allowTilde = false;
