@@ -6,7 +6,7 @@ import { StateFileError } from "../core/errors.js";
 import { recordLogin, withinGrace } from "../core/grace.js";
 import type { MacFactory } from "../core/otp.js";
 import type { Outcome, VerifyPolicy } from "../core/verify.js";
-import { verify } from "../core/verify.js";
+import { recordAttempt, verify } from "../core/verify.js";
 import type { AccountStore, Clock } from "../ports/index.js";
 
 export type AuthOutcome =
@@ -25,6 +25,13 @@ export interface AuthenticateOptions {
    * replayed). Off by default.
    */
   readonly allowReadonly?: boolean | undefined;
+  /**
+   * Another factor of this login already failed (a wrong password): the code is decided as usual
+   * (the same work, so timing does not tell which factor was wrong), but nothing of it is
+   * committed: no DISALLOW_REUSE step, no scratch code, no HOTP counter, no grace record. Only the
+   * attempt itself is recorded for RATE_LIMIT.
+   */
+  readonly attemptOnly?: boolean | undefined;
 }
 
 export interface AuthResult {
@@ -50,18 +57,19 @@ export async function authenticateWith(deps: AuthenticateDeps, entry: string, po
     try {
       const nowMs = deps.clock.nowMs();
       const now = Math.floor(nowMs / 1000);
-      if (options.grace && withinGrace(account.text, options.grace.rhost, now, options.grace.seconds)) {
+      if (options.grace && !options.attemptOnly && withinGrace(account.text, options.grace.rhost, now, options.grace.seconds)) {
         return { outcome: { kind: "accepted", via: "grace", prefix: "" } };
       }
       const result = verify(account.text, entry, nowMs, policy, deps.macFactory);
       let next = result.next;
-      if (result.outcome.kind === "accepted" && options.grace) next = recordLogin(next ?? account.text, options.grace.rhost, now);
+      if (options.attemptOnly) next = recordAttempt(account.text, nowMs);
+      else if (result.outcome.kind === "accepted" && options.grace) next = recordLogin(next ?? account.text, options.grace.rhost, now);
       if (next === null) return { outcome: result.outcome };
       try {
         const committed = await account.commit(next);
         if (committed.ok) return { outcome: result.outcome };
       } catch (err) {
-        if (options.allowReadonly && err instanceof StateFileError && result.outcome.kind === "accepted") {
+        if (options.allowReadonly && err instanceof StateFileError && (result.outcome.kind === "accepted" || options.attemptOnly)) {
           return { outcome: result.outcome, unsaved: err.message };
         }
         throw err;

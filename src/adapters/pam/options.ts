@@ -14,6 +14,8 @@ export interface PamOptions {
   readonly debug: boolean;
   /** The token is the user's local password immediately followed by the code; both are checked. */
   readonly password: boolean;
+  /** Refuse unless sshd reports a completed publickey method (SSH_AUTH_INFO_0 in the PAM env). */
+  readonly requirePublickey: boolean;
   /** syslog socket (default /dev/log). */
   readonly logSocket?: string | undefined;
 }
@@ -29,7 +31,7 @@ const INAPPLICABLE: Record<string, string> = {
 };
 
 export function parsePamOptions(args: readonly string[]): ParsedPamOptions {
-  let o: PamOptions = { nullok: false, strictOwner: true, allowedPerm: 0o600, noSkewAdjust: false, noIncrementHotp: false, gracePeriod: 0, allowReadonly: false, debug: false, password: false };
+  let o: PamOptions = { nullok: false, strictOwner: true, allowedPerm: 0o600, noSkewAdjust: false, noIncrementHotp: false, gracePeriod: 0, allowReadonly: false, debug: false, password: false, requirePublickey: false };
   for (const arg of args) {
     const eq = arg.indexOf("=");
     const key = eq >= 0 ? arg.slice(0, eq + 1) : arg;
@@ -76,6 +78,9 @@ export function parsePamOptions(args: readonly string[]): ParsedPamOptions {
         break;
       case "password":
         o = { ...o, password: true };
+        break;
+      case "require_publickey":
+        o = { ...o, requirePublickey: true };
         break;
       default: {
         const why = INAPPLICABLE[arg] ?? (key === "authtok_prompt=" ? "pam_exec's prompt is always 'Password: ' (put a hint before it with pam_echo)" : undefined);

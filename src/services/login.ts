@@ -1,0 +1,266 @@
+// The login decision for `otpgate pam` and `otpgate rstudio-helper`: one function from what the
+// front-end read ({user, token, service, rhost, sshd's auth info, factors}) to {outcome, reason,
+// via}, and one mapping from that to the log line. The front-ends only read input and report.
+//
+// The rules, in order:
+// 1. require_publickey: unless sshd reports a completed publickey method (SSH_AUTH_INFO_0), the
+//    login is refused before any state is read or any file touched, so no sshd setting (a
+//    password method still on before the reload, a Match block) turns the code into a password.
+// 2. The user name is checked before it reaches a lookup or a path.
+// 3. password + code: the token is split from the end by the account's digit count; the
+//    password is checked FIRST, then the code is decided in full either way (the same work, so
+//    timing does not tell which factor was wrong), and committed (DISALLOW_REUSE step, scratch
+//    code, HOTP counter) only when the password was right. A wrong password counts as an attempt
+//    for RATE_LIMIT, as a wrong code does (the reference counts every attempt). Every rejection
+//    waits until the caller's floor, so all refusals take the same time.
+// 4. nullok: a user who is not enrolled is let through only as far as this decision goes: in
+//    password mode the WHOLE token must be the password. With the code as the only factor here,
+//    it is let through (as pam_google_authenticator's nullok does) but the log says
+//    warning=no-other-factor-checked unless sshd reported a completed publickey step.
+
+import { OtpgateError, ConfigError, LockTimeoutError, StateFileError, UsageError } from "../core/errors.js";
+import type { LogValue } from "../core/log-fields.js";
+import type { MacFactory } from "../core/otp.js";
+import { hasCompletedPublickey } from "../core/ssh-auth-info.js";
+import { userNameProblem } from "../core/user-name.js";
+import type { VerifyPolicy } from "../core/verify.js";
+import { scratchEntries } from "../formats/ga-document.js";
+import { SettingError, readOtpKind } from "../formats/ga-settings.js";
+import type { AccountStore, Clock } from "../ports/index.js";
+import { authenticateWith, type AuthOutcome } from "./authenticate.js";
+
+export interface LoginFactors {
+  /** The token is the account's password immediately followed by the code; both must be right. */
+  readonly password: boolean;
+  /** Refuse unless sshd reports a completed publickey method (SSH_AUTH_INFO_0). */
+  readonly requirePublickey: boolean;
+  /** Users without a state file are let through (see rule 4 above). */
+  readonly nullok: boolean;
+  readonly noSkewAdjust: boolean;
+  readonly noIncrementHotp: boolean;
+  /** Reference grace_period in seconds (0: off). Not used with `password`. */
+  readonly gracePeriodSeconds: number;
+  readonly allowReadonly: boolean;
+}
+
+export interface LoginRequest {
+  readonly user: string;
+  readonly token: string;
+  readonly service: string;
+  readonly rhost?: string | undefined;
+  /** SSH_AUTH_INFO_0 from the PAM environment (undefined outside sshd). */
+  readonly sshAuthInfo?: string | undefined;
+  readonly factors: LoginFactors;
+  /** Every rejection is held back until this time (ms, the clock's scale): one floor for all. */
+  readonly rejectNotBeforeMs?: number | undefined;
+}
+
+/** The account a login acts on. */
+export interface LoginAccount {
+  readonly store: AccountStore;
+  /** Where its state lives, for the debug log. */
+  readonly location: string;
+  /** Switch to the account's rights for the state-file section; returns the way back. */
+  enter(): () => void;
+}
+
+export interface LoginDeps {
+  /** The account of a (validated) user name, or null when there is none. May throw ConfigError. */
+  openAccount(user: string): LoginAccount | null;
+  /** Check the account's password (run with the caller's own rights, outside enter()). */
+  checkPassword(user: string, password: string): Promise<boolean>;
+  readonly clock: Clock;
+  readonly macFactory: MacFactory;
+  sleep(ms: number): Promise<void>;
+}
+
+export type LoginReason =
+  | "publickey-required"
+  | "invalid-user-name"
+  | "unknown-user"
+  | "not-enrolled"
+  | "password"
+  | "malformed"
+  | "wrong"
+  | "replay"
+  | "rate-limited"
+  | "skew-pending"
+  | "no-otp"
+  | "conflict"
+  | "invalid-state"
+  | "config"
+  | "state-file"
+  | "lock-timeout"
+  | "usage"
+  | "internal";
+
+export type LoginDecision =
+  | { readonly outcome: "accepted"; readonly via: string; readonly warning?: string; readonly detail: Readonly<Record<string, LogValue>> }
+  | { readonly outcome: "rejected" | "error"; readonly reason: LoginReason; readonly detail: Readonly<Record<string, LogValue>> };
+
+const NO_DETAIL: Readonly<Record<string, LogValue>> = {};
+
+const rejected = (reason: LoginReason, detail: Readonly<Record<string, LogValue>> = NO_DETAIL): LoginDecision => ({ outcome: "rejected", reason, detail });
+
+export async function decideLogin(deps: LoginDeps, req: LoginRequest): Promise<LoginDecision> {
+  let decision: LoginDecision;
+  try {
+    decision = await decide(deps, req);
+  } catch (err) {
+    decision = { outcome: "error", reason: errorReason(err), detail: { problem: err instanceof Error ? err.message : String(err) } };
+  }
+  if (decision.outcome !== "accepted" && req.rejectNotBeforeMs !== undefined) {
+    const wait = req.rejectNotBeforeMs - deps.clock.nowMs();
+    if (wait > 0) await deps.sleep(wait);
+  }
+  return decision;
+}
+
+function errorReason(err: unknown): LoginReason {
+  if (err instanceof ConfigError) return "config";
+  if (err instanceof StateFileError) return "state-file";
+  if (err instanceof LockTimeoutError) return "lock-timeout";
+  if (err instanceof UsageError) return "usage";
+  return err instanceof OtpgateError ? "config" : "internal";
+}
+
+async function decide(deps: LoginDeps, req: LoginRequest): Promise<LoginDecision> {
+  const { factors } = req;
+  const publickey = hasCompletedPublickey(req.sshAuthInfo);
+  // 1. Before anything else: no state is read, no file touched.
+  if (factors.requirePublickey && !publickey) return rejected("publickey-required");
+  // 2.
+  const nameProblem = userNameProblem(req.user);
+  if (nameProblem !== null) return rejected("invalid-user-name", { problem: `the user name ${nameProblem}` });
+  const account = deps.openAccount(req.user);
+  if (!account) return rejected("unknown-user");
+  return factors.password ? passwordAndCode(deps, req, account) : codeOnly(deps, req, account, publickey);
+}
+
+function policyOf(factors: LoginFactors): VerifyPolicy {
+  return { noSkewAdjust: factors.noSkewAdjust, noIncrementHotp: factors.noIncrementHotp, allowPrefix: false, recordSkewResetCode: true };
+}
+
+async function codeOnly(deps: LoginDeps, req: LoginRequest, account: LoginAccount, publickey: boolean): Promise<LoginDecision> {
+  const { factors } = req;
+  const grace = factors.gracePeriodSeconds > 0 && req.rhost !== undefined ? { rhost: req.rhost, seconds: factors.gracePeriodSeconds } : undefined;
+  const restore = account.enter();
+  let result;
+  try {
+    result = await authenticateWith({ store: account.store, clock: deps.clock, macFactory: deps.macFactory }, req.token, policyOf(factors), { grace, allowReadonly: factors.allowReadonly });
+  } finally {
+    restore();
+  }
+  const outcome = result.outcome;
+  if (outcome.kind === "not-enrolled" && factors.nullok) {
+    // Nothing in this decision authenticated the user unless sshd proved a key. We still let them
+    // through, as pam_google_authenticator's nullok does, because a module before us in the stack
+    // may have (pam_unix in `auth required pam_unix.so` + `auth required ... otpgate pam nullok`);
+    // the log says so plainly for the admin (and doctor) to see.
+    return { outcome: "accepted", via: "nullok", ...(publickey ? {} : { warning: "no-other-factor-checked" }), detail: { file: account.location } };
+  }
+  const decision = fromOutcome(outcome, "");
+  if (decision.outcome === "accepted" && result.unsaved !== undefined) {
+    return { ...decision, warning: "allow-readonly-unsaved", detail: { ...decision.detail, problem: result.unsaved } };
+  }
+  return decision;
+}
+
+/** The state as it is now (under the lock, released at once), or null when not enrolled. */
+async function peek(account: LoginAccount): Promise<string | null> {
+  const restore = account.enter();
+  try {
+    const locked = await account.store.acquire();
+    if (!locked) return null;
+    const text = locked.text;
+    await locked.release();
+    return text;
+  } finally {
+    restore();
+  }
+}
+
+/**
+ * Where the code starts: the account's digit count from the end (6 unless the file says
+ * OTPGATE_DIGITS). The one exception is an emergency code: when the last 8 characters are one of
+ * the account's unused scratch codes, the split is at 8. Both are read from the state alone, so
+ * the password is checked exactly once.
+ */
+export function splitAt(text: string, token: string): number {
+  const kind = readOtpKind(text);
+  const digits = kind instanceof SettingError ? 6 : kind.digits;
+  if (digits !== 8 && token.length >= 8) {
+    const tail = token.slice(-8);
+    if (/^[1-9][0-9]{7}$/.test(tail) && scratchEntries(text).some((s) => s.code === Number(tail))) return 8;
+  }
+  return digits;
+}
+
+async function passwordAndCode(deps: LoginDeps, req: LoginRequest, account: LoginAccount): Promise<LoginDecision> {
+  const { factors, token } = req;
+  const text = await peek(account);
+  if (text === null) {
+    // Not enrolled: the whole token is the password. Checked even without nullok, so that an
+    // unenrolled account is no quicker to refuse than a wrong password.
+    const ok = token !== "" && (await deps.checkPassword(req.user, token));
+    if (!factors.nullok) return rejected("not-enrolled");
+    return ok ? { outcome: "accepted", via: "nullok+password", detail: { file: account.location } } : rejected("password");
+  }
+  const n = splitAt(text, token);
+  const password = token.length > n ? token.slice(0, token.length - n) : "";
+  const code = token.length > n ? token.slice(token.length - n) : token;
+  const passwordOk = password !== "" && (await deps.checkPassword(req.user, password));
+  // The code is always decided (same work); it is committed only with the right password.
+  const restore = account.enter();
+  let result;
+  try {
+    result = await authenticateWith({ store: account.store, clock: deps.clock, macFactory: deps.macFactory }, code, policyOf(factors), {
+      allowReadonly: factors.allowReadonly,
+      attemptOnly: !passwordOk,
+    });
+  } finally {
+    restore();
+  }
+  if (!passwordOk) return result.outcome.kind === "invalid-state" ? fromOutcome(result.outcome, "") : rejected("password");
+  const decision = fromOutcome(result.outcome, "+password");
+  if (decision.outcome === "accepted" && result.unsaved !== undefined) {
+    return { ...decision, warning: "allow-readonly-unsaved", detail: { ...decision.detail, problem: result.unsaved } };
+  }
+  return decision;
+}
+
+function fromOutcome(outcome: AuthOutcome, viaSuffix: string): LoginDecision {
+  switch (outcome.kind) {
+    case "accepted":
+      return { outcome: "accepted", via: outcome.via + viaSuffix, detail: outcome.via === "totp" ? { step: outcome.step } : NO_DETAIL };
+    case "rejected":
+      return rejected(outcome.reason);
+    case "not-enrolled":
+      return rejected("not-enrolled");
+    case "invalid-state":
+      return { outcome: "error", reason: "invalid-state", detail: { setting: outcome.setting, problem: outcome.problem } };
+  }
+}
+
+export type LogLevel = "info" | "notice" | "warning" | "err";
+
+/**
+ * The one mapping from a decision to its log fields and level. `debug` adds the detail (file,
+ * step); problems and settings of errors are always there. Codes and passwords are never in it.
+ */
+export function logOf(decision: LoginDecision, debug: boolean): { level: LogLevel; fields: Record<string, LogValue> } {
+  if (decision.outcome === "accepted") {
+    const fields: Record<string, LogValue> = { result: "accepted", via: decision.via, warning: decision.warning };
+    if (decision.warning === "allow-readonly-unsaved") fields.problem = decision.detail.problem;
+    if (debug) Object.assign(fields, decision.detail);
+    return { level: decision.warning ? "warning" : "info", fields };
+  }
+  const fields: Record<string, LogValue> = { result: decision.outcome, reason: decision.reason };
+  if (decision.outcome === "error" || decision.reason === "invalid-user-name" || debug) Object.assign(fields, decision.detail);
+  return { level: decision.outcome === "error" ? "err" : "notice", fields };
+}
+
+/** Exit status for pam_exec and rserver: 0 accepted, 1 refused, 2 broken configuration or state. */
+export function exitCodeOf(decision: LoginDecision): 0 | 1 | 2 {
+  return decision.outcome === "accepted" ? 0 : decision.outcome === "rejected" ? 1 : 2;
+}
