@@ -47,8 +47,9 @@ describe("otpgate pam under pam_exec", () => {
       assert.equal(pamtester(pamService(t, stack(`log_socket=${log.socket} ${bad}`)), user.name, oathTotp(secret)).ok, false, bad);
     }
     const lines = log.lines().join("\n");
-    assert.match(lines, /reason=config Unrecognized option "frobnicate"/);
-    assert.match(lines, /Option "forward_pass" cannot work with otpgate pam: pam_exec cannot hand a password on/);
+    // The problem is one escaped field (it quotes option text from the PAM line).
+    assert.match(lines, /result=error reason=config problem="Unrecognized option \\"frobnicate\\""$/m);
+    assert.match(lines, /Option \\"forward_pass\\" cannot work with otpgate pam: pam_exec cannot hand a password on/);
     assert.match(lines, /pam_exec's prompt is always 'Password: '/);
     assert.match(lines, /allowed_perm setting must be a positive octal integer/);
     assert.match(lines, /grace_period must be a positive number of seconds/);

@@ -21,3 +21,10 @@ test("errors say what to change: no home directory, or a relative result", () =>
   assert.throws(() => expandSecretPath("~/.ga", { name: "bob", home: null }), /no home directory is known for "bob"; give an absolute path/);
   assert.throws(() => expandSecretPath("${USER}.ga", alice), /"alice.ga" \(from "\$\{USER\}.ga"\) is not absolute/);
 });
+
+test("${USER} refuses a name that would leave the directory (PAM_USER comes from outside)", () => {
+  for (const name of ["..", ".", "../root", "a/b", "x\u0000", "x\ny", "", "x".repeat(300)]) {
+    assert.throws(() => expandSecretPath("/var/lib/otp/${USER}.ga", { name, home: null }), /the user name .* cannot be used: it /, JSON.stringify(name));
+  }
+  assert.equal(expandSecretPath("/var/lib/otp/${USER}.ga", { name: "bob.smith@corp", home: null }), "/var/lib/otp/bob.smith@corp.ga");
+});
