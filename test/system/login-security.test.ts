@@ -149,6 +149,16 @@ describe("rstudio-helper: password first, then the code", () => {
     assert.ok(diff < 150, `medians differ by ${diff.toFixed(0)} ms`);
   });
 
+  test("the helper's log line escapes the user name rserver passes on (it comes from the sign-in form)", { timeout: 60_000 }, (t) => {
+    if (!systemReady(t, ["python3"])) return;
+    const log = syslogListener(t);
+    const helper = helperRig(t, ["--log-socket", log.socket]);
+    assert.equal(signIn(helper, "x result=accepted\nuser=root", "pw123456"), false);
+    const lines = log.lines();
+    assert.equal(lines.length, 1, lines.join("\n"));
+    assert.match(lines[0]!, / otpgate\[\d+\]: user="x result=accepted\\nuser=root" service=\S+ helper=rstudio result=rejected reason=invalid-user-name problem=/);
+  });
+
   test("--nullok: for a user who is not enrolled the whole entry is the password", { timeout: 60_000 }, (t) => {
     if (!systemReady(t, ["python3"])) return;
     const user = throwawayUser(t);
