@@ -17,9 +17,10 @@ const shapes: Record<string, (n: number) => string> = {
   "a long list of expired steps": (n) => `${SECRET}\n" DISALLOW_REUSE ${Array.from({ length: n }, (_, i) => String(i + 1)).join(" ")}\n" TOTP_AUTH\n`,
 };
 
-function best(text: string): number {
+/** Fastest of up to 5 runs, stopping at the first under `budget` ms (a loaded machine only adds). */
+function fastest(text: string, budget: number): number {
   let min = Infinity;
-  for (let k = 0; k < 7; k++) {
+  for (let k = 0; k < 5 && min >= budget; k++) {
     const t0 = process.hrtime.bigint();
     const r = verify(text, CODE, NOW, DEFAULT_POLICY, nodeMacFactory);
     min = Math.min(min, Number(process.hrtime.bigint() - t0) / 1e6);
@@ -28,14 +29,14 @@ function best(text: string): number {
   return min;
 }
 
+// 20,000 crafted lines (several times the store's 64 KiB limit, so the margin is wide): linear
+// work is a few ms; the old quadratic edits took 0.1 s (RATE_LIMIT) to seconds (DISALLOW_REUSE).
+// A generous sanity bound, not a benchmark (npm run bench measures speed).
 for (const [name, make] of Object.entries(shapes)) {
-  test(`verify() is linear in the file: ${name}`, () => {
-    const small = best(make(600));
-    const large = best(make(4800));
-    // 8x the lines: linear is at most ~8x (measured 1.7-3.2x: fixed costs), the old quadratic
-    // edits measured 10-23x.
-    assert.ok(large < Math.max(small, 0.25) * 6, `600 lines ${small.toFixed(2)} ms, 4800 lines ${large.toFixed(2)} ms`);
-    assert.ok(large < 60, `${make(4800).length} bytes took ${large.toFixed(1)} ms`);
+  test(`verify() stays linear in the file: ${name}`, () => {
+    const text = make(20_000);
+    const ms = fastest(text, 100);
+    assert.ok(ms < 100, `${text.length} bytes took ${ms.toFixed(1)} ms`);
   });
 }
 

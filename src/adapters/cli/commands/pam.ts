@@ -36,7 +36,8 @@ syslog (authpriv, ident "otpgate"). Options, as for pam_google_authenticator.so:
                      the code is never enough on its own, whatever sshd's methods are
   no_strict_owner    do not check the file's owner
   allowed_perm=0600  permission bits allowed on the file
-  noskewadj          do not learn clock skew from far-off codes
+  noskewadj          do not learn clock skew from far-off codes (otherwise codes up to
+                     20 steps off count as evidence, 3 in a row set TIME_SKEW)
   no_increment_hotp  a wrong HOTP code does not advance the counter
   grace_period=SECS  no code needed again from the same PAM_RHOST for SECS after a login
                      (not with password)
