@@ -73,7 +73,7 @@ const noSkew = { ...DEFAULT_POLICY, noSkewAdjust: true };
 const accepted = perSecond("accepted code, plain file", plain, () => good);
 perSecond("accepted code, typical file (rate limit, reuse, 5 codes)", typical.replace("3 30", "100 3600"), () => good);
 const wrong = perSecond("wrong code, noskewadj", plain, (i) => String(100000 + (i % 800000)), noSkew);
-perSecond("wrong code with the ±1499-step skew search (default)", plain, (i) => String(100000 + (i % 800000)), DEFAULT_POLICY, 800);
+perSecond("wrong code with the ±20-step skew search (default)  ", plain, (i) => String(100000 + (i % 800000)), DEFAULT_POLICY, 800);
 console.log(`  target >= 150,000/s: ${accepted >= 150_000 && wrong >= 150_000 ? "met" : "NOT met"}`);
 
 const dir = mkdtempSync(join(tmpdir(), "otpgate-bench-"));
