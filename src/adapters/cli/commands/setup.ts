@@ -82,6 +82,9 @@ Examples:
   sudo otpgate setup ssh --rollback
 `;
 
+/** sshd's record of a completed publickey method, in its format (METHOD KEYTYPE BASE64). */
+const TEST_LOGIN_KEY_INFO = "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG90cGdhdGUtc2V0dXAtdGVzdC1sb2dpbi1rZXk=";
+
 /** The admin's answer for --test-login: hidden on a terminal, else the first line of stdin. */
 async function readTestAnswer(io: Output, admin: string, password: boolean): Promise<string> {
   const what = password ? `${admin}'s password immediately followed by a current code` : `a current code from ${admin}'s authenticator app`;
@@ -195,8 +198,9 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     validate = () => {
       const problem = checks();
       if (problem) return problem;
-      // What sshd would put into the PAM environment after the key step; RStudio sets nothing.
-      const env = target === "ssh" ? ["SSH_AUTH_INFO_0=publickey otpgate-setup-test-login", "SSH_CONNECTION=127.0.0.1 1 127.0.0.1 22"] : [];
+      // What sshd puts into the PAM environment after an accepted key (a stand-in key: the admin's
+      // key is checked by sshd, and its presence by the lock-out guard); RStudio sets nothing.
+      const env = target === "ssh" ? [`SSH_AUTH_INFO_0=${TEST_LOGIN_KEY_INFO}`, "SSH_CONNECTION=127.0.0.1 1 127.0.0.1 22"] : [];
       const r = testLogin({ pamText: changes.find((c) => c.path === pamPath)?.next ?? "", user: admin, answer, env });
       const hint = ssh?.backend === "radius" ? " (is otpgate radius running? systemctl enable --now otpgate-radius)" : "";
       return r.ok ? null : `the test login of ${admin} through the new PAM stack failed (${r.why})${hint}; every file was restored`;
