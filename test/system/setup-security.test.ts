@@ -96,13 +96,13 @@ describe("setup ssh: the code never becomes an SSH password (#2, #3)", () => {
 
     const r = setupSsh(s, ["--admin", alice.name]);
     assert.equal(r.status, 0, r.stderr + r.stdout);
-    assert.match(r.stdout, /live now/i);
-    assert.match(r.stdout, /after sshd is reloaded/i);
-    assert.match(readFileSync(join(s.root, "etc/pam.d", s.service), "utf8"), / pam require_publickey\b/);
     s.installPam();
     const secret = secretOf(alice.home);
     assert.equal(s.login(alice.name, oathTotp(secret), { password: true, noKey: true }).ok, false, "before the reload: the code alone is a password");
     assert.equal(s.login(alice.name, "Corr3ct-Horse", { password: true, noKey: true }).ok, false, "before the reload: the old password still works");
+    assert.match(r.stdout, /live now/i);
+    assert.match(r.stdout, /after sshd is reloaded/i);
+    assert.match(readFileSync(join(s.root, "etc/pam.d", s.service), "utf8"), / pam require_publickey\b/);
 
     await s.reload();
     assert.equal(s.login(alice.name, oathTotp(secret, 1), { password: true, noKey: true }).ok, false, "after the reload: password method");
@@ -203,8 +203,6 @@ describe("setup ssh: the code never becomes an SSH password (#2, #3)", () => {
     await s.start();
     const r = setupSsh(s, ["--admin", erin.name, "--backend", "radius", "--radius-port", String(port)]);
     assert.equal(r.status, 0, r.stderr);
-    const pam = readFileSync(join(s.root, "etc/pam.d", s.service), "utf8");
-    assert.match(pam, /^auth +requisite +pam_exec\.so quiet quiet_log \/bin\/sh -c \[.*SSH_AUTH_INFO_0.*\]$/m);
     s.installPam();
     const checker = spawn(process.execPath, [CLI, "radius", "--listen", `127.0.0.1:${port}`, "--secret-file", join(s.root, "etc/otpgate/radius.secret")], { stdio: ["ignore", "ignore", "pipe"] });
     t.after(() => checker.kill("SIGKILL"));
@@ -214,6 +212,8 @@ describe("setup ssh: the code never becomes an SSH password (#2, #3)", () => {
     });
     const secret = secretOf(erin.home);
     assert.equal(s.login(erin.name, oathTotp(secret), { password: true, noKey: true }).ok, false, "before the reload: the code as an SSH password");
+    const pam = readFileSync(join(s.root, "etc/pam.d", s.service), "utf8");
+    assert.match(pam, /^auth +requisite +pam_exec\.so quiet quiet_log \/bin\/sh -c \[.*SSH_AUTH_INFO_0.*\]$/m);
     await s.reload();
     const ok = s.login(erin.name, oathTotp(secret, 1));
     assert.equal(ok.ok, true, JSON.stringify(ok) + s.log().slice(-1500));
@@ -253,11 +253,11 @@ describe("the lock-out guard and the PAM lines (#4, #7)", () => {
     const r = setupSsh(s, ["--admin", gina.name, "--secret", `${dir}/\${USER}`]);
     assert.equal(r.status, 0, r.stderr);
     const pamFile = join(s.root, "etc/pam.d", s.service);
-    assert.match(readFileSync(pamFile, "utf8"), /\[secret=[^\]]*state dir\/\$\{USER\}\]/);
     install(t, pamFile, s.service);
     const code = oathTotp(readFileSync(join(dir, gina.name), "latin1").split("\n")[0]!);
     const res = pamtest(s.service, gina.name, code, [AFTER_KEY]);
     assert.equal(res.ok, true, res.out);
+    assert.match(readFileSync(pamFile, "utf8"), /\[secret=[^\]]*state dir\/\$\{USER\}\]/);
 
     const before = snapshot(join(s.root, "etc"));
     const hash = setupSsh(s, ["--admin", gina.name, "--secret", `${dir}/#x`]);

@@ -29,7 +29,7 @@ export const pamArgLabel = (word: string): string => (word.startsWith("secret=")
  */
 export function authBlock(o: PamLineOptions, what: string): string[] {
   const lines = [`${BEGIN} (${what}; "otpgate setup ... --rollback" restores the previous file)`];
-  if (o.hint) lines.push(`auth     optional  pam_echo.so ${o.hint}`);
+  if (o.hint) lines.push(pamLine(["auth", "optional", "pam_echo.so", ...o.hint.split(" ")]));
   const command = cleanNodeCommand(o.node, o.otpgate, ["pam", ...o.pamArgs]);
   lines.push(
     pamLine(["auth", "success=1 ignore=1 default=ignore", "pam_exec.so", "quiet", "quiet_log", "expose_authtok", ...command], pamArgLabel),
