@@ -6,7 +6,7 @@
 
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { join } from "node:path";
 import { inRoot } from "./setup/paths.js";
 
 /** What every connection must end up with for "public key, then a one-time code". */
@@ -194,7 +194,7 @@ export function sshdConnectionProblems(sshd: string, root: string, configPath: s
   const cases: { connection: Connection; why: string }[] = options.matchOnly ? [] : [{ connection: base, why: "a connection that matches no Match block" }];
   const problems: string[] = [];
   for (const block of findMatchBlocks(root, configPath)) {
-    const where = `"Match ${block.criteria}" (${basename(dirname(block.file))}/${basename(block.file)} line ${block.line})`;
+    const where = `"Match ${block.criteria}" (${block.file} line ${block.line})`;
     const { connections, untestable } = connectionsFor(block.criteria, base, groups);
     if (untestable) problems.push(`${untestable}: otpgate cannot prove that ${where} keeps the code; remove it or check it by hand`);
     for (const c of connections) cases.push({ connection: c, why: `a connection matching ${where}` });
