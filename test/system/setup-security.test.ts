@@ -7,7 +7,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSy
 import { join } from "node:path";
 import { describe, test, type TestContext } from "node:test";
 import { privateSshd, type PrivateSshd } from "../helpers/sshd.js";
-import { CLI, oathTotp, runCli, sh, systemReady, tempDir, throwawayUser, uniqueName } from "../helpers/system.js";
+import { CLI, oathTotp, ptyDrive, runCli, sh, systemReady, tempDir, throwawayUser, uniqueName } from "../helpers/system.js";
 import { parseExecStart } from "../helpers/systemd-exec.js";
 
 const RADIUS_SO = "/lib/x86_64-linux-gnu/security/pam_radius_auth.so";
@@ -128,6 +128,24 @@ describe("setup ssh: the code never becomes an SSH password (#2, #3)", () => {
     assert.equal(s.login(bob.name, "Corr3ct-Horse", { password: true, noKey: true }).ok, false, "passwords are off after --reload");
     const ok = s.login(bob.name, oathTotp(secretOf(bob.home)));
     assert.equal(ok.ok, true, JSON.stringify(ok) + s.log().slice(-1500));
+  });
+
+  test("on a terminal: the code for --test-login is read hidden, and setup asks before it reloads sshd", { timeout: 120_000 }, async (t) => {
+    if (!systemReady(t, ["python3", "pamtester", "oathtool"])) return;
+    const s = privateSshd(tempDir(t));
+    t.after(() => s.cleanup());
+    const hal = throwawayUser(t);
+    s.authorize(hal);
+    enroll(hal.name);
+    await s.start();
+    const argv = [process.execPath, CLI, "setup", "ssh", "--root", s.root, "--service", s.service, "--sshd", s.sshd, "--node", process.execPath, "--otpgate", CLI, "--admin", hal.name, "--test-login"];
+    const code = oathTotp(secretOf(hal.home));
+    const run = ptyDrive([["Test login: type a current code", code], ["Reload sshd now\\?.*\\(y/n\\) ", "y"]], argv);
+    assert.equal(run.failedStep, null, run.output);
+    assert.equal(run.exit, 0, run.output);
+    assert.doesNotMatch(run.output, new RegExp(code), "the code is not echoed");
+    assert.match(run.output, /test login .* succeeded/);
+    assert.match(run.output, /reloaded sshd \(pid \d+\)/);
   });
 
   test("--test-login proves the new stack with a real code for the admin before success; a wrong code restores every file", { timeout: 120_000 }, (t) => {
