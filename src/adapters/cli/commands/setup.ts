@@ -128,6 +128,7 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   if (!root.startsWith("/")) throw new UsageError("--root must be an absolute path");
   if ((process.geteuid?.() ?? 0) !== 0 && root === "/") throw new UsageError("setup changes system files: run it as root (sudo otpgate setup ...)");
   const manifest = target === "ssh" ? sshManifest(root) : rstudioManifest(root);
+  if (values.service !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(values.service)) throw new UsageError(`--service is a PAM service name (a file in /etc/pam.d), not "${values.service}"`);
 
   if (values.rollback) {
     const restored = rollback(manifest, { force: values.force === true });
@@ -211,6 +212,7 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   if (backups.length) io.out(`backups: ${backups.join(", ")}`);
   if (values["test-login"]) io.out(`test login of ${admin} through the new PAM stack succeeded (that code is now used up)`);
   if (target === "rstudio") {
+    io.out(values.factors === "password+code" ? "Live after RStudio Server restarts: rserver.conf's auth-pam-helper-path points at otpgate's helper." : `Live now: ${pamPath} (rserver-pam reads it at every sign-in); rserver.conf after RStudio Server restarts.`);
     io.out("Next: restart RStudio Server (rstudio-server restart) and sign in with your user name and");
     io.out(values.factors === "password+code" ? "your password immediately followed by the 6-digit code." : "the 6-digit code in the password box. To undo: otpgate setup rstudio --rollback");
     return 0;
