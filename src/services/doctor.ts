@@ -9,6 +9,8 @@ import { accountStatus } from "./account-status.js";
 import { FileAccountStore } from "../stores/file-store.js";
 import { DEFAULT_SECRET_SPEC, expandSecretPath } from "../stores/secret-path.js";
 import { inRoot } from "./setup/paths.js";
+import { otpgateCommandOf } from "./setup/pam-line.js";
+import { sshdConnectionProblems } from "./sshd-effective.js";
 
 export type Severity = "ok" | "info" | "warn" | "fail";
 
@@ -78,7 +80,8 @@ export function checkPamService(path: string, label: string, rserverConf?: strin
     if (/\btype=/.test(line)) findings.push({ check, severity: "fail", message: `${path}: pam_exec's type= makes it return PAM_IGNORE during authentication`, fix: "remove type=" });
     const words = line.split(/\s+/);
     const command = words.slice(words.findIndex((w) => w.startsWith("/")));
-    for (const p of command.slice(0, 2).filter((w) => w.startsWith("/"))) {
+    const run = otpgateCommandOf(command); // node and otpgate, also behind setup's /usr/bin/env -u ... prefix
+    for (const p of [...new Set([...command.slice(0, 1), ...(run ? [run.node, run.otpgate] : [])])].filter((w) => w.startsWith("/"))) {
       if (!existsSync(p)) findings.push({ check, severity: "fail", message: `${path}: ${p} does not exist, so every login fails`, fix: "reinstall otpgate or rerun otpgate setup (it writes absolute paths of node and otpgate)" });
     }
     if (!command[0]?.startsWith("/")) findings.push({ check, severity: "fail", message: `${path}: pam_exec runs commands without a PATH search; the command must be an absolute path`, fix: "use /usr/bin/node /path/to/otpgate.cjs pam" });
@@ -105,6 +108,7 @@ export function checkSshd(o: DoctorOptions): Finding[] {
     findings.push({ check, severity: "fail", message: `AuthenticationMethods is "${methods}": a login never needs the code (keyboard-interactive)`, fix: "otpgate setup ssh (AuthenticationMethods publickey,keyboard-interactive)" });
   }
   if (eff.get("passwordauthentication") === "yes") findings.push({ check, severity: "warn", message: "PasswordAuthentication is yes: with UsePAM the password method runs the same PAM stack", fix: "PasswordAuthentication no (otpgate setup ssh sets it)" });
+  for (const message of sshdConnectionProblems(o.sshd, o.root, config, o.users[0]?.name, { matchOnly: true })) findings.push({ check, severity: "fail", message, fix: "change or remove that Match block so every connection needs publickey,keyboard-interactive (sshd -T -C shows the effect)" });
   if (findings.length === 0) findings.push({ check, severity: "ok", message: `sshd asks for ${methods}` });
   return findings;
 }

@@ -52,7 +52,7 @@ describe("rstudio: user name + code in the password box", () => {
     assert.equal(out.status, 0, out.stderr);
     assert.equal(readFileSync(join(r.root, "etc/rstudio/rserver.conf"), "utf8"), "# Server Configuration File\nwww-port=8787\nauth-pam-require-password-prompt=0\n");
     const pam = readFileSync(join(r.root, "etc/pam.d", r.service), "utf8");
-    assert.match(pam, /pam_exec\.so quiet quiet_log expose_authtok .* pam\n/);
+    assert.match(pam, /pam_exec\.so quiet quiet_log expose_authtok .* pam noskewadj\n/);
     assert.match(pam, /^@include common-account$/m);
     assert.match(pam, /^@include common-session$/m);
     r.installPam();

@@ -3,6 +3,7 @@
 // so --rollback restores the original files byte for byte.
 
 import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
@@ -22,6 +23,8 @@ interface ManifestEntry {
   readonly path: string;
   /** Backup of the file before otpgate first changed it, or null when otpgate created it. */
   readonly backup: string | null;
+  /** sha256 of what setup last wrote there ("absent" when it removed the file); missing in older manifests. */
+  readonly written?: string;
 }
 
 interface Manifest {
@@ -30,6 +33,8 @@ interface Manifest {
 }
 
 const read = (path: string): string | null => (existsSync(path) ? readFileSync(path, "latin1") : null);
+
+const fingerprint = (content: string | null): string => (content === null ? "absent" : createHash("sha256").update(content, "latin1").digest("hex"));
 
 function stamp(now: Date): string {
   return now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
@@ -106,7 +111,10 @@ export function applyChanges(changes: readonly FileChange[], options: ApplyOptio
         undo.push(() => rmSync(c.path, { force: true }));
         if (c.next !== null) writeAtomic(c.path, c.next, c.mode ?? 0o644);
       }
-      if (!manifest.entries.some((e) => e.path === c.path)) manifest.entries.push({ path: c.path, backup });
+      const known = manifest.entries.findIndex((e) => e.path === c.path);
+      // The first backup is kept (it is what rollback restores); the fingerprint follows every write.
+      if (known < 0) manifest.entries.push({ path: c.path, backup, written: fingerprint(c.next) });
+      else manifest.entries[known] = { ...manifest.entries[known]!, written: fingerprint(c.next) };
     }
     const problem = options.validate();
     if (problem) throw new SetupError(problem);
@@ -118,10 +126,17 @@ export function applyChanges(changes: readonly FileChange[], options: ApplyOptio
   return { backups };
 }
 
-/** Restore every file of the manifest to what it was before otpgate changed it. */
-export function rollback(manifestPath: string): string[] {
+/**
+ * Restore every file of the manifest to what it was before otpgate changed it. A file that changed
+ * since setup wrote it (an admin's later edit) is not overwritten unless `force`: nothing is restored.
+ */
+export function rollback(manifestPath: string, options: { readonly force?: boolean } = {}): string[] {
   if (!existsSync(manifestPath)) throw new SetupError(`nothing to roll back: ${manifestPath} does not exist (setup was not run, or was already rolled back)`);
   const manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as Manifest;
+  const changed = manifest.entries.filter((e) => e.written !== undefined && fingerprint(read(e.path)) !== e.written).map((e) => e.path);
+  if (changed.length && !options.force) {
+    throw new SetupError(`${changed.map((p) => `${p} changed since otpgate setup wrote it`).join("; ")}: rollback would discard those edits, so nothing was restored. Save what you need, then run it again with --force`);
+  }
   const restored: string[] = [];
   for (const e of manifest.entries) {
     if (e.backup === null) rmSync(e.path, { force: true });

@@ -3,6 +3,7 @@
 // rserver.conf keys. Each is idempotent: planning again on its own output changes nothing.
 
 import { existsSync } from "node:fs";
+import { cleanNodeCommand, pamLine } from "./pam-line.js";
 
 export const BEGIN = "# otpgate: begin";
 export const END = "# otpgate: end";
@@ -13,18 +14,25 @@ export interface PamLineOptions {
   /** Absolute path of node and of the otpgate launcher. */
   readonly node: string;
   readonly otpgate: string;
-  /** Extra `otpgate pam` options (nullok, secret=..., password). */
+  /** Extra `otpgate pam` options (nullok, secret=..., password, require_publickey, noskewadj). */
   readonly pamArgs: readonly string[];
   /** Text shown before the Password: prompt (pam_echo), or null. */
   readonly hint: string | null;
 }
 
-/** The auth lines: pam_exec's failure becomes PAM_AUTH_ERR; ignore=1 covers sshd's setcred pass. */
+/** Which setup option a word of otpgate's PAM line came from, for a refusal that says what to change. */
+export const pamArgLabel = (word: string): string => (word.startsWith("secret=") ? "--secret" : word.startsWith("/") ? "the path" : "a value");
+
+/**
+ * The auth lines: pam_exec's failure becomes PAM_AUTH_ERR; ignore=1 covers sshd's setcred pass.
+ * node runs under /usr/bin/env with the variables that could steer it removed (see pam-line.ts).
+ */
 export function authBlock(o: PamLineOptions, what: string): string[] {
   const lines = [`${BEGIN} (${what}; "otpgate setup ... --rollback" restores the previous file)`];
-  if (o.hint) lines.push(`auth     optional  pam_echo.so ${o.hint}`);
+  if (o.hint) lines.push(pamLine(["auth", "optional", "pam_echo.so", ...o.hint.split(" ")]));
+  const command = cleanNodeCommand(o.node, o.otpgate, ["pam", ...o.pamArgs]);
   lines.push(
-    `auth     [success=1 ignore=1 default=ignore] pam_exec.so quiet quiet_log expose_authtok ${o.node} ${o.otpgate} pam${o.pamArgs.length ? " " + o.pamArgs.join(" ") : ""}`,
+    pamLine(["auth", "success=1 ignore=1 default=ignore", "pam_exec.so", "quiet", "quiet_log", "expose_authtok", ...command], pamArgLabel),
     "auth     requisite pam_deny.so",
     "auth     required  pam_permit.so",
     END,

@@ -4,9 +4,10 @@
 //                 otpgate's helper (auth-pam-helper-path), which checks the code and hands the
 //                 password to RStudio's own rserver-pam.
 
-import type { FileChange } from "./apply.js";
-import { inRoot, readIfExists as read } from "./paths.js";
 import { existsSync } from "node:fs";
+import { SetupError, type FileChange } from "./apply.js";
+import { cleanNodeCommand } from "./pam-line.js";
+import { inRoot, readIfExists as read } from "./paths.js";
 import { authBlock, planPamService, removeRserverOption, setRserverOption, validatePamText } from "./plan.js";
 
 export type RstudioFactors = "code" | "password+code";
@@ -21,6 +22,8 @@ export interface RstudioSetupOptions {
   readonly otpgate: string;
   /** RStudio's own PAM helper (password+code). */
   readonly rserverPam: string;
+  /** Keep learning clock skew from codes (factors code; off by default). */
+  readonly skewAdjust?: boolean | undefined;
 }
 
 export const RSERVER_CONF = "/etc/rstudio/rserver.conf";
@@ -33,11 +36,29 @@ export function rstudioManifest(root: string): string {
 
 export function helperScript(o: RstudioSetupOptions): string {
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-  const secret = o.secret ? ` --secret ${q(o.secret)}` : "";
-  return `#!/bin/sh\n# Written by otpgate setup rstudio (password+code): checks the trailing one-time code, then\n# hands the password to RStudio's own PAM helper. rserver runs it as root: keep it root-owned.\nexec ${q(o.node)} ${q(o.otpgate)} rstudio-helper --rserver-pam ${q(o.rserverPam)}${secret}${o.nullok ? " --nullok" : ""} -- "$@"\n`;
+  const args = ["rstudio-helper", "--rserver-pam", o.rserverPam, ...(o.secret ? ["--secret", o.secret] : []), ...(o.nullok ? ["--nullok"] : []), "--"];
+  // rserver's environment must not steer the root node process either: the same env -u as the PAM line.
+  const command = cleanNodeCommand(o.node, o.otpgate, args).map(q).join(" ");
+  return `#!/bin/sh\n# Written by otpgate setup rstudio (password+code): checks the trailing one-time code, then\n# hands the password to RStudio's own PAM helper. rserver runs it as root: keep it root-owned.\nexec ${command} "$@"\n`;
+}
+
+/**
+ * With factors "code" the code is the only thing RStudio checks and common-auth is off, so
+ * otpgate's nullok ("no state file: let through") would let anyone who is not enrolled in with
+ * any password. pam_exec cannot hand an unenrolled user on to the password stack (it has no
+ * PAM_IGNORE: every non-zero exit is PAM_SYSTEM_ERR, and a "not enrolled" exit code would be
+ * indistinguishable from a failure), so that combination is refused.
+ */
+export function rstudioOptionProblem(o: Pick<RstudioSetupOptions, "factors" | "nullok">): string | null {
+  if (o.factors === "code" && o.nullok) {
+    return "--nullok cannot be used for rstudio with --factors code: the code is the only check there, so a user who is not enrolled would get in with any password. Enroll every RStudio user first, or use --factors password+code (the password is checked by RStudio's own PAM stack)";
+  }
+  return null;
 }
 
 export function planRstudio(o: RstudioSetupOptions): FileChange[] {
+  const refused = rstudioOptionProblem(o);
+  if (refused) throw new SetupError(refused);
   const pamPath = inRoot(o.root, `/etc/pam.d/${o.service}`);
   const confPath = inRoot(o.root, RSERVER_CONF);
   const helperPath = inRoot(o.root, HELPER_PATH);
@@ -46,7 +67,7 @@ export function planRstudio(o: RstudioSetupOptions): FileChange[] {
   const changes: FileChange[] = [];
   let nextConf = setRserverOption(conf, "auth-pam-require-password-prompt", "0");
   if (o.factors === "code") {
-    const pamArgs = [...(o.secret ? [`secret=${o.secret}`] : []), ...(o.nullok ? ["nullok"] : [])];
+    const pamArgs = [...(o.secret ? [`secret=${o.secret}`] : []), ...(o.skewAdjust ? [] : ["noskewadj"])];
     const block = authBlock({ node: o.node, otpgate: o.otpgate, pamArgs, hint: null }, "rstudio: user name + code, written by otpgate setup rstudio");
     changes.push({ path: pamPath, next: planPamService(pam, block, { replacePassword: true, tail: ["@include common-account", "@include common-session"] }), mode: 0o644 });
     nextConf = removeRserverOption(nextConf, "auth-pam-helper-path") ?? nextConf;

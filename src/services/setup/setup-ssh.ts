@@ -2,16 +2,19 @@
 // and the PAM stack, with a lock-out guard, validation by sshd itself, and rollback.
 
 import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { OtpgateError } from "../../core/errors.js";
 import { lookupUserByName } from "../../platform/users.js";
 import { FileAccountStore } from "../../stores/file-store.js";
 import { DEFAULT_SECRET_SPEC, expandSecretPath } from "../../stores/secret-path.js";
+import { resolveInclude, sshdConnectionProblems } from "../sshd-effective.js";
 import { type FileChange } from "./apply.js";
+import { pamLine } from "./pam-line.js";
 import { inRoot, readIfExists as read } from "./paths.js";
-import { BEGIN, END, authBlock, includedDropInDir, planPamService, planSshdMain, sshdDropIn, validatePamText, type SshFactors } from "./plan.js";
-import { randomBytes } from "node:crypto";
+import { BEGIN, END, authBlock, includedDropInDir, pamArgLabel, planPamService, planSshdMain, sshdDropIn, validatePamText, type SshFactors } from "./plan.js";
+import { radiusUnit } from "./systemd-unit.js";
 
 export interface SshSetupOptions {
   readonly root: string;
@@ -26,6 +29,8 @@ export interface SshSetupOptions {
   /** pam_exec runs otpgate per login; radius: pam_radius_auth.so asks a resident `otpgate radius`. */
   readonly backend: "pam_exec" | "radius";
   readonly radiusPort: number;
+  /** Keep learning clock skew from codes (off by default: see --skew-adjust in the help). */
+  readonly skewAdjust?: boolean | undefined;
 }
 
 export const SSHD_CONFIG = "/etc/ssh/sshd_config";
@@ -47,8 +52,8 @@ export function planSsh(o: SshSetupOptions): FileChange[] {
   const changes: FileChange[] = [];
   const dropInDir = includedDropInDir(main);
   if (dropInDir) {
-    // An Include path is absolute on the target system; under --root it may already point inside it.
-    const dir = dropInDir.startsWith(o.root) ? dropInDir : inRoot(o.root, dropInDir);
+    // sshd resolves a relative Include against /etc/ssh; under --root an absolute one may already point inside the root.
+    const dir = resolveInclude(o.root, dropInDir);
     changes.push({ path: join(dir, DROP_IN_NAME), next: sshdDropIn(), mode: 0o644 });
   } else {
     changes.push({ path: mainPath, next: planSshdMain(main) });
@@ -56,7 +61,9 @@ export function planSsh(o: SshSetupOptions): FileChange[] {
   const pamPath = inRoot(o.root, `/etc/pam.d/${o.service}`);
   const password = o.factors === "key+password+code";
   const hint = !o.hint ? null : password ? "Type your password immediately followed by your 6-digit code at the Password prompt." : "Verification code required for %u. Type the code from your authenticator app at the Password prompt.";
-  const pamArgs = [...(o.secret ? [`secret=${o.secret}`] : []), ...(o.nullok ? ["nullok"] : []), ...(password ? ["password"] : [])];
+  // require_publickey: otpgate pam itself refuses unless sshd reports a completed publickey step, so
+  // neither a running sshd that still allows passwords nor a Match block can make the code a password.
+  const pamArgs = ["require_publickey", ...(o.secret ? [`secret=${o.secret}`] : []), ...(o.nullok ? ["nullok"] : []), ...(password ? ["password"] : []), ...(o.skewAdjust ? [] : ["noskewadj"])];
   const block =
     o.backend === "radius"
       ? radiusBlock(o, changes)
@@ -66,8 +73,31 @@ export function planSsh(o: SshSetupOptions): FileChange[] {
   return changes;
 }
 
-/** Refuse changes that would lock the admin out: the admin must be enrolled and have a key. */
-export function lockoutProblems(admin: string | undefined, secret: string | undefined): string[] {
+export interface LockoutNeeds {
+  readonly root: string;
+  /** sshd's AuthenticationMethods needs a key. */
+  readonly key: boolean;
+  /** The login checks the admin's local password (key+password+code, rstudio password+code). */
+  readonly password: boolean;
+}
+
+/**
+ * The admin's local password as /etc/shadow records it (under --root, the root's shadow when it
+ * knows the account): "locked" for a leading '!' or '*' (useradd's default, usual on cloud
+ * images), "empty" for none, "unknown" when no shadow entry is readable.
+ */
+export function passwordState(root: string, name: string): "usable" | "locked" | "empty" | "unknown" {
+  for (const file of root === "/" ? ["/etc/shadow"] : [inRoot(root, "/etc/shadow"), "/etc/shadow"]) {
+    const entry = read(file)?.split("\n").find((l) => l.startsWith(`${name}:`));
+    if (entry === undefined) continue;
+    const hash = entry.split(":")[1] ?? "";
+    return hash === "" ? "empty" : hash.startsWith("!") || hash.startsWith("*") ? "locked" : "usable";
+  }
+  return "unknown";
+}
+
+/** Refuse changes that would lock the admin out: enrolled, a key (ssh), a usable password (password factors). */
+export function lockoutProblems(admin: string | undefined, secret: string | undefined, needs: LockoutNeeds): string[] {
   if (admin === undefined) {
     return ["no admin to protect from a lock-out: run it with sudo (SUDO_USER) or pass --admin NAME (or --allow-unenrolled if you know what you are doing)"];
   }
@@ -82,11 +112,20 @@ export function lockoutProblems(admin: string | undefined, secret: string | unde
     problems.push(`${admin}'s state file cannot be used: ${(err as Error).message}`);
   }
   const keys = join(user.home, ".ssh/authorized_keys");
-  if (!existsSync(keys) || statSync(keys).size === 0) problems.push(`${admin} has no ${keys}: with AuthenticationMethods publickey,keyboard-interactive a key is required`);
+  if (needs.key && (!existsSync(keys) || statSync(keys).size === 0)) problems.push(`${admin} has no ${keys}: with AuthenticationMethods publickey,keyboard-interactive a key is required`);
+  if (needs.password) {
+    const state = passwordState(needs.root, user.name);
+    if (state === "locked") problems.push(`${admin}'s password is locked (it starts with ! or * in /etc/shadow, as on most cloud images), and these factors check it: set one first (passwd ${admin}), or choose factors without the password`);
+    else if (state === "empty") problems.push(`${admin} has no password in /etc/shadow, and these factors check it: set one first (passwd ${admin})`);
+    else if (state === "unknown") problems.push(`cannot read ${admin}'s entry in /etc/shadow to check that the password these factors need is usable: run setup as root`);
+  }
   return problems;
 }
 
-/** sshd -t on the new configuration, then sshd -T to confirm the settings are the effective ones. */
+/**
+ * sshd -t on the new configuration, then sshd -T for every kind of connection the configuration
+ * distinguishes (each Match block, and none): all must need a key and then the code.
+ */
 export function validateSshd(o: SshSetupOptions, admin: string | undefined): string | null {
   const pamProblem = validatePamText(read(inRoot(o.root, `/etc/pam.d/${o.service}`)) ?? "");
   if (pamProblem) return pamProblem;
@@ -94,13 +133,9 @@ export function validateSshd(o: SshSetupOptions, admin: string | undefined): str
   if (!existsSync(o.sshd)) return `cannot validate: ${o.sshd} does not exist (pass --sshd PATH)`;
   const t = spawnSync(o.sshd, ["-t", "-f", config], { encoding: "utf8" });
   if (t.status !== 0) return `sshd -t rejected the new configuration, so every file was restored:\n${(t.stderr || t.stdout).trim()}`;
-  const T = spawnSync(o.sshd, ["-T", "-f", config, "-C", `user=${admin ?? "root"},host=localhost,addr=127.0.0.1`], { encoding: "utf8" });
-  if (T.status !== 0) return `sshd -T failed, so every file was restored:\n${(T.stderr || T.stdout).trim()}`;
-  const effective = T.stdout.toLowerCase();
-  const wanted = ["kbdinteractiveauthentication yes", "authenticationmethods publickey,keyboard-interactive", "passwordauthentication no", "usepam yes"];
-  const missing = wanted.filter((w) => !effective.split("\n").includes(w));
-  if (missing.length) {
-    return `after the change sshd's effective settings still differ (${missing.join("; ")}): an earlier line or drop-in wins (sshd takes the first value); every file was restored. Check "sshd -T" and the files in sshd_config.d`;
+  const problems = sshdConnectionProblems(o.sshd, o.root, config, admin);
+  if (problems.length) {
+    return `after the change sshd would still let some connections in without key + code, so every file was restored:\n${problems.map((p) => `  - ${p}`).join("\n")}\nsshd takes the first value of a keyword (an earlier line or drop-in wins) and a Match block overrides it for the connections it matches: change or remove those lines, then run setup again ("sshd -T -C user=...,addr=..." shows what sshd uses)`;
   }
   return null;
 }
@@ -113,6 +148,14 @@ export function pathsExist(node: string, otpgate: string): string | null {
   return null;
 }
 
+/**
+ * Before pam_radius_auth: refuse unless sshd reports a completed publickey step (a line of
+ * SSH_AUTH_INFO_0, which sshd puts into the PAM environment, starts with "publickey "). Plain sh
+ * with builtins only (no node per login); no '#' or '\\' so the line survives PAM's parser:
+ * the newline comes from $(echo; echo x) with the x cut off.
+ */
+export const PUBLICKEY_CHECK = 'n=$(echo; echo x); n=${n%x}; case "$n$SSH_AUTH_INFO_0" in *"${n}publickey "*) exit 0;; esac; exit 1';
+
 /** The RADIUS backend: shared secret, pam_radius_auth's server file, a systemd unit, the PAM lines. */
 function radiusBlock(o: SshSetupOptions, changes: FileChange[]): string[] {
   const secretPath = inRoot(o.root, "/etc/otpgate/radius.secret");
@@ -120,14 +163,12 @@ function radiusBlock(o: SshSetupOptions, changes: FileChange[]): string[] {
   const secret = read(secretPath)?.trim() || randomBytes(24).toString("hex");
   changes.push({ path: secretPath, next: secret + "\n", mode: 0o600 });
   changes.push({ path: confPath, next: `# Written by otpgate setup ssh --backend radius: where pam_radius_auth.so asks for codes.\n127.0.0.1:${o.radiusPort} ${secret} 3\n`, mode: 0o600 });
-  changes.push({
-    path: inRoot(o.root, "/etc/systemd/system/otpgate-radius.service"),
-    next: `[Unit]\nDescription=otpgate one-time code checker for pam_radius_auth (loopback RADIUS)\nBefore=ssh.service\n\n[Service]\nExecStart=${o.node} ${o.otpgate} radius --listen 127.0.0.1:${o.radiusPort} --secret-file ${secretPath}${o.secret ? ` --state ${o.secret}` : ""}${o.nullok ? " --nullok" : ""}\nRestart=always\n\n[Install]\nWantedBy=multi-user.target\n`,
-    mode: 0o644,
-  });
+  const args = ["radius", "--listen", `127.0.0.1:${o.radiusPort}`, "--secret-file", secretPath, ...(o.secret ? ["--state", o.secret] : []), ...(o.nullok ? ["--nullok"] : []), ...(o.skewAdjust ? [] : ["--noskewadj"])];
+  changes.push({ path: inRoot(o.root, "/etc/systemd/system/otpgate-radius.service"), next: radiusUnit(o.node, o.otpgate, args), mode: 0o644 });
   return [
     `${BEGIN} (sshd: key+code via otpgate radius, written by otpgate setup ssh; --rollback restores the previous file)`,
-    `auth     required  pam_radius_auth.so conf=${confPath} [prompt=Verification code] force_prompt`,
+    pamLine(["auth", "requisite", "pam_exec.so", "quiet", "quiet_log", "/bin/sh", "-c", PUBLICKEY_CHECK]),
+    pamLine(["auth", "required", "pam_radius_auth.so", `conf=${confPath}`, "prompt=Verification code", "force_prompt"], pamArgLabel),
     END,
   ];
 }

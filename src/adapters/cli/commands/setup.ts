@@ -3,39 +3,63 @@
 
 import { realpathSync } from "node:fs";
 import { UsageError, type ExitCode } from "../../../core/errors.js";
-import { applyChanges, diffChanges, pendingChanges, rollback, SetupError } from "../../../services/setup/apply.js";
+import { applyChanges, diffChanges, pendingChanges, rollback, SetupError, type FileChange } from "../../../services/setup/apply.js";
+import { reloadSshd, testLogin } from "../../../services/setup/live.js";
+import { inRoot } from "../../../services/setup/paths.js";
 import type { SshFactors } from "../../../services/setup/plan.js";
 import { planRstudio, rstudioManifest, validateRstudio, type RstudioFactors } from "../../../services/setup/setup-rstudio.js";
-import { lockoutProblems, pathsExist, planSsh, sshManifest, validateSshd } from "../../../services/setup/setup-ssh.js";
+import { lockoutProblems, pathsExist, planSsh, SSHD_CONFIG, sshManifest, validateSshd } from "../../../services/setup/setup-ssh.js";
 import { parse } from "../args.js";
+import { readHidden } from "../hidden-input.js";
 import type { Output } from "../output.js";
+import { Cancelled, terminalPrompter } from "../prompt.js";
+import { readStdin } from "../stdin.js";
 
 export const help = `Usage: otpgate setup ssh [options]
        otpgate setup rstudio [options]
-       otpgate setup ssh|rstudio --rollback [--root DIR]
+       otpgate setup ssh|rstudio --rollback [--force] [--root DIR]
 
 ssh: sshd asks for a public key, then a one-time code (keyboard-interactive through PAM):
   writes KbdInteractiveAuthentication yes, AuthenticationMethods publickey,keyboard-interactive,
   PasswordAuthentication no, UsePAM yes (as sshd_config.d/10-otpgate.conf when sshd_config
   includes that directory, else in sshd_config), and otpgate's auth lines in /etc/pam.d/sshd
-  (the system password stack is disabled there). Validated with sshd -t and sshd -T before it
-  is kept; nothing is reloaded.
+  (the system password stack is disabled there). otpgate's line has require_publickey: the code
+  counts only after sshd reports a completed public-key step, so the code alone is never an SSH
+  password, also before sshd is reloaded. Validated with sshd -t, and with sshd -T for every
+  kind of connection the configuration distinguishes (each Match block, and none), before it is
+  kept. The PAM stack is live at once; sshd's settings after a reload (--reload, or asked on a
+  terminal).
 rstudio: /etc/pam.d/rstudio checks the code typed in RStudio's password box, and
   auth-pam-require-password-prompt=0 goes into /etc/rstudio/rserver.conf.
 
 Options:
       --dry-run               print the changes as a unified diff, change nothing
-      --rollback              restore every file setup changed, byte for byte
+      --rollback              restore every file setup changed, byte for byte; refuses when a
+                              file was edited since setup wrote it
+      --force                 with --rollback: restore even files edited since
       --factors F             ssh: key+code (default) or key+password+code (password and
                               code typed together at one prompt; local passwords only);
                               rstudio: code (default) or password+code (password followed
                               by the code in the password box; RStudio's own rserver-pam
                               checks the password)
       --admin NAME            the admin who must still be able to log in (default SUDO_USER):
-                              must be enrolled and, for ssh, have an authorized key
+                              must be enrolled, for ssh have an authorized key, and for the
+                              password factors have a usable (not locked) password
       --allow-unenrolled      skip that lock-out guard
-      --nullok                users without a state file may log in without a code
+      --nullok                users without a state file may log in without a code (ssh: the
+                              key is still required; key+password+code: the password still is;
+                              refused for rstudio --factors code, where nothing else would check)
+      --skew-adjust           keep learning clock skew from codes. Off by default (noskewadj):
+                              skew learning lets someone who saw three consecutive codes replay
+                              them hours later and shift the user's accepted window; without it
+                              a clock more than ~1 step off makes codes fail until it is fixed
       --no-hint               ssh: no "Verification code required" text before the prompt
+      --reload                ssh: reload the running sshd (SIGHUP to its PidFile's process)
+                              once the files are in place
+      --test-login            prove the new stack before reporting success: the admin's code
+                              (key+password+code: password then code) is read from the terminal
+                              or stdin and checked through the new PAM stack with pamtester;
+                              if it fails every file is restored. Uses up that code
       --service NAME          PAM service name (default sshd / rstudio)
       --secret PATTERN        state file pattern for otpgate pam (default ~/.google_authenticator)
       --root DIR              work on another filesystem root (tests, images)
@@ -45,7 +69,7 @@ Options:
                               radius (pam_radius_auth.so asks a resident "otpgate radius" over
                               loopback: prompt "Verification code: ", no process per login;
                               needs libpam-radius-auth and the otpgate-radius service running)
-      --radius-port N         port of otpgate radius (default 18120)
+      --radius-port N         port of otpgate radius on 127.0.0.1 (default 1812)
       --node PATH, --otpgate PATH   what the PAM line runs (default: this node and this otpgate)
   -h, --help                  show this help
 
@@ -53,20 +77,36 @@ Exit status: 0 done (or nothing to change), 2 refused or failed (every file rest
 
 Examples:
   sudo otpgate setup ssh --dry-run
-  sudo otpgate setup ssh
+  sudo otpgate setup ssh --test-login --reload
   sudo otpgate setup rstudio --factors password+code
   sudo otpgate setup ssh --rollback
 `;
+
+/** sshd's record of a completed publickey method, in its format (METHOD KEYTYPE BASE64). */
+const TEST_LOGIN_KEY_INFO = "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG90cGdhdGUtc2V0dXAtdGVzdC1sb2dpbi1rZXk=";
+
+/** The admin's answer for --test-login: hidden on a terminal, else the first line of stdin. */
+async function readTestAnswer(io: Output, admin: string, password: boolean): Promise<string> {
+  const what = password ? `${admin}'s password immediately followed by a current code` : `a current code from ${admin}'s authenticator app`;
+  if (process.stdin.isTTY) return readHidden(io, `Test login: type ${what}: `);
+  const line = (await readStdin(600, 120_000)).toString("utf8").split("\n")[0]!.replace(/\r$/, "");
+  if (!line) throw new UsageError(`--test-login needs ${what}: type it on the terminal or pipe it to stdin`);
+  return line;
+}
 
 export async function run(argv: string[], io: Output): Promise<ExitCode> {
   const { values, positionals } = parse("setup", argv, {
     "dry-run": { type: "boolean" },
     rollback: { type: "boolean" },
+    force: { type: "boolean" },
     factors: { type: "string" },
     admin: { type: "string" },
     "allow-unenrolled": { type: "boolean" },
     nullok: { type: "boolean" },
+    "skew-adjust": { type: "boolean" },
     "no-hint": { type: "boolean" },
+    reload: { type: "boolean" },
+    "test-login": { type: "boolean" },
     service: { type: "string" },
     secret: { type: "string" },
     root: { type: "string" },
@@ -88,40 +128,52 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   if (!root.startsWith("/")) throw new UsageError("--root must be an absolute path");
   if ((process.geteuid?.() ?? 0) !== 0 && root === "/") throw new UsageError("setup changes system files: run it as root (sudo otpgate setup ...)");
   const manifest = target === "ssh" ? sshManifest(root) : rstudioManifest(root);
+  if (values.service !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(values.service)) throw new UsageError(`--service is a PAM service name (a file in /etc/pam.d), not "${values.service}"`);
 
   if (values.rollback) {
-    const restored = rollback(manifest);
+    const restored = rollback(manifest, { force: values.force === true });
     io.out(`restored ${restored.length} file(s): ${restored.join(", ")}`);
-    if (target === "ssh") io.out("reload sshd to use them: systemctl reload ssh (or kill -HUP the sshd process)");
+    if (target === "ssh") io.out("The restored PAM stack is live now; sshd's restored settings after a reload: systemctl reload ssh (or kill -HUP the sshd process)");
     return 0;
   }
+  if (values.force) throw new UsageError("--force goes with --rollback");
 
   const node = values.node ?? process.execPath;
   const otpgate = values.otpgate ?? realpathSync(process.argv[1] ?? "");
   const badPath = pathsExist(node, otpgate);
   if (badPath) throw new SetupError(`the PAM line would run ${badPath}; pass --node/--otpgate with absolute paths`);
   const admin = values.admin ?? process.env.SUDO_USER;
+  const skewAdjust = values["skew-adjust"] === true;
 
-  let changes;
+  let changes: FileChange[];
+  let pamPath: string;
+  let passwordFactor: boolean;
   let validate: () => string | null = () => null;
+  let ssh: { sshd: string; backend: "pam_exec" | "radius"; radiusPort: number } | null = null;
   if (target === "ssh") {
     const factors = (values.factors ?? "key+code") as SshFactors;
     if (factors !== "key+code" && factors !== "key+password+code") throw new UsageError(`--factors for ssh is key+code or key+password+code, not "${values.factors}"`);
     const backend = (values.backend ?? "pam_exec") as "pam_exec" | "radius";
     if (backend !== "pam_exec" && backend !== "radius") throw new UsageError(`--backend is pam_exec or radius, not "${values.backend}"`);
     if (backend === "radius" && factors !== "key+code") throw new UsageError("--backend radius supports --factors key+code only");
-    const radiusPort = Number(values["radius-port"] ?? 18120);
+    const radiusPort = Number(values["radius-port"] ?? 1812);
     if (!Number.isInteger(radiusPort) || radiusPort < 1 || radiusPort > 65535) throw new UsageError(`--radius-port must be a port number, not "${values["radius-port"]}"`);
-    const options = { root, service: values.service ?? "sshd", factors, hint: !values["no-hint"], nullok: values.nullok === true, secret: values.secret, node, otpgate, sshd: values.sshd ?? "/usr/sbin/sshd", backend, radiusPort };
+    const options = { root, service: values.service ?? "sshd", factors, hint: !values["no-hint"], nullok: values.nullok === true, secret: values.secret, node, otpgate, sshd: values.sshd ?? "/usr/sbin/sshd", backend, radiusPort, skewAdjust };
     changes = planSsh(options);
     validate = () => validateSshd(options, admin);
+    pamPath = inRoot(root, `/etc/pam.d/${options.service}`);
+    passwordFactor = factors === "key+password+code";
+    ssh = { sshd: options.sshd, backend, radiusPort };
   } else {
     const factors = (values.factors ?? "code") as RstudioFactors;
     if (factors !== "code" && factors !== "password+code") throw new UsageError(`--factors for rstudio is code or password+code, not "${values.factors}"`);
-    const options = { root, service: values.service ?? "rstudio", factors, nullok: values.nullok === true, secret: values.secret, node, otpgate, rserverPam: values["rserver-pam"] ?? "/usr/lib/rstudio-server/bin/rserver-pam" };
+    const options = { root, service: values.service ?? "rstudio", factors, nullok: values.nullok === true, secret: values.secret, node, otpgate, rserverPam: values["rserver-pam"] ?? "/usr/lib/rstudio-server/bin/rserver-pam", skewAdjust };
     changes = planRstudio(options);
-    const pamChange = changes.find((c) => c.path.endsWith(`/pam.d/${options.service}`));
+    pamPath = inRoot(root, `/etc/pam.d/${options.service}`);
+    const pamChange = changes.find((c) => c.path === pamPath);
     validate = () => validateRstudio(options, pamChange?.next ?? null);
+    passwordFactor = factors === "password+code";
+    if (values["test-login"] && passwordFactor) throw new UsageError("--test-login covers the PAM stack; with rstudio --factors password+code the login runs through RStudio's helper: sign in to RStudio to test it");
   }
 
   const pending = pendingChanges(changes);
@@ -135,19 +187,62 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     return 0;
   }
   if (!values["allow-unenrolled"]) {
-    const problems = target === "ssh" ? lockoutProblems(admin, values.secret) : lockoutProblems(admin, values.secret).filter((p) => !p.includes("authorized_keys"));
+    const problems = lockoutProblems(admin, values.secret, { root, key: target === "ssh", password: passwordFactor });
     if (problems.length) throw new SetupError(`refusing to change the login configuration, it would lock out the admin: ${problems.join("; ")}`);
+  }
+  if (values["test-login"]) {
+    if (!admin) throw new UsageError("--test-login logs in as the admin: pass --admin NAME (or run it with sudo)");
+    const answer = await readTestAnswer(io, admin, passwordFactor).catch((err: unknown) => {
+      throw err instanceof Cancelled ? new UsageError("cancelled; nothing was changed") : err;
+    });
+    const checks = validate;
+    validate = () => {
+      const problem = checks();
+      if (problem) return problem;
+      // What sshd puts into the PAM environment after an accepted key (a stand-in key: the admin's
+      // key is checked by sshd, and its presence by the lock-out guard); RStudio sets nothing.
+      const env = target === "ssh" ? [`SSH_AUTH_INFO_0=${TEST_LOGIN_KEY_INFO}`, "SSH_CONNECTION=127.0.0.1 1 127.0.0.1 22"] : [];
+      const r = testLogin({ pamText: changes.find((c) => c.path === pamPath)?.next ?? "", user: admin, answer, env });
+      const hint = ssh?.backend === "radius" ? " (is otpgate radius running? systemctl enable --now otpgate-radius)" : "";
+      return r.ok ? null : `the test login of ${admin} through the new PAM stack failed (${r.why})${hint}; every file was restored`;
+    };
   }
   const { backups } = applyChanges(pending, { manifest, now: new Date(), validate });
   io.out(`otpgate setup ${target}: changed ${pending.map((c) => c.path).join(", ")}`);
   if (backups.length) io.out(`backups: ${backups.join(", ")}`);
-  if (target === "ssh") {
-    if (values.backend === "radius") io.out("Start the code checker first: systemctl daemon-reload && systemctl enable --now otpgate-radius");
-    io.out("Next: keep this session open, reload sshd (systemctl reload ssh, or kill -HUP the sshd process),");
-    io.out("then log in from a NEW terminal with your key and a code. If it fails: otpgate setup ssh --rollback");
-  } else {
+  if (values["test-login"]) io.out(`test login of ${admin} through the new PAM stack succeeded (that code is now used up)`);
+  if (target === "rstudio") {
+    io.out(values.factors === "password+code" ? "Live after RStudio Server restarts: rserver.conf's auth-pam-helper-path points at otpgate's helper." : `Live now: ${pamPath} (rserver-pam reads it at every sign-in); rserver.conf after RStudio Server restarts.`);
     io.out("Next: restart RStudio Server (rstudio-server restart) and sign in with your user name and");
     io.out(values.factors === "password+code" ? "your password immediately followed by the 6-digit code." : "the 6-digit code in the password box. To undo: otpgate setup rstudio --rollback");
+    return 0;
   }
+  const s = ssh!;
+  if (s.backend === "radius") io.out(`Start the code checker first: systemctl daemon-reload && systemctl enable --now otpgate-radius (127.0.0.1:${s.radiusPort})`);
+  io.out(`Live now: ${pamPath}. Every SSH login that reaches PAM, through the running sshd too, needs the code,`);
+  io.out("and the code counts only after sshd reports a completed public-key step: the running sshd's password");
+  io.out("method cannot log anyone in, with a password or with the code. Until sshd is reloaded it still uses its");
+  io.out("old settings: where those let a key alone in (AuthenticationMethods any), a key alone still works.");
+  io.out("After sshd is reloaded: every connection (each Match block was checked with sshd -T) needs a public key,");
+  io.out("then the code (AuthenticationMethods publickey,keyboard-interactive; PasswordAuthentication no).");
+  let reload = values.reload === true;
+  if (!reload && process.stdin.isTTY && process.stdout.isTTY) {
+    const prompter = terminalPrompter(io);
+    try {
+      reload = await prompter.yesNo("Reload sshd now? Keep this session open until a new login works.");
+    } catch (err) {
+      if (!(err instanceof Cancelled)) throw err;
+    } finally {
+      prompter.close();
+    }
+  }
+  if (reload) {
+    const r = reloadSshd(s.sshd, inRoot(root, SSHD_CONFIG));
+    if (r.ok) io.out(`reloaded sshd (pid ${r.pid}): its new settings are live for new connections.`);
+    else io.err(`sshd was not reloaded: ${r.why}`);
+  } else {
+    io.out("Next: keep this session open, reload sshd (systemctl reload ssh, or kill -HUP the sshd process),");
+  }
+  io.out("then log in from a NEW terminal with your key and a code. If it fails: otpgate setup ssh --rollback");
   return 0;
 }
