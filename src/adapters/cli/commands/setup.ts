@@ -6,7 +6,8 @@ import { UsageError, type ExitCode } from "../../../core/errors.js";
 import { applyChanges, diffChanges, pendingChanges, rollback, SetupError } from "../../../services/setup/apply.js";
 import type { SshFactors } from "../../../services/setup/plan.js";
 import { planRstudio, rstudioManifest, validateRstudio, type RstudioFactors } from "../../../services/setup/setup-rstudio.js";
-import { lockoutProblems, pathsExist, planSsh, sshManifest, validateSshd } from "../../../services/setup/setup-ssh.js";
+import { lockoutProblems, planSsh, sshManifest, validateSshd } from "../../../services/setup/setup-ssh.js";
+import { describeProblems, installProblems } from "../../../platform/trusted-path.js";
 import { parse } from "../args.js";
 import type { Output } from "../output.js";
 
@@ -98,8 +99,9 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
 
   const node = values.node ?? process.execPath;
   const otpgate = values.otpgate ?? realpathSync(process.argv[1] ?? "");
-  const badPath = pathsExist(node, otpgate);
-  if (badPath) throw new SetupError(`the PAM line would run ${badPath}; pass --node/--otpgate with absolute paths`);
+  // Root runs these at every login: every component must be root's alone (sshd's StrictModes).
+  const untrusted = installProblems({ node, launcher: otpgate });
+  if (untrusted.length) throw new SetupError(`the PAM line would run ${otpgate} with ${node} as root, but ${describeProblems(untrusted)}; fix that first (${untrusted[0]!.fix}), or pass --node/--otpgate with root-owned absolute paths`);
   const admin = values.admin ?? process.env.SUDO_USER;
 
   let changes;
