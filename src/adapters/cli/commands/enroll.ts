@@ -57,7 +57,9 @@ otpgate's own:
       --algorithm ALG       SHA1 (default), SHA256 or SHA512
       --digits N            6 (default), 7 or 8
       --qr-png FILE         also write the QR code as a PNG (mode 0600: it holds the secret)
-      --qr-svg FILE         also write the QR code as an SVG (mode 0600)
+      --qr-svg FILE         also write the QR code as an SVG (mode 0600); checked before anything
+                            is written. With --user, written as that user, except into a
+                            directory only root can write (e.g. /root), which root writes
   -h, --help                show this help
 
 SHA256/SHA512 and 7-8 digits are not understood by pam_google_authenticator.so: with them
