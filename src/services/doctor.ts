@@ -8,7 +8,7 @@ import { dirname } from "node:path";
 import { installProblems, pathProblems, type TrustProblem } from "../platform/trusted-path.js";
 import type { UserAccount } from "../platform/users.js";
 import { accountStatus } from "./account-status.js";
-import { isOtpgateLine, moduleName, otpgateCommand, readPamStack, type PamLine } from "./pam-stack.js";
+import { isOtpgateLine, moduleName, otpgateCommand, otpgateInvocation, readPamStack, type PamLine } from "./pam-stack.js";
 import { sshdConfigFiles, staleSshdConfig } from "./sshd-reload.js";
 import { FileAccountStore } from "../stores/file-store.js";
 import { DEFAULT_SECRET_SPEC, expandSecretPath } from "../stores/secret-path.js";
@@ -63,7 +63,7 @@ function commandTrust(path: string, check: string, node: string, launcher: strin
   return problems.map((p) => ({
     check,
     severity: "fail" as const,
-    message: `${path}: root runs ${launcher} with ${node || "its #! line"}, but ${p.path} is ${p.reason}: whoever can change it can run code as root at every login`,
+    message: `${path}: root runs ${launcher} with ${node || "its #! line"}, but ${p.path} is ${p.reason}: whoever can change it can run code as root`,
     fix: p.fix,
   }));
 }
@@ -184,6 +184,23 @@ function checkRstudioHelper(check: string, path: string, helper: string, rserver
   return findings;
 }
 
+/** The otpgate-radius service setup writes: systemd runs it as root, so it must be root's alone too. */
+export function checkRadiusUnit(unit: string): Finding[] {
+  let text: string;
+  try {
+    text = readFileSync(unit, "latin1");
+  } catch {
+    return [];
+  }
+  const exec = /^ExecStart=[-@:+!]*(.*)$/m.exec(text)?.[1] ?? "";
+  const cmd = otpgateInvocation(exec.trim().split(/\s+/).map((w) => w.replace(/^"(.*)"$/, "$1")), "radius");
+  if (!cmd) return [];
+  const missing = [cmd.env, cmd.node, cmd.launcher].filter((p): p is string => !!p && p.startsWith("/") && !existsSync(p));
+  if (missing.length) return missing.map((p) => ({ check: "radius", severity: "fail" as const, message: `${unit}: ${p} does not exist, so the code checker cannot start and every login fails`, fix: "reinstall otpgate or rerun otpgate setup ssh --backend radius" }));
+  const findings = commandTrust(unit, "radius", cmd.node, cmd.launcher, cmd.env);
+  return findings.length ? findings : [{ check: "radius", severity: "ok", message: `${unit}: runs ${cmd.launcher}, root's alone` }];
+}
+
 export interface SshdEffective {
   readonly findings: Finding[];
   /** sshd -T's settings for the default connection, or null when sshd could not tell. */
@@ -292,6 +309,7 @@ export function runDoctor(o: DoctorOptions): Finding[] {
     ...sshd.findings,
     ...checkPamService(inRoot(o.root, `/etc/pam.d/${o.sshService}`), "sshd", { keyFactors }),
     ...checkPamService(inRoot(o.root, `/etc/pam.d/${o.rstudioService}`), "rstudio", { rserverConf: inRoot(o.root, "/etc/rstudio/rserver.conf") }),
+    ...checkRadiusUnit(inRoot(o.root, "/etc/systemd/system/otpgate-radius.service")),
     ...checkStateFiles(o),
     ...checkClock(),
   ];

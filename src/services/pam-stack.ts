@@ -86,7 +86,13 @@ export function otpgateCommand(l: PamLine): OtpgateCommand | null {
   if (moduleName(l) !== "pam_exec.so") return null;
   const start = l.args.findIndex((a) => a.startsWith("/"));
   if (start < 0) return null;
-  let cmd = l.args.slice(start);
+  return otpgateInvocation(l.args.slice(start), "pam");
+}
+
+/** `[env ...] node .../otpgate... SUBCOMMAND options` from a command line's words, or null. */
+export function otpgateInvocation(words: readonly string[], subcommand: string): OtpgateCommand | null {
+  let cmd = [...words];
+  if (cmd.length === 0) return null;
   let env: string | null = null;
   const unset: string[] = [];
   if (basename(cmd[0]!) === "env") {
@@ -107,7 +113,7 @@ export function otpgateCommand(l: PamLine): OtpgateCommand | null {
     }
     cmd = cmd.slice(i);
   }
-  const pam = cmd.findIndex((w, i) => i >= 1 && w === "pam");
+  const pam = cmd.findIndex((w, i) => i >= 1 && w === subcommand);
   if (pam < 0 || !/otpgate/.test(cmd[pam - 1] ?? "")) return null;
   // `otpgate.cjs pam` without node runs through the launcher's #! line: no node named
   return { env, unset, node: pam >= 2 ? cmd[0]! : "", launcher: cmd[pam - 1]!, options: cmd.slice(pam + 1) };

@@ -82,10 +82,16 @@ describe("install trust: nothing root runs may be changeable by a user", () => {
     const other = doctorJson(["--root", s.root, "--ssh-service", s.service, "--sshd", s.sshd, "--user", erin.name]);
     assert.equal(other.status, 1, other.stdout);
     assert.ok(other.findings.some((f) => f.check === "pam:sshd" && f.severity === "fail" && f.message.includes(`${join(pkg, "dist")} is owned by uid ${erin.uid}`)), other.stdout);
+    // and the RADIUS checker's unit, which systemd runs as root
+    mkdirSync(join(s.root, "etc/systemd/system"), { recursive: true });
+    writeFileSync(join(s.root, "etc/systemd/system/otpgate-radius.service"), `[Service]\nExecStart=${process.execPath} ${launcher} radius --listen 127.0.0.1:18120\n`);
+    const unit = doctorJson(["--root", s.root, "--ssh-service", s.service, "--sshd", s.sshd, "--user", erin.name]);
+    assert.ok(unit.findings.some((f) => f.check === "radius" && f.severity === "fail" && f.message.includes(`${join(pkg, "dist")} is owned by uid ${erin.uid}`)), unit.stdout);
     // after chown root: clean
     chownSync(join(pkg, "dist"), 0, 0);
     const fixed = doctorJson(["--root", s.root, "--ssh-service", s.service, "--sshd", s.sshd, "--user", erin.name], launcher);
     assert.ok(!fixed.findings.some((f) => f.severity === "fail" && /owned by|writable/.test(f.message)), fixed.stdout);
+    assert.ok(fixed.findings.some((f) => f.check === "radius" && f.severity === "ok"), fixed.stdout);
   });
 });
 

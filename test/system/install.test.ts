@@ -45,7 +45,9 @@ test("README install: the root commands work as written without sudo, and give a
     }
   }
   mkdirSync(join(base, "home"), { mode: 0o700 });
-  const env = { PATH: `${prefix}/bin:${bin}`, HOME: join(base, "home"), npm_config_prefix: prefix, npm_config_cache: "/root/.npm", npm_config_update_notifier: "false", npm_config_fund: "false", npm_config_audit: "false" };
+  const env: NodeJS.ProcessEnv = { PATH: `${prefix}/bin:${bin}`, HOME: join(base, "home"), npm_config_prefix: prefix, npm_config_cache: "/root/.npm", npm_config_update_notifier: "false", npm_config_fund: "false", npm_config_audit: "false" };
+  // the machine's CA store (a TLS-inspecting proxy may sit between here and the registry)
+  if (existsSync("/etc/ssl/certs/ca-certificates.crt")) env.npm_config_cafile = "/etc/ssl/certs/ca-certificates.crt";
   const sh = (script: string) => spawnSync("/bin/sh", ["-e", "-c", script], { cwd: checkout, env, encoding: "utf8", timeout: 600_000 });
   assert.notEqual(sh("command -v sudo").status, 0, "no sudo on this PATH");
   assert.match(sh("sudo true").stderr, /sudo: (command )?not found/, "what a user without sudo sees");
