@@ -143,6 +143,10 @@ function checkOtpgateStack(path: string, label: string, context: PamServiceConte
   if (!unsets.has("*") && !(unsets.has("NODE_OPTIONS") && unsets.has("NODE_PATH"))) {
     findings.push({ check, severity: "warn", message: `${path}: the PAM environment reaches node unfiltered (NODE_OPTIONS, NODE_PATH); otpgate refuses to run as root when it finds them, so a login then fails`, fix: `${SETUP(label)} (the line runs /usr/bin/env -u NODE_OPTIONS -u NODE_PATH ... node)` });
   }
+  const skipper = stack.slice(0, at).find((l) => l.control === "sufficient" || /\bsuccess=done\b/.test(l.control));
+  if (skipper) {
+    findings.push({ check, severity: "fail", message: `${path}: "auth ${skipper.control} ${skipper.module}" (${skipper.file}) comes before otpgate's line: when it succeeds, PAM returns at once and the code is never asked`, fix: `make it required/requisite, or move it after otpgate's lines; ${SETUP(label)} writes a working stack` });
+  }
   const readenv = stack.slice(0, at).find((l) => moduleName(l) === "pam_env.so" && l.args.some((a) => /^user_readenv=1$/.test(a)));
   if (readenv) {
     findings.push({ check, severity: "fail", message: `${path}: pam_env.so with user_readenv=1 (${readenv.file}) runs in the auth phase before otpgate: each user's ~/.pam_environment can then set variables (NODE_OPTIONS, LD_PRELOAD, ...) for the root process that checks the code`, fix: "move pam_env.so user_readenv=1 to the session phase, or drop user_readenv=1 there" });

@@ -115,6 +115,9 @@ describe("doctor: PAM stacks and sshd", () => {
     assert.equal(nullokFail(rstudio(["@include common-auth", ...OTP_LINES(CLI, " nullok")]), "pam:rstudio"), undefined, "the password stack still runs");
     assert.equal(nullokFail(rstudio([...OTP_LINES(CLI, " password nullok")]), "pam:rstudio"), undefined, "the password is checked");
     assert.equal(nullokFail(rstudio([...OTP_LINES(CLI)]), "pam:rstudio"), undefined, "no nullok");
+    // a module that returns success at once before otpgate's line skips the code altogether
+    r = rstudio(["auth sufficient pam_unix.so", ...OTP_LINES(CLI)]);
+    assert.ok(r.findings.some((x) => x.check === "pam:rstudio" && x.severity === "fail" && /auth sufficient pam_unix\.so.*the code is never asked/.test(x.message)), r.stdout);
     writeFileSync(join(s.root, "etc/pam.d", s.service), [...OTP_LINES(CLI, " require_publickey nullok"), "#otpgate-disabled# @include common-auth"].join("\n") + "\n");
     assert.equal(nullokFail(doctorOn(s), "pam:sshd"), undefined, "sshd checked the key first");
   });
