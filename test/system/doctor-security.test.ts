@@ -178,7 +178,7 @@ describe("doctor: PAM stacks and sshd", () => {
 });
 
 describe("terminal escapes from users' files", () => {
-  test("status and doctor print ESC and CR from a state file and from file names as visible escapes (text and JSON)", (t) => {
+  test("status, doctor and verify print ESC and CR from a state file and from file names as visible escapes (text and JSON)", (t) => {
     if (!systemReady(t, [])) return;
     const { user } = enrolledUser(t);
     const file = join(user.home, ".google_authenticator");
@@ -201,6 +201,8 @@ describe("terminal escapes from users' files", () => {
       runCli(["status", "--all", "--json"]),
       runCli(["doctor", "--user", user.name]),
       runCli(["doctor", "--user", user.name, "--json"]),
+      runCli(["verify", "--user", user.name, "000000"]),
+      runCli(["verify", "--user", user.name, "--json", "000000"]),
     ];
     for (const r of outputs) {
       const all = r.stdout + r.stderr;
@@ -211,6 +213,7 @@ describe("terminal escapes from users' files", () => {
     const json = JSON.parse(outputs[3]!.stdout) as { file: string; problems: string[] };
     assert.equal(json.file, join(evil, "ga"), "JSON carries the same value, escaped on the wire");
     assert.match(outputs[6]!.stdout, /\\x1b\[2J/);
+    assert.match(outputs[8]!.stderr, /\\x1b\[2J/, "verify quotes the bad value, escaped");
   });
 });
 
