@@ -4,12 +4,12 @@
 // install-trust check of setup and doctor.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { installProblems } from "../../src/platform/trusted-path.js";
 import { privateSshd } from "../helpers/sshd.js";
-import { ROOT, systemReady, tempDir } from "../helpers/system.js";
+import { ROOT, systemReady, tempDir, throwawayUser, uniqueName } from "../helpers/system.js";
 
 /** The sh block right after `<!-- readme-install:NAME -->` in the README. */
 function readmeBlock(readme: string, name: string): string {
@@ -18,7 +18,7 @@ function readmeBlock(readme: string, name: string): string {
   return m[1]!;
 }
 
-test("README install: the root commands work as written without sudo, and give a root-owned, trusted otpgate", { timeout: 900_000 }, (t) => {
+test("README install: the root commands work as written without sudo, the sudo ones as a user with sudo, and both give a root-owned, trusted otpgate", { timeout: 900_000 }, (t) => {
   if (!systemReady(t, [])) return;
   const readme = readFileSync(join(ROOT, "README.md"), "utf8");
   const build = readmeBlock(readme, "build");
@@ -70,4 +70,22 @@ test("README install: the root commands work as written without sudo, and give a
   const setup = spawnSync(launcher, ["setup", "ssh", "--dry-run", "--root", s.root, "--service", s.service, "--sshd", s.sshd], { env, encoding: "utf8" });
   assert.equal(setup.status, 0, setup.stdout + setup.stderr);
   assert.match(setup.stdout, new RegExp(`${prefix}/lib/node_modules/otpgate/dist/otpgate\\.cjs pam`));
+
+  // The sudo lines, as a user with sudo. sudo resets the environment; this user's sudoers entry
+  // keeps the temporary prefix (so the machine's global npm stays untouched) and puts its bin/ on
+  // secure_path, where npm's usual global bin (/usr/local/bin) is on a fresh Debian.
+  if (!existsSync("/usr/bin/sudo")) return;
+  const user = throwawayUser(t);
+  const sudoPrefix = join(base, "prefix-sudo");
+  const sudoers = join("/etc/sudoers.d", uniqueName("otpgate-test"));
+  const kept = ["npm_config_prefix", "npm_config_cache", "npm_config_cafile", "npm_config_update_notifier", "npm_config_fund", "npm_config_audit"];
+  writeFileSync(sudoers, `Defaults:${user.name} env_keep += "${kept.join(" ")}", secure_path="${sudoPrefix}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"\n${user.name} ALL=(root) NOPASSWD: ALL\n`, { mode: 0o440 });
+  t.after(() => rmSync(sudoers, { force: true }));
+  const check = spawnSync("visudo", ["-cf", sudoers], { encoding: "utf8" });
+  assert.equal(check.status, 0, check.stdout + check.stderr);
+  const sudoEnv: NodeJS.ProcessEnv = { ...env, PATH: "/usr/local/bin:/usr/bin:/bin", HOME: user.home, npm_config_prefix: sudoPrefix };
+  const viaSudo = spawnSync("/bin/sh", ["-e", "-c", withSudo], { cwd: checkout, env: sudoEnv, uid: user.uid, gid: user.gid, encoding: "utf8", timeout: 600_000 });
+  assert.equal(viaSudo.status, 0, viaSudo.stdout + viaSudo.stderr);
+  assert.match(viaSudo.stdout, /^otpgate \d+\.\d+\.\d+$/m);
+  assert.deepEqual(installProblems({ node: process.execPath, launcher: join(sudoPrefix, "bin/otpgate") }), [], "installed through sudo: root's throughout");
 });
