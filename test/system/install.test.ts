@@ -27,6 +27,9 @@ test("README install: the root commands work as written without sudo, the sudo o
   assert.equal(withSudo.replace(/^sudo /gm, ""), asRoot, "the sudo lines are the root lines with sudo in front");
   assert.doesNotMatch(asRoot, /\bsudo\b/);
   assert.doesNotMatch(build + asRoot, /install -g \.(\s|$)/, "never a link to the checkout");
+  const opening = /```sh\n([\s\S]*?)```/.exec(readme)![1]!;
+  for (const line of [build, withSudo.split("\n")[0]!]) assert.ok(opening.includes(line.trim()), `the README's opening block uses the same command: ${line.trim()}`);
+  assert.doesNotMatch(readme, /npm install -g \.(\s|$)/m);
 
   // Under the checkout's build/ (root's, 0755): a temporary directory in /tmp would be refused.
   const base = mkdtempSync(join(ROOT, "build", "install-"));
