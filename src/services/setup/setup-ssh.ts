@@ -140,14 +140,6 @@ export function validateSshd(o: SshSetupOptions, admin: string | undefined): str
   return null;
 }
 
-export function pathsExist(node: string, otpgate: string): string | null {
-  for (const p of [node, otpgate]) {
-    if (!p.startsWith("/")) return `${p} is not an absolute path; pam_exec runs commands without a PATH search`;
-    if (!existsSync(p)) return `${p} does not exist`;
-  }
-  return null;
-}
-
 /**
  * Before pam_radius_auth: refuse unless sshd reports a completed publickey step (a line of
  * SSH_AUTH_INFO_0, which sshd puts into the PAM environment, starts with "publickey "). Plain sh

@@ -1,8 +1,7 @@
 // otpgate doctor: print every check with its fix; exit 1 when something is wrong.
 
-import { dirname, join } from "node:path";
-import { realpathSync } from "node:fs";
 import { UsageError, type ExitCode } from "../../../core/errors.js";
+import { printable, printableJson } from "../../../core/printable.js";
 import { systemClock } from "../../../platform/clock.js";
 import { allUsers, lookupUserByName } from "../../../platform/users.js";
 import { runDoctor } from "../../../services/doctor.js";
@@ -51,13 +50,8 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     if (!u) throw new UsageError(`no such user "${values.user}"; check the name with getent passwd`);
     users = [u];
   } else users = allUsers();
-  let launcher = "";
-  try {
-    launcher = realpathSync(process.argv[1] ?? "");
-  } catch {
-    launcher = "";
-  }
-  const dir = launcher ? dirname(launcher) : "";
+  // As invoked: a link (/usr/local/bin/otpgate) is checked, then everything it points to.
+  const launcher = process.argv[1] ?? "";
   const findings = runDoctor({
     root: values.root ?? "/",
     sshd: values.sshd ?? "/usr/sbin/sshd",
@@ -66,13 +60,14 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     users,
     secret: values.secret,
     version: VERSION,
-    installFiles: dir ? ["otpgate.cjs", "otpgate-core.cjs", "otpgate-core.cjs.cache", "otpgate-qr.cjs"].map((f) => join(dir, f)) : [],
+    install: launcher.startsWith("/") ? { node: process.execPath, launcher } : null,
     nowMs: systemClock.nowMs(),
   });
-  if (values.json) io.out(JSON.stringify(findings));
+  // Messages quote users' files, names and paths: printed with control characters escaped.
+  if (values.json) io.out(printableJson(findings));
   else {
     const mark = { ok: "ok  ", info: "info", warn: "WARN", fail: "FAIL" } as const;
-    for (const f of findings) io.out(`${mark[f.severity]}  ${f.check.padEnd(12)} ${f.message}${f.fix ? `\n      ${"".padEnd(12)} fix: ${f.fix}` : ""}`);
+    for (const f of findings) io.out(`${mark[f.severity]}  ${f.check.padEnd(12)} ${printable(f.message)}${f.fix ? `\n      ${"".padEnd(12)} fix: ${printable(f.fix)}` : ""}`);
   }
   return findings.some((f) => f.severity === "fail") ? 1 : 0;
 }

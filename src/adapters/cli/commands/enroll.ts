@@ -20,7 +20,8 @@ import { resolveTarget } from "../../../services/resolve-account.js";
 import { writeNewStateFile } from "../../../stores/file-store.js";
 import type { Output } from "../output.js";
 import { Cancelled, terminalPrompter, type Prompter } from "../prompt.js";
-import { showQr, writeQrFiles } from "../qr-output.js";
+import { showQr } from "../qr-output.js";
+import { planQrTargets, prepareQrFiles, type AsRoot, type QrTarget } from "../qr-targets.js";
 import { parseEnrollFlags, windowFor } from "./enroll-flags.js";
 
 export const help = `Usage: otpgate enroll [options]
@@ -56,7 +57,9 @@ otpgate's own:
       --algorithm ALG       SHA1 (default), SHA256 or SHA512
       --digits N            6 (default), 7 or 8
       --qr-png FILE         also write the QR code as a PNG (mode 0600: it holds the secret)
-      --qr-svg FILE         also write the QR code as an SVG (mode 0600)
+      --qr-svg FILE         also write the QR code as an SVG (mode 0600); checked before anything
+                            is written. With --user, written as that user, except into a
+                            directory only root can write (e.g. /root), which root writes
   -h, --help                show this help
 
 SHA256/SHA512 and 7-8 digits are not understood by pam_google_authenticator.so: with them
@@ -116,19 +119,29 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   const euid = process.geteuid?.() ?? 0;
   const target = resolveTarget({ user: flags.user, secret: flags.secret, euid, cwd: process.cwd() });
   const path = target.path;
-  actAs(target.user.uid, target.user.gid);
+  let restore = actAs(target.user.uid, target.user.gid);
+  const asRoot: AsRoot = (fn) => {
+    restore();
+    try {
+      return fn();
+    } finally {
+      restore = actAs(target.user.uid, target.user.gid);
+    }
+  };
 
   if (existsSync(path) && !flags.force) {
     throw new UsageError(`${target.user.name} is already enrolled (${path} exists); pass -f/--force to replace it (the old secret and emergency codes stop working)`);
   }
   checkWritableDirectory(path, target.user.name);
+  // Every output is checked now, before any question, and written before the state file.
+  const qrTargets = planQrTargets({ png: flags.qrPng, svg: flags.qrSvg }, { overwrite: flags.force, rootForOther: euid === 0 && target.user.uid !== 0, asRoot, user: target.user.name });
   if (flags.algorithm !== "SHA1" || flags.digits !== 6) {
     io.err("warning: pam_google_authenticator.so only checks SHA1 codes with 6 digits; for this account it will refuse every one-time code (emergency codes still work there). otpgate checks them.");
   }
 
   const prompter = interactive ? terminalPrompter(io) : null;
   try {
-    return await dialog(io, prompter, flags, target.user.name, path);
+    return await dialog(io, prompter, flags, target.user.name, path, qrTargets, asRoot);
   } catch (err) {
     if (err instanceof Cancelled) {
       io.err("enrollment cancelled; nothing was written");
@@ -140,7 +153,7 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   }
 }
 
-async function dialog(io: Output, ask: Prompter | null, flags: ReturnType<typeof parseEnrollFlags>, user: string, path: string): Promise<ExitCode> {
+async function dialog(io: Output, ask: Prompter | null, flags: ReturnType<typeof parseEnrollFlags>, user: string, path: string, qrTargets: readonly QrTarget[], asRoot: AsRoot): Promise<ExitCode> {
   const defaulted: string[] = [];
   const answer = async (question: string, fallback: boolean, what: string): Promise<boolean> => {
     if (ask) return ask.yesNo(question);
@@ -213,9 +226,16 @@ async function dialog(io: Output, ask: Prompter | null, flags: ReturnType<typeof
   if (flags.rateLimit === undefined && (await answer(QUESTIONS.rateLimit, true, "rate limit 3 per 30 s"))) rateLimit = { attempts: 3, intervalSeconds: 30 };
 
   const text = enrollmentText({ ...settingsSoFar, disallowReuse, windowSize, rateLimit }, draft);
-  writeNewStateFile(path, text, { replace: flags.force });
+  const qr = await prepareQrFiles(qrTargets, uri, asRoot);
+  try {
+    writeNewStateFile(path, text, { replace: flags.force });
+  } catch (err) {
+    qr.discard();
+    throw err;
+  }
   if (defaulted.length > 0) io.err(`stdin is not a terminal, so these defaults were used: ${defaulted.join(", ")}`);
-  const images = await writeQrFiles(uri, { png: flags.qrPng, svg: flags.qrSvg }, flags.force);
-  io.err(`saved ${path} (mode 0400) for ${user}${images.length ? `; QR code also in ${images.join(", ")} (mode 0600: delete it once scanned)` : ""}`);
+  const images = qr.commit();
+  const owners = qrTargets.some((t) => t.asRoot) ? ", owned by root where the directory is root's" : "";
+  io.err(`saved ${path} (mode 0400) for ${user}${images.length ? `; QR code also in ${images.join(", ")} (mode 0600${owners}: delete it once scanned)` : ""}`);
   return 0;
 }

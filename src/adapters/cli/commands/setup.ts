@@ -8,7 +8,8 @@ import { reloadSshd, testLogin } from "../../../services/setup/live.js";
 import { inRoot } from "../../../services/setup/paths.js";
 import type { SshFactors } from "../../../services/setup/plan.js";
 import { planRstudio, rstudioManifest, validateRstudio, type RstudioFactors } from "../../../services/setup/setup-rstudio.js";
-import { lockoutProblems, pathsExist, planSsh, SSHD_CONFIG, sshManifest, validateSshd } from "../../../services/setup/setup-ssh.js";
+import { lockoutProblems, planSsh, SSHD_CONFIG, sshManifest, validateSshd } from "../../../services/setup/setup-ssh.js";
+import { describeProblems, installProblems } from "../../../platform/trusted-path.js";
 import { parse } from "../args.js";
 import { readHidden } from "../hidden-input.js";
 import type { Output } from "../output.js";
@@ -140,8 +141,9 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
 
   const node = values.node ?? process.execPath;
   const otpgate = values.otpgate ?? realpathSync(process.argv[1] ?? "");
-  const badPath = pathsExist(node, otpgate);
-  if (badPath) throw new SetupError(`the PAM line would run ${badPath}; pass --node/--otpgate with absolute paths`);
+  // Root runs these at every login: every component must be root's alone (sshd's StrictModes).
+  const untrusted = installProblems({ node, launcher: otpgate });
+  if (untrusted.length) throw new SetupError(`the PAM line would run ${otpgate} with ${node} as root, but ${describeProblems(untrusted)}; fix that first (${untrusted[0]!.fix}), or pass --node/--otpgate with root-owned absolute paths`);
   const admin = values.admin ?? process.env.SUDO_USER;
   const skewAdjust = values["skew-adjust"] === true;
 

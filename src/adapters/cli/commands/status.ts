@@ -2,6 +2,7 @@
 
 import type { ExitCode } from "../../../core/errors.js";
 import { UsageError } from "../../../core/errors.js";
+import { printable, printableJson } from "../../../core/printable.js";
 import { systemClock } from "../../../platform/clock.js";
 import { allUsers } from "../../../platform/users.js";
 import { accountStatus, type AccountStatus } from "../../../services/account-status.js";
@@ -97,14 +98,15 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
       const s = accountStatus(store, user.name, now);
       if (s.enrolled) rows.push(s);
     }
-    if (values.json) io.out(JSON.stringify(rows));
+    if (values.json) io.out(printableJson(rows));
     else if (rows.length === 0) io.out("no enrolled accounts found");
-    else for (const r of rows) io.out(oneLine(r));
+    else for (const r of rows) io.out(printable(oneLine(r)));
     return rows.some((r) => r.error) ? 2 : 0;
   }
   const account = openAccount(values);
   const s = accountStatus(account.store, account.user.name, now);
-  if (values.json) io.out(JSON.stringify(s));
-  else for (const line of describe(s)) io.out(line);
+  // User names, paths and the file's own values can carry terminal escapes: printed escaped.
+  if (values.json) io.out(printableJson(s));
+  else for (const line of describe(s)) io.out(printable(line));
   return !s.enrolled ? 1 : s.error || s.problems?.length ? 2 : 0;
 }

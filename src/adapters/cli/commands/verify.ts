@@ -3,6 +3,7 @@
 import { writeSync } from "node:fs";
 import type * as Tty from "node:tty";
 import { ENROLL_HINT, UsageError, type ExitCode } from "../../../core/errors.js";
+import { printable, printableJson } from "../../../core/printable.js";
 import type { VerifyPolicy } from "../../../core/verify.js";
 import { systemClock } from "../../../platform/clock.js";
 import { nodeMacFactory } from "../../../platform/mac.js";
@@ -148,7 +149,7 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   };
   const outcome = await authenticate({ store, clock: systemClock, macFactory: nodeMacFactory }, code, policy);
   const r = report(outcome, target.path, target.user.name);
-  if (values.json) io.out(JSON.stringify(r.json));
-  else io.err(r.message);
+  if (values.json) io.out(printableJson(r.json)); // the message may quote the state file: escaped
+  else io.err(printable(r.message));
   return r.exit;
 }

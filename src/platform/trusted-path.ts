@@ -1,0 +1,186 @@
+// What root runs must be changeable by root only, like sshd's StrictModes: node, the otpgate
+// launcher, every file node loads from the otpgate package, and every directory on the way to
+// them. Each path component (every symbolic link itself, then where it points) must be owned by
+// root and writable by nobody else: a user who owns any directory on the way can swap what is
+// below it, and a sticky world-writable directory such as /tmp still lets anyone create names
+// in it. Used by doctor (report) and setup (refuse) before a root PAM line points at otpgate.
+
+import { lstatSync, readdirSync, readlinkSync, type Stats } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+
+export interface TrustProblem {
+  /** The path component (a directory, file or symbolic link) that someone other than root can change. */
+  readonly path: string;
+  /** What is wrong with it, e.g. "owned by uid 1000" or "world-writable (mode 1777)". */
+  readonly reason: string;
+  /** A command or step that fixes it. */
+  readonly fix: string;
+}
+
+/**
+ * Packages the bundles load from node_modules at run time: the bundle's `external` list in
+ * scripts/build.mjs (a unit test keeps the two the same).
+ */
+export const RUNTIME_PACKAGES: readonly string[] = ["@node-rs/argon2"];
+
+const REINSTALL = "or reinstall from a packed tarball as root: npm pack && npm install -g ./otpgate-*.tgz";
+const MAX_LINKS = 40;
+
+const octal = (mode: number) => "0" + (mode & 0o7777).toString(8);
+
+/** Problems of one already lstat'ed component; none when root owns it and nobody else can write it. */
+function statProblems(path: string, st: Stats): TrustProblem[] {
+  const problems: TrustProblem[] = [];
+  if (st.uid !== 0) problems.push({ path, reason: `owned by uid ${st.uid}, not root`, fix: `chown root:root ${path}` });
+  if (st.isSymbolicLink()) return problems; // a link's own mode bits are always 0777 and unused
+  if ((st.mode & 0o002) !== 0) {
+    const sticky = (st.mode & 0o1000) !== 0 && st.isDirectory();
+    problems.push({
+      path,
+      reason: `world-writable (mode ${octal(st.mode)})${sticky ? "; sticky, but anyone can still create names in it" : ""}`,
+      fix: sticky ? `do not run otpgate from under ${path}: install it into a root-owned directory (npm install -g from a tarball)` : `chmod go-w ${path}`,
+    });
+  } else if ((st.mode & 0o020) !== 0) {
+    problems.push({ path, reason: `group-writable (mode ${octal(st.mode)}, group ${st.gid})`, fix: `chmod g-w ${path}` });
+  }
+  return problems;
+}
+
+/** Walks the state of a set of checks, so each component is examined (and reported) once. */
+class Walk {
+  readonly problems: TrustProblem[] = [];
+  private readonly seen = new Set<string>();
+
+  private add(path: string, st: Stats): void {
+    if (this.seen.has(path)) return;
+    this.seen.add(path);
+    this.problems.push(...statProblems(path, st));
+  }
+
+  /**
+   * Every component of `path`, resolving symbolic links one at a time (the link is checked, then
+   * the components of its target). Returns the resolved path, or null when it cannot be resolved.
+   */
+  components(path: string): string | null {
+    if (!path.startsWith("/")) {
+      this.problems.push({ path, reason: "not an absolute path", fix: "give an absolute path" });
+      return null;
+    }
+    const pending = path.split("/").filter((p) => p !== "" && p !== ".");
+    let current = "/";
+    let links = 0;
+    this.add("/", lstatSync("/"));
+    while (pending.length > 0) {
+      const name = pending.shift()!;
+      if (name === "..") {
+        current = dirname(current);
+        continue;
+      }
+      const next = join(current, name);
+      let st: Stats;
+      try {
+        st = lstatSync(next);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        this.problems.push({ path: next, reason: code === "ENOENT" ? "missing" : `unreadable (${code})`, fix: `check the path (${path})` });
+        return null;
+      }
+      this.add(next, st);
+      if (st.isSymbolicLink()) {
+        if (++links > MAX_LINKS) {
+          this.problems.push({ path, reason: "in a loop of symbolic links", fix: "point it at the file itself" });
+          return null;
+        }
+        const target = readlinkSync(next);
+        if (target.startsWith("/")) current = "/";
+        pending.unshift(...target.split("/").filter((p) => p !== "" && p !== "."));
+        continue;
+      }
+      if (pending.length > 0 && !st.isDirectory()) {
+        this.problems.push({ path: next, reason: "not a directory", fix: `check the path (${path})` });
+        return null;
+      }
+      current = next;
+    }
+    return current;
+  }
+
+  /** Everything below a directory (already checked itself), following links through components(). */
+  tree(dir: string, depth = 0): void {
+    if (depth > 20) return;
+    let entries: string[];
+    try {
+      entries = readdirSync(dir);
+    } catch {
+      return;
+    }
+    for (const name of entries.sort()) {
+      const path = join(dir, name);
+      let st: Stats;
+      try {
+        st = lstatSync(path);
+      } catch {
+        continue;
+      }
+      if (st.isSymbolicLink()) {
+        const real = this.components(path);
+        if (real && lstatSync(real).isDirectory()) this.tree(real, depth + 1);
+        continue;
+      }
+      this.add(path, st);
+      if (st.isDirectory()) this.tree(path, depth + 1);
+    }
+  }
+}
+
+/** Problems of one path: each of its components, symbolic links and their targets included. */
+export function pathProblems(path: string): TrustProblem[] {
+  const walk = new Walk();
+  walk.components(path);
+  return walk.problems;
+}
+
+export interface InstallPaths {
+  /** The Node.js binary the PAM line (or service) runs. */
+  readonly node: string;
+  /** otpgate's launcher (dist/otpgate.cjs), as the PAM line names it. */
+  readonly launcher: string;
+}
+
+/**
+ * Problems of an installation root is about to run: every component of node and of the launcher,
+ * every file and directory in the launcher's directory (the bundles it loads, lazily too), and
+ * the packages the bundles load from node_modules (RUNTIME_PACKAGES), found as Node would find them.
+ */
+export function installProblems(paths: InstallPaths): TrustProblem[] {
+  const walk = new Walk();
+  walk.components(paths.node);
+  const launcher = walk.components(paths.launcher);
+  if (launcher) {
+    const dist = dirname(launcher);
+    walk.tree(dist);
+    const lookup = createRequire(join(dist, "otpgate.cjs")).resolve.paths("x") ?? [];
+    for (const name of RUNTIME_PACKAGES) {
+      const top = name.startsWith("@") ? name.split("/")[0]! : name;
+      for (const dir of lookup) {
+        const candidate = join(dir, name);
+        try {
+          lstatSync(candidate);
+        } catch {
+          continue;
+        }
+        const real = walk.components(join(dir, top));
+        if (real) walk.tree(real);
+        break;
+      }
+    }
+  }
+  return walk.problems.map((p) => ({ ...p, fix: `${p.fix} (${REINSTALL})` }));
+}
+
+/** "PATH: reason" lines, for a refusal message. */
+export function describeProblems(problems: readonly TrustProblem[]): string {
+  return problems.map((p) => `${p.path} is ${p.reason}`).join("; ");
+}
+
