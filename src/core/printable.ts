@@ -30,3 +30,8 @@ export function printable(text: string): string {
 export function printableJson(value: unknown): string {
   return (JSON.stringify(value) ?? "null").replace(/[^\x20-\x7e]/g, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
 }
+
+/** Several lines of text (our own multi-line messages): each line made printable, the breaks kept. */
+export function printableLines(text: string): string {
+  return text.split("\n").map(printable).join("\n");
+}

@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { printable, printableJson } from "../../src/core/printable.js";
+import { printable, printableJson, printableLines } from "../../src/core/printable.js";
 import { steeringVariables } from "../../src/core/steering-env.js";
 import { otpgateCommand, readPamStack } from "../../src/services/pam-stack.js";
 import { sshdConfigFiles } from "../../src/services/sshd-reload.js";
@@ -80,4 +80,8 @@ test("sshd's configuration files: sshd_config and what Include names (globs, rel
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
+});
+
+test("printableLines keeps our line breaks and escapes everything else on each line", () => {
+  assert.equal(printableLines("first\n  - \x1b[2Jsecond\r"), "first\n  - \\x1b[2Jsecond\\r");
 });

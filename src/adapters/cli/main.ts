@@ -2,7 +2,7 @@
 // one place where errors become a message and an exit code.
 
 import { OtpgateError, type ExitCode } from "../../core/errors.js";
-import { printable } from "../../core/printable.js";
+import { printableLines } from "../../core/printable.js";
 import { processOutput, type Output } from "./output.js";
 import { VERSION } from "./version.js";
 
@@ -64,10 +64,10 @@ export async function main(argv: string[], io: Output = processOutput): Promise<
     return await mod.run(rest, io);
   } catch (err) {
     if (err instanceof OtpgateError) {
-      io.err(`otpgate ${name}: ${printable(err.message)}`);
+      io.err(`otpgate ${name}: ${printableLines(err.message)}`);
       return err.exitCode;
     }
-    io.err(`otpgate ${name}: internal error: ${printable((err as Error)?.message ?? String(err))}; please report it`);
+    io.err(`otpgate ${name}: internal error: ${printableLines((err as Error)?.message ?? String(err))}; please report it`);
     return 2;
   }
 }
