@@ -152,3 +152,12 @@ test("rejections wait for the floor after arrival; acceptances do not", async ()
   assert.deepEqual(sent.map((s) => s.code), [ACCESS_ACCEPT, ACCESS_REJECT]);
   assert.ok(sent[1]!.at >= 55, `rejected after ${sent[1]!.at} ms`);
 });
+
+test("bind failures say what to do: who holds the port (ss -ulpn), or that a privileged port needs root", async () => {
+  const { bindError } = await import("../../src/adapters/cli/commands/radius.js");
+  const inUse = Object.assign(new Error("bind EADDRINUSE"), { code: "EADDRINUSE" });
+  assert.match(bindError(inUse, "127.0.0.1", 1812).message, /^127\.0\.0\.1:1812 is already in use: .*ss -ulpn 'sport = :1812'.*below 1024/);
+  assert.equal(bindError(inUse, "127.0.0.1", 1812).exitCode, 1);
+  const denied = Object.assign(new Error("bind EACCES"), { code: "EACCES" });
+  assert.match(bindError(denied, "127.0.0.1", 1812).message, /privileged port: run otpgate radius as root/);
+});

@@ -86,6 +86,8 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   if (!(host === "::1" || host.startsWith("127.")) && !values["allow-remote"]) throw new UsageError(`${host} is not a loopback address; RADIUS PAP is only safe on loopback (pass --allow-remote to insist)`);
   const secret = readSecret(values["secret-file"] ?? "/etc/otpgate/radius.secret");
   const logSocket = values["log-socket"];
+  // A log reader that went away (journald restarting) must not take the checker down with EPIPE.
+  process.stdout.on("error", () => {});
   const log = new RadiusLog({
     nowMs: () => systemClock.nowMs(),
     out: (line) => process.stdout.write(line),
