@@ -97,11 +97,15 @@ export class FileAccountStore implements AccountStore {
         dir = statSync(container);
         st = lstatSync(entry);
       } catch (err) {
-        throw new StateFileError(`cannot check ${entry} (${errnoOf(err)}) on the way to ${path}`);
+        // A missing directory: nothing to read there (not enrolled), if only root can create it.
+        const missing = errnoOf(err) === "ENOENT" || errnoOf(err) === "ENOTDIR";
+        if (missing && dir && dir.uid === 0 && (dir.mode & 0o022) === 0) return;
+        if (!missing) throw new StateFileError(`cannot check ${entry} (${errnoOf(err)}) on the way to ${path}`);
+        if (!dir) return;
       }
       const othersWrite = (dir.mode & 0o022) !== 0;
       const sticky = (dir.mode & 0o1000) !== 0;
-      if (dir.uid !== 0 || (othersWrite && !(sticky && st.uid === 0))) {
+      if (dir.uid !== 0 || (othersWrite && !(sticky && st?.uid === 0))) {
         throw new StateFileError(
           `${path}: ${container} can be changed by ${dir.uid !== 0 ? `uid ${dir.uid}` : "others"}, so ${owner.name} could swap ${entry} for a symlink while root uses the state file; use a state path whose parent directories only root can change (e.g. ~/.google_authenticator), or a store that acts as ${owner.name}`,
         );

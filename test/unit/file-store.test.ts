@@ -201,3 +201,10 @@ test("root without actAs refuses a state path whose directories the owner could 
   chownSync(direct, NOBODY.uid, NOBODY.gid);
   assert.equal(new FileAccountStore({ path: direct, owner: { uid: NOBODY.uid, name: "nobody" }, strictOwner: true, allowedPerm: 0o600 }).peek(), GOOD);
 });
+
+test("root without actAs: a home that does not exist is simply not enrolled; a missing directory the user could create is refused", { skip: !asRoot && "needs root" }, (t) => {
+  const { home } = nobodyHome(t);
+  const owner = { uid: NOBODY.uid, name: "nobody" };
+  assert.equal(new FileAccountStore({ path: "/nonexistent/.google_authenticator", owner, strictOwner: true, allowedPerm: 0o600 }).peek(), null);
+  assert.throws(() => new FileAccountStore({ path: join(home, "missing", "ga"), owner, strictOwner: true, allowedPerm: 0o600 }).peek(), /could swap/);
+});
