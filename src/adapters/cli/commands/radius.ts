@@ -1,7 +1,9 @@
 // otpgate radius: a resident verifier that pam_radius_auth.so asks over RADIUS (PAP) on loopback.
 // The PAM module then shows "Verification code: " itself and no process starts per login, which
-// makes it the fastest way to put otpgate into sshd or RStudio. Same decisions, state files,
-// locking and logging as otpgate pam.
+// makes it the fastest way to put otpgate into sshd or RStudio. Same decisions, state files and
+// locking as otpgate pam; state files are used with the user's ids (the store switches for each file
+// operation). Threat model: any local user (and, with --allow-remote, the network) can send packets
+// but does not know the shared secret; see ../../radius/server.ts for the order of the checks.
 
 import { createSocket } from "node:dgram";
 import { fstatSync, openSync, readSync, closeSync, constants } from "node:fs";
