@@ -161,3 +161,12 @@ test("bind failures say what to do: who holds the port (ss -ulpn), or that a pri
   const denied = Object.assign(new Error("bind EACCES"), { code: "EACCES" });
   assert.match(bindError(denied, "127.0.0.1", 1812).message, /privileged port: run otpgate radius as root/);
 });
+
+test("a remote address is limited as a whole (many ports); loopback is not (every local user shares it)", () => {
+  const h = harness();
+  const forged = (i: number) => buildAccessRequest(i & 255, randomBytes(16), "nobody", "123456", Buffer.from("guessed-secret-xxxxxxxx"));
+  for (let i = 0; i < 3000; i++) h.server.handle(forged(i), { address: "192.0.2.7", port: 1024 + i });
+  assert.equal(h.server.counters.throttled, 1000);
+  for (let i = 0; i < 3000; i++) h.server.handle(forged(i), { address: "127.0.0.1", port: 1024 + i });
+  assert.equal(h.server.counters.throttled, 1000, "no loopback packet was throttled by address");
+});

@@ -1,6 +1,7 @@
 // The RADIUS request pipeline, cheapest checks first, so that packets nobody with the shared
 // secret sent cost microseconds and change nothing:
-//   1. size and code, then a token bucket per source address:port: a socket that floods is cut off;
+//   1. size and code, then token buckets per source address:port (a socket that floods is cut off)
+//      and, for addresses other than loopback (--allow-remote), per address;
 //   2. a re-sent request (same source, id, authenticator) gets the answer already given: a request
 //      is never decided twice;
 //   3. parse and authenticate: a Message-Authenticator that does not verify, or a User-Password
@@ -58,6 +59,8 @@ export function radiusServer(deps: RadiusServerDeps) {
   // pam_radius_auth uses a new socket per login and sends at most a few packets on it; a RADIUS
   // proxy (with --allow-remote) may send many from one port, hence the generous rate.
   const perSocket = new Throttle({ burst: 200, perSecond: 100, maxKeys: 65_536 });
+  // On loopback every local user shares the address, so only remote addresses are limited as a whole.
+  const perAddress = new Throttle({ burst: 2000, perSecond: 1000, maxKeys: 65_536 });
   const dropLogs = new Throttle({ burst: 20, perSecond: 1, maxKeys: 4096 });
   const answered = new Map<string, { packet: Buffer; at: number }>();
   const inFlight = new Set<string>();
@@ -124,7 +127,7 @@ export function radiusServer(deps: RadiusServerDeps) {
     const now = deps.clock.nowMs();
     counters.received++;
     if (msg.length < 20 || msg.length > 4096 || msg[0] !== ACCESS_REQUEST) return drop(source, "malformed", now);
-    if (!perSocket.take(`${source.address}:${source.port}`, now)) {
+    if (!perSocket.take(`${source.address}:${source.port}`, now) || (!isLoopback(source.address) && !perAddress.take(source.address, now))) {
       counters.throttled++;
       return;
     }
@@ -156,5 +159,9 @@ export function radiusServer(deps: RadiusServerDeps) {
     });
   }
 
-  return { handle, counters, takeThrottled: () => perSocket.takeRefused() };
+  return { handle, counters, takeThrottled: () => perSocket.takeRefused() + perAddress.takeRefused() };
+}
+
+function isLoopback(address: string): boolean {
+  return address.startsWith("127.") || address === "::1" || address.startsWith("::ffff:127.");
 }
