@@ -4,6 +4,7 @@
 
 import { isAbsolute, resolve } from "node:path";
 import { ConfigError, UsageError } from "../core/errors.js";
+import { groupsOf } from "../platform/groups.js";
 import { lookupUserById, lookupUserByName, type UserAccount } from "../platform/users.js";
 import { DEFAULT_SECRET_SPEC, expandSecretPath } from "../stores/secret-path.js";
 import { FileAccountStore } from "../stores/file-store.js";
@@ -52,7 +53,21 @@ export interface UserStoreOptions {
 export function userStore(name: string, options: UserStoreOptions = {}): { account: UserAccount; store: FileAccountStore } | null {
   const account = lookupUserByName(name);
   if (!account) return null;
+  return { account, store: storeFor(account, groupsOf(account.name, account.gid), options) };
+}
+
+/**
+ * The state file store of a known account. It reads and writes with the account's uid, gid and
+ * `groups` (root switches for each file operation), so nothing on a path the user controls is
+ * done as root.
+ */
+export function storeFor(account: UserAccount, groups: readonly number[], options: UserStoreOptions = {}): FileAccountStore {
   const path = expandSecretPath(options.secret ?? DEFAULT_SECRET_SPEC, { name: account.name, home: account.home || null });
-  const store = new FileAccountStore({ path, owner: { uid: account.uid, name: account.name }, strictOwner: options.strictOwner ?? true, allowedPerm: options.allowedPerm ?? 0o600 });
-  return { account, store };
+  return new FileAccountStore({
+    path,
+    owner: { uid: account.uid, name: account.name },
+    strictOwner: options.strictOwner ?? true,
+    allowedPerm: options.allowedPerm ?? 0o600,
+    actAs: { uid: account.uid, gid: account.gid, groups },
+  });
 }

@@ -2,13 +2,19 @@
 // loose permissions, oversized or binary content; updates under an exclusive lock with a
 // compare-and-swap check, through a temp file in the same directory (fsync, rename, fsync dir),
 // keeping the file's owner and mode.
+//
+// Privileges belong here: with `actAs`, a store used by root does every file operation (open, read,
+// stat, temp write, rename, fsync) as the account's owner, switching back to root right after each
+// synchronous section and never across an await (the lock is an abstract socket: no file). Without
+// `actAs`, a root process refuses state paths whose directories the owner could swap for symlinks.
 
 import { closeSync, constants, fstatSync, linkSync, lstatSync, openSync, readSync, renameSync, statSync, unlinkSync, type BigIntStats } from "node:fs";
-import { basename, dirname } from "node:path";
+import { basename, dirname, sep } from "node:path";
 import { ENROLL_HINT, StateFileError } from "../core/errors.js";
 import { secretLine } from "../formats/ga-document.js";
 import { fsyncDir, removeQuietly, removeStaleTemps, writeTemp } from "../platform/atomic-file.js";
 import { acquireLock, lockName } from "../platform/lock.js";
+import { asUser, canActAs, effectiveUid, type Identity } from "../platform/privileges.js";
 import type { AccountStore, CommitResult, LockedAccount } from "../ports/index.js";
 
 export const MAX_STATE_FILE_BYTES = 64 * 1024;
@@ -22,6 +28,12 @@ export interface FileStoreOptions {
   /** Reference `allowed_perm` (default 0600): permission bits beyond these are refused. */
   readonly allowedPerm: number;
   readonly lockTimeoutMs?: number;
+  /**
+   * Do every file operation with this user's ids (normally the owner's). A root process switches
+   * for each synchronous section; a process running as this user needs no switch; any other
+   * process is refused.
+   */
+  readonly actAs?: Identity | undefined;
 }
 
 interface Snapshot {
@@ -49,7 +61,57 @@ export class FileAccountStore implements AccountStore {
 
   /** Read and check the file without locking (for status displays). null when it does not exist. */
   peek(): string | null {
-    return this.read()?.text ?? null;
+    return this.asOwner(() => this.read())?.text ?? null;
+  }
+
+  /** Run a synchronous file section with the right privileges (see the file comment). */
+  private asOwner<T>(section: () => T): T {
+    const { actAs, owner, path } = this.options;
+    if (actAs) {
+      if (!canActAs(actAs.uid)) {
+        throw new StateFileError(`otpgate runs as uid ${effectiveUid()} and cannot act as ${owner.name} (uid ${actAs.uid}) to use ${path}: run it as root or as ${owner.name}`);
+      }
+      return asUser(actAs, section);
+    }
+    if (effectiveUid() === 0 && owner.uid !== 0) this.refuseSwappableDirs();
+    return section();
+  }
+
+  /**
+   * Root working as itself on a user's file: no directory on the path may be one that someone
+   * other than root can replace: its parent must be root's and not group/world-writable, or sticky
+   * (like /tmp) with the directory itself root's. The directory holding the file may be the user's
+   * (the file is opened with O_NOFOLLOW and the temp file with O_EXCL). Otherwise the user could
+   * swap a directory for a symlink between two steps and make root read or write elsewhere
+   * (pam_oath's CVE-2024-47191).
+   */
+  private refuseSwappableDirs(): void {
+    const { path, owner } = this.options;
+    const parts = dirname(path).split(sep).filter(Boolean);
+    let container: string = sep;
+    for (const part of parts) {
+      const entry = container === sep ? `${sep}${part}` : `${container}${sep}${part}`;
+      let dir;
+      let st;
+      try {
+        dir = statSync(container);
+        st = lstatSync(entry);
+      } catch (err) {
+        // A missing directory: nothing to read there (not enrolled), if only root can create it.
+        const missing = errnoOf(err) === "ENOENT" || errnoOf(err) === "ENOTDIR";
+        if (missing && dir && dir.uid === 0 && (dir.mode & 0o022) === 0) return;
+        if (!missing) throw new StateFileError(`cannot check ${entry} (${errnoOf(err)}) on the way to ${path}`);
+        if (!dir) return;
+      }
+      const othersWrite = (dir.mode & 0o022) !== 0;
+      const sticky = (dir.mode & 0o1000) !== 0;
+      if (dir.uid !== 0 || (othersWrite && !(sticky && st?.uid === 0))) {
+        throw new StateFileError(
+          `${path}: ${container} can be changed by ${dir.uid !== 0 ? `uid ${dir.uid}` : "others"}, so ${owner.name} could swap ${entry} for a symlink while root uses the state file; use a state path whose parent directories only root can change (e.g. ~/.google_authenticator), or a store that acts as ${owner.name}`,
+        );
+      }
+      container = entry;
+    }
   }
 
   private read(): Snapshot | null {
@@ -131,9 +193,12 @@ export class FileAccountStore implements AccountStore {
     const { path } = this.options;
     const dir = dirname(path);
     for (let attempt = 0; attempt < 3; attempt++) {
-      const first = this.read();
-      if (!first) return null;
-      const dirStat = statSync(dir, { bigint: true });
+      const found = this.asOwner(() => {
+        const snapshot = this.read();
+        return snapshot ? { first: snapshot, dirStat: statSync(dir, { bigint: true }) } : null;
+      });
+      if (!found) return null;
+      const { first, dirStat } = found;
       const secret = secretLine(first.text);
       const lock = await acquireLock(lockName(secret, [String(dirStat.dev), String(dirStat.ino), basename(path)]), {
         timeoutMs: this.options.lockTimeoutMs ?? 5000,
@@ -141,7 +206,7 @@ export class FileAccountStore implements AccountStore {
       let snapshot: Snapshot | null;
       try {
         // Usually nothing changed while we waited for the lock: then the first read is current.
-        snapshot = this.currentVersion() === first.version ? first : this.read();
+        snapshot = this.asOwner(() => (this.currentVersion() === first.version ? first : this.read()));
       } catch (err) {
         await lock.release();
         throw err;
@@ -156,7 +221,7 @@ export class FileAccountStore implements AccountStore {
         text: held.text,
         version: held.version,
         location: path,
-        commit: async (text) => this.commit(held, text),
+        commit: async (text) => this.asOwner(() => this.commit(held, text)),
         release: () => lock.release(),
       };
     }

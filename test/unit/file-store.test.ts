@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, symlinkSync, watch, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { StateFileError } from "../../src/core/errors.js";
@@ -128,4 +128,83 @@ test("lock names depend on the secret: without the secret the name cannot be com
   assert.notEqual(a, lockName("SECRET-B", ["1", "2", "ga"]));
   assert.notEqual(a, lockName("SECRET-A", ["1", "3", "ga"]));
   assert.match(a, /^\0otpgate-[0-9a-f]{40}$/);
+});
+
+const NOBODY = { uid: 65534, gid: 65534, groups: [65534] };
+const asRoot = uid === 0;
+
+/** A directory tree the user nobody owns: DIR/home (nobody, 0700) with a state file in it. */
+function nobodyHome(t: Parameters<typeof tempDir>[0]) {
+  const dir = tempDir(t);
+  chmodSync(dir, 0o711);
+  const home = join(dir, "home");
+  mkdirSync(join(home, ".otp"), { recursive: true, mode: 0o700 });
+  const path = join(home, ".otp", "ga");
+  writeFileSync(path, GOOD, { mode: 0o600 });
+  for (const p of [home, join(home, ".otp"), path]) chownSync(p, NOBODY.uid, NOBODY.gid);
+  const rootOnly = join(dir, "root-only");
+  mkdirSync(rootOnly, { mode: 0o700 });
+  return { dir, home, path, rootOnly };
+}
+
+test("actAs: root reads and replaces the file as the owner and is root again after every step", { skip: !asRoot && "needs root" }, async (t) => {
+  const { path } = nobodyHome(t);
+  const s = new FileAccountStore({ path, owner: { uid: NOBODY.uid, name: "nobody" }, strictOwner: true, allowedPerm: 0o600, actAs: NOBODY });
+  const held = await s.acquire();
+  assert.equal(process.geteuid!(), 0, "root again while the lock is held (across awaits)");
+  assert.deepEqual(await held!.commit(GOOD.replace("12345678\n", "")), { ok: true });
+  await held!.release();
+  assert.equal(process.geteuid!(), 0);
+  assert.equal(process.getegid!(), 0);
+  assert.equal(statSync(path).uid, NOBODY.uid, "the new file is the owner's");
+  assert.equal(readFileSync(path, "latin1"), 'JBSWY3DPEHPK3PXP\n" TOTP_AUTH\n');
+});
+
+test("actAs: ~/.otp swapped for a symlink to a root-only directory: root neither reads nor writes there", { skip: !asRoot && "needs root" }, async (t) => {
+  const { home, path, rootOnly } = nobodyHome(t);
+  // What root would find there: a file that looks like the user's (the user cannot put it there).
+  writeFileSync(join(rootOnly, "ga"), GOOD, { mode: 0o600 });
+  chownSync(join(rootOnly, "ga"), NOBODY.uid, NOBODY.gid);
+  const events: string[] = [];
+  const watcher = watch(rootOnly, (_e, name) => events.push(String(name)));
+  t.after(() => watcher.close());
+  const s = new FileAccountStore({ path, owner: { uid: NOBODY.uid, name: "nobody" }, strictOwner: true, allowedPerm: 0o600, actAs: NOBODY });
+  // Between two logins (or between read and commit) the user swaps the directory.
+  const first = await s.acquire();
+  renameSync(join(home, ".otp"), join(home, ".otp.real"));
+  symlinkSync(rootOnly, join(home, ".otp"));
+  const result = await first!.commit(GOOD.replace("12345678\n", "")).catch((err: unknown) => err);
+  assert.notDeepEqual(result, { ok: true });
+  await first!.release();
+  await assert.rejects(s.acquire(), (err: unknown) => err instanceof StateFileError && /permission denied/.test(err.message));
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(events, [], "nothing was created or renamed in the root-only directory, not even for a moment");
+  assert.deepEqual(readdirSync(rootOnly), ["ga"]);
+  assert.equal(readFileSync(join(rootOnly, "ga"), "latin1"), GOOD);
+  assert.equal(process.geteuid!(), 0);
+});
+
+test("actAs by a process that is neither root nor the owner: refused, naming what to do", { skip: !asRoot && "needs root" }, () => {
+  const storeModule = join(ROOT, "build/src/stores/file-store.js");
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", `const { FileAccountStore } = await import(${JSON.stringify(storeModule)}); try { new FileAccountStore({ path: "/tmp/x", owner: { uid: 4242, name: "someone" }, strictOwner: true, allowedPerm: 0o600, actAs: { uid: 4242, gid: 4242 } }).peek(); } catch (e) { console.log(e.message); }`], { uid: NOBODY.uid, gid: NOBODY.gid, encoding: "utf8" });
+  assert.match(r.stdout, /otpgate runs as uid 65534 and cannot act as someone \(uid 4242\) to use \/tmp\/x: run it as root or as someone/);
+});
+
+test("root without actAs refuses a state path whose directories the owner could swap; the file is untouched", { skip: !asRoot && "needs root" }, async (t) => {
+  const { home, path } = nobodyHome(t);
+  const s = new FileAccountStore({ path, owner: { uid: NOBODY.uid, name: "nobody" }, strictOwner: true, allowedPerm: 0o600 });
+  await refuses(path, new RegExp(`${home} can be changed by uid 65534, so nobody could swap ${home}/\\.otp for a symlink`), s);
+  assert.throws(() => s.peek(), /could swap/);
+  // The home directory itself may be the user's: ~/.google_authenticator is fine.
+  const direct = join(home, "ga");
+  writeFileSync(direct, GOOD, { mode: 0o600 });
+  chownSync(direct, NOBODY.uid, NOBODY.gid);
+  assert.equal(new FileAccountStore({ path: direct, owner: { uid: NOBODY.uid, name: "nobody" }, strictOwner: true, allowedPerm: 0o600 }).peek(), GOOD);
+});
+
+test("root without actAs: a home that does not exist is simply not enrolled; a missing directory the user could create is refused", { skip: !asRoot && "needs root" }, (t) => {
+  const { home } = nobodyHome(t);
+  const owner = { uid: NOBODY.uid, name: "nobody" };
+  assert.equal(new FileAccountStore({ path: "/nonexistent/.google_authenticator", owner, strictOwner: true, allowedPerm: 0o600 }).peek(), null);
+  assert.throws(() => new FileAccountStore({ path: join(home, "missing", "ga"), owner, strictOwner: true, allowedPerm: 0o600 }).peek(), /could swap/);
 });

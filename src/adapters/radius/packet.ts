@@ -19,8 +19,16 @@ export interface AccessRequest {
   readonly callingStationId?: string | undefined;
 }
 
+export type DropReason = "malformed" | "bad-message-authenticator" | "bad-password" | "not-pap";
+
 export class RadiusError extends Error {
   override name = "RadiusError";
+  constructor(
+    message: string,
+    readonly reason: DropReason = "malformed",
+  ) {
+    super(message);
+  }
 }
 
 const md5 = (...parts: Buffer[]) => {
@@ -74,22 +82,64 @@ export function encodePassword(password: string, secret: Buffer, authenticator: 
   return out;
 }
 
+/**
+ * RFC 3579 3.2: HMAC-MD5 over the packet with the attribute's value zeroed. Present means it must
+ * verify: one attribute of exactly 18 bytes, or the packet is refused (a wrong length fails, it is
+ * not skipped).
+ */
 function messageAuthenticatorOk(packet: Buffer, secret: Buffer): boolean {
   let off = 20;
+  let found = -1;
   while (off < packet.length) {
     const type = packet[off]!;
     const len = packet[off + 1]!;
-    if (type === ATTR.messageAuthenticator && len === 18) {
-      const copy = Buffer.from(packet);
-      const given = Buffer.from(copy.subarray(off + 2, off + 18));
-      copy.fill(0, off + 2, off + 18);
-      return timingSafeEqual(createHmac("md5", secret).update(copy).digest(), given);
+    if (type === ATTR.messageAuthenticator) {
+      if (len !== 18 || found !== -1) return false;
+      found = off;
     }
     off += len;
   }
-  return true;
+  if (found === -1) return true;
+  const copy = Buffer.from(packet);
+  const given = Buffer.from(copy.subarray(found + 2, found + 18));
+  copy.fill(0, found + 2, found + 18);
+  return timingSafeEqual(createHmac("md5", secret).update(copy).digest(), given);
 }
 
+/** Shortest and longest one-time code or emergency code that PAP can carry here. */
+export const TOKEN_DIGITS = { min: 6, max: 8 } as const;
+
+/**
+ * Decode a User-Password that must be a one-time code: 6-8 ASCII digits, then only NUL padding, in
+ * one 16-byte block (RFC 2865 5.2). Anything else is null. Without the shared secret the decoded
+ * bytes are random, so a forged request passes with a probability below 10^-30: this is the cheap
+ * test that lets forged requests be dropped before any user lookup or state change.
+ */
+export function decodeToken(hidden: Buffer, secret: Buffer, authenticator: Buffer): string | null {
+  if (hidden.length !== 16) return null;
+  const b = md5(secret, authenticator);
+  let digits = 0;
+  let ok = true;
+  for (let j = 0; j < 16; j++) {
+    const c = hidden[j]! ^ b[j]!;
+    if (j === digits && c >= 0x30 && c <= 0x39) digits++;
+    else if (c !== 0) ok = false;
+  }
+  if (!ok || digits < TOKEN_DIGITS.min || digits > TOKEN_DIGITS.max) {
+    b.fill(0);
+    return null;
+  }
+  let token = "";
+  for (let j = 0; j < digits; j++) token += String.fromCharCode(hidden[j]! ^ b[j]!);
+  b.fill(0);
+  return token;
+}
+
+/**
+ * Parse and authenticate an Access-Request: refuses malformed packets, a Message-Authenticator that
+ * does not verify, and a User-Password that is not a well-formed code (what a request forged
+ * without the shared secret decodes to). Only cheap checks: no user lookup, no I/O.
+ */
 export function parseAccessRequest(packet: Buffer, secret: Buffer): AccessRequest {
   if (packet.length < 20) throw new RadiusError("short packet");
   const length = packet.readUInt16BE(2);
@@ -97,16 +147,18 @@ export function parseAccessRequest(packet: Buffer, secret: Buffer): AccessReques
   if (length < 20 || length > packet.length || length > 4096) throw new RadiusError("bad length");
   const body = packet.subarray(0, length);
   const attrs = attributes(body);
-  if (attrs.has(ATTR.messageAuthenticator) && !messageAuthenticatorOk(body, secret)) throw new RadiusError("wrong Message-Authenticator (shared secret mismatch)");
+  if (attrs.has(ATTR.messageAuthenticator) && !messageAuthenticatorOk(body, secret)) throw new RadiusError("wrong Message-Authenticator (shared secret mismatch)", "bad-message-authenticator");
   const authenticator = Buffer.from(body.subarray(4, 20));
   const user = attrs.get(ATTR.userName)?.[0];
   const hidden = attrs.get(ATTR.userPassword)?.[0];
-  if (!user || !hidden) throw new RadiusError("User-Name and User-Password are required (PAP)");
+  if (!user || !hidden) throw new RadiusError("User-Name and User-Password are required (PAP)", "not-pap");
+  const password = decodeToken(hidden, secret, authenticator);
+  if (password === null) throw new RadiusError("the password is not a 6-8 digit code (forged, or the shared secret differs)", "bad-password");
   return {
     id: body[1]!,
     authenticator,
     user: user.toString("utf8"),
-    password: decodePassword(hidden, secret, authenticator),
+    password,
     nasIdentifier: attrs.get(ATTR.nasIdentifier)?.[0]?.toString("utf8"),
     callingStationId: attrs.get(ATTR.callingStationId)?.[0]?.toString("utf8"),
   };

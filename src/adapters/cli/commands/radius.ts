@@ -1,17 +1,19 @@
 // otpgate radius: a resident verifier that pam_radius_auth.so asks over RADIUS (PAP) on loopback.
 // The PAM module then shows "Verification code: " itself and no process starts per login, which
-// makes it the fastest way to put otpgate into sshd or RStudio. Same decisions, state files,
-// locking and logging as otpgate pam.
+// makes it the fastest way to put otpgate into sshd or RStudio. Same decisions, state files and
+// locking as otpgate pam; state files are used with the user's ids (the store switches for each file
+// operation). Threat model: any local user (and, with --allow-remote, the network) can send packets
+// but does not know the shared secret; see ../../radius/server.ts for the order of the checks.
 
-import { createSocket, type RemoteInfo } from "node:dgram";
+import { createSocket } from "node:dgram";
 import { fstatSync, openSync, readSync, closeSync, constants } from "node:fs";
-import { ConfigError, UsageError, type ExitCode } from "../../../core/errors.js";
+import { ConfigError, OtpgateError, UsageError, type ExitCode } from "../../../core/errors.js";
 import { systemClock } from "../../../platform/clock.js";
-import { nodeMacFactory } from "../../../platform/mac.js";
 import { syslog } from "../../../platform/syslog.js";
-import { authenticateWith } from "../../../services/authenticate.js";
-import { userStore } from "../../../services/resolve-account.js";
-import { ACCESS_ACCEPT, ACCESS_REJECT, buildResponse, parseAccessRequest, requestHasMessageAuthenticator, RadiusError } from "../../radius/packet.js";
+import { UserCache } from "../../../platform/user-cache.js";
+import { storeFor } from "../../../services/resolve-account.js";
+import { RadiusLog } from "../../radius/log.js";
+import { radiusServer } from "../../radius/server.js";
 import { parse } from "../args.js";
 import type { Output } from "../output.js";
 
@@ -22,16 +24,21 @@ A resident code checker for pam_radius_auth.so (package libpam-radius-auth): PAM
 with the user's state file exactly as otpgate pam does. Runs as root, in the foreground.
 
 Options:
-      --listen ADDR:PORT   where to listen (default 127.0.0.1:18120; loopback only unless
-                           --allow-remote)
+      --listen ADDR:PORT   where to listen (default 127.0.0.1:1812, a privileged port, so no
+                           local user can take it first; loopback only unless --allow-remote)
       --secret-file FILE   the RADIUS shared secret, root-owned, mode 0600
                            (default /etc/otpgate/radius.secret)
       --state PATTERN      state files (default ~/.google_authenticator)
       --nullok             users without a state file are accepted
       --noskewadj          do not learn clock skew from far-off codes
-      --log-socket PATH    syslog socket (default /dev/log)
+      --log-socket PATH    also send log lines to this syslog socket (rate-limited)
       --allow-remote       listen on a non-loopback address
   -h, --help               show this help
+
+Logging: one JSON line per decision on stdout (under systemd: the journal, with its priority);
+similar lines beyond 10 a second are counted and summarised ("N similar lines suppressed").
+Requests that do not carry a 6-8 digit code under the shared secret (forged, or a client with
+another secret) are dropped before any user lookup or state change.
 
 PAM line (otpgate setup ssh --backend radius writes it):
   auth required pam_radius_auth.so conf=/etc/otpgate/pam_radius.conf [prompt=Verification code] force_prompt
@@ -74,70 +81,75 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     io.out(help.trimEnd());
     return 0;
   }
-  const m = /^([0-9.]+|\[[0-9a-f:]+\]):([0-9]{1,5})$/i.exec(values.listen ?? "127.0.0.1:18120");
+  const m = /^([0-9.]+|\[[0-9a-f:]+\]):([0-9]{1,5})$/i.exec(values.listen ?? DEFAULT_LISTEN);
   if (!m) throw new UsageError(`--listen must be ADDR:PORT, not "${values.listen}"`);
   const host = m[1]!.replace(/^\[|\]$/g, "");
   const port = Number(m[2]);
   if (!(host === "::1" || host.startsWith("127.")) && !values["allow-remote"]) throw new UsageError(`${host} is not a loopback address; RADIUS PAP is only safe on loopback (pass --allow-remote to insist)`);
   const secret = readSecret(values["secret-file"] ?? "/etc/otpgate/radius.secret");
-  const log = (level: "info" | "notice" | "err", message: string) => syslog(level, message, { socket: values["log-socket"] });
-
-  // pam_radius re-sends a request it got no answer to: answer it again, never decide twice.
-  const answered = new Map<string, { packet: Buffer; at: number }>();
-  const inFlight = new Set<string>();
+  const logSocket = values["log-socket"];
+  // A log reader that went away (journald restarting) must not take the checker down with EPIPE.
+  process.stdout.on("error", () => {});
+  const log = new RadiusLog({
+    nowMs: () => systemClock.nowMs(),
+    out: (line) => process.stdout.write(line),
+    syslog: logSocket ? (level, message) => syslog(level, message, { socket: logSocket }) : undefined,
+    journal: process.env.JOURNAL_STREAM !== undefined,
+  });
+  const users = new UserCache({ nowMs: () => systemClock.nowMs() });
   const socket = createSocket(host.includes(":") ? "udp6" : "udp4");
-
-  const handle = async (msg: Buffer, rinfo: RemoteInfo) => {
-    let request;
-    try {
-      request = parseAccessRequest(msg, secret);
-    } catch (err) {
-      log("notice", `radius: dropped a packet from ${rinfo.address}:${rinfo.port}: ${err instanceof RadiusError ? err.message : "malformed"}`);
-      return;
-    }
-    const key = `${rinfo.address}:${rinfo.port}:${request.id}:${request.authenticator.toString("hex")}`;
-    const now = Date.now();
-    for (const [k, v] of answered) if (now - v.at > 30_000) answered.delete(k);
-    const cached = answered.get(key);
-    if (cached) return void socket.send(cached.packet, rinfo.port, rinfo.address);
-    if (inFlight.has(key)) return;
-    inFlight.add(key);
-    const context = `user=${request.user} service=${request.nasIdentifier ?? "-"} rhost=${request.callingStationId ?? "-"} via=radius`;
-    let accept = false;
-    try {
-      const found = userStore(request.user, { secret: values.state });
-      if (!found) log("notice", `${context} result=rejected reason=unknown-user`);
-      else {
-        const { store } = found;
-        const { outcome } = await authenticateWith(
-          { store, clock: systemClock, macFactory: nodeMacFactory },
-          request.password,
-          { noSkewAdjust: values.noskewadj === true, noIncrementHotp: false, allowPrefix: false, recordSkewResetCode: true },
-          {},
-        );
-        accept = outcome.kind === "accepted" || (outcome.kind === "not-enrolled" && values.nullok === true);
-        const what = outcome.kind === "accepted" ? `result=accepted via=${outcome.via}` : outcome.kind === "rejected" ? `result=rejected reason=${outcome.reason}` : outcome.kind === "not-enrolled" ? (accept ? "result=accepted via=nullok" : "result=rejected reason=not-enrolled") : `result=error reason=invalid-state setting=${outcome.setting}`;
-        log(accept ? "info" : "notice", `${context} ${what}`);
-      }
-    } catch (err) {
-      log("err", `${context} result=error ${(err as Error).message}`);
-    }
-    const response = buildResponse(accept ? ACCESS_ACCEPT : ACCESS_REJECT, request, secret, requestHasMessageAuthenticator(msg));
-    answered.set(key, { packet: response, at: Date.now() });
-    inFlight.delete(key);
-    socket.send(response, rinfo.port, rinfo.address);
-  };
-
-  socket.on("message", (msg, rinfo) => void handle(msg, rinfo));
+  const server = radiusServer({
+    secret,
+    send: (packet, toPort, address) => socket.send(packet, toPort, address),
+    lookup: (name) => users.lookup(name),
+    storeFor: (account) => storeFor(account, account.groups, { secret: values.state }),
+    clock: systemClock,
+    log,
+    nullok: values.nullok === true,
+    noSkewAdjust: values.noskewadj === true,
+  });
+  socket.on("message", (msg, rinfo) => server.handle(msg, rinfo));
   await new Promise<void>((resolve, reject) => {
-    socket.once("error", reject);
+    socket.once("error", (err: NodeJS.ErrnoException) => reject(bindError(err, host, port)));
     socket.bind(port, host, () => resolve());
   });
+  socket.on("error", (err) => log.write("err", "socket", { event: "socket-error", detail: err.message }));
+  try {
+    // Room for a burst of packets while a decision runs (capped by net.core.rmem_max).
+    socket.setRecvBufferSize(4 * 1024 * 1024);
+  } catch {
+    // the default buffer
+  }
+  const summary = setInterval(() => {
+    const throttled = server.takeThrottled();
+    if (throttled > 0) log.write("notice", "throttled", { event: "throttled", count: throttled, message: `${throttled} packets over a source's rate were dropped unread` });
+    log.flush();
+  }, 10_000);
+  summary.unref();
   io.err(`otpgate radius: listening on ${host}:${port}`);
   await new Promise<void>((resolve) => {
     const stop = () => socket.close(() => resolve());
     process.once("SIGTERM", stop);
     process.once("SIGINT", stop);
   });
+  clearInterval(summary);
+  log.flush();
   return 0;
+}
+
+const DEFAULT_LISTEN = "127.0.0.1:1812";
+
+/** What to do when the port cannot be had: who holds it, or that it needs root. */
+export function bindError(err: NodeJS.ErrnoException, host: string, port: number): OtpgateError {
+  if (err.code === "EADDRINUSE") {
+    return new OtpgateError(
+      `${host}:${port} is already in use: another program holds it (another otpgate radius, or a local user who took the port first). See who with: ss -ulpn 'sport = :${port}'. Stop it, or use a port below 1024 (only root can take those) with --listen and the same port in pam_radius.conf`,
+      1,
+    );
+  }
+  if (err.code === "EACCES") {
+    return new OtpgateError(`${host}:${port} is a privileged port: run otpgate radius as root (the otpgate-radius service does), or pass --listen with another address`, 1);
+  }
+  if (err.code === "EADDRNOTAVAIL") return new OtpgateError(`${host} is not an address of this machine (--listen)`, 1);
+  return new OtpgateError(`cannot listen on ${host}:${port}: ${err.message}`, 1);
 }

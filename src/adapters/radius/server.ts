@@ -1,0 +1,167 @@
+// The RADIUS request pipeline, cheapest checks first, so that packets nobody with the shared
+// secret sent cost microseconds and change nothing:
+//   1. size and code, then token buckets per source address:port (a socket that floods is cut off)
+//      and, for addresses other than loopback (--allow-remote), per address;
+//   2. a re-sent request (same source, id, authenticator) gets the answer already given: a request
+//      is never decided twice;
+//   3. parse and authenticate: a Message-Authenticator that does not verify, or a User-Password
+//      that does not decode to a 6-8 digit code (what a forged request decodes to), is dropped
+//      before any user lookup, lock or state change; such drops are logged at a bounded rate per
+//      source address (on loopback every local user shares 127.0.0.1, so an address is never
+//      blocked as a whole: that would let one user shut out pam_radius_auth);
+//   4. a bounded number of decisions at a time; the user lookup is asynchronous and cached;
+//   5. the decision, by the same service as otpgate pam; every rejection is answered at the same
+//      time after the request arrived (a floor), so a known and an unknown user look alike.
+// No I/O of its own: sending, lookups, stores, clock and log are passed in, so it is tested in-process.
+
+import { nodeMacFactory } from "../../platform/mac.js";
+import type { CachedAccount, LookupResult } from "../../platform/user-cache.js";
+import type { AccountStore, Clock } from "../../ports/index.js";
+import { authenticateWith } from "../../services/authenticate.js";
+import type { RadiusLog } from "./log.js";
+import { ACCESS_ACCEPT, ACCESS_REJECT, ACCESS_REQUEST, buildResponse, parseAccessRequest, RadiusError, requestHasMessageAuthenticator, type AccessRequest } from "./packet.js";
+import { Throttle } from "./throttle.js";
+
+export interface RadiusServerDeps {
+  readonly secret: Buffer;
+  readonly send: (packet: Buffer, port: number, address: string) => void;
+  readonly lookup: (name: string) => Promise<LookupResult>;
+  readonly storeFor: (account: CachedAccount) => AccountStore;
+  readonly clock: Clock;
+  readonly log: RadiusLog;
+  readonly nullok: boolean;
+  readonly noSkewAdjust: boolean;
+  /** Every rejection is sent this long after its request arrived (default 100 ms). */
+  readonly rejectFloorMs?: number;
+  readonly maxInFlight?: number;
+}
+
+export interface Source {
+  readonly address: string;
+  readonly port: number;
+}
+
+/** Figures for tests and the periodic summary. */
+export interface RadiusCounters {
+  received: number;
+  throttled: number;
+  dropped: number;
+  decided: number;
+  resent: number;
+}
+
+const ANSWER_TTL_MS = 30_000;
+const MAX_ANSWERS = 10_000;
+
+export function radiusServer(deps: RadiusServerDeps) {
+  const floorMs = deps.rejectFloorMs ?? 100;
+  const maxInFlight = deps.maxInFlight ?? 256;
+  // pam_radius_auth uses a new socket per login and sends at most a few packets on it; a RADIUS
+  // proxy (with --allow-remote) may send many from one port, hence the generous rate.
+  const perSocket = new Throttle({ burst: 200, perSecond: 100, maxKeys: 65_536 });
+  // On loopback every local user shares the address, so only remote addresses are limited as a whole.
+  const perAddress = new Throttle({ burst: 2000, perSecond: 1000, maxKeys: 65_536 });
+  const dropLogs = new Throttle({ burst: 20, perSecond: 1, maxKeys: 4096 });
+  const answered = new Map<string, { packet: Buffer; at: number }>();
+  const inFlight = new Set<string>();
+  const counters: RadiusCounters = { received: 0, throttled: 0, dropped: 0, decided: 0, resent: 0 };
+
+  const drop = (source: Source, reason: string, now: number) => {
+    counters.dropped++;
+    if (dropLogs.take(source.address, now)) deps.log.write("notice", `drop:${reason}`, { event: "drop", client: `${source.address}:${source.port}`, reason });
+  };
+
+  const expire = (now: number) => {
+    for (const [k, v] of answered) {
+      if (now - v.at <= ANSWER_TTL_MS && answered.size <= MAX_ANSWERS) break;
+      answered.delete(k);
+    }
+  };
+
+  async function decide(request: AccessRequest & { readonly messageAuthenticator: boolean }, source: Source, arrived: number): Promise<{ packet: Buffer; delayMs: number } | null> {
+    const fields: Record<string, string | number | undefined> = {
+      event: "login",
+      user: request.user,
+      service: request.nasIdentifier,
+      rhost: request.callingStationId,
+      client: `${source.address}:${source.port}`,
+    };
+    let accept = false;
+    let level: "info" | "notice" | "err" = "notice";
+    try {
+      const account = await deps.lookup(request.user);
+      if (account === "busy") {
+        drop(source, "lookups-busy", deps.clock.nowMs());
+        return null;
+      }
+      if (!account) {
+        fields.result = "rejected";
+        fields.reason = "unknown-user";
+      } else {
+        const { outcome } = await authenticateWith(
+          { store: deps.storeFor(account), clock: deps.clock, macFactory: nodeMacFactory },
+          request.password,
+          { noSkewAdjust: deps.noSkewAdjust, noIncrementHotp: false, allowPrefix: false, recordSkewResetCode: true },
+          {},
+        );
+        accept = outcome.kind === "accepted" || (outcome.kind === "not-enrolled" && deps.nullok);
+        if (outcome.kind === "accepted") Object.assign(fields, { result: "accepted", via: outcome.via });
+        else if (outcome.kind === "not-enrolled") Object.assign(fields, accept ? { result: "accepted", via: "nullok" } : { result: "rejected", reason: "not-enrolled" });
+        else if (outcome.kind === "rejected") Object.assign(fields, { result: "rejected", reason: outcome.reason });
+        else Object.assign(fields, { result: "error", reason: "invalid-state", setting: outcome.setting });
+        if (accept) level = "info";
+        else if (outcome.kind === "invalid-state") level = "err";
+      }
+    } catch (err) {
+      level = "err";
+      Object.assign(fields, { result: "error", detail: (err as Error).message });
+    }
+    const kind = `login:${String(fields.result)}:${String(fields.reason ?? fields.via ?? "")}`;
+    counters.decided++;
+    deps.log.write(level, kind, fields);
+    const packet = buildResponse(accept ? ACCESS_ACCEPT : ACCESS_REJECT, request, deps.secret, request.messageAuthenticator);
+    return { packet, delayMs: accept ? 0 : Math.max(0, arrived + floorMs - deps.clock.nowMs()) };
+  }
+
+  function handle(msg: Buffer, source: Source): void {
+    const now = deps.clock.nowMs();
+    counters.received++;
+    if (msg.length < 20 || msg.length > 4096 || msg[0] !== ACCESS_REQUEST) return drop(source, "malformed", now);
+    if (!perSocket.take(`${source.address}:${source.port}`, now) || (!isLoopback(source.address) && !perAddress.take(source.address, now))) {
+      counters.throttled++;
+      return;
+    }
+    const key = `${source.address}:${source.port}:${msg[1]}:${msg.toString("hex", 4, 20)}`;
+    expire(now);
+    const cached = answered.get(key);
+    if (cached) {
+      counters.resent++;
+      return deps.send(cached.packet, source.port, source.address);
+    }
+    if (inFlight.has(key)) return;
+    let request: AccessRequest & { messageAuthenticator: boolean };
+    try {
+      request = { ...parseAccessRequest(msg, deps.secret), messageAuthenticator: requestHasMessageAuthenticator(msg) };
+    } catch (err) {
+      return drop(source, err instanceof RadiusError ? err.reason : "malformed", now);
+    }
+    if (inFlight.size >= maxInFlight) return drop(source, "busy", now);
+    inFlight.add(key);
+    void decide(request, source, now).then((answer) => {
+      if (!answer) return void inFlight.delete(key);
+      const send = () => {
+        answered.set(key, { packet: answer.packet, at: deps.clock.nowMs() });
+        inFlight.delete(key);
+        deps.send(answer.packet, source.port, source.address);
+      };
+      if (answer.delayMs > 0) setTimeout(send, answer.delayMs);
+      else send();
+    });
+  }
+
+  return { handle, counters, takeThrottled: () => perSocket.takeRefused() + perAddress.takeRefused() };
+}
+
+function isLoopback(address: string): boolean {
+  return address.startsWith("127.") || address === "::1" || address.startsWith("::ffff:127.");
+}

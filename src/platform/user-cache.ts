@@ -1,0 +1,140 @@
+// Account lookups for a resident server, never blocking its event loop: /etc/passwd and /etc/group
+// read asynchronously and re-read only when they change; names not found there are asked of NSS
+// (LDAP, sssd, …) through `getent passwd NAME` as an asynchronous child process, a few at a time,
+// and the answer - found or not - is cached for a while. Under a flood of unknown names the number
+// of getent processes is bounded by the cache, the concurrency limit and the queue length.
+
+import { execFile } from "node:child_process";
+import { readFile, stat } from "node:fs/promises";
+import { groupsFromText } from "./groups.js";
+import type { UserAccount } from "./users.js";
+
+export interface CachedAccount extends UserAccount {
+  readonly groups: readonly number[];
+}
+
+/** null: no such user; "busy": too many lookups waiting, answer later (drop the request). */
+export type LookupResult = CachedAccount | null | "busy";
+
+export interface UserCacheOptions {
+  readonly passwdPath?: string;
+  readonly groupPath?: string;
+  readonly getent?: string;
+  /** How long a getent answer counts (default 60 s found, 30 s not found). */
+  readonly ttlMs?: number;
+  readonly negativeTtlMs?: number;
+  readonly maxEntries?: number;
+  readonly maxGetent?: number;
+  readonly maxQueued?: number;
+  readonly nowMs: () => number;
+}
+
+const VALID_NAME = /^[A-Za-z0-9_.][A-Za-z0-9_.@-]*\$?$/;
+
+function parsePasswdLine(line: string): UserAccount | null {
+  const f = line.split(":");
+  if (f.length < 7) return null;
+  const uid = Number(f[2]);
+  const gid = Number(f[3]);
+  if (!f[0] || !Number.isInteger(uid) || !Number.isInteger(gid) || f[2] === "" || f[3] === "") return null;
+  return { name: f[0], uid, gid, home: f[5] ?? "" };
+}
+
+interface FileCache<T> {
+  value: T;
+  key: string;
+  checkedAt: number;
+}
+
+export class UserCache {
+  private passwd: FileCache<Map<string, UserAccount>> | null = null;
+  private group: FileCache<string> | null = null;
+  private readonly nss = new Map<string, { at: number; account: UserAccount | null }>();
+  private readonly pending = new Map<string, Promise<UserAccount | null>>();
+  private running = 0;
+  private readonly queue: (() => void)[] = [];
+  /** getent processes started so far (for tests and figures). */
+  spawned = 0;
+
+  constructor(private readonly options: UserCacheOptions) {}
+
+  async lookup(name: string): Promise<LookupResult> {
+    if (name.length > 256 || !VALID_NAME.test(name) || /^[0-9]+$/.test(name)) return null;
+    const local = (await this.passwdFile()).get(name);
+    const account = local ?? (await this.fromNss(name));
+    if (account === "busy" || account === null) return account;
+    const groupText = await this.groupFile();
+    return { ...account, groups: groupsFromText(groupText, account.name, account.gid) };
+  }
+
+  private async fromNss(name: string): Promise<UserAccount | null | "busy"> {
+    const now = this.options.nowMs();
+    const hit = this.nss.get(name);
+    if (hit && now - hit.at < (hit.account ? (this.options.ttlMs ?? 60_000) : (this.options.negativeTtlMs ?? 30_000))) return hit.account;
+    const inFlight = this.pending.get(name);
+    if (inFlight) return inFlight;
+    if (this.running >= (this.options.maxGetent ?? 4) && this.queue.length >= (this.options.maxQueued ?? 32)) return "busy";
+    const promise = this.getent(name).then((account) => {
+      this.pending.delete(name);
+      if (this.nss.size >= (this.options.maxEntries ?? 4096)) this.nss.delete(this.nss.keys().next().value as string);
+      this.nss.delete(name);
+      this.nss.set(name, { at: this.options.nowMs(), account });
+      return account;
+    });
+    this.pending.set(name, promise);
+    return promise;
+  }
+
+  private async getent(name: string): Promise<UserAccount | null> {
+    if (this.running >= (this.options.maxGetent ?? 4)) await new Promise<void>((go) => this.queue.push(go));
+    this.running++;
+    this.spawned++;
+    try {
+      const out = await new Promise<string>((resolve) =>
+        execFile(this.options.getent ?? "/usr/bin/getent", ["passwd", "--", name], { encoding: "utf8", timeout: 5000 }, (err, stdout) => resolve(err ? "" : stdout)),
+      );
+      const account = parsePasswdLine(out.trim());
+      return account && account.name === name ? account : null;
+    } finally {
+      this.running--;
+      this.queue.shift()?.();
+    }
+  }
+
+  private async passwdFile(): Promise<Map<string, UserAccount>> {
+    const text = await this.fresh("passwd", this.options.passwdPath ?? "/etc/passwd");
+    if (text !== null) {
+      const map = new Map<string, UserAccount>();
+      for (const line of text.value.split("\n")) {
+        const u = parsePasswdLine(line);
+        if (u && !map.has(u.name)) map.set(u.name, u);
+      }
+      this.passwd = { value: map, key: text.key, checkedAt: text.checkedAt };
+    }
+    return this.passwd?.value ?? new Map();
+  }
+
+  private async groupFile(): Promise<string> {
+    const text = await this.fresh("group", this.options.groupPath ?? "/etc/group");
+    if (text !== null) this.group = text;
+    return this.group?.value ?? "";
+  }
+
+  /** The file's text when it changed since last time (checked at most once a second), else null. */
+  private async fresh(which: "passwd" | "group", path: string): Promise<FileCache<string> | null> {
+    const cached = which === "passwd" ? this.passwd : this.group;
+    const now = this.options.nowMs();
+    if (cached && now - cached.checkedAt < 1000) return null;
+    try {
+      const st = await stat(path);
+      const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+      if (cached && cached.key === key) {
+        cached.checkedAt = now;
+        return null;
+      }
+      return { value: await readFile(path, "utf8"), key, checkedAt: now };
+    } catch {
+      return null;
+    }
+  }
+}
