@@ -14,6 +14,7 @@ import { FileAccountStore } from "../stores/file-store.js";
 import { DEFAULT_SECRET_SPEC, expandSecretPath } from "../stores/secret-path.js";
 import { inRoot } from "./setup/paths.js";
 import { sshdConnectionProblems } from "./sshd-effective.js";
+import { groupsOf } from "../platform/groups.js";
 
 export type Severity = "ok" | "info" | "warn" | "fail";
 
@@ -261,7 +262,7 @@ export function checkStateFiles(o: DoctorOptions): Finding[] {
     } catch {
       continue;
     }
-    const s = accountStatus(new FileAccountStore({ path, owner: { uid: user.uid, name: user.name }, strictOwner: true, allowedPerm: 0o600 }), user.name, o.nowMs);
+    const s = accountStatus(new FileAccountStore({ path, owner: { uid: user.uid, name: user.name }, strictOwner: true, allowedPerm: 0o600, actAs: { uid: user.uid, gid: user.gid, groups: groupsOf(user.name, user.gid) } }), user.name, o.nowMs);
     if (!s.enrolled) continue;
     enrolled++;
     if (s.error) findings.push({ check: "state-files", severity: "fail", message: `${user.name}: ${s.error}`, fix: "the message says what to change" });

@@ -15,6 +15,7 @@ import { pamLine } from "./pam-line.js";
 import { inRoot, readIfExists as read } from "./paths.js";
 import { BEGIN, END, authBlock, includedDropInDir, pamArgLabel, planPamService, planSshdMain, sshdDropIn, validatePamText, type SshFactors } from "./plan.js";
 import { radiusUnit } from "./systemd-unit.js";
+import { groupsOf } from "../../platform/groups.js";
 
 export interface SshSetupOptions {
   readonly root: string;
@@ -106,7 +107,7 @@ export function lockoutProblems(admin: string | undefined, secret: string | unde
   const problems: string[] = [];
   const path = expandSecretPath(secret ?? DEFAULT_SECRET_SPEC, { name: user.name, home: user.home || null });
   try {
-    const text = new FileAccountStore({ path, owner: { uid: user.uid, name: user.name }, strictOwner: true, allowedPerm: 0o600 }).peek();
+    const text = new FileAccountStore({ path, owner: { uid: user.uid, name: user.name }, strictOwner: true, allowedPerm: 0o600, actAs: { uid: user.uid, gid: user.gid, groups: groupsOf(user.name, user.gid) } }).peek();
     if (text === null) problems.push(`${admin} is not enrolled (no ${path}): run "otpgate enroll --user ${admin}" first, or ${admin} could not log in after the change`);
   } catch (err) {
     problems.push(`${admin}'s state file cannot be used: ${(err as Error).message}`);

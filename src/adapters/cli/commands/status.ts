@@ -11,6 +11,7 @@ import { DEFAULT_SECRET_SPEC, expandSecretPath } from "../../../stores/secret-pa
 import { ACCOUNT_HELP, ACCOUNT_OPTIONS, openAccount } from "../account-options.js";
 import { parse } from "../args.js";
 import type { Output } from "../output.js";
+import { groupsOf } from "../../../platform/groups.js";
 
 export const help = `Usage: otpgate status [-s FILE | --user NAME] [--json]
        otpgate status --all [-s PATTERN] [--json]      (root)
@@ -94,7 +95,7 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
       } catch {
         continue;
       }
-      const store = new FileAccountStore({ path, owner: { uid: user.uid, name: user.name }, strictOwner: true, allowedPerm: 0o600 });
+      const store = new FileAccountStore({ path, owner: { uid: user.uid, name: user.name }, strictOwner: true, allowedPerm: 0o600, actAs: { uid: user.uid, gid: user.gid, groups: groupsOf(user.name, user.gid) } });
       const s = accountStatus(store, user.name, now);
       if (s.enrolled) rows.push(s);
     }
