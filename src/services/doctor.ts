@@ -151,7 +151,7 @@ function checkOtpgateStack(path: string, label: string, context: PamServiceConte
   }
   const skipper = bypassBefore(stack, at);
   if (skipper) {
-    findings.push({ check, severity: "fail", message: `${path}: "auth ${skipper.control} ${skipper.unreadableInclude ?? skipper.module}" (${skipper.file}) comes before otpgate's line: it can end the stack with success or jump over the code check, so the code may never be asked`, fix: `make it required/requisite, or move it after otpgate's lines; ${SETUP(label)} writes a working stack` });
+    findings.push({ check, severity: "fail", message: `${path}: "auth ${skipper.control} ${skipper.unreadableInclude ?? skipper.module}" (${skipper.file}) comes before otpgate's line: when it ends the stack with success or jumps over otpgate's line, the code is never asked`, fix: `make it required/requisite, or move it after otpgate's lines; ${SETUP(label)} writes a working stack` });
   }
   const readenv = stack.slice(0, at).find((l) => moduleName(l) === "pam_env.so" && l.args.some((a) => /^user_readenv=1$/.test(a)));
   if (readenv) {

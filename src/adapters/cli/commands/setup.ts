@@ -32,7 +32,15 @@ ssh: sshd asks for a public key, then a one-time code (keyboard-interactive thro
   kept. The PAM stack is live at once; sshd's settings after a reload (--reload, or asked on a
   terminal).
 rstudio: /etc/pam.d/rstudio checks the code typed in RStudio's password box, and
-  auth-pam-require-password-prompt=0 goes into /etc/rstudio/rserver.conf.
+  auth-pam-require-password-prompt=0 goes into /etc/rstudio/rserver.conf. With password+code
+  otpgate's helper checks the code and RStudio's PAM service the password: switching factors
+  removes the other mode's edits, and the chain is checked end to end before success.
+Setup only writes PAM services of its own: rstudio refuses sshd's service (also the one a
+  running sshd uses), sudo, su, login and the other system logins, common-*/system-auth and any
+  file other services include; ssh refuses shared and included files. Files are written as
+  UTF-8 and read back; the state file pattern is read back from disk and the admin's file
+  looked up with it. otpgate's block goes before every auth rule, and the written stack is
+  refused when an earlier rule can end it with success or jump over the code check.
 
 Options:
       --dry-run               print the changes as a unified diff, change nothing
@@ -55,6 +63,7 @@ Options:
                               skew learning lets someone who saw three consecutive codes replay
                               them hours later and shift the user's accepted window; without it
                               a clock more than ~1 step off makes codes fail until it is fixed
+                              (rstudio password+code: the helper runs with --noskewadj)
       --no-hint               ssh: no "Verification code required" text before the prompt
       --reload                ssh: reload the running sshd (SIGHUP to its PidFile's process)
                               once the files are in place
