@@ -116,8 +116,11 @@ describe("F2: setup refuses PAM services it does not own", () => {
     writeFileSync(join(r.root, "etc/pam.d", shared), "auth required pam_unix.so\n");
     writeFileSync(join(r.root, "etc/pam.d", "someapp"), `auth include ${shared}\naccount required pam_permit.so\n`);
     for (const f of ["sshd", "common-auth", "sudo", "login"]) copyFileSync(join("/etc/pam.d", f), join(r.root, "etc/pam.d", f));
+    // sshd's service under another name, for an sshd not running yet (started later through a link of that name)
+    const sshdCopy = uniqueName("otpgate-sshcopy");
+    copyFileSync("/etc/pam.d/sshd", join(r.root, "etc/pam.d", sshdCopy));
     const before = snapshot(r.root);
-    for (const service of ["sshd", "common-auth", "sudo", "login", "system-auth", shared]) {
+    for (const service of ["sshd", "common-auth", "sudo", "login", "system-auth", shared, sshdCopy]) {
       const out = runCli(["setup", "rstudio", "--root", r.root, "--service", service, "--node", process.execPath, "--otpgate", CLI, "--allow-unenrolled"]);
       assert.equal(out.status, 2, `${service}: ${out.stdout}${out.stderr}`);
       assert.match(out.stderr, /--service/);

@@ -3,7 +3,7 @@
 // rserver.conf keys. Each is idempotent: planning again on its own output changes nothing.
 
 import { existsSync } from "node:fs";
-import { bypassBefore, isOtpgateLine, readPamStack } from "../pam-stack.js";
+import { bypassBefore, isOtpgateLine, moduleName, readPamStack, type PamLine } from "../pam-stack.js";
 import { pamDirsFor } from "../rstudio-chain.js";
 import { cleanNodeCommand, pamLine } from "./pam-line.js";
 
@@ -180,7 +180,9 @@ export function validatePamText(text: string, moduleExists: (name: string) => bo
  */
 export function authOrderProblem(pamPath: string): string | null {
   const stack = readPamStack(pamPath, pamDirsFor(pamPath), "auth");
-  const at = stack.findIndex(isOtpgateLine);
+  // otpgate pam, or the RADIUS backend's publickey check / pam_radius_auth, whichever comes first
+  const gate = (l: PamLine) => isOtpgateLine(l) || (moduleName(l) === "pam_exec.so" && l.args.some((a) => a.includes("SSH_AUTH_INFO_0"))) || moduleName(l) === "pam_radius_auth.so";
+  const at = stack.findIndex(gate);
   if (at < 0) return `${pamPath} has no otpgate line after the change; every file was restored`;
   const bypass = bypassBefore(stack, at);
   if (!bypass) return null;

@@ -145,10 +145,8 @@ export function validateSshd(o: SshSetupOptions, admin: string | undefined): str
   if (pamProblem) return pamProblem;
   const config = inRoot(o.root, SSHD_CONFIG);
   if (!existsSync(o.sshd)) return `cannot validate: ${o.sshd} does not exist (pass --sshd PATH)`;
-  if (o.backend === "pam_exec") {
-    const order = authOrderProblem(inRoot(o.root, `/etc/pam.d/${o.service}`));
-    if (order) return order;
-  }
+  const order = authOrderProblem(inRoot(o.root, `/etc/pam.d/${o.service}`));
+  if (order) return order;
   const t = spawnSync(o.sshd, ["-t", "-f", config], { encoding: "utf8" });
   if (t.status !== 0) return `sshd -t rejected the new configuration, so every file was restored:\n${(t.stderr || t.stdout).trim()}`;
   const problems = sshdConnectionProblems(o.sshd, o.root, config, admin);

@@ -70,6 +70,23 @@ export function runningSshdServices(sshdPaths: readonly string[]): string[] {
   return [...services];
 }
 
+/**
+ * sshd's PAM service under another name (sshd started through a link of that name uses it, and it
+ * need not be running while setup runs): the same bytes as an sshd service file, or the comments
+ * distributions put into it, or a require_publickey line.
+ */
+function looksLikeSshd(text: string, pamDir: string): boolean {
+  for (const sshd of [...new Set([join(pamDir, "sshd"), "/etc/pam.d/sshd"])]) {
+    try {
+      if (readFileSync(sshd, "latin1") === text) return true;
+    } catch {
+      // no such file
+    }
+  }
+  const comments = text.split("\n").filter((l) => l.trim().startsWith("#")).join("\n");
+  return /Secure Shell|\bsshd\b|\bssh\b/i.test(comments) || /\bpam\b.*\brequire_publickey\b/.test(text);
+}
+
 /** Why setup must not write this PAM service, or null. `kind`: which setup is asking. */
 export function foreignTargetProblem(kind: "ssh" | "rstudio", root: string, service: string, sshd: readonly string[]): string | null {
   const pamDir = inRoot(root, "/etc/pam.d");
@@ -82,6 +99,7 @@ export function foreignTargetProblem(kind: "ssh" | "rstudio", root: string, serv
   if (kind === "rstudio") {
     const text = existsSync(join(pamDir, service)) ? readFileSync(join(pamDir, service), "latin1") : "";
     if (/^# otpgate: begin \(sshd:/m.test(text)) why.push("where otpgate setup ssh wrote sshd's stack");
+    else if (text && looksLikeSshd(text, pamDir)) why.push("a copy of sshd's PAM service (an sshd started under this name would use it)");
   }
   if (why.length === 0) return null;
   const what = kind === "rstudio" ? "setup rstudio writes a stack where the code replaces the password and no SSH key is needed" : "setup ssh writes a stack that needs sshd's public-key step and replaces the password";
