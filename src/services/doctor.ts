@@ -4,16 +4,16 @@
 
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { dirname } from "node:path";
 import { installProblems, pathProblems, type TrustProblem } from "../platform/trusted-path.js";
 import type { UserAccount } from "../platform/users.js";
 import { accountStatus } from "./account-status.js";
-import { isOtpgateLine, moduleName, otpgateCommand, otpgateInvocation, readPamStack, type PamLine } from "./pam-stack.js";
+import { bypassBefore, isOtpgateLine, moduleName, otpgateCommand, otpgateInvocation, readPamStack, type PamLine } from "./pam-stack.js";
 import { sshdConfigFiles, staleSshdConfig } from "./sshd-reload.js";
 import { FileAccountStore } from "../stores/file-store.js";
 import { DEFAULT_SECRET_SPEC, expandSecretPath } from "../stores/secret-path.js";
 import { inRoot } from "./setup/paths.js";
 import { sshdConnectionProblems } from "./sshd-effective.js";
+import { pamDirsFor, rstudioChainProblems } from "./rstudio-chain.js";
 import { groupsOf } from "../platform/groups.js";
 
 export type Severity = "ok" | "info" | "warn" | "fail";
@@ -83,7 +83,11 @@ export function checkPamService(path: string, label: string, context: PamService
   const { rserverConf } = context;
   if (rserverConf && existsSync(rserverConf)) {
     const helper = /^\s*auth-pam-helper-path\s*=\s*(\S+)/m.exec(readFileSync(rserverConf, "utf8"))?.[1];
-    if (helper && /otpgate/.test(helper)) return checkRstudioHelper(check, path, helper, rserverConf);
+    if (helper && /otpgate/.test(helper)) {
+      const chain = rstudioChainProblems("password+code", path, rserverConf).map((message) => ({ check, severity: "fail" as const, message, fix: "otpgate setup rstudio --factors password+code (it restores the password stack in the PAM service)" }));
+      const helperFindings = checkRstudioHelper(check, path, helper, rserverConf);
+      return chain.length ? [...chain, ...helperFindings.filter((f) => f.severity !== "ok")] : helperFindings;
+    }
   }
   if (!existsSync(path)) return [{ check, severity: "info", message: `${path} does not exist (${label} not configured)`, fix: SETUP(label) }];
   const lines = readFileSync(path, "utf8").split("\n").map((l) => l.trim());
@@ -131,7 +135,7 @@ export function checkPamService(path: string, label: string, context: PamService
  */
 function checkOtpgateStack(path: string, label: string, context: PamServiceContext): Finding[] {
   const check = `pam:${label}`;
-  const stack = readPamStack(path, dirname(path), "auth");
+  const stack = readPamStack(path, pamDirsFor(path), "auth");
   const at = stack.findIndex(isOtpgateLine);
   if (at < 0) return [];
   const cmd = otpgateCommand(stack[at]!)!;
@@ -145,9 +149,9 @@ function checkOtpgateStack(path: string, label: string, context: PamServiceConte
   if (!unsets.has("*") && !(unsets.has("NODE_OPTIONS") && unsets.has("NODE_PATH"))) {
     findings.push({ check, severity: "warn", message: `${path}: the PAM environment reaches node unfiltered (NODE_OPTIONS, NODE_PATH); otpgate refuses to run as root when it finds them, so a login then fails`, fix: `${SETUP(label)} (the line runs /usr/bin/env -u NODE_OPTIONS -u NODE_PATH ... node)` });
   }
-  const skipper = stack.slice(0, at).find((l) => l.control === "sufficient" || /\bsuccess=done\b/.test(l.control));
+  const skipper = bypassBefore(stack, at);
   if (skipper) {
-    findings.push({ check, severity: "fail", message: `${path}: "auth ${skipper.control} ${skipper.module}" (${skipper.file}) comes before otpgate's line: when it succeeds, PAM returns at once and the code is never asked`, fix: `make it required/requisite, or move it after otpgate's lines; ${SETUP(label)} writes a working stack` });
+    findings.push({ check, severity: "fail", message: `${path}: "auth ${skipper.control} ${skipper.unreadableInclude ?? skipper.module}" (${skipper.file}) comes before otpgate's line: when it ends the stack with success or jumps over otpgate's line, the code is never asked`, fix: `make it required/requisite, or move it after otpgate's lines; ${SETUP(label)} writes a working stack` });
   }
   const readenv = stack.slice(0, at).find((l) => moduleName(l) === "pam_env.so" && l.args.some((a) => /^user_readenv=1$/.test(a)));
   if (readenv) {

@@ -2,7 +2,7 @@
 // control, module and arguments, `@include` and `TYPE include|substack` expanded; and the command
 // of otpgate's pam_exec line (node, launcher and options, through /usr/bin/env when it is used).
 
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
 
 export interface PamLine {
@@ -25,24 +25,40 @@ function words(line: string): string[] {
   return out;
 }
 
+const toLines = (text: string): string[] => text.replace(/\\\n/g, " ").split("\n");
+
 function readLines(path: string): string[] | null {
   try {
-    return readFileSync(path, "latin1").replace(/\\\n/g, " ").split("\n");
+    return toLines(readFileSync(path, "utf8"));
   } catch {
     return null;
   }
 }
 
-/** Every module line of a service, includes expanded (depth-limited like libpam). */
-export function readPamStack(path: string, pamDir: string, onlyType?: string, depth = 0): PamLine[] {
+/**
+ * Every module line of a service, includes expanded (depth-limited like libpam). A relative include
+ * is looked up in each of `pamDirs` in turn (under --root: the root's /etc/pam.d, then the host's).
+ */
+export function readPamStack(path: string, pamDirs: string | readonly string[], onlyType?: string, depth = 0): PamLine[] {
   const lines = readLines(path);
-  if (lines === null || depth > 8) return [];
+  return lines === null ? [] : pamStackOfLines(lines, path, pamDirs, onlyType, depth);
+}
+
+/** The stack of a service file's text (not yet written), includes read from `pamDirs`. */
+export function pamStackOfText(text: string, file: string, pamDirs: string | readonly string[], onlyType?: string): PamLine[] {
+  return pamStackOfLines(toLines(text), file, pamDirs, onlyType, 0);
+}
+
+function pamStackOfLines(lines: readonly string[], path: string, pamDirs: string | readonly string[], onlyType: string | undefined, depth: number): PamLine[] {
+  if (depth > 8) return [];
+  const dirs = typeof pamDirs === "string" ? [pamDirs] : pamDirs;
   const out: PamLine[] = [];
   const include = (name: string, type: string | undefined): void => {
-    const file = name.startsWith("/") ? name : join(pamDir, name);
+    const candidates = name.startsWith("/") ? [name] : dirs.map((d) => join(d, name));
+    const file = candidates.find((f) => existsSync(f)) ?? candidates[0]!;
     const inner = readLines(file);
     if (inner === null) out.push({ type: type ?? "auth", control: "include", module: "", args: [], file: path, unreadableInclude: file });
-    else out.push(...readPamStack(file, pamDir, type, depth + 1));
+    else out.push(...pamStackOfLines(inner, file, pamDirs, type, depth + 1));
   };
   for (const raw of lines) {
     const text = raw.replace(/#.*/, "").trim();
@@ -62,6 +78,27 @@ export function readPamStack(path: string, pamDir: string, onlyType?: string, de
     out.push({ type, control, module: w[2] ?? "", args: w.slice(3), file: path });
   }
   return out;
+}
+
+/**
+ * The first rule before index `at` of an auth stack that can end it with success or jump over the
+ * rule at `at`: `sufficient`, `success=done`, or any `value=N` jump that lands after `at` (a
+ * failing module jumping over the code check is a bypass too). An unreadable include counts: unknown.
+ */
+export function bypassBefore(stack: readonly PamLine[], at: number): PamLine | null {
+  for (let i = 0; i < at; i++) {
+    const l = stack[i]!;
+    if (l.unreadableInclude) return l;
+    if (l.control === "sufficient") return l;
+    const actions = /^\[(.*)\]$/.exec(l.control)?.[1];
+    if (actions === undefined) continue;
+    for (const pair of actions.trim().split(/\s+/)) {
+      const [key, value = ""] = pair.split("=");
+      if (key === "success" && value === "done") return l;
+      if (/^\d+$/.test(value) && i + Number(value) + 1 > at) return l;
+    }
+  }
+  return null;
 }
 
 export const moduleName = (l: PamLine): string => basename(l.module);

@@ -96,6 +96,8 @@ describe("rstudio: password immediately followed by the code (otpgate's helper +
     const out = r.setup(["--admin", bob.name, "--factors", "password+code", "--rserver-pam", EMULATOR]);
     assert.equal(out.status, 0, out.stderr);
     const helper = join(r.root, "usr/local/lib/otpgate/rserver-pam-otpgate");
+    // F9: no skew learning by default (needs rstudio-helper's --noskewadj from the login path's fix)
+    assert.match(readFileSync(helper, "utf8"), / '--noskewadj' '--' "\$@"$/m);
     assert.match(readFileSync(join(r.root, "etc/rstudio/rserver.conf"), "utf8"), /^auth-pam-helper-path=\/usr\/local\/lib\/otpgate\/rserver-pam-otpgate$/m);
     assert.equal(readFileSync(join(r.root, "etc/pam.d", r.service), "utf8"), "@include common-auth\n@include common-account\n@include common-session\n");
     r.installPam();

@@ -96,7 +96,7 @@ test("the RADIUS stack's publickey check: passes only when a line of SSH_AUTH_IN
 });
 
 const BASE: Connection = { user: "admin", host: "localhost", addr: "127.0.0.1", laddr: "127.0.0.1", lport: "22" };
-const groups = { memberOf: (p: string) => (p === "wheel" ? "alice" : null) };
+const groups = { memberOf: (p: string) => (p === "wheel" ? "alice" : null), groupsOf: (u: string) => (u === "alice" ? ["alice", "wheel"] : [u]) };
 
 test("connectionsFor: a connection that satisfies each Match line, one per alternative", () => {
   assert.deepEqual(connectionsFor("Address 10.20.0.0/16", BASE, groups).connections, [{ ...BASE, addr: "10.20.0.1" }]);
@@ -105,9 +105,12 @@ test("connectionsFor: a connection that satisfies each Match line, one per alter
   assert.deepEqual(connectionsFor("Group wheel Address 10.0.0.0/8", BASE, groups).connections, [{ ...BASE, user: "alice", addr: "10.0.0.1" }]);
   assert.deepEqual(connectionsFor("LocalPort 2222", BASE, groups).connections, [{ ...BASE, lport: "2222" }]);
   assert.deepEqual(connectionsFor("LocalAddress 10.1.2.3 Host *.example.com", BASE, groups).connections, [{ ...BASE, laddr: "10.1.2.3", host: "x.example.com" }]);
-  assert.deepEqual(connectionsFor("User !root", BASE, groups).connections, [{ ...BASE, user: "otpgate-probe" }]);
+  assert.deepEqual(connectionsFor("User !root", BASE, groups), { connections: [], untestable: null }, "negations alone match no connection (sshd -T agrees)");
+  assert.deepEqual(connectionsFor("User zz*,!zzx", BASE, groups).connections, [{ ...BASE, user: "zzotpgate-probe" }], "the sample is not the negated name");
+  assert.deepEqual(connectionsFor("Address 10.0.0.0/8,!10.0.0.0/24", BASE, groups).connections, [{ ...BASE, addr: "10.255.255.254" }]);
+  assert.deepEqual(connectionsFor("Group wheel,!alice", BASE, groups).connections, [], "alice is in the negated group");
   assert.deepEqual(connectionsFor("All", BASE, groups).connections, [BASE]);
-  assert.deepEqual(connectionsFor("Group nobodyhere", BASE, groups), { connections: [], untestable: null }, "nobody can match it today");
+  assert.match(connectionsFor("Group nobodyhere", BASE, groups).untestable ?? "", /no Group matching "nobodyhere" can be found.*LDAP/, "no listed member: untestable, not skipped");
   assert.match(connectionsFor("Exec /bin/true", BASE, groups).untestable ?? "", /Exec cannot be evaluated/);
 });
 

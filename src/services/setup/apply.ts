@@ -32,30 +32,42 @@ interface Manifest {
   readonly entries: ManifestEntry[];
 }
 
-const read = (path: string): string | null => (existsSync(path) ? readFileSync(path, "latin1") : null);
+/** The bytes setup writes for a planned content: UTF-8, what node decodes argv and files with. */
+const bytesOf = (content: string): Buffer => Buffer.from(content, "utf8");
 
-const fingerprint = (content: string | null): string => (content === null ? "absent" : createHash("sha256").update(content, "latin1").digest("hex"));
+const readBytes = (path: string): Buffer | null => (existsSync(path) ? readFileSync(path) : null);
+
+/** Does the file hold exactly the bytes of `content` (null: absent)? */
+const holds = (path: string, content: string | null): boolean => {
+  const bytes = readBytes(path);
+  return content === null ? bytes === null : bytes !== null && bytes.equals(bytesOf(content));
+};
+
+/** sha256 of the bytes (same values as older manifests, which hashed the bytes as latin1 strings). */
+const fingerprint = (bytes: Buffer | null): string => (bytes === null ? "absent" : createHash("sha256").update(bytes).digest("hex"));
 
 function stamp(now: Date): string {
   return now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
 }
 
-function writeAtomic(path: string, content: string, mode: number): void {
+/** Write the bytes atomically, then read them back: what is on disk must be exactly what was meant. */
+function writeAtomic(path: string, bytes: Buffer, mode: number): void {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = join(dirname(path), `.${basename(path)}.otpgate-${process.pid}`);
   const fd = openSync(tmp, "wx", mode);
   try {
-    writeSync(fd, Buffer.from(content, "latin1"));
+    writeSync(fd, bytes);
     fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
   chmodSync(tmp, mode);
   renameSync(tmp, path);
+  if (!readFileSync(path).equals(bytes)) throw new SetupError(`${path} does not hold what setup wrote (read back differs); every file was restored`);
 }
 
 function copyExact(from: string, to: string): void {
-  writeAtomic(to, readFileSync(from, "latin1"), statSync(from).mode & 0o7777);
+  writeAtomic(to, readFileSync(from), statSync(from).mode & 0o7777);
 }
 
 /** Unified diff of every change (diff -u), for --dry-run. */
@@ -66,9 +78,9 @@ export function diffChanges(changes: readonly FileChange[]): string {
     changes.forEach((c, i) => {
       const a = join(dir, `a${i}`);
       const b = join(dir, `b${i}`);
-      writeFileSync(a, read(c.path) ?? "", "latin1");
-      writeFileSync(b, c.next ?? "", "latin1");
-      const r = spawnSync("diff", ["-u", "--label", existsSync(c.path) ? c.path : "/dev/null", "--label", c.next === null ? "/dev/null" : c.path, a, b], { encoding: "latin1" });
+      writeFileSync(a, readBytes(c.path) ?? "");
+      writeFileSync(b, bytesOf(c.next ?? ""));
+      const r = spawnSync("diff", ["-u", "--label", existsSync(c.path) ? c.path : "/dev/null", "--label", c.next === null ? "/dev/null" : c.path, a, b], { encoding: "utf8" });
       out += r.stdout;
     });
     return out;
@@ -78,7 +90,7 @@ export function diffChanges(changes: readonly FileChange[]): string {
 }
 
 export function pendingChanges(changes: readonly FileChange[]): FileChange[] {
-  return changes.filter((c) => read(c.path) !== c.next);
+  return changes.filter((c) => !holds(c.path, c.next));
 }
 
 export interface ApplyOptions {
@@ -95,9 +107,8 @@ export function applyChanges(changes: readonly FileChange[], options: ApplyOptio
   const backups: string[] = [];
   try {
     for (const c of changes) {
-      const before = read(c.path);
       let backup: string | null = null;
-      if (before !== null) {
+      if (existsSync(c.path)) {
         backup = `${c.path}.otpgate-backup-${stamp(options.now)}`;
         for (let n = 1; existsSync(backup); n++) backup = `${c.path}.otpgate-backup-${stamp(options.now)}-${n}`;
         copyExact(c.path, backup);
@@ -106,15 +117,15 @@ export function applyChanges(changes: readonly FileChange[], options: ApplyOptio
         const saved = backup;
         undo.push(() => copyExact(saved, c.path));
         if (c.next === null) unlinkSync(c.path);
-        else writeAtomic(c.path, c.next, mode);
+        else writeAtomic(c.path, bytesOf(c.next), mode);
       } else {
         undo.push(() => rmSync(c.path, { force: true }));
-        if (c.next !== null) writeAtomic(c.path, c.next, c.mode ?? 0o644);
+        if (c.next !== null) writeAtomic(c.path, bytesOf(c.next), c.mode ?? 0o644);
       }
       const known = manifest.entries.findIndex((e) => e.path === c.path);
       // The first backup is kept (it is what rollback restores); the fingerprint follows every write.
-      if (known < 0) manifest.entries.push({ path: c.path, backup, written: fingerprint(c.next) });
-      else manifest.entries[known] = { ...manifest.entries[known]!, written: fingerprint(c.next) };
+      if (known < 0) manifest.entries.push({ path: c.path, backup, written: fingerprint(c.next === null ? null : bytesOf(c.next)) });
+      else manifest.entries[known] = { ...manifest.entries[known]!, written: fingerprint(c.next === null ? null : bytesOf(c.next)) };
     }
     const problem = options.validate();
     if (problem) throw new SetupError(problem);
@@ -122,7 +133,7 @@ export function applyChanges(changes: readonly FileChange[], options: ApplyOptio
     for (const u of undo.reverse()) u();
     throw err instanceof SetupError ? err : new SetupError(`could not write the configuration (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); every file was restored`);
   }
-  writeAtomic(options.manifest, JSON.stringify(manifest, null, 2) + "\n", 0o600);
+  writeAtomic(options.manifest, bytesOf(JSON.stringify(manifest, null, 2) + "\n"), 0o600);
   return { backups };
 }
 
@@ -133,7 +144,7 @@ export function applyChanges(changes: readonly FileChange[], options: ApplyOptio
 export function rollback(manifestPath: string, options: { readonly force?: boolean } = {}): string[] {
   if (!existsSync(manifestPath)) throw new SetupError(`nothing to roll back: ${manifestPath} does not exist (setup was not run, or was already rolled back)`);
   const manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as Manifest;
-  const changed = manifest.entries.filter((e) => e.written !== undefined && fingerprint(read(e.path)) !== e.written).map((e) => e.path);
+  const changed = manifest.entries.filter((e) => e.written !== undefined && fingerprint(readBytes(e.path)) !== e.written).map((e) => e.path);
   if (changed.length && !options.force) {
     throw new SetupError(`${changed.map((p) => `${p} changed since otpgate setup wrote it`).join("; ")}: rollback would discard those edits, so nothing was restored. Save what you need, then run it again with --force`);
   }

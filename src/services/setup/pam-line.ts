@@ -54,8 +54,9 @@ export function pamLine(words: readonly string[], label: (word: string) => strin
   if (!type || !control || !module) throw new SetupError("internal: a PAM line needs a type, a control and a module");
   const quoted = [type.padEnd(8), control.includes(" ") ? `[${control}]` : control.padEnd(9), module, ...args.map((a) => pamWord(a, label(a)))];
   const line = quoted.join(" ");
-  if (line.length > MAX_PAM_LINE) {
-    throw new SetupError(`the PAM line would be ${line.length} characters; Linux-PAM 1.5 rejects the whole service file when a line is longer than 1023, so nothing was written: use shorter paths (--node, --otpgate, --secret)`);
+  const bytes = Buffer.byteLength(line, "utf8");
+  if (bytes > MAX_PAM_LINE) {
+    throw new SetupError(`the PAM line would be ${bytes} bytes; Linux-PAM 1.5 rejects the whole service file when a line is longer than 1023, so nothing was written: use shorter paths (--node, --otpgate, --secret)`);
   }
   const back = tokenizePamLine(line);
   if (back.length !== words.length || back.some((w, i) => w !== words[i])) {

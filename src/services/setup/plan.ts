@@ -3,6 +3,8 @@
 // rserver.conf keys. Each is idempotent: planning again on its own output changes nothing.
 
 import { existsSync } from "node:fs";
+import { bypassBefore, isOtpgateLine, moduleName, readPamStack, type PamLine } from "../pam-stack.js";
+import { pamDirsFor } from "../rstudio-chain.js";
 import { cleanNodeCommand, pamLine } from "./pam-line.js";
 
 export const BEGIN = "# otpgate: begin";
@@ -51,23 +53,48 @@ function withoutBlock(lines: string[]): { lines: string[]; at: number } {
 const DISABLED = "#otpgate-disabled# ";
 
 /**
+ * An auth rule in any of PAM's spellings: `auth ...`, `-auth ...` (a module that may be missing),
+ * `auth include|substack FILE`, and every `@include FILE` (the included file may hold auth rules;
+ * putting otpgate's block before one that holds none changes nothing), or a line otpgate disabled.
+ */
+const AUTH_RULE = /^\s*(-?auth\s|@include\s|#otpgate-disabled#)/i;
+
+/**
  * The PAM service file with otpgate's auth block. `replacePassword`: the password stack
  * (`@include common-auth`) is disabled, because the code replaces the password (key + code, or a
  * password checked by otpgate itself). Lines otpgate disabled are marked so rollback and reruns see them.
+ * The block goes before the first auth rule in any spelling, so no earlier rule can end the stack.
  */
 export function planPamService(current: string | null, block: string[], options: { readonly replacePassword: boolean; readonly tail: readonly string[] }): string {
   if (current === null) return [...block, ...options.tail].join("\n") + "\n";
   const hadNewline = current.endsWith("\n");
   const removed = withoutBlock(current.replace(/\n$/, "").split("\n"));
   let lines = removed.lines.map((l) => (l.startsWith(DISABLED) ? l.slice(DISABLED.length) : l));
-  const isCommonAuth = (l: string) => /^\s*@include\s+common-auth\b/.test(l) || /^\s*auth\s+(include|substack)\s+common-auth\b/.test(l);
+  const isCommonAuth = (l: string) => /^\s*@include\s+common-auth\b/.test(l) || /^\s*-?auth\s+(include|substack)\s+common-auth\b/.test(l);
   if (options.replacePassword) lines = lines.map((l) => (isCommonAuth(l) ? DISABLED + l : l));
-  // The block goes where the first auth line is (or was), else at the top.
-  let at = removed.at >= 0 ? removed.at : lines.findIndex((l) => /^\s*(auth\b|@include\s+common-auth|#otpgate-disabled#)/.test(l));
+  const firstRule = lines.findIndex((l) => AUTH_RULE.test(l));
+  let at = removed.at >= 0 && (firstRule < 0 || removed.at <= firstRule) ? removed.at : firstRule;
   if (at < 0) at = 0;
   const out = [...lines.slice(0, at), ...block, ...lines.slice(at)];
   return out.join("\n") + (hadNewline || out.length ? "\n" : "");
 }
+
+/**
+ * The PAM service file without anything otpgate put there: its block removed and the lines it
+ * disabled enabled again. When no auth rule is left (setup created the file around its block),
+ * the system password stack (`@include common-auth`) takes the block's place.
+ */
+export function withoutOtpgate(current: string): string {
+  const removed = withoutBlock(current.replace(/\n$/, "").split("\n"));
+  const lines = removed.lines.map((l) => (l.startsWith(DISABLED) ? l.slice(DISABLED.length) : l));
+  if (!lines.some((l) => AUTH_RULE.test(l) && !/^\s*@include\s+common-(account|session|session-noninteractive|password)\s*$/.test(l))) {
+    lines.splice(Math.max(0, removed.at), 0, "@include common-auth");
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** Does the file hold anything otpgate setup wrote (its block or a line it disabled)? */
+export const hasOtpgateEdits = (text: string): boolean => text.split("\n").some((l) => l.startsWith(BEGIN) || l.startsWith(DISABLED));
 
 export const SSHD_SETTINGS: readonly [string, string][] = [
   ["KbdInteractiveAuthentication", "yes"],
@@ -139,9 +166,25 @@ export function validatePamText(text: string, moduleExists: (name: string) => bo
     const m = /^-?(auth|account|password|session)\s+(\[[^\]]*\]|\S+)\s+(\S+)/.exec(line);
     if (!m) return `the PAM service file would contain an invalid line: "${line}"; every file was restored`;
     const module = m[3]!;
-    if (!["include", "substack"].includes(m[2]!) && !module.startsWith("/") && !moduleExists(module)) {
+    // "-auth ..." tells libpam to skip a module that is not installed.
+    if (!line.startsWith("-") && !["include", "substack"].includes(m[2]!) && !module.startsWith("/") && !moduleExists(module)) {
       return `the PAM service file uses ${module}, which is not installed here; every file was restored`;
     }
   }
   return null;
+}
+
+/**
+ * The written service parsed back as libpam runs it (includes expanded): otpgate's line must be
+ * there, and no rule before it may end the auth stack with success or jump over it.
+ */
+export function authOrderProblem(pamPath: string): string | null {
+  const stack = readPamStack(pamPath, pamDirsFor(pamPath), "auth");
+  // otpgate pam, or the RADIUS backend's publickey check / pam_radius_auth, whichever comes first
+  const gate = (l: PamLine) => isOtpgateLine(l) || (moduleName(l) === "pam_exec.so" && l.args.some((a) => a.includes("SSH_AUTH_INFO_0"))) || moduleName(l) === "pam_radius_auth.so";
+  const at = stack.findIndex(gate);
+  if (at < 0) return `${pamPath} has no otpgate line after the change; every file was restored`;
+  const bypass = bypassBefore(stack, at);
+  if (!bypass) return null;
+  return `in ${pamPath} "auth ${bypass.control} ${bypass.unreadableInclude ?? bypass.module}" (${bypass.file}) comes before otpgate's line: it can end the auth stack with success or jump over the code check, so the code might never be asked; every file was restored. Change that rule (required/requisite), or move it after otpgate's block`;
 }

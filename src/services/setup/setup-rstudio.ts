@@ -8,7 +8,9 @@ import { existsSync } from "node:fs";
 import { SetupError, type FileChange } from "./apply.js";
 import { cleanNodeCommand } from "./pam-line.js";
 import { inRoot, readIfExists as read } from "./paths.js";
-import { authBlock, planPamService, removeRserverOption, setRserverOption, validatePamText } from "./plan.js";
+import { authBlock, authOrderProblem, hasOtpgateEdits, planPamService, removeRserverOption, setRserverOption, validatePamText, withoutOtpgate } from "./plan.js";
+import { refuseForeignTarget } from "./targets.js";
+import { rstudioChainProblems } from "../rstudio-chain.js";
 
 export type RstudioFactors = "code" | "password+code";
 
@@ -22,8 +24,10 @@ export interface RstudioSetupOptions {
   readonly otpgate: string;
   /** RStudio's own PAM helper (password+code). */
   readonly rserverPam: string;
-  /** Keep learning clock skew from codes (factors code; off by default). */
+  /** Keep learning clock skew from codes (off by default: noskewadj, and --noskewadj for the helper). */
   readonly skewAdjust?: boolean | undefined;
+  /** sshd binaries whose running processes' PAM services setup must not write (default /usr/sbin/sshd). */
+  readonly sshd?: readonly string[] | undefined;
 }
 
 export const RSERVER_CONF = "/etc/rstudio/rserver.conf";
@@ -36,7 +40,8 @@ export function rstudioManifest(root: string): string {
 
 export function helperScript(o: RstudioSetupOptions): string {
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-  const args = ["rstudio-helper", "--rserver-pam", o.rserverPam, ...(o.secret ? ["--secret", o.secret] : []), ...(o.nullok ? ["--nullok"] : []), "--"];
+  // --noskewadj unless --skew-adjust: see the help of setup (skew learning lets seen codes be replayed).
+  const args = ["rstudio-helper", "--rserver-pam", o.rserverPam, ...(o.secret ? ["--secret", o.secret] : []), ...(o.nullok ? ["--nullok"] : []), ...(o.skewAdjust ? [] : ["--noskewadj"]), "--"];
   // rserver's environment must not steer the root node process either: the same env -u as the PAM line.
   const command = cleanNodeCommand(o.node, o.otpgate, args).map(q).join(" ");
   return `#!/bin/sh\n# Written by otpgate setup rstudio (password+code): checks the trailing one-time code, then\n# hands the password to RStudio's own PAM helper. rserver runs it as root: keep it root-owned.\nexec ${command} "$@"\n`;
@@ -56,9 +61,21 @@ export function rstudioOptionProblem(o: Pick<RstudioSetupOptions, "factors" | "n
   return null;
 }
 
+/** The first line of every helper script setup writes: what lets a later run recognise (and remove) it. */
+const HELPER_MARK = "# Written by otpgate setup rstudio";
+
+/**
+ * The whole target state of every file setup rstudio owns, computed from what is there now,
+ * whatever an earlier run left: switching factors removes the other mode's edits.
+ *  code:          otpgate's block in the PAM service (common-auth disabled), no helper path in
+ *                 rserver.conf, otpgate's helper script removed;
+ *  password+code: the PAM service without anything otpgate put there (its block removed, the
+ *                 lines it disabled enabled again), the helper script, the helper path.
+ */
 export function planRstudio(o: RstudioSetupOptions): FileChange[] {
   const refused = rstudioOptionProblem(o);
   if (refused) throw new SetupError(refused);
+  refuseForeignTarget("rstudio", o.root, o.service, o.sshd ?? ["/usr/sbin/sshd"]);
   const pamPath = inRoot(o.root, `/etc/pam.d/${o.service}`);
   const confPath = inRoot(o.root, RSERVER_CONF);
   const helperPath = inRoot(o.root, HELPER_PATH);
@@ -71,8 +88,10 @@ export function planRstudio(o: RstudioSetupOptions): FileChange[] {
     const block = authBlock({ node: o.node, otpgate: o.otpgate, pamArgs, hint: null }, "rstudio: user name + code, written by otpgate setup rstudio");
     changes.push({ path: pamPath, next: planPamService(pam, block, { replacePassword: true, tail: ["@include common-account", "@include common-session"] }), mode: 0o644 });
     nextConf = removeRserverOption(nextConf, "auth-pam-helper-path") ?? nextConf;
+    const helper = read(helperPath);
+    if (helper !== null && helper.split("\n")[1]?.startsWith(HELPER_MARK)) changes.push({ path: helperPath, next: null });
   } else {
-    if (pam === null) changes.push({ path: pamPath, next: "@include common-auth\n@include common-account\n@include common-session\n", mode: 0o644 });
+    changes.push({ path: pamPath, next: pam === null ? "@include common-auth\n@include common-account\n@include common-session\n" : hasOtpgateEdits(pam) ? withoutOtpgate(pam) : pam, mode: 0o644 });
     changes.push({ path: helperPath, next: helperScript(o), mode: 0o755 });
     nextConf = setRserverOption(nextConf, "auth-pam-helper-path", HELPER_PATH);
   }
@@ -80,10 +99,22 @@ export function planRstudio(o: RstudioSetupOptions): FileChange[] {
   return changes;
 }
 
-/** Checks before RStudio's files are kept: the helper's target exists; every PAM module exists. */
+/**
+ * Checks before RStudio's files are kept: the helper's target exists; every PAM module exists;
+ * the chain end to end (rstudio-chain.ts): for password+code the service rserver-pam runs checks a
+ * password and holds no otpgate code line, for code it holds otpgate's line and no helper is set.
+ */
 export function validateRstudio(o: RstudioSetupOptions, pamText: string | null): string | null {
   if (o.factors === "password+code" && !existsSync(o.rserverPam)) {
     return `RStudio's PAM helper ${o.rserverPam} does not exist (is RStudio Server installed?); pass --rserver-pam PATH; every file was restored`;
   }
-  return pamText === null ? null : validatePamText(pamText);
+  const invalid = pamText === null ? null : validatePamText(pamText);
+  if (invalid) return invalid;
+  const pamPath = inRoot(o.root, `/etc/pam.d/${o.service}`);
+  if (o.factors === "code") {
+    const problem = authOrderProblem(pamPath);
+    if (problem) return problem;
+  }
+  const chain = rstudioChainProblems(o.factors, pamPath, inRoot(o.root, RSERVER_CONF));
+  return chain.length ? `after the change RStudio's sign-in would not check ${o.factors}, so every file was restored:\n${chain.map((p) => `  - ${p}`).join("\n")}` : null;
 }

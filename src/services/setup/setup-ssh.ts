@@ -13,7 +13,8 @@ import { resolveInclude, sshdConnectionProblems } from "../sshd-effective.js";
 import { type FileChange } from "./apply.js";
 import { pamLine } from "./pam-line.js";
 import { inRoot, readIfExists as read } from "./paths.js";
-import { BEGIN, END, authBlock, includedDropInDir, pamArgLabel, planPamService, planSshdMain, sshdDropIn, validatePamText, type SshFactors } from "./plan.js";
+import { refuseForeignTarget } from "./targets.js";
+import { BEGIN, END, authBlock, authOrderProblem, includedDropInDir, pamArgLabel, planPamService, planSshdMain, sshdDropIn, validatePamText, type SshFactors } from "./plan.js";
 import { radiusUnit } from "./systemd-unit.js";
 import { groupsOf } from "../../platform/groups.js";
 
@@ -47,6 +48,7 @@ export function sshMainConfigPath(root: string): string {
 }
 
 export function planSsh(o: SshSetupOptions): FileChange[] {
+  refuseForeignTarget("ssh", o.root, o.service, [o.sshd]);
   const mainPath = inRoot(o.root, SSHD_CONFIG);
   const main = read(mainPath);
   if (main === null) throw new OtpgateError(`${mainPath} does not exist: is openssh-server installed? (use --root for another filesystem)`);
@@ -97,6 +99,22 @@ export function passwordState(root: string, name: string): "usable" | "locked" |
   return "unknown";
 }
 
+/**
+ * The admin's state file under this pattern (as the admin, like otpgate pam reads it): null when
+ * it exists and can be used, else why not.
+ */
+export function adminStateProblem(admin: string, secret: string | undefined): string | null {
+  const user = lookupUserByName(admin);
+  if (!user) return `the admin account "${admin}" does not exist`;
+  const path = expandSecretPath(secret ?? DEFAULT_SECRET_SPEC, { name: user.name, home: user.home || null });
+  try {
+    const text = new FileAccountStore({ path, owner: { uid: user.uid, name: user.name }, strictOwner: true, allowedPerm: 0o600, actAs: { uid: user.uid, gid: user.gid, groups: groupsOf(user.name, user.gid) } }).peek();
+    return text === null ? `${admin} is not enrolled (no ${path}): run "otpgate enroll --user ${admin}" first, or ${admin} could not log in after the change` : null;
+  } catch (err) {
+    return `${admin}'s state file cannot be used: ${(err as Error).message}`;
+  }
+}
+
 /** Refuse changes that would lock the admin out: enrolled, a key (ssh), a usable password (password factors). */
 export function lockoutProblems(admin: string | undefined, secret: string | undefined, needs: LockoutNeeds): string[] {
   if (admin === undefined) {
@@ -105,13 +123,8 @@ export function lockoutProblems(admin: string | undefined, secret: string | unde
   const user = lookupUserByName(admin);
   if (!user) return [`the admin account "${admin}" does not exist`];
   const problems: string[] = [];
-  const path = expandSecretPath(secret ?? DEFAULT_SECRET_SPEC, { name: user.name, home: user.home || null });
-  try {
-    const text = new FileAccountStore({ path, owner: { uid: user.uid, name: user.name }, strictOwner: true, allowedPerm: 0o600, actAs: { uid: user.uid, gid: user.gid, groups: groupsOf(user.name, user.gid) } }).peek();
-    if (text === null) problems.push(`${admin} is not enrolled (no ${path}): run "otpgate enroll --user ${admin}" first, or ${admin} could not log in after the change`);
-  } catch (err) {
-    problems.push(`${admin}'s state file cannot be used: ${(err as Error).message}`);
-  }
+  const state = adminStateProblem(admin, secret);
+  if (state) problems.push(state);
   const keys = join(user.home, ".ssh/authorized_keys");
   if (needs.key && (!existsSync(keys) || statSync(keys).size === 0)) problems.push(`${admin} has no ${keys}: with AuthenticationMethods publickey,keyboard-interactive a key is required`);
   if (needs.password) {
@@ -132,6 +145,8 @@ export function validateSshd(o: SshSetupOptions, admin: string | undefined): str
   if (pamProblem) return pamProblem;
   const config = inRoot(o.root, SSHD_CONFIG);
   if (!existsSync(o.sshd)) return `cannot validate: ${o.sshd} does not exist (pass --sshd PATH)`;
+  const order = authOrderProblem(inRoot(o.root, `/etc/pam.d/${o.service}`));
+  if (order) return order;
   const t = spawnSync(o.sshd, ["-t", "-f", config], { encoding: "utf8" });
   if (t.status !== 0) return `sshd -t rejected the new configuration, so every file was restored:\n${(t.stderr || t.stdout).trim()}`;
   const problems = sshdConnectionProblems(o.sshd, o.root, config, admin);

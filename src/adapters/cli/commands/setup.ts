@@ -7,8 +7,9 @@ import { applyChanges, diffChanges, pendingChanges, rollback, SetupError, type F
 import { reloadSshd, testLogin } from "../../../services/setup/live.js";
 import { inRoot } from "../../../services/setup/paths.js";
 import type { SshFactors } from "../../../services/setup/plan.js";
-import { planRstudio, rstudioManifest, validateRstudio, type RstudioFactors } from "../../../services/setup/setup-rstudio.js";
-import { lockoutProblems, planSsh, SSHD_CONFIG, sshManifest, validateSshd } from "../../../services/setup/setup-ssh.js";
+import { HELPER_PATH, planRstudio, rstudioManifest, validateRstudio, type RstudioFactors } from "../../../services/setup/setup-rstudio.js";
+import { helperSecret, pamLineSecret } from "../../../services/setup/written.js";
+import { adminStateProblem, lockoutProblems, planSsh, SSHD_CONFIG, sshManifest, validateSshd } from "../../../services/setup/setup-ssh.js";
 import { describeProblems, installProblems } from "../../../platform/trusted-path.js";
 import { parse } from "../args.js";
 import { readHidden } from "../hidden-input.js";
@@ -31,7 +32,15 @@ ssh: sshd asks for a public key, then a one-time code (keyboard-interactive thro
   kept. The PAM stack is live at once; sshd's settings after a reload (--reload, or asked on a
   terminal).
 rstudio: /etc/pam.d/rstudio checks the code typed in RStudio's password box, and
-  auth-pam-require-password-prompt=0 goes into /etc/rstudio/rserver.conf.
+  auth-pam-require-password-prompt=0 goes into /etc/rstudio/rserver.conf. With password+code
+  otpgate's helper checks the code and RStudio's PAM service the password: switching factors
+  removes the other mode's edits, and the chain is checked end to end before success.
+Setup only writes PAM services of its own: rstudio refuses sshd's service (also the one a
+  running sshd uses), sudo, su, login and the other system logins, common-*/system-auth and any
+  file other services include; ssh refuses shared and included files. Files are written as
+  UTF-8 and read back; the state file pattern is read back from disk and the admin's file
+  looked up with it. otpgate's block goes before every auth rule, and the written stack is
+  refused when an earlier rule can end it with success or jump over the code check.
 
 Options:
       --dry-run               print the changes as a unified diff, change nothing
@@ -54,6 +63,7 @@ Options:
                               skew learning lets someone who saw three consecutive codes replay
                               them hours later and shift the user's accepted window; without it
                               a clock more than ~1 step off makes codes fail until it is fixed
+                              (rstudio password+code: the helper runs with --noskewadj)
       --no-hint               ssh: no "Verification code required" text before the prompt
       --reload                ssh: reload the running sshd (SIGHUP to its PidFile's process)
                               once the files are in place
@@ -169,7 +179,7 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   } else {
     const factors = (values.factors ?? "code") as RstudioFactors;
     if (factors !== "code" && factors !== "password+code") throw new UsageError(`--factors for rstudio is code or password+code, not "${values.factors}"`);
-    const options = { root, service: values.service ?? "rstudio", factors, nullok: values.nullok === true, secret: values.secret, node, otpgate, rserverPam: values["rserver-pam"] ?? "/usr/lib/rstudio-server/bin/rserver-pam", skewAdjust };
+    const options = { root, service: values.service ?? "rstudio", factors, nullok: values.nullok === true, secret: values.secret, node, otpgate, rserverPam: values["rserver-pam"] ?? "/usr/lib/rstudio-server/bin/rserver-pam", skewAdjust, sshd: ["/usr/sbin/sshd", ...(values.sshd ? [values.sshd] : [])] };
     changes = planRstudio(options);
     pamPath = inRoot(root, `/etc/pam.d/${options.service}`);
     const pamChange = changes.find((c) => c.path === pamPath);
@@ -192,6 +202,20 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     const problems = lockoutProblems(admin, values.secret, { root, key: target === "ssh", password: passwordFactor });
     if (problems.length) throw new SetupError(`refusing to change the login configuration, it would lock out the admin: ${problems.join("; ")}`);
   }
+  // Before success: the state file pattern in what was written, read back from the bytes on disk as
+  // otpgate will read it, is the one the lock-out guard looked up, and the admin's file is there.
+  const written = target === "ssh" ? (ssh?.backend === "radius" ? () => values.secret : () => pamLineSecret(pamPath)) : () => (passwordFactor ? helperSecret(inRoot(root, HELPER_PATH)) : pamLineSecret(pamPath));
+  const structural = validate;
+  validate = () => {
+    const problem = structural();
+    if (problem) return problem;
+    const secret = written();
+    if (secret === null) return `otpgate's line is missing from what setup wrote; every file was restored`;
+    if (secret !== (values.secret || undefined)) return `the state file pattern reads back as ${JSON.stringify(secret ?? "(default)")} instead of ${JSON.stringify(values.secret ?? "(default)")}; every file was restored`;
+    if (values["allow-unenrolled"] || admin === undefined) return null;
+    const missing = adminStateProblem(admin, secret);
+    return missing ? `with the pattern as written, ${missing}; every file was restored` : null;
+  };
   if (values["test-login"]) {
     if (!admin) throw new UsageError("--test-login logs in as the admin: pass --admin NAME (or run it with sudo)");
     const answer = await readTestAnswer(io, admin, passwordFactor).catch((err: unknown) => {
@@ -214,7 +238,7 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   if (backups.length) io.out(`backups: ${backups.join(", ")}`);
   if (values["test-login"]) io.out(`test login of ${admin} through the new PAM stack succeeded (that code is now used up)`);
   if (target === "rstudio") {
-    io.out(values.factors === "password+code" ? "Live after RStudio Server restarts: rserver.conf's auth-pam-helper-path points at otpgate's helper." : `Live now: ${pamPath} (rserver-pam reads it at every sign-in); rserver.conf after RStudio Server restarts.`);
+    io.out(values.factors === "password+code" ? `Live after RStudio Server restarts: rserver.conf's auth-pam-helper-path points at otpgate's helper, and ${pamPath} checks the password (otpgate's code line is not in it).` : `Live now: ${pamPath} (rserver-pam reads it at every sign-in); rserver.conf after RStudio Server restarts.`);
     io.out("Next: restart RStudio Server (rstudio-server restart) and sign in with your user name and");
     io.out(values.factors === "password+code" ? "your password immediately followed by the 6-digit code." : "the 6-digit code in the password box. To undo: otpgate setup rstudio --rollback");
     return 0;
