@@ -32,6 +32,13 @@ export interface VerifyPolicy {
    * reference module does not, so that code can be replayed; false reproduces the reference.
    */
   readonly recordSkewResetCode: boolean;
+  /**
+   * An entry that cannot be a code (no digits, wrong length, text around it) is refused without
+   * touching the state: it proves nothing about the code, so it must not use up RATE_LIMIT that
+   * every other service reading the file shares (otpgate's login path). Unset reproduces the
+   * reference, which counts it as an attempt.
+   */
+  readonly malformedIsNoAttempt?: boolean | undefined;
 }
 
 export const DEFAULT_POLICY: VerifyPolicy = { noSkewAdjust: false, noIncrementHotp: false, allowPrefix: false, recordSkewResetCode: true };
@@ -87,6 +94,9 @@ function candidates(entry: string, lengths: readonly number[], allowPrefix: bool
   }
   return out;
 }
+
+/** The code lengths an account accepts: its own digit count and the 8-digit scratch codes. */
+const lengthsOf = (digits: number): readonly number[] => (digits === 8 ? [8] : [digits, 8]);
 
 const invalid = (e: SettingError, next: string | null): VerifyResult => ({
   outcome: { kind: "invalid-state", setting: e.setting, problem: e.message },
@@ -154,19 +164,6 @@ export function recordUsedStep(text: string, step: number, window: number): Reus
 }
 
 /**
- * Only the bookkeeping of an attempt: the RATE_LIMIT time stamp that verify() would add, without
- * looking at a code. For a login refused by another factor (a wrong password) that still counts
- * as an attempt. Null when there is nothing to record (no RATE_LIMIT, or an unusable one).
- */
-export function recordAttempt(text: string, nowMs: number): string | null {
-  const rateValue = getOption(text, "RATE_LIMIT");
-  if (rateValue === null) return null;
-  const setting = parseRateLimit(rateValue);
-  if (setting instanceof SettingError) return null;
-  return setOption(text, "RATE_LIMIT", applyRateLimit(setting, Math.floor(nowMs / 1000)).value);
-}
-
-/**
  * Decide one login attempt. `entry` is what the user typed (for a PAM first-pass or forward_pass
  * entry, possibly a password followed by the code, with `allowPrefix`).
  */
@@ -183,6 +180,12 @@ export function verify(text: string, entry: string, nowMs: number, policy: Verif
 }
 
 function decide(text: string, key: Uint8Array, entry: string, now: number, policy: VerifyPolicy, macFactory: MacFactory): VerifyResult {
+  if (policy.malformedIsNoAttempt) {
+    const early = readOtpKind(text);
+    if (!(early instanceof SettingError) && candidates(entry, lengthsOf(early.digits), policy.allowPrefix).length === 0) {
+      return { outcome: { kind: "rejected", reason: "malformed" }, next: null };
+    }
+  }
   let changed = false;
   const rateValue = getOption(text, "RATE_LIMIT");
   if (rateValue !== null) {
@@ -198,8 +201,7 @@ function decide(text: string, key: Uint8Array, entry: string, now: number, polic
   const kind = readOtpKind(text);
   if (kind instanceof SettingError) return invalid(kind, next());
 
-  const lengths = kind.digits === 8 ? [8] : [kind.digits, 8];
-  const tries = candidates(entry, lengths, policy.allowPrefix);
+  const tries = candidates(entry, lengthsOf(kind.digits), policy.allowPrefix);
   if (tries.length === 0) return { outcome: { kind: "rejected", reason: "malformed" }, next: next() };
 
   let gen: CodeGenerator | null = null;

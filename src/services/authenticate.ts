@@ -6,7 +6,7 @@ import { StateFileError } from "../core/errors.js";
 import { recordLogin, withinGrace } from "../core/grace.js";
 import type { MacFactory } from "../core/otp.js";
 import type { Outcome, VerifyPolicy } from "../core/verify.js";
-import { recordAttempt, verify } from "../core/verify.js";
+import { verify } from "../core/verify.js";
 import type { AccountStore, Clock } from "../ports/index.js";
 
 export type AuthOutcome =
@@ -27,11 +27,14 @@ export interface AuthenticateOptions {
   readonly allowReadonly?: boolean | undefined;
   /**
    * Another factor of this login already failed (a wrong password): the code is decided as usual
-   * (the same work, so timing does not tell which factor was wrong), but nothing of it is
-   * committed: no DISALLOW_REUSE step, no scratch code, no HOTP counter, no grace record. Only the
-   * attempt itself is recorded for RATE_LIMIT.
+   * (the same work, so timing does not tell which factor was wrong), but nothing at all is
+   * written: no DISALLOW_REUSE step, no scratch code, no HOTP counter, no grace record, and no
+   * RATE_LIMIT attempt either. Such a refusal proves nothing about the code, and the state file is
+   * shared by every service (SSH, RStudio, RADIUS): a client who knows no secret must not be able
+   * to use up the owner's RATE_LIMIT (issue 8, items 3 and F3). Password guessing is limited by
+   * the caller's refusal floor and the system's own password lockout instead.
    */
-  readonly attemptOnly?: boolean | undefined;
+  readonly decideOnly?: boolean | undefined;
 }
 
 export interface AuthResult {
@@ -57,19 +60,19 @@ export async function authenticateWith(deps: AuthenticateDeps, entry: string, po
     try {
       const nowMs = deps.clock.nowMs();
       const now = Math.floor(nowMs / 1000);
-      if (options.grace && !options.attemptOnly && withinGrace(account.text, options.grace.rhost, now, options.grace.seconds)) {
+      if (options.grace && !options.decideOnly && withinGrace(account.text, options.grace.rhost, now, options.grace.seconds)) {
         return { outcome: { kind: "accepted", via: "grace", prefix: "" } };
       }
       const result = verify(account.text, entry, nowMs, policy, deps.macFactory);
+      if (options.decideOnly) return { outcome: result.outcome };
       let next = result.next;
-      if (options.attemptOnly) next = recordAttempt(account.text, nowMs);
-      else if (result.outcome.kind === "accepted" && options.grace) next = recordLogin(next ?? account.text, options.grace.rhost, now);
+      if (result.outcome.kind === "accepted" && options.grace) next = recordLogin(next ?? account.text, options.grace.rhost, now);
       if (next === null) return { outcome: result.outcome };
       try {
         const committed = await account.commit(next);
         if (committed.ok) return { outcome: result.outcome };
       } catch (err) {
-        if (options.allowReadonly && err instanceof StateFileError && (result.outcome.kind === "accepted" || options.attemptOnly)) {
+        if (options.allowReadonly && err instanceof StateFileError && result.outcome.kind === "accepted") {
           return { outcome: result.outcome, unsaved: err.message };
         }
         throw err;

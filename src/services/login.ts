@@ -3,20 +3,32 @@
 // via}, and one mapping from that to the log line. The front-ends only read input and report.
 //
 // The rules, in order:
-// 1. require_publickey: unless sshd reports a completed publickey method (SSH_AUTH_INFO_0), the
-//    login is refused before any state is read or any file touched, so no sshd setting (a
-//    password method still on before the reload, a Match block) turns the code into a password.
-// 2. The user name is checked before it reaches a lookup or a path.
+// 1. A key is required, before any state is read or any file touched, (a) with require_publickey
+//    and (b) whenever sshd is the caller (the front-end saw an SSH connection in the PAM
+//    environment) and the code is the only factor checked here, WHATEVER the options say: unless
+//    sshd reports a completed publickey method (SSH_AUTH_INFO_0) the login is refused. So no sshd
+//    setting (a password method still on before the reload, a Match block) and no misplaced PAM
+//    line (a code-only RStudio line written into sshd's service) turns the code into a password.
+//    With `password` the token carries the account's password as well, so the code is not alone
+//    and the rule does not apply: that is a password login with a second factor.
+// 2. The user name is checked before it reaches a lookup or a path, and must be an existing
+//    account (the front-end's openAccount).
 // 3. password + code: the token is split from the end by the account's digit count; the
 //    password is checked FIRST, then the code is decided in full either way (the same work, so
 //    timing does not tell which factor was wrong), and committed (DISALLOW_REUSE step, scratch
-//    code, HOTP counter) only when the password was right. A wrong password counts as an attempt
-//    for RATE_LIMIT, as a wrong code does (the reference counts every attempt). Every rejection
-//    waits until the caller's floor, so all refusals take the same time.
-// 4. nullok: a user who is not enrolled is let through only as far as this decision goes: in
+//    code, HOTP counter, RATE_LIMIT attempt) only when the password was right.
+// 4. A refusal that proves nothing about the code changes NOTHING in the user's state: a wrong
+//    password, an entry that cannot be a code (malformed), an unknown user, a missing key. The
+//    state file (RATE_LIMIT above all) is shared by SSH, RStudio and RADIUS, so a client who knows
+//    no secret must not be able to lock the owner out. Only a well-formed code, tried after every
+//    other factor passed, counts for RATE_LIMIT. Password guessing is bounded instead by the
+//    front-end's refusal floor (every refusal takes the same fixed time) and by the system's own
+//    password lockout (pam_faillock, which pam_unix / rserver-pam apply).
+// 5. nullok: a user who is not enrolled is let through only as far as this decision goes: in
 //    password mode the WHOLE token must be the password. With the code as the only factor here,
 //    it is let through (as pam_google_authenticator's nullok does) but the log says
-//    warning=no-other-factor-checked unless sshd reported a completed publickey step.
+//    warning=no-other-factor-checked unless sshd reported a completed publickey step (over SSH,
+//    rule 1 already required one).
 
 import { OtpgateError, ConfigError, LockTimeoutError, StateFileError, UsageError } from "../core/errors.js";
 import type { LogValue } from "../core/log-fields.js";
@@ -34,7 +46,7 @@ export interface LoginFactors {
   readonly password: boolean;
   /** Refuse unless sshd reports a completed publickey method (SSH_AUTH_INFO_0). */
   readonly requirePublickey: boolean;
-  /** Users without a state file are let through (see rule 4 above). */
+  /** Users without a state file are let through (see rule 5 above). */
   readonly nullok: boolean;
   readonly noSkewAdjust: boolean;
   readonly noIncrementHotp: boolean;
@@ -50,6 +62,8 @@ export interface LoginRequest {
   readonly rhost?: string | undefined;
   /** SSH_AUTH_INFO_0 from the PAM environment (undefined outside sshd). */
   readonly sshAuthInfo?: string | undefined;
+  /** sshd is the caller (the PAM environment shows an SSH connection): see rule 1. */
+  readonly sshCaller?: boolean | undefined;
   readonly factors: LoginFactors;
   /** Every rejection is held back until this time (ms, the clock's scale): one floor for all. */
   readonly rejectNotBeforeMs?: number | undefined;
@@ -128,7 +142,9 @@ async function decide(deps: LoginDeps, req: LoginRequest): Promise<LoginDecision
   const { factors } = req;
   const publickey = hasCompletedPublickey(req.sshAuthInfo);
   // 1. Before anything else: no state is read, no file touched.
-  if (factors.requirePublickey && !publickey) return rejected("publickey-required");
+  if (!publickey && (factors.requirePublickey || (req.sshCaller === true && !factors.password))) {
+    return rejected("publickey-required", factors.requirePublickey ? NO_DETAIL : { caller: "ssh" });
+  }
   // 2.
   const nameProblem = userNameProblem(req.user);
   if (nameProblem !== null) return rejected("invalid-user-name", { problem: `the user name ${nameProblem}` });
@@ -138,7 +154,7 @@ async function decide(deps: LoginDeps, req: LoginRequest): Promise<LoginDecision
 }
 
 function policyOf(factors: LoginFactors): VerifyPolicy {
-  return { noSkewAdjust: factors.noSkewAdjust, noIncrementHotp: factors.noIncrementHotp, allowPrefix: false, recordSkewResetCode: true };
+  return { noSkewAdjust: factors.noSkewAdjust, noIncrementHotp: factors.noIncrementHotp, allowPrefix: false, recordSkewResetCode: true, malformedIsNoAttempt: true };
 }
 
 async function codeOnly(deps: LoginDeps, req: LoginRequest, account: LoginAccount, publickey: boolean): Promise<LoginDecision> {
@@ -210,13 +226,14 @@ async function passwordAndCode(deps: LoginDeps, req: LoginRequest, account: Logi
   const password = token.length > n ? token.slice(0, token.length - n) : "";
   const code = token.length > n ? token.slice(token.length - n) : token;
   const passwordOk = password !== "" && (await deps.checkPassword(req.user, password));
-  // The code is always decided (same work); it is committed only with the right password.
+  // The code is always decided (same work); it is committed only with the right password, and a
+  // wrong password writes nothing at all (rule 4).
   const restore = account.enter();
   let result;
   try {
     result = await authenticateWith({ store: account.store, clock: deps.clock, macFactory: deps.macFactory }, code, policyOf(factors), {
       allowReadonly: factors.allowReadonly,
-      attemptOnly: !passwordOk,
+      decideOnly: !passwordOk,
     });
   } finally {
     restore();
@@ -256,7 +273,7 @@ export function logOf(decision: LoginDecision, debug: boolean): { level: LogLeve
     return { level: decision.warning ? "warning" : "info", fields };
   }
   const fields: Record<string, LogValue> = { result: decision.outcome, reason: decision.reason };
-  if (decision.outcome === "error" || decision.reason === "invalid-user-name" || debug) Object.assign(fields, decision.detail);
+  if (decision.outcome === "error" || decision.reason === "invalid-user-name" || decision.reason === "publickey-required" || debug) Object.assign(fields, decision.detail);
   return { level: decision.outcome === "error" ? "err" : "notice", fields };
 }
 

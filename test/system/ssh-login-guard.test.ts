@@ -4,6 +4,7 @@
 // is never a password. The stack is pam-integration.md §1.6 variant B, plus a first pam_exec line
 // that dumps the environment pam_exec hands to its child, to show SSH_AUTH_INFO_0 arrives.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test, type TestContext } from "node:test";
@@ -53,12 +54,13 @@ describe("ssh: require_publickey makes the code useless without a completed key 
     const secret = enroll(alice);
     const stateFile = join(alice.home, ".google_authenticator");
 
-    // (a) sshd not reloaded yet: Debian's defaults, the "password" method is on. The old line
-    // (no require_publickey) turns the current code into the SSH password.
+    // (a) sshd not reloaded yet: Debian's defaults, the "password" method is on. Even the old
+    // line (no require_publickey) no longer turns the current code into the SSH password: over
+    // SSH a code-only decision always needs the key (see the next test).
     writeStack(s, envLog, `log_socket=${log.socket}`);
     await s.start();
     const old = s.login(alice.name, oathTotp(secret), { password: true, noKey: true });
-    assert.equal(old.ok, true, `without require_publickey the code alone logs in (the hole): ${JSON.stringify(old)}`);
+    assert.equal(old.ok, false, `without require_publickey the code alone is refused too: ${JSON.stringify(old)}`);
 
     writeStack(s, envLog, `require_publickey log_socket=${log.socket}`);
     const before = readFileSync(stateFile, "latin1");
@@ -95,5 +97,52 @@ describe("ssh: require_publickey makes the code useless without a completed key 
     const nullKey = s.login(bob.name, "anything");
     assert.equal(nullKey.ok, true, `nullok, not enrolled, with the key: let through (${JSON.stringify(nullKey)})`);
     assert.match(log.lines().at(-1)!, new RegExp(`user=${bob.name} .*result=accepted via=nullok`));
+  });
+
+  test("a code-only line WITHOUT require_publickey in sshd's service (setup rstudio --service <sshd's>): the code alone is refused, key + code works", { timeout: 240_000 }, async (t: TestContext) => {
+    if (!systemReady(t, ["python3", "oathtool"])) return;
+    const dir = tempDir(t);
+    const s = privateSshd(dir);
+    t.after(() => s.cleanup());
+    const log = syslogListener(t);
+    const envLog = join(dir, "pam-env.log");
+    const alice = throwawayUser(t);
+    const bob = throwawayUser(t);
+    s.authorize(alice);
+    s.authorize(bob);
+    const secret = enroll(alice);
+    const stateFile = join(alice.home, ".google_authenticator");
+    const before = readFileSync(stateFile, "latin1");
+
+    // What `setup rstudio --factors code --service <sshd's service>` wrote: a bare code line.
+    writeStack(s, envLog, `log_socket=${log.socket}`);
+    await s.start();
+    const pw = s.login(alice.name, oathTotp(secret), { password: true, noKey: true });
+    assert.equal(pw.ok, false, `password method, no key, the right code: refused (${JSON.stringify(pw)})`);
+    assert.match(log.lines().at(-1)!, new RegExp(`user=${alice.name} .*result=rejected reason=publickey-required caller=ssh$`));
+    assert.equal(readFileSync(stateFile, "latin1"), before, "refused before the state file was read: the code is not used up");
+    const env = readFileSync(envLog, "utf8");
+    assert.match(env, /^SSH_CONNECTION=127\.0\.0\.1 \d+ 127\.0\.0\.1 \d+$/m, "sshd exports SSH_CONNECTION into the PAM environment");
+    assert.match(env, /^PAM_TTY=ssh$/m, "and sets PAM_TTY=ssh");
+
+    // nullok does not change it: an unenrolled user without a key is refused too.
+    writeStack(s, envLog, `nullok log_socket=${log.socket}`);
+    const nullPw = s.login(bob.name, "anything", { password: true, noKey: true });
+    assert.equal(nullPw.ok, false, `nullok, not enrolled, password method: refused (${JSON.stringify(nullPw)})`);
+
+    // With the key first, the same bare line accepts the code.
+    writeStack(s, envLog, `log_socket=${log.socket}`);
+    await sshdConfig(s, "KbdInteractiveAuthentication yes\nAuthenticationMethods publickey,keyboard-interactive\n");
+    const good = s.login(alice.name, oathTotp(secret));
+    assert.equal(good.ok, true, `key + code: accepted (${JSON.stringify(good)})`);
+    assert.match(log.lines().at(-1)!, new RegExp(`user=${alice.name} .*result=accepted via=totp$`));
+
+    // \`password\`: the token carries the account's password too, so the code is not alone.
+    assert.equal(spawnSync("chpasswd", { input: `${alice.name}:Horse-Battery-9\n` }).status, 0);
+    writeStack(s, envLog, `password log_socket=${log.socket}`);
+    await sshdConfig(s, "");
+    const pwCode = s.login(alice.name, "Horse-Battery-9" + oathTotp(secret, 1), { password: true, noKey: true });
+    assert.equal(pwCode.ok, true, `password method, password + code: accepted (${JSON.stringify(pwCode)})`);
+    assert.match(log.lines().at(-1)!, new RegExp(`user=${alice.name} .*result=accepted via=totp\\+password$`));
   });
 });

@@ -49,14 +49,14 @@ test("require_publickey: refused before the account is even opened, unless sshd 
   assert.equal((await decideLogin(deps, req(codeAt(SECRET, STEP), { requirePublickey: true }, { sshAuthInfo: KEY_INFO }))).outcome, "accepted");
 });
 
-test("password + code: a wrong password commits nothing but the RATE_LIMIT attempt; then the same code works", async () => {
+test("password + code: a wrong password commits nothing, not even a RATE_LIMIT attempt; then the same code works", async () => {
   const text = `${SECRET}\n" RATE_LIMIT 3 30\n" DISALLOW_REUSE\n" TOTP_AUTH\n`;
   const { deps, calls, store } = rig(text, "s3cret");
   const code = codeAt(SECRET, STEP);
   const wrong = await decideLogin(deps, req("nope" + code, { password: true }, { rejectNotBeforeMs: NOW_MS + 1000 }));
   assert.deepEqual(wrong, { outcome: "rejected", reason: "password", detail: {} });
   assert.deepEqual(calls.password, ["nope"], "the password is checked once, split by the digit count");
-  assert.equal(store.current, text.replace("RATE_LIMIT 3 30", `RATE_LIMIT 3 30 ${NOW_MS / 1000}`), "only the attempt is recorded");
+  assert.equal(store.current, text, "a wrong password proves nothing about the code: the state is untouched");
   assert.equal(calls.slept, 1000, "the refusal waited for the floor");
   const right = await decideLogin(deps, req("s3cret" + code, { password: true }, { rejectNotBeforeMs: NOW_MS + 1000 }));
   assert.equal(right.outcome === "accepted" && right.via, "totp+password");
@@ -64,6 +64,59 @@ test("password + code: a wrong password commits nothing but the RATE_LIMIT attem
   assert.equal(calls.slept, 1000, "an acceptance is not held back");
   const replay = await decideLogin(deps, req("s3cret" + code, { password: true }));
   assert.deepEqual(replay, { outcome: "rejected", reason: "replay", detail: {} });
+});
+
+test("sshd as the caller (SSH_CONNECTION / PAM_TTY=ssh): code-only needs the key whatever the options; password+code does not", async () => {
+  const text = `${SECRET}\n" DISALLOW_REUSE\n" TOTP_AUTH\n`;
+  for (const factors of [{}, { nullok: true }]) {
+    for (const info of [undefined, "", "password\n", "keyboard-interactive\n"]) {
+      const { deps, calls, store } = rig(text);
+      const d = await decideLogin(deps, req(codeAt(SECRET, STEP), factors, { sshAuthInfo: info, sshCaller: true }));
+      assert.deepEqual(d, { outcome: "rejected", reason: "publickey-required", detail: { caller: "ssh" } });
+      assert.equal(calls.open, 0, "refused before the account is opened");
+      assert.equal(store.current, text);
+    }
+  }
+  const withKey = rig(text);
+  assert.equal((await decideLogin(withKey.deps, req(codeAt(SECRET, STEP), {}, { sshAuthInfo: KEY_INFO, sshCaller: true }))).outcome, "accepted");
+  const notSsh = rig(text);
+  assert.equal((await decideLogin(notSsh.deps, req(codeAt(SECRET, STEP), {}, { sshCaller: false }))).outcome, "accepted", "RStudio / su: no key needed");
+  const pw = rig(text, "s3cret");
+  const d = await decideLogin(pw.deps, req("s3cret" + codeAt(SECRET, STEP), { password: true }, { sshCaller: true }));
+  assert.equal(d.outcome === "accepted" && d.via, "totp+password", "with password the code is not alone");
+  const log = logOf({ outcome: "rejected", reason: "publickey-required", detail: { caller: "ssh" } }, false);
+  assert.deepEqual(log.fields, { result: "rejected", reason: "publickey-required", caller: "ssh" });
+});
+
+test("refusals that prove nothing about the code leave the shared state alone (RATE_LIMIT)", async () => {
+  const text = `${SECRET}\n" RATE_LIMIT 3 30\n" DISALLOW_REUSE\n" TOTP_AUTH\n12345678\n`;
+  const code = codeAt(SECRET, STEP);
+  for (const [token, factors, reason] of [
+    ["", {}, "malformed"],
+    ["abc", {}, "malformed"],
+    ["12345", {}, "malformed"],
+    ["1234567", {}, "malformed"],
+    ["x" + code, {}, "malformed"],
+    [code + " ", {}, "malformed"],
+    ["wrong" + code, { password: true }, "password"],
+    ["wrong12345678", { password: true }, "password"],
+    ["s3cretabcdef", { password: true }, "malformed"],
+    [code, { password: true }, "password"],
+  ] as const) {
+    const { deps, store } = rig(text, "s3cret");
+    for (let i = 0; i < 5; i++) {
+      const d = await decideLogin(deps, req(token, factors));
+      assert.deepEqual(d, { outcome: "rejected", reason, detail: {} }, JSON.stringify(token));
+    }
+    assert.equal(store.current, text, `${JSON.stringify(token)}: the state is untouched`);
+    const owner = await decideLogin(deps, req(code, {}, { sshAuthInfo: KEY_INFO, sshCaller: true }));
+    assert.equal(owner.outcome, "accepted", `${JSON.stringify(token)}: the owner is not locked out`);
+  }
+  // A well-formed wrong code after every other factor passed still counts (the reference's RATE_LIMIT).
+  const { deps, store } = rig(text, "s3cret");
+  const wrong = String((Number(code) + 1) % 1e6).padStart(6, "0");
+  await decideLogin(deps, req(wrong));
+  assert.match(store.current!, new RegExp(`RATE_LIMIT 3 30 ${NOW_MS / 1000}$`, "m"));
 });
 
 test("password + code: a wrong password with a scratch code keeps the scratch code", async () => {

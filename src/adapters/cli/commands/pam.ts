@@ -29,11 +29,14 @@ Checks the code typed at pam_exec's "Password: " prompt against the user's
 google-authenticator state file. Exit 0 only when accepted. One line per decision goes to
 syslog (authpriv, ident "otpgate"). Options, as for pam_google_authenticator.so:
   secret=PATH        state file; ~, \${HOME} and \${USER} are expanded (default ~/.google_authenticator)
-  user=NAME          read the file as this account (and require it to own the file)
+  user=NAME          read the file as this account (and require it to own the file); PAM_USER
+                     must still be an existing account (exact name), \${USER} is its name
   nullok             users without a state file are let through (exit 0); with password,
                      only with their password (the whole entry)
   require_publickey  refuse unless sshd reports a completed publickey step (SSH_AUTH_INFO_0):
-                     the code is never enough on its own, whatever sshd's methods are
+                     the code is never enough on its own, whatever sshd's methods are.
+                     Over SSH (SSH_CONNECTION in the PAM environment, or PAM_TTY=ssh) this
+                     is enforced even without the option unless \`password\` is given
   no_strict_owner    do not check the file's owner
   allowed_perm=0600  permission bits allowed on the file
   noskewadj          do not learn clock skew from far-off codes (otherwise codes up to
@@ -44,8 +47,10 @@ syslog (authpriv, ident "otpgate"). Options, as for pam_google_authenticator.so:
   allow_readonly     accept even if the state cannot be saved (DANGEROUS: codes become replayable)
   password           the token is the user's local password immediately followed by the code
                      (split by the account's digit count); both must be right. The password is
-                     checked first (unix_chkpwd), the code is used up only when both are right,
-                     and every refusal takes at least 1000 ms
+                     checked first (unix_chkpwd); a wrong password changes nothing in the
+                     state file (not even RATE_LIMIT), the code is used up only when both
+                     are right
+Every refusal takes at least 1000 ms from the start of the process, whatever its reason.
   debug              more detail in the log
   log_socket=PATH    syslog socket (default /dev/log)
 `;
@@ -54,11 +59,17 @@ syslog (authpriv, ident "otpgate"). Options, as for pam_google_authenticator.so:
 const DEADLINE_MS = 10_000;
 const MAX_TOKEN = 511;
 /**
- * With `password`, every refusal takes at least this long from the start of the process, so a
- * wrong password (unix_chkpwd) and a wrong code cannot be told apart by timing. Measured work is
- * 0.2-0.45 s under pamtester; 1 s leaves room for a loaded machine (pam_unix itself waits 2 s).
+ * Every refusal (exit 1 or 2, whatever the reason and the options) takes at least this long from
+ * the start of the process, so timing tells nothing: not which factor was wrong (a wrong password
+ * through unix_chkpwd vs a wrong code), and not which accounts exist or are enrolled (an unknown
+ * name costs a `getent` process; RStudio's code sign-in is reachable from the web). It is also
+ * what bounds password guessing through `password` mode, since a wrong password changes no state
+ * (services/login.ts, rule 4). Measured under pamtester, process start included (pamtester's own
+ * time too): slowest refusal, an unknown user, median 386 ms, max 633 ms on a loaded machine;
+ * unix_chkpwd 0.2-0.45 s. 1 s is above the slowest path with room for load, and well under
+ * pam_unix's own 2 s failure delay. Accepted logins are not delayed.
  */
-const PASSWORD_REJECT_FLOOR_MS = 1_000;
+const REJECT_FLOOR_MS = 1_000;
 
 type Log = (level: SyslogLevel, fields: Record<string, LogValue>) => void;
 
@@ -69,6 +80,16 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   }
   const deadline = setTimeout(() => process.exit(1), DEADLINE_MS);
   deadline.unref();
+  const code = await attempt(argv);
+  if (code !== 0) {
+    // One floor for every refusal (see REJECT_FLOOR_MS).
+    const wait = REJECT_FLOOR_MS - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+  }
+  return code;
+}
+
+async function attempt(argv: string[]): Promise<ExitCode> {
 
   const env = process.env;
   const user = env.PAM_USER ?? "";
@@ -109,12 +130,19 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
 async function decide(options: PamOptions, user: string, token: string, log: Log): Promise<ExitCode> {
   let location: string | undefined;
   const openAccount = (name: string): LoginAccount | null => {
-    const owner = options.user !== undefined ? (/^[0-9]+$/.test(options.user) ? lookupUserById(Number(options.user)) : lookupUserByName(options.user)) : lookupUserByName(name);
-    if (!owner) {
-      if (options.user !== undefined) throw new ConfigError(`user=${options.user} not found`);
-      return null;
+    // PAM_USER is always an existing account, by its exact name, also with user= (where the
+    // reference never looks it up): a name that is no account ("ZZ", "u ", "a b") is refused
+    // rather than mapped to a file that does not exist and let through by nullok. ${USER} is
+    // expanded from the account's own name.
+    const account = lookupUserByName(name);
+    if (!account) return null;
+    let owner = account;
+    if (options.user !== undefined) {
+      const fileOwner = /^[0-9]+$/.test(options.user) ? lookupUserById(Number(options.user)) : lookupUserByName(options.user);
+      if (!fileOwner) throw new ConfigError(`user=${options.user} not found`);
+      owner = fileOwner;
     }
-    const path = expandSecretPath(options.secret ?? DEFAULT_SECRET_SPEC, { name, home: options.user !== undefined ? null : owner.home || null });
+    const path = expandSecretPath(options.secret ?? DEFAULT_SECRET_SPEC, { name: account.name, home: options.user !== undefined ? null : account.home || null });
     location = path;
     const store = new FileAccountStore({ path, owner: { uid: owner.uid, name: owner.name }, strictOwner: options.strictOwner, allowedPerm: options.allowedPerm });
     return { store, location: path, enter: () => actAs(owner.uid, owner.gid) };
@@ -133,6 +161,9 @@ async function decide(options: PamOptions, user: string, token: string, log: Log
       service: process.env.PAM_SERVICE ?? "",
       rhost: process.env.PAM_RHOST,
       sshAuthInfo: process.env.SSH_AUTH_INFO_0,
+      // sshd puts SSH_CONNECTION into the PAM environment and sets PAM_TTY to "ssh" (auth-pam.c);
+      // pam_exec hands both to us. Either one means: a code-only decision needs the key.
+      sshCaller: process.env.SSH_CONNECTION !== undefined || process.env.PAM_TTY === "ssh",
       factors: {
         password: options.password,
         requirePublickey: options.requirePublickey,
@@ -142,7 +173,6 @@ async function decide(options: PamOptions, user: string, token: string, log: Log
         gracePeriodSeconds: options.password ? 0 : options.gracePeriod,
         allowReadonly: options.allowReadonly,
       },
-      rejectNotBeforeMs: options.password ? performance.timeOrigin + PASSWORD_REJECT_FLOOR_MS : undefined,
     },
   );
   const { level, fields } = logOf(decision, options.debug);

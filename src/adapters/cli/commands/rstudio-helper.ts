@@ -21,10 +21,12 @@ import { parse } from "../args.js";
 import type { Output } from "../output.js";
 import { readStdin } from "../stdin.js";
 
-export const help = `Usage: otpgate rstudio-helper --rserver-pam PATH [--secret PATTERN] [--nullok] [--log-socket PATH] -- USER SERVICE REQUIRE
+export const help = `Usage: otpgate rstudio-helper --rserver-pam PATH [--secret PATTERN] [--nullok] [--noskewadj] [--log-socket PATH] -- USER SERVICE REQUIRE
 
 RStudio Server's PAM helper for "password + code in one field": written by
 otpgate setup rstudio --factors password+code. Not meant to be run by hand.
+  --noskewadj   do not learn clock skew from far-off codes (as pam_google_authenticator's
+                noskewadj; setup passes it by default)
 `;
 
 /** rserver-pam reads at most 200 bytes. */
@@ -53,6 +55,7 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     "rserver-pam": { type: "string" },
     secret: { type: "string" },
     nullok: { type: "boolean" },
+    noskewadj: { type: "boolean" },
     "log-socket": { type: "string" },
     help: { type: "boolean", short: "h" },
   });
@@ -101,7 +104,7 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
         password: true,
         requirePublickey: false,
         nullok: values.nullok === true,
-        noSkewAdjust: false,
+        noSkewAdjust: values.noskewadj === true,
         noIncrementHotp: false,
         gracePeriodSeconds: 0,
         allowReadonly: false,
