@@ -61,7 +61,13 @@ export class FileAccountStore implements AccountStore {
 
   /** Read and check the file without locking (for status displays). null when it does not exist. */
   peek(): string | null {
-    return this.asOwner(() => this.read())?.text ?? null;
+    return this.peekWithMode()?.text ?? null;
+  }
+
+  /** peek, with the permission bits from the fstat of the descriptor that was read (no second stat). */
+  peekWithMode(): { readonly text: string; readonly mode: number } | null {
+    const snapshot = this.asOwner(() => this.read());
+    return snapshot ? { text: snapshot.text, mode: Number(snapshot.stat.mode) & 0o7777 } : null;
   }
 
   /** Run a synchronous file section with the right privileges (see the file comment). */
