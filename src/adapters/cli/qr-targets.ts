@@ -1,11 +1,16 @@
-// enroll's QR files (--qr-png/--qr-svg), prepared so that a failure changes nothing: checked
-// before the dialog, then created as temporary files before the state file is written, and only
-// renamed into place once it is. Who writes them: the user being enrolled (as before), except that
-// root enrolling someone else writes into a directory that is root's alone (/root, as in the
-// README) as root: nobody else can create or swap names there, and the user could not write it.
+// The one writer of QR files (--qr-png/--qr-svg) for enroll and qr, prepared so that a failure
+// changes nothing: checked first, then created as temporary files (O_EXCL, O_NOFOLLOW, mode 0600,
+// an unguessable name in the target's directory), and only renamed (or, without -f, linked) into
+// place at the end: a planted symlink or file at the target is replaced, never written through.
+// Who writes them: the user being enrolled (as before), except that root enrolling someone else
+// writes into a directory that is root's alone (/root, as in the README) as root. Whenever root
+// writes (root enrolling itself, otpgate qr as root), the directory must be one nobody else can
+// swap: root's alone, or a sticky root-owned directory such as /tmp under root-only parents
+// (others can create names there, but cannot remove or rename root's).
 
+import { randomBytes } from "node:crypto";
 import { closeSync, constants, linkSync, lstatSync, openSync, renameSync, unlinkSync, writeSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, resolve } from "node:path";
 import { UsageError } from "../../core/errors.js";
 import { loadQrLib } from "../../platform/qr.js";
 import { pathProblems } from "../../platform/trusted-path.js";
@@ -28,6 +33,27 @@ function errno(err: unknown): string {
   return (err as NodeJS.ErrnoException).code ?? String(err);
 }
 
+/** Runs fn as the process is (no switch): for commands that write as whoever runs them. */
+export const asItself: AsRoot = (fn) => fn();
+
+/**
+ * Why root must not write into `dir` (null when it may): someone other than root could swap the
+ * directory, or a directory above it, for a symlink and make root create files elsewhere.
+ */
+export function rootWriteRefusal(dir: string): string | null {
+  const abs = resolve(dir);
+  if (pathProblems(abs).length === 0) return null;
+  try {
+    const st = lstatSync(abs);
+    const sticky = st.isDirectory() && st.uid === 0 && (st.mode & 0o1000) !== 0;
+    if (sticky && pathProblems(dirname(abs)).length === 0) return null;
+  } catch {
+    // reported below
+  }
+  const first = pathProblems(abs)[0]!;
+  return `root does not write QR files into ${abs}: ${first.path} is ${first.reason}, so someone else could swap it for a symlink; choose a directory only root can write (e.g. /root) or /tmp itself`;
+}
+
 /** Who writes each file, and whether it can be written at all; throws (nothing written) when not. */
 export function planQrTargets(files: { readonly png?: string | undefined; readonly svg?: string | undefined }, o: { readonly overwrite: boolean; readonly rootForOther: boolean; readonly asRoot: AsRoot; readonly user: string }): QrTarget[] {
   const targets: QrTarget[] = [];
@@ -36,6 +62,10 @@ export function planQrTargets(files: { readonly png?: string | undefined; readon
     const asRoot = o.rootForOther && pathProblems(dirname(path)).length === 0;
     const run = asRoot ? o.asRoot : <T>(fn: () => T) => fn();
     run(() => {
+      if ((process.geteuid?.() ?? 1) === 0) {
+        const refusal = rootWriteRefusal(dirname(path));
+        if (refusal) throw new UsageError(`${refusal}; nothing was written`);
+      }
       try {
         const st = lstatSync(path);
         if (!o.overwrite) throw new UsageError(`${path} already exists; choose another file or pass -f`);
@@ -44,7 +74,7 @@ export function planQrTargets(files: { readonly png?: string | undefined; readon
         if (err instanceof UsageError) throw err;
         if (errno(err) !== "ENOENT") throw new UsageError(`cannot check ${path} (${errno(err)})`);
       }
-      const probe = `${path}~otpgate-probe-${process.pid}`;
+      const probe = `${path}~otpgate-probe-${randomBytes(6).toString("hex")}`;
       try {
         closeSync(openSync(probe, CREATE, 0o600));
         unlinkSync(probe);
@@ -70,7 +100,7 @@ export interface PreparedQr {
 }
 
 /** Renders the images and writes them to temporary files next to their targets (mode 0600). */
-export async function prepareQrFiles(targets: readonly QrTarget[], uri: string, asRoot: AsRoot): Promise<PreparedQr> {
+export async function prepareQrFiles(targets: readonly QrTarget[], uri: string, asRoot: AsRoot, context: "enroll" | "qr" = "enroll"): Promise<PreparedQr> {
   const lib = targets.length ? await loadQrLib() : null;
   const temps: { target: QrTarget; temp: string }[] = [];
   const run = (t: QrTarget) => (t.asRoot ? asRoot : <T>(fn: () => T) => fn());
@@ -88,7 +118,7 @@ export async function prepareQrFiles(targets: readonly QrTarget[], uri: string, 
   try {
     for (const target of targets) {
       const data = Buffer.from(target.kind === "png" ? await lib!.qrPng(uri) : await lib!.qrSvg(uri));
-      const temp = `${target.path}~otpgate-${process.pid}`;
+      const temp = `${target.path}~otpgate-${randomBytes(6).toString("hex")}`;
       run(target)(() => {
         let fd: number;
         try {
@@ -121,7 +151,11 @@ export async function prepareQrFiles(targets: readonly QrTarget[], uri: string, 
               unlinkSync(temp);
             }
           } catch (err) {
-            throw new UsageError(`the state file was saved, but ${target.path} could not be written (${errno(err)}); show the QR code again with otpgate qr`);
+            throw new UsageError(
+              context === "enroll"
+                ? `the state file was saved, but ${target.path} could not be written (${errno(err)}); show the QR code again with otpgate qr`
+                : `${target.path} could not be written (${errno(err)}): ${errno(err) === "EEXIST" ? "it appeared meanwhile; choose another file or pass -f" : "choose another file"}`,
+            );
           }
           return target.path;
         }),
