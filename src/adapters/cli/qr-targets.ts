@@ -9,11 +9,10 @@
 // (others can create names there, but cannot remove or rename root's).
 
 import { randomBytes } from "node:crypto";
-import { closeSync, constants, linkSync, lstatSync, openSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, constants, linkSync, lstatSync, openSync, realpathSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { UsageError } from "../../core/errors.js";
 import { loadQrLib } from "../../platform/qr.js";
-import { pathProblems } from "../../platform/trusted-path.js";
 
 export interface QrTarget {
   readonly path: string;
@@ -37,34 +36,59 @@ function errno(err: unknown): string {
 export const asItself: AsRoot = (fn) => fn();
 
 /**
- * Why root must not write into `dir` (null when it may): someone other than root could swap the
- * directory, or a directory above it, for a symlink and make root create files elsewhere.
+ * Why root must not write into `dir` (null when it may): every directory on the way to it, and the
+ * ones its symbolic links lead through, must be root's, and any that others can write must be
+ * sticky (like /tmp: others can create names there, but cannot remove or rename root's, so
+ * nobody can swap a directory on the path for a symlink, nor remove root's temp file).
  */
 export function rootWriteRefusal(dir: string): string | null {
   const abs = resolve(dir);
-  if (pathProblems(abs).length === 0) return null;
+  let real: string;
   try {
-    const st = lstatSync(abs);
-    const sticky = st.isDirectory() && st.uid === 0 && (st.mode & 0o1000) !== 0;
-    if (sticky && pathProblems(dirname(abs)).length === 0) return null;
-  } catch {
-    // reported below
+    real = realpathSync(abs);
+  } catch (err) {
+    return `cannot check ${abs} (${errno(err)})`;
   }
-  const first = pathProblems(abs)[0]!;
-  return `root does not write QR files into ${abs}: ${first.path} is ${first.reason}, so someone else could swap it for a symlink; choose a directory only root can write (e.g. /root) or /tmp itself`;
+  for (const path of new Set([abs, real])) {
+    let at = "/";
+    for (const part of ["", ...path.split("/").filter(Boolean)]) {
+      at = part ? (at === "/" ? `/${part}` : `${at}/${part}`) : "/";
+      let st;
+      try {
+        st = lstatSync(at);
+      } catch (err) {
+        return `cannot check ${at} (${errno(err)})`;
+      }
+      if (st.uid !== 0) return `${at} belongs to uid ${st.uid}, who could swap what is below it for a symlink`;
+      if (!st.isSymbolicLink() && (st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0) return `${at} can be written by others (mode 0${(st.mode & 0o7777).toString(8)}) and is not sticky, so they could swap names in it`;
+    }
+  }
+  return null;
 }
+
+/** Only root can create names in `dir` (root enrolling someone else writes there as root). */
+function rootAlone(dir: string): boolean {
+  if (rootWriteRefusal(dir) !== null) return false;
+  try {
+    return (lstatSync(realpathSync(dir)).mode & 0o022) === 0;
+  } catch {
+    return false;
+  }
+}
+
+const refusalMessage = (dir: string, why: string) => `root does not write QR files into ${resolve(dir)}: ${why}; choose a directory only root can write (e.g. /root), or /tmp itself`;
 
 /** Who writes each file, and whether it can be written at all; throws (nothing written) when not. */
 export function planQrTargets(files: { readonly png?: string | undefined; readonly svg?: string | undefined }, o: { readonly overwrite: boolean; readonly rootForOther: boolean; readonly asRoot: AsRoot; readonly user: string }): QrTarget[] {
   const targets: QrTarget[] = [];
   for (const [kind, path] of [["png", files.png], ["svg", files.svg]] as const) {
     if (path === undefined) continue;
-    const asRoot = o.rootForOther && pathProblems(dirname(path)).length === 0;
+    const asRoot = o.rootForOther && rootAlone(dirname(path));
     const run = asRoot ? o.asRoot : <T>(fn: () => T) => fn();
     run(() => {
       if ((process.geteuid?.() ?? 1) === 0) {
         const refusal = rootWriteRefusal(dirname(path));
-        if (refusal) throw new UsageError(`${refusal}; nothing was written`);
+        if (refusal) throw new UsageError(`${refusalMessage(dirname(path), refusal)}; nothing was written`);
       }
       try {
         const st = lstatSync(path);
