@@ -141,7 +141,6 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   if (unprivileged !== null && port >= unprivileged) {
     const message = `port ${port} is not privileged (net.ipv4.ip_unprivileged_port_start is ${unprivileged}): any local user can bind it while otpgate radius is not running and receive the codes pam_radius_auth sends; use a port below ${unprivileged} (--listen and pam_radius.conf)`;
     io.err(`otpgate radius: warning: ${message}`);
-    log.write("warning", "port-unprivileged", { event: "port-unprivileged", port, message });
   }
   await new Promise<void>((resolve) => {
     const stop = () => socket.close(() => resolve());
