@@ -1,10 +1,10 @@
 // Environment variables that steer what a Node process loads or does before and besides
 // otpgate's own code: a root process started from a PAM stack (otpgate pam), by rserver
-// (rstudio-helper) or as the RADIUS daemon must not run with any of them. Only names are
+// (rstudio-helper), as the RADIUS daemon or as the web gateway must not run with any of them. Only names are
 // reported, never values (they may be a user's).
 
 /** Commands that run as root on behalf of logins, and refuse a steering environment. */
-export const ROOT_LOGIN_COMMANDS: readonly string[] = ["pam", "rstudio-helper", "radius"];
+export const ROOT_LOGIN_COMMANDS: readonly string[] = ["pam", "rstudio-helper", "radius", "gateway"];
 
 const EXACT = new Set([
   "NODE_OPTIONS", // --require/--import/--loader: code before ours
@@ -27,9 +27,16 @@ const EXACT = new Set([
   "OPENSSL_ENGINES",
 ]);
 
+/**
+ * Prefixes and suffixes: the dynamic loader's LD_*; napi-rs bindings such as @node-rs/argon2 load
+ * the shared object named by NAPI_RS_NATIVE_LIBRARY_PATH (or a WASI build with NAPI_RS_FORCE_WASI),
+ * and other bindings use the same *_NATIVE_LIBRARY_PATH convention.
+ */
+const steersByPattern = (name: string) => name.startsWith("LD_") || name.startsWith("NAPI_RS_") || name.endsWith("_NATIVE_LIBRARY_PATH");
+
 /** The names among `names` that steer node (the dynamic loader's LD_* included), sorted. */
 export function steeringVariables(names: Iterable<string>): string[] {
   const found: string[] = [];
-  for (const name of names) if (EXACT.has(name) || name.startsWith("LD_")) found.push(name);
+  for (const name of names) if (EXACT.has(name) || steersByPattern(name)) found.push(name);
   return found.sort();
 }

@@ -1,6 +1,9 @@
 // Crash-safe file replacement: a temp file next to the target (O_EXCL, O_NOFOLLOW, owner and mode
 // set before any byte is written, fsync), then rename or link, then fsync of the directory. Temp
-// files left by a writer killed mid-way carry a recognisable suffix and are removed by the next one.
+// files left by a writer killed mid-way carry a recognisable suffix: a writer holding the file's
+// lock uses one fixed name (lockedTempPath), which the next holder removes without listing the
+// directory; one-shot writers (enroll) use unique names and sweep the directory for stale ones.
+// A resident process (otpgate radius) must never list a directory: its size is the user's choice.
 
 import { closeSync, constants, fchmodSync, fchownSync, fsyncSync, openSync, readdirSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
@@ -12,7 +15,19 @@ const TEMP_MARK = "~otpgate-";
  * running as root, `owner`; fsync it. Returns the temp file's path. Removes it on failure.
  */
 export function writeTemp(path: string, text: string, mode: number, owner?: { uid: number; gid: number }): string {
-  const tmp = `${path}${TEMP_MARK}${uniqueSuffix()}`;
+  return writeTempAt(`${path}${TEMP_MARK}${uniqueSuffix()}`, text, mode, owner);
+}
+
+/**
+ * The temp name of a writer that holds the file's lock: only one holder at a time uses it, so a
+ * file by that name is a killed holder's leftover, removed by name (O(1), no directory listing).
+ */
+export function lockedTempPath(path: string): string {
+  return `${path}${TEMP_MARK}locked`;
+}
+
+/** writeTemp with a given temp path (created with O_EXCL: an existing name fails, never reused). */
+export function writeTempAt(tmp: string, text: string, mode: number, owner?: { uid: number; gid: number }): string {
   const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   try {
     if (owner && process.geteuid?.() === 0) fchownSync(fd, owner.uid, owner.gid);

@@ -24,7 +24,13 @@ export interface TrustProblem {
  */
 export const RUNTIME_PACKAGES: readonly string[] = ["@node-rs/argon2"];
 
-const REINSTALL = "or reinstall from a packed tarball as root: npm pack && npm install -g ./otpgate-*.tgz";
+/**
+ * The only fix: never repair an installation in place. Whoever owned a file can keep a write
+ * descriptor open across a change of owner or mode and rewrite the bundle afterwards, and a
+ * directory a user owned keeps the files and hard links the user put in it. New files, then.
+ */
+export const REINSTALL_FRESH =
+  "do not repair it in place (a user who could write it may still hold an open descriptor, or files and hard links in it): reinstall fresh as root from a packed tarball into a prefix only root can write (npm pack && npm install -g ./otpgate-*.tgz), run otpgate setup again, then remove the old tree";
 const MAX_LINKS = 40;
 
 const octal = (mode: number) => "0" + (mode & 0o7777).toString(8);
@@ -32,17 +38,17 @@ const octal = (mode: number) => "0" + (mode & 0o7777).toString(8);
 /** Problems of one already lstat'ed component; none when root owns it and nobody else can write it. */
 function statProblems(path: string, st: Stats): TrustProblem[] {
   const problems: TrustProblem[] = [];
-  if (st.uid !== 0) problems.push({ path, reason: `owned by uid ${st.uid}, not root`, fix: `chown root:root ${path}` });
+  if (st.uid !== 0) problems.push({ path, reason: `owned by uid ${st.uid}, not root`, fix: REINSTALL_FRESH });
   if (st.isSymbolicLink()) return problems; // a link's own mode bits are always 0777 and unused
   if ((st.mode & 0o002) !== 0) {
     const sticky = (st.mode & 0o1000) !== 0 && st.isDirectory();
     problems.push({
       path,
       reason: `world-writable (mode ${octal(st.mode)})${sticky ? "; sticky, but anyone can still create names in it" : ""}`,
-      fix: sticky ? `do not run otpgate from under ${path}: install it into a root-owned directory (npm install -g from a tarball)` : `chmod go-w ${path}`,
+      fix: sticky ? `do not run otpgate from under ${path}; ${REINSTALL_FRESH}` : REINSTALL_FRESH,
     });
   } else if ((st.mode & 0o020) !== 0) {
-    problems.push({ path, reason: `group-writable (mode ${octal(st.mode)}, group ${st.gid})`, fix: `chmod g-w ${path}` });
+    problems.push({ path, reason: `group-writable (mode ${octal(st.mode)}, group ${st.gid})`, fix: REINSTALL_FRESH });
   }
   return problems;
 }
@@ -176,7 +182,7 @@ export function installProblems(paths: InstallPaths): TrustProblem[] {
       }
     }
   }
-  return walk.problems.map((p) => ({ ...p, fix: `${p.fix} (${REINSTALL})` }));
+  return walk.problems;
 }
 
 /** "PATH: reason" lines, for a refusal message. */

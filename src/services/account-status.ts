@@ -1,7 +1,7 @@
 // What `otpgate status` reports about one account: enrollment, settings, emergency codes left, the
-// last accepted code and the rate-limit state. Never the secret or a code.
-
-import { lstatSync } from "node:fs";
+// last accepted code and the rate-limit state. Never the secret or a code. Every file operation goes
+// through the store (as the account's owner when root asks); a problem with one account is that
+// account's row (`error`), never an exception that would abort status --all or doctor for everyone.
 import { isRateLimited } from "../core/rate-limit.js";
 import { OtpgateError } from "../core/errors.js";
 import { getOption } from "../formats/ga-document.js";
@@ -47,14 +47,19 @@ function lastAccepted(text: string, stepSeconds: number): number | null {
 
 export function accountStatus(store: FileAccountStore, user: string, nowMs: number): AccountStatus {
   const file = store.path;
-  let text: string | null;
   try {
-    text = store.peek();
+    return statusOf(store, user, nowMs);
   } catch (err) {
-    if (err instanceof OtpgateError) return { user, file, enrolled: true, error: err.message };
-    throw err;
+    const message = err instanceof OtpgateError ? err.message : `${file}: cannot be checked (${(err as NodeJS.ErrnoException)?.code ?? (err as Error)?.message ?? String(err)}); try again, and check the file and its directories`;
+    return { user, file, enrolled: true, error: message };
   }
-  if (text === null) return { user, file, enrolled: false };
+}
+
+function statusOf(store: FileAccountStore, user: string, nowMs: number): AccountStatus {
+  const file = store.path;
+  const read = store.peekWithMode();
+  if (read === null) return { user, file, enrolled: false };
+  const { text } = read;
   const s = summarize(text);
   const now = Math.floor(nowMs / 1000);
   const stepSeconds = s.stepSeconds ?? 30;
@@ -76,7 +81,7 @@ export function accountStatus(store: FileAccountStore, user: string, nowMs: numb
     ...(s.otp?.mode === "hotp" ? { hotpCounter: s.otp.counter } : {}),
     timeSkewSteps: s.timeSkewSteps,
     lastAcceptedAt: s.otp?.mode === "totp" || s.otp?.mode === undefined ? lastAccepted(text, stepSeconds) : null,
-    fileMode: "0" + (lstatSync(file).mode & 0o777).toString(8),
+    fileMode: "0" + (read.mode & 0o777).toString(8),
     problems: s.problems,
   };
 }

@@ -12,7 +12,7 @@ import { closeSync, constants, fstatSync, linkSync, lstatSync, openSync, readSyn
 import { basename, dirname, sep } from "node:path";
 import { ENROLL_HINT, StateFileError } from "../core/errors.js";
 import { secretLine } from "../formats/ga-document.js";
-import { fsyncDir, removeQuietly, removeStaleTemps, writeTemp } from "../platform/atomic-file.js";
+import { fsyncDir, lockedTempPath, removeQuietly, removeStaleTemps, writeTemp, writeTempAt } from "../platform/atomic-file.js";
 import { acquireLock, lockName } from "../platform/lock.js";
 import { asUser, canActAs, effectiveUid, type Identity } from "../platform/privileges.js";
 import type { AccountStore, CommitResult, LockedAccount } from "../ports/index.js";
@@ -61,7 +61,13 @@ export class FileAccountStore implements AccountStore {
 
   /** Read and check the file without locking (for status displays). null when it does not exist. */
   peek(): string | null {
-    return this.asOwner(() => this.read())?.text ?? null;
+    return this.peekWithMode()?.text ?? null;
+  }
+
+  /** peek, with the permission bits from the fstat of the descriptor that was read (no second stat). */
+  peekWithMode(): { readonly text: string; readonly mode: number } | null {
+    const snapshot = this.asOwner(() => this.read());
+    return snapshot ? { text: snapshot.text, mode: Number(snapshot.stat.mode) & 0o7777 } : null;
   }
 
   /** Run a synchronous file section with the right privileges (see the file comment). */
@@ -228,15 +234,20 @@ export class FileAccountStore implements AccountStore {
     throw new StateFileError(`${path} keeps being replaced while otpgate reads it; try again`);
   }
 
-  /** Atomic replace; call only while holding the lock. */
+  /**
+   * Atomic replace; call only while holding the lock. Constant work whatever the directory holds:
+   * the temp file has the lock holder's fixed name (a killed holder's leftover is removed by that
+   * name); the directory is never listed (otpgate radius would stall for everyone on a user's
+   * home with 300,000 files).
+   */
   private commit(held: Snapshot, text: string): CommitResult {
     const { path } = this.options;
     const dir = dirname(path);
-    removeStaleTemps(dir, basename(path));
     if (this.currentVersion() !== held.version) return { ok: false, conflict: true };
     let tmp: string | null = null;
     try {
-      tmp = writeTemp(path, text, Number(held.stat.mode) & 0o7777, { uid: Number(held.stat.uid), gid: Number(held.stat.gid) });
+      removeQuietly(lockedTempPath(path));
+      tmp = writeTempAt(lockedTempPath(path), text, Number(held.stat.mode) & 0o7777, { uid: Number(held.stat.uid), gid: Number(held.stat.gid) });
       // The reference module's optimistic check, right before the rename: if another writer (the
       // reference module takes no lock) replaced the file since we read it, do not overwrite it.
       if (this.currentVersion() !== held.version) {

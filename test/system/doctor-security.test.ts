@@ -76,7 +76,7 @@ describe("install trust: nothing root runs may be changeable by a user", () => {
     assert.equal(self.status, 1, self.stdout);
     const own = self.findings.find((f) => f.check === "install" && f.severity === "fail" && f.message.includes(join(pkg, "dist")));
     assert.ok(own, self.stdout);
-    assert.match(own.fix!, /chown root:root .*npm pack && npm install -g \.\/otpgate-\*\.tgz/);
+    assert.match(own.fix!, /do not repair it in place.*npm pack && npm install -g \.\/otpgate-\*\.tgz.*remove the old tree/);
     // a trusted doctor flags the copy when the PAM line runs it
     writeFileSync(join(s.root, "etc/pam.d", s.service), OTP_LINES(launcher, " require_publickey").join("\n") + "\n");
     const other = doctorJson(["--root", s.root, "--ssh-service", s.service, "--sshd", s.sshd, "--user", erin.name]);

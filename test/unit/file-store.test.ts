@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { StateFileError } from "../../src/core/errors.js";
 import { acquireLock, lockName } from "../../src/platform/lock.js";
-import { FileAccountStore } from "../../src/stores/file-store.js";
+import { FileAccountStore, writeNewStateFile } from "../../src/stores/file-store.js";
 import { ROOT, tempDir } from "../helpers/system.js";
 
 const uid = process.geteuid?.() ?? 0;
@@ -70,17 +70,21 @@ test("commit replaces atomically, keeps the mode, fsyncs, and leaves no temp fil
   assert.deepEqual(readdirSync(dir), [".google_authenticator"]);
 });
 
-test("temp files of a killed writer are removed by the next commit; the reference's own names are left alone", async (t) => {
+test("a killed lock holder's temp file is removed by the next commit by name; commit never lists the directory (enroll sweeps)", async (t) => {
   const dir = tempDir(t);
   const path = join(dir, "ga");
   writeFileSync(path, GOOD, { mode: 0o600 });
-  writeFileSync(`${path}~otpgate-0123456789ab`, "partial");
+  writeFileSync(`${path}~otpgate-locked`, "partial, a holder killed mid-way");
+  writeFileSync(`${path}~otpgate-0123456789ab`, "partial, an old one-shot writer");
   writeFileSync(`${path}~`, "reference 1.08 temp");
   writeFileSync(`${path}~AbC123`, "reference HEAD temp");
   const s = await store(path).acquire();
-  await s!.commit(GOOD);
+  assert.deepEqual(await s!.commit(GOOD), { ok: true });
   await s!.release();
-  assert.deepEqual(readdirSync(dir).sort(), ["ga", "ga~", "ga~AbC123"]);
+  // Only the fixed name is removed: finding others would mean listing a directory whose size the user chooses.
+  assert.deepEqual(readdirSync(dir).sort(), ["ga", "ga~", "ga~AbC123", "ga~otpgate-0123456789ab"]);
+  writeNewStateFile(join(dir, "ga"), GOOD, { replace: true });
+  assert.deepEqual(readdirSync(dir).sort(), ["ga", "ga~", "ga~AbC123"], "a one-shot writer (enroll) sweeps stale temps");
 });
 
 test("the lock times out with a clear message while another holder keeps it", async () => {

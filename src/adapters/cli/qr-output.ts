@@ -1,7 +1,6 @@
-// Showing an otpauth URI as a QR code: in the terminal, and as PNG/SVG files (mode 0600: they hold
-// the secret).
+// Showing an otpauth URI as a QR code in the terminal. PNG/SVG files are written by qr-targets.ts
+// (the one file writer for enroll and qr).
 
-import { writeFileSync } from "node:fs";
 import type { QrMode } from "../../core/qr-render.js";
 import { renderQr } from "../../core/qr-render.js";
 import { UsageError } from "../../core/errors.js";
@@ -11,23 +10,6 @@ import type { Output } from "./output.js";
 export async function showQr(io: Output, uri: string, mode: QrMode): Promise<void> {
   const lib = await loadQrLib();
   io.prompt(renderQr(lib.qrGrid(uri), mode));
-}
-
-export async function writeQrFiles(uri: string, files: { readonly png?: string | undefined; readonly svg?: string | undefined }, overwrite: boolean): Promise<string[]> {
-  const lib = await loadQrLib();
-  const written: string[] = [];
-  const save = (path: string, data: string | Buffer) => {
-    try {
-      writeFileSync(path, data, { mode: 0o600, flag: overwrite ? "w" : "wx" });
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      throw new UsageError(code === "EEXIST" ? `${path} already exists; choose another file or pass -f` : `cannot write ${path} (${code})`);
-    }
-    written.push(path);
-  };
-  if (files.png) save(files.png, await lib.qrPng(uri));
-  if (files.svg) save(files.svg, await lib.qrSvg(uri));
-  return written;
 }
 
 export function parseQrMode(value: string): QrMode | "NONE" {

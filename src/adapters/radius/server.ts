@@ -2,8 +2,11 @@
 // secret sent cost microseconds and change nothing:
 //   1. size and code, then token buckets per source address:port (a socket that floods is cut off)
 //      and, for addresses other than loopback (--allow-remote), per address;
-//   2. a re-sent request (same source, id, authenticator) gets the answer already given: a request
-//      is never decided twice;
+//   2. a re-sent request (same source, id, authenticator) gets the answer already given; any other
+//      packet with a request authenticator seen before (a captured request replayed from another
+//      source port or address, or with its User-Name changed) is dropped: the authenticators of
+//      decided requests are remembered for REPLAY_MEMORY_MS, longer than any code window plus a
+//      rate-limit interval, so a request is never decided or counted twice, whatever its source;
 //   3. parse and authenticate: a Message-Authenticator that does not verify, or a User-Password
 //      that does not decode to a 6-8 digit code (what a forged request decodes to), is dropped
 //      before any user lookup, lock or state change; such drops are logged at a bounded rate per
@@ -48,10 +51,19 @@ export interface RadiusCounters {
   dropped: number;
   decided: number;
   resent: number;
+  replayed: number;
 }
 
 const ANSWER_TTL_MS = 30_000;
 const MAX_ANSWERS = 10_000;
+/**
+ * How long the authenticator of a decided request is remembered: longer than a code window
+ * (WINDOW_SIZE 21 x STEP_SIZE 60 s is about +-10 min) plus a RATE_LIMIT interval as set up by
+ * enroll (-R up to 3600 s). Only requests that decode under the shared secret are remembered, so
+ * the memory grows with real logins (MAX_REMEMBERED of them; beyond that the oldest are forgotten).
+ */
+export const REPLAY_MEMORY_MS = 24 * 3600_000;
+export const MAX_REMEMBERED = 262_144;
 
 export function radiusServer(deps: RadiusServerDeps) {
   const floorMs = deps.rejectFloorMs ?? 100;
@@ -64,7 +76,9 @@ export function radiusServer(deps: RadiusServerDeps) {
   const dropLogs = new Throttle({ burst: 20, perSecond: 1, maxKeys: 4096 });
   const answered = new Map<string, { packet: Buffer; at: number }>();
   const inFlight = new Set<string>();
-  const counters: RadiusCounters = { received: 0, throttled: 0, dropped: 0, decided: 0, resent: 0 };
+  /** Request authenticators (16 bytes as latin1) of requests taken for a decision -> when. */
+  const seen = new Map<string, number>();
+  const counters: RadiusCounters = { received: 0, throttled: 0, dropped: 0, decided: 0, resent: 0, replayed: 0 };
 
   const drop = (source: Source, reason: string, now: number) => {
     counters.dropped++;
@@ -75,6 +89,10 @@ export function radiusServer(deps: RadiusServerDeps) {
     for (const [k, v] of answered) {
       if (now - v.at <= ANSWER_TTL_MS && answered.size <= MAX_ANSWERS) break;
       answered.delete(k);
+    }
+    for (const [k, at] of seen) {
+      if (now - at <= REPLAY_MEMORY_MS && seen.size <= MAX_REMEMBERED) break;
+      seen.delete(k);
     }
   };
 
@@ -139,6 +157,11 @@ export function radiusServer(deps: RadiusServerDeps) {
       return deps.send(cached.packet, source.port, source.address);
     }
     if (inFlight.has(key)) return;
+    const authenticator = msg.toString("latin1", 4, 20);
+    if (seen.has(authenticator)) {
+      counters.replayed++;
+      return drop(source, "replayed", now);
+    }
     let request: AccessRequest & { messageAuthenticator: boolean };
     try {
       request = { ...parseAccessRequest(msg, deps.secret), messageAuthenticator: requestHasMessageAuthenticator(msg) };
@@ -147,8 +170,13 @@ export function radiusServer(deps: RadiusServerDeps) {
     }
     if (inFlight.size >= maxInFlight) return drop(source, "busy", now);
     inFlight.add(key);
+    seen.set(authenticator, now);
     void decide(request, source, now).then((answer) => {
-      if (!answer) return void inFlight.delete(key);
+      if (!answer) {
+        // Not decided (lookups busy): the client may try again with the same request.
+        seen.delete(authenticator);
+        return void inFlight.delete(key);
+      }
       const send = () => {
         answered.set(key, { packet: answer.packet, at: deps.clock.nowMs() });
         inFlight.delete(key);

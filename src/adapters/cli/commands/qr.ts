@@ -9,7 +9,8 @@ import { decodeGaSecret, base32Encode } from "../../../core/base32.js";
 import { ACCOUNT_HELP, ACCOUNT_OPTIONS, openAccount } from "../account-options.js";
 import { parse } from "../args.js";
 import type { Output } from "../output.js";
-import { parseQrMode, showQr, writeQrFiles } from "../qr-output.js";
+import { parseQrMode, showQr } from "../qr-output.js";
+import { asItself, planQrTargets, prepareQrFiles } from "../qr-targets.js";
 
 export const help = `Usage: otpgate qr [-s FILE | --user NAME] [options]
 
@@ -23,9 +24,10 @@ ${ACCOUNT_HELP}
                            ANSI_GREY or NONE
   -l, --label LABEL        account name in the app (default USER@HOSTNAME)
   -i, --issuer ISSUER      issuer in the app (default HOSTNAME; "" for none)
-      --qr-png FILE        write the QR code as a PNG (mode 0600)
-      --qr-svg FILE        write the QR code as an SVG (mode 0600)
-  -f, --force              overwrite existing PNG/SVG files
+      --qr-png FILE        write the QR code as a PNG (mode 0600, a new file: a symlink or
+                           file already there is replaced, never written through)
+      --qr-svg FILE        write the QR code as an SVG (the same)
+  -f, --force              replace existing PNG/SVG files
   -h, --help               show this help
 
 Exit status: 0 shown, 1 not enrolled, 2 usage or file error.
@@ -53,6 +55,8 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     io.err(`${user.name} is not enrolled (no ${store.path}); ${ENROLL_HINT}`);
     return 1;
   }
+  // Checked before anything is shown; written by the same writer as enroll's (never through a planted file).
+  const qrTargets = planQrTargets({ png: values["qr-png"], svg: values["qr-svg"] }, { overwrite: values.force === true, rootForOther: false, asRoot: asItself, user: user.name });
   const summary = summarize(text);
   const key = decodeGaSecret(secretLine(text));
   if (!key || !summary.otp || summary.otp.mode === "none") {
@@ -76,7 +80,7 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   if (qrMode !== "NONE") await showQr(io, uri, qrMode);
   io.out(`Secret key: ${groupSecret(secret)}`);
   io.out(`otpauth URI: ${uri}`);
-  const images = await writeQrFiles(uri, { png: values["qr-png"], svg: values["qr-svg"] }, values.force === true);
+  const images = (await prepareQrFiles(qrTargets, uri, asItself, "qr")).commit();
   if (images.length) io.err(`QR code written to ${images.join(", ")} (mode 0600: delete it once scanned)`);
   return 0;
 }

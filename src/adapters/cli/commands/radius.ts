@@ -11,11 +11,14 @@ import { ConfigError, OtpgateError, UsageError, type ExitCode } from "../../../c
 import { systemClock } from "../../../platform/clock.js";
 import { syslog } from "../../../platform/syslog.js";
 import { UserCache } from "../../../platform/user-cache.js";
+import { radiusFirewallRules, systemProbe } from "../../../services/radius-hardening.js";
 import { storeFor } from "../../../services/resolve-account.js";
 import { RadiusLog } from "../../radius/log.js";
 import { radiusServer } from "../../radius/server.js";
 import { parse } from "../args.js";
 import type { Output } from "../output.js";
+
+const indent = (text: string) => text.replace(/^/gm, "  ");
 
 export const help = `Usage: otpgate radius [--listen ADDR:PORT] [--secret-file FILE] [options]
 
@@ -24,8 +27,9 @@ A resident code checker for pam_radius_auth.so (package libpam-radius-auth): PAM
 with the user's state file exactly as otpgate pam does. Runs as root, in the foreground.
 
 Options:
-      --listen ADDR:PORT   where to listen (default 127.0.0.1:1812, a privileged port, so no
-                           local user can take it first; loopback only unless --allow-remote)
+      --listen ADDR:PORT   where to listen (default 127.0.0.1:1812; loopback only unless
+                           --allow-remote). 1812 is above 1023: any local user may bind it
+                           while the server is not running; prefer a port below 1024
       --secret-file FILE   the RADIUS shared secret, root-owned, mode 0600
                            (default /etc/otpgate/radius.secret)
       --state PATTERN      state files (default ~/.google_authenticator)
@@ -39,6 +43,16 @@ Logging: one JSON line per decision on stdout (under systemd: the journal, with 
 similar lines beyond 10 a second are counted and summarised ("N similar lines suppressed").
 Requests that do not carry a 6-8 digit code under the shared secret (forged, or a client with
 another secret) are dropped before any user lookup or state change.
+
+Floods: the server drops forged packets in microseconds, but a local user who floods the port
+from many sockets fills the kernel's receive queue before otpgate reads it, and logins time
+out. pam_radius_auth runs as root (inside sshd, RStudio's PAM helper), so let only root send to
+the port on loopback; load this nftables table at boot (e.g. in /etc/nftables.conf; otpgate
+doctor checks for it):
+${indent(radiusFirewallRules(1812))}
+(with --listen on another port, use that port; a client that runs PAM as another user, e.g. a
+screen locker, is then refused as well). Keep the port below net.ipv4.ip_unprivileged_port_start
+(1024 by default), or any user can take it before the server starts.
 
 PAM line (otpgate setup ssh --backend radius writes it):
   auth required pam_radius_auth.so conf=/etc/otpgate/pam_radius.conf [prompt=Verification code] force_prompt
@@ -97,7 +111,9 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     journal: process.env.JOURNAL_STREAM !== undefined,
   });
   const users = new UserCache({ nowMs: () => systemClock.nowMs() });
-  const socket = createSocket(host.includes(":") ? "udp6" : "udp4");
+  // As large a receive queue as the kernel allows (net.core.rmem_max caps it): room for bursts
+  // while a decision runs. Against a flood by a local user only the firewall rule in --help helps.
+  const socket = createSocket({ type: host.includes(":") ? "udp6" : "udp4", recvBufferSize: RECV_BUFFER_BYTES });
   const server = radiusServer({
     secret,
     send: (packet, toPort, address) => socket.send(packet, toPort, address),
@@ -114,12 +130,6 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     socket.bind(port, host, () => resolve());
   });
   socket.on("error", (err) => log.write("err", "socket", { event: "socket-error", detail: err.message }));
-  try {
-    // Room for a burst of packets while a decision runs (capped by net.core.rmem_max).
-    socket.setRecvBufferSize(4 * 1024 * 1024);
-  } catch {
-    // the default buffer
-  }
   const summary = setInterval(() => {
     const throttled = server.takeThrottled();
     if (throttled > 0) log.write("notice", "throttled", { event: "throttled", count: throttled, message: `${throttled} packets over a source's rate were dropped unread` });
@@ -127,6 +137,11 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   }, 10_000);
   summary.unref();
   io.err(`otpgate radius: listening on ${host}:${port}`);
+  const unprivileged = systemProbe.unprivilegedPortStart();
+  if (unprivileged !== null && port >= unprivileged) {
+    const message = `port ${port} is not privileged (net.ipv4.ip_unprivileged_port_start is ${unprivileged}): any local user can bind it while otpgate radius is not running and receive the codes pam_radius_auth sends; use a port below ${unprivileged} (--listen and pam_radius.conf)`;
+    io.err(`otpgate radius: warning: ${message}`);
+  }
   await new Promise<void>((resolve) => {
     const stop = () => socket.close(() => resolve());
     process.once("SIGTERM", stop);
@@ -138,6 +153,7 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
 }
 
 const DEFAULT_LISTEN = "127.0.0.1:1812";
+const RECV_BUFFER_BYTES = 32 * 1024 * 1024;
 
 /** What to do when the port cannot be had: who holds it, or that it needs root. */
 export function bindError(err: NodeJS.ErrnoException, host: string, port: number): OtpgateError {

@@ -95,8 +95,14 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
       } catch {
         continue;
       }
-      const store = new FileAccountStore({ path, owner: { uid: user.uid, name: user.name }, strictOwner: true, allowedPerm: 0o600, actAs: { uid: user.uid, gid: user.gid, groups: groupsOf(user.name, user.gid) } });
-      const s = accountStatus(store, user.name, now);
+      // One account's problem is its row; it never stops the report on everyone else.
+      let s: AccountStatus;
+      try {
+        const store = new FileAccountStore({ path, owner: { uid: user.uid, name: user.name }, strictOwner: true, allowedPerm: 0o600, actAs: { uid: user.uid, gid: user.gid, groups: groupsOf(user.name, user.gid) } });
+        s = accountStatus(store, user.name, now);
+      } catch (err) {
+        s = { user: user.name, file: path, enrolled: true, error: `cannot check ${path}: ${(err as Error).message}` };
+      }
       if (s.enrolled) rows.push(s);
     }
     if (values.json) io.out(printableJson(rows));
