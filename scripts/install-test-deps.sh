@@ -4,7 +4,7 @@
 # OpenSSH server and client, paramiko, pam_radius_auth, nginx, chromium. Package scripts may not start any daemon (policy-rc.d):
 # the tests start their own sshd on loopback and never touch the machine's.
 set -euo pipefail
-packages=(libpam-google-authenticator pamtester oathtool python3-pyotp faketime hyperfine passwd zbar-tools python3 openssh-server openssh-client python3-paramiko libpam-radius-auth freeradius-utils systemd nginx chromium wrk python3-argon2 openssl)
+packages=(libpam-google-authenticator pamtester oathtool python3-pyotp faketime hyperfine passwd zbar-tools python3 openssh-server openssh-client python3-paramiko libpam-radius-auth freeradius-utils nftables systemd nginx chromium wrk python3-argon2 openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -15,6 +15,7 @@ import { inRoot } from "./setup/paths.js";
 import { sshdConnectionProblems } from "./sshd-effective.js";
 import { pamDirsFor, rstudioChainProblems } from "./rstudio-chain.js";
 import { groupsOf } from "../platform/groups.js";
+import { checkRadiusHardening } from "./radius-hardening.js";
 
 export type Severity = "ok" | "info" | "warn" | "fail";
 
@@ -321,6 +322,7 @@ export function runDoctor(o: DoctorOptions): Finding[] {
     ...checkPamService(inRoot(o.root, `/etc/pam.d/${o.sshService}`), "sshd", { keyFactors }),
     ...checkPamService(inRoot(o.root, `/etc/pam.d/${o.rstudioService}`), "rstudio", { rserverConf: inRoot(o.root, "/etc/rstudio/rserver.conf") }),
     ...checkRadiusUnit(inRoot(o.root, "/etc/systemd/system/otpgate-radius.service")),
+    ...checkRadiusHardening(inRoot(o.root, "/etc/systemd/system/otpgate-radius.service")),
     ...checkStateFiles(o),
     ...checkClock(),
   ];

@@ -87,7 +87,7 @@ export function radiusHardeningFindings(port: number, probe: HardeningProbe = sy
     findings.push({
       check,
       severity: "warn",
-      message: `the RADIUS port ${port} can be bound by any local user (net.ipv4.ip_unprivileged_port_start is ${start}): a user could take it before otpgate radius starts and see every code`,
+      message: `the RADIUS port ${port} can be bound by any local user (net.ipv4.ip_unprivileged_port_start is ${start}): a user could take it before otpgate radius starts and make every login fail (without the shared secret it can neither read the codes nor answer)`,
       fix: `listen on a port below ${start} (otpgate radius --listen 127.0.0.1:PORT and the same port in pam_radius.conf)${start < 1024 ? ", and set the sysctl net.ipv4.ip_unprivileged_port_start back to 1024" : ""}`,
     });
   }

@@ -27,6 +27,7 @@ const BINARIES: Record<string, string> = {
   python3: "/usr/bin/python3",
   "python3-argon2": "/usr/lib/python3/dist-packages/argon2/__init__.py",
   openssl: "/usr/bin/openssl",
+  nft: "/usr/sbin/nft",
 };
 
 /** Skip loudly, or fail under REQUIRE_SYSTEM_TESTS=1, unless root and every dependency is there. */

@@ -3,12 +3,11 @@
 // the server (even with the right secret), root's do, and doctor's check sees the rule.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import { test } from "node:test";
 import { ACCESS_REJECT, buildAccessRequest } from "../../src/adapters/radius/packet.js";
 import { radiusFirewallRules, radiusHardeningFindings, systemProbe } from "../../src/services/radius-hardening.js";
 import { ask, NOBODY, startRadius } from "../helpers/radius.js";
-import { uniqueName } from "../helpers/system.js";
+import { systemReady, uniqueName } from "../helpers/system.js";
 import { randomBytes } from "node:crypto";
 
 function sendAs(uid: number, port: number, packet: Buffer): Promise<string> {
@@ -23,7 +22,8 @@ setTimeout(() => { console.log("none"); process.exit(0); }, 1500);`;
   return new Promise((r) => child.on("exit", () => r(out.trim())));
 }
 
-test("with the uid-0 loopback rule, an unprivileged user's packets never reach otpgate radius; root's do", { skip: (process.geteuid?.() !== 0 || !existsSync("/usr/sbin/nft")) && "needs root and nft", timeout: 60_000 }, async (t) => {
+test("with the uid-0 loopback rule, an unprivileged user's packets never reach otpgate radius; root's do", { timeout: 60_000 }, async (t) => {
+  if (!systemReady(t, ["nft"])) return;
   const server = await startRadius(t);
   const table = uniqueName("otpgate_test").replace(/-/g, "_");
   const load = spawnSync("/usr/sbin/nft", ["-f", "-"], { input: radiusFirewallRules(server.port, table), encoding: "utf8" });
