@@ -3,7 +3,7 @@
 // scripts/install-test-deps.sh; without them they skip loudly, and with REQUIRE_SYSTEM_TESTS=1 (CI)
 // a skip is a failure.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -17,6 +17,22 @@ if (!suites.every((s) => s === "unit" || s === "system")) {
 const build = spawnSync(process.execPath, ["scripts/build.mjs"], { stdio: "inherit" });
 if (build.status !== 0) process.exit(build.status ?? 1);
 
+// otpgate refuses to be run as root from a place anyone but root can change (setup, doctor: like
+// sshd's StrictModes), and a checkout may live anywhere (/tmp, a home). As root, the system tests
+// therefore use a copy of the build in a fresh root-only directory (/var/lib/otpgate-test-*), as
+// an installation from a tarball would be; it is removed at the end.
+let trusted = null;
+if (process.geteuid?.() === 0) {
+  trusted = mkdtempSync("/var/lib/otpgate-test-");
+  chmodSync(trusted, 0o755);
+  const pkg = join(trusted, "otpgate");
+  cpSync("dist", join(pkg, "dist"), { recursive: true });
+  cpSync("package.json", join(pkg, "package.json"));
+  cpSync("node_modules/@node-rs", join(pkg, "node_modules/@node-rs"), { recursive: true, dereference: true });
+  for (const args of [["-R", "root:root", pkg]]) spawnSync("chown", args, { stdio: "inherit" });
+  spawnSync("chmod", ["-R", "go-w", pkg], { stdio: "inherit" });
+}
+
 const totals = { pass: 0, fail: 0, skipped: 0, cancelled: 0 };
 const tmp = mkdtempSync(join(tmpdir(), "otpgate-tap-"));
 let failedRun = false;
@@ -28,6 +44,7 @@ for (const suite of suites) {
   args.push(`build/test/${suite}/`);
   const env = { ...process.env };
   delete env.NODE_EXTRA_CA_CERTS; // it triples Node's start-up and is not needed offline
+  if (trusted) env.OTPGATE_TEST_TRUSTED = trusted;
   const r = spawnSync(process.execPath, args, { stdio: "inherit", env });
   if (r.status !== 0) failedRun = true;
   const text = readFileSync(tap, "utf8");
@@ -37,6 +54,7 @@ for (const suite of suites) {
   }
 }
 rmSync(tmp, { recursive: true, force: true });
+if (trusted) rmSync(trusted, { recursive: true, force: true });
 const failed = totals.fail + totals.cancelled;
 console.log(`\ntests: ${totals.pass} passed, ${failed} failed, ${totals.skipped} skipped`);
 process.exit(failed > 0 || failedRun ? 1 : 0);

@@ -11,7 +11,14 @@ import { fileURLToPath } from "node:url";
 import type { TestContext } from "node:test";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
-export const CLI = join(ROOT, "dist/otpgate.cjs");
+/**
+ * A root-only directory for what root will run (scripts/test.mjs makes one under /var/lib when
+ * run as root; the checkout itself may live where anyone can create names, like /tmp, and otpgate
+ * refuses to be run as root from there). Falls back to the checkout's build/.
+ */
+export const TRUSTED_BASE = process.env.OTPGATE_TEST_TRUSTED ?? join(ROOT, "build");
+/** The launcher the tests run: the trusted copy of dist/ when there is one. */
+export const CLI = process.env.OTPGATE_TEST_TRUSTED ? join(process.env.OTPGATE_TEST_TRUSTED, "otpgate/dist/otpgate.cjs") : join(ROOT, "dist/otpgate.cjs");
 export const PAM_MODULE = "/lib/x86_64-linux-gnu/security/pam_google_authenticator.so";
 
 const BINARIES: Record<string, string> = {

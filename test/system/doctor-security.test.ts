@@ -9,7 +9,7 @@ import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readF
 import { join } from "node:path";
 import { describe, test, type TestContext } from "node:test";
 import { privateSshd, type PrivateSshd } from "../helpers/sshd.js";
-import { CLI, enrolledUser, oathTotp, ROOT, runCli, syslogListener, systemReady, tempDir, throwawayUser, uniqueName, zbarimg } from "../helpers/system.js";
+import { CLI, enrolledUser, oathTotp, ROOT, TRUSTED_BASE, runCli, syslogListener, systemReady, tempDir, throwawayUser, uniqueName, zbarimg } from "../helpers/system.js";
 
 interface Finding {
   check: string;
@@ -20,7 +20,7 @@ interface Finding {
 
 /** A copy of dist/ under a root-owned, root-only directory (the checkout's build/), removed afterwards. */
 function copyOfDist(t: TestContext): { pkg: string; launcher: string } {
-  const base = mkdtempSync(join(ROOT, "build", "trust-"));
+  const base = mkdtempSync(join(TRUSTED_BASE, "trust-"));
   chmodSync(base, 0o755);
   t.after(() => rmSync(base, { recursive: true, force: true }));
   const pkg = join(base, "otpgate");

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { installProblems } from "../../src/platform/trusted-path.js";
 import { privateSshd } from "../helpers/sshd.js";
-import { ROOT, systemReady, tempDir, throwawayUser, uniqueName } from "../helpers/system.js";
+import { ROOT, systemReady, TRUSTED_BASE, tempDir, throwawayUser, uniqueName } from "../helpers/system.js";
 
 /** The sh block right after `<!-- readme-install:NAME -->` in the README. */
 function readmeBlock(readme: string, name: string): string {
@@ -31,8 +31,8 @@ test("README install: the root commands work as written without sudo, the sudo o
   for (const line of [build, withSudo.split("\n")[0]!]) assert.ok(opening.includes(line.trim()), `the README's opening block uses the same command: ${line.trim()}`);
   assert.doesNotMatch(readme, /npm install -g \.(\s|$)/m);
 
-  // Under the checkout's build/ (root's, 0755): a temporary directory in /tmp would be refused.
-  const base = mkdtempSync(join(ROOT, "build", "install-"));
+  // Under a root-only directory (TRUSTED_BASE): one in /tmp, or a checkout there, would be refused.
+  const base = mkdtempSync(join(TRUSTED_BASE, "install-"));
   chmodSync(base, 0o755);
   t.after(() => rmSync(base, { recursive: true, force: true }));
   const checkout = join(base, "checkout");
