@@ -25,7 +25,7 @@ export function printable(text: string): string {
 
 /**
  * JSON for a terminal: the same data as JSON.stringify (a JSON parser reads identical values),
- * written in printable ASCII only (every other UTF-16 unit as \uXXXX).
+ * written in printable ASCII only (every other UTF-16 unit as a \u escape of four hex digits).
  */
 export function printableJson(value: unknown): string {
   return (JSON.stringify(value) ?? "null").replace(/[^\x20-\x7e]/g, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));

@@ -48,6 +48,23 @@ LogLevel VERBOSE
 Subsystem sftp internal-sftp
 `;
 
+/** Wait (10 s at most) until 127.0.0.1:port accepts connections; `gaveUp` ends the wait early. */
+async function waitUntilListening(port: number, gaveUp: () => boolean, failure: () => string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const up = await new Promise<boolean>((resolve) => {
+      const s = createConnection({ host: "127.0.0.1", port }, () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on("error", () => resolve(false));
+    });
+    if (up) return;
+    if (Date.now() > deadline || gaveUp()) throw new Error(failure());
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 export function privateSshd(dir: string): PrivateSshd {
   const root = join(dir, "root");
   const service = uniqueName("otpgate-sshd");
@@ -82,19 +99,8 @@ export function privateSshd(dir: string): PrivateSshd {
       // Logs go to a file: a pipe nobody drains (the caller may block in spawnSync) would fill
       // up and stall sshd.
       child = spawn(sshd, ["-D", "-E", logFile, "-f", config], { stdio: "ignore" });
-      const deadline = Date.now() + 10_000;
-      for (;;) {
-        const up = await new Promise<boolean>((resolve) => {
-          const s = createConnection({ host: "127.0.0.1", port }, () => {
-            s.destroy();
-            resolve(true);
-          });
-          s.on("error", () => resolve(false));
-        });
-        if (up) return;
-        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`sshd did not start: ${log()}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      const started = child;
+      await waitUntilListening(port, () => started.exitCode !== null, () => `sshd did not start: ${log()}`);
     },
     log,
     async reload() {
@@ -102,19 +108,7 @@ export function privateSshd(dir: string): PrivateSshd {
       child.kill("SIGHUP");
       // sshd re-executes itself; wait until it accepts connections again.
       await new Promise((r) => setTimeout(r, 300));
-      const deadline = Date.now() + 10_000;
-      for (;;) {
-        const up = await new Promise<boolean>((resolve) => {
-          const s = createConnection({ host: "127.0.0.1", port }, () => {
-            s.destroy();
-            resolve(true);
-          });
-          s.on("error", () => resolve(false));
-        });
-        if (up) return;
-        if (Date.now() > deadline) throw new Error(`sshd did not come back after SIGHUP: ${log()}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await waitUntilListening(port, () => false, () => `sshd did not come back after SIGHUP: ${log()}`);
     },
     stop() {
       if (child && child.exitCode === null) child.kill("SIGTERM");

@@ -39,20 +39,24 @@ function enroll(user: { name: string; home: string }): string {
   return secretOf(user.home);
 }
 
+/** A private sshd, a syslog listener, alice (enrolled) and bob (not enrolled), both with the test key. */
+function guardFixture(t: TestContext) {
+  const dir = tempDir(t);
+  const s = privateSshd(dir);
+  t.after(() => s.cleanup());
+  const log = syslogListener(t);
+  const alice = throwawayUser(t);
+  const bob = throwawayUser(t);
+  s.authorize(alice);
+  s.authorize(bob);
+  const secret = enroll(alice);
+  return { s, log, envLog: join(dir, "pam-env.log"), alice, bob, secret, stateFile: join(alice.home, ".google_authenticator") };
+}
+
 describe("ssh: require_publickey makes the code useless without a completed key step", () => {
   test("password method, kbd-int without a key (Match block), key + code, nullok", { timeout: 240_000 }, async (t: TestContext) => {
     if (!systemReady(t, ["python3", "oathtool"])) return;
-    const dir = tempDir(t);
-    const s = privateSshd(dir);
-    t.after(() => s.cleanup());
-    const log = syslogListener(t);
-    const envLog = join(dir, "pam-env.log");
-    const alice = throwawayUser(t);
-    const bob = throwawayUser(t);
-    s.authorize(alice);
-    s.authorize(bob);
-    const secret = enroll(alice);
-    const stateFile = join(alice.home, ".google_authenticator");
+    const { s, log, envLog, alice, bob, secret, stateFile } = guardFixture(t);
 
     // (a) sshd not reloaded yet: Debian's defaults, the "password" method is on. Even the old
     // line (no require_publickey) no longer turns the current code into the SSH password: over
@@ -101,17 +105,7 @@ describe("ssh: require_publickey makes the code useless without a completed key 
 
   test("a code-only line WITHOUT require_publickey in sshd's service (setup rstudio --service <sshd's>): the code alone is refused, key + code works", { timeout: 240_000 }, async (t: TestContext) => {
     if (!systemReady(t, ["python3", "oathtool"])) return;
-    const dir = tempDir(t);
-    const s = privateSshd(dir);
-    t.after(() => s.cleanup());
-    const log = syslogListener(t);
-    const envLog = join(dir, "pam-env.log");
-    const alice = throwawayUser(t);
-    const bob = throwawayUser(t);
-    s.authorize(alice);
-    s.authorize(bob);
-    const secret = enroll(alice);
-    const stateFile = join(alice.home, ".google_authenticator");
+    const { s, log, envLog, alice, bob, secret, stateFile } = guardFixture(t);
     const before = readFileSync(stateFile, "latin1");
 
     // What `setup rstudio --factors code --service <sshd's service>` wrote: a bare code line.
