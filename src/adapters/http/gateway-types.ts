@@ -1,0 +1,57 @@
+// The gateway as an application: what it receives, what it answers, and the services it is given.
+// The app (gateway-app.ts) is a function from GatewayRequest to GatewayResponse with its clock,
+// randomness, keys, sessions, account decisions, user directory, upstream and log passed in, so it
+// runs in-process in tests (like hono's app.request) without root or sockets. The node:http/TLS
+// shell (gateway-server.ts) only translates between sockets and these types; the framing of
+// everything sent to the app is decided by undici (upstream.ts), never by our code.
+
+import type { Clock, Random } from "../../ports/index.js";
+import type { GatewayConfig } from "./gateway-config.js";
+
+/** Header lines in the order received, names lower case; a repeated header appears repeatedly. */
+export type HeaderList = readonly (readonly [name: string, value: string])[];
+
+export interface GatewayRequest {
+  readonly method: string;
+  /** The request target exactly as received (the app refuses anything but origin-form). */
+  readonly target: string;
+  readonly headers: HeaderList;
+  /** The TCP peer's address (the client, or a proxy in front). */
+  readonly remoteAddress: string;
+  /** The body as the server parsed it, or null when the request has none. */
+  readonly body: AsyncIterable<Uint8Array> | null;
+}
+
+export type ResponseBody = string | Uint8Array | AsyncIterable<Uint8Array> | null;
+
+export interface GatewayResponse {
+  readonly status: number;
+  readonly headers: HeaderList;
+  readonly body: ResponseBody;
+}
+
+/** A request as it goes to the app: headers already rebuilt by the one function that does it. */
+export interface UpstreamRequest {
+  readonly method: string;
+  readonly target: string;
+  readonly headers: HeaderList;
+  readonly body: AsyncIterable<Uint8Array> | null;
+}
+
+export interface Upstream {
+  /** Send a request to the app; status 502 when it cannot be reached. */
+  forward(req: UpstreamRequest): Promise<GatewayResponse>;
+}
+
+export interface GatewayLog {
+  (event: Record<string, string | number | boolean>): void;
+}
+
+/** Everything the app is given; the shell builds the real ones, tests build fakes. */
+export interface GatewayDeps {
+  readonly config: GatewayConfig;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly log: GatewayLog;
+  readonly upstream: Upstream | null;
+}
