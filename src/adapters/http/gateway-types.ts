@@ -8,8 +8,9 @@
 import type { Clock, Random } from "../../ports/index.js";
 import type { GatewayConfig } from "./gateway-config.js";
 
-/** Header lines in the order received, names lower case; a repeated header appears repeatedly. */
-export type HeaderList = readonly (readonly [name: string, value: string])[];
+import type { HeaderList } from "../../core/web/headers.js";
+
+export type { HeaderList } from "../../core/web/headers.js";
 
 export interface GatewayRequest {
   readonly method: string;

@@ -4,3 +4,5 @@
 export * from "./return-url.js";
 export * from "./regulation.js";
 export * from "./session.js";
+export * from "./cookies.js";
+export * from "./headers.js";
