@@ -2,6 +2,7 @@
 
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
+import { dirname, join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { ConfigError } from "../../core/errors.js";
 import type { RegulationPolicy, SessionPolicy } from "../../core/web/index.js";
@@ -18,8 +19,8 @@ export interface GatewayConfig {
   readonly tls: { readonly cert: string; readonly key: string } | null;
   readonly stateFiles: string;
   readonly keysFile: string;
-  readonly session: SessionPolicy;
-  readonly regulation: RegulationPolicy;
+  readonly session: GatewaySessionPolicy;
+  readonly regulation: GatewayRegulationPolicy;
   /** nginx auth_request wants 401; Traefik and Caddy want a redirect to the login page. */
   readonly forwardAuth: "status" | "redirect";
   readonly cookieName: string;
@@ -27,12 +28,49 @@ export interface GatewayConfig {
   readonly passwordFile: string | null;
   /** Pending invitations (otpgate invite); root-only directory. */
   readonly invitesDir: string;
-  /** "fast": signed-in requests pass through on a pinned connection; "node": everything through node:http. */
+  /** "fast": signed-in requests pass through on a pinned connection; "node": everything through node:http. (Removed by the rework.) */
   readonly proxyEngine: "fast" | "node";
-  /** A request head must be complete this long after it starts (slow-header clients are cut). */
+  /** A request head must be complete this long after it starts (slow-header clients are cut). (Becomes limits.headMs.) */
   readonly headTimeoutMs: number;
+  /** Peers whose X-Forwarded-For is believed (addresses/CIDRs; default none). */
+  readonly trustedProxies: readonly string[];
+  /** A separate listener for /metrics; null: metrics only from loopback on the main listener. */
+  readonly metricsListen: { readonly host: string; readonly port: number } | null;
+  readonly limits: GatewayLimits;
+  /** Revocations and per-user "valid after" times, persisted (default: gateway.sessions next to keys_file). */
+  readonly sessionsFile: string;
+  /** How long an account lookup (NSS/LDAP) may take before the login is refused. */
+  readonly userLookupTimeoutMs: number;
   /** Shown in authenticator apps for accounts enrolled through an invitation (default: the host name). */
   readonly issuer: string;
+}
+
+export interface GatewayLimits {
+  /** A new connection must send its first byte within this. */
+  readonly firstByteMs: number;
+  /** A request head must be complete this long after its first byte. */
+  readonly headMs: number;
+  /** A body to the gateway's own pages (login, logout, enroll) must be complete within this. */
+  readonly bodyMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  readonly keepAliveMs: number;
+  /** Open connections per client address (IPv6: per /64). */
+  readonly connectionsPerAddress: number;
+  /** Requests with more header lines are refused (431), never truncated. */
+  readonly maxHeaders: number;
+}
+
+/** Session policy plus how often a session is checked again against the user's state file (a new secret ends it). */
+export interface GatewaySessionPolicy extends SessionPolicy {
+  readonly recheckMs: number;
+}
+
+/** Regulation plus the per-user slow-down and the memory bound. */
+export interface GatewayRegulationPolicy extends RegulationPolicy {
+  /** Longest delay a user's attempts get after repeated failures from anywhere (the owner is slowed, never locked out). */
+  readonly userDelayMaxMs: number;
+  /** Most keys remembered (least recently used forgotten first). */
+  readonly maxEntries: number;
 }
 
 const DURATION = /^([0-9]+)(ms|s|m|h|d)$/;
@@ -122,8 +160,8 @@ export function parseGatewayConfig(text: string, source = "config"): GatewayConf
     tls,
     stateFiles: str("state_files", c.state_files, "~/.google_authenticator"),
     keysFile: str("keys_file", c.keys_file, "/var/lib/otpgate/gateway.keys"),
-    session: { idleMs: duration("session.idle", session.idle, 30 * 60_000), absoluteMs: duration("session.absolute", session.absolute, 12 * 3_600_000) },
-    regulation: { maxRetries, findTimeMs: duration("regulation.find_time", reg.find_time, 2 * 60_000), banTimeMs: duration("regulation.ban_time", reg.ban_time, 5 * 60_000) },
+    session: { idleMs: duration("session.idle", session.idle, 30 * 60_000), absoluteMs: duration("session.absolute", session.absolute, 12 * 3_600_000), recheckMs: 60_000 },
+    regulation: { maxRetries, findTimeMs: duration("regulation.find_time", reg.find_time, 2 * 60_000), banTimeMs: duration("regulation.ban_time", reg.ban_time, 5 * 60_000), userDelayMaxMs: 10_000, maxEntries: 100_000 },
     forwardAuth: forward,
     cookieName: str("cookie_name", c.cookie_name, "otpgate_session"),
     passwordFile: c.password_file === undefined ? null : absolutePath("password_file", c.password_file),
@@ -131,6 +169,12 @@ export function parseGatewayConfig(text: string, source = "config"): GatewayConf
     issuer: str("issuer", c.issuer, hostname() || "otpgate"),
     proxyEngine: engine,
     headTimeoutMs,
+    // Placeholders until the strict validator reads them (issue 9 rework):
+    trustedProxies: [],
+    metricsListen: null,
+    limits: { firstByteMs: 10_000, headMs: headTimeoutMs, bodyMs: 30_000, keepAliveMs: 5 * 60_000, connectionsPerAddress: 64, maxHeaders: 100 },
+    sessionsFile: join(dirname(str("keys_file", c.keys_file, "/var/lib/otpgate/gateway.keys")), "gateway.sessions"),
+    userLookupTimeoutMs: 5_000,
   };
 }
 
