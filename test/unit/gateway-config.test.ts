@@ -241,6 +241,7 @@ test("unknown keys are errors at every level, with 'did you mean' when a known k
     const list = problems(yaml).filter((p) => p.path === path);
     assert.deepEqual(list, [{ path, message }], yaml);
   }
+  assert.deepEqual(problems(`${BASE}"idle\\n  listen": 1\n`), [{ path: '"idle\\n  listen"', message: "unknown key" }], "a key cannot forge a second problem line");
   assert.equal(didYouMean("", "x"), null);
   assert.equal(didYouMean("", "LISTEN"), "listen");
 });

@@ -213,6 +213,12 @@ const CSRF_COOKIE = "otpgate_csrf";
 
 const V = {
   listen: hostPort({ host: "127.0.0.1", port: 9091 }),
+  metricsListen: hostPort(null),
+  keysFile: absolutePath("/var/lib/otpgate/gateway.keys"),
+  sessionsFile: absolutePath(),
+  idle: durationIn(60_000, 30 * 86_400_000, 30 * 60_000),
+  absolute: durationIn(60_000, 400 * 86_400_000, 12 * 3_600_000),
+  headTimeout: durationIn(1000, 300_000, 30_000),
   publicUrl: (v: unknown): URL => {
     if (v === undefined) bad("is required: the URL users reach the gateway at, such as https://app.example.com");
     return httpUrl(v, "https://app.example.com");
@@ -299,7 +305,7 @@ function list<T>(item: (v: unknown) => T, what: string) {
 const SECTION = "must be a mapping (key: value lines indented under it)";
 
 const sessionSchema = z.strictObject(
-  { idle: check(durationIn(60_000, 30 * 86_400_000, 30 * 60_000)), absolute: check(durationIn(60_000, 400 * 86_400_000, 12 * 3_600_000)), recheck: check(durationIn(1000, 3_600_000, 60_000)) },
+  { idle: check(V.idle), absolute: check(V.absolute), recheck: check(durationIn(1000, 3_600_000, 60_000)) },
   { error: SECTION },
 );
 const regulationSchema = z.strictObject(
@@ -315,7 +321,7 @@ const regulationSchema = z.strictObject(
 const limitsSchema = z.strictObject(
   {
     first_byte_timeout: check(durationIn(1000, 300_000, 10_000)),
-    head_timeout: check(durationIn(1000, 300_000, 30_000)),
+    head_timeout: check(V.headTimeout),
     body_timeout: check(durationIn(1000, 600_000, 30_000)),
     keep_alive_timeout: check(durationIn(1000, 3_600_000, 5 * 60_000)),
     connections_per_address: check(wholeIn(1, 10_000, 64)),
@@ -333,19 +339,19 @@ const rootSchema = z.strictObject({
   allowed_hosts: list(V.allowedHost, "app.example.com").optional(),
   tls: tlsSchema.optional(),
   state_files: check(V.stateFiles),
-  keys_file: check(absolutePath("/var/lib/otpgate/gateway.keys")),
-  sessions_file: check(absolutePath()).optional(),
+  keys_file: check(V.keysFile),
+  sessions_file: check(V.sessionsFile).optional(),
   session: sessionSchema,
   regulation: regulationSchema,
   limits: limitsSchema,
-  head_timeout: check(durationIn(1000, 300_000, 30_000)).optional(),
+  head_timeout: check(V.headTimeout).optional(),
   forward_auth: check(oneOf<"status" | "redirect">({ status: "nginx auth_request: 200 or 401", redirect: "Traefik, Caddy: a redirect to the login page" }, "status")),
   cookie_name: check(V.cookieName),
   password_file: check(absolutePath()).optional(),
   invites_dir: check(absolutePath("/var/lib/otpgate/invites")),
   issuer: check(V.issuer),
   trusted_proxies: list(V.trustedProxy, "10.0.0.0/8, 192.0.2.7").optional(),
-  metrics_listen: check(hostPort(null)),
+  metrics_listen: check(V.metricsListen),
   user_lookup_timeout: check(durationIn(100, 60_000, 5_000)),
 });
 
@@ -414,7 +420,9 @@ function problemsOf(issues: readonly z.core.$ZodIssue[]): ConfigProblem[] {
     if (issue.code === "unrecognized_keys") {
       for (const key of issue.keys) {
         const hint = didYouMean(path, key);
-        out.push({ path: path ? `${path}.${key}` : key, message: `unknown key${hint ? ` (did you mean ${hint}?)` : ""}` });
+        // A key is shown as written unless it could forge another line or hide in the output.
+        const shownKey = /^[\w.-]{1,64}$/.test(key) ? key : JSON.stringify(key.slice(0, 64));
+        out.push({ path: path ? `${path}.${shownKey}` : shownKey, message: `unknown key${hint ? ` (did you mean ${hint}?)` : ""}` });
       }
     } else out.push({ path, message: issue.message });
   }
@@ -471,18 +479,18 @@ export function parseGatewayConfig(yamlText: string, source = "config"): Gateway
     problems.push({ path: "head_timeout", message: "is also set as limits.head_timeout; keep only limits.head_timeout (head_timeout is its old spelling)" });
   }
   const sessionRaw = isMapping(raw.session) ? raw.session : {};
-  const idle = get(durationIn(60_000, 30 * 86_400_000, 30 * 60_000), sessionRaw.idle);
-  const absolute = get(durationIn(60_000, 400 * 86_400_000, 12 * 3_600_000), sessionRaw.absolute);
+  const idle = get(V.idle, sessionRaw.idle);
+  const absolute = get(V.absolute, sessionRaw.absolute);
   if (idle !== undefined && absolute !== undefined && idle > absolute) {
     problems.push({ path: "session.idle", message: `must not be longer than session.absolute (${formatDuration(absolute)}), not ${formatDuration(idle)}` });
   }
-  const listen = get(hostPort({ host: "127.0.0.1", port: 9091 }), raw.listen);
-  const metrics = get(hostPort(null), raw.metrics_listen);
+  const listen = get(V.listen, raw.listen);
+  const metrics = get(V.metricsListen, raw.metrics_listen);
   if (listen && metrics && listen.port === metrics.port && (listen.host === metrics.host || [listen.host, metrics.host].some((h) => h === "0.0.0.0" || h === "::"))) {
     problems.push({ path: "metrics_listen", message: `must be another address than listen (${raw.listen === undefined ? "127.0.0.1:9091" : String(raw.listen)}): metrics get their own listener` });
   }
-  const keysFile = get(absolutePath("/var/lib/otpgate/gateway.keys"), raw.keys_file);
-  const sessionsFile = raw.sessions_file === undefined ? (keysFile ? join(dirname(keysFile), "gateway.sessions") : undefined) : get(absolutePath(), raw.sessions_file);
+  const keysFile = get(V.keysFile, raw.keys_file);
+  const sessionsFile = raw.sessions_file === undefined ? (keysFile ? join(dirname(keysFile), "gateway.sessions") : undefined) : get(V.sessionsFile, raw.sessions_file);
   if (keysFile && sessionsFile === keysFile) problems.push({ path: "sessions_file", message: "must be another file than keys_file" });
 
   if (problems.length || !parsed.success) {
