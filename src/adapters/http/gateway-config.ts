@@ -216,8 +216,8 @@ const V = {
   metricsListen: hostPort(null),
   keysFile: absolutePath("/var/lib/otpgate/gateway.keys"),
   sessionsFile: absolutePath(),
-  idle: durationIn(60_000, 30 * 86_400_000, 30 * 60_000),
-  absolute: durationIn(60_000, 400 * 86_400_000, 12 * 3_600_000),
+  idle: durationIn(1000, 30 * 86_400_000, 30 * 60_000),
+  absolute: durationIn(1000, 400 * 86_400_000, 12 * 3_600_000),
   headTimeout: durationIn(1000, 300_000, 30_000),
   publicUrl: (v: unknown): URL => {
     if (v === undefined) bad("is required: the URL users reach the gateway at, such as https://app.example.com");
