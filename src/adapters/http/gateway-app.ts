@@ -144,6 +144,10 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
     } catch {
       return plain(400, "Bad request target\n", [["connection", "close"]]);
     }
+    // A body is forwarded decoded from its chunks, so the only transfer coding accepted is chunked
+    // alone (node:http already refuses it together with Content-Length, or not last).
+    const codings = headerValues(req.headers, "transfer-encoding").flatMap((v) => v.split(",")).map((t) => t.trim().toLowerCase());
+    if (codings.length > 0 && (codings.length !== 1 || codings[0] !== "chunked")) return plain(400, "Unsupported transfer coding\n", [["connection", "close"]]);
     const path = url.pathname;
     if (path === "/healthz") return plain(200, "ok\n");
     if (path === `${P}/metrics`) {

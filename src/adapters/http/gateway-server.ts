@@ -177,6 +177,8 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
   web.keepAliveTimeout = limits.keepAliveMs;
   web.on("upgrade", upgrade);
   web.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
+    // Bytes after a request with Connection: close are ignored: its response ends the connection.
+    if (err.code === "HPE_CLOSED_CONNECTION") return;
     if (err.code === "HPE_HEADER_OVERFLOW") return refuseOnSocket(socket, 431);
     if (err.code === "ECONNRESET" || !socket.writable) return void socket.destroy();
     refuseOnSocket(socket, 400);
