@@ -125,9 +125,12 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
       res.writeHead(431, ["content-type", "text/plain", "connection", "close"]).end("Too many header lines\n");
       return;
     }
+    // The client going away before its answer is complete aborts what is on the way to the app.
     const abort = new AbortController();
+    let finished = false;
+    res.once("finish", () => (finished = true));
     res.once("close", () => {
-      if (!res.writableFinished) abort.abort();
+      if (!finished) abort.abort();
     });
     app
       .handle(toGatewayRequest(req, abort.signal))
