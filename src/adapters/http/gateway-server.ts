@@ -11,6 +11,7 @@ import { createServer as createTlsServer } from "node:tls";
 import { existsSync, readFileSync } from "node:fs";
 import { Readable, pipeline, type Duplex } from "node:stream";
 import { Regulator } from "../../core/web/index.js";
+import { addressKey } from "../../core/web/client-address.js";
 import { ConfigError } from "../../core/errors.js";
 import { systemClock } from "../../platform/clock.js";
 import { systemRandom } from "../../platform/random.js";
@@ -69,17 +70,6 @@ export function refuseOnSocket(socket: Duplex, status: number): void {
 /** The 101 head to the client, written only after the app's 101 was validated (key, websocket). */
 export function switchingProtocolsHead(accept: string, extra: HeaderList): string {
   return `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n${extra.map(([n, v]) => `${n}: ${v}\r\n`).join("")}\r\n`;
-}
-
-/** The per-address key of a connection: the IPv4 address, or the /64 of an IPv6 address. */
-export function addressKey(address: string): string {
-  const v4 = /^(?:::ffff:)?(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (v4) return v4[1]!;
-  const [head, tail] = address.toLowerCase().split("::") as [string, string | undefined];
-  const left = head ? head.split(":") : [];
-  const right = tail ? tail.split(":") : [];
-  const groups = tail === undefined ? left : [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right];
-  return groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, "")).join(":") + "::/64";
 }
 
 /** The request as the app sees it: header names lower case, in order, none dropped; a body only when node:http parsed one. */
