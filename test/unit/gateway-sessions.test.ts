@@ -65,7 +65,7 @@ function harness(t: { after(fn: () => void): void }): Harness {
   };
 }
 
-const login = (s: SessionService, user: string, secret: string, now: number) => s.issue(user, now, s.fingerprint(user, secret));
+const login = (s: SessionService, user: string, secret: string, now: number) => s.issue(user, now, s.fingerprint(user, secret)).cookie;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test("issue and open: a new id per login, idle and absolute timeouts, tampered cookies refused", (t) => {
@@ -88,10 +88,11 @@ test("logout persists: after a restart (a new service on the same files) the coo
   const h = harness(t);
   const s1 = h.make();
   const cookie = login(s1, "alice", "SECRETA", T0);
-  const sid = s1.open(cookie, T0)!.sid;
+  const opened = s1.open(cookie, T0)!;
+  const sid = opened.sid;
   const ended: unknown[] = [];
   s1.onEnded((f) => ended.push(f));
-  s1.revoke(sid, T0 + session.absoluteMs);
+  s1.revoke(opened, T0);
   assert.equal(s1.open(cookie, T0 + 1), null, "at once");
   assert.deepEqual(ended, [{ sid }]);
   await s1.flush();
@@ -152,6 +153,10 @@ test("a new secret ends the user's sessions at the next check; a gone state file
   await s.flush();
   assert.equal(s.open(bob, T0 + MIN + 4), null, "ended: no state file");
 
+  assert.equal(await s.currentFingerprint("alice"), s.fingerprint("alice", "NEWSECRET"));
+  assert.notEqual(s.fingerprint("alice", "NEWSECRET"), s.fingerprint("alice", "SECRETA"));
+  assert.notEqual(s.fingerprint("alice", "X"), s.fingerprint("bob", "X"), "bound to the user too");
+  assert.equal(await s.currentFingerprint("bob"), null);
   const fresh = login(s, "alice", "NEWSECRET", T0 + 2 * MIN);
   assert.ok(s.open(fresh, T0 + 4 * MIN));
   await s.flush();

@@ -19,26 +19,37 @@ import type { GatewayConfig } from "./gateway-config.js";
 import type { GatewayLog } from "./gateway-types.js";
 
 export type { SessionData } from "../../core/web/index.js";
+/** The name the app uses (helper A's interim interface). */
+export type Sessions = SessionService;
 
 export interface EndedFilter {
   readonly sid?: string;
   readonly user?: string;
 }
 
+export interface IssuedSession {
+  readonly session: SessionData;
+  /** The cookie's value (the Set-Cookie line is built by the app). */
+  readonly cookie: string;
+}
+
 export interface SessionService {
   /** The valid session the cookie value carries, with lastSeenAt = now; null otherwise. */
   open(cookieValue: string | undefined, now: number): SessionData | null;
-  /** A new session for `user` (new id); returns the cookie value. `fingerprint` from fingerprint(). */
-  issue(user: string, now: number, fingerprint: string): string;
-  /** The fingerprint of `user`'s secret line for issue(); a keyed MAC, never the secret. */
+  /** A new session for `user` (new id). `fingerprint`: from fingerprint() or currentFingerprint(), taken at login. */
+  issue(user: string, now: number, fingerprint: string): IssuedSession;
+  /** The fingerprint of `user`'s secret line; a keyed MAC, never the secret. */
   fingerprint(user: string, secretLine: string): string;
-  /** End one session (logout); `until`: when it would have expired anyway. Persisted in the background. */
-  revoke(sid: string, until: number): void;
+  /** The fingerprint of `user`'s secret as the state file holds it now; null when there is none. */
+  currentFingerprint(user: string): Promise<string | null>;
+  /** End one session (logout), also after a restart; persisted in the background. */
+  revoke(session: SessionData, now: number): void;
   /** End every session of `user` created up to `now` (log out everywhere; a new secret). */
   revokeUser(user: string, now: number): void;
+  /** Called when sessions end by revocation (not by timeout): close their tunnels. */
   onEnded(listener: (filter: EndedFilter) => void): void;
-  /** When a session ends at the latest (its absolute timeout), for timers on long-lived tunnels. */
-  absoluteEnd(session: SessionData): number;
+  /** When a session must end at the latest (absolute expiry), Unix ms: timers on long-lived tunnels. */
+  expiresAt(session: SessionData): number;
   /** The keyring as it is now (rotations are picked up): CSRF tokens and enrollment drafts. */
   keys(): Keyring;
   readonly csrf: CsrfTokens;
@@ -198,19 +209,24 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
       return verdict.session;
     },
     issue(user, now, fingerprint) {
-      const base = newSession(Buffer.from(random.bytes(18)).toString("base64url"), user, now);
-      const s: BoundSession = { ...base, fp: fingerprint };
-      lastChecked.set(s.sid, now); // the fingerprint was taken at login
-      return keyring.seal("session", s);
+      const session = newSession(Buffer.from(random.bytes(18)).toString("base64url"), user, now);
+      const bound: BoundSession = { ...session, fp: fingerprint };
+      lastChecked.set(session.sid, now); // the fingerprint was taken at login
+      return { session, cookie: keyring.seal("session", bound) };
     },
     fingerprint(user, secretLine) {
       return fingerprintWith(user, secretLine)!;
     },
-    revoke(sid, until) {
-      localRevoked.set(sid, until);
-      lastSeen.delete(sid);
-      persist("revoke", () => store.revokeSession(sid, until, clock.nowMs()));
-      emit({ sid });
+    async currentFingerprint(user) {
+      const secret = await options.readSecret(user);
+      return secret === null ? null : fingerprintWith(user, secret)!;
+    },
+    revoke(session, now) {
+      const until = session.createdAt + policy.absoluteMs;
+      localRevoked.set(session.sid, until);
+      lastSeen.delete(session.sid);
+      persist("revoke", () => store.revokeSession(session.sid, until, now));
+      emit({ sid: session.sid });
     },
     revokeUser(user, now) {
       localValidAfter.set(user, Math.max(now, localValidAfter.get(user) ?? 0));
@@ -220,7 +236,7 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
     onEnded(listener) {
       listeners.push(listener);
     },
-    absoluteEnd(session) {
+    expiresAt(session) {
       return session.createdAt + policy.absoluteMs;
     },
     keys: () => keyring,
