@@ -14,13 +14,14 @@ import { Regulator } from "../../core/web/index.js";
 import { ConfigError } from "../../core/errors.js";
 import { systemClock } from "../../platform/clock.js";
 import { systemRandom } from "../../platform/random.js";
-import { loadOrCreateKeys } from "../../platform/seal.js";
+import { UserCache } from "../../platform/user-cache.js";
 import { listInvites } from "../../stores/invite-store.js";
 import { readPasswordFile } from "../../stores/password-file.js";
 import { createGatewayApp, type GatewayApp } from "./gateway-app.js";
 import type { GatewayConfig } from "./gateway-config.js";
 import type { GatewayLog, GatewayRequest, GatewayResponse, HeaderList } from "./gateway-types.js";
-import { createSessions } from "./sessions.js";
+import { createSecretReader } from "./secret-reader.js";
+import { createSessionService } from "./sessions.js";
 import { createUpstream, type PoolUpstream } from "./upstream.js";
 
 export type { GatewayLog } from "./gateway-types.js";
@@ -112,10 +113,11 @@ function send(req: IncomingMessage, res: ServerResponse, out: GatewayResponse): 
 }
 
 export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
-  const keys = loadOrCreateKeys(config.keysFile);
-  const sessions = createSessions({ keys, policy: config.session, random: systemRandom });
+  // Keys (rotations picked up), persisted revocations, and sessions bound to the user's secret.
+  const users = new UserCache({ nowMs: () => systemClock.nowMs() });
+  const sessions = createSessionService({ config, clock: systemClock, random: systemRandom, log, readSecret: createSecretReader(users, config.stateFiles) });
   const upstream: PoolUpstream | null = config.upstream ? createUpstream({ origin: config.upstream }) : null;
-  const app = createGatewayApp({ config, clock: systemClock, random: systemRandom, log, upstream, keys, sessions, regulator: new Regulator(config.regulation) });
+  const app = createGatewayApp({ config, clock: systemClock, random: systemRandom, log, upstream, sessions, regulator: new Regulator(config.regulation) });
   const { limits } = config;
 
   const tooManyHeaders = (req: IncomingMessage) => req.rawHeaders.length / 2 > limits.maxHeaders;
@@ -250,6 +252,7 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
         // Idle keep-alive connections and WebSocket tunnels would keep close() waiting forever.
         for (const s of sockets) s.destroy();
         app.tunnels.closeTunnels(() => true);
+        sessions.close();
         void upstream?.close();
       }),
   };

@@ -46,6 +46,8 @@ export interface SessionService {
   revoke(session: SessionData, now: number): void;
   /** End every session of `user` created up to `now` (log out everywhere; a new secret). */
   revokeUser(user: string, now: number): void;
+  /** The session was revoked (by id, or by its user's "valid after"): a tunnel of it must close. Timeouts are not considered. */
+  ended(session: SessionData): boolean;
   /** Called when sessions end by revocation (not by timeout): close their tunnels. */
   onEnded(listener: (filter: EndedFilter) => void): void;
   /** When a session must end at the latest (absolute expiry), Unix ms: timers on long-lived tunnels. */
@@ -232,6 +234,10 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
       localValidAfter.set(user, Math.max(now, localValidAfter.get(user) ?? 0));
       persist("revoke-user", () => store.revokeUser(user, now));
       emit({ user });
+    },
+    ended(session) {
+      const after = validAfterOf(session.user);
+      return revokedUntil(session.sid) !== undefined || (after !== undefined && session.createdAt <= after);
     },
     onEnded(listener) {
       listeners.push(listener);
