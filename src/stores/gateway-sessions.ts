@@ -62,7 +62,29 @@ export interface SessionsFileRead {
   readonly version: string | null;
 }
 
-export class GatewaySessionsFile {
+/** What the session service needs of the store (the file, or memory for in-process tests). */
+export interface SessionsStore {
+  read(): SessionsFileRead;
+  revokeUser(user: string, at: number): Promise<SessionsState>;
+  revokeSession(sid: string, until: number, now: number): Promise<SessionsState>;
+}
+
+/** In memory: the gateway app in-process (tests), where nothing must survive. */
+export class MemorySessionsStore implements SessionsStore {
+  private state: SessionsState = emptySessionsState();
+  read(): SessionsFileRead {
+    return { state: this.state, version: null };
+  }
+  async revokeUser(user: string, at: number): Promise<SessionsState> {
+    const validAfter = new Map(this.state.validAfter).set(user, Math.max(at, this.state.validAfter.get(user) ?? 0));
+    return (this.state = pruneSessionsState({ revoked: this.state.revoked, validAfter }, at));
+  }
+  async revokeSession(sid: string, until: number, now: number): Promise<SessionsState> {
+    return (this.state = pruneSessionsState({ revoked: new Map(this.state.revoked).set(sid, until), validAfter: this.state.validAfter }, now));
+  }
+}
+
+export class GatewaySessionsFile implements SessionsStore {
   constructor(
     readonly path: string,
     private readonly lockSecret: Buffer,

@@ -226,13 +226,15 @@ test("the sessions file: pruned of expired revocations, bounded, validated", () 
 });
 
 test("cookie names: __Host- behind https (session and CSRF), plain otherwise; every name read is in the strip list", () => {
-  const https = gatewayCookies({ cookieName: "otpgate_session", publicUrl: new URL("https://app.example.com") });
+  const https = gatewayCookies({ cookieName: "otpgate_session", publicUrl: new URL("https://app.example.com"), pagesPrefix: "/_otpgate" });
+  assert.equal(https.csrfAttributes, "Path=/; HttpOnly; Secure", "__Host- needs Path=/");
   assert.equal(https.session, "__Host-otpgate_session");
   assert.equal(https.csrf, "__Host-otpgate_csrf");
   assert.match(https.attributes, /Path=\/; HttpOnly; Secure/);
   assert.doesNotMatch(https.attributes, /Domain/i);
   for (const n of ["__Host-otpgate_session", "__Host-otpgate_csrf", "otpgate_session", "otpgate_csrf"]) assert.ok(https.all.includes(n), n);
-  const http = gatewayCookies({ cookieName: "sess", publicUrl: new URL("http://127.0.0.1:9091") });
+  const http = gatewayCookies({ cookieName: "sess", publicUrl: new URL("http://127.0.0.1:9091"), pagesPrefix: "/_otpgate" });
+  assert.equal(http.csrfAttributes, "Path=/_otpgate; HttpOnly");
   assert.equal(http.session, "sess");
   assert.doesNotMatch(http.attributes, /Secure/);
   assert.ok(http.all.includes("otpgate_csrf"));

@@ -72,7 +72,7 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   // Every cookie name the gateway reads (also the plain names behind https) is kept from the app.
   const names = gatewayCookies(config);
   const cookieNames = [...names.all];
-  const kit = createPageKit({ secure, pagesPrefix: P, random, csrf: sessions.csrf, csrfCookie: { name: names.csrf, attributes: names.attributes } });
+  const kit = createPageKit({ secure, pagesPrefix: P, random, csrf: sessions.csrf, csrfCookie: { name: names.csrf, attributes: names.csrfAttributes } });
   // Sessions ended by revocation (logout, log out everywhere, a new secret, another process's
   // change to sessions_file) close their WebSocket tunnels at once.
   sessions.onEnded(() => tunnels.closeTunnels((s) => sessions.ended(s)));

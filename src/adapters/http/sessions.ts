@@ -13,7 +13,7 @@ import { decideSession, isBoundSession, newSession, type BoundSession, type Sess
 import { watchFile, type FileWatch } from "../../platform/file-watch.js";
 import { Keyring, loadOrCreateKeyring, readKeyFile } from "../../platform/keyring.js";
 import type { Clock, Random } from "../../ports/index.js";
-import { GatewaySessionsFile, type SessionsState } from "../../stores/gateway-sessions.js";
+import { GatewaySessionsFile, type SessionsState, type SessionsStore } from "../../stores/gateway-sessions.js";
 import type { CsrfTokens } from "./page-kit.js";
 import type { GatewayConfig } from "./gateway-config.js";
 import type { GatewayLog } from "./gateway-types.js";
@@ -69,6 +69,8 @@ export interface SessionServiceOptions {
   readonly readSecret: (user: string) => Promise<string | null>;
   /** How often keys_file and sessions_file are checked for changes by other processes (default 1 s). */
   readonly watchMs?: number;
+  /** In-process (tests): this keyring and store instead of keys_file and sessions_file, and no watching. */
+  readonly inMemory?: { readonly keyring: Keyring; readonly store: SessionsStore };
 }
 
 /** Fingerprints are short (cookie size): 16 bytes of HMAC-SHA256 with the secret-fingerprint subkey. */
@@ -80,8 +82,8 @@ const MAX_TRACKED = 100_000;
 export function createSessionService(options: SessionServiceOptions): SessionService {
   const { config, clock, random, log } = options;
   const policy = config.session;
-  let keyring = loadOrCreateKeyring(config.keysFile, clock.nowMs(), random);
-  const store = new GatewaySessionsFile(config.sessionsFile, keyring.file.lockSecret);
+  let keyring = options.inMemory?.keyring ?? loadOrCreateKeyring(config.keysFile, clock.nowMs(), random);
+  const store: SessionsStore = options.inMemory?.store ?? new GatewaySessionsFile(config.sessionsFile, keyring.file.lockSecret);
   let persisted: SessionsState = store.read().state;
   // Decisions made here and not yet seen in the file (the write is in flight, or failed).
   const localRevoked = new Map<string, number>();
@@ -149,7 +151,7 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
   };
 
   const watchMs = options.watchMs ?? 1000;
-  const watches: FileWatch[] = [watchFile(config.sessionsFile, watchMs, reloadSessions), watchFile(config.keysFile, watchMs, reloadKeys)];
+  const watches: FileWatch[] = options.inMemory ? [] : [watchFile(config.sessionsFile, watchMs, reloadSessions), watchFile(config.keysFile, watchMs, reloadKeys)];
 
   const end = (s: BoundSession, reason: string) => {
     localRevoked.set(s.sid, s.createdAt + policy.absoluteMs);
