@@ -21,8 +21,11 @@ const cli = (...args: string[]) => runCli(args);
 describe("otpgate gateway keys / sessions", () => {
   test("keys: refuses without a keys file (nothing created); rotates a legacy file into key ids; retire waits for the session lifetime", (t) => {
     if (!systemReady(t, [])) return;
-    const { config, keys } = rig(t);
-    let r = cli("gateway", "keys", "--rotate", "--config", config);
+    const { config, keys, dir } = rig(t);
+    let r = cli("gateway", "keys", "--config", join(dir, "none.yaml"));
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /^otpgate gateway: cannot read .*none\.yaml \(ENOENT\)\n$/, "a user's error, not an internal one");
+    r = cli("gateway", "keys", "--rotate", "--config", config);
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, /gateway\.keys does not exist: the gateway creates it when it first starts; nothing to rotate/);
     assert.equal(existsSync(keys), false);
