@@ -23,7 +23,7 @@ function tempDir(t: { after(fn: () => void): void }): string {
 }
 
 interface Harness {
-  make(): SessionService;
+  make(watchMs?: number): SessionService;
   secrets: Map<string, string | null>;
   logs: Record<string, unknown>[];
   keysFile: string;
@@ -46,7 +46,7 @@ function harness(t: { after(fn: () => void): void }): Harness {
     keysFile,
     sessionsFile,
     clock,
-    make: () => {
+    make: (watchMs = 20) => {
       const s = createSessionService({
         config: { keysFile, sessionsFile, session },
         clock,
@@ -57,7 +57,7 @@ function harness(t: { after(fn: () => void): void }): Harness {
           if (v === undefined) throw new Error("lookup timed out");
           return v;
         },
-        watchMs: 20,
+        watchMs,
       });
       services.push(s);
       return s;
@@ -123,6 +123,21 @@ test("log out everywhere from another process (the CLI) ends a running gateway's
   // A restart keeps it.
   s.close();
   assert.equal(h.make().open(alice, T0 + 50), null);
+});
+
+test("another process's revocation is reported to listeners even when the gateway's own write reads it first", async (t) => {
+  const h = harness(t);
+  const s = h.make(60_000); // the timer does not fire during the test: only our own write sees the file
+  const alice = login(s, "alice", "SECRETA", T0);
+  login(s, "bob", "SECRETB", T0);
+  const ended: unknown[] = [];
+  s.onEnded((f) => ended.push(f));
+  const cli = new GatewaySessionsFile(h.sessionsFile, loadOrCreateKeyring(h.keysFile, T0, systemRandom).file.lockSecret);
+  await cli.revokeUser("bob", T0 + 10);
+  s.revoke(s.open(alice, T0 + 20)!, T0 + 20);
+  await s.flush();
+  assert.equal(ended.length, 2, JSON.stringify(ended));
+  assert.deepEqual(ended[1], { user: "bob" }, "bob's tunnels must close too");
 });
 
 test("a new secret ends the user's sessions at the next check; a gone state file too; a lookup that cannot answer does not", async (t) => {

@@ -112,30 +112,34 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
     return a === undefined ? b : b === undefined ? a : Math.max(a, b);
   };
 
-  const persist = (what: string, write: () => Promise<SessionsState>) => {
-    writes = writes
-      .then(write)
-      .then((state) => {
-        persisted = state;
-      })
-      .catch((err: Error) => log({ event: "error", where: "sessions-file", action: what, message: err.message }));
-  };
-
-  const reloadSessions = () => {
-    let next: SessionsState;
-    try {
-      next = store.read().state;
-    } catch (err) {
-      log({ event: "error", where: "sessions-file", action: "reload", message: (err as Error).message });
-      return; // keep what we know; our own in-memory decisions stay in force
-    }
+  /**
+   * The file's state as now known (re-read after another process changed it, or as our own write
+   * left it, which includes what others wrote before): listeners learn of decisions that are not
+   * ours, and ours that reached the file are no longer kept apart.
+   */
+  const adopt = (next: SessionsState) => {
     const before = persisted;
     persisted = next;
     for (const [sid] of next.revoked) if (!before.revoked.has(sid) && !localRevoked.has(sid)) emit({ sid });
     for (const [user, at] of next.validAfter) if ((before.validAfter.get(user) ?? -1) < at && (localValidAfter.get(user) ?? -1) < at) emit({ user });
-    // Ours are in the file now (or were superseded): the file is the truth again.
     for (const [sid] of localRevoked) if (next.revoked.has(sid)) localRevoked.delete(sid);
     for (const [user, at] of localValidAfter) if ((next.validAfter.get(user) ?? -1) >= at) localValidAfter.delete(user);
+  };
+
+  const persist = (what: string, write: () => Promise<SessionsState>) => {
+    writes = writes
+      .then(write)
+      .then(adopt)
+      .catch((err: Error) => log({ event: "error", where: "sessions-file", action: what, message: err.message }));
+  };
+
+  const reloadSessions = () => {
+    try {
+      adopt(store.read().state);
+    } catch (err) {
+      log({ event: "error", where: "sessions-file", action: "reload", message: (err as Error).message });
+      // keep what we know; our own in-memory decisions stay in force
+    }
   };
 
   const reloadKeys = () => {
