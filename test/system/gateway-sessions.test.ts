@@ -118,6 +118,33 @@ describe("gateway sessions that stay ended", () => {
     assert.equal(await page(gw, session), 302);
   });
 
+  test("completing a replacing enrollment ends the sessions signed in with the old secret at once (also ones started after the invitation)", async (t) => {
+    if (!systemReady(t, ["oathtool"])) return;
+    const { user, secret } = enrolledUser(t);
+    const { start, config } = await rig(t);
+    const gw = await start();
+    const inv = runCli(["invite", user.name, "--replace", "--config", config]);
+    assert.equal(inv.status, 0, inv.stderr);
+    await new Promise((r) => setTimeout(r, 20));
+    const session = await signIn(gw, user.name, oathTotp(secret, 0)); // after the invitation: still valid
+    assert.equal(await page(gw, session), 200);
+    const ws = await tunnel(gw, session);
+    const path = new URL(inv.stdout.trim()).pathname;
+    const form = await http(gw.base, "GET", path);
+    assert.equal(form.status, 200, form.body);
+    const newSecret = /<code>([A-Z2-7 ]+)<\/code>/.exec(form.body)![1]!.replace(/ /g, "");
+    const field = (name: string) => new RegExp(`name="${name}" value="([^"]+)"`).exec(form.body)![1]!;
+    const at = Date.now();
+    const done = await http(gw.base, "POST", path, { cookie: cookieHeader(cookiesFrom(form)) }, new URLSearchParams({ csrf: field("csrf"), draft: field("draft"), code: oathTotp(newSecret) }).toString());
+    assert.equal(done.status, 200, done.body);
+    assert.equal(await page(gw, session), 302, "the old secret's session ended with the enrollment");
+    const closedIn = await ws.closedAfter(at, 2000);
+    assert.ok(closedIn !== null && closedIn < 1000, `its tunnel closed (${closedIn} ms)`);
+    const fresh = await signIn(gw, user.name, oathTotp(newSecret, 1));
+    assert.equal(await page(gw, fresh), 200, "the new secret signs in");
+    assert.match(field("draft"), /^v1\.1\./, "the draft is sealed with a key id (purpose enroll-draft)");
+  });
+
   test("key rotation: a cookie from before still works, new ones carry the new key id; retiring the old key ends it", async (t) => {
     if (!systemReady(t, ["oathtool"])) return;
     const { user, secret } = enrolledUser(t);
