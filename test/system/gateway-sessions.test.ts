@@ -10,11 +10,11 @@ import { describe, test, type TestContext } from "node:test";
 import { WS_KEY, cookieHeader, cookiesFrom, http, login, loginForm, startGateway, startUpstream, wsTextFrame, type RunningGateway } from "../helpers/gateway.js";
 import { enrolledUser, oathTotp, runCli, systemReady, tempDir } from "../helpers/system.js";
 
-async function rig(t: TestContext) {
+async function rig(t: TestContext, extra: Record<string, unknown> = {}) {
   const dir = tempDir(t);
   const app = await startUpstream();
   t.after(() => app.close());
-  const settings = { public_url: "http://app.test", upstream: `http://127.0.0.1:${app.port}`, allowed_hosts: ["app.test"], invites_dir: join(dir, "invites") };
+  const settings = { public_url: "http://app.test", upstream: `http://127.0.0.1:${app.port}`, allowed_hosts: ["app.test"], invites_dir: join(dir, "invites"), ...extra };
   const start = async () => {
     const gw = await startGateway(dir, settings);
     t.after(() => gw.stop());
@@ -143,6 +143,30 @@ describe("gateway sessions that stay ended", () => {
     const fresh = await signIn(gw, user.name, oathTotp(newSecret, 1));
     assert.equal(await page(gw, fresh), 200, "the new secret signs in");
     assert.match(field("draft"), /^v1\.1\./, "the draft is sealed with a key id (purpose enroll-draft)");
+  });
+
+  test("re-enrolling with otpgate enroll --force (a new secret) ends the old sessions at their next check (session.recheck)", async (t) => {
+    if (!systemReady(t, ["oathtool"])) return;
+    // session.recheck is read by the strict configuration of fix/gw-config (its help names it).
+    if (!/recheck/.test(runCli(["gateway", "--help"]).stdout)) return void t.skip("session.recheck is not configurable on this branch yet (fix/gw-config)");
+    const { user, secret } = enrolledUser(t);
+    const { start } = await rig(t, { session: { idle: "30m", absolute: "12h", recheck: "1s" } });
+    const gw = await start();
+    const session = await signIn(gw, user.name, oathTotp(secret, 0));
+    const ws = await tunnel(gw, session);
+    const again = runCli(["enroll", "--user", user.name, "-t", "-d", "-W", "-u", "-q", "-f"]);
+    assert.equal(again.status, 0, again.stderr);
+    const at = Date.now();
+    // The first request after recheck starts the check; the session ends when it sees the new secret.
+    let status = 200;
+    while (status === 200 && Date.now() - at < 5000) {
+      await new Promise((r) => setTimeout(r, 200));
+      status = await page(gw, session);
+    }
+    assert.equal(status, 302, "the session of the old secret ended");
+    assert.ok(Date.now() - at < 3000, `within about session.recheck (${Date.now() - at} ms)`);
+    assert.notEqual(await ws.closedAfter(at, 1000), null, "and its tunnel closed");
+    await gw.waitForLog(/"event":"session-ended","reason":"secret-changed"/);
   });
 
   test("key rotation: a cookie from before still works, new ones carry the new key id; retiring the old key ends it", async (t) => {
