@@ -198,12 +198,12 @@ describe("gateway sessions that stay ended", () => {
     const keys = join(dir, "gateway.keys");
     const sessions = join(dir, "gateway.sessions");
     writeFileSync(sessions, "{broken", { mode: 0o600 });
-    await assert.rejects(start(), /gateway\.sessions is not a sessions file otpgate wrote \(not JSON\); fix or delete it/);
+    await assert.rejects(start(), /otpgate gateway: \/\S+\/gateway\.sessions is not a sessions file otpgate wrote \(not JSON\); fix or delete it[^\n]*\)\n/, "the user's error, not an internal one");
     assert.equal(readFileSync(sessions, "utf8"), "{broken");
     writeFileSync(sessions, JSON.stringify({ v: 1, revoked: {}, validAfter: {} }), { mode: 0o600 });
     chmodSync(keys, 0o644);
     const keyText = readFileSync(keys, "latin1");
-    await assert.rejects(start(), /gateway\.keys \(the gateway's keys\) has mode 0644; it must be readable by its owner only: chmod 600/);
+    await assert.rejects(start(), /otpgate gateway: \/\S+\/gateway\.keys \(the gateway's keys\) has mode 0644; it must be readable by its owner only: chmod 600 \S+\n/);
     assert.equal(readFileSync(keys, "latin1"), keyText);
     chmodSync(keys, 0o600);
     writeFileSync(keys, "otpgate-gateway-keys 1\n");
