@@ -34,15 +34,7 @@ Run as the gateway's user (root).`;
 async function config(path: string | undefined, command: string) {
   if (!path) throw new UsageError(`--config FILE is required; see otpgate gateway ${command} --help`);
   const { loadGatewayConfig } = await import("../../http/gateway-entry.js");
-  try {
-    return loadGatewayConfig(path);
-  } catch (err) {
-    // The gateway is bundled separately: its ConfigError is another class than ours (instanceof
-    // fails), so it is recognised by shape and reported as the user's error, not an internal one.
-    const e = err as { name?: unknown; message?: unknown; exitCode?: unknown };
-    if (!(err instanceof OtpgateError) && typeof e?.message === "string" && (e.exitCode === 1 || e.exitCode === 2)) throw new OtpgateError(e.message, e.exitCode);
-    throw err;
-  }
+  return loadGatewayConfig(path); // its ConfigError (another bundle's class) is recognised by main.ts
 }
 
 export async function runKeys(argv: string[], io: Output): Promise<ExitCode> {
