@@ -10,7 +10,8 @@ import { createSessionService, type SessionService } from "../../src/adapters/ht
 import { gatewayCookies } from "../../src/adapters/http/cookie-names.js";
 import { loadOrCreateKeyring, rotateKeys } from "../../src/platform/keyring.js";
 import { systemRandom } from "../../src/platform/random.js";
-import { GatewaySessionsFile, MAX_REVOKED, parseSessionsFile, pruneSessionsState } from "../../src/stores/gateway-sessions.js";
+import { GatewaySessionsFile, MAX_REVOKED, parseSessionsFile, pruneSessionsState, type SessionsState, type SessionsStore } from "../../src/stores/gateway-sessions.js";
+import { Keyring } from "../../src/platform/keyring.js";
 
 const T0 = Date.UTC(2026, 11, 1, 12, 0, 0);
 const MIN = 60_000;
@@ -138,6 +139,31 @@ test("another process's revocation is reported to listeners even when the gatewa
   await s.flush();
   assert.equal(ended.length, 2, JSON.stringify(ended));
   assert.deepEqual(ended[1], { user: "bob" }, "bob's tunnels must close too");
+});
+
+test("after its own write the gateway adopts the file as it is then, not as it wrote it (another process may have written since)", async () => {
+  let onDisk: SessionsState = { revoked: new Map(), validAfter: new Map() };
+  const store: SessionsStore = {
+    read: () => ({ state: onDisk, version: null }),
+    revokeUser: async () => onDisk,
+    revokeSession: async (sid, until) => {
+      const written = { revoked: new Map([[sid, until]]), validAfter: new Map<string, number>() };
+      // The CLI logs bob out right after our write, before our write's completion is handled.
+      onDisk = { revoked: written.revoked, validAfter: new Map([["bob", T0 + 5]]) };
+      return written;
+    },
+  };
+  const keyring = new Keyring({ lockSecret: Buffer.alloc(32), keys: [{ kid: 1, createdAt: T0, material: Buffer.alloc(32, 1) }], legacy: false }, systemRandom);
+  const s = createSessionService({ config: { keysFile: "/nonexistent/k", sessionsFile: "/nonexistent/s", session }, clock: { nowMs: () => T0 }, random: systemRandom, log: () => undefined, readSecret: async () => "S", inMemory: { keyring, store } });
+  const alice = login(s, "alice", "S", T0);
+  const bob = login(s, "bob", "S", T0);
+  const ended: unknown[] = [];
+  s.onEnded((f) => ended.push(f));
+  s.revoke(s.open(alice, T0 + 1)!, T0 + 1);
+  await s.flush();
+  assert.equal(s.open(bob, T0 + 10), null, "bob's log-out-everywhere is not lost");
+  assert.deepEqual(ended.at(-1), { user: "bob" });
+  s.close();
 });
 
 test("a new secret ends the user's sessions at the next check; a gone state file too; a lookup that cannot answer does not", async (t) => {

@@ -129,7 +129,17 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
   const persist = (what: string, write: () => Promise<SessionsState>) => {
     writes = writes
       .then(write)
-      .then(adopt)
+      .then((written) => {
+        // The file as it is now, not as we wrote it: another process may have written after us
+        // (and the timer seen it) before this runs; adopting our older state would lose that.
+        let latest = written;
+        try {
+          latest = store.read().state;
+        } catch {
+          // unreadable right now: what we wrote is the best we know
+        }
+        adopt(latest);
+      })
       .catch((err: Error) => log({ event: "error", where: "sessions-file", action: what, message: err.message }));
   };
 
