@@ -205,7 +205,13 @@ describe("gateway sessions that stay ended", () => {
     const keyText = readFileSync(keys, "latin1");
     await assert.rejects(start(), /otpgate gateway: \/\S+\/gateway\.keys \(the gateway's keys\) has mode 0644; it must be readable by its owner only: chmod 600 \S+\n/);
     assert.equal(readFileSync(keys, "latin1"), keyText);
+    const check = runCli(["gateway", "--config", join(dir, "gateway.yaml"), "--check-config"]);
+    assert.equal(check.status, 2, "--check-config finds it too");
+    assert.match(check.stderr, /gateway\.keys \(the gateway's keys\) has mode 0644/);
     chmodSync(keys, 0o600);
+    const good = runCli(["gateway", "--config", join(dir, "gateway.yaml"), "--check-config"]);
+    assert.equal(good.status, 0, good.stderr);
+    assert.match(good.stdout, /1 key\(s\) in \S+gateway\.keys, id 1 seals; 0 revoked session\(s\) and 0 user\(s\) logged out everywhere/);
     writeFileSync(keys, "otpgate-gateway-keys 1\n");
     await assert.rejects(start(), /gateway\.keys is not a keys file otpgate wrote \(no lock secret\); restore it from a backup, or delete it/);
     assert.equal(readFileSync(keys, "latin1"), "otpgate-gateway-keys 1\n");

@@ -15,6 +15,7 @@ import { ConfigError } from "../../core/errors.js";
 import { systemClock } from "../../platform/clock.js";
 import { systemRandom } from "../../platform/random.js";
 import { UserCache } from "../../platform/user-cache.js";
+import { sessionFilesNotes } from "../../services/gateway-revoke.js";
 import { listInvites } from "../../stores/invite-store.js";
 import { readPasswordFile } from "../../stores/password-file.js";
 import { createGatewayApp, type GatewayApp } from "./gateway-app.js";
@@ -56,6 +57,7 @@ export function preflight(config: GatewayConfig): string[] {
   }
   if (config.passwordFile) notes.push(`password factor on: ${readPasswordFile(config.passwordFile).size} password(s) in ${config.passwordFile}`);
   if (existsSync(config.invitesDir)) notes.push(`${listInvites(config.invitesDir, systemClock.nowMs()).length} pending invitation(s)`);
+  notes.push(...sessionFilesNotes(config)); // keys_file and sessions_file: readable, private, well-formed
   return notes;
 }
 
