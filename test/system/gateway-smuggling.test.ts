@@ -143,7 +143,7 @@ const statuses = (text: string) => [...text.matchAll(/^HTTP\/1\.[01] (\d{3})/gm)
 const HIDDEN = "GET /smuggled HTTP/1.1\r\nHost: app.test\r\nRemote-User: victim\r\nX-Forwarded-User: victim\r\n\r\n";
 const HIDDEN_CHUNKED = `${HIDDEN.length.toString(16)}\r\n${HIDDEN}\r\n0\r\n\r\n`;
 /** Headers the app must never receive from a client. */
-const FORBIDDEN = ["remote_user", "x_forwarded_user", "x-remote-user", "x-forwarded-user", "x-real-ip", "forwarded", "x-forwarded-port", "x-forwarded-prefix", "x-original-url", "x-original-uri", "x-rewrite-url", "http2-settings", "transfer_encoding", "content_length"];
+const FORBIDDEN = ["remote_user", "x_forwarded_user", "x-remote-user", "x-forwarded-user", "forwarded", "x-forwarded-port", "x-forwarded-prefix", "x-original-url", "x-original-uri", "x-rewrite-url", "http2-settings", "transfer_encoding", "content_length"];
 
 interface Case {
   readonly name: string;
@@ -312,6 +312,10 @@ test("gateway smuggling corpus", async (t) => {
           assert.equal(identities.length, 1, `exactly one Remote-User; ${where}`);
           assert.equal(header(r, "remote-user"), user.name, `the app sees only the signed-in user; ${where}`);
           assert.deepEqual(names.filter((n) => FORBIDDEN.includes(n)), [], `no client identity/forwarding headers; ${where}`);
+          for (const set of ["x-forwarded-for", "x-real-ip"]) {
+            const values = names.flatMap((n, i) => (n === set ? [r.rawHeaders[2 * i + 1]] : []));
+            assert.ok(values.length <= 1 && values.every((v) => v === "127.0.0.1"), `${set} only from the gateway: ${JSON.stringify(values)}; ${where}`);
+          }
           assert.deepEqual(r.rawTrailers, [], `no trailers; ${where}`);
         }
         if (!signedIn) assert.equal(app.requests.length, 0, `nothing anonymous reaches the app; ${where}`);

@@ -131,11 +131,12 @@ describe("gateway app: the proxy decision and what the app receives", () => {
     assert.equal(r.text, "app saw GET /reports?x=1");
     const sent = upstream.seen[0]!.req;
     assert.deepEqual(sent.headers, [
+      ["host", "127.0.0.1:9"],
       ["accept", "text/html"],
       ["cookie", "theme=dark; lang=en"],
-      ["host", "127.0.0.1:9"],
       ["remote-user", "alice"],
       ["x-forwarded-for", "192.0.2.10"],
+      ["x-real-ip", "192.0.2.10"],
       ["x-forwarded-proto", "http"],
       ["x-forwarded-host", "app.test"],
     ]);

@@ -9,8 +9,9 @@ import { createServer as createHttpsServer } from "node:https";
 import type { Server, Socket } from "node:net";
 import { createServer as createTlsServer } from "node:tls";
 import { existsSync, readFileSync } from "node:fs";
-import { Readable, pipeline, type Duplex } from "node:stream";
+import { Readable, type Duplex } from "node:stream";
 import { Regulator } from "../../core/web/index.js";
+import { addressKey } from "../../core/web/client-address.js";
 import { ConfigError } from "../../core/errors.js";
 import { systemClock } from "../../platform/clock.js";
 import { systemRandom } from "../../platform/random.js";
@@ -74,17 +75,6 @@ export function switchingProtocolsHead(accept: string, extra: HeaderList): strin
   return `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n${extra.map(([n, v]) => `${n}: ${v}\r\n`).join("")}\r\n`;
 }
 
-/** The per-address key of a connection: the IPv4 address, or the /64 of an IPv6 address. */
-export function addressKey(address: string): string {
-  const v4 = /^(?:::ffff:)?(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (v4) return v4[1]!;
-  const [head, tail] = address.toLowerCase().split("::") as [string, string | undefined];
-  const left = head ? head.split(":") : [];
-  const right = tail ? tail.split(":") : [];
-  const groups = tail === undefined ? left : [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right];
-  return groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, "")).join(":") + "::/64";
-}
-
 /** The request as the app sees it: header names lower case, in order, none dropped; a body only when node:http parsed one. */
 function toGatewayRequest(req: IncomingMessage, signal: AbortSignal | undefined): GatewayRequest {
   const headers: [string, string][] = [];
@@ -111,7 +101,33 @@ function send(req: IncomingMessage, res: ServerResponse, out: GatewayResponse): 
     res.end();
     if (body !== null && typeof body !== "string" && !(body instanceof Uint8Array)) (body as Readable).destroy?.();
   } else if (typeof body === "string" || body instanceof Uint8Array) res.end(body);
-  else pipeline(body instanceof Readable ? body : Readable.from(body), res, (err) => err && res.destroy());
+  else if (smallKnownLength(out.headers)) {
+    // A small body of known length goes out in one write with the head (a stream costs several).
+    collect(body).then(
+      (bytes) => res.end(bytes),
+      () => res.destroy(),
+    );
+  } else {
+    // pipe (not pipeline: that costs an AbortController and more listeners per response); an error
+    // on either side ends both, so a truncated app body is never passed off as complete.
+    const source = body instanceof Readable ? body : Readable.from(body);
+    source.once("error", () => res.destroy());
+    res.once("close", () => source.destroyed || source.readableEnded || source.destroy());
+    source.pipe(res);
+  }
+}
+
+const SMALL_BODY = 64 * 1024;
+
+function smallKnownLength(headers: HeaderList): boolean {
+  const lengths = headers.filter(([n]) => n === "content-length");
+  return lengths.length === 1 && /^[0-9]{1,6}$/.test(lengths[0]![1]) && Number(lengths[0]![1]) <= SMALL_BODY;
+}
+
+async function collect(body: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const chunks: Uint8Array[] = [];
+  for await (const c of body) chunks.push(c);
+  return Buffer.concat(chunks);
 }
 
 export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
@@ -129,9 +145,12 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
       res.writeHead(431, ["content-type", "text/plain", "connection", "close"]).end("Too many header lines\n");
       return;
     }
+    // The client going away before its answer is complete aborts what is on the way to the app.
     const abort = new AbortController();
+    let finished = false;
+    res.once("finish", () => (finished = true));
     res.once("close", () => {
-      if (!res.writableFinished) abort.abort();
+      if (!finished) abort.abort();
     });
     app
       .handle(toGatewayRequest(req, abort.signal))
