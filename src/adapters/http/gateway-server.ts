@@ -23,7 +23,7 @@ import { createGatewayApp, type GatewayApp } from "./gateway-app.js";
 import type { GatewayConfig } from "./gateway-config.js";
 import type { GatewayLog, GatewayRequest, GatewayResponse, HeaderList } from "./gateway-types.js";
 import { createSecretReader } from "./secret-reader.js";
-import { createSessionService } from "./sessions.js";
+import { createSessionService, type Sessions } from "./sessions.js";
 import { createUpstream, type PoolUpstream } from "./upstream.js";
 
 export type { GatewayLog } from "./gateway-types.js";
@@ -31,6 +31,8 @@ export type { GatewayLog } from "./gateway-types.js";
 export interface Gateway {
   readonly server: Server;
   readonly app: GatewayApp;
+  /** The session service (revocation, key rotation): tests issue sessions through it. */
+  readonly sessions: Sessions;
   readonly metrics: GatewayApp["metrics"];
   /** The separate /metrics listener (config.metricsListen), listening once created. */
   readonly metricsServer: HttpServer | null;
@@ -261,6 +263,7 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
   return {
     server: web,
     app,
+    sessions,
     metrics: app.metrics,
     metricsServer,
     close: () =>
