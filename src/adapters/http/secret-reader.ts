@@ -8,7 +8,8 @@ import type { UserCache } from "../../platform/user-cache.js";
 import { storeFor } from "../../services/resolve-account.js";
 import { StateFileError } from "../../core/errors.js";
 
-export function createSecretReader(users: UserCache, stateFiles: string): (user: string) => Promise<string | null> {
+/** `users`: UserCache, or any lookup with its answers (the user directory's `lookup`). */
+export function createSecretReader(users: Pick<UserCache, "lookup">, stateFiles: string): (user: string) => Promise<string | null> {
   return async (user) => {
     const account = await users.lookup(user);
     if (account === "busy") throw new Error("account lookups are busy; checking the session again later");
