@@ -135,7 +135,7 @@ async function collect(body: AsyncIterable<Uint8Array>): Promise<Buffer> {
 export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
   // Keys (rotations picked up), persisted revocations, and sessions bound to the user's secret.
   const users = new UserCache({ nowMs: () => systemClock.nowMs() });
-  const sessions = createSessionService({ config, clock: systemClock, random: systemRandom, log, readSecret: createSecretReader(users, config.stateFiles) });
+  const sessions = createSessionService({ config, clock: systemClock, random: systemRandom, log, readSecret: createSecretReader(users, config.stateFiles, config.userLookupTimeoutMs) });
   const upstream: PoolUpstream | null = config.upstream ? createUpstream({ origin: config.upstream }) : null;
   const app = createGatewayApp({ config, clock: systemClock, random: systemRandom, log, upstream, sessions, regulator: new Regulator(config.regulation) });
   const { limits } = config;

@@ -9,9 +9,14 @@ import { storeFor } from "../../services/resolve-account.js";
 import { StateFileError } from "../../core/errors.js";
 
 /** `users`: UserCache, or any lookup with its answers (the user directory's `lookup`). */
-export function createSecretReader(users: Pick<UserCache, "lookup">, stateFiles: string): (user: string) => Promise<string | null> {
+export function createSecretReader(users: Pick<UserCache, "lookup">, stateFiles: string, timeoutMs: number): (user: string) => Promise<string | null> {
   return async (user) => {
-    const account = await users.lookup(user);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), timeoutMs);
+    });
+    const account = await Promise.race([users.lookup(user), late]).finally(() => clearTimeout(timer));
+    if (account === "timeout") throw new Error("the account lookup timed out; checking the session again later");
     if (account === "busy") throw new Error("account lookups are busy; checking the session again later");
     if (account === null) return null;
     try {
