@@ -6,7 +6,10 @@ import { Regulator } from "../../src/core/web/index.js";
 import { createGatewayApp, type GatewayApp } from "../../src/adapters/http/gateway-app.js";
 import { parseGatewayConfig, type GatewayConfig } from "../../src/adapters/http/gateway-config.js";
 import type { GatewayRequest, GatewayResponse, HeaderList, Upstream, UpstreamRequest, UpstreamUpgrade } from "../../src/adapters/http/gateway-types.js";
-import { createSessions, type Sessions } from "../../src/adapters/http/sessions.js";
+import { createSessionService, type Sessions } from "../../src/adapters/http/sessions.js";
+import { Keyring } from "../../src/platform/keyring.js";
+import { gatewayCookies } from "../../src/adapters/http/cookie-names.js";
+import { MemorySessionsStore } from "../../src/stores/gateway-sessions.js";
 
 export interface AppReply {
   readonly status: number;
@@ -99,24 +102,30 @@ export interface TestApp {
   readonly upstream: FakeUpstream;
   readonly clock: { now: number; nowMs(): number };
   readonly logs: Record<string, string | number | boolean>[];
-  /** A session cookie header value for `user`, issued now. */
+  /** The users' secret lines as the session checks read them (default "SECRET-<user>"; null: no state file). */
+  readonly secrets: Map<string, string | null>;
+  /** A session cookie header value for `user`, issued now (bound to the user's secret in `secrets`). */
   signIn(user: string): { cookie: string; sid: string };
 }
 
 /** The app with a fixed clock, counting randomness, fresh keys and a fake upstream; `yaml` adds configuration. */
 export function testApp(yaml: Record<string, unknown> = {}, override: { limits?: Partial<GatewayConfig["limits"]>; session?: Partial<GatewayConfig["session"]> } = {}): TestApp {
-  const lines = ["public_url: http://app.test", "upstream: http://127.0.0.1:9", "keys_file: /nonexistent/gateway.keys"];
+  const lines = ["upstream: http://127.0.0.1:9", "keys_file: /nonexistent/gateway.keys"];
+  if (!("public_url" in yaml)) lines.unshift("public_url: http://app.test");
   for (const [k, v] of Object.entries(yaml)) lines.push(`${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`);
   const parsed = parseGatewayConfig(lines.join("\n") + "\n");
   const config: GatewayConfig = { ...parsed, limits: { ...parsed.limits, ...override.limits }, session: { ...parsed.session, ...override.session } };
   const clock = { now: 1_800_000_000_000, nowMs: () => clock.now };
   let counter = 0;
   const random = { bytes: (n: number) => Uint8Array.from({ length: n }, () => ++counter % 256) };
-  const keys = { seal: Buffer.alloc(32, 1), csrf: Buffer.alloc(32, 2) };
-  const sessions = createSessions({ keys, policy: config.session, random });
-  const upstream = fakeUpstream();
+  const keyring = new Keyring({ lockSecret: Buffer.alloc(32, 3), keys: [{ kid: 1, createdAt: clock.now, material: Buffer.alloc(32, 1) }], legacy: false }, random);
+  const secrets = new Map<string, string | null>();
+  const secretOf = (user: string) => (secrets.has(user) ? secrets.get(user)! : `SECRET-${user}`);
   const logs: TestApp["logs"] = [];
-  const app = createGatewayApp({ config, clock, random, log: (e) => void logs.push(e), upstream, keys, sessions, regulator: new Regulator(config.regulation) });
+  const log = (e: Record<string, string | number | boolean>) => void logs.push(e);
+  const sessions = createSessionService({ config, clock, random, log, readSecret: async (user) => secretOf(user), inMemory: { keyring, store: new MemorySessionsStore() } });
+  const upstream = fakeUpstream();
+  const app = createGatewayApp({ config, clock, random, log, upstream, sessions, regulator: new Regulator(config.regulation) });
   return {
     app,
     config,
@@ -124,9 +133,10 @@ export function testApp(yaml: Record<string, unknown> = {}, override: { limits?:
     upstream,
     clock,
     logs,
+    secrets,
     signIn(user) {
-      const issued = sessions.issue(user, clock.now);
-      return { cookie: `${config.cookieName}=${issued.cookie}`, sid: issued.session.sid };
+      const issued = sessions.issue(user, clock.now, sessions.fingerprint(user, secretOf(user) ?? ""));
+      return { cookie: `${gatewayCookies(config).session}=${issued.cookie}`, sid: issued.session.sid };
     },
   };
 }

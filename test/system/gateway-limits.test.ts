@@ -4,16 +4,13 @@
 // from loopback or its own listener only, and WebSocket upgrades against a real app socket.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { describe, test, type TestContext } from "node:test";
 import type { Duplex } from "node:stream";
-import { newSession } from "../../src/core/web/index.js";
 import { parseGatewayConfig, type GatewayConfig } from "../../src/adapters/http/gateway-config.js";
 import { createGateway, type Gateway } from "../../src/adapters/http/gateway-server.js";
-import { seal } from "../../src/platform/seal.js";
 import { tempDir } from "../helpers/system.js";
 import { wsTextFrame, WS_KEY } from "../helpers/gateway.js";
 
@@ -21,7 +18,7 @@ interface Rig {
   readonly gateway: Gateway;
   readonly port: number;
   readonly dir: string;
-  /** A cookie header value for a session of `user` sealed with the gateway's keys. */
+  /** A cookie header value for a session of `user` issued by the gateway's session service. */
   cookie(user: string): string;
 }
 
@@ -37,10 +34,7 @@ async function rig(t: TestContext, limits: Partial<GatewayConfig["limits"]>, yam
     gateway,
     port,
     dir,
-    cookie: (user) => {
-      const material = readFileSync(join(dir, "gateway.keys"));
-      return `otpgate_session=${seal(newSession(`sid-${user}-${Math.random()}`, user, Date.now()), material.subarray(0, 32))}`;
-    },
+    cookie: (user) => `otpgate_session=${gateway.sessions.issue(user, Date.now(), "fingerprint-not-checked-within-session.recheck").cookie}`,
   };
 }
 

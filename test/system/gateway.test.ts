@@ -112,9 +112,11 @@ describe("otpgate gateway", () => {
     t.after(() => status.stop());
     assert.equal((await http(status.base, "GET", "/_otpgate/auth")).status, 401);
     const ok = await login(status, user.name, oathTotp(secret));
-    const session = cookiesFrom(ok).otpgate_session!;
+    const session = cookiesFrom(ok)["__Host-otpgate_session"]!;
     assert.match((ok.headers["set-cookie"] as string[]).join(), /Secure/, "Secure cookies behind an https public URL");
-    const allowed = await http(status.base, "GET", "/_otpgate/auth", { cookie: `otpgate_session=${session}` });
+    assert.equal(cookiesFrom(ok).otpgate_session, undefined, "__Host- prefix behind https");
+    assert.equal((await http(status.base, "GET", "/_otpgate/auth", { cookie: `otpgate_session=${session}` })).status, 401, "the plain name is not read behind https (a tossed cookie)");
+    const allowed = await http(status.base, "GET", "/_otpgate/auth", { cookie: `__Host-otpgate_session=${session}` });
     assert.equal(allowed.status, 200);
     assert.equal(allowed.headers["remote-user"], user.name);
     const dir2 = tempDir(t);
@@ -273,8 +275,9 @@ describe("gateway over TLS", () => {
     assert.ok((form.headers["set-cookie"] as string[]).every((c) => /; Secure/.test(c)));
     const ok = await tlsGet("/_otpgate/login", "POST", { cookie: formCookies }, new URLSearchParams({ csrf, rd: "/", user: user.name, code: oathTotp(secret) }).toString());
     assert.equal(ok.status, 303, ok.body);
-    assert.match((ok.headers["set-cookie"] as string[]).join(), /otpgate_session=[^;]+; Path=\/; HttpOnly; SameSite=Lax; Secure/);
-    const session = (ok.headers["set-cookie"] as string[]).find((c) => c.startsWith("otpgate_session="))!.split(";")[0]!;
+    assert.match((ok.headers["set-cookie"] as string[]).join(), /__Host-otpgate_session=[^;]+; Path=\/; HttpOnly; Secure; SameSite=Lax/);
+    assert.match((form.headers["set-cookie"] as string[]).join(), /__Host-otpgate_csrf=[^;]+; Path=\/; HttpOnly; Secure; SameSite=Strict/, "the CSRF cookie cannot be tossed from a sibling domain either");
+    const session = (ok.headers["set-cookie"] as string[]).find((c) => c.startsWith("__Host-otpgate_session="))!.split(";")[0]!;
     const app = await tlsGet("/reports", "GET", { cookie: session });
     assert.equal(app.body, `upstream page for ${user.name}\n`, "proxied over TLS");
     assert.equal(upstream.seen.at(-1)?.headers["x-forwarded-proto"], "https");

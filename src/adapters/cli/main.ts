@@ -62,7 +62,8 @@ export async function main(argv: string[], io: Output = processOutput): Promise<
   try {
     const mod = await command.load();
     return await mod.run(rest, io);
-  } catch (err) {
+  } catch (caught) {
+    const err = ownError(caught);
     if (err instanceof OtpgateError) {
       io.err(`otpgate ${name}: ${printableLines(err.message)}`);
       return err.exitCode;
@@ -70,4 +71,16 @@ export async function main(argv: string[], io: Output = processOutput): Promise<
     io.err(`otpgate ${name}: internal error: ${printableLines((err as Error)?.message ?? String(err))}; please report it`);
     return 2;
   }
+}
+
+/**
+ * The gateway and QR code are bundled into their own files, each with its own copy of the error
+ * classes, so their OtpgateErrors fail instanceof here: recognised by shape (an Error with an exit
+ * code of 1 or 2 and one of our class names), they are the user's errors, not internal ones.
+ */
+function ownError(err: unknown): unknown {
+  if (err instanceof OtpgateError || !(err instanceof Error)) return err;
+  const exitCode = (err as { exitCode?: unknown }).exitCode;
+  if ((exitCode === 1 || exitCode === 2) && /^(Otpgate|Usage|StateFile|Config|LockTimeout|Setup|UserName)Error$/.test(err.name)) return new OtpgateError(err.message, exitCode);
+  return err;
 }

@@ -10,7 +10,6 @@ import { passwordProblem } from "../../core/web/password-entries.js";
 import { nodeMacFactory } from "../../platform/mac.js";
 import { hashPassword } from "../../platform/password-hash.js";
 import { actAs } from "../../platform/privileges.js";
-import { seal, unseal } from "../../platform/seal.js";
 import { userStore } from "../../services/resolve-account.js";
 import { formatScratchCode } from "../../formats/ga-document.js";
 import { writeNewStateFile } from "../../stores/file-store.js";
@@ -41,7 +40,7 @@ interface Draft {
 }
 
 export function createEnrollHandler(ctx: HandlerContext): (req: GatewayRequest, token: string) => Promise<GatewayResponse> {
-  const { config, keys, regulator, metrics, log, kit, clock, random } = ctx;
+  const { config, sessions, regulator, metrics, log, kit, clock, random } = ctx;
   const P = config.pagesPrefix;
   const gone = () =>
     kit.page(404, messagePage("Link not valid", "This setup link cannot be used: it was used already, it expired, or a newer one replaced it. Ask your administrator for a new link.", P));
@@ -69,7 +68,7 @@ export function createEnrollHandler(ctx: HandlerContext): (req: GatewayRequest, 
         action: `${P}/enroll/${token}`,
         csrf: kit.csrfFor(req, cookies),
         user: invite.user,
-        draft: seal(draft, keys.seal),
+        draft: sessions.keys().seal("enroll-draft", draft), // its own purpose: never a session or CSRF token
         qrSvg: await qrSvg(uri),
         groupedSecret: groupSecret(credentials.secret),
         uri,
@@ -105,8 +104,8 @@ export function createEnrollHandler(ctx: HandlerContext): (req: GatewayRequest, 
       log({ event: "enroll", result: "rejected", reason: "banned", user: invite.user, ip });
       return kit.page(429, messagePage("Too many attempts", "Too many wrong codes. Wait a few minutes, then open the link again.", P));
     }
-    const draft = unseal<Draft>(form.get("draft") ?? "", keys.seal);
-    if (!draft || draft.invite !== invite.id || typeof draft.secret !== "string" || !Array.isArray(draft.scratch) || draft.until <= now) {
+    const draft = sessions.keys().open("enroll-draft", form.get("draft") ?? "") as Draft | null;
+    if (!draft || typeof draft !== "object" || draft.invite !== invite.id || typeof draft.secret !== "string" || !Array.isArray(draft.scratch) || typeof draft.until !== "number" || draft.until <= now) {
       return kit.page(400, messagePage("Page expired", "This page was open too long. Open the link again to get a new QR code.", P));
     }
     const credentials: Credentials = { secret: draft.secret, scratchCodes: draft.scratch };
@@ -145,6 +144,8 @@ export function createEnrollHandler(ctx: HandlerContext): (req: GatewayRequest, 
       return kit.page(500, messagePage("Not saved", "Your setup could not be saved, so nothing changed. Tell your administrator; the link still works once this is fixed.", P));
     }
     claim.done();
+    // A new secret: the sessions signed in with the old one end now (and any tunnels with them).
+    if (invite.replace) sessions.revokeUser(invite.user, now);
     metrics.enrollments!++;
     log({ event: "enroll", result: "accepted", user: invite.user, ip, replaced: invite.replace });
     return kit.page(200, enrolledPage({ prefix: P, user: invite.user, scratchCodes: credentials.scratchCodes.map(formatScratchCode) }));

@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import type { Duplex } from "node:stream";
 import { headerValue, headerValues, safeReturnUrl, type SessionData } from "../../core/web/index.js";
-import { csrfToken, csrfValid } from "../../platform/seal.js";
+import { gatewayCookies } from "./cookie-names.js";
 import { createEnrollHandler } from "./enroll-handler.js";
 import { newMetrics, type GatewayMetrics, type HandlerContext } from "./gateway-context.js";
 import type { GatewayDeps, GatewayRequest, GatewayResponse, HeaderList } from "./gateway-types.js";
@@ -61,7 +61,7 @@ function bodyWithin(body: AsyncIterable<Uint8Array>, ms: number): AsyncIterable<
 }
 
 export function createGatewayApp(deps: GatewayDeps): GatewayApp {
-  const { config, clock, random, log, sessions, regulator, keys, upstream } = deps;
+  const { config, clock, random, log, sessions, regulator, upstream } = deps;
   const P = config.pagesPrefix;
   const secure = config.publicUrl.protocol === "https:";
   const proto = secure ? "https" : "http";
@@ -69,8 +69,13 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   const withPassword = config.passwordFile !== null;
   const metrics = newMetrics();
   const tunnels = createTunnels();
-  const cookieNames = [config.cookieName];
-  const kit = createPageKit({ secure, pagesPrefix: P, random, csrf: { token: (id) => csrfToken(id, keys.csrf), valid: (id, t) => csrfValid(id, t, keys.csrf) } });
+  // Every cookie name the gateway reads (also the plain names behind https) is kept from the app.
+  const names = gatewayCookies(config);
+  const cookieNames = [...names.all];
+  const kit = createPageKit({ secure, pagesPrefix: P, random, csrf: sessions.csrf, csrfCookie: { name: names.csrf, attributes: names.csrfAttributes } });
+  // Sessions ended by revocation (logout, log out everywhere, a new secret, another process's
+  // change to sessions_file) close their WebSocket tunnels at once.
+  sessions.onEnded(() => tunnels.closeTunnels((s) => sessions.ended(s)));
   const clientAddress = (req: GatewayRequest) => appClientAddress(req.headers, req.remoteAddress, config.trustedProxies).client;
   const ctx: HandlerContext = {
     config,
@@ -78,17 +83,16 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
     random,
     log,
     kit,
-    keys,
     sessions,
     regulator,
     metrics,
     clientAddress,
-    sessionCookie: (value) => `${config.cookieName}=${value ?? ""}; ${value === null ? "Max-Age=0; " : ""}Path=/; HttpOnly; SameSite=Lax${secure ? "; Secure" : ""}`,
+    sessionCookie: (value) => `${names.session}=${value ?? ""}; ${value === null ? "Max-Age=0; " : ""}${names.attributes}; SameSite=Lax`,
   };
   const handleLogin = createLoginHandler(ctx);
   const handleEnroll = createEnrollHandler(ctx);
   const loginUrl = (rd: string) => `${P}/login?rd=${encodeURIComponent(rd)}`;
-  const session = (req: GatewayRequest): SessionData | null => sessions.open(kit.cookies(req).get(config.cookieName), clock.nowMs());
+  const session = (req: GatewayRequest): SessionData | null => sessions.open(kit.cookies(req).get(names.session), clock.nowMs());
   const plain = (status: number, body: string, headers: HeaderList = []): GatewayResponse => ({ status, headers: [["content-type", "text/plain; charset=utf-8"], ["cache-control", "no-store"], ...headers], body });
   /** Our pages' forms must arrive within limits.bodyMs. */
   const pageRequest = (req: GatewayRequest): GatewayRequest => (req.body ? { ...req, body: bodyWithin(req.body, config.limits.bodyMs) } : req);

@@ -3,7 +3,6 @@
 
 import type { Regulator } from "../../core/web/index.js";
 import type { Clock, Random } from "../../ports/index.js";
-import type { Keys } from "../../platform/seal.js";
 import type { GatewayConfig } from "./gateway-config.js";
 import type { GatewayLog, GatewayRequest } from "./gateway-types.js";
 import type { PageKit } from "./page-kit.js";
@@ -27,8 +26,6 @@ export interface HandlerContext {
   readonly random: Random;
   readonly log: GatewayLog;
   readonly kit: PageKit;
-  /** Key material for sealing enrollment drafts (interim: purpose-bound sealing replaces it). */
-  readonly keys: Keys;
   readonly sessions: Sessions;
   readonly regulator: Regulator;
   readonly metrics: GatewayMetrics;

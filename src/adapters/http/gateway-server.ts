@@ -15,13 +15,15 @@ import { addressKey } from "../../core/web/client-address.js";
 import { ConfigError } from "../../core/errors.js";
 import { systemClock } from "../../platform/clock.js";
 import { systemRandom } from "../../platform/random.js";
-import { loadOrCreateKeys } from "../../platform/seal.js";
+import { UserCache } from "../../platform/user-cache.js";
+import { sessionFilesNotes } from "../../services/gateway-revoke.js";
 import { listInvites } from "../../stores/invite-store.js";
 import { readPasswordFile } from "../../stores/password-file.js";
 import { createGatewayApp, type GatewayApp } from "./gateway-app.js";
 import type { GatewayConfig } from "./gateway-config.js";
 import type { GatewayLog, GatewayRequest, GatewayResponse, HeaderList } from "./gateway-types.js";
-import { createSessions } from "./sessions.js";
+import { createSecretReader } from "./secret-reader.js";
+import { createSessionService, type Sessions } from "./sessions.js";
 import { createUpstream, type PoolUpstream } from "./upstream.js";
 
 export type { GatewayLog } from "./gateway-types.js";
@@ -29,6 +31,8 @@ export type { GatewayLog } from "./gateway-types.js";
 export interface Gateway {
   readonly server: Server;
   readonly app: GatewayApp;
+  /** The session service (revocation, key rotation): tests issue sessions through it. */
+  readonly sessions: Sessions;
   readonly metrics: GatewayApp["metrics"];
   /** The separate /metrics listener (config.metricsListen), listening once created. */
   readonly metricsServer: HttpServer | null;
@@ -56,6 +60,7 @@ export function preflight(config: GatewayConfig): string[] {
   }
   if (config.passwordFile) notes.push(`password factor on: ${readPasswordFile(config.passwordFile).size} password(s) in ${config.passwordFile}`);
   if (existsSync(config.invitesDir)) notes.push(`${listInvites(config.invitesDir, systemClock.nowMs()).length} pending invitation(s)`);
+  notes.push(...sessionFilesNotes(config)); // keys_file and sessions_file: readable, private, well-formed
   return notes;
 }
 
@@ -128,10 +133,11 @@ async function collect(body: AsyncIterable<Uint8Array>): Promise<Buffer> {
 }
 
 export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
-  const keys = loadOrCreateKeys(config.keysFile);
-  const sessions = createSessions({ keys, policy: config.session, random: systemRandom });
+  // Keys (rotations picked up), persisted revocations, and sessions bound to the user's secret.
+  const users = new UserCache({ nowMs: () => systemClock.nowMs() });
+  const sessions = createSessionService({ config, clock: systemClock, random: systemRandom, log, readSecret: createSecretReader(users, config.stateFiles, config.userLookupTimeoutMs) });
   const upstream: PoolUpstream | null = config.upstream ? createUpstream({ origin: config.upstream }) : null;
-  const app = createGatewayApp({ config, clock: systemClock, random: systemRandom, log, upstream, keys, sessions, regulator: new Regulator(config.regulation) });
+  const app = createGatewayApp({ config, clock: systemClock, random: systemRandom, log, upstream, sessions, regulator: new Regulator(config.regulation) });
   const { limits } = config;
 
   const tooManyHeaders = (req: IncomingMessage) => req.rawHeaders.length / 2 > limits.maxHeaders;
@@ -257,6 +263,7 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
   return {
     server: web,
     app,
+    sessions,
     metrics: app.metrics,
     metricsServer,
     close: () =>
@@ -269,6 +276,7 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
         // Idle keep-alive connections and WebSocket tunnels would keep close() waiting forever.
         for (const s of sockets) s.destroy();
         app.tunnels.closeTunnels(() => true);
+        sessions.close();
         void upstream?.close();
       }),
   };

@@ -8,7 +8,6 @@
 import type { Duplex } from "node:stream";
 import type { Regulator } from "../../core/web/index.js";
 import type { Clock, Random } from "../../ports/index.js";
-import type { Keys } from "../../platform/seal.js";
 import type { GatewayConfig } from "./gateway-config.js";
 import type { Sessions } from "./sessions.js";
 
@@ -70,8 +69,6 @@ export interface GatewayDeps {
   readonly random: Random;
   readonly log: GatewayLog;
   readonly upstream: Upstream | null;
-  /** Key material (interim: the session service's keyring replaces it). */
-  readonly keys: Keys;
   readonly sessions: Sessions;
   readonly regulator: Regulator;
 }

@@ -7,6 +7,7 @@ import { headerValue } from "../../core/web/headers.js";
 import { USER_NAME } from "../../core/web/password-entries.js";
 import { nodeMacFactory } from "../../platform/mac.js";
 import { PasswordCheckBusy, verifyNothing, verifyPassword } from "../../platform/password-hash.js";
+import { secretLine } from "../../formats/ga-document.js";
 import { authenticateWith } from "../../services/authenticate.js";
 import { userStore } from "../../services/resolve-account.js";
 import { readPasswordFile } from "../../stores/password-file.js";
@@ -76,6 +77,16 @@ export function createLoginHandler(ctx: HandlerContext): (req: GatewayRequest) =
       if (check.result !== "ok") return fail(found ? `password-${check.result}` : "unknown-user", check.detail);
     }
     if (!found) return fail("unknown-user");
+    // The session is bound to the secret as it is before the code is used (a keyed fingerprint):
+    // should the secret change (re-enrollment), the session ends at its next check.
+    let fingerprint: string;
+    try {
+      const text = found.store.peek();
+      if (text === null) return fail("not-enrolled");
+      fingerprint = sessions.fingerprint(user, secretLine(text));
+    } catch (err) {
+      return fail("error", (err as Error).message);
+    }
     let outcome;
     try {
       ({ outcome } = await authenticateWith({ store: found.store, clock, macFactory: nodeMacFactory }, code, { noSkewAdjust: true, noIncrementHotp: false, allowPrefix: false, recordSkewResetCode: true }, {}));
@@ -85,7 +96,7 @@ export function createLoginHandler(ctx: HandlerContext): (req: GatewayRequest) =
     if (outcome.kind !== "accepted") return fail(outcome.kind === "rejected" ? outcome.reason : outcome.kind);
     regulator.succeed(`user:${user}`);
     metrics.logins_ok!++;
-    const fresh = sessions.issue(user, now);
+    const fresh = sessions.issue(user, now, fingerprint);
     log({ event: "login", result: "accepted", via: outcome.via, user, ip });
     return kit.page(303, "", [["location", rd], ["set-cookie", ctx.sessionCookie(fresh.cookie)], ...cookies.map((c) => ["set-cookie", c] as const)]);
   };

@@ -38,8 +38,11 @@ const SECURITY_HEADERS: HeaderList = [
   ["referrer-policy", "no-referrer"],
 ];
 
-export function createPageKit(options: { secure: boolean; pagesPrefix: string; csrf: CsrfTokens; random: Random }): PageKit {
+export function createPageKit(options: { secure: boolean; pagesPrefix: string; csrf: CsrfTokens; random: Random; csrfCookie?: { readonly name: string; readonly attributes: string } }): PageKit {
   const { secure, pagesPrefix, csrf, random } = options;
+  // cookie-names.ts gives the name and attributes (__Host-, Path=/ behind https); the default is the old one.
+  const csrfName = options.csrfCookie?.name ?? CSRF_COOKIE;
+  const csrfAttributes = options.csrfCookie?.attributes ?? `Path=${pagesPrefix}; HttpOnly${secure ? "; Secure" : ""}`;
   const kit: PageKit = {
     secure,
     page(status, body, headers = []) {
@@ -55,15 +58,15 @@ export function createPageKit(options: { secure: boolean; pagesPrefix: string; c
       return parseCookies(headerValues(req.headers, "cookie"));
     },
     csrfFor(req, setCookies) {
-      let id = kit.cookies(req).get(CSRF_COOKIE);
+      let id = kit.cookies(req).get(csrfName);
       if (!id || !/^[A-Za-z0-9_-]{20,64}$/.test(id)) {
         id = Buffer.from(random.bytes(18)).toString("base64url");
-        setCookies.push(`${CSRF_COOKIE}=${id}; Path=${pagesPrefix}; HttpOnly; SameSite=Strict${secure ? "; Secure" : ""}`);
+        setCookies.push(`${csrfName}=${id}; ${csrfAttributes}; SameSite=Strict`);
       }
       return csrf.token(id);
     },
     csrfOk(req, form) {
-      return csrf.valid(kit.cookies(req).get(CSRF_COOKIE) ?? "", form.get("csrf") ?? undefined);
+      return csrf.valid(kit.cookies(req).get(csrfName) ?? "", form.get("csrf") ?? undefined);
     },
     async readForm(req) {
       if (!(headerValue(req.headers, "content-type") ?? "").toLowerCase().startsWith("application/x-www-form-urlencoded")) return null;

@@ -1,10 +1,31 @@
-// Sessions as the gateway app uses them (interim: helper-owned rewrite with persisted revocation,
-// key ids and purpose-bound sealing replaces this file). A sealed cookie carries the session; the
-// last activity and the revocations are kept in memory with bounded size.
+// Gateway sessions that stay ended. A session is a sealed cookie (keyring purpose "session") with a
+// new random id at every login, the user, its times and a fingerprint of the user's secret. It is
+// valid while: the seal opens with a key still in the keyring, its id is not revoked, it was created
+// after the user's "valid after" time, the idle and absolute timeouts have not passed, and the
+// user's secret is still the one it was issued for (checked again at most every session.recheck,
+// in the background, against the user's state file). Revocations and "valid after" times are
+// persisted in sessions_file, so a restart brings nothing back; changes other processes make there
+// (otpgate gateway sessions --revoke, otpgate invite --replace) and to keys_file (rotation) are
+// noticed within about a second by a timer, never by a system call per request.
+// Listeners (onEnded) learn of ended sessions, so open WebSocket tunnels can be closed.
 
-import { checkSession, newSession, type SessionData, type SessionPolicy } from "../../core/web/index.js";
-import type { Random } from "../../ports/index.js";
-import { seal, unseal, type Keys } from "../../platform/seal.js";
+import { decideSession, isBoundSession, newSession, type BoundSession, type SessionData } from "../../core/web/index.js";
+import { watchFile, type FileWatch } from "../../platform/file-watch.js";
+import { Keyring, loadOrCreateKeyring, readKeyFile } from "../../platform/keyring.js";
+import type { Clock, Random } from "../../ports/index.js";
+import { GatewaySessionsFile, type SessionsState, type SessionsStore } from "../../stores/gateway-sessions.js";
+import type { CsrfTokens } from "./page-kit.js";
+import type { GatewayConfig } from "./gateway-config.js";
+import type { GatewayLog } from "./gateway-types.js";
+
+export type { SessionData } from "../../core/web/index.js";
+/** The name the app uses (helper A's interim interface). */
+export type Sessions = SessionService;
+
+export interface EndedFilter {
+  readonly sid?: string;
+  readonly user?: string;
+}
 
 export interface IssuedSession {
   readonly session: SessionData;
@@ -12,58 +33,247 @@ export interface IssuedSession {
   readonly cookie: string;
 }
 
-export interface Sessions {
-  /** The valid session a cookie value carries at `now` (and its activity is recorded), or null. */
+export interface SessionService {
+  /** The valid session the cookie value carries, with lastSeenAt = now; null otherwise. */
   open(cookieValue: string | undefined, now: number): SessionData | null;
-  issue(user: string, now: number): IssuedSession;
-  /** This session stays ended (until its absolute expiry, after which it cannot open anyway). */
+  /** A new session for `user` (new id). `fingerprint`: from fingerprint() or currentFingerprint(), taken at login. */
+  issue(user: string, now: number, fingerprint: string): IssuedSession;
+  /** The fingerprint of `user`'s secret line; a keyed MAC, never the secret. */
+  fingerprint(user: string, secretLine: string): string;
+  /** The fingerprint of `user`'s secret as the state file holds it now; null when there is none. */
+  currentFingerprint(user: string): Promise<string | null>;
+  /** End one session (logout), also after a restart; persisted in the background. */
   revoke(session: SessionData, now: number): void;
-  /** When a session must end at the latest (absolute expiry), Unix ms. */
+  /** End every session of `user` created up to `now` (log out everywhere; a new secret). */
+  revokeUser(user: string, now: number): void;
+  /** The session was revoked (by id, or by its user's "valid after"): a tunnel of it must close. Timeouts are not considered. */
+  ended(session: SessionData): boolean;
+  /** Called when sessions end by revocation (not by timeout): close their tunnels. */
+  onEnded(listener: (filter: EndedFilter) => void): void;
+  /** When a session must end at the latest (absolute expiry), Unix ms: timers on long-lived tunnels. */
   expiresAt(session: SessionData): number;
+  /** The keyring as it is now (rotations are picked up): CSRF tokens and enrollment drafts. */
+  keys(): Keyring;
+  readonly csrf: CsrfTokens;
+  /** Everything persisted so far is on disk; background rechecks have finished. */
+  flush(): Promise<void>;
+  close(): void;
 }
 
-export function createSessions(options: { keys: Keys; policy: SessionPolicy; random: Random }): Sessions {
-  const { keys, policy, random } = options;
-  const lastSeen = new Map<string, number>();
-  const revoked = new Map<string, number>();
-  // Opening a sealed cookie (AES-GCM, JSON) is most of a proxied request's own cost; the opened
-  // content of recent cookies is kept (it is immutable; validity is checked anew each time).
-  const opened = new Map<string, SessionData>();
+export interface SessionServiceOptions {
+  readonly config: Pick<GatewayConfig, "keysFile" | "sessionsFile" | "session">;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly log: GatewayLog;
+  /** `user`'s secret line now; null when the state file is gone or unusable; throws when it cannot tell yet (lookup timeout). */
+  readonly readSecret: (user: string) => Promise<string | null>;
+  /** How often keys_file and sessions_file are checked for changes by other processes (default 1 s). */
+  readonly watchMs?: number;
+  /** In-process (tests): this keyring and store instead of keys_file and sessions_file, and no watching. */
+  readonly inMemory?: { readonly keyring: Keyring; readonly store: SessionsStore };
+}
 
-  /** Bounded memory: forget activity older than the idle timeout and revocations past expiry. */
-  const prune = (now: number) => {
-    for (const [sid, t] of lastSeen) if (now - t >= policy.idleMs) lastSeen.delete(sid);
-    for (const [sid, until] of revoked) if (until <= now) revoked.delete(sid);
+/** Fingerprints are short (cookie size): 16 bytes of HMAC-SHA256 with the secret-fingerprint subkey. */
+const FP_BYTES = 16;
+const MAX_OPENED = 10_000;
+const MAX_TRACKED = 100_000;
+
+/** Throws ConfigError (at start-up) when keys_file or sessions_file cannot be used. */
+export function createSessionService(options: SessionServiceOptions): SessionService {
+  const { config, clock, random, log } = options;
+  const policy = config.session;
+  let keyring = options.inMemory?.keyring ?? loadOrCreateKeyring(config.keysFile, clock.nowMs(), random);
+  const store: SessionsStore = options.inMemory?.store ?? new GatewaySessionsFile(config.sessionsFile, keyring.file.lockSecret);
+  let persisted: SessionsState = store.read().state;
+  // Decisions made here and not yet seen in the file (the write is in flight, or failed).
+  const localRevoked = new Map<string, number>();
+  const localValidAfter = new Map<string, number>();
+  const lastSeen = new Map<string, number>();
+  const lastChecked = new Map<string, number>();
+  const opened = new Map<string, BoundSession>();
+  const listeners: ((filter: EndedFilter) => void)[] = [];
+  let writes: Promise<unknown> = Promise.resolve();
+  const checks = new Set<Promise<void>>();
+
+  const emit = (filter: EndedFilter) => {
+    for (const l of listeners) {
+      try {
+        l(filter);
+      } catch (err) {
+        log({ event: "error", where: "session-ended-listener", message: (err as Error).message });
+      }
+    }
   };
 
-  return {
-    open(token, now) {
-      if (!token) return null;
-      let data = opened.get(token);
-      if (!data) {
-        const raw = unseal<SessionData>(token, keys.seal);
-        if (!raw || typeof raw.sid !== "string" || typeof raw.user !== "string" || typeof raw.createdAt !== "number" || typeof raw.lastSeenAt !== "number") return null;
-        if (opened.size >= 10_000) opened.clear();
-        opened.set(token, (data = raw));
+  const revokedUntil = (sid: string) => localRevoked.get(sid) ?? persisted.revoked.get(sid);
+  const validAfterOf = (user: string) => {
+    const a = localValidAfter.get(user);
+    const b = persisted.validAfter.get(user);
+    return a === undefined ? b : b === undefined ? a : Math.max(a, b);
+  };
+
+  /**
+   * The file's state as now known (re-read after another process changed it, or as our own write
+   * left it, which includes what others wrote before): listeners learn of decisions that are not
+   * ours, and ours that reached the file are no longer kept apart.
+   */
+  const adopt = (next: SessionsState) => {
+    const before = persisted;
+    persisted = next;
+    for (const [sid] of next.revoked) if (!before.revoked.has(sid) && !localRevoked.has(sid)) emit({ sid });
+    for (const [user, at] of next.validAfter) if ((before.validAfter.get(user) ?? -1) < at && (localValidAfter.get(user) ?? -1) < at) emit({ user });
+    for (const [sid] of localRevoked) if (next.revoked.has(sid)) localRevoked.delete(sid);
+    for (const [user, at] of localValidAfter) if ((next.validAfter.get(user) ?? -1) >= at) localValidAfter.delete(user);
+  };
+
+  const persist = (what: string, write: () => Promise<SessionsState>) => {
+    writes = writes
+      .then(write)
+      .then((written) => {
+        // The file as it is now, not as we wrote it: another process may have written after us
+        // (and the timer seen it) before this runs; adopting our older state would lose that.
+        let latest = written;
+        try {
+          latest = store.read().state;
+        } catch {
+          // unreadable right now: what we wrote is the best we know
+        }
+        adopt(latest);
+      })
+      .catch((err: Error) => log({ event: "error", where: "sessions-file", action: what, message: err.message }));
+  };
+
+  const reloadSessions = () => {
+    try {
+      adopt(store.read().state);
+    } catch (err) {
+      log({ event: "error", where: "sessions-file", action: "reload", message: (err as Error).message });
+      // keep what we know; our own in-memory decisions stay in force
+    }
+  };
+
+  const reloadKeys = () => {
+    try {
+      const file = readKeyFile(config.keysFile);
+      if (!file) throw new Error(`${config.keysFile} is gone; keeping the keys in memory (restore the file: sessions end at restart otherwise)`);
+      keyring = new Keyring(file, random);
+      opened.clear(); // a retired key's sessions must not open from the cache
+      log({ event: "keys", kids: keyring.kids.join(" "), sealing: keyring.newest.kid });
+    } catch (err) {
+      log({ event: "error", where: "keys-file", action: "reload", message: (err as Error).message });
+    }
+  };
+
+  const watchMs = options.watchMs ?? 1000;
+  const watches: FileWatch[] = options.inMemory ? [] : [watchFile(config.sessionsFile, watchMs, reloadSessions), watchFile(config.keysFile, watchMs, reloadKeys)];
+
+  const end = (s: BoundSession, reason: string) => {
+    localRevoked.set(s.sid, s.createdAt + policy.absoluteMs);
+    lastSeen.delete(s.sid);
+    lastChecked.delete(s.sid);
+    log({ event: "session-ended", reason, user: s.user });
+    persist("revoke", () => store.revokeSession(s.sid, s.createdAt + policy.absoluteMs, clock.nowMs()));
+    emit({ sid: s.sid });
+  };
+
+  const fingerprintWith = (user: string, secretLine: string, kid?: number) => keyring.mac("secret-fingerprint", `${user}\0${secretLine}`, FP_BYTES, kid);
+
+  const recheck = (s: BoundSession) => {
+    const check = options
+      .readSecret(s.user)
+      .then((secret) => {
+        if (revokedUntil(s.sid) !== undefined) return;
+        if (secret === null) return end(s, "state-file-gone");
+        const kid = /^v1\.([0-9]+)\./.exec(s.fp)?.[1];
+        const expected = kid === undefined ? null : fingerprintWith(s.user, secret, Number(kid));
+        if (expected !== s.fp) end(s, "secret-changed");
+      })
+      .catch((err: Error) => {
+        lastChecked.delete(s.sid); // could not tell: ask again on the next request
+        log({ event: "error", where: "session-recheck", user: s.user, message: err.message });
+      });
+    checks.add(check);
+    void check.finally(() => checks.delete(check));
+  };
+
+  const prune = (now: number) => {
+    for (const [sid, t] of lastSeen) if (now - t >= policy.idleMs) lastSeen.delete(sid);
+    for (const [sid, t] of lastChecked) if (now - t >= policy.absoluteMs) lastChecked.delete(sid);
+    for (const [sid, until] of localRevoked) if (until <= now && persisted.revoked.get(sid) === undefined) localRevoked.delete(sid);
+  };
+
+  const service: SessionService = {
+    open(cookieValue, now) {
+      if (!cookieValue) return null;
+      let s = opened.get(cookieValue);
+      if (!s) {
+        const value = keyring.open("session", cookieValue);
+        if (!isBoundSession(value)) return null;
+        if (opened.size >= MAX_OPENED) opened.clear();
+        opened.set(cookieValue, (s = value));
       }
-      if (revoked.has(data.sid)) return null;
-      const check = checkSession({ ...data, lastSeenAt: Math.max(data.lastSeenAt, lastSeen.get(data.sid) ?? 0) }, now, policy);
-      if (!check.valid) return null;
-      if (lastSeen.size >= 50_000) prune(now);
-      lastSeen.set(data.sid, now);
-      return check.session;
+      const verdict = decideSession({ ...s, lastSeenAt: Math.max(s.lastSeenAt, lastSeen.get(s.sid) ?? 0) }, now, policy, {
+        revokedUntil: revokedUntil(s.sid),
+        validAfter: validAfterOf(s.user),
+      });
+      if (!verdict.valid) return null;
+      if (lastSeen.size >= MAX_TRACKED || lastChecked.size >= MAX_TRACKED) prune(now);
+      lastSeen.set(s.sid, now);
+      const checkedAt = lastChecked.get(s.sid);
+      if (checkedAt === undefined || now - checkedAt >= policy.recheckMs) {
+        lastChecked.set(s.sid, now);
+        recheck(s);
+      }
+      return verdict.session;
     },
-    issue(user, now) {
+    issue(user, now, fingerprint) {
       const session = newSession(Buffer.from(random.bytes(18)).toString("base64url"), user, now);
-      return { session, cookie: seal(session, keys.seal) };
+      const bound: BoundSession = { ...session, fp: fingerprint };
+      lastChecked.set(session.sid, now); // the fingerprint was taken at login
+      return { session, cookie: keyring.seal("session", bound) };
+    },
+    fingerprint(user, secretLine) {
+      return fingerprintWith(user, secretLine)!;
+    },
+    async currentFingerprint(user) {
+      const secret = await options.readSecret(user);
+      return secret === null ? null : fingerprintWith(user, secret)!;
     },
     revoke(session, now) {
-      if (revoked.size >= 50_000) prune(now);
-      revoked.set(session.sid, session.createdAt + policy.absoluteMs);
+      const until = session.createdAt + policy.absoluteMs;
+      localRevoked.set(session.sid, until);
       lastSeen.delete(session.sid);
+      persist("revoke", () => store.revokeSession(session.sid, until, now));
+      emit({ sid: session.sid });
+    },
+    revokeUser(user, now) {
+      localValidAfter.set(user, Math.max(now, localValidAfter.get(user) ?? 0));
+      persist("revoke-user", () => store.revokeUser(user, now));
+      emit({ user });
+    },
+    ended(session) {
+      const after = validAfterOf(session.user);
+      return revokedUntil(session.sid) !== undefined || (after !== undefined && session.createdAt <= after);
+    },
+    onEnded(listener) {
+      listeners.push(listener);
     },
     expiresAt(session) {
       return session.createdAt + policy.absoluteMs;
     },
+    keys: () => keyring,
+    csrf: {
+      token: (id) => keyring.mac("csrf", id)!,
+      valid: (id, token) => id !== "" && keyring.macValid("csrf", id, token),
+    },
+    async flush() {
+      await Promise.all([...checks]);
+      await writes;
+      await Promise.all(watches.map((w) => w.check()));
+    },
+    close() {
+      for (const w of watches) w.stop();
+    },
   };
+  return service;
 }

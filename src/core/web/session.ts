@@ -29,3 +29,30 @@ export function checkSession(s: SessionData, now: number, policy: SessionPolicy)
 export function newSession(sid: string, user: string, now: number): SessionData {
   return { sid, user, createdAt: now, lastSeenAt: now };
 }
+
+/** A session bound to the user's secret: `fp` is a keyed MAC of the secret at login (never the secret). */
+export interface BoundSession extends SessionData {
+  readonly fp: string;
+}
+
+/** What is known about revocations: the session's own (until when) and the user's "valid after". */
+export interface Revocations {
+  readonly revokedUntil: number | undefined;
+  readonly validAfter: number | undefined;
+}
+
+export type SessionVerdict = SessionCheck | { readonly valid: false; readonly reason: "revoked" | "logged-out-everywhere" };
+
+/** The whole decision for a session at `now`: revoked, logged out everywhere, then the timeouts. */
+export function decideSession(s: SessionData, now: number, policy: SessionPolicy, revocations: Revocations): SessionVerdict {
+  if (revocations.revokedUntil !== undefined) return { valid: false, reason: "revoked" };
+  if (revocations.validAfter !== undefined && s.createdAt <= revocations.validAfter) return { valid: false, reason: "logged-out-everywhere" };
+  return checkSession(s, now, policy);
+}
+
+/** A value opened from a cookie has the shape of a bound session (the seal proves who made it, not its shape across versions). */
+export function isBoundSession(v: unknown): v is BoundSession {
+  if (!v || typeof v !== "object") return false;
+  const s = v as Record<string, unknown>;
+  return typeof s.sid === "string" && /^[A-Za-z0-9_-]{16,64}$/.test(s.sid) && typeof s.user === "string" && s.user.length > 0 && s.user.length <= 64 && Number.isSafeInteger(s.createdAt) && Number.isSafeInteger(s.lastSeenAt) && typeof s.fp === "string" && s.fp.length <= 64;
+}

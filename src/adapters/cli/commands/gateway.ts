@@ -6,6 +6,8 @@ import { parse } from "../args.js";
 import type { Output } from "../output.js";
 
 export const help = `Usage: otpgate gateway --config FILE [--check-config]
+       otpgate gateway keys --config FILE [--rotate] [--retire-old [--force]]
+       otpgate gateway sessions --config FILE --revoke USER | --list
 
 A login page with one-time codes in front of web apps (RStudio Server, Jupyter, ...): a
 reverse proxy to "upstream", and a forward-auth endpoint PREFIX/auth for nginx auth_request
@@ -47,9 +49,19 @@ Options:
       --config FILE     the configuration
       --check-config    validate the configuration and exit (0 valid, 2 not)
   -h, --help            show this help
+
+Subcommands (run next to a running gateway; it notices within a second):
+  keys      list the keys; --rotate adds a new one, --retire-old drops older ones
+  sessions  --revoke USER logs USER out everywhere; --list shows what is stored
+            (otpgate gateway keys --help, otpgate gateway sessions --help)
 `;
 
 export async function run(argv: string[], io: Output): Promise<ExitCode> {
+  // Subcommands (key rotation, log out everywhere): gateway-admin.ts.
+  if (argv[0] === "keys" || argv[0] === "sessions") {
+    const admin = await import("./gateway-admin.js");
+    return argv[0] === "keys" ? admin.runKeys(argv.slice(1), io) : admin.runSessions(argv.slice(1), io);
+  }
   const { values } = parse("gateway", argv, { config: { type: "string" }, "check-config": { type: "boolean" }, help: { type: "boolean", short: "h" } });
   if (values.help) {
     io.out(help.trimEnd());

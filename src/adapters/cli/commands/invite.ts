@@ -21,7 +21,8 @@ once and expires; a new invitation for USER replaces the earlier one. Run as roo
 Options:
       --config FILE     the gateway's configuration (public_url, invites_dir, state_files)
       --expires TIME    how long the link works: 30m, 24h, 7d (default 24h, at most 30d)
-      --replace         USER is enrolled already (a lost phone): the link replaces the state file
+      --replace         USER is enrolled already (a lost phone): the link replaces the state file;
+                        USER's gateway sessions end at once (and again when the link is used)
       --list            pending invitations (user, expiry), no links
       --revoke USER     withdraw USER's pending invitation
   -h, --help            show this help
@@ -72,6 +73,12 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   const enrolled = existsSync(found.store.path);
   if (enrolled && !values.replace) throw new UsageError(`${user} is already enrolled (${found.store.path} exists); pass --replace to let the link replace it (after the user confirms, the old secret and emergency codes stop working)`);
   if (!enrolled && values.replace) throw new UsageError(`${user} is not enrolled yet; leave out --replace`);
+  if (values.replace) {
+    // A lost or stolen phone: the sessions signed in with it end now, not only once the new secret is set.
+    const { revokeUserSessions } = await import("../../../services/gateway-revoke.js");
+    const ended = await revokeUserSessions({ keysFile: config.keysFile, sessionsFile: config.sessionsFile }, user, now);
+    if (ended === "revoked") io.err(`${user}'s gateway sessions have ended (a running gateway ends them within a second)`);
+  }
   const { token, invite } = createInvite(config.invitesDir, user, { nowMs: now, ttlMs, replace: values.replace === true });
   io.out(new URL(`${config.pagesPrefix}/enroll/${token}`, config.publicUrl).toString());
   io.err(`invitation for ${user}, valid until ${new Date(invite.expiresAt).toISOString()}, usable once; send the link over a channel only ${user} reads`);

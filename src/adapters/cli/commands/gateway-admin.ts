@@ -1,0 +1,99 @@
+// otpgate gateway keys / otpgate gateway sessions: key rotation and "log out everywhere" for a
+// gateway's files (keys_file, sessions_file), run next to a running gateway, which notices the
+// change within about a second.
+
+import { OtpgateError, UsageError, type ExitCode } from "../../../core/errors.js";
+import { USER_NAME } from "../../../core/web/password-entries.js";
+import { systemClock } from "../../../platform/clock.js";
+import { parse } from "../args.js";
+import type { Output } from "../output.js";
+
+export const keysHelp = `Usage: otpgate gateway keys --config FILE [--rotate] [--retire-old [--force]]
+
+Without options: lists the keys in keys_file (id, when added; the newest seals new cookies).
+      --rotate        add a new key: from now on it seals sessions, CSRF tokens and enrollment
+                      pages; cookies sealed with older keys keep working until they expire
+      --retire-old    drop every key older than the newest. Refused until the newest key is
+                      older than session.absolute (+1 minute): sessions sealed with the old keys
+                      could still be open, and they end when their key is dropped
+      --force         with --retire-old: drop them now (those sessions end at once)
+      --config FILE   the gateway's configuration
+A running gateway picks up the change within a second. Run as the gateway's user (root).`;
+
+export const sessionsHelp = `Usage: otpgate gateway sessions --config FILE --revoke USER
+       otpgate gateway sessions --config FILE --list
+
+      --revoke USER   log USER out everywhere: every session USER has now ends (a running
+                      gateway ends them, and their WebSocket connections, within a second);
+                      signing in again works. Also after a restart of the gateway
+      --list          users logged out everywhere (and when), and the number of revoked sessions
+                      still stored (sessions themselves are not tracked)
+      --config FILE   the gateway's configuration
+Run as the gateway's user (root).`;
+
+async function config(path: string | undefined, command: string) {
+  if (!path) throw new UsageError(`--config FILE is required; see otpgate gateway ${command} --help`);
+  const { loadGatewayConfig } = await import("../../http/gateway-entry.js");
+  return loadGatewayConfig(path); // its ConfigError (another bundle's class) is recognised by main.ts
+}
+
+export async function runKeys(argv: string[], io: Output): Promise<ExitCode> {
+  const { values, positionals } = parse("gateway keys", argv, {
+    config: { type: "string" },
+    rotate: { type: "boolean" },
+    "retire-old": { type: "boolean" },
+    force: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) {
+    io.out(keysHelp);
+    return 0;
+  }
+  if (positionals.length) throw new UsageError(`unexpected "${positionals[0]}"; see otpgate gateway keys --help`);
+  if (values.force && !values["retire-old"]) throw new UsageError("--force only goes with --retire-old");
+  const cfg = await config(values.config, "keys");
+  const { readKeyFile, rotateKeys } = await import("../../../platform/keyring.js");
+  const { systemRandom } = await import("../../../platform/random.js");
+  const now = systemClock.nowMs();
+  if (values.rotate || values["retire-old"]) {
+    const r = await rotateKeys(cfg.keysFile, now, systemRandom, { rotate: values.rotate === true, retireOld: values["retire-old"] === true, force: values.force === true, absoluteMs: cfg.session.absoluteMs });
+    if (r.retired.length) io.err(`retired key(s) ${r.retired.join(", ")}: sessions sealed with them have ended`);
+    if (r.added) io.err(`added key ${r.added.kid}; it seals new sessions from now on (a running gateway picks it up within a second); older keys still open their sessions`);
+    if (!r.added && !r.retired.length) io.err("only one key: nothing to retire");
+  }
+  const file = readKeyFile(cfg.keysFile);
+  if (!file) throw new OtpgateError(`${cfg.keysFile} does not exist: the gateway creates it when it first starts`, 1);
+  const newest = file.keys[file.keys.length - 1]!;
+  for (const k of file.keys) io.out(`${k.kid}\tadded ${new Date(k.createdAt).toISOString()}${k === newest ? "\tseals" : "\topens only"}`);
+  return 0;
+}
+
+export async function runSessions(argv: string[], io: Output): Promise<ExitCode> {
+  const { values, positionals } = parse("gateway sessions", argv, {
+    config: { type: "string" },
+    revoke: { type: "string" },
+    list: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) {
+    io.out(sessionsHelp);
+    return 0;
+  }
+  if (positionals.length) throw new UsageError(`unexpected "${positionals[0]}"; see otpgate gateway sessions --help`);
+  if ((values.revoke === undefined) === !values.list) throw new UsageError("give --revoke USER or --list; see otpgate gateway sessions --help");
+  if (values.revoke !== undefined && !USER_NAME.test(values.revoke)) throw new UsageError(`"${values.revoke}" is not a user name`);
+  const cfg = await config(values.config, "sessions");
+  const { revokeUserSessions, storedSessionDecisions } = await import("../../../services/gateway-revoke.js");
+  const files = { keysFile: cfg.keysFile, sessionsFile: cfg.sessionsFile };
+  if (values.revoke !== undefined) {
+    const result = await revokeUserSessions(files, values.revoke, systemClock.nowMs());
+    if (result === "no-keys") throw new OtpgateError(`${cfg.keysFile} does not exist: this gateway has not started yet, so ${values.revoke} has no session; nothing was changed`, 1);
+    io.err(`${values.revoke} is logged out everywhere: sessions started before now end (a running gateway ends them within a second); signing in again works`);
+    return 0;
+  }
+  const state = storedSessionDecisions(files);
+  if (!state) throw new OtpgateError(`${cfg.keysFile} does not exist: this gateway has not started yet`, 1);
+  for (const [user, at] of [...state.validAfter].sort((a, b) => a[0].localeCompare(b[0]))) io.out(`${user}\tlogged out everywhere at ${new Date(at).toISOString()}`);
+  io.out(`${state.revoked.size} revoked session(s) stored until they expire`);
+  return 0;
+}

@@ -1,0 +1,91 @@
+// Sessions through the gateway app in-process (fixed clock, in-memory keys and store): purpose-bound
+// tokens cannot stand in for one another, log out everywhere and a new secret end sessions and
+// their tunnels, and behind https the __Host- cookies are the ones read and none reaches the app.
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { describe, test } from "node:test";
+import { appRequest, testApp } from "../helpers/gateway-app.js";
+
+const key = "dGhlIHNhbXBsZSBub25jZQ==";
+const accept = createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64");
+const wsReq = (cookie: string) => ({ method: "GET", target: "/socket", headers: [["host", "app.test"], ["cookie", cookie], ["connection", "Upgrade"], ["upgrade", "websocket"], ["sec-websocket-key", key], ["sec-websocket-version", "13"]] as [string, string][], remoteAddress: "192.0.2.10", body: null });
+const csrfOf = (html: string) => /name="csrf" value="([^"]+)"/.exec(html)![1]!;
+
+describe("gateway app: sessions that stay ended", () => {
+  test("a CSRF token or an enrollment draft is never a session, and a session cookie is never a CSRF token", async () => {
+    const { app, sessions, signIn, upstream } = testApp();
+    const page = await appRequest(app, "/_otpgate/login");
+    const csrfCookie = page.header("set-cookie")!.split(";")[0]!;
+    const csrf = csrfOf(page.text);
+    assert.match(csrf, /^v1\.1\./, "CSRF tokens carry the key id");
+    for (const forged of [csrf, sessions.keys().seal("enroll-draft", { sid: "A".repeat(24), user: "alice", createdAt: 1_800_000_000_000, lastSeenAt: 1_800_000_000_000, fp: "x" })]) {
+      assert.equal((await appRequest(app, "/x", { headers: { cookie: `otpgate_session=${forged}` } })).status, 302);
+      assert.equal((await appRequest(app, "/_otpgate/auth", { headers: { cookie: `otpgate_session=${forged}` } })).status, 401);
+    }
+    // The session cookie's value given as the form's CSRF token: refused.
+    const { cookie } = signIn("alice");
+    const out = await appRequest(app, "/_otpgate/logout", { method: "POST", headers: { cookie: `${cookie}; ${csrfCookie}`, "content-type": "application/x-www-form-urlencoded" }, body: `csrf=${cookie.split("=")[1]}` });
+    assert.equal(out.status, 403);
+    assert.equal(upstream.seen.length, 0);
+  });
+
+  test("log out everywhere ends every session of the user and closes their tunnels at once; other users keep theirs", async () => {
+    const { app, sessions, signIn, upstream, clock } = testApp();
+    const a1 = signIn("alice");
+    const a2 = signIn("alice");
+    const bob = signIn("bob");
+    upstream.upgradeReply = () => [["upgrade", "websocket"], ["sec-websocket-accept", accept]];
+    const tunnels = [];
+    for (const c of [a1.cookie, bob.cookie]) {
+      const d = await app.upgrade(wsReq(c));
+      assert.equal(d.kind, "tunnel");
+      if (d.kind !== "tunnel") return;
+      app.track(d.session, [d.socket]);
+      tunnels.push(d.socket);
+    }
+    clock.now += 1000;
+    sessions.revokeUser("alice", clock.now);
+    assert.equal(tunnels[0]!.destroyed, true, "alice's tunnel closed");
+    assert.equal(tunnels[1]!.destroyed, false, "bob's tunnel open");
+    for (const c of [a1.cookie, a2.cookie]) assert.equal((await appRequest(app, "/x", { headers: { cookie: c } })).status, 302);
+    assert.equal((await appRequest(app, "/x", { headers: { cookie: bob.cookie } })).status, 200);
+    clock.now += 1;
+    const again = signIn("alice");
+    assert.equal((await appRequest(app, "/x", { headers: { cookie: again.cookie } })).status, 200, "a new sign-in works");
+  });
+
+  test("a new secret ends the session (and its tunnel) at the first request after session.recheck", async () => {
+    const { app, sessions, signIn, upstream, clock, secrets, config } = testApp();
+    const alice = signIn("alice");
+    upstream.upgradeReply = () => [["upgrade", "websocket"], ["sec-websocket-accept", accept]];
+    const d = await app.upgrade(wsReq(alice.cookie));
+    if (d.kind !== "tunnel") throw new Error("no tunnel");
+    app.track(d.session, [d.socket]);
+    secrets.set("alice", "ANOTHER-SECRET");
+    clock.now += config.session.recheckMs - 1;
+    assert.equal((await appRequest(app, "/x", { headers: { cookie: alice.cookie } })).status, 200, "not checked yet");
+    await sessions.flush();
+    clock.now += 2;
+    assert.equal((await appRequest(app, "/x", { headers: { cookie: alice.cookie } })).status, 200, "this request starts the check");
+    await sessions.flush();
+    assert.equal((await appRequest(app, "/x", { headers: { cookie: alice.cookie } })).status, 302, "ended");
+    assert.equal(d.socket.destroyed, true, "and its tunnel closed");
+  });
+
+  test("behind https: __Host- cookies; the plain name is not read; neither reaches the app", async () => {
+    const { app, sessions, signIn, upstream, clock } = testApp({ public_url: "https://app.test" });
+    const page = await appRequest(app, "/_otpgate/login");
+    assert.match(page.header("set-cookie")!, /^__Host-otpgate_csrf=[^;]+; Path=\/; HttpOnly; Secure; SameSite=Strict$/);
+    const value = signIn("alice").cookie.split("=").slice(1).join("=");
+    assert.equal((await appRequest(app, "/x", { headers: { cookie: `otpgate_session=${value}` } })).status, 302, "a plain-named (tossable) cookie is not a session");
+    const ok = await appRequest(app, "/x", { headers: { cookie: `__Host-otpgate_session=${value}; otpgate_session=x; otpgate_csrf=y; __Host-otpgate_csrf=z; app=1` } });
+    assert.equal(ok.status, 200);
+    assert.deepEqual(upstream.seen.at(-1)!.req.headers.filter(([n]) => n === "cookie"), [["cookie", "app=1"]], "only the app's own cookie");
+    const logout = await appRequest(app, "/_otpgate/logout", { headers: { cookie: `__Host-otpgate_session=${value}` } });
+    const csrfCookie = logout.header("set-cookie")!.split(";")[0]!;
+    const out = await appRequest(app, "/_otpgate/logout", { method: "POST", headers: { cookie: `__Host-otpgate_session=${value}; ${csrfCookie}`, "content-type": "application/x-www-form-urlencoded" }, body: `csrf=${csrfOf(logout.text)}` });
+    assert.equal(out.status, 303);
+    assert.match(out.header("set-cookie")!, /^__Host-otpgate_session=; Max-Age=0; Path=\/; HttpOnly; Secure; SameSite=Lax$/);
+    assert.equal(sessions.open(value, clock.now), null);
+  });
+});
