@@ -103,8 +103,8 @@ export function createEnrollHandler(ctx: PageContext): (req: IncomingMessage, re
     if (!form) return ctx.send(res, 413, messagePage("Not accepted", "The form could not be read.", P));
     if (!ctx.csrfOk(req, form)) return ctx.send(res, 403, messagePage("Form expired", "The form expired. Please open the link again.", P));
     const ip = ctx.clientIp(req);
-    const keysFor = [`invite:${invite.id}`, `ip:${ip}`];
-    if (regulator.isBanned(keysFor, now)) {
+    const attempt = { subject: `invite:${invite.id}`, address: ip.slice(0, 64) || "-" };
+    if (regulator.admit(attempt, now).kind === "banned") {
       log({ event: "enroll", result: "rejected", reason: "banned", user: invite.user, ip });
       return ctx.send(res, 429, messagePage("Too many attempts", "Too many wrong codes. Wait a few minutes, then open the link again.", P));
     }
@@ -114,7 +114,7 @@ export function createEnrollHandler(ctx: PageContext): (req: IncomingMessage, re
     }
     const credentials: Credentials = { secret: draft.secret, scratchCodes: draft.scratch };
     const again = (reason: string, message: string) => {
-      const banned = regulator.fail(keysFor, now);
+      const { banned } = regulator.fail(attempt, now);
       metrics.bans! += banned.length;
       log({ event: "enroll", result: "rejected", reason, user: invite.user, ip });
       return show(req, res, token, invite, credentials, draft.until, message);

@@ -55,18 +55,18 @@ export function createLoginHandler(ctx: PageContext): (req: IncomingMessage, res
     const password = form.get("password") ?? "";
     const ip = ctx.clientIp(req);
     const now = systemClock.nowMs();
-    const keysFor = [`user:${user}`, `ip:${ip}`];
+    const attempt = { subject: USER_NAME.test(user) ? `user:${user}` : "malformed", address: ip.slice(0, 64) || "-" };
     const shownUser = USER_NAME.test(user) ? user : "";
     const page = (status: number, error: string) =>
       ctx.send(res, status, loginPage({ prefix: P, csrf: ctx.csrfFor(req, { cookies }), returnTo: rd, user: shownUser, error, password: withPassword }), cookies.length ? { "set-cookie": cookies } : {});
     const fail = (reason: string, detail?: string) => {
       metrics.logins_failed!++;
-      const banned = regulator.fail(keysFor, now);
+      const { banned } = regulator.fail(attempt, now);
       metrics.bans! += banned.length;
       log({ event: "login", result: "rejected", reason, user: shownUser || "-", ip, ...(detail ? { detail } : {}), ...(banned.length ? { banned: banned.join(" ") } : {}) });
       page(401, loginFailure(withPassword));
     };
-    if (regulator.isBanned(keysFor, now)) return fail("banned");
+    if (regulator.admit(attempt, now).kind === "banned") return fail("banned");
     if (!USER_NAME.test(user) || !/^[0-9]{6,8}$/.test(code) || (withPassword && password === "")) return fail("malformed");
     const found = userStore(user, { secret: config.stateFiles });
     if (withPassword) {
@@ -85,7 +85,7 @@ export function createLoginHandler(ctx: PageContext): (req: IncomingMessage, res
       return fail("error", (err as Error).message);
     }
     if (outcome.kind !== "accepted") return fail(outcome.kind === "rejected" ? outcome.reason : outcome.kind);
-    regulator.succeed(`user:${user}`);
+    regulator.succeed(attempt);
     metrics.logins_ok!++;
     const fresh = newSession(randomBytes(18).toString("base64url"), user, now);
     log({ event: "login", result: "accepted", via: outcome.via, user, ip });
