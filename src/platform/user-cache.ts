@@ -26,6 +26,14 @@ export interface UserCacheOptions {
   readonly maxEntries?: number;
   readonly maxGetent?: number;
   readonly maxQueued?: number;
+  /**
+   * Most getent processes started per second (at most 2 in a burst); beyond it the answer is
+   * "busy". Starting a process blocks the event loop for a few milliseconds (fork; 20-40 ms on a
+   * loaded machine), so a server that must stay responsive under a flood of unknown names bounds
+   * the rate, and the burst, too.
+   * Default: no rate limit (the concurrency limit only).
+   */
+  readonly maxGetentPerSecond?: number;
   readonly nowMs: () => number;
 }
 
@@ -53,6 +61,8 @@ export class UserCache {
   private readonly pending = new Map<string, Promise<UserAccount | null>>();
   private running = 0;
   private readonly queue: (() => void)[] = [];
+  private spawnTokens = Number.POSITIVE_INFINITY;
+  private spawnTokensAt = 0;
   /** getent processes started so far (for tests and figures). */
   spawned = 0;
 
@@ -74,6 +84,7 @@ export class UserCache {
     const inFlight = this.pending.get(name);
     if (inFlight) return inFlight;
     if (this.running >= (this.options.maxGetent ?? 4) && this.queue.length >= (this.options.maxQueued ?? 32)) return "busy";
+    if (!this.takeSpawnToken(now)) return "busy";
     const promise = this.getent(name).then((account) => {
       this.pending.delete(name);
       if (this.nss.size >= (this.options.maxEntries ?? 4096)) this.nss.delete(this.nss.keys().next().value as string);
@@ -83,6 +94,17 @@ export class UserCache {
     });
     this.pending.set(name, promise);
     return promise;
+  }
+
+  private takeSpawnToken(now: number): boolean {
+    const rate = this.options.maxGetentPerSecond;
+    if (rate === undefined) return true;
+    const burst = Math.min(2, rate);
+    this.spawnTokens = Math.min(burst, (this.spawnTokens === Number.POSITIVE_INFINITY ? burst : this.spawnTokens) + (Math.max(0, now - this.spawnTokensAt) * rate) / 1000);
+    this.spawnTokensAt = now;
+    if (this.spawnTokens < 1) return false;
+    this.spawnTokens -= 1;
+    return true;
   }
 
   private async getent(name: string): Promise<UserAccount | null> {
