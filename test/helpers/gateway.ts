@@ -138,33 +138,43 @@ export function cookiesFrom(reply: Reply): Record<string, string> {
 
 export const cookieHeader = (cookies: Record<string, string>) => Object.entries(cookies).map(([k, v]) => `${k}=${v}`).join("; ");
 
-/** Open an upgraded connection through the gateway and check the echo. */
-export function upgradeEcho(port: number, cookie: string): Promise<{ status: string; echo: string }> {
+/** A masked WebSocket text frame (clients must mask), payload up to 125 bytes. */
+export function wsTextFrame(text: string): Buffer {
+  const payload = Buffer.from(text);
+  const mask = Buffer.from([1, 2, 3, 4]);
+  return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!))]);
+}
+
+export const WS_KEY = "dGhlIHNhbXBsZSBub25jZQ==";
+
+/** Open a WebSocket through the gateway and check the echo of one text frame. */
+export function upgradeEcho(port: number, cookie: string): Promise<{ status: string; echo: string; head: string }> {
   return new Promise((resolve, reject) => {
     const s = connect(port, "127.0.0.1", () => {
-      s.write(`GET /socket HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: echo\r\nCookie: ${cookie}\r\n\r\n`);
+      s.write(`GET /socket HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: ${WS_KEY}\r\nSec-WebSocket-Version: 13\r\nCookie: ${cookie}\r\n\r\n`);
     });
     let data = "";
     let sent = false;
+    const head = () => data.slice(0, data.indexOf("\r\n\r\n") + 4);
     s.on("data", (d: Buffer) => {
-      data += d.toString();
+      data += d.toString("latin1");
       if (!sent && data.includes("\r\n\r\n")) {
         sent = true;
-        if (data.startsWith("HTTP/1.1 101")) s.write("ping through the tunnel");
+        if (data.startsWith("HTTP/1.1 101")) s.write(wsTextFrame("ping through the tunnel"));
         else {
           s.destroy();
-          resolve({ status: data.split("\r\n")[0]!, echo: "" });
+          resolve({ status: data.split("\r\n")[0]!, echo: "", head: head() });
         }
       }
       if (data.includes("ping through the tunnel")) {
         s.destroy();
-        resolve({ status: data.split("\r\n")[0]!, echo: "ping through the tunnel" });
+        resolve({ status: data.split("\r\n")[0]!, echo: "ping through the tunnel", head: head() });
       }
     });
     s.on("error", reject);
     setTimeout(() => {
       s.destroy();
-      resolve({ status: data.split("\r\n")[0] ?? "", echo: "" });
+      resolve({ status: data.split("\r\n")[0] ?? "", echo: "", head: head() });
     }, 5000);
   });
 }

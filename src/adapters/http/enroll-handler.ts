@@ -5,21 +5,20 @@
 // (same settings as its defaults: TOTP, no reuse, rate limit 3 per 30 s, 5 emergency codes).
 
 import { existsSync } from "node:fs";
-import type { IncomingMessage, ServerResponse } from "node:http";
 import { confirmsNewSecret, drawCredentials, enrollmentText, groupSecret, keyUriFor, type Credentials, type EnrollSettings } from "../../core/enroll.js";
 import { passwordProblem } from "../../core/web/password-entries.js";
-import { systemClock } from "../../platform/clock.js";
+import { attemptAddress } from "../../core/web/regulation.js";
 import { nodeMacFactory } from "../../platform/mac.js";
 import { hashPassword } from "../../platform/password-hash.js";
 import { actAs } from "../../platform/privileges.js";
-import { systemRandom } from "../../platform/random.js";
 import { seal, unseal } from "../../platform/seal.js";
 import { userStore } from "../../services/resolve-account.js";
 import { formatScratchCode } from "../../formats/ga-document.js";
 import { writeNewStateFile } from "../../stores/file-store.js";
 import { claimInvite, findInvite, type Invite } from "../../stores/invite-store.js";
 import { existingPasswords, updatePasswordFile } from "../../stores/password-file.js";
-import type { PageContext } from "./page-context.js";
+import type { HandlerContext } from "./gateway-context.js";
+import type { GatewayRequest, GatewayResponse } from "./gateway-types.js";
 import { enrolledPage, enrollPage, messagePage } from "./pages.js";
 
 const SETTINGS: Omit<EnrollSettings, "label" | "issuer"> = {
@@ -42,11 +41,11 @@ interface Draft {
   readonly until: number;
 }
 
-export function createEnrollHandler(ctx: PageContext): (req: IncomingMessage, res: ServerResponse, token: string) => Promise<void> {
-  const { config, keys, regulator, metrics, log } = ctx;
+export function createEnrollHandler(ctx: HandlerContext): (req: GatewayRequest, token: string) => Promise<GatewayResponse> {
+  const { config, keys, regulator, metrics, log, kit, clock, random } = ctx;
   const P = config.pagesPrefix;
-  const gone = (res: ServerResponse) =>
-    ctx.send(res, 404, messagePage("Link not valid", "This setup link cannot be used: it was used already, it expired, or a newer one replaced it. Ask your administrator for a new link.", P));
+  const gone = () =>
+    kit.page(404, messagePage("Link not valid", "This setup link cannot be used: it was used already, it expired, or a newer one replaced it. Ask your administrator for a new link.", P));
 
   /** The password factor is on and the user has no password yet (an unreadable file counts as none). */
   const needsPassword = (user: string): boolean => {
@@ -58,19 +57,18 @@ export function createEnrollHandler(ctx: PageContext): (req: IncomingMessage, re
     }
   };
 
-  async function show(req: IncomingMessage, res: ServerResponse, token: string, invite: Invite, credentials: Credentials, until: number, error?: string): Promise<void> {
+  async function show(req: GatewayRequest, token: string, invite: Invite, credentials: Credentials, until: number, error?: string): Promise<GatewayResponse> {
     const cookies: string[] = [];
     const settings = { ...SETTINGS, label: invite.user, issuer: config.issuer };
     const uri = keyUriFor(settings, credentials.secret);
     const { qrSvg } = await import("../../platform/qr-lib.js");
     const draft: Draft = { invite: invite.id, secret: credentials.secret, scratch: credentials.scratchCodes, until };
-    ctx.send(
-      res,
+    return kit.page(
       error ? 400 : 200,
       enrollPage({
         prefix: P,
         action: `${P}/enroll/${token}`,
-        csrf: ctx.csrfFor(req, { cookies }),
+        csrf: kit.csrfFor(req, cookies),
         user: invite.user,
         draft: seal(draft, keys.seal),
         qrSvg: await qrSvg(uri),
@@ -80,44 +78,44 @@ export function createEnrollHandler(ctx: PageContext): (req: IncomingMessage, re
         newPassword: needsPassword(invite.user),
         ...(error ? { error } : {}),
       }),
-      { ...(cookies.length ? { "set-cookie": cookies } : {}), "referrer-policy": "no-referrer" },
+      cookies.map((c) => ["set-cookie", c] as const),
     );
   }
 
-  return async (req, res, token) => {
-    const now = systemClock.nowMs();
+  return async (req, token) => {
+    const now = clock.nowMs();
     const invite = findInvite(config.invitesDir, token, now);
-    if (!invite) return gone(res);
+    if (!invite) return gone();
     const found = userStore(invite.user, { secret: config.stateFiles });
     if (!found) {
       log({ event: "enroll", result: "rejected", reason: "unknown-user", user: invite.user, invite: invite.id.slice(0, 12) });
-      return ctx.send(res, 404, messagePage("Link not valid", `There is no account ${invite.user} on this server. Ask your administrator.`, P));
+      return kit.page(404, messagePage("Link not valid", `There is no account ${invite.user} on this server. Ask your administrator.`, P));
     }
     if (!invite.replace && existsSync(found.store.path)) {
-      return ctx.send(res, 409, messagePage("Already set up", `${invite.user} already has sign-in codes. If you lost your phone, ask your administrator for a replacement link.`, P));
+      return kit.page(409, messagePage("Already set up", `${invite.user} already has sign-in codes. If you lost your phone, ask your administrator for a replacement link.`, P));
     }
-    if (req.method === "GET") return show(req, res, token, invite, drawCredentials(SETTINGS.scratchCount, systemRandom), now + DRAFT_MS);
-    if (req.method !== "POST") return ctx.send(res, 405, messagePage("Not allowed", "Open the link in a browser.", P), { allow: "GET, POST" });
+    if (req.method === "GET") return show(req, token, invite, drawCredentials(SETTINGS.scratchCount, random), now + DRAFT_MS);
+    if (req.method !== "POST") return kit.page(405, messagePage("Not allowed", "Open the link in a browser.", P), [["allow", "GET, POST"]]);
 
-    const form = await ctx.readForm(req);
-    if (!form) return ctx.send(res, 413, messagePage("Not accepted", "The form could not be read.", P));
-    if (!ctx.csrfOk(req, form)) return ctx.send(res, 403, messagePage("Form expired", "The form expired. Please open the link again.", P));
-    const ip = ctx.clientIp(req);
-    const attempt = { subject: `invite:${invite.id}`, address: ip.slice(0, 64) || "-" };
+    const form = await kit.readForm(req);
+    if (!form) return kit.page(413, messagePage("Not accepted", "The form could not be read.", P));
+    if (!kit.csrfOk(req, form)) return kit.page(403, messagePage("Form expired", "The form expired. Please open the link again.", P));
+    const ip = ctx.clientAddress(req);
+    const attempt = { subject: `invite:${invite.id}`, address: attemptAddress(ip) };
     if (regulator.admit(attempt, now).kind === "banned") {
       log({ event: "enroll", result: "rejected", reason: "banned", user: invite.user, ip });
-      return ctx.send(res, 429, messagePage("Too many attempts", "Too many wrong codes. Wait a few minutes, then open the link again.", P));
+      return kit.page(429, messagePage("Too many attempts", "Too many wrong codes. Wait a few minutes, then open the link again.", P));
     }
     const draft = unseal<Draft>(form.get("draft") ?? "", keys.seal);
     if (!draft || draft.invite !== invite.id || typeof draft.secret !== "string" || !Array.isArray(draft.scratch) || draft.until <= now) {
-      return ctx.send(res, 400, messagePage("Page expired", "This page was open too long. Open the link again to get a new QR code.", P));
+      return kit.page(400, messagePage("Page expired", "This page was open too long. Open the link again to get a new QR code.", P));
     }
     const credentials: Credentials = { secret: draft.secret, scratchCodes: draft.scratch };
     const again = (reason: string, message: string) => {
       const { banned } = regulator.fail(attempt, now);
       metrics.bans! += banned.length;
       log({ event: "enroll", result: "rejected", reason, user: invite.user, ip });
-      return show(req, res, token, invite, credentials, draft.until, message);
+      return show(req, token, invite, credentials, draft.until, message);
     };
     if (!confirmsNewSecret(draft.secret, SETTINGS, (form.get("code") ?? "").trim(), now, nodeMacFactory)) {
       return again("wrong-code", "That code did not match. Check that the app shows this account and that the phone sets its clock automatically, then type the current code.");
@@ -126,13 +124,13 @@ export function createEnrollHandler(ctx: PageContext): (req: IncomingMessage, re
     if (needsPassword(invite.user)) {
       const password = form.get("password") ?? "";
       const problem = passwordProblem(password);
-      if (problem) return show(req, res, token, invite, credentials, draft.until, `Your password was not accepted: ${problem}.`);
-      if (form.get("password2") !== password) return show(req, res, token, invite, credentials, draft.until, "The two passwords differ. Type the same password twice.");
+      if (problem) return show(req, token, invite, credentials, draft.until, `Your password was not accepted: ${problem}.`);
+      if (form.get("password2") !== password) return show(req, token, invite, credentials, draft.until, "The two passwords differ. Type the same password twice.");
       passwordHash = await hashPassword(password);
     }
 
     const claim = claimInvite(config.invitesDir, invite);
-    if (!claim) return gone(res);
+    if (!claim) return gone();
     try {
       // The password first: should the state file then fail, the link asks only for the code again.
       if (passwordHash) await updatePasswordFile(config.passwordFile!, invite.user, passwordHash);
@@ -145,11 +143,11 @@ export function createEnrollHandler(ctx: PageContext): (req: IncomingMessage, re
     } catch (err) {
       claim.release();
       log({ event: "enroll", result: "error", user: invite.user, ip, detail: (err as Error).message });
-      return ctx.send(res, 500, messagePage("Not saved", "Your setup could not be saved, so nothing changed. Tell your administrator; the link still works once this is fixed.", P));
+      return kit.page(500, messagePage("Not saved", "Your setup could not be saved, so nothing changed. Tell your administrator; the link still works once this is fixed.", P));
     }
     claim.done();
     metrics.enrollments!++;
     log({ event: "enroll", result: "accepted", user: invite.user, ip, replaced: invite.replace });
-    ctx.send(res, 200, enrolledPage({ prefix: P, user: invite.user, scratchCodes: credentials.scratchCodes.map(formatScratchCode) }));
+    return kit.page(200, enrolledPage({ prefix: P, user: invite.user, scratchCodes: credentials.scratchCodes.map(formatScratchCode) }));
   };
 }

@@ -5,8 +5,12 @@
 // shell (gateway-server.ts) only translates between sockets and these types; the framing of
 // everything sent to the app is decided by undici (upstream.ts), never by our code.
 
+import type { Duplex } from "node:stream";
+import type { Regulator } from "../../core/web/index.js";
 import type { Clock, Random } from "../../ports/index.js";
+import type { Keys } from "../../platform/seal.js";
 import type { GatewayConfig } from "./gateway-config.js";
+import type { Sessions } from "./sessions.js";
 
 import type { HeaderList } from "../../core/web/headers.js";
 
@@ -21,6 +25,8 @@ export interface GatewayRequest {
   readonly remoteAddress: string;
   /** The body as the server parsed it, or null when the request has none. */
   readonly body: AsyncIterable<Uint8Array> | null;
+  /** Aborted when the client's connection goes away before the answer is complete. */
+  readonly signal?: AbortSignal;
 }
 
 export type ResponseBody = string | Uint8Array | AsyncIterable<Uint8Array> | null;
@@ -37,11 +43,20 @@ export interface UpstreamRequest {
   readonly target: string;
   readonly headers: HeaderList;
   readonly body: AsyncIterable<Uint8Array> | null;
+  readonly signal?: AbortSignal;
+}
+
+/** An upgraded connection to the app: the app's 101 headers (lower-case) and the raw socket. */
+export interface UpstreamUpgrade {
+  readonly headers: HeaderList;
+  readonly socket: Duplex;
 }
 
 export interface Upstream {
-  /** Send a request to the app; status 502 when it cannot be reached. */
+  /** Send a request to the app; rejects when it cannot be reached (the app answers 502). Headers come back unfiltered. */
   forward(req: UpstreamRequest): Promise<GatewayResponse>;
+  /** A WebSocket upgrade (the library sends Connection/Upgrade); rejects unless the app answers 101. */
+  upgrade(req: { readonly target: string; readonly headers: HeaderList; readonly signal?: AbortSignal }): Promise<UpstreamUpgrade>;
 }
 
 export interface GatewayLog {
@@ -55,4 +70,8 @@ export interface GatewayDeps {
   readonly random: Random;
   readonly log: GatewayLog;
   readonly upstream: Upstream | null;
+  /** Key material (interim: the session service's keyring replaces it). */
+  readonly keys: Keys;
+  readonly sessions: Sessions;
+  readonly regulator: Regulator;
 }

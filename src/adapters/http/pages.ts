@@ -97,3 +97,9 @@ export function enrolledPage(o: { prefix: string; user: string; scratchCodes: re
 export function messagePage(title: string, text: string, prefix: string): string {
   return `${head(title, prefix)}<p>${escape(text)}</p><p><a href="${prefix}/login">Sign in</a></p></main></body></html>`;
 }
+
+export function signOutPage(o: { prefix: string; csrf: string }): string {
+  return `${head("Sign out", o.prefix)}
+<form method="post" action="${o.prefix}/logout"><input type="hidden" name="csrf" value="${escape(o.csrf)}"><button type="submit">Sign out</button></form>
+</main></body></html>`;
+}

@@ -15,6 +15,7 @@
 // least recently used keys (and their bans) are forgotten first. Pure: the caller passes the time.
 
 import { OtpgateError } from "../errors.js";
+import { addressKey as ipAddressKey, parseIp } from "./client-address.js";
 
 export interface RegulationPolicy {
   readonly maxRetries: number;
@@ -50,6 +51,11 @@ export type Admission =
   | { readonly kind: "banned"; readonly key: "pair" | "address"; readonly retryAfterMs: number }
   /** Go ahead after waiting `delayMs` (0 unless the subject failed often recently). */
   | { readonly kind: "allowed"; readonly delayMs: number };
+
+/** The address part of an attempt: addressKey() (IPv4 as is, IPv6 by its /64); no address at all (a peer the shell could not name) counts as "unknown". */
+export function attemptAddress(clientAddress: string): string {
+  return parseIp(clientAddress) ? ipAddressKey(clientAddress) : "unknown";
+}
 
 /** A subject or address that must never become a key (too long, control characters). */
 export class RegulationKeyError extends OtpgateError {}

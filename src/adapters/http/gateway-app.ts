@@ -1,0 +1,250 @@
+// The gateway as an application: a function from GatewayRequest to GatewayResponse (and the
+// decision on WebSocket upgrades), with its clock, randomness, keys, sessions, regulation, upstream
+// and log passed in. No sockets here: the node:http/TLS shell (gateway-server.ts) translates, and
+// tests call it in-process (test/helpers/gateway-app.ts).
+
+import { createHash } from "node:crypto";
+import type { Duplex } from "node:stream";
+import { headerValue, headerValues, safeReturnUrl, type SessionData } from "../../core/web/index.js";
+import { csrfToken, csrfValid } from "../../platform/seal.js";
+import { createEnrollHandler } from "./enroll-handler.js";
+import { newMetrics, type GatewayMetrics, type HandlerContext } from "./gateway-context.js";
+import type { GatewayDeps, GatewayRequest, GatewayResponse, HeaderList } from "./gateway-types.js";
+import { createLoginHandler } from "./login-handler.js";
+import { createPageKit } from "./page-kit.js";
+import { STYLE, loginPage, messagePage, signOutPage } from "./pages.js";
+import { appClientAddress, fromAppHeaders, toAppHeaders } from "./to-app-headers.js";
+import { createTunnels, type Tunnels } from "./tunnels.js";
+
+export type UpgradeDecision =
+  | { readonly kind: "refused"; readonly status: number }
+  | { readonly kind: "tunnel"; readonly session: SessionData; readonly accept: string; readonly extra: HeaderList; readonly socket: Duplex };
+
+export interface GatewayApp {
+  handle(req: GatewayRequest): Promise<GatewayResponse>;
+  /** Decide a request with an Upgrade header; on "tunnel", the app's socket is open and validated (101, websocket, accept). */
+  upgrade(req: GatewayRequest): Promise<UpgradeDecision>;
+  /** Register an established tunnel (closed at its session's absolute expiry, or by closeTunnels). */
+  track(session: SessionData, sockets: readonly Duplex[]): void;
+  readonly tunnels: Tunnels;
+  readonly metrics: GatewayMetrics;
+  metricsText(): string;
+}
+
+const WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+const WS_KEY = /^[A-Za-z0-9+/]{21}[AQgw]==$/; // base64 of exactly 16 bytes
+
+export const isLoopback = (address: string): boolean => /^127\./.test(address) || address === "::1" || /^::ffff:127\./i.test(address);
+
+/** Wrap a body so that reading it fails when it is not complete within `ms` (slow bodies to our pages are cut). */
+function bodyWithin(body: AsyncIterable<Uint8Array>, ms: number): AsyncIterable<Uint8Array> {
+  return {
+    async *[Symbol.asyncIterator]() {
+      const it = body[Symbol.asyncIterator]();
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("body too slow")), ms);
+      });
+      late.catch(() => undefined);
+      try {
+        for (;;) {
+          const r = await Promise.race([it.next(), late]);
+          if (r.done) return;
+          yield r.value;
+        }
+      } finally {
+        clearTimeout(timer);
+        void it.return?.();
+      }
+    },
+  };
+}
+
+export function createGatewayApp(deps: GatewayDeps): GatewayApp {
+  const { config, clock, random, log, sessions, regulator, keys, upstream } = deps;
+  const P = config.pagesPrefix;
+  const secure = config.publicUrl.protocol === "https:";
+  const proto = secure ? "https" : "http";
+  const returnPolicy = { allowedHosts: config.allowedHosts, fallback: "/" };
+  const withPassword = config.passwordFile !== null;
+  const metrics = newMetrics();
+  const tunnels = createTunnels();
+  const cookieNames = [config.cookieName];
+  const kit = createPageKit({ secure, pagesPrefix: P, random, csrf: { token: (id) => csrfToken(id, keys.csrf), valid: (id, t) => csrfValid(id, t, keys.csrf) } });
+  const clientAddress = (req: GatewayRequest) => appClientAddress(req.headers, req.remoteAddress, config.trustedProxies).client;
+  const ctx: HandlerContext = {
+    config,
+    clock,
+    random,
+    log,
+    kit,
+    keys,
+    sessions,
+    regulator,
+    metrics,
+    clientAddress,
+    sessionCookie: (value) => `${config.cookieName}=${value ?? ""}; ${value === null ? "Max-Age=0; " : ""}Path=/; HttpOnly; SameSite=Lax${secure ? "; Secure" : ""}`,
+  };
+  const handleLogin = createLoginHandler(ctx);
+  const handleEnroll = createEnrollHandler(ctx);
+  const loginUrl = (rd: string) => `${P}/login?rd=${encodeURIComponent(rd)}`;
+  const session = (req: GatewayRequest): SessionData | null => sessions.open(kit.cookies(req).get(config.cookieName), clock.nowMs());
+  const plain = (status: number, body: string, headers: HeaderList = []): GatewayResponse => ({ status, headers: [["content-type", "text/plain; charset=utf-8"], ["cache-control", "no-store"], ...headers], body });
+  /** Our pages' forms must arrive within limits.bodyMs. */
+  const pageRequest = (req: GatewayRequest): GatewayRequest => (req.body ? { ...req, body: bodyWithin(req.body, config.limits.bodyMs) } : req);
+
+  function metricsText(): string {
+    return Object.entries(metrics).map(([k, v]) => `# TYPE otpgate_${k}_total counter\notpgate_${k}_total ${v}\n`).join("");
+  }
+
+  function originalUrl(req: GatewayRequest): string {
+    const h = req.headers;
+    const uri = headerValue(h, "x-forwarded-uri") ?? headerValue(h, "x-original-uri") ?? req.target;
+    const host = headerValue(h, "x-forwarded-host") ?? headerValue(h, "host") ?? config.publicUrl.host;
+    const p = headerValue(h, "x-forwarded-proto") ?? proto;
+    return `${p}://${host}${uri.startsWith("/") ? uri : "/"}`;
+  }
+
+  /** The headers the app receives for a signed-in request (the one function builds them). */
+  function appHeaders(req: GatewayRequest, user: string): [string, string][] {
+    const addr = appClientAddress(req.headers, req.remoteAddress, config.trustedProxies);
+    const out = toAppHeaders(req.headers, {
+      user,
+      clientAddress: addr.client,
+      forwardedFor: addr.forwardedFor,
+      proto,
+      host: headerValue(req.headers, "host") ?? config.publicUrl.host,
+      upstreamHost: config.upstream!.host,
+      cookieNames,
+    }).filter(([n]) => n !== "content-length" && n !== "transfer-encoding");
+    // Framing: a length only when the server read a length-delimited body (undici holds the stream
+    // to it); a chunked body goes without one and undici chunks it. Nothing else decides framing.
+    const length = headerValues(req.headers, "content-length");
+    if (req.body !== null && length.length === 1 && headerValues(req.headers, "transfer-encoding").length === 0) out.push(["content-length", length[0]!]);
+    return out;
+  }
+
+  async function proxy(req: GatewayRequest, user: string): Promise<GatewayResponse> {
+    try {
+      const res = await upstream!.forward({ method: req.method, target: req.target, headers: appHeaders(req, user), body: req.body, ...(req.signal ? { signal: req.signal } : {}) });
+      return { status: res.status, headers: fromAppHeaders(res.headers, cookieNames), body: res.body };
+    } catch (err) {
+      metrics.upstream_errors++;
+      log({ event: "upstream", result: "error", message: (err as Error).message });
+      return kit.page(502, messagePage("Application unavailable", "The application behind the gateway did not answer.", P));
+    }
+  }
+
+  async function handle(req: GatewayRequest): Promise<GatewayResponse> {
+    // Only origin-form targets (absolute-form and "*" would reach the app unchanged).
+    if (!req.target.startsWith("/") || req.target.startsWith("//")) return plain(400, "Bad request target\n", [["connection", "close"]]);
+    let url: URL;
+    try {
+      url = new URL(req.target, "http://gateway.invalid");
+    } catch {
+      return plain(400, "Bad request target\n", [["connection", "close"]]);
+    }
+    // A body is forwarded decoded from its chunks, so the only transfer coding accepted is chunked
+    // alone (node:http already refuses it together with Content-Length, or not last).
+    const codings = headerValues(req.headers, "transfer-encoding").flatMap((v) => v.split(",")).map((t) => t.trim().toLowerCase());
+    if (codings.length > 0 && (codings.length !== 1 || codings[0] !== "chunked")) return plain(400, "Unsupported transfer coding\n", [["connection", "close"]]);
+    const path = url.pathname;
+    if (path === "/healthz") return plain(200, "ok\n");
+    if (path === `${P}/metrics`) {
+      if (config.metricsListen !== null || !isLoopback(req.remoteAddress)) return kit.page(404, messagePage("Not found", "There is no such page.", P));
+      return { status: 200, headers: [["content-type", "text/plain; version=0.0.4"], ["cache-control", "no-store"]], body: metricsText() };
+    }
+    if (path === `${P}/style.css`) return { status: 200, headers: [["content-type", "text/css"], ["cache-control", "max-age=3600"]], body: STYLE };
+    if (path === `${P}/login` && req.method === "GET") {
+      const cookies: string[] = [];
+      const csrf = kit.csrfFor(req, cookies);
+      return kit.page(200, loginPage({ prefix: P, csrf, returnTo: safeReturnUrl(url.searchParams.get("rd"), returnPolicy), password: withPassword }), cookies.map((c) => ["set-cookie", c] as const));
+    }
+    if (path === `${P}/login` && req.method === "POST") return handleLogin(pageRequest(req));
+    if (path === `${P}/logout` && req.method === "POST") {
+      const form = await kit.readForm(pageRequest(req));
+      if (!form || !kit.csrfOk(req, form)) return kit.page(403, messagePage("Form expired", "Please load the page again.", P));
+      const s = session(req);
+      if (s) {
+        sessions.revoke(s, clock.nowMs());
+        tunnels.closeTunnels((t) => t.sid === s.sid);
+      }
+      log({ event: "logout", user: s?.user ?? "-", ip: clientAddress(req) });
+      return kit.page(303, "", [["location", `${P}/login`], ["set-cookie", ctx.sessionCookie(null)]]);
+    }
+    if (path === `${P}/logout` && req.method === "GET") {
+      const cookies: string[] = [];
+      const csrf = kit.csrfFor(req, cookies);
+      return kit.page(200, signOutPage({ prefix: P, csrf }), cookies.map((c) => ["set-cookie", c] as const));
+    }
+    if (path.startsWith(`${P}/enroll/`)) return handleEnroll(pageRequest(req), path.slice(`${P}/enroll/`.length));
+    if (path === `${P}/auth`) {
+      const s = session(req);
+      if (s) {
+        metrics.forward_auth_allowed++;
+        return { status: 200, headers: [["remote-user", s.user], ["cache-control", "no-store"]], body: null };
+      }
+      metrics.forward_auth_denied++;
+      if (config.forwardAuth === "status") return { status: 401, headers: [["cache-control", "no-store"]], body: null };
+      return { status: 302, headers: [["location", new URL(loginUrl(safeReturnUrl(originalUrl(req), returnPolicy)), config.publicUrl).toString()], ["cache-control", "no-store"]], body: null };
+    }
+    const s = session(req);
+    if (s && upstream && config.upstream) return proxy(req, s.user);
+    if (s) return kit.page(404, messagePage("Signed in", `You are signed in as ${s.user}.`, P));
+    if (req.method === "GET" || req.method === "HEAD") return { status: 302, headers: [["location", loginUrl(safeReturnUrl(req.target, returnPolicy))], ["cache-control", "no-store"]], body: null };
+    return kit.page(401, messagePage("Sign in first", "This request needs a signed-in session.", P));
+  }
+
+  async function upgrade(req: GatewayRequest): Promise<UpgradeDecision> {
+    const h = req.headers;
+    const upgrades = headerValues(h, "upgrade");
+    const connection = headerValues(h, "connection").flatMap((v) => v.split(",")).map((t) => t.trim().toLowerCase());
+    const key = headerValues(h, "sec-websocket-key");
+    const version = headerValues(h, "sec-websocket-version");
+    const websocket =
+      req.method === "GET" &&
+      req.body === null &&
+      upgrades.length === 1 &&
+      upgrades[0]!.trim().toLowerCase() === "websocket" &&
+      connection.includes("upgrade") &&
+      key.length === 1 &&
+      WS_KEY.test(key[0]!) &&
+      version.length === 1 &&
+      version[0]!.trim() === "13" &&
+      req.target.startsWith("/") &&
+      !req.target.startsWith("//");
+    if (!websocket) return { kind: "refused", status: 400 };
+    const s = session(req);
+    if (!s) return { kind: "refused", status: 401 };
+    if (!upstream || !config.upstream) return { kind: "refused", status: 404 };
+    const accept = createHash("sha1").update(key[0]! + WS_GUID).digest("base64");
+    let up;
+    try {
+      up = await upstream.upgrade({ target: req.target, headers: appHeaders(req, s.user), ...(req.signal ? { signal: req.signal } : {}) });
+    } catch (err) {
+      metrics.upstream_errors++;
+      log({ event: "upstream", result: "error", message: (err as Error).message });
+      return { kind: "refused", status: 502 };
+    }
+    // The app's answer must be a WebSocket 101 for this key; anything else closes its connection.
+    const appUpgrade = headerValues(up.headers, "upgrade");
+    const appAccept = headerValues(up.headers, "sec-websocket-accept");
+    if (appUpgrade.length !== 1 || appUpgrade[0]!.trim().toLowerCase() !== "websocket" || appAccept.length !== 1 || appAccept[0]!.trim() !== accept) {
+      up.socket.destroy();
+      metrics.upstream_errors++;
+      log({ event: "upstream", result: "error", message: "the app's answer to a WebSocket upgrade was not a valid 101" });
+      return { kind: "refused", status: 502 };
+    }
+    const extra = up.headers.filter(([n, v]) => (n === "sec-websocket-protocol" || n === "sec-websocket-extensions") && /^[\x21-\x7e][\x20-\x7e]*$/.test(v));
+    return { kind: "tunnel", session: s, accept, extra, socket: up.socket };
+  }
+
+  return {
+    handle,
+    upgrade,
+    track: (s, sockets) => tunnels.add(s, sockets, sessions.expiresAt(s), clock.nowMs()),
+    tunnels,
+    metrics,
+    metricsText,
+  };
+}
