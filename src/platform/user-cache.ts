@@ -123,7 +123,31 @@ export class UserCache {
     }
   }
 
-  private async passwdFile(): Promise<Map<string, UserAccount>> {
+  /** One check of a file at a time: a burst of lookups while it is being re-read shares that read. */
+  private readonly loading = new Map<"passwd" | "group", Promise<unknown>>();
+
+  private shared<T>(which: "passwd" | "group", load: () => Promise<T>): Promise<T> {
+    let p = this.loading.get(which) as Promise<T> | undefined;
+    if (!p) {
+      p = load().finally(() => this.loading.delete(which));
+      this.loading.set(which, p);
+    }
+    return p;
+  }
+
+  private passwdFile(): Promise<Map<string, UserAccount>> {
+    const cached = this.passwd;
+    if (cached && this.options.nowMs() - cached.checkedAt < 1000) return Promise.resolve(cached.value);
+    return this.shared("passwd", () => this.loadPasswd());
+  }
+
+  private groupFile(): Promise<string> {
+    const cached = this.group;
+    if (cached && this.options.nowMs() - cached.checkedAt < 1000) return Promise.resolve(cached.value);
+    return this.shared("group", () => this.loadGroup());
+  }
+
+  private async loadPasswd(): Promise<Map<string, UserAccount>> {
     const text = await this.fresh("passwd", this.options.passwdPath ?? "/etc/passwd");
     if (text !== null) {
       const map = new Map<string, UserAccount>();
@@ -136,7 +160,7 @@ export class UserCache {
     return this.passwd?.value ?? new Map();
   }
 
-  private async groupFile(): Promise<string> {
+  private async loadGroup(): Promise<string> {
     const text = await this.fresh("group", this.options.groupPath ?? "/etc/group");
     if (text !== null) this.group = text;
     return this.group?.value ?? "";

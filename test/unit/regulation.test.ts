@@ -115,3 +115,14 @@ test("least recently used keys go first: a key that keeps failing stays", () => 
   assert.ok(r.size <= 30);
   assert.ok(r.delayOf("user:target", 100) > 0, "the user attacked throughout is still slowed");
 });
+
+test("address-only failures (malformed forms) ban the address and touch no user", () => {
+  const r = new Regulator(POLICY);
+  for (let i = 0; i < 5; i++) assert.deepEqual(r.failAddress("192.0.2.9", i), { banned: [] });
+  assert.deepEqual(r.failAddress("192.0.2.9", 5), { banned: ["address"] });
+  assert.deepEqual(r.admitAddress("192.0.2.9", 6), { kind: "banned", key: "address", retryAfterMs: 299_999 });
+  assert.equal(r.admit(at("user:alice", "192.0.2.9"), 6).kind, "banned", "a well-formed attempt from the address too");
+  assert.deepEqual(r.failAddress("192.0.2.9", 7), { banned: [] }, "not counted while banned");
+  assert.equal(r.size, 1, "only the address is stored");
+  assert.throws(() => r.failAddress("", 0), RegulationKeyError);
+});

@@ -81,6 +81,8 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
     keys,
     sessions,
     regulator,
+    users: deps.users,
+    sleep: deps.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
     metrics,
     clientAddress,
     sessionCookie: (value) => `${config.cookieName}=${value ?? ""}; ${value === null ? "Max-Age=0; " : ""}Path=/; HttpOnly; SameSite=Lax${secure ? "; Secure" : ""}`,

@@ -18,6 +18,8 @@ import { loadOrCreateKeys } from "../../platform/seal.js";
 import { listInvites } from "../../stores/invite-store.js";
 import { readPasswordFile } from "../../stores/password-file.js";
 import { createGatewayApp, type GatewayApp } from "./gateway-app.js";
+import { UserCache } from "../../platform/user-cache.js";
+import { createUserDirectory, type UserDirectory } from "./user-directory.js";
 import type { GatewayConfig } from "./gateway-config.js";
 import type { GatewayLog, GatewayRequest, GatewayResponse, HeaderList } from "./gateway-types.js";
 import { createSessions } from "./sessions.js";
@@ -111,11 +113,17 @@ function send(req: IncomingMessage, res: ServerResponse, out: GatewayResponse): 
   else pipeline(body instanceof Readable ? body : Readable.from(body), res, (err) => err && res.destroy());
 }
 
+/** Accounts from /etc/passwd (asynchronous, re-read on change) and NSS (getent: at most 4 at once, 10 starts a second), cached, each lookup cut off at user_lookup_timeout. */
+function gatewayUsers(config: GatewayConfig): UserDirectory {
+  const cache = new UserCache({ nowMs: () => systemClock.nowMs(), maxGetentPerSecond: 10 });
+  return createUserDirectory({ lookup: (name) => cache.lookup(name), timeoutMs: config.userLookupTimeoutMs, stateFiles: config.stateFiles });
+}
+
 export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
   const keys = loadOrCreateKeys(config.keysFile);
   const sessions = createSessions({ keys, policy: config.session, random: systemRandom });
   const upstream: PoolUpstream | null = config.upstream ? createUpstream({ origin: config.upstream }) : null;
-  const app = createGatewayApp({ config, clock: systemClock, random: systemRandom, log, upstream, keys, sessions, regulator: new Regulator(config.regulation) });
+  const app = createGatewayApp({ config, clock: systemClock, random: systemRandom, log, upstream, keys, sessions, regulator: new Regulator(config.regulation), users: gatewayUsers(config) });
   const { limits } = config;
 
   const tooManyHeaders = (req: IncomingMessage) => req.rawHeaders.length / 2 > limits.maxHeaders;

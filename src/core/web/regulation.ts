@@ -15,7 +15,7 @@
 // least recently used keys (and their bans) are forgotten first. Pure: the caller passes the time.
 
 import { OtpgateError } from "../errors.js";
-import { addressKey as ipAddressKey, parseIp } from "./client-address.js";
+import { addressKey, parseIp } from "./client-address.js";
 
 export interface RegulationPolicy {
   readonly maxRetries: number;
@@ -54,7 +54,7 @@ export type Admission =
 
 /** The address part of an attempt: addressKey() (IPv4 as is, IPv6 by its /64); no address at all (a peer the shell could not name) counts as "unknown". */
 export function attemptAddress(clientAddress: string): string {
-  return parseIp(clientAddress) ? ipAddressKey(clientAddress) : "unknown";
+  return parseIp(clientAddress) ? addressKey(clientAddress) : "unknown";
 }
 
 /** A subject or address that must never become a key (too long, control characters). */
@@ -73,9 +73,9 @@ function checkKey(what: string, value: string): void {
 }
 
 // Keys of the three counters; "\u0000" cannot occur in a checked subject or address.
-const pairKey = (a: Attempt) => `p\u0000${a.subject}\u0000${a.address}`;
-const addressKey = (a: Attempt) => `a\u0000${a.address}`;
-const subjectKey = (a: Attempt) => `s\u0000${a.subject}`;
+const pairCounter = (a: Attempt) => `p\u0000${a.subject}\u0000${a.address}`;
+const addressCounter = (address: string) => `a\u0000${address}`;
+const subjectCounter = (subject: string) => `s\u0000${subject}`;
 
 export class Regulator {
   private readonly entries = new Map<string, Counter>();
@@ -93,11 +93,11 @@ export class Regulator {
   admit(attempt: Attempt, now: number): Admission {
     checkKey("subject", attempt.subject);
     checkKey("address", attempt.address);
-    const pair = this.banLeft(pairKey(attempt), now);
+    const pair = this.banLeft(pairCounter(attempt), now);
     if (pair > 0) return { kind: "banned", key: "pair", retryAfterMs: pair };
-    const address = this.banLeft(addressKey(attempt), now);
+    const address = this.banLeft(addressCounter(attempt.address), now);
     if (address > 0) return { kind: "banned", key: "address", retryAfterMs: address };
-    return { kind: "allowed", delayMs: this.delayFor(this.current(subjectKey(attempt), now)) };
+    return { kind: "allowed", delayMs: this.delayFor(this.current(subjectCounter(attempt.subject), now)) };
   }
 
   /**
@@ -107,23 +107,38 @@ export class Regulator {
   fail(attempt: Attempt, now: number): { readonly banned: readonly ("pair" | "address")[] } {
     checkKey("subject", attempt.subject);
     checkKey("address", attempt.address);
-    if (this.banLeft(pairKey(attempt), now) > 0 || this.banLeft(addressKey(attempt), now) > 0) return { banned: [] };
+    if (this.banLeft(pairCounter(attempt), now) > 0 || this.banLeft(addressCounter(attempt.address), now) > 0) return { banned: [] };
     const banned: ("pair" | "address")[] = [];
-    if (this.count(pairKey(attempt), now, true)) banned.push("pair");
-    if (this.count(addressKey(attempt), now, true)) banned.push("address");
-    this.count(subjectKey(attempt), now, false);
+    if (this.count(pairCounter(attempt), now, true)) banned.push("pair");
+    if (this.count(addressCounter(attempt.address), now, true)) banned.push("address");
+    this.count(subjectCounter(attempt.subject), now, false);
     return { banned };
+  }
+
+  /** An attempt with no usable subject (a malformed form): only its address's ban matters. */
+  admitAddress(address: string, now: number): Admission {
+    checkKey("address", address);
+    const left = this.banLeft(addressCounter(address), now);
+    return left > 0 ? { kind: "banned", key: "address", retryAfterMs: left } : { kind: "allowed", delayMs: 0 };
+  }
+
+  /** Count a failure against the address alone (a malformed form, a lookup that did not answer): it guessed nothing about a user. */
+  failAddress(address: string, now: number): { readonly banned: readonly "address"[] } {
+    checkKey("address", address);
+    const key = addressCounter(address);
+    if (this.banLeft(key, now) > 0) return { banned: [] };
+    return { banned: this.count(key, now, true) ? ["address"] : [] };
   }
 
   /** A success clears the subject's counters: its pair with this address and its slow-down. */
   succeed(attempt: Attempt): void {
-    this.entries.delete(pairKey(attempt));
-    this.entries.delete(subjectKey(attempt));
+    this.entries.delete(pairCounter(attempt));
+    this.entries.delete(subjectCounter(attempt.subject));
   }
 
   /** The delay a subject's attempts get now (for tests and the log). */
   delayOf(subject: string, now: number): number {
-    return this.delayFor(this.current(`s\u0000${subject}`, now));
+    return this.delayFor(this.current(subjectCounter(subject), now));
   }
 
   private delayFor(failures: number): number {
