@@ -127,31 +127,46 @@ describe("otpgate gateway", () => {
     assert.equal(evil.headers.location, "https://auth.app.test/_otpgate/login?rd=%2F");
   });
 
-  test("--check-config validates with clear messages", (t) => {
+  test("--check-config reports every problem with its path, and exit 2", (t) => {
     if (!systemReady(t, [])) return;
     const dir = tempDir(t);
     let n = 0;
     const check = (yaml: string) => {
       const path = join(dir, `c${n++}.yaml`);
       writeFileSync(path, yaml);
-      return runCli(["gateway", "--config", path, "--check-config"]);
+      return { path, ...runCli(["gateway", "--config", path, "--check-config"]) };
     };
     const good = check("public_url: https://app.test\nupstream: http://127.0.0.1:8787\n");
     assert.equal(good.status, 0, good.stderr);
-    assert.match(good.stdout, /valid \(listen 127\.0\.0\.1:9091, proxy to http:\/\/127\.0\.0\.1:8787\)/);
+    assert.match(good.stdout, /valid \(listen 127\.0\.0\.1:9091, proxy to http:\/\/127\.0\.0\.1:8787; X-Forwarded-For ignored \(no trusted_proxies\)\)/);
+    const proxied = check("public_url: https://app.test\ntrusted_proxies: [127.0.0.1, 10.0.0.0/8]\nmetrics_listen: 127.0.0.1:9092\n");
+    assert.equal(proxied.status, 0, proxied.stderr);
+    assert.match(proxied.stdout, /X-Forwarded-For believed from 127\.0\.0\.1, 10\.0\.0\.0\/8; metrics on 127\.0\.0\.1:9092/);
     const bad: [string, RegExp][] = [
-      ["public_url: https://app.test\nlisten: everywhere\n", /listen must be HOST:PORT, not "everywhere"/],
-      ["upstream: http://x\n", /public_url must be a non-empty string/],
-      ["public_url: https://app.test\nsession: {idle: soon}\n", /session\.idle must be a duration such as 30s, 5m or 12h, not "soon"/],
-      ["public_url: https://app.test\nforward_auth: maybe\n", /forward_auth must be "status" \(nginx auth_request\) or "redirect"/],
-      ["public_url: https://app.test\nupsteam: http://x\n", /unknown key "upsteam"/],
-      ["public_url: [unclosed\n", /is not valid YAML/],
+      ["public_url: https://app.test\nlisten: everywhere\n", /^ {2}listen: must be HOST:PORT such as 127\.0\.0\.1:9091 or \[::1\]:9091, not "everywhere"$/m],
+      ["upstream: http://x\n", /^ {2}public_url: is required/m],
+      ["public_url: https://app.test\nsession: {idle: soon}\n", /^ {2}session\.idle: must be a duration: a whole number and a unit \(ms, s, m, h or d\) such as 30m, not "soon"$/m],
+      ["public_url: https://app.test\nforward_auth: maybe\n", /^ {2}forward_auth: must be status \(nginx auth_request: 200 or 401\) or redirect/m],
+      ["public_url: https://app.test\nupsteam: http://x\n", /^ {2}upsteam: unknown key \(did you mean upstream\?\)$/m],
+      ["public_url: https://app.test\nproxy_engine: fast\n", /^ {2}proxy_engine: remove this line/m],
+      ["public_url: [unclosed\n", /^ {2}line 2, column 1: not valid YAML: Flow sequence in block collection must be sufficiently indented and end with a \]$/m],
     ];
     for (const [yaml, message] of bad) {
       const r = check(yaml);
       assert.equal(r.status, 2, yaml);
-      assert.match(r.stderr, message);
+      assert.equal(r.stdout, "", yaml);
+      assert.match(r.stderr, new RegExp(`^${r.path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: not valid, 1 problem:$`, "m"), yaml);
+      assert.match(r.stderr, message, yaml);
+      assert.doesNotMatch(r.stderr, /internal error/, yaml);
     }
+    const many = check("public_url: ftp://x\nlisten: nope\nsession: {idel: 1m}\nregulation: {max_retries: 0}\ntrusted_proxies: [proxy.local]\n");
+    assert.equal(many.status, 2);
+    assert.deepEqual(many.stderr.trim().split("\n").slice(1).map((l) => l.trim().split(":")[0]), ["public_url", "listen", "session.idel", "regulation.max_retries", "trusted_proxies[0]"]);
+    // Without --check-config the same problems stop the start, reported (not as an internal error), exit 2:
+    const start = runCli(["gateway", "--config", many.path]);
+    assert.equal(start.status, 2);
+    assert.match(start.stderr, /has 5 problems:\n {2}public_url: /);
+    assert.doesNotMatch(start.stderr, /internal error/);
   });
 });
 

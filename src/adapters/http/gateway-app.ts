@@ -13,7 +13,7 @@ import type { GatewayDeps, GatewayRequest, GatewayResponse, HeaderList } from ".
 import { createLoginHandler } from "./login-handler.js";
 import { createPageKit } from "./page-kit.js";
 import { STYLE, loginPage, messagePage, signOutPage } from "./pages.js";
-import { appClientAddress, fromAppHeaders, toAppHeaders } from "./to-app-headers.js";
+import { appClientAddress, appHost, fromAppHeaders, toAppHeaders } from "./to-app-headers.js";
 import { createTunnels, type Tunnels } from "./tunnels.js";
 
 export type UpgradeDecision =
@@ -115,7 +115,7 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
       clientAddress: addr.client,
       forwardedFor: addr.forwardedFor,
       proto,
-      host: headerValue(req.headers, "host") ?? config.publicUrl.host,
+      host: appHost(req.headers, config.allowedHosts, config.publicUrl.host),
       upstreamHost: config.upstream!.host,
       cookieNames,
     }).filter(([n]) => n !== "content-length" && n !== "transfer-encoding");

@@ -1,14 +1,20 @@
-// otpgate gateway's configuration: a YAML file, validated with messages that name the key.
+// otpgate gateway's configuration: a YAML file validated strictly at every level, like Authelia's
+// validators: unknown keys are errors (with "did you mean"), every value is checked for type and
+// range, and EVERY problem is reported at once with its YAML path (`session.idel: unknown key (did
+// you mean idle?)`), so one run of --check-config shows all that needs fixing.
 
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { dirname, join } from "node:path";
-import { parse as parseYaml } from "yaml";
+import { parseDocument } from "yaml";
+import * as z from "zod";
 import { ConfigError } from "../../core/errors.js";
+import { parseIp, parseProxyEntry, type IpRange, type TrustedProxies } from "../../core/web/client-address.js";
 import type { RegulationPolicy, SessionPolicy } from "../../core/web/index.js";
+import { expandSecretPath } from "../../stores/secret-path.js";
 
 export interface GatewayConfig {
-  readonly listen: { readonly host: string; readonly port: number };
+  readonly listen: HostPort;
   /** The URL users reach the gateway at (cookies are Secure when it is https). */
   readonly publicUrl: URL;
   /** Reverse-proxy target; without it the gateway only answers forward-auth. */
@@ -28,14 +34,17 @@ export interface GatewayConfig {
   readonly passwordFile: string | null;
   /** Pending invitations (otpgate invite); root-only directory. */
   readonly invitesDir: string;
-  /** "fast": signed-in requests pass through on a pinned connection; "node": everything through node:http. (Removed by the rework.) */
+  /**
+   * @deprecated The proxy_engine key is gone (one engine: undici); always "node" until the rework
+   * removes the fast path's use of it. Typed as both literals so that use still type-checks.
+   */
   readonly proxyEngine: "fast" | "node";
-  /** A request head must be complete this long after it starts (slow-header clients are cut). (Becomes limits.headMs.) */
+  /** @deprecated Use limits.headMs (same value). */
   readonly headTimeoutMs: number;
   /** Peers whose X-Forwarded-For is believed (addresses/CIDRs; default none). */
-  readonly trustedProxies: readonly string[];
+  readonly trustedProxies: TrustedProxies;
   /** A separate listener for /metrics; null: metrics only from loopback on the main listener. */
-  readonly metricsListen: { readonly host: string; readonly port: number } | null;
+  readonly metricsListen: HostPort | null;
   readonly limits: GatewayLimits;
   /** Revocations and per-user "valid after" times, persisted (default: gateway.sessions next to keys_file). */
   readonly sessionsFile: string;
@@ -43,6 +52,12 @@ export interface GatewayConfig {
   readonly userLookupTimeoutMs: number;
   /** Shown in authenticator apps for accounts enrolled through an invitation (default: the host name). */
   readonly issuer: string;
+}
+
+export interface HostPort {
+  /** An IPv4 or IPv6 address (no brackets) or "localhost". */
+  readonly host: string;
+  readonly port: number;
 }
 
 export interface GatewayLimits {
@@ -73,9 +88,43 @@ export interface GatewayRegulationPolicy extends RegulationPolicy {
   readonly maxEntries: number;
 }
 
-const DURATION = /^([0-9]+)(ms|s|m|h|d)$/;
+/** One problem in a configuration file: where (YAML path such as session.idle or trusted_proxies[2]) and what to do. */
+export interface ConfigProblem {
+  readonly path: string;
+  readonly message: string;
+}
+
+/** The configuration has problems; `problems` lists every one, the message one per line. */
+export class GatewayConfigError extends ConfigError {
+  constructor(
+    readonly source: string,
+    readonly problems: readonly ConfigProblem[],
+  ) {
+    const lines = problems.map((p) => (p.path ? `${p.path}: ${p.message}` : p.message));
+    super(lines.length === 1 ? `${source}: ${lines[0]}` : `${source} has ${lines.length} problems:\n${lines.map((l) => `  ${l}`).join("\n")}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Values. Each check returns the value or calls bad() with what is wrong and what to write.
+
+class Bad extends Error {}
+function bad(message: string): never {
+  throw new Bad(message);
+}
+
+const shown = (v: unknown): string => (typeof v === "string" ? JSON.stringify(v) : v === null ? "empty" : Array.isArray(v) ? "a list" : typeof v === "object" ? "a mapping" : String(v));
+
+const DURATION = /^([0-9]{1,9})(ms|s|m|h|d)$/;
 const UNIT: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
+/** Milliseconds as the config writes them: 90s, 5m, 12h, 250ms. */
+export function formatDuration(ms: number): string {
+  for (const [unit, size] of [["d", 86_400_000], ["h", 3_600_000], ["m", 60_000], ["s", 1000]] as const) if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  return `${ms}ms`;
+}
+
+/** A duration such as 30s, 5m or 12h (also used for command-line flags); throws ConfigError naming `key`. */
 export function duration(key: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
   const m = DURATION.exec(String(value));
@@ -83,107 +132,424 @@ export function duration(key: string, value: unknown, fallback: number): number 
   return Number(m[1]) * UNIT[m[2]!]!;
 }
 
-function str(key: string, value: unknown, fallback?: string): string {
-  if (value === undefined && fallback !== undefined) return fallback;
-  if (typeof value !== "string" || value === "") throw new ConfigError(`${key} must be a non-empty string`);
-  return value;
+function durationIn(min: number, max: number, fallback: number) {
+  return (v: unknown): number => {
+    if (v === undefined) return fallback;
+    const m = typeof v === "string" ? DURATION.exec(v) : null;
+    if (!m) bad(`must be a duration: a whole number and a unit (ms, s, m, h or d) such as ${formatDuration(fallback)}, not ${shown(v)}${typeof v === "number" ? ` (write ${v}s or ${v}m)` : ""}`);
+    const ms = Number(m[1]) * UNIT[m[2]!]!;
+    if (ms < min || ms > max) bad(`must be from ${formatDuration(min)} to ${formatDuration(max)}, not ${v}`);
+    return ms;
+  };
 }
 
-function absolutePath(key: string, value: unknown): string {
-  const path = str(key, value);
-  if (!path.startsWith("/")) throw new ConfigError(`${key} must be an absolute path, not "${path}"`);
-  return path;
+function wholeIn(min: number, max: number, fallback: number) {
+  return (v: unknown): number => {
+    if (v === undefined) return fallback;
+    if (typeof v !== "number" || !Number.isInteger(v)) bad(`must be a whole number from ${min} to ${max}, not ${shown(v)}`);
+    if (v < min || v > max) bad(`must be from ${min} to ${max}, not ${v}`);
+    return v;
+  };
 }
 
-const KNOWN = new Set(["listen", "public_url", "upstream", "pages_prefix", "allowed_hosts", "tls", "state_files", "keys_file", "session", "regulation", "forward_auth", "cookie_name", "password_file", "invites_dir", "issuer", "proxy_engine", "head_timeout"]);
+function text(v: unknown, what: string): string {
+  if (typeof v !== "string") bad(`must be ${what}, not ${shown(v)}`);
+  if (v === "") bad(`must be ${what}, not empty`);
+  if (/[\0-\x1f\x7f]/.test(v)) bad("must not contain control characters");
+  return v;
+}
 
-export function parseGatewayConfig(text: string, source = "config"): GatewayConfig {
+function absolutePath(fallback?: string) {
+  return (v: unknown): string => {
+    if (v === undefined && fallback !== undefined) return fallback;
+    const p = text(v, "an absolute path such as /var/lib/otpgate/x");
+    if (!p.startsWith("/")) bad(`must be an absolute path (starting with /), not ${shown(p)}`);
+    return p;
+  };
+}
+
+function oneOf<T extends string>(choices: Record<T, string>, fallback: T) {
+  return (v: unknown): T => {
+    if (v === undefined) return fallback;
+    if (typeof v === "string" && Object.hasOwn(choices, v)) return v as T;
+    bad(`must be ${Object.entries(choices).map(([k, why]) => `${k} (${why})`).join(" or ")}, not ${shown(v)}`);
+  };
+}
+
+function hostPort(fallback: HostPort | null) {
+  return (v: unknown): HostPort | null => {
+    if (v === undefined) return fallback;
+    const s = text(v, "HOST:PORT such as 127.0.0.1:9091 or [::1]:9091");
+    const m = /^(.*):([0-9]{1,5})$/.exec(s);
+    if (!m) bad(`must be HOST:PORT such as 127.0.0.1:9091 or [::1]:9091, not ${shown(s)}`);
+    const rawHost = m[1]!;
+    const bracketed = /^\[(.*)\]$/.exec(rawHost);
+    const host = bracketed ? bracketed[1]! : rawHost;
+    const isV6 = host.includes(":");
+    const ok = host === "localhost" || (parseIp(host) !== null && isV6 === Boolean(bracketed));
+    if (!ok) bad(`must be HOST:PORT with an IP address (IPv6 in brackets) or localhost, such as 127.0.0.1:9091 or [::1]:9091, not ${shown(s)}`);
+    const port = Number(m[2]);
+    if (port < 1 || port > 65535) bad(`the port must be from 1 to 65535, not ${port}`);
+    return { host, port };
+  };
+}
+
+function httpUrl(v: unknown, example: string): URL {
+  const s = text(v, `a URL such as ${example}`);
+  let url: URL;
+  try {
+    url = new URL(s);
+  } catch {
+    bad(`must be an absolute URL such as ${example}, not ${shown(s)}`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") bad(`must be an http:// or https:// URL such as ${example}, not ${shown(s)}`);
+  if (url.username || url.password) bad("must not contain a user name or password");
+  return url;
+}
+
+const HOST_ENTRY = /^(?:\[[0-9a-f:.]+\]|(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)(?::[0-9]{1,5})?$/;
+const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$/;
+const CSRF_COOKIE = "otpgate_csrf";
+
+const V = {
+  listen: hostPort({ host: "127.0.0.1", port: 9091 }),
+  metricsListen: hostPort(null),
+  keysFile: absolutePath("/var/lib/otpgate/gateway.keys"),
+  sessionsFile: absolutePath(),
+  idle: durationIn(1000, 30 * 86_400_000, 30 * 60_000),
+  absolute: durationIn(1000, 400 * 86_400_000, 12 * 3_600_000),
+  headTimeout: durationIn(1000, 300_000, 30_000),
+  publicUrl: (v: unknown): URL => {
+    if (v === undefined) bad("is required: the URL users reach the gateway at, such as https://app.example.com");
+    return httpUrl(v, "https://app.example.com");
+  },
+  upstream: (v: unknown): URL | null => {
+    if (v === undefined) return null;
+    const url = httpUrl(v, "http://127.0.0.1:8787");
+    if (url.protocol !== "http:") bad("must be an http:// URL (the gateway and the app talk on loopback or a private network)");
+    if (url.pathname !== "/" || url.search || url.hash) bad(`only the scheme, host and port are used; write ${url.origin} (the app receives the request's own path)`);
+    return url;
+  },
+  pagesPrefix: (v: unknown): string => {
+    if (v === undefined) return "/_otpgate";
+    const p = text(v, "one path segment such as /_otpgate");
+    if (!/^\/[A-Za-z0-9._~-]+$/.test(p) || p === "/." || p === "/..") bad(`must be one path segment such as /_otpgate, not ${shown(p)}`);
+    return p;
+  },
+  allowedHost: (v: unknown): string => {
+    const h = text(v, "a host name such as app.example.com").toLowerCase();
+    if (!HOST_ENTRY.test(h)) bad(`must be a host name such as app.example.com or app.example.com:8443 (no scheme, path or wildcard), not ${shown(v)}`);
+    return h;
+  },
+  tlsFile: (what: string) => (v: unknown): string => {
+    if (v === undefined) bad(`is required: the ${what} (PEM file)`);
+    const p = absolutePath()(v);
+    try {
+      readFileSync(p);
+    } catch (err) {
+      bad(`cannot read the TLS file ${p} (${(err as NodeJS.ErrnoException).code ?? "error"}); give the ${what} (PEM)`);
+    }
+    return p;
+  },
+  stateFiles: (v: unknown): string => {
+    if (v === undefined) return "~/.google_authenticator";
+    const spec = text(v, "a path pattern such as ~/.google_authenticator");
+    if (!/~|\$\{HOME\}|\$\{USER\}/.test(spec)) bad(`must contain ~, \${HOME} or \${USER} so that each user has their own file, such as ~/.google_authenticator or /var/lib/otpgate/\${USER}, not ${shown(spec)}`);
+    try {
+      expandSecretPath(spec, { name: "alice", home: "/home/alice" });
+    } catch (err) {
+      bad((err as Error).message);
+    }
+    return spec;
+  },
+  cookieName: (v: unknown): string => {
+    if (v === undefined) return "otpgate_session";
+    const name = text(v, "a cookie name such as otpgate_session");
+    if (!COOKIE_NAME.test(name)) bad(`must be 1 to 64 letters, digits or !#$%&'*+-.^_\`|~ (a cookie name), not ${shown(name)}`);
+    if (/^__(host|secure)-/i.test(name)) bad(`must not start with __Host- or __Secure-: the gateway adds the __Host- prefix itself when public_url is https; write ${name.replace(/^__(host|secure)-/i, "")}`);
+    if (name === CSRF_COOKIE) bad(`${CSRF_COOKIE} is the gateway's CSRF cookie; choose another name`);
+    return name;
+  },
+  issuer: (v: unknown): string => {
+    if (v === undefined) return hostname() || "otpgate";
+    const s = text(v, "a name such as example.com");
+    if (s.length > 64) bad("must be at most 64 characters (authenticator apps show it)");
+    if (s.includes(":")) bad('must not contain ":" (authenticator apps split the account label at it)');
+    return s;
+  },
+  trustedProxy: (v: unknown): IpRange => {
+    const r = parseProxyEntry(text(v, "an IP address or CIDR range such as 10.0.0.0/8"));
+    return typeof r === "string" ? bad(r) : r;
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// Structure. zod checks every level strictly and collects every problem with its path.
+
+function check<T>(fn: (v: unknown) => T) {
+  return z.unknown().optional().transform((v, ctx): T => {
+    try {
+      return fn(v);
+    } catch (err) {
+      if (!(err instanceof Bad)) throw err;
+      ctx.issues.push({ code: "custom", message: err.message, input: v });
+      return z.NEVER;
+    }
+  });
+}
+
+function list<T>(item: (v: unknown) => T, what: string) {
+  return z.array(check(item), { error: `must be a list such as [${what}] (YAML "[a, b]" or "- a" lines)` });
+}
+
+const SECTION = "must be a mapping (key: value lines indented under it)";
+
+const sessionSchema = z.strictObject(
+  { idle: check(V.idle), absolute: check(V.absolute), recheck: check(durationIn(1000, 3_600_000, 60_000)) },
+  { error: SECTION },
+);
+const regulationSchema = z.strictObject(
+  {
+    max_retries: check(wholeIn(1, 100, 5)),
+    find_time: check(durationIn(1000, 86_400_000, 2 * 60_000)),
+    ban_time: check(durationIn(1000, 7 * 86_400_000, 5 * 60_000)),
+    user_delay_max: check(durationIn(0, 60_000, 10_000)),
+    max_entries: check(wholeIn(1000, 10_000_000, 100_000)),
+  },
+  { error: SECTION },
+);
+const limitsSchema = z.strictObject(
+  {
+    first_byte_timeout: check(durationIn(1000, 300_000, 10_000)),
+    head_timeout: check(V.headTimeout),
+    body_timeout: check(durationIn(1000, 600_000, 30_000)),
+    keep_alive_timeout: check(durationIn(1000, 3_600_000, 5 * 60_000)),
+    connections_per_address: check(wholeIn(1, 10_000, 64)),
+    max_headers: check(wholeIn(10, 1000, 100)),
+  },
+  { error: SECTION },
+);
+const tlsSchema = z.strictObject({ cert: check(V.tlsFile("certificate chain")), key: check(V.tlsFile("private key")) }, { error: SECTION });
+
+const rootSchema = z.strictObject({
+  listen: check(V.listen),
+  public_url: check(V.publicUrl),
+  upstream: check(V.upstream),
+  pages_prefix: check(V.pagesPrefix),
+  allowed_hosts: list(V.allowedHost, "app.example.com").optional(),
+  tls: tlsSchema.optional(),
+  state_files: check(V.stateFiles),
+  keys_file: check(V.keysFile),
+  sessions_file: check(V.sessionsFile).optional(),
+  session: sessionSchema,
+  regulation: regulationSchema,
+  limits: limitsSchema,
+  head_timeout: check(V.headTimeout).optional(),
+  forward_auth: check(oneOf<"status" | "redirect">({ status: "nginx auth_request: 200 or 401", redirect: "Traefik, Caddy: a redirect to the login page" }, "status")),
+  cookie_name: check(V.cookieName),
+  password_file: check(absolutePath()).optional(),
+  invites_dir: check(absolutePath("/var/lib/otpgate/invites")),
+  issuer: check(V.issuer),
+  trusted_proxies: list(V.trustedProxy, "10.0.0.0/8, 192.0.2.7").optional(),
+  metrics_listen: check(V.metricsListen),
+  user_lookup_timeout: check(durationIn(100, 60_000, 5_000)),
+});
+
+/** Keys that used to exist: using one is an error that says what to do instead. */
+const REMOVED: Record<string, string> = {
+  proxy_engine: "remove this line: the gateway now has one proxy engine (undici), which decides all framing sent to the app",
+};
+
+/** The mappings by path, for "did you mean". */
+const SECTIONS: Record<string, readonly string[]> = {
+  "": Object.keys(rootSchema.shape),
+  session: Object.keys(sessionSchema.shape),
+  regulation: Object.keys(regulationSchema.shape),
+  limits: Object.keys(limitsSchema.shape),
+  tls: Object.keys(tlsSchema.shape),
+};
+
+/** Optimal string alignment distance (a swap of two neighbours counts 1: idel -> idle). */
+function distance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/** The known key an unknown one was probably meant to be: a close spelling here, or the same key in another section. */
+export function didYouMean(section: string, key: string): string | null {
+  const known = SECTIONS[section] ?? [];
+  const squash = (s: string) => s.toLowerCase().replace(/[-_\s]/g, "");
+  const same = known.find((k) => squash(k) === squash(key));
+  if (same) return same;
+  let best: string | null = null;
+  let bestDistance = Math.max(1, Math.min(3, Math.floor(key.length / 3)));
+  for (const k of known) {
+    const dist = distance(key.toLowerCase(), k);
+    if (dist <= bestDistance && (best === null || dist < bestDistance)) {
+      best = k;
+      bestDistance = dist;
+    }
+  }
+  if (best) return best;
+  for (const [other, keys] of Object.entries(SECTIONS)) {
+    if (other === section) continue;
+    const k = keys.find((x) => squash(x) === squash(key));
+    if (k) return other ? `${other}.${k}` : `${k} (at the top level)`;
+  }
+  return null;
+}
+
+function pathText(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const seg of path) out += typeof seg === "number" ? `[${seg}]` : `${out ? "." : ""}${String(seg)}`;
+  return out;
+}
+
+function problemsOf(issues: readonly z.core.$ZodIssue[]): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  for (const issue of issues) {
+    const path = pathText(issue.path);
+    if (issue.code === "unrecognized_keys") {
+      for (const key of issue.keys) {
+        const hint = didYouMean(path, key);
+        // A key is shown as written unless it could forge another line or hide in the output.
+        const shownKey = /^[\w.-]{1,64}$/.test(key) ? key : JSON.stringify(key.slice(0, 64));
+        out.push({ path: path ? `${path}.${shownKey}` : shownKey, message: `unknown key${hint ? ` (did you mean ${hint}?)` : ""}` });
+      }
+    } else out.push({ path, message: issue.message });
+  }
+  return out;
+}
+
+function isMapping(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** The configuration from YAML text; throws GatewayConfigError listing every problem (YAML syntax, keys, values). */
+export function parseGatewayConfig(yamlText: string, source = "config"): GatewayConfig {
+  const doc = parseDocument(yamlText, { uniqueKeys: true });
+  if (doc.errors.length) {
+    throw new GatewayConfigError(
+      source,
+      doc.errors.map((e) => ({
+        path: e.linePos ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : "",
+        message: `not valid YAML: ${e.message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, "")}`,
+      })),
+    );
+  }
   let raw: unknown;
   try {
-    raw = parseYaml(text);
+    raw = doc.toJS({ maxAliasCount: 100 });
   } catch (err) {
-    throw new ConfigError(`${source} is not valid YAML: ${(err as Error).message.split("\n")[0]}`);
+    throw new GatewayConfigError(source, [{ path: "", message: `not valid YAML: ${(err as Error).message.split("\n")[0]}` }]);
   }
-  if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw new ConfigError(`${source} must be a YAML mapping (key: value lines)`);
-  const c = raw as Record<string, unknown>;
-  for (const key of Object.keys(c)) if (!KNOWN.has(key)) throw new ConfigError(`${source}: unknown key "${key}" (known: ${[...KNOWN].join(", ")})`);
-  const listenText = str("listen", c.listen, "127.0.0.1:9091");
-  const lm = /^([0-9.]+|\[[0-9a-f:]+\]|localhost):([0-9]{1,5})$/i.exec(listenText);
-  if (!lm || Number(lm[2]) > 65535) throw new ConfigError(`listen must be HOST:PORT, not "${listenText}"`);
-  let publicUrl: URL;
-  try {
-    publicUrl = new URL(str("public_url", c.public_url));
-  } catch (err) {
-    throw err instanceof ConfigError ? err : new ConfigError(`public_url must be an absolute URL such as https://app.example.com, not "${String(c.public_url)}"`);
+  if (!isMapping(raw)) throw new GatewayConfigError(source, [{ path: "", message: "must be a YAML mapping (key: value lines), such as public_url: https://app.example.com" }]);
+
+  const problems: ConfigProblem[] = [];
+  const input: Record<string, unknown> = { ...raw };
+  for (const [key, why] of Object.entries(REMOVED)) {
+    if (Object.hasOwn(input, key)) {
+      problems.push({ path: key, message: why });
+      delete input[key];
+    }
   }
-  let upstream: URL | null = null;
-  if (c.upstream !== undefined) {
+  // Sections may be left out (their defaults apply); "session:" with nothing under it is an error.
+  for (const key of ["session", "regulation", "limits"]) if (input[key] === undefined) input[key] = {};
+  const parsed = rootSchema.safeParse(input);
+  if (!parsed.success) problems.push(...problemsOf(parsed.error.issues));
+
+  // Checks across keys, on the raw values (so they are reported together with everything else).
+  const get = <T>(fn: (v: unknown) => T, v: unknown): T | undefined => {
     try {
-      upstream = new URL(str("upstream", c.upstream));
+      return fn(v);
     } catch {
-      throw new ConfigError(`upstream must be a URL such as http://127.0.0.1:8787, not "${String(c.upstream)}"`);
+      return undefined;
     }
-    if (upstream.protocol !== "http:") throw new ConfigError("upstream must be an http:// URL (the gateway and the app talk on loopback)");
+  };
+  const limitsRaw = isMapping(raw.limits) ? raw.limits : {};
+  if (raw.head_timeout !== undefined && limitsRaw.head_timeout !== undefined) {
+    problems.push({ path: "head_timeout", message: "is also set as limits.head_timeout; keep only limits.head_timeout (head_timeout is its old spelling)" });
   }
-  const prefix = str("pages_prefix", c.pages_prefix, "/_otpgate");
-  if (!/^\/[A-Za-z0-9._~-]+$/.test(prefix)) throw new ConfigError(`pages_prefix must be one path segment such as /_otpgate, not "${prefix}"`);
-  const hosts = c.allowed_hosts ?? [publicUrl.host];
-  if (!Array.isArray(hosts) || hosts.some((h) => typeof h !== "string" || !h)) throw new ConfigError("allowed_hosts must be a list of host names");
-  let tls: GatewayConfig["tls"] = null;
-  if (c.tls !== undefined) {
-    const t = c.tls as Record<string, unknown>;
-    tls = { cert: str("tls.cert", t?.cert), key: str("tls.key", t?.key) };
-    for (const f of [tls.cert, tls.key]) {
-      try {
-        readFileSync(f);
-      } catch {
-        throw new ConfigError(`cannot read the TLS file ${f}`);
-      }
-    }
+  const sessionRaw = isMapping(raw.session) ? raw.session : {};
+  const idle = get(V.idle, sessionRaw.idle);
+  const absolute = get(V.absolute, sessionRaw.absolute);
+  if (idle !== undefined && absolute !== undefined && idle > absolute) {
+    problems.push({ path: "session.idle", message: `must not be longer than session.absolute (${formatDuration(absolute)}), not ${formatDuration(idle)}` });
   }
-  const session = (c.session ?? {}) as Record<string, unknown>;
-  const reg = (c.regulation ?? {}) as Record<string, unknown>;
-  const maxRetries = reg.max_retries === undefined ? 5 : Number(reg.max_retries);
-  if (!Number.isInteger(maxRetries) || maxRetries < 1 || maxRetries > 100) throw new ConfigError("regulation.max_retries must be a whole number from 1 to 100");
-  const forward = str("forward_auth", c.forward_auth, "status");
-  if (forward !== "status" && forward !== "redirect") throw new ConfigError(`forward_auth must be "status" (nginx auth_request) or "redirect" (Traefik, Caddy), not "${forward}"`);
-  const headTimeoutMs = duration("head_timeout", c.head_timeout, 30_000);
-  if (headTimeoutMs < 1000 || headTimeoutMs > 300_000) throw new ConfigError("head_timeout must be from 1s to 5m");
-  const engine = str("proxy_engine", c.proxy_engine, "fast");
-  if (engine !== "fast" && engine !== "node") throw new ConfigError(`proxy_engine must be "fast" (default) or "node" (everything through node:http), not "${engine}"`);
+  const listen = get(V.listen, raw.listen);
+  const metrics = get(V.metricsListen, raw.metrics_listen);
+  if (listen && metrics && listen.port === metrics.port && (listen.host === metrics.host || [listen.host, metrics.host].some((h) => h === "0.0.0.0" || h === "::"))) {
+    problems.push({ path: "metrics_listen", message: `must be another address than listen (${raw.listen === undefined ? "127.0.0.1:9091" : String(raw.listen)}): metrics get their own listener` });
+  }
+  const keysFile = get(V.keysFile, raw.keys_file);
+  const sessionsFile = raw.sessions_file === undefined ? (keysFile ? join(dirname(keysFile), "gateway.sessions") : undefined) : get(V.sessionsFile, raw.sessions_file);
+  if (keysFile && sessionsFile === keysFile) problems.push({ path: "sessions_file", message: "must be another file than keys_file" });
+
+  if (problems.length || !parsed.success) {
+    // In the order of the file's top-level keys (a problem's own order kept within a key).
+    const order = Object.keys(raw);
+    const rank = (p: ConfigProblem) => {
+      const i = order.indexOf(/^[^.[]*/.exec(p.path)![0]);
+      return i < 0 ? order.length : i;
+    };
+    throw new GatewayConfigError(source, problems.map((p, i) => ({ p, i })).sort((a, b) => rank(a.p) - rank(b.p) || a.i - b.i).map(({ p }) => p));
+  }
+  const c = parsed.data;
+  const publicUrl = c.public_url;
+  const headMs = c.head_timeout ?? c.limits.head_timeout;
   return {
-    listen: { host: lm[1]!.replace(/^\[|\]$/g, ""), port: Number(lm[2]) },
+    listen: c.listen!,
     publicUrl,
-    upstream,
-    pagesPrefix: prefix,
-    allowedHosts: (hosts as string[]).map((h) => h.toLowerCase()),
-    tls,
-    stateFiles: str("state_files", c.state_files, "~/.google_authenticator"),
-    keysFile: str("keys_file", c.keys_file, "/var/lib/otpgate/gateway.keys"),
-    session: { idleMs: duration("session.idle", session.idle, 30 * 60_000), absoluteMs: duration("session.absolute", session.absolute, 12 * 3_600_000), recheckMs: 60_000 },
-    regulation: { maxRetries, findTimeMs: duration("regulation.find_time", reg.find_time, 2 * 60_000), banTimeMs: duration("regulation.ban_time", reg.ban_time, 5 * 60_000), userDelayMaxMs: 10_000, maxEntries: 100_000 },
-    forwardAuth: forward,
-    cookieName: str("cookie_name", c.cookie_name, "otpgate_session"),
-    passwordFile: c.password_file === undefined ? null : absolutePath("password_file", c.password_file),
-    invitesDir: absolutePath("invites_dir", c.invites_dir ?? "/var/lib/otpgate/invites"),
-    issuer: str("issuer", c.issuer, hostname() || "otpgate"),
-    proxyEngine: engine,
-    headTimeoutMs,
-    // Placeholders until the strict validator reads them (issue 9 rework):
-    trustedProxies: [],
-    metricsListen: null,
-    limits: { firstByteMs: 10_000, headMs: headTimeoutMs, bodyMs: 30_000, keepAliveMs: 5 * 60_000, connectionsPerAddress: 64, maxHeaders: 100 },
-    sessionsFile: join(dirname(str("keys_file", c.keys_file, "/var/lib/otpgate/gateway.keys")), "gateway.sessions"),
-    userLookupTimeoutMs: 5_000,
+    upstream: c.upstream,
+    pagesPrefix: c.pages_prefix,
+    allowedHosts: c.allowed_hosts ?? [publicUrl.host.toLowerCase()],
+    tls: c.tls ?? null,
+    stateFiles: c.state_files,
+    keysFile: c.keys_file,
+    session: { idleMs: c.session.idle, absoluteMs: c.session.absolute, recheckMs: c.session.recheck },
+    regulation: {
+      maxRetries: c.regulation.max_retries,
+      findTimeMs: c.regulation.find_time,
+      banTimeMs: c.regulation.ban_time,
+      userDelayMaxMs: c.regulation.user_delay_max,
+      maxEntries: c.regulation.max_entries,
+    },
+    forwardAuth: c.forward_auth,
+    cookieName: c.cookie_name,
+    passwordFile: c.password_file ?? null,
+    invitesDir: c.invites_dir,
+    issuer: c.issuer,
+    proxyEngine: "node",
+    headTimeoutMs: headMs,
+    trustedProxies: { ranges: c.trusted_proxies ?? [] },
+    metricsListen: c.metrics_listen,
+    limits: {
+      firstByteMs: c.limits.first_byte_timeout,
+      headMs,
+      bodyMs: c.limits.body_timeout,
+      keepAliveMs: c.limits.keep_alive_timeout,
+      connectionsPerAddress: c.limits.connections_per_address,
+      maxHeaders: c.limits.max_headers,
+    },
+    sessionsFile: sessionsFile!,
+    userLookupTimeoutMs: c.user_lookup_timeout,
   };
 }
 
 export function loadGatewayConfig(path: string): GatewayConfig {
-  let text: string;
+  let yamlText: string;
   try {
-    text = readFileSync(path, "utf8");
+    yamlText = readFileSync(path, "utf8");
   } catch (err) {
     throw new ConfigError(`cannot read ${path} (${(err as NodeJS.ErrnoException).code})`);
   }
-  return parseGatewayConfig(text, path);
+  return parseGatewayConfig(yamlText, path);
 }

@@ -11,6 +11,7 @@ import { createServer as createTlsServer } from "node:tls";
 import { existsSync, readFileSync } from "node:fs";
 import { Readable, pipeline, type Duplex } from "node:stream";
 import { Regulator } from "../../core/web/index.js";
+import { addressKey } from "../../core/web/client-address.js";
 import { ConfigError } from "../../core/errors.js";
 import { systemClock } from "../../platform/clock.js";
 import { systemRandom } from "../../platform/random.js";
@@ -73,17 +74,6 @@ export function switchingProtocolsHead(accept: string, extra: HeaderList): strin
   return `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n${extra.map(([n, v]) => `${n}: ${v}\r\n`).join("")}\r\n`;
 }
 
-/** The per-address key of a connection: the IPv4 address, or the /64 of an IPv6 address. */
-export function addressKey(address: string): string {
-  const v4 = /^(?:::ffff:)?(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (v4) return v4[1]!;
-  const [head, tail] = address.toLowerCase().split("::") as [string, string | undefined];
-  const left = head ? head.split(":") : [];
-  const right = tail ? tail.split(":") : [];
-  const groups = tail === undefined ? left : [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right];
-  return groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, "")).join(":") + "::/64";
-}
-
 /** The request as the app sees it: header names lower case, in order, none dropped; a body only when node:http parsed one. */
 function toGatewayRequest(req: IncomingMessage, signal: AbortSignal | undefined): GatewayRequest {
   const headers: [string, string][] = [];
@@ -133,9 +123,12 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
       res.writeHead(431, ["content-type", "text/plain", "connection", "close"]).end("Too many header lines\n");
       return;
     }
+    // The client going away before its answer is complete aborts what is on the way to the app.
     const abort = new AbortController();
+    let finished = false;
+    res.once("finish", () => (finished = true));
     res.once("close", () => {
-      if (!res.writableFinished) abort.abort();
+      if (!finished) abort.abort();
     });
     app
       .handle(toGatewayRequest(req, abort.signal))

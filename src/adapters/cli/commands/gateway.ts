@@ -1,7 +1,7 @@
 // otpgate gateway: the web login gateway in the foreground (see otpgate gateway --help).
 
 import type { ExitCode } from "../../../core/errors.js";
-import { ConfigError, UsageError } from "../../../core/errors.js";
+import { ConfigError, OtpgateError, UsageError } from "../../../core/errors.js";
 import { parse } from "../args.js";
 import type { Output } from "../output.js";
 
@@ -13,24 +13,35 @@ reverse proxy to "upstream", and a forward-auth endpoint PREFIX/auth for nginx a
 with the users' state files, like otpgate verify. Runs in the foreground; one JSON line per
 login decision on stdout.
 
-Configuration (YAML):
-  listen: 127.0.0.1:9091               # where the gateway listens
-  public_url: https://app.example.com  # how users reach it (https: cookies are Secure)
-  upstream: http://127.0.0.1:8787      # optional: the app to proxy to
+Configuration (YAML). Every level is checked: unknown keys, wrong types and values out of range
+are errors, all reported at once with their path (--check-config). Defaults shown:
+  listen: 127.0.0.1:9091               # where the gateway listens (IP:PORT, [IPv6]:PORT)
+  public_url: https://app.example.com  # required: how users reach it (https: cookies are Secure)
+  upstream: http://127.0.0.1:8787      # optional: the app to proxy to (scheme, host and port only)
   pages_prefix: /_otpgate              # login page, logout, auth, metrics live under it
-  allowed_hosts: [app.example.com]     # where a login may send the browser back to
+  allowed_hosts: [app.example.com]     # hosts a login may return to; X-Forwarded-Host is one of
+                                       # them (the request's Host if listed, else public_url's)
   tls: {cert: FILE, key: FILE}         # optional: serve HTTPS itself
   state_files: ~/.google_authenticator # path pattern of the users' state files
   keys_file: /var/lib/otpgate/gateway.keys   # created 0600 on first start
-  session: {idle: 30m, absolute: 12h}
-  regulation: {max_retries: 5, find_time: 2m, ban_time: 5m}   # per user and per client address
+  sessions_file: /var/lib/otpgate/gateway.sessions   # revocations; default: next to keys_file
+  session: {idle: 30m, absolute: 12h, recheck: 1m}   # recheck: how often a session is checked
+                                       # against the user's state file (a new secret ends it)
+  regulation: {max_retries: 5, find_time: 2m, ban_time: 5m,     # per (user, address) and address;
+               user_delay_max: 10s, max_entries: 100000}      # a user is slowed, never locked out
+  trusted_proxies: []                  # proxies in front whose X-Forwarded-For is believed:
+                                       # addresses or CIDRs, e.g. [127.0.0.1, 10.0.0.0/8]; none:
+                                       # the TCP peer is the client
+  limits: {first_byte_timeout: 10s, head_timeout: 30s, body_timeout: 30s,
+           keep_alive_timeout: 5m, connections_per_address: 64, max_headers: 100}
+  metrics_listen: 127.0.0.1:9092       # optional: a separate listener for metrics
+  user_lookup_timeout: 5s              # an account lookup (NSS, LDAP) may take this long
   forward_auth: status                 # status (nginx) or redirect (Traefik, Caddy)
   cookie_name: otpgate_session
   password_file: /etc/otpgate/passwords   # optional: a password too (otpgate passwd USER)
   invites_dir: /var/lib/otpgate/invites   # invitations from otpgate invite USER
   issuer: example.com                  # name shown in the app for invited users (default: host name)
-  proxy_engine: fast                   # fast (pass-through for signed-in requests) or node
-  head_timeout: 30s                    # request heads must be complete within this (slowloris)
+Durations are a whole number and ms, s, m, h or d: 250ms, 30s, 5m, 12h, 7d.
 
 Options:
       --config FILE     the configuration
@@ -46,10 +57,27 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   }
   if (!values.config) throw new UsageError("--config FILE is required; see otpgate gateway --help");
   const { createGateway, loadGatewayConfig, preflight } = await import("../../http/gateway-entry.js");
-  const config = loadGatewayConfig(values.config);
-  const notes = preflight(config);
+  let config: Awaited<ReturnType<typeof loadGatewayConfig>>;
+  let notes: string[];
+  try {
+    config = loadGatewayConfig(values.config);
+    notes = preflight(config);
+  } catch (err) {
+    const problems = configProblems(err);
+    if (problems && values["check-config"]) {
+      io.err(`${values.config}: not valid, ${problems.length} problem${problems.length === 1 ? "" : "s"}:`);
+      for (const p of problems) io.err(`  ${p.path ? `${p.path}: ` : ""}${p.message}`);
+      return 2;
+    }
+    throw asOwnError(err);
+  }
   if (values["check-config"]) {
-    io.out(`${values.config}: valid (listen ${config.listen.host}:${config.listen.port}, ${config.upstream ? `proxy to ${config.upstream.origin}` : "forward-auth only"}${notes.map((n) => `; ${n}`).join("")})`);
+    const proxies = config.trustedProxies.ranges.map((r) => r.text);
+    io.out(
+      `${values.config}: valid (listen ${hostPort(config.listen)}, ${config.upstream ? `proxy to ${config.upstream.origin}` : "forward-auth only"}` +
+        `; X-Forwarded-For ${proxies.length ? `believed from ${proxies.join(", ")}` : "ignored (no trusted_proxies)"}` +
+        `${config.metricsListen ? `; metrics on ${hostPort(config.metricsListen)}` : ""}${notes.map((n) => `; ${n}`).join("")})`,
+    );
     return 0;
   }
   const gateway = createGateway(config, (event) => io.out(JSON.stringify({ time: new Date().toISOString(), ...event })));
@@ -70,4 +98,25 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     process.once("SIGINT", stop);
   });
   return 0;
+}
+
+const hostPort = (a: { host: string; port: number }) => (a.host.includes(":") ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`);
+
+// The gateway is its own bundle (dist/otpgate-gateway.cjs) with its own copy of the error classes,
+// so `instanceof` cannot recognise its errors here: they are recognised by shape instead.
+
+/** The problems of a GatewayConfigError from the gateway bundle, or null for any other error. */
+function configProblems(err: unknown): readonly { path: string; message: string }[] | null {
+  if (!(err instanceof Error) || !Array.isArray((err as { problems?: unknown }).problems)) return null;
+  const problems = (err as unknown as { problems: unknown[] }).problems;
+  return problems.every((p) => typeof p === "object" && p !== null && typeof (p as { path?: unknown }).path === "string" && typeof (p as { message?: unknown }).message === "string")
+    ? (problems as { path: string; message: string }[])
+    : null;
+}
+
+/** An OtpgateError from the gateway bundle as this bundle's ConfigError (so it is reported, not an "internal error"). */
+function asOwnError(err: unknown): unknown {
+  if (err instanceof OtpgateError || !(err instanceof Error)) return err;
+  const exitCode = (err as { exitCode?: unknown }).exitCode;
+  return exitCode === 1 || exitCode === 2 ? new ConfigError(err.message, exitCode) : err;
 }

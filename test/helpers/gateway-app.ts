@@ -1,0 +1,132 @@
+// The gateway app in-process (no root, no sockets), the way hono tests an app with app.request:
+// build it with fakes, send it a request, read status, headers and text.
+
+import { Duplex } from "node:stream";
+import { Regulator } from "../../src/core/web/index.js";
+import { createGatewayApp, type GatewayApp } from "../../src/adapters/http/gateway-app.js";
+import { parseGatewayConfig, type GatewayConfig } from "../../src/adapters/http/gateway-config.js";
+import type { GatewayRequest, GatewayResponse, HeaderList, Upstream, UpstreamRequest, UpstreamUpgrade } from "../../src/adapters/http/gateway-types.js";
+import { createSessions, type Sessions } from "../../src/adapters/http/sessions.js";
+
+export interface AppReply {
+  readonly status: number;
+  readonly headers: HeaderList;
+  readonly text: string;
+  header(name: string): string | undefined;
+  all(name: string): string[];
+}
+
+export interface AppRequestOptions {
+  readonly method?: string;
+  readonly headers?: Record<string, string> | HeaderList;
+  /** A string, or the chunks of a body (sent as they come). */
+  readonly body?: string | AsyncIterable<Uint8Array>;
+  readonly remoteAddress?: string;
+}
+
+async function text(body: GatewayResponse["body"]): Promise<string> {
+  if (body === null) return "";
+  if (typeof body === "string") return body;
+  if (body instanceof Uint8Array) return Buffer.from(body).toString("utf8");
+  const chunks: Buffer[] = [];
+  for await (const c of body) chunks.push(Buffer.from(c));
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+export async function appRequest(app: GatewayApp, target: string, options: AppRequestOptions = {}): Promise<AppReply> {
+  const list: [string, string][] = Array.isArray(options.headers) ? options.headers.map(([n, v]) => [n.toLowerCase(), v]) : Object.entries(options.headers ?? {}).map(([n, v]) => [n.toLowerCase(), v]);
+  if (!list.some(([n]) => n === "host")) list.unshift(["host", "app.test"]);
+  let body: AsyncIterable<Uint8Array> | null = null;
+  if (typeof options.body === "string") {
+    const bytes = Buffer.from(options.body);
+    if (!list.some(([n]) => n === "content-length" || n === "transfer-encoding")) list.push(["content-length", String(bytes.length)]);
+    body = (async function* () {
+      yield bytes;
+    })();
+  } else if (options.body) body = options.body;
+  const req: GatewayRequest = { method: options.method ?? "GET", target, headers: list, remoteAddress: options.remoteAddress ?? "192.0.2.10", body };
+  const res = await app.handle(req);
+  const all = (name: string) => res.headers.filter(([n]) => n === name).map(([, v]) => v);
+  return { status: res.status, headers: res.headers, text: await text(res.body), header: (name) => all(name)[0], all };
+}
+
+/** An Upstream that records what it was given and answers with `reply` (or fails). */
+export interface FakeUpstream extends Upstream {
+  readonly seen: { req: UpstreamRequest; body: string }[];
+  readonly upgrades: { target: string; headers: HeaderList; socket: FakeSocket }[];
+  reply: (req: UpstreamRequest) => GatewayResponse | Error;
+  upgradeReply: (req: { target: string; headers: HeaderList }) => HeaderList | Error;
+}
+
+export class FakeSocket extends Duplex {
+  written: Buffer[] = [];
+  override _read(): void {}
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
+    this.written.push(chunk);
+    cb();
+  }
+}
+
+export function fakeUpstream(): FakeUpstream {
+  const up: FakeUpstream = {
+    seen: [],
+    upgrades: [],
+    reply: (req) => ({ status: 200, headers: [["content-type", "text/plain"]], body: `app saw ${req.method} ${req.target}` }),
+    upgradeReply: () => new Error("no upgrade"),
+    async forward(req) {
+      let body = "";
+      if (req.body) for await (const c of req.body) body += Buffer.from(c).toString("latin1");
+      up.seen.push({ req, body });
+      const r = up.reply(req);
+      if (r instanceof Error) throw r;
+      return r;
+    },
+    async upgrade(req): Promise<UpstreamUpgrade> {
+      const socket = new FakeSocket();
+      up.upgrades.push({ target: req.target, headers: req.headers, socket });
+      const r = up.upgradeReply(req);
+      if (r instanceof Error) throw r;
+      return { headers: r, socket };
+    },
+  };
+  return up;
+}
+
+export interface TestApp {
+  readonly app: GatewayApp;
+  readonly config: GatewayConfig;
+  readonly sessions: Sessions;
+  readonly upstream: FakeUpstream;
+  readonly clock: { now: number; nowMs(): number };
+  readonly logs: Record<string, string | number | boolean>[];
+  /** A session cookie header value for `user`, issued now. */
+  signIn(user: string): { cookie: string; sid: string };
+}
+
+/** The app with a fixed clock, counting randomness, fresh keys and a fake upstream; `yaml` adds configuration. */
+export function testApp(yaml: Record<string, unknown> = {}, override: { limits?: Partial<GatewayConfig["limits"]>; session?: Partial<GatewayConfig["session"]> } = {}): TestApp {
+  const lines = ["public_url: http://app.test", "upstream: http://127.0.0.1:9", "keys_file: /nonexistent/gateway.keys"];
+  for (const [k, v] of Object.entries(yaml)) lines.push(`${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`);
+  const parsed = parseGatewayConfig(lines.join("\n") + "\n");
+  const config: GatewayConfig = { ...parsed, limits: { ...parsed.limits, ...override.limits }, session: { ...parsed.session, ...override.session } };
+  const clock = { now: 1_800_000_000_000, nowMs: () => clock.now };
+  let counter = 0;
+  const random = { bytes: (n: number) => Uint8Array.from({ length: n }, () => ++counter % 256) };
+  const keys = { seal: Buffer.alloc(32, 1), csrf: Buffer.alloc(32, 2) };
+  const sessions = createSessions({ keys, policy: config.session, random });
+  const upstream = fakeUpstream();
+  const logs: TestApp["logs"] = [];
+  const app = createGatewayApp({ config, clock, random, log: (e) => void logs.push(e), upstream, keys, sessions, regulator: new Regulator(config.regulation) });
+  return {
+    app,
+    config,
+    sessions,
+    upstream,
+    clock,
+    logs,
+    signIn(user) {
+      const issued = sessions.issue(user, clock.now);
+      return { cookie: `${config.cookieName}=${issued.cookie}`, sid: issued.session.sid };
+    },
+  };
+}

@@ -1,0 +1,77 @@
+// upstream.ts against a raw app on loopback: what undici actually writes for the bodies the gateway
+// passes on, and the one retry when an idle app connection was closed under a request.
+import assert from "node:assert/strict";
+import { createServer, type Socket } from "node:net";
+import { test, type TestContext } from "node:test";
+import { createUpstream } from "../../src/adapters/http/upstream.js";
+
+/** A raw app: records the bytes of each connection; `answer` decides per connection what to do. */
+async function rawApp(t: TestContext, answer: (conn: number, bytes: string, socket: Socket) => void) {
+  const conns: string[] = [];
+  const server = createServer((s) => {
+    const id = conns.push("") - 1;
+    s.on("data", (d: Buffer) => {
+      conns[id] += d.toString("latin1");
+      answer(id, conns[id]!, s);
+    });
+    s.on("error", () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  t.after(() => server.close());
+  return { conns, origin: new URL(`http://127.0.0.1:${(server.address() as { port: number }).port}`) };
+}
+
+const ok = (s: Socket) => s.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+const chunks = (...parts: string[]) => (async function* () {
+  for (const p of parts) yield Buffer.from(p);
+})();
+
+test("undici frames a streamed body on GET/DELETE/OPTIONS itself (chunked) and does not reuse that connection; a length-delimited body keeps its length", async (t) => {
+  const app = await rawApp(t, (_, bytes, s) => {
+    if (/\r\n0\r\n\r\n$/.test(bytes) || /content-length: 5\r\n\r\nhello$/i.test(bytes)) ok(s);
+  });
+  const up = createUpstream({ origin: app.origin });
+  t.after(() => up.close());
+  for (const method of ["GET", "DELETE", "OPTIONS"]) {
+    const res = await up.forward({ method, target: `/${method}`, headers: [["host", "app"]], body: chunks("GET /smuggled HTTP/1.1\r\n", "\r\n") });
+    assert.equal(res.status, 200);
+  }
+  const post = await up.forward({ method: "POST", target: "/post", headers: [["host", "app"], ["content-length", "5"]], body: chunks("hel", "lo") });
+  assert.equal(post.status, 200);
+  for (const [i, method] of ["GET", "DELETE", "OPTIONS"].entries()) {
+    assert.match(app.conns[i]!, new RegExp(`^${method} /${method} HTTP/1\\.1\\r\\nhost: app\\r\\n(connection: keep-alive\\r\\n)?transfer-encoding: chunked\\r\\n\\r\\n18\\r\\nGET /smuggled HTTP/1\\.1\\r\\n\\r\\n2\\r\\n\\r\\n\\r\\n0\\r\\n\\r\\n$`));
+  }
+  assert.equal(app.conns.length, 4, "each bodied GET/DELETE/OPTIONS had a connection of its own");
+  assert.match(app.conns[3]!, /^POST \/post HTTP\/1\.1\r\nhost: app\r\n(connection: keep-alive\r\n)?content-length: 5\r\n\r\nhello$/);
+});
+
+test("a body longer than its Content-Length is never sent as a second request", async (t) => {
+  const app = await rawApp(t, (_, bytes, s) => {
+    if (bytes.includes("\r\n\r\n")) ok(s);
+  });
+  const up = createUpstream({ origin: app.origin });
+  t.after(() => up.close());
+  await assert.rejects(up.forward({ method: "POST", target: "/x", headers: [["content-length", "2"]], body: chunks("ab", "GET /smuggled HTTP/1.1\r\n\r\n") }));
+  await new Promise((r) => setTimeout(r, 50));
+  assert.ok(!app.conns.join("").includes("/smuggled"));
+});
+
+test("an idle app connection closed under a GET is retried once on a new connection; a POST with a body is not", async (t) => {
+  const requests = (bytes: string) => bytes.split(" HTTP/1.1\r\n").length - 1;
+  // The app closes a kept connection the moment the next request arrives on it (the race with its
+  // keep-alive timeout): connection 0 on its 2nd request, connection 1 on its 3rd.
+  const app = await rawApp(t, (conn, bytes, s) => {
+    if (!bytes.endsWith("\r\n\r\n") && !bytes.endsWith("x") && !bytes.endsWith("y")) return;
+    if ((conn === 0 && requests(bytes) === 2) || (conn === 1 && requests(bytes) === 3)) return void s.destroy();
+    ok(s);
+  });
+  const up = createUpstream({ origin: app.origin, connections: 1 });
+  t.after(() => up.close());
+  assert.equal((await up.forward({ method: "GET", target: "/a", headers: [], body: null })).status, 200);
+  assert.equal((await up.forward({ method: "GET", target: "/b", headers: [], body: null })).status, 200, "retried on a new connection");
+  assert.equal(app.conns.length, 2);
+  assert.match(app.conns[1]!, /^GET \/b /);
+  assert.equal((await up.forward({ method: "POST", target: "/c", headers: [["content-length", "1"]], body: chunks("x") })).status, 200);
+  await assert.rejects(up.forward({ method: "POST", target: "/d", headers: [["content-length", "1"]], body: chunks("y") }), "a request with a body is not sent again");
+  assert.equal(app.conns.length, 2);
+});
