@@ -7,6 +7,8 @@ import { createGatewayApp, type GatewayApp } from "../../src/adapters/http/gatew
 import { parseGatewayConfig, type GatewayConfig } from "../../src/adapters/http/gateway-config.js";
 import type { GatewayRequest, GatewayResponse, HeaderList, Upstream, UpstreamRequest, UpstreamUpgrade } from "../../src/adapters/http/gateway-types.js";
 import { createSessions, type Sessions } from "../../src/adapters/http/sessions.js";
+import type { UserDirectory } from "../../src/adapters/http/user-directory.js";
+import type { AccountStore } from "../../src/ports/index.js";
 
 export interface AppReply {
   readonly status: number;
@@ -103,8 +105,21 @@ export interface TestApp {
   signIn(user: string): { cookie: string; sid: string };
 }
 
+/** A user directory of the given accounts (name -> state-file store); every other name is unknown. */
+export function fakeDirectory(accounts: Record<string, AccountStore> = {}): UserDirectory & { readonly lookups: string[] } {
+  const lookups: string[] = [];
+  return {
+    lookups,
+    async find(name) {
+      lookups.push(name);
+      return Object.hasOwn(accounts, name) ? { kind: "found", account: { name, uid: 1000, gid: 1000, home: `/home/${name}`, groups: [1000] } } : { kind: "unknown" };
+    },
+    storeOf: (account) => accounts[account.name]!,
+  };
+}
+
 /** The app with a fixed clock, counting randomness, fresh keys and a fake upstream; `yaml` adds configuration. */
-export function testApp(yaml: Record<string, unknown> = {}, override: { limits?: Partial<GatewayConfig["limits"]>; session?: Partial<GatewayConfig["session"]> } = {}): TestApp {
+export function testApp(yaml: Record<string, unknown> = {}, override: { limits?: Partial<GatewayConfig["limits"]>; session?: Partial<GatewayConfig["session"]>; users?: UserDirectory } = {}): TestApp {
   const lines = ["public_url: http://app.test", "upstream: http://127.0.0.1:9", "keys_file: /nonexistent/gateway.keys"];
   for (const [k, v] of Object.entries(yaml)) lines.push(`${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`);
   const parsed = parseGatewayConfig(lines.join("\n") + "\n");
@@ -116,7 +131,7 @@ export function testApp(yaml: Record<string, unknown> = {}, override: { limits?:
   const sessions = createSessions({ keys, policy: config.session, random });
   const upstream = fakeUpstream();
   const logs: TestApp["logs"] = [];
-  const app = createGatewayApp({ config, clock, random, log: (e) => void logs.push(e), upstream, keys, sessions, regulator: new Regulator(config.regulation) });
+  const app = createGatewayApp({ config, clock, random, log: (e) => void logs.push(e), upstream, keys, sessions, regulator: new Regulator(config.regulation), users: override.users ?? fakeDirectory(), sleep: async (ms) => void (clock.now += ms) });
   return {
     app,
     config,
