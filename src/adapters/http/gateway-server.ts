@@ -9,7 +9,7 @@ import { createServer as createHttpsServer } from "node:https";
 import type { Server, Socket } from "node:net";
 import { createServer as createTlsServer } from "node:tls";
 import { existsSync, readFileSync } from "node:fs";
-import { Readable, pipeline, type Duplex } from "node:stream";
+import { Readable, type Duplex } from "node:stream";
 import { Regulator } from "../../core/web/index.js";
 import { addressKey } from "../../core/web/client-address.js";
 import { ConfigError } from "../../core/errors.js";
@@ -100,7 +100,33 @@ function send(req: IncomingMessage, res: ServerResponse, out: GatewayResponse): 
     res.end();
     if (body !== null && typeof body !== "string" && !(body instanceof Uint8Array)) (body as Readable).destroy?.();
   } else if (typeof body === "string" || body instanceof Uint8Array) res.end(body);
-  else pipeline(body instanceof Readable ? body : Readable.from(body), res, (err) => err && res.destroy());
+  else if (smallKnownLength(out.headers)) {
+    // A small body of known length goes out in one write with the head (a stream costs several).
+    collect(body).then(
+      (bytes) => res.end(bytes),
+      () => res.destroy(),
+    );
+  } else {
+    // pipe (not pipeline: that costs an AbortController and more listeners per response); an error
+    // on either side ends both, so a truncated app body is never passed off as complete.
+    const source = body instanceof Readable ? body : Readable.from(body);
+    source.once("error", () => res.destroy());
+    res.once("close", () => source.destroyed || source.readableEnded || source.destroy());
+    source.pipe(res);
+  }
+}
+
+const SMALL_BODY = 64 * 1024;
+
+function smallKnownLength(headers: HeaderList): boolean {
+  const lengths = headers.filter(([n]) => n === "content-length");
+  return lengths.length === 1 && /^[0-9]{1,6}$/.test(lengths[0]![1]) && Number(lengths[0]![1]) <= SMALL_BODY;
+}
+
+async function collect(body: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const chunks: Uint8Array[] = [];
+  for await (const c of body) chunks.push(c);
+  return Buffer.concat(chunks);
 }
 
 /** Accounts from /etc/passwd (asynchronous, re-read on change) and NSS (getent: at most 4 at once, 10 starts a second), cached, each lookup cut off at user_lookup_timeout. */
