@@ -12,7 +12,7 @@ import { nodeMacFactory } from "../../platform/mac.js";
 import { hashPassword } from "../../platform/password-hash.js";
 import { actAs } from "../../platform/privileges.js";
 import { seal, unseal } from "../../platform/seal.js";
-import { userStore } from "../../services/resolve-account.js";
+import { storeFor } from "../../services/resolve-account.js";
 import { formatScratchCode } from "../../formats/ga-document.js";
 import { writeNewStateFile } from "../../stores/file-store.js";
 import { claimInvite, findInvite, type Invite } from "../../stores/invite-store.js";
@@ -86,7 +86,13 @@ export function createEnrollHandler(ctx: HandlerContext): (req: GatewayRequest, 
     const now = clock.nowMs();
     const invite = findInvite(config.invitesDir, token, now);
     if (!invite) return gone();
-    const found = userStore(invite.user, { secret: config.stateFiles });
+    // The account through the user directory (asynchronous, with a timeout), never a blocking getent.
+    const lookup = await ctx.users.find(invite.user);
+    if (lookup.kind === "unavailable") {
+      log({ event: "enroll", result: "rejected", reason: `lookup-${lookup.reason}`, user: invite.user, invite: invite.id.slice(0, 12) });
+      return kit.page(503, messagePage("Busy", "The server could not look up your account just now. Please open the link again in a minute.", P));
+    }
+    const found = lookup.kind === "found" ? { account: lookup.account, store: storeFor(lookup.account, lookup.account.groups, { secret: config.stateFiles }) } : null;
     if (!found) {
       log({ event: "enroll", result: "rejected", reason: "unknown-user", user: invite.user, invite: invite.id.slice(0, 12) });
       return kit.page(404, messagePage("Link not valid", `There is no account ${invite.user} on this server. Ask your administrator.`, P));
