@@ -101,6 +101,7 @@ export interface TestApp {
   readonly upstream: FakeUpstream;
   readonly clock: { now: number; nowMs(): number };
   readonly logs: Record<string, string | number | boolean>[];
+  readonly regulator: Regulator;
   /** A session cookie header value for `user`, issued now. */
   signIn(user: string): { cookie: string; sid: string };
 }
@@ -119,19 +120,38 @@ export function fakeDirectory(accounts: Record<string, AccountStore> = {}): User
 }
 
 /** The app with a fixed clock, counting randomness, fresh keys and a fake upstream; `yaml` adds configuration. */
-export function testApp(yaml: Record<string, unknown> = {}, override: { limits?: Partial<GatewayConfig["limits"]>; session?: Partial<GatewayConfig["session"]>; users?: UserDirectory } = {}): TestApp {
+export interface TestAppOverrides {
+  readonly limits?: Partial<GatewayConfig["limits"]>;
+  readonly session?: Partial<GatewayConfig["session"]>;
+  /** The user directory (default: fakeDirectory(), where nobody exists). */
+  readonly users?: UserDirectory;
+  /** Wrap the session service (e.g. to make it fail). */
+  readonly sessions?: (real: Sessions) => Sessions;
+  /** Sees every log event before it is recorded (and may throw). */
+  readonly log?: (event: Record<string, string | number | boolean>) => void;
+  /** The machine's clock and real waits instead of the fixed clock that waits move forward. */
+  readonly realTime?: boolean;
+}
+
+export function testApp(yaml: Record<string, unknown> = {}, override: TestAppOverrides = {}): TestApp {
   const lines = ["public_url: http://app.test", "upstream: http://127.0.0.1:9", "keys_file: /nonexistent/gateway.keys"];
   for (const [k, v] of Object.entries(yaml)) lines.push(`${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`);
   const parsed = parseGatewayConfig(lines.join("\n") + "\n");
   const config: GatewayConfig = { ...parsed, limits: { ...parsed.limits, ...override.limits }, session: { ...parsed.session, ...override.session } };
-  const clock = { now: 1_800_000_000_000, nowMs: () => clock.now };
+  const clock = { now: 1_800_000_000_000, nowMs: () => (override.realTime ? Date.now() : clock.now) };
   let counter = 0;
   const random = { bytes: (n: number) => Uint8Array.from({ length: n }, () => ++counter % 256) };
   const keys = { seal: Buffer.alloc(32, 1), csrf: Buffer.alloc(32, 2) };
   const sessions = createSessions({ keys, policy: config.session, random });
   const upstream = fakeUpstream();
   const logs: TestApp["logs"] = [];
-  const app = createGatewayApp({ config, clock, random, log: (e) => void logs.push(e), upstream, keys, sessions, regulator: new Regulator(config.regulation), users: override.users ?? fakeDirectory(), sleep: async (ms) => void (clock.now += ms) });
+  const log = (e: Record<string, string | number | boolean>) => {
+    override.log?.(e);
+    logs.push(e);
+  };
+  const regulator = new Regulator(config.regulation);
+  const sleep = override.realTime ? (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)) : async (ms: number) => void (clock.now += ms);
+  const app = createGatewayApp({ config, clock, random, log, upstream, keys, sessions: override.sessions?.(sessions) ?? sessions, regulator, users: override.users ?? fakeDirectory(), sleep });
   return {
     app,
     config,
@@ -139,6 +159,7 @@ export function testApp(yaml: Record<string, unknown> = {}, override: { limits?:
     upstream,
     clock,
     logs,
+    regulator,
     signIn(user) {
       const issued = sessions.issue(user, clock.now);
       return { cookie: `${config.cookieName}=${issued.cookie}`, sid: issued.session.sid };

@@ -7,30 +7,24 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { Regulator } from "../../src/core/web/index.js";
-import { createGatewayApp, type GatewayApp } from "../../src/adapters/http/gateway-app.js";
-import { parseGatewayConfig } from "../../src/adapters/http/gateway-config.js";
-import type { GatewayRequest, GatewayResponse } from "../../src/adapters/http/gateway-types.js";
+import type { Regulator } from "../../src/core/web/index.js";
+import type { GatewayResponse } from "../../src/adapters/http/gateway-types.js";
 import { REFUSAL_FLOOR_MS } from "../../src/adapters/http/login-handler.js";
-import { createSessions, type Sessions } from "../../src/adapters/http/sessions.js";
+import type { Sessions } from "../../src/adapters/http/sessions.js";
 import { createUserDirectory, type CachedAccount, type UserDirectory } from "../../src/adapters/http/user-directory.js";
-import { systemRandom } from "../../src/platform/random.js";
-import { csrfToken, type Keys } from "../../src/platform/seal.js";
 import { UserCache } from "../../src/platform/user-cache.js";
-import type { AccountStore, Clock } from "../../src/ports/index.js";
+import type { AccountStore } from "../../src/ports/index.js";
 import { MemoryAccountStore } from "../../src/stores/memory-store.js";
+import { appRequest, testApp, type AppReply, type TestApp } from "../helpers/gateway-app.js";
 import { codeAt, wrongCode } from "../helpers/otp.js";
 import { tempDir } from "../helpers/system.js";
 
 const SECRET = "2SH3V3GDW7ZNMGYE";
 const STATE = `${SECRET}\n" DISALLOW_REUSE\n" TOTP_AUTH\n12345678\n`;
 const T0 = 1_800_000_000_000;
-const KEYS: Keys = { seal: Buffer.alloc(32, 7), csrf: Buffer.alloc(32, 9) };
-const CSRF_ID = "csrfcookieid-0123456789";
-const REGULATION = { maxRetries: 5, findTimeMs: 120_000, banTimeMs: 300_000, userDelayMaxMs: 10_000, maxEntries: 10_000 };
 
 interface Rig {
-  readonly app: GatewayApp;
+  readonly app: TestApp["app"];
   readonly regulator: Regulator;
   readonly store: MemoryAccountStore;
   readonly logs: Record<string, unknown>[];
@@ -42,67 +36,59 @@ interface Rig {
   login(fields: Record<string, string>, from?: string, headers?: [string, string][]): Promise<GatewayResponse>;
 }
 
-function rig(options: { directory?: (lookups: string[], account: CachedAccount, store: AccountStore) => UserDirectory; sessions?: (real: Sessions) => Sessions; log?: (e: Record<string, unknown>) => void; clock?: Clock; sleep?: (ms: number) => Promise<void> } = {}): Rig {
-  let now = T0;
-  const fake: Clock = { nowMs: () => now };
-  const clock = options.clock ?? fake;
-  const slept: number[] = [];
-  const logs: Record<string, unknown>[] = [];
+/** The app (test/helpers/gateway-app.ts) with alice's state file in memory and a directory that knows only her. */
+function rig(options: { directory?: (lookups: string[], account: CachedAccount, store: AccountStore) => UserDirectory; sessions?: (real: Sessions) => Sessions; log?: (e: Record<string, unknown>) => void; realTime?: boolean } = {}): Rig {
   const lookups: string[] = [];
   const store = new MemoryAccountStore(STATE);
   const account: CachedAccount = { name: "alice", uid: 1001, gid: 1001, home: "/home/alice", groups: [1001] };
-  const directory: UserDirectory = options.directory?.(lookups, account, store) ?? {
+  const users: UserDirectory = options.directory?.(lookups, account, store) ?? {
     async find(name) {
       lookups.push(name);
       return name === "alice" ? { kind: "found", account } : { kind: "unknown" };
     },
     storeOf: () => store,
   };
-  const config = parseGatewayConfig("public_url: http://app.test\nallowed_hosts: [app.test, xn--bcher-kva.example]\nkeys_file: /nonexistent/gateway.keys\n");
-  const regulator = new Regulator(REGULATION);
-  const realSessions = createSessions({ keys: KEYS, policy: config.session, random: systemRandom });
-  const app = createGatewayApp({
-    config,
-    clock,
-    random: systemRandom,
-    log: (e) => {
-      options.log?.(e);
-      logs.push(e);
-    },
-    upstream: null,
-    keys: KEYS,
-    sessions: options.sessions?.(realSessions) ?? realSessions,
-    regulator,
-    users: directory,
-    sleep:
-      options.sleep ??
-      (async (ms) => {
-        slept.push(ms);
-        now += ms;
-      }),
-  });
+  const t = testApp({ allowed_hosts: ["app.test", "xn--bcher-kva.example"] }, { users, ...(options.sessions ? { sessions: options.sessions } : {}), ...(options.log ? { log: options.log } : {}), ...(options.realTime ? { realTime: true } : {}) });
+  // Every wait of the app (slow-down, refusal floor) moves the fixed clock; record them.
+  const slept: number[] = [];
+  let last = t.clock.now;
+  const waits = () => {
+    if (t.clock.now !== last) slept.push(t.clock.now - last);
+    last = t.clock.now;
+  };
+  const form = async (): Promise<{ cookie: string; csrf: string }> => {
+    const page: AppReply = await appRequest(t.app, "/_otpgate/login");
+    const cookie = page.all("set-cookie").map((c) => c.split(";")[0]!).join("; ");
+    return { cookie, csrf: /name="csrf" value="([^"]+)"/.exec(page.text)![1]! };
+  };
   return {
-    app,
-    regulator,
+    app: t.app,
+    regulator: t.regulator,
     store,
-    logs,
+    logs: t.logs,
     slept,
     lookups,
-    now: () => clock.nowMs(),
-    advance: (ms) => (now += ms),
-    code: (offset = 0) => codeAt(SECRET, Math.floor(clock.nowMs() / 30_000) + offset),
-    login(fields, from = "203.0.113.1", headers = []) {
-      const body = Buffer.from(new URLSearchParams({ csrf: csrfToken(CSRF_ID, KEYS.csrf), rd: "/", ...fields }).toString());
-      const req: GatewayRequest = {
+    now: () => t.clock.nowMs(),
+    advance: (ms) => {
+      t.clock.now += ms;
+      last = t.clock.now;
+    },
+    code: (offset = 0) => codeAt(SECRET, Math.floor(t.clock.nowMs() / 30_000) + offset),
+    async login(fields, from = "203.0.113.1", headers = []) {
+      const f = await form();
+      last = t.clock.now;
+      const body = new URLSearchParams({ csrf: f.csrf, rd: "/", ...fields }).toString();
+      const res = await t.app.handle({
         method: "POST",
         target: "/_otpgate/login",
-        headers: [["host", "app.test"], ["content-type", "application/x-www-form-urlencoded"], ["content-length", String(body.length)], ["cookie", `otpgate_csrf=${CSRF_ID}`], ...headers],
+        headers: [["host", "app.test"], ["content-type", "application/x-www-form-urlencoded"], ["content-length", String(Buffer.byteLength(body))], ["cookie", f.cookie], ...headers],
         remoteAddress: from,
         body: (async function* () {
-          yield body;
+          yield Buffer.from(body);
         })(),
-      };
-      return app.handle(req);
+      });
+      waits();
+      return res;
     },
   };
 }
@@ -181,8 +167,7 @@ test("the refusal floor: every refusal is answered no earlier than REFUSAL_FLOOR
 test("unknown and known users take the same time (real clock, a directory slower for known users)", async () => {
   const wait = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
   const r = rig({
-    clock: { nowMs: () => Date.now() },
-    sleep: wait,
+    realTime: true,
     directory: (lookups, account, store) => ({
       async find(name) {
         lookups.push(name);
@@ -217,8 +202,7 @@ test("3,000 unknown-user logins (real user cache, slow NSS) do not stall other r
   writeFileSync(join(d, "getent"), "#!/bin/sh\nsleep 0.05\nexit 2\n", { mode: 0o755 });
   const cache = new UserCache({ passwdPath: join(d, "passwd"), groupPath: join(d, "group"), getent: join(d, "getent"), nowMs: () => Date.now(), maxGetentPerSecond: 10 });
   const r = rig({
-    clock: { nowMs: () => Date.now() },
-    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    realTime: true,
     directory: (lookups, _account, store) => {
       const real = createUserDirectory({ lookup: (n) => cache.lookup(n), timeoutMs: 2000, stateFiles: "~/.google_authenticator" });
       return { find: (n) => (lookups.push(n), real.find(n)), storeOf: () => store };
@@ -310,9 +294,9 @@ test("the session is built before the code is used: if issuing it throws, the co
   const r = rig({
     sessions: (real) => ({
       ...real,
-      issue(user, now) {
+      issue(...args: Parameters<Sessions["issue"]>) {
         if (broken) throw new Error("keyring unreadable");
-        return real.issue(user, now);
+        return real.issue(...args);
       },
     }),
   });
