@@ -26,6 +26,14 @@ export interface UserCacheOptions {
   readonly maxEntries?: number;
   readonly maxGetent?: number;
   readonly maxQueued?: number;
+  /**
+   * Most getent processes started per second (at most 2 in a burst); beyond it the answer is
+   * "busy". Starting a process blocks the event loop for a few milliseconds (fork; 20-40 ms on a
+   * loaded machine), so a server that must stay responsive under a flood of unknown names bounds
+   * the rate, and the burst, too.
+   * Default: no rate limit (the concurrency limit only).
+   */
+  readonly maxGetentPerSecond?: number;
   readonly nowMs: () => number;
 }
 
@@ -53,6 +61,8 @@ export class UserCache {
   private readonly pending = new Map<string, Promise<UserAccount | null>>();
   private running = 0;
   private readonly queue: (() => void)[] = [];
+  private spawnTokens = Number.POSITIVE_INFINITY;
+  private spawnTokensAt = 0;
   /** getent processes started so far (for tests and figures). */
   spawned = 0;
 
@@ -74,6 +84,7 @@ export class UserCache {
     const inFlight = this.pending.get(name);
     if (inFlight) return inFlight;
     if (this.running >= (this.options.maxGetent ?? 4) && this.queue.length >= (this.options.maxQueued ?? 32)) return "busy";
+    if (!this.takeSpawnToken(now)) return "busy";
     const promise = this.getent(name).then((account) => {
       this.pending.delete(name);
       if (this.nss.size >= (this.options.maxEntries ?? 4096)) this.nss.delete(this.nss.keys().next().value as string);
@@ -83,6 +94,17 @@ export class UserCache {
     });
     this.pending.set(name, promise);
     return promise;
+  }
+
+  private takeSpawnToken(now: number): boolean {
+    const rate = this.options.maxGetentPerSecond;
+    if (rate === undefined) return true;
+    const burst = Math.min(2, rate);
+    this.spawnTokens = Math.min(burst, (this.spawnTokens === Number.POSITIVE_INFINITY ? burst : this.spawnTokens) + (Math.max(0, now - this.spawnTokensAt) * rate) / 1000);
+    this.spawnTokensAt = now;
+    if (this.spawnTokens < 1) return false;
+    this.spawnTokens -= 1;
+    return true;
   }
 
   private async getent(name: string): Promise<UserAccount | null> {
@@ -101,7 +123,31 @@ export class UserCache {
     }
   }
 
-  private async passwdFile(): Promise<Map<string, UserAccount>> {
+  /** One check of a file at a time: a burst of lookups while it is being re-read shares that read. */
+  private readonly loading = new Map<"passwd" | "group", Promise<unknown>>();
+
+  private shared<T>(which: "passwd" | "group", load: () => Promise<T>): Promise<T> {
+    let p = this.loading.get(which) as Promise<T> | undefined;
+    if (!p) {
+      p = load().finally(() => this.loading.delete(which));
+      this.loading.set(which, p);
+    }
+    return p;
+  }
+
+  private passwdFile(): Promise<Map<string, UserAccount>> {
+    const cached = this.passwd;
+    if (cached && this.options.nowMs() - cached.checkedAt < 1000) return Promise.resolve(cached.value);
+    return this.shared("passwd", () => this.loadPasswd());
+  }
+
+  private groupFile(): Promise<string> {
+    const cached = this.group;
+    if (cached && this.options.nowMs() - cached.checkedAt < 1000) return Promise.resolve(cached.value);
+    return this.shared("group", () => this.loadGroup());
+  }
+
+  private async loadPasswd(): Promise<Map<string, UserAccount>> {
     const text = await this.fresh("passwd", this.options.passwdPath ?? "/etc/passwd");
     if (text !== null) {
       const map = new Map<string, UserAccount>();
@@ -114,7 +160,7 @@ export class UserCache {
     return this.passwd?.value ?? new Map();
   }
 
-  private async groupFile(): Promise<string> {
+  private async loadGroup(): Promise<string> {
     const text = await this.fresh("group", this.options.groupPath ?? "/etc/group");
     if (text !== null) this.group = text;
     return this.group?.value ?? "";

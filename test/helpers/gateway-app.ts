@@ -10,6 +10,8 @@ import { createSessionService, type Sessions } from "../../src/adapters/http/ses
 import { Keyring } from "../../src/platform/keyring.js";
 import { gatewayCookies } from "../../src/adapters/http/cookie-names.js";
 import { MemorySessionsStore } from "../../src/stores/gateway-sessions.js";
+import type { UserDirectory } from "../../src/adapters/http/user-directory.js";
+import type { AccountStore } from "../../src/ports/index.js";
 
 export interface AppReply {
   readonly status: number;
@@ -104,28 +106,60 @@ export interface TestApp {
   readonly logs: Record<string, string | number | boolean>[];
   /** The users' secret lines as the session checks read them (default "SECRET-<user>"; null: no state file). */
   readonly secrets: Map<string, string | null>;
+  readonly regulator: Regulator;
   /** A session cookie header value for `user`, issued now (bound to the user's secret in `secrets`). */
   signIn(user: string): { cookie: string; sid: string };
 }
 
+/** A user directory of the given accounts (name -> state-file store); every other name is unknown. */
+export function fakeDirectory(accounts: Record<string, AccountStore> = {}): UserDirectory & { readonly lookups: string[] } {
+  const lookups: string[] = [];
+  return {
+    lookups,
+    async find(name) {
+      lookups.push(name);
+      return Object.hasOwn(accounts, name) ? { kind: "found", account: { name, uid: 1000, gid: 1000, home: `/home/${name}`, groups: [1000] } } : { kind: "unknown" };
+    },
+    storeOf: (account) => accounts[account.name]!,
+  };
+}
+
 /** The app with a fixed clock, counting randomness, fresh keys and a fake upstream; `yaml` adds configuration. */
-export function testApp(yaml: Record<string, unknown> = {}, override: { limits?: Partial<GatewayConfig["limits"]>; session?: Partial<GatewayConfig["session"]> } = {}): TestApp {
+export interface TestAppOverrides {
+  readonly limits?: Partial<GatewayConfig["limits"]>;
+  readonly session?: Partial<GatewayConfig["session"]>;
+  /** The user directory (default: fakeDirectory(), where nobody exists). */
+  readonly users?: UserDirectory;
+  /** Wrap the session service (e.g. to make it fail). */
+  readonly sessions?: (real: Sessions) => Sessions;
+  /** Sees every log event before it is recorded (and may throw). */
+  readonly log?: (event: Record<string, string | number | boolean>) => void;
+  /** The machine's clock and real waits instead of the fixed clock that waits move forward. */
+  readonly realTime?: boolean;
+}
+
+export function testApp(yaml: Record<string, unknown> = {}, override: TestAppOverrides = {}): TestApp {
   const lines = ["upstream: http://127.0.0.1:9", "keys_file: /nonexistent/gateway.keys"];
   if (!("public_url" in yaml)) lines.unshift("public_url: http://app.test");
   for (const [k, v] of Object.entries(yaml)) lines.push(`${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`);
   const parsed = parseGatewayConfig(lines.join("\n") + "\n");
   const config: GatewayConfig = { ...parsed, limits: { ...parsed.limits, ...override.limits }, session: { ...parsed.session, ...override.session } };
-  const clock = { now: 1_800_000_000_000, nowMs: () => clock.now };
+  const clock = { now: 1_800_000_000_000, nowMs: () => (override.realTime ? Date.now() : clock.now) };
   let counter = 0;
   const random = { bytes: (n: number) => Uint8Array.from({ length: n }, () => ++counter % 256) };
   const keyring = new Keyring({ lockSecret: Buffer.alloc(32, 3), keys: [{ kid: 1, createdAt: clock.now, material: Buffer.alloc(32, 1) }], legacy: false }, random);
   const secrets = new Map<string, string | null>();
   const secretOf = (user: string) => (secrets.has(user) ? secrets.get(user)! : `SECRET-${user}`);
   const logs: TestApp["logs"] = [];
-  const log = (e: Record<string, string | number | boolean>) => void logs.push(e);
+  const log = (e: Record<string, string | number | boolean>) => {
+    override.log?.(e);
+    logs.push(e);
+  };
   const sessions = createSessionService({ config, clock, random, log, readSecret: async (user) => secretOf(user), inMemory: { keyring, store: new MemorySessionsStore() } });
   const upstream = fakeUpstream();
-  const app = createGatewayApp({ config, clock, random, log, upstream, sessions, regulator: new Regulator(config.regulation) });
+  const regulator = new Regulator(config.regulation);
+  const sleep = override.realTime ? (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)) : async (ms: number) => void (clock.now += ms);
+  const app = createGatewayApp({ config, clock, random, log, upstream, sessions: override.sessions?.(sessions) ?? sessions, regulator, users: override.users ?? fakeDirectory(), sleep });
   return {
     app,
     config,
@@ -134,6 +168,7 @@ export function testApp(yaml: Record<string, unknown> = {}, override: { limits?:
     clock,
     logs,
     secrets,
+    regulator,
     signIn(user) {
       const issued = sessions.issue(user, clock.now, sessions.fingerprint(user, secretOf(user) ?? ""));
       return { cookie: `${gatewayCookies(config).session}=${issued.cookie}`, sid: issued.session.sid };

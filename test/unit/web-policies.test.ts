@@ -21,22 +21,24 @@ test("return URLs: local paths and allowed hosts pass; every open-redirect trick
   assert.equal(safeReturnUrl(null, policy), "/");
 });
 
-test("regulation: more than N failures within T bans the key for B; bans are per key", () => {
-  const r = new Regulator({ maxRetries: 3, findTimeMs: 60_000, banTimeMs: 300_000 });
-  const keys = ["user:alice", "ip:203.0.113.9"];
-  for (let i = 0; i < 3; i++) assert.deepEqual(r.fail(keys, 1000 + i), []);
-  assert.equal(r.isBanned(keys, 2000), false);
-  assert.deepEqual(r.fail(keys, 2000), keys, "the 4th failure within a minute bans both");
-  assert.equal(r.isBanned(["user:alice"], 2000 + 299_999), true);
-  assert.equal(r.isBanned(["user:alice"], 2000 + 300_000), false, "the ban ends");
-  assert.equal(r.isBanned(["ip:198.51.100.1"], 2000), false, "another address is not banned");
-  const slow = new Regulator({ maxRetries: 3, findTimeMs: 60_000, banTimeMs: 300_000 });
-  for (let i = 0; i < 10; i++) slow.fail(["user:bob"], i * 61_000);
-  assert.equal(slow.isBanned(["user:bob"], 10 * 61_000), false, "failures spread beyond the find time never ban");
-  slow.fail(["user:carol"], 0);
-  slow.succeed("user:carol");
-  for (let i = 0; i < 3; i++) slow.fail(["user:carol"], 1 + i);
-  assert.equal(slow.isBanned(["user:carol"], 5), false, "a success clears earlier failures");
+test("regulation: more than N failures within T bans the (user, address) pair and the address; bans are per key", () => {
+  const r = new Regulator({ maxRetries: 3, findTimeMs: 60_000, banTimeMs: 300_000, userDelayMaxMs: 10_000, maxEntries: 1000 });
+  const attempt = { subject: "user:alice", address: "203.0.113.9" };
+  for (let i = 0; i < 3; i++) assert.deepEqual(r.fail(attempt, 1000 + i), { banned: [] });
+  assert.equal(r.admit(attempt, 2000).kind, "allowed");
+  assert.deepEqual(r.fail(attempt, 2000), { banned: ["pair", "address"] }, "the 4th failure within a minute bans both");
+  assert.equal(r.admit(attempt, 2000 + 299_999).kind, "banned");
+  assert.equal(r.admit(attempt, 2000 + 300_000).kind, "allowed", "the ban ends");
+  assert.equal(r.admit({ subject: "user:alice", address: "198.51.100.1" }, 2000).kind, "allowed", "another address is not banned");
+  const slow = new Regulator({ maxRetries: 3, findTimeMs: 60_000, banTimeMs: 300_000, userDelayMaxMs: 10_000, maxEntries: 1000 });
+  for (let i = 0; i < 10; i++) slow.fail({ subject: "user:bob", address: "192.0.2.1" }, i * 61_000);
+  assert.equal(slow.admit({ subject: "user:bob", address: "192.0.2.1" }, 10 * 61_000).kind, "allowed", "failures spread beyond the find time never ban");
+  const carol = { subject: "user:carol", address: "192.0.2.2" };
+  slow.fail(carol, 0);
+  slow.succeed(carol);
+  for (let i = 0; i < 3; i++) slow.fail(carol, 1 + i);
+  assert.deepEqual(slow.admit(carol, 5), { kind: "banned", key: "address", retryAfterMs: 299_998 }, "a success clears the user's failures, not the address's");
+  assert.equal(slow.admit({ subject: "user:carol", address: "192.0.2.3" }, 5).kind, "allowed");
 });
 
 test("sessions: idle and absolute timeouts; activity extends only the idle one", () => {

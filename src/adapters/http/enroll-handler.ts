@@ -7,10 +7,11 @@
 import { existsSync } from "node:fs";
 import { confirmsNewSecret, drawCredentials, enrollmentText, groupSecret, keyUriFor, type Credentials, type EnrollSettings } from "../../core/enroll.js";
 import { passwordProblem } from "../../core/web/password-entries.js";
+import { attemptAddress } from "../../core/web/regulation.js";
 import { nodeMacFactory } from "../../platform/mac.js";
 import { hashPassword } from "../../platform/password-hash.js";
 import { actAs } from "../../platform/privileges.js";
-import { userStore } from "../../services/resolve-account.js";
+import { storeFor } from "../../services/resolve-account.js";
 import { formatScratchCode } from "../../formats/ga-document.js";
 import { writeNewStateFile } from "../../stores/file-store.js";
 import { claimInvite, findInvite, type Invite } from "../../stores/invite-store.js";
@@ -84,7 +85,13 @@ export function createEnrollHandler(ctx: HandlerContext): (req: GatewayRequest, 
     const now = clock.nowMs();
     const invite = findInvite(config.invitesDir, token, now);
     if (!invite) return gone();
-    const found = userStore(invite.user, { secret: config.stateFiles });
+    // The account through the user directory (asynchronous, with a timeout), never a blocking getent.
+    const lookup = await ctx.users.find(invite.user);
+    if (lookup.kind === "unavailable") {
+      log({ event: "enroll", result: "rejected", reason: `lookup-${lookup.reason}`, user: invite.user, invite: invite.id.slice(0, 12) });
+      return kit.page(503, messagePage("Busy", "The server could not look up your account just now. Please open the link again in a minute.", P));
+    }
+    const found = lookup.kind === "found" ? { account: lookup.account, store: storeFor(lookup.account, lookup.account.groups, { secret: config.stateFiles }) } : null;
     if (!found) {
       log({ event: "enroll", result: "rejected", reason: "unknown-user", user: invite.user, invite: invite.id.slice(0, 12) });
       return kit.page(404, messagePage("Link not valid", `There is no account ${invite.user} on this server. Ask your administrator.`, P));
@@ -99,8 +106,8 @@ export function createEnrollHandler(ctx: HandlerContext): (req: GatewayRequest, 
     if (!form) return kit.page(413, messagePage("Not accepted", "The form could not be read.", P));
     if (!kit.csrfOk(req, form)) return kit.page(403, messagePage("Form expired", "The form expired. Please open the link again.", P));
     const ip = ctx.clientAddress(req);
-    const keysFor = [`invite:${invite.id}`, `ip:${ip}`];
-    if (regulator.isBanned(keysFor, now)) {
+    const attempt = { subject: `invite:${invite.id}`, address: attemptAddress(ip) };
+    if (regulator.admit(attempt, now).kind === "banned") {
       log({ event: "enroll", result: "rejected", reason: "banned", user: invite.user, ip });
       return kit.page(429, messagePage("Too many attempts", "Too many wrong codes. Wait a few minutes, then open the link again.", P));
     }
@@ -110,7 +117,7 @@ export function createEnrollHandler(ctx: HandlerContext): (req: GatewayRequest, 
     }
     const credentials: Credentials = { secret: draft.secret, scratchCodes: draft.scratch };
     const again = (reason: string, message: string) => {
-      const banned = regulator.fail(keysFor, now);
+      const { banned } = regulator.fail(attempt, now);
       metrics.bans! += banned.length;
       log({ event: "enroll", result: "rejected", reason, user: invite.user, ip });
       return show(req, token, invite, credentials, draft.until, message);

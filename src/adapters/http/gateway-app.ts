@@ -85,6 +85,8 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
     kit,
     sessions,
     regulator,
+    users: deps.users,
+    sleep: deps.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
     metrics,
     clientAddress,
     sessionCookie: (value) => `${names.session}=${value ?? ""}; ${value === null ? "Max-Age=0; " : ""}${names.attributes}; SameSite=Lax`,

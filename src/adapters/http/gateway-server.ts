@@ -20,6 +20,7 @@ import { sessionFilesNotes } from "../../services/gateway-revoke.js";
 import { listInvites } from "../../stores/invite-store.js";
 import { readPasswordFile } from "../../stores/password-file.js";
 import { createGatewayApp, type GatewayApp } from "./gateway-app.js";
+import { createUserDirectory } from "./user-directory.js";
 import type { GatewayConfig } from "./gateway-config.js";
 import type { GatewayLog, GatewayRequest, GatewayResponse, HeaderList } from "./gateway-types.js";
 import { createSecretReader } from "./secret-reader.js";
@@ -134,10 +135,14 @@ async function collect(body: AsyncIterable<Uint8Array>): Promise<Buffer> {
 
 export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
   // Keys (rotations picked up), persisted revocations, and sessions bound to the user's secret.
-  const users = new UserCache({ nowMs: () => systemClock.nowMs() });
+  // Accounts from /etc/passwd (asynchronous, re-read on change) and NSS (getent: at most 4 at once,
+  // 10 starts a second), cached, one cache for sign-ins and session checks, each lookup cut off at
+  // user_lookup_timeout.
+  const users = new UserCache({ nowMs: () => systemClock.nowMs(), maxGetentPerSecond: 10 });
   const sessions = createSessionService({ config, clock: systemClock, random: systemRandom, log, readSecret: createSecretReader(users, config.stateFiles, config.userLookupTimeoutMs) });
   const upstream: PoolUpstream | null = config.upstream ? createUpstream({ origin: config.upstream }) : null;
-  const app = createGatewayApp({ config, clock: systemClock, random: systemRandom, log, upstream, sessions, regulator: new Regulator(config.regulation) });
+  const directory = createUserDirectory({ lookup: (name) => users.lookup(name), timeoutMs: config.userLookupTimeoutMs, stateFiles: config.stateFiles });
+  const app = createGatewayApp({ config, clock: systemClock, random: systemRandom, log, upstream, sessions, regulator: new Regulator(config.regulation), users: directory });
   const { limits } = config;
 
   const tooManyHeaders = (req: IncomingMessage) => req.rawHeaders.length / 2 > limits.maxHeaders;

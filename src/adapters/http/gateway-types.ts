@@ -10,6 +10,7 @@ import type { Regulator } from "../../core/web/index.js";
 import type { Clock, Random } from "../../ports/index.js";
 import type { GatewayConfig } from "./gateway-config.js";
 import type { Sessions } from "./sessions.js";
+import type { UserDirectory } from "./user-directory.js";
 
 import type { HeaderList } from "../../core/web/headers.js";
 
@@ -71,4 +72,8 @@ export interface GatewayDeps {
   readonly upstream: Upstream | null;
   readonly sessions: Sessions;
   readonly regulator: Regulator;
+  /** Which account a login name is: asynchronous, with a timeout, cached (never blocks the event loop). */
+  readonly users: UserDirectory;
+  /** Wait (regulation delays, the refusal floor); default setTimeout. Tests pass one that moves a fake clock. */
+  readonly sleep?: (ms: number) => Promise<void>;
 }

@@ -1,0 +1,96 @@
+// The gateway's user directory (issue 9, item 6): lookups are asynchronous, cut off after the
+// lookup timeout, and never block the event loop, even when NSS is slow.
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { createUserDirectory } from "../../src/adapters/http/user-directory.js";
+import { UserCache } from "../../src/platform/user-cache.js";
+import { tempDir } from "../helpers/system.js";
+
+const account = { name: "alice", uid: 1001, gid: 1001, home: "/home/alice", groups: [1001] };
+
+test("found, unknown, busy, failing and hanging lookups each get their answer; a hang is cut off at the timeout", async () => {
+  const answers: Record<string, () => Promise<unknown>> = {
+    alice: async () => account,
+    nosuch: async () => null,
+    busy: async () => "busy",
+    broken: async () => {
+      throw new Error("getent died");
+    },
+    hangs: () => new Promise(() => {}),
+  };
+  const dir = createUserDirectory({ lookup: (name) => answers[name]!() as never, timeoutMs: 80, stateFiles: "~/.google_authenticator" });
+  assert.deepEqual(await dir.find("alice"), { kind: "found", account });
+  assert.deepEqual(await dir.find("nosuch"), { kind: "unknown" });
+  assert.deepEqual(await dir.find("busy"), { kind: "unavailable", reason: "busy" });
+  assert.deepEqual(await dir.find("broken"), { kind: "unavailable", reason: "error", detail: "getent died" });
+  const start = performance.now();
+  assert.deepEqual(await dir.find("hangs"), { kind: "unavailable", reason: "timeout" });
+  const took = performance.now() - start;
+  assert.ok(took >= 75 && took < 1000, `cut off after ${took.toFixed(0)} ms (timeout 80 ms)`);
+  assert.equal((dir.storeOf(account) as unknown as { path: string }).path, "/home/alice/.google_authenticator", "the store of the found account");
+});
+
+test("with the real cache and an NSS that takes 300 ms per name, 3,000 unknown names keep the event loop free", async (t) => {
+  const d = tempDir(t);
+  const passwd = join(d, "passwd");
+  const getent = join(d, "getent");
+  writeFileSync(passwd, "alice:x:1001:1001::/home/alice:/bin/sh\n");
+  writeFileSync(join(d, "group"), "");
+  writeFileSync(getent, "#!/bin/sh\nsleep 0.3\nexit 2\n", { mode: 0o755 });
+  const cache = new UserCache({ passwdPath: passwd, groupPath: join(d, "group"), getent, nowMs: () => Date.now(), maxGetentPerSecond: 10 });
+  const dir = createUserDirectory({ lookup: (n) => cache.lookup(n), timeoutMs: 2000, stateFiles: "~/.google_authenticator" });
+  let worst = 0;
+  const gaps: string[] = [];
+  let last = performance.now();
+  const t0 = last;
+  const tick = setInterval(() => {
+    const now = performance.now();
+    if (now - last > 40) gaps.push(`${(last - t0).toFixed(0)}+${(now - last).toFixed(0)}(${cache.spawned})`);
+    worst = Math.max(worst, now - last);
+    last = now;
+  }, 5);
+  try {
+    // Logins arrive over the network, not in one tick: 50 every millisecond or so.
+    const pending: Promise<Awaited<ReturnType<typeof dir.find>>>[] = [];
+    for (let batch = 0; batch < 60; batch++) {
+      for (let i = 0; i < 50; i++) pending.push(dir.find(`nosuch${batch * 50 + i}`));
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    const answers = await Promise.all(pending);
+    const kinds = new Map<string, number>();
+    for (const a of answers) kinds.set(a.kind === "unavailable" ? a.reason : a.kind, (kinds.get(a.kind === "unavailable" ? a.reason : a.kind) ?? 0) + 1);
+    assert.equal((kinds.get("unknown") ?? 0) + (kinds.get("busy") ?? 0) + (kinds.get("timeout") ?? 0), 3000, JSON.stringify([...kinds]));
+    assert.ok((kinds.get("busy") ?? 0) > 2000, "most are answered 'busy' at once instead of queueing");
+    assert.ok(cache.spawned <= 60, `${cache.spawned} getent processes in about 3 s (at most 10 a second, 2 at once)`);
+    assert.deepEqual(await dir.find("alice"), { kind: "found", account: { name: "alice", uid: 1001, gid: 1001, home: "/home/alice", groups: [1001] } }, "a local user still answers at once");
+  } finally {
+    clearInterval(tick);
+  }
+  // Generous: this machine may be busy with other tests; a synchronous getent per name (the old
+  // lookup) blocks for 10-40 ms each, i.e. tens of seconds for 3,000 names.
+  assert.ok(worst < 400, `the event loop was blocked for ${worst.toFixed(0)} ms at worst (ms+gap(getent started): ${gaps.join(" ")})`);
+});
+
+test("getent starts are bounded per second and in bursts: beyond that the answer is 'busy' at once", async (t) => {
+  const d = tempDir(t);
+  writeFileSync(join(d, "passwd"), "");
+  writeFileSync(join(d, "group"), "");
+  writeFileSync(join(d, "getent"), "#!/bin/sh\nexit 2\n", { mode: 0o755 });
+  let now = 1_000_000;
+  const cache = new UserCache({ passwdPath: join(d, "passwd"), groupPath: join(d, "group"), getent: join(d, "getent"), nowMs: () => now, maxGetentPerSecond: 5, maxQueued: 100 });
+  const first = await Promise.all(Array.from({ length: 20 }, (_, i) => cache.lookup(`a${i}`)));
+  assert.equal(first.filter((r) => r === "busy").length, 18, "a burst of 2");
+  assert.equal(cache.spawned, 2);
+  now += 200;
+  const second = await Promise.all(Array.from({ length: 20 }, (_, i) => cache.lookup(`b${i}`)));
+  assert.equal(second.filter((r) => r === null).length, 1, "0.2 s later at 5 a second: 1 more");
+  now += 10_000;
+  const third = await Promise.all(Array.from({ length: 20 }, (_, i) => cache.lookup(`c${i}`)));
+  assert.equal(third.filter((r) => r === null).length, 2, "after a quiet time: again a burst of 2, not 50");
+  assert.equal(cache.spawned, 5);
+  const cached = `a${first.indexOf(null)}`;
+  assert.equal(await cache.lookup(cached), null, "a cached answer needs no token");
+  assert.equal(cache.spawned, 5);
+});
