@@ -180,7 +180,8 @@ describe("gateway behind nginx auth_request", () => {
     t.after(() => upstream.close());
     const { user, secret } = enrolledUser(t);
     const nginxPort = 42000 + Math.floor(Math.random() * 10000);
-    const gw = await startGateway(dir, { public_url: `http://127.0.0.1:${nginxPort}`, allowed_hosts: [`127.0.0.1:${nginxPort}`] });
+    // The README's production setup: nginx on this host is the trusted proxy.
+    const gw = await startGateway(dir, { public_url: `http://127.0.0.1:${nginxPort}`, allowed_hosts: [`127.0.0.1:${nginxPort}`], trusted_proxies: ["127.0.0.1"] });
     t.after(() => gw.stop());
     const conf = join(dir, "nginx.conf");
     writeFileSync(conf, `daemon off;
@@ -205,6 +206,7 @@ http {
       auth_request_set $otp_user $upstream_http_remote_user;
       error_page 401 = @login;
       proxy_set_header Remote-User $otp_user;
+      proxy_set_header X-Forwarded-User ""; proxy_set_header X-Remote-User "";
       proxy_pass http://127.0.0.1:${upstream.port};
     }
     location @login { return 302 /_otpgate/login?rd=$request_uri; }
@@ -235,6 +237,12 @@ http {
     const page = await http(base, "GET", "/app/page", { cookie: `otpgate_session=${cookiesFrom(ok).otpgate_session}` });
     assert.equal(page.status, 200);
     assert.equal(upstream.seen.at(-1)!.headers["remote-user"], user.name);
+    // A signed-in client's own identity headers do not survive the README's nginx configuration.
+    const forged = await http(base, "GET", "/app/page", { cookie: `otpgate_session=${cookiesFrom(ok).otpgate_session}`, "remote-user": "root", "x-remote-user": "root", "x-forwarded-user": "root" });
+    assert.equal(forged.status, 200);
+    const seen = upstream.seen.at(-1)!.headers;
+    assert.equal(seen["remote-user"], user.name);
+    assert.ok(!seen["x-remote-user"] && !seen["x-forwarded-user"], JSON.stringify(seen));
   });
 });
 
