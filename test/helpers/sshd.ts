@@ -68,7 +68,7 @@ async function waitUntilListening(port: number, gaveUp: () => boolean, failure: 
 export function privateSshd(dir: string): PrivateSshd {
   const root = join(dir, "root");
   const service = uniqueName("otpgate-sshd");
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  let port = 20000 + Math.floor(Math.random() * 20000);
   mkdirSync(join(root, "etc/ssh/sshd_config.d"), { recursive: true });
   mkdirSync(join(root, "etc/pam.d"), { recursive: true });
   mkdirSync(join(root, "run"), { recursive: true });
@@ -88,7 +88,9 @@ export function privateSshd(dir: string): PrivateSshd {
   return {
     root,
     service,
-    port,
+    get port() {
+      return port;
+    },
     config,
     sshd,
     clientKey,
@@ -98,9 +100,20 @@ export function privateSshd(dir: string): PrivateSshd {
     async start() {
       // Logs go to a file: a pipe nobody drains (the caller may block in spawnSync) would fill
       // up and stall sshd.
-      child = spawn(sshd, ["-D", "-E", logFile, "-f", config], { stdio: "ignore" });
-      const started = child;
-      await waitUntilListening(port, () => started.exitCode !== null, () => `sshd did not start: ${log()}`);
+      // A random port can be taken by another test's or process's server: try a few.
+      for (let attempt = 1; ; attempt++) {
+        child = spawn(sshd, ["-D", "-E", logFile, "-f", config], { stdio: "ignore" });
+        const started = child;
+        try {
+          await waitUntilListening(port, () => started.exitCode !== null, () => `sshd did not start: ${log()}`);
+          return;
+        } catch (err) {
+          if (attempt >= 5 || !/Address already in use/.test((err as Error).message)) throw err;
+          port = 20000 + Math.floor(Math.random() * 20000);
+          writeFileSync(config, readFileSync(config, "utf8").replace(/^Port [0-9]+$/m, `Port ${port}`));
+          writeFileSync(logFile, "");
+        }
+      }
     },
     log,
     async reload() {
