@@ -46,6 +46,21 @@ describe("gateway app: routing", () => {
     assert.doesNotMatch(outside.text, /otpgate_/);
     assert.equal((await appRequest(app, "/_otpgate/metrics", { remoteAddress: "::ffff:192.0.2.7" })).status, 404);
   });
+
+  // Red team 1, F4: behind nginx/Caddy on the same host every request's peer is loopback, so a
+  // loopback peer alone proved nothing: /metrics was public through the reverse proxy.
+  test("/metrics is not served through a reverse proxy: not to a trusted proxy, nor with any forwarding header (F4)", async () => {
+    const { app } = testApp({ trusted_proxies: ["127.0.0.1"] });
+    assert.equal((await appRequest(app, "/_otpgate/metrics", { remoteAddress: "127.0.0.1" })).status, 404, "the trusted proxy's peer address");
+    assert.equal((await appRequest(app, "/_otpgate/metrics", { remoteAddress: "::1" })).status, 200, "loopback that is not a trusted proxy");
+    const plain = testApp().app;
+    for (const [name, value] of [["x-forwarded-for", "203.0.113.9"], ["forwarded", "for=203.0.113.9"], ["x-real-ip", "203.0.113.9"], ["X-Forwarded-Host", "app.test"], ["via", "1.1 nginx"]] as const) {
+      const r = await appRequest(plain, "/_otpgate/metrics", { remoteAddress: "127.0.0.1", headers: [[name, value]] });
+      assert.equal(r.status, 404, name);
+      assert.doesNotMatch(r.text, /otpgate_/);
+    }
+    assert.equal((await appRequest(plain, "/_otpgate/metrics", { remoteAddress: "127.0.0.1" })).status, 200);
+  });
 });
 
 describe("gateway app: logout", () => {

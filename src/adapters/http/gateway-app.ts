@@ -14,6 +14,7 @@ import { createLoginHandler } from "./login-handler.js";
 import { createPageKit } from "./page-kit.js";
 import { STYLE, loginPage, messagePage, signOutPage } from "./pages.js";
 import { appClientAddress, appHost, fromAppHeaders, toAppHeaders } from "./to-app-headers.js";
+import { isLocalRequest } from "./local-request.js";
 import { createTunnels, type Tunnels } from "./tunnels.js";
 
 export type UpgradeDecision =
@@ -34,7 +35,7 @@ export interface GatewayApp {
 const WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 const WS_KEY = /^[A-Za-z0-9+/]{21}[AQgw]==$/; // base64 of exactly 16 bytes
 
-export const isLoopback = (address: string): boolean => /^127\./.test(address) || address === "::1" || /^::ffff:127\./i.test(address);
+export { isLoopback } from "./local-request.js";
 
 /** Wrap a body so that reading it fails when it is not complete within `ms` (slow bodies to our pages are cut). */
 function bodyWithin(body: AsyncIterable<Uint8Array>, ms: number): AsyncIterable<Uint8Array> {
@@ -157,7 +158,7 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
     const path = url.pathname;
     if (path === "/healthz") return plain(200, "ok\n");
     if (path === `${P}/metrics`) {
-      if (config.metricsListen !== null || !isLoopback(req.remoteAddress)) return kit.page(404, messagePage("Not found", "There is no such page.", P));
+      if (config.metricsListen !== null || !isLocalRequest(req.remoteAddress, req.headers, config.trustedProxies)) return kit.page(404, messagePage("Not found", "There is no such page.", P));
       return { status: 200, headers: [["content-type", "text/plain; version=0.0.4"], ["cache-control", "no-store"]], body: metricsText() };
     }
     if (path === `${P}/style.css`) return { status: 200, headers: [["content-type", "text/css"], ["cache-control", "max-age=3600"]], body: STYLE };
