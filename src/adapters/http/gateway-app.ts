@@ -25,8 +25,10 @@ export interface GatewayApp {
   handle(req: GatewayRequest): Promise<GatewayResponse>;
   /** Decide a request with an Upgrade header; on "tunnel", the app's socket is open and validated (101, websocket, accept). */
   upgrade(req: GatewayRequest): Promise<UpgradeDecision>;
-  /** Register an established tunnel (closed at its session's absolute expiry, or by closeTunnels). */
+  /** Register an established tunnel (closed at its session's absolute expiry, by closeTunnels, or when its session's re-check fails). */
   track(session: SessionData, sockets: readonly Duplex[]): void;
+  /** Re-check every tunnel's session now (also runs every session.recheck by itself). */
+  recheckTunnels(): number;
   readonly tunnels: Tunnels;
   readonly metrics: GatewayMetrics;
   metricsText(): string;
@@ -69,14 +71,20 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   const returnPolicy = { allowedHosts: config.allowedHosts, fallback: "/" };
   const withPassword = config.passwordFile !== null;
   const metrics = newMetrics();
-  const tunnels = createTunnels();
+  const tunnels = createTunnels(config.session.recheckMs);
+  // The cookie each tunnel's session came in (set by upgrade(), read by track()): its re-checks open it again.
+  const tunnelCookies = new WeakMap<SessionData, string>();
   // Every cookie name the gateway reads (also the plain names behind https) is kept from the app.
   const names = gatewayCookies(config);
   const cookieNames = [...names.all];
   const kit = createPageKit({ secure, pagesPrefix: P, random, csrf: sessions.csrf, csrfCookie: { name: names.csrf, attributes: names.csrfAttributes } });
   // Sessions ended by revocation (logout, log out everywhere, a new secret, another process's
   // change to sessions_file) close their WebSocket tunnels at once.
-  sessions.onEnded(() => tunnels.closeTunnels((s) => sessions.ended(s)));
+  // New keys ({}) may have retired the key a tunnel's session was sealed with: every tunnel re-checks.
+  sessions.onEnded((filter) => {
+    tunnels.closeTunnels((s) => sessions.ended(s));
+    if (filter.sid === undefined && filter.user === undefined) tunnels.recheck();
+  });
   const clientAddress = (req: GatewayRequest) => appClientAddress(req.headers, req.remoteAddress, config.trustedProxies).client;
   const ctx: HandlerContext = {
     config,
@@ -243,13 +251,20 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
       return { kind: "refused", status: 502 };
     }
     const extra = up.headers.filter(([n, v]) => (n === "sec-websocket-protocol" || n === "sec-websocket-extensions") && /^[\x21-\x7e][\x20-\x7e]*$/.test(v));
+    tunnelCookies.set(s, kit.cookies(req).get(names.session)!);
     return { kind: "tunnel", session: s, accept, extra, socket: up.socket };
   }
 
   return {
     handle,
     upgrade,
-    track: (s, sockets) => tunnels.add(s, sockets, sessions.expiresAt(s), clock.nowMs()),
+    track: (s, sockets) => {
+      const cookie = tunnelCookies.get(s);
+      // A session that did not come through upgrade() has no cookie to re-check: it cannot stay.
+      const check = (active: boolean) => cookie !== undefined && sessions.stillValid(cookie, clock.nowMs(), active);
+      tunnels.add(s, sockets, sessions.expiresAt(s), clock.nowMs(), check);
+    },
+    recheckTunnels: () => tunnels.recheck(),
     tunnels,
     metrics,
     metricsText,

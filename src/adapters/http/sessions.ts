@@ -36,6 +36,12 @@ export interface IssuedSession {
 export interface SessionService {
   /** The valid session the cookie value carries, with lastSeenAt = now; null otherwise. */
   open(cookieValue: string | undefined, now: number): SessionData | null;
+  /**
+   * Whether the session the cookie value carries is still valid (a tunnel's re-check): like open(),
+   * but the session's activity is refreshed only when `active` (traffic passed); the secret's
+   * fingerprint is re-checked in the background when due, as for open().
+   */
+  stillValid(cookieValue: string, now: number, active: boolean): boolean;
   /** A new session for `user` (new id). `fingerprint`: from fingerprint() or currentFingerprint(), taken at login. */
   issue(user: string, now: number, fingerprint: string): IssuedSession;
   /** The fingerprint of `user`'s secret line; a keyed MAC, never the secret. */
@@ -48,7 +54,7 @@ export interface SessionService {
   revokeUser(user: string, now: number): void;
   /** The session was revoked (by id, or by its user's "valid after"): a tunnel of it must close. Timeouts are not considered. */
   ended(session: SessionData): boolean;
-  /** Called when sessions end by revocation (not by timeout): close their tunnels. */
+  /** Called when sessions end by revocation (not by timeout), and with {} when the keys changed (any session may have ended): close or re-check tunnels. */
   onEnded(listener: (filter: EndedFilter) => void): void;
   /** When a session must end at the latest (absolute expiry), Unix ms: timers on long-lived tunnels. */
   expiresAt(session: SessionData): number;
@@ -159,6 +165,7 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
       keyring = new Keyring(file, random);
       opened.clear(); // a retired key's sessions must not open from the cache
       log({ event: "keys", kids: keyring.kids.join(" "), sealing: keyring.newest.kid });
+      emit({}); // tunnels of sessions sealed with a retired key close now
     } catch (err) {
       log({ event: "error", where: "keys-file", action: "reload", message: (err as Error).message });
     }
@@ -202,30 +209,34 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
     for (const [sid, until] of localRevoked) if (until <= now && persisted.revoked.get(sid) === undefined) localRevoked.delete(sid);
   };
 
+  /** The valid session the cookie carries (lastSeenAt as known, refreshed to `now` when `touch`); null otherwise. */
+  const check = (cookieValue: string | undefined, now: number, touch: boolean): SessionData | null => {
+    if (!cookieValue) return null;
+    let s = opened.get(cookieValue);
+    if (!s) {
+      const value = keyring.open("session", cookieValue);
+      if (!isBoundSession(value)) return null;
+      if (opened.size >= MAX_OPENED) opened.clear();
+      opened.set(cookieValue, (s = value));
+    }
+    const verdict = decideSession({ ...s, lastSeenAt: Math.max(s.lastSeenAt, lastSeen.get(s.sid) ?? 0) }, now, policy, {
+      revokedUntil: revokedUntil(s.sid),
+      validAfter: validAfterOf(s.user),
+    });
+    if (!verdict.valid) return null;
+    if (lastSeen.size >= MAX_TRACKED || lastChecked.size >= MAX_TRACKED) prune(now);
+    if (touch) lastSeen.set(s.sid, now);
+    const checkedAt = lastChecked.get(s.sid);
+    if (checkedAt === undefined || now - checkedAt >= policy.recheckMs) {
+      lastChecked.set(s.sid, now);
+      recheck(s);
+    }
+    return verdict.session;
+  };
+
   const service: SessionService = {
-    open(cookieValue, now) {
-      if (!cookieValue) return null;
-      let s = opened.get(cookieValue);
-      if (!s) {
-        const value = keyring.open("session", cookieValue);
-        if (!isBoundSession(value)) return null;
-        if (opened.size >= MAX_OPENED) opened.clear();
-        opened.set(cookieValue, (s = value));
-      }
-      const verdict = decideSession({ ...s, lastSeenAt: Math.max(s.lastSeenAt, lastSeen.get(s.sid) ?? 0) }, now, policy, {
-        revokedUntil: revokedUntil(s.sid),
-        validAfter: validAfterOf(s.user),
-      });
-      if (!verdict.valid) return null;
-      if (lastSeen.size >= MAX_TRACKED || lastChecked.size >= MAX_TRACKED) prune(now);
-      lastSeen.set(s.sid, now);
-      const checkedAt = lastChecked.get(s.sid);
-      if (checkedAt === undefined || now - checkedAt >= policy.recheckMs) {
-        lastChecked.set(s.sid, now);
-        recheck(s);
-      }
-      return verdict.session;
-    },
+    open: (cookieValue, now) => check(cookieValue, now, true),
+    stillValid: (cookieValue, now, active) => check(cookieValue, now, active) !== null,
     issue(user, now, fingerprint) {
       const session = newSession(Buffer.from(random.bytes(18)).toString("base64url"), user, now);
       const bound: BoundSession = { ...session, fp: fingerprint };
