@@ -162,7 +162,7 @@ describe("gateway app: the proxy decision and what the app receives", () => {
     const { app, signIn, upstream } = testApp();
     const { cookie } = signIn("alice");
     await appRequest(app, "/a", { method: "POST", headers: { cookie, "content-length": "5", connection: "content-length" }, body: "hello" });
-    await appRequest(app, "/b", { method: "GET", headers: { cookie, "transfer-encoding": "chunked" }, body: "GET /smuggled HTTP/1.1\r\n\r\n" });
+    await appRequest(app, "/b", { method: "OPTIONS", headers: { cookie, "transfer-encoding": "chunked" }, body: "GET /smuggled HTTP/1.1\r\n\r\n" });
     await appRequest(app, "/c", { method: "DELETE", headers: { cookie } });
     const [a, b, c] = upstream.seen;
     assert.deepEqual(a!.req.headers.filter(([n]) => n === "content-length" || n === "transfer-encoding"), [["content-length", "5"]], "Connection cannot remove the framing of a body that is forwarded");
@@ -171,6 +171,23 @@ describe("gateway app: the proxy decision and what the app receives", () => {
     assert.equal(b!.body, "GET /smuggled HTTP/1.1\r\n\r\n", "the body travels as a body");
     assert.equal(c!.req.body, null);
     assert.ok(!c!.req.headers.some(([n]) => n === "content-length"));
+  });
+
+  // Red team 1, F2: a body on GET reached apps that ignore it, which read it as the next request.
+  test("a body on GET, HEAD or TRACE is refused with 400 and closes the connection; nothing reaches the app (F2)", async () => {
+    const { app, signIn, upstream } = testApp();
+    const { cookie } = signIn("alice");
+    for (const method of ["GET", "HEAD", "TRACE"]) {
+      for (const framing of [{ "content-length": "4" }, { "transfer-encoding": "chunked" }] as Record<string, string>[]) {
+        const r = await appRequest(app, "/x", { method, headers: { cookie, ...framing }, body: "abcd" });
+        assert.equal(r.status, 400, method);
+        assert.equal(r.header("connection"), "close");
+        if (method !== "HEAD") assert.match(r.text, new RegExp(`${method} request cannot carry a body`));
+      }
+    }
+    assert.equal(upstream.seen.length, 0);
+    assert.equal((await appRequest(app, "/x", { method: "DELETE", headers: { cookie }, body: "{}" })).status, 200, "DELETE keeps its body");
+    assert.equal(upstream.seen[0]!.body, "{}");
   });
 
   test("transfer codings other than chunked alone are refused before the app", async () => {

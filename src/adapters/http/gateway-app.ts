@@ -34,6 +34,14 @@ export interface GatewayApp {
   metricsText(): string;
 }
 
+/**
+ * Methods whose body the gateway refuses (400) instead of forwarding. DELETE and OPTIONS keep
+ * theirs (real APIs send them: Elasticsearch's delete-by-query, JSON DELETE payloads, CORS-less
+ * OPTIONS with a description); they and every other method undici does not expect a payload for go
+ * with `connection: close` (upstream.ts), so an app that ignores the body never reads it as a request.
+ */
+export const BODYLESS_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "TRACE"]);
+
 const WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 const WS_KEY = /^[A-Za-z0-9+/]{21}[AQgw]==$/; // base64 of exactly 16 bytes
 
@@ -140,6 +148,9 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   }
 
   async function proxy(req: GatewayRequest, user: string): Promise<GatewayResponse> {
+    // A body on GET/HEAD/TRACE has no meaning (RFC 9110 9.3.1, 9.3.2, 9.3.8) and apps that ignore it
+    // read it as the next request on their connection (CL.0): refused. See BODYLESS_METHODS.
+    if (req.body !== null && BODYLESS_METHODS.has(req.method)) return plain(400, `A ${req.method} request cannot carry a body; send it without one.\n`, [["connection", "close"]]);
     try {
       const res = await upstream!.forward({ method: req.method, target: req.target, headers: appHeaders(req, user), body: req.body, ...(req.signal ? { signal: req.signal } : {}) });
       return { status: res.status, headers: fromAppHeaders(res.headers, cookieNames), body: res.body };
