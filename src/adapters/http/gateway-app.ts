@@ -14,6 +14,7 @@ import { createLoginHandler } from "./login-handler.js";
 import { createPageKit } from "./page-kit.js";
 import { STYLE, loginPage, messagePage, signOutPage } from "./pages.js";
 import { appClientAddress, appHost, fromAppHeaders, toAppHeaders } from "./to-app-headers.js";
+import { BodyIdleError, createUserPlaces, idleLimited, releasedWhenSent } from "./app-request-limits.js";
 import { isLocalRequest } from "./local-request.js";
 import { createTunnels, type Tunnels } from "./tunnels.js";
 
@@ -80,6 +81,7 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   const withPassword = config.passwordFile !== null;
   const metrics = newMetrics();
   const tunnels = createTunnels(config.session.recheckMs);
+  const places = createUserPlaces(config.limits.appRequestsPerUser);
   // The cookie each tunnel's session came in (set by upgrade(), read by track()): its re-checks open it again.
   const tunnelCookies = new WeakMap<SessionData, string>();
   // Every cookie name the gateway reads (also the plain names behind https) is kept from the app.
@@ -151,10 +153,21 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
     // A body on GET/HEAD/TRACE has no meaning (RFC 9110 9.3.1, 9.3.2, 9.3.8) and apps that ignore it
     // read it as the next request on their connection (CL.0): refused. See BODYLESS_METHODS.
     if (req.body !== null && BODYLESS_METHODS.has(req.method)) return plain(400, `A ${req.method} request cannot carry a body; send it without one.\n`, [["connection", "close"]]);
+    const release = places.take(user);
+    if (release === null) {
+      log({ event: "upstream", result: "busy", user });
+      return plain(503, "Too many requests at once to the application; try again in a moment.\n", [["retry-after", "1"]]);
+    }
+    const body = req.body === null ? null : idleLimited(req.body, config.limits.appBodyIdleMs);
     try {
-      const res = await upstream!.forward({ method: req.method, target: req.target, headers: appHeaders(req, user), body: req.body, ...(req.signal ? { signal: req.signal } : {}) });
-      return { status: res.status, headers: fromAppHeaders(res.headers, cookieNames), body: res.body };
+      const res = await upstream!.forward({ method: req.method, target: req.target, headers: appHeaders(req, user), body, ...(req.signal ? { signal: req.signal } : {}) });
+      return { status: res.status, headers: fromAppHeaders(res.headers, cookieNames), body: releasedWhenSent(res.body, release) };
     } catch (err) {
+      release();
+      if (err instanceof BodyIdleError || (err as { cause?: unknown }).cause instanceof BodyIdleError) {
+        log({ event: "upstream", result: "body-idle", user });
+        return plain(408, "The request body stopped arriving; send it again.\n", [["connection", "close"]]);
+      }
       metrics.upstream_errors++;
       log({ event: "upstream", result: "error", message: (err as Error).message });
       return kit.page(502, messagePage("Application unavailable", "The application behind the gateway did not answer.", P));
