@@ -68,11 +68,13 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     return 0;
   }
   if (!values.config) throw new UsageError("--config FILE is required; see otpgate gateway --help");
-  const { createGateway, loadGatewayConfig, preflight } = await import("../../http/gateway-entry.js");
+  const { checkGatewayFiles, createGateway, gatewayConfigWarnings, loadGatewayConfig, preflight } = await import("../../http/gateway-entry.js");
   let config: Awaited<ReturnType<typeof loadGatewayConfig>>;
   let notes: string[];
   try {
     config = loadGatewayConfig(values.config);
+    // Before any file is read or created: the directories on the way are root's (or ours) only.
+    checkGatewayFiles(config, values.config);
     notes = preflight(config);
   } catch (err) {
     const problems = configProblems(err);
@@ -83,6 +85,7 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     }
     throw asOwnError(err);
   }
+  for (const w of gatewayConfigWarnings(config)) io.err(`otpgate gateway: warning: ${w}`);
   if (values["check-config"]) {
     const proxies = config.trustedProxies.ranges.map((r) => r.text);
     io.out(
