@@ -635,5 +635,5 @@ export function gatewayConfigWarnings(config: Pick<GatewayConfig, "listen" | "tr
   const listen = host.includes(":") ? `[${host}]:${config.listen.port}` : `${host}:${config.listen.port}`;
   return config.trustedProxies.ranges
     .filter((r) => LOOPBACK.some((l) => rangesMeet(l, r)))
-    .map((r) => `trusted_proxies: ${r.text} is a loopback address and the gateway listens on ${listen}: any local user can connect from it and choose the address the gateway counts (and bans) their sign-ins under with X-Forwarded-For; list the proxy's own address, or listen where only the proxy can connect`);
+    .map((r) => `trusted_proxies: ${r.text} is a loopback address and the gateway listens on ${listen}: any local user can connect from it and choose the address the gateway counts (and bans) their sign-ins under with X-Forwarded-For. Fine when no untrusted user can log in to this host; otherwise let only the proxy reach the gateway (a firewall rule by owner, e.g. iptables -A OUTPUT -o lo -p tcp --dport ${config.listen.port} -m owner ! --uid-owner www-data -j REJECT)`);
 }
