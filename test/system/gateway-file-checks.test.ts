@@ -33,6 +33,16 @@ describe("gateway files through the CLI", () => {
     assert.equal(r.status, 2, r.stdout + r.stderr);
     assert.match(r.stderr, /is owned by uid 65534/);
     assert.equal(existsSync(keys), false, "no keys file was created there");
+    // The admin commands write there as root: they refuse too, and write nothing.
+    writeFileSync(keys, Buffer.alloc(64, 6), { mode: 0o600 });
+    for (const args of [["gateway", "sessions", "--revoke", "alice"], ["gateway", "keys", "--rotate"], ["invite", "root"]]) {
+      r = runCli([...args, "--config", config]);
+      assert.equal(r.status, 2, `${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, /is owned by uid 65534/, args.join(" "));
+    }
+    assert.deepEqual(readFileSync(keys), Buffer.alloc(64, 6));
+    assert.equal(existsSync(join(state, "gateway.sessions")), false);
+    assert.equal(existsSync(join(state, "invites")), false);
     chownSync(state, 0, 0);
     r = runCli(["gateway", "--check-config", "--config", config]);
     assert.equal(r.status, 0, r.stderr);

@@ -33,8 +33,10 @@ Run as the gateway's user (root).`;
 
 async function config(path: string | undefined, command: string) {
   if (!path) throw new UsageError(`--config FILE is required; see otpgate gateway ${command} --help`);
-  const { loadGatewayConfig } = await import("../../http/gateway-entry.js");
-  return loadGatewayConfig(path); // its ConfigError (another bundle's class) is recognised by main.ts
+  const { checkGatewayFiles, loadGatewayConfig } = await import("../../http/gateway-entry.js");
+  const loaded = loadGatewayConfig(path); // its ConfigError (another bundle's class) is recognised by main.ts
+  checkGatewayFiles(loaded, path); // root writes there: only where nobody else can change the directories
+  return loaded;
 }
 
 export async function runKeys(argv: string[], io: Output): Promise<ExitCode> {

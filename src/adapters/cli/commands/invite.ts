@@ -52,9 +52,10 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   const modes = [values.list, values.revoke !== undefined, positionals.length > 0].filter(Boolean).length;
   if (modes !== 1 || positionals.length > 1) throw new UsageError("give one USER, or --list, or --revoke USER; see otpgate invite --help");
   if (process.geteuid?.() !== 0) throw new UsageError("run otpgate invite as root (invitations are kept in a root-only directory)");
-  const { duration, loadGatewayConfig } = await import("../../http/gateway-entry.js");
+  const { checkGatewayFiles, duration, loadGatewayConfig } = await import("../../http/gateway-entry.js");
   const { createInvite, listInvites, revokeInvites } = await import("../../../stores/invite-store.js");
   const config = loadGatewayConfig(values.config);
+  checkGatewayFiles(config, values.config); // root writes invitations and sessions there
   const now = systemClock.nowMs();
 
   if (values.list) {
