@@ -44,6 +44,10 @@ are errors, all reported at once with their path (--check-config). Defaults show
   invites_dir: /var/lib/otpgate/invites   # invitations from otpgate invite USER
   issuer: example.com                  # name shown in the app for invited users (default: host name)
 Durations are a whole number and ms, s, m, h or d: 250ms, 30s, 5m, 12h, 7d.
+keys_file, sessions_file, password_file and invites_dir: every directory on the way must belong
+to root (or the gateway's user) and be writable by nobody else, checked at the start and by
+--check-config; each must be a file of its own. Deleting sessions_file does not bring logouts
+back: the gateway keeps what it knew, and refuses to start without it (restore a backup).
 
 Options:
       --config FILE     the configuration
