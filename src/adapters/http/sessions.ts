@@ -11,9 +11,9 @@
 
 import { decideSession, isBoundSession, newSession, type BoundSession, type SessionData } from "../../core/web/index.js";
 import { watchFile, type FileWatch } from "../../platform/file-watch.js";
-import { Keyring, loadOrCreateKeyring, readKeyFile } from "../../platform/keyring.js";
+import { Keyring, loadOrCreateKeyring, readKeyFile, recordSessionsFile } from "../../platform/keyring.js";
 import type { Clock, Random } from "../../ports/index.js";
-import { GatewaySessionsFile, type SessionsState, type SessionsStore } from "../../stores/gateway-sessions.js";
+import { GatewaySessionsFile, mergeSessionsStates, type SessionsState, type SessionsStore } from "../../stores/gateway-sessions.js";
 import type { CsrfTokens } from "./page-kit.js";
 import type { GatewayConfig } from "./gateway-config.js";
 import type { GatewayLog } from "./gateway-types.js";
@@ -83,8 +83,17 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
   const { config, clock, random, log } = options;
   const policy = config.session;
   let keyring = options.inMemory?.keyring ?? loadOrCreateKeyring(config.keysFile, clock.nowMs(), random);
-  const store: SessionsStore = options.inMemory?.store ?? new GatewaySessionsFile(config.sessionsFile, keyring.file.lockSecret);
+  // The keys file records that the sessions file was created: missing at start, it was deleted
+  // (read() refuses: logged-out sessions must not come back). Not recorded yet (a new keys file, or
+  // one of an earlier version): an empty sessions file is created and the keys file records it.
+  const fileStore = options.inMemory ? null : new GatewaySessionsFile(config.sessionsFile, keyring.file.lockSecret, keyring.file.sessionsFileCreated ? config.keysFile : null);
+  const store: SessionsStore = options.inMemory?.store ?? fileStore!;
   let persisted: SessionsState = store.read().state;
+  let writes: Promise<unknown> = Promise.resolve();
+  if (fileStore && !keyring.file.sessionsFileCreated) {
+    fileStore.create();
+    writes = recordSessionsFile(config.keysFile).catch((err: Error) => log({ event: "error", where: "keys-file", action: "record-sessions-file", message: err.message }));
+  }
   // Decisions made here and not yet seen in the file (the write is in flight, or failed).
   const localRevoked = new Map<string, number>();
   const localValidAfter = new Map<string, number>();
@@ -92,7 +101,6 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
   const lastChecked = new Map<string, number>();
   const opened = new Map<string, BoundSession>();
   const listeners: ((filter: EndedFilter) => void)[] = [];
-  let writes: Promise<unknown> = Promise.resolve();
   const checks = new Set<Promise<void>>();
 
   const emit = (filter: EndedFilter) => {
@@ -117,8 +125,12 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
    * left it, which includes what others wrote before): listeners learn of decisions that are not
    * ours, and ours that reached the file are no longer kept apart.
    */
-  const adopt = (next: SessionsState) => {
+  const adopt = (read: SessionsState) => {
     const before = persisted;
+    // Merged with what was known: a file replaced by an older or emptier copy takes nothing back.
+    const now = clock.nowMs();
+    const merged = mergeSessionsStates(before, read);
+    const next: SessionsState = { revoked: new Map([...merged.revoked].filter(([, until]) => until > now)), validAfter: merged.validAfter };
     persisted = next;
     for (const [sid] of next.revoked) if (!before.revoked.has(sid) && !localRevoked.has(sid)) emit({ sid });
     for (const [user, at] of next.validAfter) if ((before.validAfter.get(user) ?? -1) < at && (localValidAfter.get(user) ?? -1) < at) emit({ user });
