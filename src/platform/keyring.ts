@@ -12,6 +12,8 @@
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, timingSafeEqual } from "node:crypto";
 import { ConfigError } from "../core/errors.js";
 import type { Random } from "../ports/index.js";
+import { realpathSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import { acquireLock, type HeldLock } from "./lock.js";
 import { createPrivateFile, readPrivateFile, writePrivateFile } from "./private-file.js";
 
@@ -30,6 +32,11 @@ export interface KeyFile {
   readonly keys: readonly KeyEntry[];
   /** Still the 64 raw bytes of earlier versions. */
   readonly legacy: boolean;
+  /**
+   * The gateway created sessions_file next to these keys (line "sessions created"): a sessions file
+   * missing later was deleted (logouts would come back), not "nothing revoked yet".
+   */
+  readonly sessionsFileCreated?: boolean;
 }
 
 const WHAT = "the gateway's keys";
@@ -47,12 +54,13 @@ export function parseKeyFile(bytes: Buffer, mtimeMs: number, path: string): KeyF
   const text = bytes.toString("latin1");
   if (bytes.length === 64 && !text.startsWith(HEADER)) {
     const material = Buffer.from(bytes);
-    return { lockSecret: hkdf(material, "lock"), keys: [{ kid: 0, createdAt: Math.floor(mtimeMs), material }], legacy: true };
+    return { lockSecret: hkdf(material, "lock"), keys: [{ kid: 0, createdAt: Math.floor(mtimeMs), material }], legacy: true, sessionsFileCreated: false };
   }
   const bad = (why: string) => new ConfigError(`${path} is not a keys file otpgate wrote (${why}); restore it from a backup, or delete it to start with a new key (every session ends)`);
   const lines = text.split("\n").filter((l) => l !== "" && !l.startsWith("#"));
   if (lines[0] !== HEADER) throw bad("no header line");
   let lockSecret: Buffer | null = null;
+  let sessionsFileCreated = false;
   const keys: KeyEntry[] = [];
   for (const line of lines.slice(1)) {
     const f = line.split(" ");
@@ -65,11 +73,13 @@ export function parseKeyFile(bytes: Buffer, mtimeMs: number, path: string): KeyF
       if (kid > MAX_KID || (material.length !== 32 && !(kid === 0 && material.length === 64))) throw bad(`key ${f[1]} is malformed`);
       if (keys.length && keys[keys.length - 1]!.kid >= kid) throw bad("key ids are not increasing");
       keys.push({ kid, createdAt: Number(f[2]), material });
+    } else if (line === "sessions created" && !sessionsFileCreated) {
+      sessionsFileCreated = true;
     } else throw bad(`unexpected line "${line.slice(0, 20)}"`);
   }
   if (!lockSecret) throw bad("no lock secret");
   if (keys.length === 0) throw bad("no key");
-  return { lockSecret, keys, legacy: false };
+  return { lockSecret, keys, legacy: false, sessionsFileCreated };
 }
 
 export function serializeKeyFile(file: KeyFile): string {
@@ -78,6 +88,7 @@ export function serializeKeyFile(file: KeyFile): string {
     HEADER,
     `lock ${file.lockSecret.toString("base64url")}`,
     ...file.keys.map((k) => `key ${k.kid} ${k.createdAt} ${k.material.toString("base64url")}`),
+    ...(file.sessionsFileCreated ? ["sessions created"] : []),
     "",
   ].join("\n");
 }
@@ -168,8 +179,42 @@ export class Keyring {
   }
 }
 
+/** The lock name for `path`, from its resolved spelling (existing directories through realpath), so every spelling shares one lock. */
 export function privateLockName(lockSecret: Buffer, path: string): string {
-  return `\0otpgate-gw-${createHmac("sha256", lockSecret).update(`lock\0${path}`).digest("hex").slice(0, 40)}`;
+  return `\0otpgate-gw-${createHmac("sha256", lockSecret).update(`lock\0${canonicalPath(path)}`).digest("hex").slice(0, 40)}`;
+}
+
+function canonicalPath(path: string): string {
+  const absolute = resolve(path);
+  try {
+    return join(realpathSync(dirname(absolute)), basename(absolute));
+  } catch {
+    return absolute;
+  }
+}
+
+/**
+ * Record in the keys file that the sessions file exists (under the keys file's lock; the keys are
+ * kept as they are). A file of the 64-byte legacy form is left alone (its first rotation converts it).
+ */
+export async function recordSessionsFile(path: string): Promise<KeyFile | null> {
+  const first = readKeyFile(path);
+  if (!first || first.legacy || first.sessionsFileCreated) return first;
+  let lock: HeldLock;
+  try {
+    lock = await acquireLock(privateLockName(first.lockSecret, path), { timeoutMs: 10_000 });
+  } catch {
+    throw new ConfigError(`${path} is locked by another otpgate process for too long; try again`);
+  }
+  try {
+    const current = readKeyFile(path);
+    if (!current || current.legacy || current.sessionsFileCreated) return current;
+    const next: KeyFile = { ...current, sessionsFileCreated: true };
+    writePrivateFile(path, serializeKeyFile(next), WHAT);
+    return next;
+  } finally {
+    await lock.release();
+  }
 }
 
 function parseToken(token: string): { kid: number; body: Buffer } | null {
@@ -244,7 +289,7 @@ export async function rotateKeys(path: string, now: number, random: Random, opti
       added = { kid, createdAt: now, material: Buffer.from(random.bytes(32)) };
       keys.push(added);
     }
-    const next: KeyFile = { lockSecret: current.lockSecret, keys, legacy: false };
+    const next: KeyFile = { lockSecret: current.lockSecret, keys, legacy: false, sessionsFileCreated: current.sessionsFileCreated === true };
     if (added || retired.length || current.legacy) writePrivateFile(path, serializeKeyFile(next), WHAT);
     return { added, retired, file: next };
   } finally {

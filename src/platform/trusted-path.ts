@@ -190,3 +190,84 @@ export function describeProblems(problems: readonly TrustProblem[]): string {
   return problems.map((p) => `${p.path} is ${p.reason}`).join("; ");
 }
 
+
+export interface StateLocationOptions {
+  /** Who may own each component: root and the gateway's own user. */
+  readonly owners: readonly number[];
+}
+
+/**
+ * Problems of where a server keeps its own state (the gateway's keys, sessions, passwords,
+ * invitations): every existing component of `path` (symbolic links followed one at a time, each
+ * link checked, then its target) must belong to one of `owners` and be writable by nobody else;
+ * otherwise whoever owns or can write a directory on the way can delete, replace or link what is
+ * below it. A sticky world-writable directory (/tmp) owned by root may be on the way, not where
+ * the files are created: only the directory below it keeps others out. Missing components end the
+ * walk (the server creates them, inside the last directory checked). Fixes are chown/chmod.
+ */
+export function stateLocationProblems(path: string, options: StateLocationOptions): TrustProblem[] {
+  const problems: TrustProblem[] = [];
+  if (!path.startsWith("/")) return [{ path, reason: "not an absolute path", fix: "give an absolute path" }];
+  const owners = new Set(options.owners);
+  const ownerText = options.owners.map((u) => (u === 0 ? "root" : `uid ${u}`)).join(" or ");
+  const chownTo = options.owners.includes(0) ? "root" : String(options.owners[0]);
+  const pending = path.split("/").filter((p) => p !== "" && p !== ".");
+  let current = "/";
+  let links = 0;
+  const seen = new Set<string>();
+  const judge = (p: string, st: Stats, last: boolean) => {
+    if (seen.has(p)) return;
+    seen.add(p);
+    if (!owners.has(st.uid)) problems.push({ path: p, reason: `owned by uid ${st.uid}, not ${ownerText}`, fix: `chown ${chownTo} ${p}, or keep the file in a directory only ${ownerText} can write` });
+    if (st.isSymbolicLink()) return;
+    const sticky = st.isDirectory() && (st.mode & 0o1000) !== 0 && st.uid === 0;
+    if ((st.mode & 0o002) !== 0 && !(sticky && !last)) {
+      problems.push({
+        path: p,
+        reason: `world-writable (mode ${octal(st.mode)})${sticky ? "; sticky, but anyone can create names in it" : ""}`,
+        fix: sticky ? `use a directory of its own inside ${p} (mkdir -m 700)` : `chmod go-w ${p}`,
+      });
+    } else if ((st.mode & 0o020) !== 0 && !(sticky && !last)) {
+      problems.push({ path: p, reason: `group-writable (mode ${octal(st.mode)}, group ${st.gid})`, fix: `chmod go-w ${p}` });
+    }
+  };
+  const visited: { path: string; st: Stats }[] = [];
+  visited.push({ path: "/", st: lstatSync("/") });
+  while (pending.length > 0) {
+    const name = pending.shift()!;
+    if (name === "..") {
+      current = dirname(current);
+      continue;
+    }
+    const next = join(current, name);
+    let st: Stats;
+    try {
+      st = lstatSync(next);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") break;
+      problems.push({ path: next, reason: `unreadable (${(err as NodeJS.ErrnoException).code})`, fix: `check the path (${path})` });
+      break;
+    }
+    visited.push({ path: next, st });
+    if (st.isSymbolicLink()) {
+      if (++links > MAX_LINKS) {
+        problems.push({ path, reason: "in a loop of symbolic links", fix: "point it at the file itself" });
+        break;
+      }
+      const target = readlinkSync(next);
+      if (target.startsWith("/")) current = "/";
+      pending.unshift(...target.split("/").filter((p) => p !== "" && p !== "."));
+      continue;
+    }
+    if (pending.length > 0 && !st.isDirectory()) {
+      problems.push({ path: next, reason: "not a directory", fix: `check the path (${path})` });
+      break;
+    }
+    current = next;
+  }
+  // The last existing directory is where names are created: a sticky /tmp is not enough there.
+  let lastDir: { path: string; st: Stats } | null = null;
+  for (const v of visited) if (v.st.isDirectory()) lastDir = v;
+  for (const v of visited) judge(v.path, v.st, v === lastDir);
+  return problems;
+}

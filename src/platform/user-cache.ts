@@ -13,7 +13,11 @@ export interface CachedAccount extends UserAccount {
   readonly groups: readonly number[];
 }
 
-/** null: no such user; "busy": too many lookups waiting, answer later (drop the request). */
+/**
+ * null: no such user (getent said so: exit 2, or the name is not one); "busy": cannot tell now -
+ * too many lookups waiting, or getent failed, timed out or was killed (an NSS backend such as LDAP
+ * down): answer later, never "no such user" (a session must not end on it), and nothing is cached.
+ */
 export type LookupResult = CachedAccount | null | "busy";
 
 export interface UserCacheOptions {
@@ -34,6 +38,8 @@ export interface UserCacheOptions {
    * Default: no rate limit (the concurrency limit only).
    */
   readonly maxGetentPerSecond?: number;
+  /** How long one getent may take before it is killed and the answer is "cannot tell" (default 5 s). */
+  readonly getentTimeoutMs?: number;
   readonly nowMs: () => number;
 }
 
@@ -58,7 +64,7 @@ export class UserCache {
   private passwd: FileCache<Map<string, UserAccount>> | null = null;
   private group: FileCache<string> | null = null;
   private readonly nss = new Map<string, { at: number; account: UserAccount | null }>();
-  private readonly pending = new Map<string, Promise<UserAccount | null>>();
+  private readonly pending = new Map<string, Promise<UserAccount | null | "busy">>();
   private running = 0;
   private readonly queue: (() => void)[] = [];
   private spawnTokens = Number.POSITIVE_INFINITY;
@@ -87,6 +93,7 @@ export class UserCache {
     if (!this.takeSpawnToken(now)) return "busy";
     const promise = this.getent(name).then((account) => {
       this.pending.delete(name);
+      if (account === "busy") return account; // cannot tell: asked again next time, never cached
       if (this.nss.size >= (this.options.maxEntries ?? 4096)) this.nss.delete(this.nss.keys().next().value as string);
       this.nss.delete(name);
       this.nss.set(name, { at: this.options.nowMs(), account });
@@ -107,14 +114,22 @@ export class UserCache {
     return true;
   }
 
-  private async getent(name: string): Promise<UserAccount | null> {
+  /** getent passwd NAME: the account; null only when getent says there is none (exit 2); "busy" when it cannot tell. */
+  private async getent(name: string): Promise<UserAccount | null | "busy"> {
     if (this.running >= (this.options.maxGetent ?? 4)) await new Promise<void>((go) => this.queue.push(go));
     this.running++;
     this.spawned++;
     try {
-      const out = await new Promise<string>((resolve) =>
-        execFile(this.options.getent ?? "/usr/bin/getent", ["passwd", "--", name], { encoding: "utf8", timeout: 5000 }, (err, stdout) => resolve(err ? "" : stdout)),
+      const out = await new Promise<string | null | "busy">((resolve) =>
+        execFile(this.options.getent ?? "/usr/bin/getent", ["passwd", "--", name], { encoding: "utf8", timeout: this.options.getentTimeoutMs ?? 5000, killSignal: "SIGKILL" }, (err, stdout) => {
+          if (!err) return resolve(stdout);
+          // getent exits 2 for "not found"; anything else (1, 3: NSS or argument trouble; a signal,
+          // the timeout, getent missing) says nothing about the user.
+          const e = err as { code?: unknown; signal?: unknown; killed?: boolean };
+          resolve(e.code === 2 && !e.signal && !e.killed ? null : "busy");
+        }),
       );
+      if (out === null || out === "busy") return out;
       const account = parsePasswdLine(out.trim());
       return account && account.name === name ? account : null;
     } finally {

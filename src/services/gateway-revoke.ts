@@ -14,7 +14,7 @@ export interface GatewayFiles {
 export async function revokeUserSessions(files: GatewayFiles, user: string, now: number): Promise<"revoked" | "no-keys"> {
   const keys = readKeyFile(files.keysFile);
   if (!keys) return "no-keys";
-  await new GatewaySessionsFile(files.sessionsFile, keys.lockSecret).revokeUser(user, now);
+  await new GatewaySessionsFile(files.sessionsFile, keys.lockSecret, keys.sessionsFileCreated ? files.keysFile : null).revokeUser(user, now);
   return "revoked";
 }
 
@@ -22,7 +22,7 @@ export async function revokeUserSessions(files: GatewayFiles, user: string, now:
 export function storedSessionDecisions(files: GatewayFiles): SessionsState | null {
   const keys = readKeyFile(files.keysFile);
   if (!keys) return null;
-  return new GatewaySessionsFile(files.sessionsFile, keys.lockSecret).read().state;
+  return new GatewaySessionsFile(files.sessionsFile, keys.lockSecret, keys.sessionsFileCreated ? files.keysFile : null).read().state;
 }
 
 /** For --check-config and the start: the keys and sessions files can be used (throws ConfigError with the fix otherwise). */
@@ -30,6 +30,6 @@ export function sessionFilesNotes(files: GatewayFiles): string[] {
   const keys = readKeyFile(files.keysFile);
   if (!keys) return []; // created at the first start
   const newest = keys.keys[keys.keys.length - 1]!;
-  const state = new GatewaySessionsFile(files.sessionsFile, keys.lockSecret).read().state;
+  const state = new GatewaySessionsFile(files.sessionsFile, keys.lockSecret, keys.sessionsFileCreated ? files.keysFile : null).read().state;
   return [`${keys.keys.length} key(s) in ${files.keysFile}, id ${newest.kid} seals${keys.legacy ? " (the 64-byte file of earlier versions: the first rotation converts it)" : ""}`, `${state.revoked.size} revoked session(s) and ${state.validAfter.size} user(s) logged out everywhere in ${files.sessionsFile}`];
 }

@@ -5,10 +5,10 @@
 // running gateway and the CLI both write it, and the gateway re-reads it when it changes.
 
 import { ConfigError } from "../core/errors.js";
-import { USER_NAME } from "../core/web/password-entries.js";
+import { userNameProblem } from "../core/user-name.js";
 import { acquireLock, type HeldLock } from "../platform/lock.js";
 import { privateLockName } from "../platform/keyring.js";
-import { readPrivateFile, writePrivateFile } from "../platform/private-file.js";
+import { createPrivateFile, readPrivateFile, writePrivateFile } from "../platform/private-file.js";
 
 export interface SessionsState {
   /** sid -> Unix ms after which the session is expired anyway (the entry is dropped then). */
@@ -26,7 +26,7 @@ const SID = /^[A-Za-z0-9_-]{16,64}$/;
 export const emptySessionsState = (): SessionsState => ({ revoked: new Map(), validAfter: new Map() });
 
 export function parseSessionsFile(text: string, path: string): SessionsState {
-  const bad = (why: string) => new ConfigError(`${path} is not a sessions file otpgate wrote (${why}); fix or delete it (deleting it brings back sessions that were logged out)`);
+  const bad = (why: string) => new ConfigError(`${path} is not a sessions file otpgate wrote (${why}); fix or delete it and put a backup copy in its place (without it logged-out sessions would come back, so the gateway refuses to start; removing keys_file too ends every session instead)`);
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -42,11 +42,26 @@ export function parseSessionsFile(text: string, path: string): SessionsState {
       return [k, v];
     });
   };
-  return { revoked: new Map(entries(revoked, "revoked", (k) => SID.test(k))), validAfter: new Map(entries(validAfter, "validAfter", (k) => USER_NAME.test(k))) };
+  return { revoked: new Map(entries(revoked, "revoked", (k) => SID.test(k))), validAfter: new Map(entries(validAfter, "validAfter", (k) => userNameProblem(k) === null)) };
 }
 
+/** ASCII only (non-ASCII user names escaped as \u0000 forms): the private-file writer writes bytes, not UTF-8. */
 export function serializeSessionsFile(state: SessionsState): string {
-  return JSON.stringify({ v: 1, revoked: Object.fromEntries(state.revoked), validAfter: Object.fromEntries(state.validAfter) }) + "\n";
+  const json = JSON.stringify({ v: 1, revoked: Object.fromEntries(state.revoked), validAfter: Object.fromEntries(state.validAfter) });
+  return json.replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`) + "\n";
+}
+
+/**
+ * Both states at once: every revocation and the later "valid after" of each user. Decisions only
+ * ever grow (until they expire), so a file that lost some (deleted, replaced by an older copy)
+ * never takes them back from a process that knew them.
+ */
+export function mergeSessionsStates(a: SessionsState, b: SessionsState): SessionsState {
+  const revoked = new Map(a.revoked);
+  for (const [sid, until] of b.revoked) revoked.set(sid, Math.max(until, revoked.get(sid) ?? 0));
+  const validAfter = new Map(a.validAfter);
+  for (const [user, at] of b.validAfter) validAfter.set(user, Math.max(at, validAfter.get(user) ?? 0));
+  return { revoked, validAfter };
 }
 
 /** Expired revocations dropped; at most MAX_REVOKED kept (the latest-expiring ones). */
@@ -85,16 +100,42 @@ export class MemorySessionsStore implements SessionsStore {
 }
 
 export class GatewaySessionsFile implements SessionsStore {
+  /** Everything this process has read from or written to the file (merged): what a lost file is rebuilt from. */
+  private known: SessionsState | null = null;
+
+  /**
+   * `recordedBy`: the keys file, when it records that this sessions file was created (then a
+   * missing file was deleted, not "nothing revoked yet").
+   */
   constructor(
     readonly path: string,
     private readonly lockSecret: Buffer,
+    private readonly recordedBy: string | null = null,
   ) {}
 
-  /** The current state; empty when the file does not exist (nothing revoked yet). */
+  /** The current state; empty when the file does not exist yet (nothing revoked yet). */
   read(): SessionsFileRead {
     const file = readPrivateFile(this.path, WHAT, MAX_SESSIONS_FILE);
-    if (!file) return { state: emptySessionsState(), version: null };
-    return { state: parseSessionsFile(file.bytes.toString("utf8"), this.path), version: file.version };
+    if (!file) {
+      if (this.known || this.recordedBy) throw new SessionsFileLostError(this.lostMessage("is missing"));
+      return { state: emptySessionsState(), version: null };
+    }
+    if (file.bytes.length === 0) throw new SessionsFileLostError(this.lostMessage("is empty"));
+    const state = parseSessionsFile(file.bytes.toString("utf8"), this.path);
+    this.known = this.known ? mergeSessionsStates(this.known, state) : state;
+    return { state, version: file.version };
+  }
+
+  private lostMessage(what: string): string {
+    const since = this.known
+      ? `, but it was read before${this.known.revoked.size + this.known.validAfter.size ? ` (keeping the ${this.known.revoked.size} revoked session(s) and ${this.known.validAfter.size} "log out everywhere" time(s) known; the next logout writes them back)` : ""}`
+      : `, but ${this.recordedBy} records that it was created`;
+    return `${this.path} ${what}${since}: it holds ${WHAT} and was deleted or emptied (logged-out sessions would come back); restore it from a backup, or end every session instead: remove ${this.recordedBy ?? "keys_file"} too (a new key is made at the next start)`;
+  }
+
+  /** A new, empty sessions file when there is none (never overwriting); false when one exists. */
+  create(): boolean {
+    return createPrivateFile(this.path, serializeSessionsFile(emptySessionsState()), WHAT);
   }
 
   /** Read, change and write back under the file's lock (created when missing); returns what was written. */
@@ -106,11 +147,20 @@ export class GatewaySessionsFile implements SessionsStore {
       throw new ConfigError(`${this.path} is locked by another otpgate process for too long; nothing was changed, try again`);
     }
     try {
-      const current = this.read().state;
+      let current: SessionsState;
+      try {
+        current = this.read().state;
+      } catch (err) {
+        // Lost after this process read it: rebuilt from what this process knows (logged by the caller's reload).
+        if (!(err instanceof SessionsFileLostError) || !this.known) throw err;
+        current = this.known;
+      }
+      if (this.known) current = mergeSessionsStates(this.known, current);
       const next = { revoked: new Map(current.revoked), validAfter: new Map(current.validAfter) };
       change(next);
       const pruned = pruneSessionsState(next, now);
       writePrivateFile(this.path, serializeSessionsFile(pruned), WHAT);
+      this.known = pruned;
       return pruned;
     } finally {
       await lock.release();
@@ -126,3 +176,6 @@ export class GatewaySessionsFile implements SessionsStore {
     return this.update((s) => s.revoked.set(sid, Math.max(until, s.revoked.get(sid) ?? 0)), now);
   }
 }
+
+/** The sessions file vanished or was emptied after it existed: never read as "nothing revoked". */
+export class SessionsFileLostError extends ConfigError {}

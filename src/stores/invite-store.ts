@@ -7,7 +7,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { closeSync, constants, fstatSync, fsyncSync, mkdirSync, openSync, readSync, readdirSync, renameSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError } from "../core/errors.js";
-import { USER_NAME } from "../core/web/password-entries.js";
+import { userNameProblem } from "../core/user-name.js";
 import { fsyncDir, removeQuietly } from "../platform/atomic-file.js";
 
 export interface Invite {
@@ -43,7 +43,7 @@ function checkDir(dir: string, create: boolean): void {
 function parseInvite(id: string, text: string): Invite | null {
   try {
     const v = JSON.parse(text) as Record<string, unknown>;
-    if (typeof v.user !== "string" || !USER_NAME.test(v.user) || typeof v.expiresAt !== "number" || typeof v.createdAt !== "number") return null;
+    if (typeof v.user !== "string" || userNameProblem(v.user) !== null || typeof v.expiresAt !== "number" || typeof v.createdAt !== "number") return null;
     return { id, user: v.user, createdAt: v.createdAt, expiresAt: v.expiresAt, replace: v.replace === true };
   } catch {
     return null;

@@ -91,7 +91,7 @@ describe("otpgate gateway keys / sessions", () => {
 
     r = cli("gateway", "sessions", "--revoke", "../x", "--config", config);
     assert.equal(r.status, 2);
-    assert.match(r.stderr, /"\.\.\/x" is not a user name/);
+    assert.match(r.stderr, /the user name "\.\.\/x" cannot be used: it contains "\/"/);
     r = cli("gateway", "sessions", "--config", config);
     assert.equal(r.status, 2);
     assert.match(r.stderr, /give --revoke USER or --list/);

@@ -143,8 +143,12 @@ test("refusals: missing file to rotate, loose mode, symlink, corrupt content; no
 });
 
 test("the text form round-trips", () => {
-  const file = { lockSecret: Buffer.alloc(32, 3), keys: [{ kid: 0, createdAt: 5, material: Buffer.alloc(64, 1) }, { kid: 4, createdAt: 9, material: Buffer.alloc(32, 2) }], legacy: false };
+  const file = { lockSecret: Buffer.alloc(32, 3), keys: [{ kid: 0, createdAt: 5, material: Buffer.alloc(64, 1) }, { kid: 4, createdAt: 9, material: Buffer.alloc(32, 2) }], legacy: false, sessionsFileCreated: false };
   assert.deepEqual(parseKeyFile(Buffer.from(serializeKeyFile(file), "latin1"), 0, "p"), file);
+  // The record that the sessions file was created (red team 2, F3) round-trips too.
+  const recorded = { ...file, sessionsFileCreated: true };
+  assert.match(serializeKeyFile(recorded), /^sessions created$/m);
+  assert.deepEqual(parseKeyFile(Buffer.from(serializeKeyFile(recorded), "latin1"), 0, "p"), recorded);
   const ring = new Keyring(file, systemRandom);
   assert.equal(ring.newest.kid, 4);
   assert.equal(readKeyFile("/nonexistent/otpgate/keys"), null);

@@ -8,6 +8,7 @@ import type { Duplex } from "node:stream";
 import { headerValue, headerValues, safeReturnUrl, type SessionData } from "../../core/web/index.js";
 import { gatewayCookies } from "./cookie-names.js";
 import { createEnrollHandler } from "./enroll-handler.js";
+import { forwardedWarner } from "./forwarded-warning.js";
 import { newMetrics, type GatewayMetrics, type HandlerContext } from "./gateway-context.js";
 import type { GatewayDeps, GatewayRequest, GatewayResponse, HeaderList } from "./gateway-types.js";
 import { createLoginHandler } from "./login-handler.js";
@@ -90,11 +91,10 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   const kit = createPageKit({ secure, pagesPrefix: P, random, csrf: sessions.csrf, csrfCookie: { name: names.csrf, attributes: names.csrfAttributes } });
   // Sessions ended by revocation (logout, log out everywhere, a new secret, another process's
   // change to sessions_file) close their WebSocket tunnels at once.
-  // New keys ({}) may have retired the key a tunnel's session was sealed with: every tunnel re-checks.
-  sessions.onEnded((filter) => {
-    tunnels.closeTunnels((s) => sessions.ended(s));
-    if (filter.sid === undefined && filter.user === undefined) tunnels.recheck();
-  });
+  sessions.onEnded(() => tunnels.closeTunnels((s) => sessions.ended(s)));
+  // New keys may have retired the key a tunnel's session was sealed with: every tunnel re-checks.
+  sessions.onKeysChanged(() => tunnels.recheck());
+  const warnForwarded = forwardedWarner(config.trustedProxies, log, () => clock.nowMs());
   const clientAddress = (req: GatewayRequest) => appClientAddress(req.headers, req.remoteAddress, config.trustedProxies).client;
   const ctx: HandlerContext = {
     config,
@@ -175,6 +175,7 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   }
 
   async function handle(req: GatewayRequest): Promise<GatewayResponse> {
+    warnForwarded(req);
     // Only origin-form targets (absolute-form and "*" would reach the app unchanged).
     if (!req.target.startsWith("/") || req.target.startsWith("//")) return plain(400, "Bad request target\n", [["connection", "close"]]);
     let url: URL;
@@ -235,6 +236,7 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   }
 
   async function upgrade(req: GatewayRequest): Promise<UpgradeDecision> {
+    warnForwarded(req);
     const h = req.headers;
     const upgrades = headerValues(h, "upgrade");
     const connection = headerValues(h, "connection").flatMap((v) => v.split(",")).map((t) => t.trim().toLowerCase());

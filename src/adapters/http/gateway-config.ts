@@ -3,15 +3,16 @@
 // range, and EVERY problem is reported at once with its YAML path (`session.idel: unknown key (did
 // you mean idle?)`), so one run of --check-config shows all that needs fixing.
 
-import { readFileSync } from "node:fs";
+import { readFileSync, realpathSync } from "node:fs";
 import { hostname } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { parseDocument } from "yaml";
 import * as z from "zod";
 import { ConfigError } from "../../core/errors.js";
 import { parseIp, parseProxyEntry, type IpRange, type TrustedProxies } from "../../core/web/client-address.js";
 import type { RegulationPolicy, SessionPolicy } from "../../core/web/index.js";
 import { expandSecretPath } from "../../stores/secret-path.js";
+import { stateLocationProblems } from "../../platform/trusted-path.js";
 
 export interface GatewayConfig {
   readonly listen: HostPort;
@@ -168,7 +169,7 @@ function absolutePath(fallback?: string) {
     if (v === undefined && fallback !== undefined) return fallback;
     const p = text(v, "an absolute path such as /var/lib/otpgate/x");
     if (!p.startsWith("/")) bad(`must be an absolute path (starting with /), not ${shown(p)}`);
-    return p;
+    return resolve(p); // one spelling: /a//b, /a/./b and /a/x/../b are /a/b (compared, and locks named, by it)
   };
 }
 
@@ -497,7 +498,9 @@ export function parseGatewayConfig(yamlText: string, source = "config"): Gateway
   }
   const keysFile = get(V.keysFile, raw.keys_file);
   const sessionsFile = raw.sessions_file === undefined ? (keysFile ? join(dirname(keysFile), "gateway.sessions") : undefined) : get(V.sessionsFile, raw.sessions_file);
-  if (keysFile && sessionsFile === keysFile) problems.push({ path: "sessions_file", message: "must be another file than keys_file" });
+  const passwordFile = raw.password_file === undefined ? undefined : get(absolutePath(), raw.password_file);
+  const invitesDir = get(absolutePath("/var/lib/otpgate/invites"), raw.invites_dir);
+  problems.push(...sameFileProblems({ keys_file: keysFile, sessions_file: sessionsFile, password_file: passwordFile, invites_dir: invitesDir }, (p) => p));
 
   if (problems.length || !parsed.success) {
     // In the order of the file's top-level keys (a problem's own order kept within a key).
@@ -560,4 +563,85 @@ export function loadGatewayConfig(path: string): GatewayConfig {
     throw new ConfigError(`cannot read ${path} (${(err as NodeJS.ErrnoException).code})`);
   }
   return parseGatewayConfig(yamlText, path);
+}
+
+type FileKey = "keys_file" | "sessions_file" | "password_file" | "invites_dir";
+const FILE_KEYS: readonly FileKey[] = ["keys_file", "sessions_file", "password_file", "invites_dir"];
+
+/** Each of the gateway's files must be a file of its own: compared as `canonical` spells them. */
+function sameFileProblems(files: Partial<Record<FileKey, string | undefined>>, canonical: (p: string) => string, how = ""): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const seen: [FileKey, string, string][] = [];
+  for (const key of FILE_KEYS) {
+    const given = files[key];
+    if (given === undefined) continue;
+    const c = canonical(given);
+    const first = seen.find(([, , other]) => other === c);
+    if (first) problems.push({ path: key, message: `must be another file than ${first[0]} (${first[1]})${how}` });
+    else seen.push([key, given, c]);
+  }
+  return problems;
+}
+
+/** A path with every existing directory on the way resolved (symbolic links followed); the rest as given. */
+function realLocation(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    const parent = dirname(path);
+    return parent === path ? path : join(realLocation(parent), basename(path));
+  }
+}
+
+/**
+ * Where the gateway keeps its files, checked at the start and by --check-config: every directory on
+ * the way to keys_file, sessions_file, password_file and invites_dir (and each of them that exists)
+ * must belong to root or the gateway's user (`uid`) and be writable by nobody else; otherwise
+ * whoever controls a directory can delete the sessions file (logged-out sessions would come back)
+ * or replace the keys. And no two of them may be one file through a symbolic link.
+ */
+export function gatewayFileProblems(config: Pick<GatewayConfig, "keysFile" | "sessionsFile" | "passwordFile" | "invitesDir">, uid: number): ConfigProblem[] {
+  const files: Record<FileKey, string | undefined> = { keys_file: config.keysFile, sessions_file: config.sessionsFile, password_file: config.passwordFile ?? undefined, invites_dir: config.invitesDir };
+  const problems: ConfigProblem[] = [];
+  const owners = uid === 0 ? [0] : [0, uid];
+  for (const key of FILE_KEYS) {
+    const path = files[key];
+    if (path === undefined) continue;
+    for (const p of stateLocationProblems(path, { owners })) {
+      problems.push({ path: key, message: `${path}: ${p.path} is ${p.reason} (another user could delete or replace the gateway's files there); ${p.fix}` });
+    }
+  }
+  problems.push(...sameFileProblems(files, realLocation, " through a symbolic link").map((p) => ({ ...p, message: p.message.replace(/^must be another file than (\S+) \((.*)\) through a symbolic link$/, "is $1 ($2) through a symbolic link: give each its own file") })));
+  return problems;
+}
+
+/** Throws GatewayConfigError with every problem of gatewayFileProblems (the start and --check-config). */
+export function checkGatewayFiles(config: GatewayConfig, source: string, uid = process.geteuid?.() ?? 0): void {
+  const problems = gatewayFileProblems(config, uid);
+  if (problems.length) throw new GatewayConfigError(source, problems);
+}
+
+const LOOPBACK = [parseProxyEntry("127.0.0.0/8"), parseProxyEntry("::1")].filter((r): r is IpRange => typeof r !== "string");
+
+function rangesMeet(a: IpRange, b: IpRange): boolean {
+  const prefix = Math.min(a.prefix, b.prefix);
+  for (let bit = 0; bit < prefix; bit++) {
+    const byte = bit >> 3;
+    const mask = 0x80 >> (bit & 7);
+    if ((a.bytes[byte]! & mask) !== (b.bytes[byte]! & mask)) return false;
+  }
+  return true;
+}
+
+/** Things that are allowed but probably not meant (--check-config prints them as warnings). */
+export function gatewayConfigWarnings(config: Pick<GatewayConfig, "listen" | "trustedProxies">): string[] {
+  const host = config.listen.host;
+  const wildcard = host === "0.0.0.0" || host === "::";
+  const listenRange = parseProxyEntry(host);
+  const takesLoopback = wildcard || (typeof listenRange !== "string" && LOOPBACK.some((l) => rangesMeet(l, listenRange)));
+  if (!takesLoopback) return [];
+  const listen = host.includes(":") ? `[${host}]:${config.listen.port}` : `${host}:${config.listen.port}`;
+  return config.trustedProxies.ranges
+    .filter((r) => LOOPBACK.some((l) => rangesMeet(l, r)))
+    .map((r) => `trusted_proxies: ${r.text} is a loopback address and the gateway listens on ${listen}: any local user can connect from it and choose the address the gateway counts (and bans) their sign-ins under with X-Forwarded-For. Fine when no untrusted user can log in to this host; otherwise let only the proxy reach the gateway (a firewall rule by owner, e.g. iptables -A OUTPUT -o lo -p tcp --dport ${config.listen.port} -m owner ! --uid-owner www-data -j REJECT)`);
 }

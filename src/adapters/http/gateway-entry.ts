@@ -2,4 +2,4 @@
 // so the login path (verify, pam) never parses them.
 
 export { createGateway, preflight } from "./gateway-server.js";
-export { duration, loadGatewayConfig, parseGatewayConfig } from "./gateway-config.js";
+export { checkGatewayFiles, duration, gatewayConfigWarnings, loadGatewayConfig, parseGatewayConfig } from "./gateway-config.js";

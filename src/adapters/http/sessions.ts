@@ -11,9 +11,9 @@
 
 import { decideSession, isBoundSession, newSession, type BoundSession, type SessionData } from "../../core/web/index.js";
 import { watchFile, type FileWatch } from "../../platform/file-watch.js";
-import { Keyring, loadOrCreateKeyring, readKeyFile } from "../../platform/keyring.js";
+import { Keyring, loadOrCreateKeyring, readKeyFile, recordSessionsFile } from "../../platform/keyring.js";
 import type { Clock, Random } from "../../ports/index.js";
-import { GatewaySessionsFile, type SessionsState, type SessionsStore } from "../../stores/gateway-sessions.js";
+import { GatewaySessionsFile, mergeSessionsStates, type SessionsState, type SessionsStore } from "../../stores/gateway-sessions.js";
 import type { CsrfTokens } from "./page-kit.js";
 import type { GatewayConfig } from "./gateway-config.js";
 import type { GatewayLog } from "./gateway-types.js";
@@ -54,8 +54,10 @@ export interface SessionService {
   revokeUser(user: string, now: number): void;
   /** The session was revoked (by id, or by its user's "valid after"): a tunnel of it must close. Timeouts are not considered. */
   ended(session: SessionData): boolean;
-  /** Called when sessions end by revocation (not by timeout), and with {} when the keys changed (any session may have ended): close or re-check tunnels. */
+  /** Called when sessions end by revocation (not by timeout): close their tunnels. */
   onEnded(listener: (filter: EndedFilter) => void): void;
+  /** Called after keys_file changed (a retired key's sessions no longer open): tunnels re-check. */
+  onKeysChanged(listener: () => void): void;
   /** When a session must end at the latest (absolute expiry), Unix ms: timers on long-lived tunnels. */
   expiresAt(session: SessionData): number;
   /** The keyring as it is now (rotations are picked up): CSRF tokens and enrollment drafts. */
@@ -89,8 +91,17 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
   const { config, clock, random, log } = options;
   const policy = config.session;
   let keyring = options.inMemory?.keyring ?? loadOrCreateKeyring(config.keysFile, clock.nowMs(), random);
-  const store: SessionsStore = options.inMemory?.store ?? new GatewaySessionsFile(config.sessionsFile, keyring.file.lockSecret);
+  // The keys file records that the sessions file was created: missing at start, it was deleted
+  // (read() refuses: logged-out sessions must not come back). Not recorded yet (a new keys file, or
+  // one of an earlier version): an empty sessions file is created and the keys file records it.
+  const fileStore = options.inMemory ? null : new GatewaySessionsFile(config.sessionsFile, keyring.file.lockSecret, keyring.file.sessionsFileCreated ? config.keysFile : null);
+  const store: SessionsStore = options.inMemory?.store ?? fileStore!;
   let persisted: SessionsState = store.read().state;
+  let writes: Promise<unknown> = Promise.resolve();
+  if (fileStore && !keyring.file.sessionsFileCreated) {
+    fileStore.create();
+    writes = recordSessionsFile(config.keysFile).catch((err: Error) => log({ event: "error", where: "keys-file", action: "record-sessions-file", message: err.message }));
+  }
   // Decisions made here and not yet seen in the file (the write is in flight, or failed).
   const localRevoked = new Map<string, number>();
   const localValidAfter = new Map<string, number>();
@@ -98,7 +109,7 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
   const lastChecked = new Map<string, number>();
   const opened = new Map<string, BoundSession>();
   const listeners: ((filter: EndedFilter) => void)[] = [];
-  let writes: Promise<unknown> = Promise.resolve();
+  const keyListeners: (() => void)[] = [];
   const checks = new Set<Promise<void>>();
 
   const emit = (filter: EndedFilter) => {
@@ -123,8 +134,12 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
    * left it, which includes what others wrote before): listeners learn of decisions that are not
    * ours, and ours that reached the file are no longer kept apart.
    */
-  const adopt = (next: SessionsState) => {
+  const adopt = (read: SessionsState) => {
     const before = persisted;
+    // Merged with what was known: a file replaced by an older or emptier copy takes nothing back.
+    const now = clock.nowMs();
+    const merged = mergeSessionsStates(before, read);
+    const next: SessionsState = { revoked: new Map([...merged.revoked].filter(([, until]) => until > now)), validAfter: merged.validAfter };
     persisted = next;
     for (const [sid] of next.revoked) if (!before.revoked.has(sid) && !localRevoked.has(sid)) emit({ sid });
     for (const [user, at] of next.validAfter) if ((before.validAfter.get(user) ?? -1) < at && (localValidAfter.get(user) ?? -1) < at) emit({ user });
@@ -165,7 +180,7 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
       keyring = new Keyring(file, random);
       opened.clear(); // a retired key's sessions must not open from the cache
       log({ event: "keys", kids: keyring.kids.join(" "), sealing: keyring.newest.kid });
-      emit({}); // tunnels of sessions sealed with a retired key close now
+      for (const l of keyListeners) l(); // tunnels of sessions sealed with a retired key close now
     } catch (err) {
       log({ event: "error", where: "keys-file", action: "reload", message: (err as Error).message });
     }
@@ -268,6 +283,9 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
     },
     onEnded(listener) {
       listeners.push(listener);
+    },
+    onKeysChanged(listener) {
+      keyListeners.push(listener);
     },
     expiresAt(session) {
       return session.createdAt + policy.absoluteMs;

@@ -3,7 +3,7 @@
 // change within about a second.
 
 import { OtpgateError, UsageError, type ExitCode } from "../../../core/errors.js";
-import { USER_NAME } from "../../../core/web/password-entries.js";
+import { userNameProblem } from "../../../core/user-name.js";
 import { systemClock } from "../../../platform/clock.js";
 import { parse } from "../args.js";
 import type { Output } from "../output.js";
@@ -33,8 +33,10 @@ Run as the gateway's user (root).`;
 
 async function config(path: string | undefined, command: string) {
   if (!path) throw new UsageError(`--config FILE is required; see otpgate gateway ${command} --help`);
-  const { loadGatewayConfig } = await import("../../http/gateway-entry.js");
-  return loadGatewayConfig(path); // its ConfigError (another bundle's class) is recognised by main.ts
+  const { checkGatewayFiles, loadGatewayConfig } = await import("../../http/gateway-entry.js");
+  const loaded = loadGatewayConfig(path); // its ConfigError (another bundle's class) is recognised by main.ts
+  checkGatewayFiles(loaded, path); // root writes there: only where nobody else can change the directories
+  return loaded;
 }
 
 export async function runKeys(argv: string[], io: Output): Promise<ExitCode> {
@@ -81,7 +83,9 @@ export async function runSessions(argv: string[], io: Output): Promise<ExitCode>
   }
   if (positionals.length) throw new UsageError(`unexpected "${positionals[0]}"; see otpgate gateway sessions --help`);
   if ((values.revoke === undefined) === !values.list) throw new UsageError("give --revoke USER or --list; see otpgate gateway sessions --help");
-  if (values.revoke !== undefined && !USER_NAME.test(values.revoke)) throw new UsageError(`"${values.revoke}" is not a user name`);
+  // The rule a login applies (src/core/user-name.ts): every name that can sign in can be logged out.
+  const problem = values.revoke === undefined ? null : userNameProblem(values.revoke);
+  if (problem !== null) throw new UsageError(`the user name ${JSON.stringify(values.revoke)} cannot be used: it ${problem}`);
   const cfg = await config(values.config, "sessions");
   const { revokeUserSessions, storedSessionDecisions } = await import("../../../services/gateway-revoke.js");
   const files = { keysFile: cfg.keysFile, sessionsFile: cfg.sessionsFile };

@@ -44,6 +44,10 @@ are errors, all reported at once with their path (--check-config). Defaults show
   invites_dir: /var/lib/otpgate/invites   # invitations from otpgate invite USER
   issuer: example.com                  # name shown in the app for invited users (default: host name)
 Durations are a whole number and ms, s, m, h or d: 250ms, 30s, 5m, 12h, 7d.
+keys_file, sessions_file, password_file and invites_dir: every directory on the way must belong
+to root (or the gateway's user) and be writable by nobody else, checked at the start and by
+--check-config; each must be a file of its own. Deleting sessions_file does not bring logouts
+back: the gateway keeps what it knew, and refuses to start without it (restore a backup).
 
 Options:
       --config FILE     the configuration
@@ -68,11 +72,13 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     return 0;
   }
   if (!values.config) throw new UsageError("--config FILE is required; see otpgate gateway --help");
-  const { createGateway, loadGatewayConfig, preflight } = await import("../../http/gateway-entry.js");
+  const { checkGatewayFiles, createGateway, gatewayConfigWarnings, loadGatewayConfig, preflight } = await import("../../http/gateway-entry.js");
   let config: Awaited<ReturnType<typeof loadGatewayConfig>>;
   let notes: string[];
   try {
     config = loadGatewayConfig(values.config);
+    // Before any file is read or created: the directories on the way are root's (or ours) only.
+    checkGatewayFiles(config, values.config);
     notes = preflight(config);
   } catch (err) {
     const problems = configProblems(err);
@@ -83,6 +89,7 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     }
     throw asOwnError(err);
   }
+  for (const w of gatewayConfigWarnings(config)) io.err(`otpgate gateway: warning: ${w}`);
   if (values["check-config"]) {
     const proxies = config.trustedProxies.ranges.map((r) => r.text);
     io.out(

@@ -2,7 +2,7 @@
 
 import { existsSync } from "node:fs";
 import { OtpgateError, UsageError, type ExitCode } from "../../../core/errors.js";
-import { USER_NAME } from "../../../core/web/password-entries.js";
+import { userNameProblem } from "../../../core/user-name.js";
 import { systemClock } from "../../../platform/clock.js";
 import { lookupUserByName } from "../../../platform/users.js";
 import { userStore } from "../../../services/resolve-account.js";
@@ -22,7 +22,12 @@ Options:
       --config FILE     the gateway's configuration (public_url, invites_dir, state_files)
       --expires TIME    how long the link works: 30m, 24h, 7d (default 24h, at most 30d)
       --replace         USER is enrolled already (a lost phone): the link replaces the state file;
-                        USER's gateway sessions end at once (and again when the link is used)
+                        USER's gateway sessions end at once (and again when the link is used).
+                        The old secret and emergency codes keep working until USER opens the
+                        link and confirms a code from the new app: whoever has the old phone
+                        can still sign in (SSH, RStudio, the gateway) in the meantime. Send the
+                        link at once; if the phone was stolen, also block the account until
+                        then: usermod --expiredate 1 USER (undo: usermod --expiredate '' USER)
       --list            pending invitations (user, expiry), no links
       --revoke USER     withdraw USER's pending invitation
   -h, --help            show this help
@@ -47,9 +52,10 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   const modes = [values.list, values.revoke !== undefined, positionals.length > 0].filter(Boolean).length;
   if (modes !== 1 || positionals.length > 1) throw new UsageError("give one USER, or --list, or --revoke USER; see otpgate invite --help");
   if (process.geteuid?.() !== 0) throw new UsageError("run otpgate invite as root (invitations are kept in a root-only directory)");
-  const { duration, loadGatewayConfig } = await import("../../http/gateway-entry.js");
+  const { checkGatewayFiles, duration, loadGatewayConfig } = await import("../../http/gateway-entry.js");
   const { createInvite, listInvites, revokeInvites } = await import("../../../stores/invite-store.js");
   const config = loadGatewayConfig(values.config);
+  checkGatewayFiles(config, values.config); // root writes invitations and sessions there
   const now = systemClock.nowMs();
 
   if (values.list) {
@@ -66,7 +72,9 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   }
 
   const user = positionals[0]!;
-  if (!USER_NAME.test(user) || !lookupUserByName(user)) throw new UsageError(`there is no account "${user}" (getent passwd ${user}); create it first`);
+  const problem = userNameProblem(user);
+  if (problem !== null) throw new UsageError(`the user name ${JSON.stringify(user)} cannot be used: it ${problem}`);
+  if (!lookupUserByName(user)) throw new UsageError(`there is no account "${user}" (getent passwd ${user}); create it first`);
   const ttlMs = duration("--expires", values.expires, 86_400_000);
   if (ttlMs < 60_000 || ttlMs > MAX_TTL_MS) throw new UsageError("--expires must be between 1m and 30d");
   const found = userStore(user, { secret: config.stateFiles })!;
@@ -78,6 +86,11 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     const { revokeUserSessions } = await import("../../../services/gateway-revoke.js");
     const ended = await revokeUserSessions({ keysFile: config.keysFile, sessionsFile: config.sessionsFile }, user, now);
     if (ended === "revoked") io.err(`${user}'s gateway sessions have ended (a running gateway ends them within a second)`);
+  }
+  if (values.replace) {
+    io.err(
+      `warning: ${user}'s old secret and emergency codes still work until the link is used (the new secret replaces them only then): whoever has the old phone can sign in again until then; send the link now, and if the phone was stolen block the account meanwhile (usermod --expiredate 1 ${user}; undo: usermod --expiredate '' ${user})`,
+    );
   }
   const { token, invite } = createInvite(config.invitesDir, user, { nowMs: now, ttlMs, replace: values.replace === true });
   io.out(new URL(`${config.pagesPrefix}/enroll/${token}`, config.publicUrl).toString());
