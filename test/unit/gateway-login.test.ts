@@ -473,3 +473,15 @@ test("F5: password_file: one address firing 40 sign-ins at once cannot fill the 
   assert.ok(r.logs.filter((l) => l.reason === "unknown-user").length <= 6, "the address had at most max_retries + 1 password checks");
   // Old code: `the other user signs in during the burst: 503 !== 303` (the queue was full of one address's checks; those beyond it got 503 at once, uncounted).
 });
+
+test("F2: with password_file set, RATE_LIMIT stays: wrong codes after the right password use it like every other front-end; a wrong password does not", async (t) => {
+  const file = join(tempDir(t, "fixl-"), "passwords");
+  await updatePasswordFile(file, "alice", await hashPassword("alice's long password"));
+  const state = `${SECRET}\n" RATE_LIMIT 3 30\n" DISALLOW_REUSE\n" TOTP_AUTH\n12345678\n`;
+  const r = rig({ state, yaml: { password_file: file } });
+  const wrong = WRONG();
+  assert.equal((await r.login({ user: "alice", code: wrong, password: "not her password" }, "198.51.100.170")).status, 401);
+  assert.equal(r.store.current, state, "a wrong password reaches no code and no RATE_LIMIT");
+  assert.equal((await r.login({ user: "alice", code: wrong, password: "alice's long password" }, "198.51.100.171")).status, 401);
+  assert.match(r.store.current!, /^" RATE_LIMIT 3 30 \d+$/m, "a wrong code with the right password is a RATE_LIMIT attempt");
+});
