@@ -4,7 +4,7 @@
 //     pamtester + pam_google_authenticator.so on the same kind of file; medians of interleaved runs.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpus, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DEFAULT_POLICY, verify } from "../src/core/verify.js";
@@ -254,6 +254,10 @@ async function gatewayBench(): Promise<void> {
     const upstreamPort = 43000 + (process.pid % 5000);
     const app = spawn(process.execPath, ["-e", `require("http").createServer((q,s)=>{s.writeHead(200,{"content-type":"text/plain"});s.end("hello from the app\\n")}).listen(${upstreamPort},"127.0.0.1")`], { stdio: "ignore" });
     children.push(app);
+    // The ceiling for forward-auth on this machine: node:http answering 200 with no work at all.
+    const barePort = upstreamPort + 2;
+    const bare = spawn(process.execPath, ["-e", `require("http").createServer((q,s)=>{s.writeHead(200);s.end()}).listen(${barePort},"127.0.0.1")`], { stdio: "ignore" });
+    children.push(bare);
     const gw = await startGateway(work, { public_url: "http://127.0.0.1", upstream: `http://127.0.0.1:${upstreamPort}`, allowed_hosts: ["127.0.0.1"] });
     children.push({ kill: () => (gw.stop(), true) });
     const nginxPort = upstreamPort + 1;
@@ -271,19 +275,23 @@ http { access_log off; client_body_temp_path ${work}/b; proxy_temp_path ${work}/
     const csrf = /name="csrf" value="([^"]+)"/.exec(form.body)![1]!;
     const ok = await http(gw.base, "POST", "/_otpgate/login", { cookie: cookieHeader(cookiesFrom(form)) }, new URLSearchParams({ csrf, rd: "/", user, code: codeAt(secret, Math.floor(Date.now() / 30000)) }).toString());
     const cookie = `Cookie: otpgate_session=${cookiesFrom(ok).otpgate_session}`;
+    const load = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+    const bareNode = wrk(`http://127.0.0.1:${barePort}/`, []);
     const direct = wrk(`http://127.0.0.1:${upstreamPort}/`, []);
     const viaNginx = wrk(`http://127.0.0.1:${nginxPort}/`, []);
     const viaGateway = wrk(`${gw.base}/`, [cookie]);
     const forwardAuth = wrk(`${gw.base}/_otpgate/auth`, [cookie]);
     const rate = (x: number) => Math.round(x).toLocaleString("en-US").padStart(10);
     const ratio = viaGateway.rps / viaNginx.rps;
-    console.log("\n5. Web gateway (wrk -t2 -c32 -d5s on 127.0.0.1; the app is a one-line Node server; latency p50/p99)");
+    console.log(`\n5. Web gateway (wrk -t2 -c32 -d5s on 127.0.0.1; the app is a one-line Node server; latency p50/p99; ${cpus().length} CPUs shared by wrk, the servers and the app; load average before: ${load})`);
+    console.log(`  ${"bare node:http (200, no work: the ceiling for node:http)".padEnd(58)} ${rate(bareNode.rps)} req/s   ${bareNode.p50.toFixed(2)}/${bareNode.p99.toFixed(2)} ms`);
     console.log(`  ${"app directly".padEnd(58)} ${rate(direct.rps)} req/s   ${direct.p50.toFixed(2)}/${direct.p99.toFixed(2)} ms`);
     console.log(`  ${"nginx proxy_pass -> app".padEnd(58)} ${rate(viaNginx.rps)} req/s   ${viaNginx.p50.toFixed(2)}/${viaNginx.p99.toFixed(2)} ms`);
     console.log(`  ${"otpgate gateway (session check + undici proxy) -> app".padEnd(58)} ${rate(viaGateway.rps)} req/s   ${viaGateway.p50.toFixed(2)}/${viaGateway.p99.toFixed(2)} ms   ${ratio.toFixed(2)}x nginx`);
     console.log(`  proxy ratio: ${ratio.toFixed(2)}x nginx (target >= 0.4x): ${ratio >= 0.4 ? "met" : "NOT met"}`);
     console.log(`  latency the gateway adds over the app directly: p50 ${(viaGateway.p50 - direct.p50).toFixed(2)} ms, p99 ${(viaGateway.p99 - direct.p99).toFixed(2)} ms (at 32 connections)`);
     console.log(`  ${"forward-auth decisions (GET /_otpgate/auth, signed in)".padEnd(58)} ${rate(forwardAuth.rps)} /s   ${forwardAuth.p50.toFixed(2)}/${forwardAuth.p99.toFixed(2)} ms   (target >= 40,000/s: ${forwardAuth.rps >= 40_000 ? "met" : "NOT met"})`);
+    console.log(`  forward-auth / bare node:http: ${(forwardAuth.rps / bareNode.rps).toFixed(2)}x (what node:http itself allows here: ${rate(bareNode.rps).trim()}/s)`);
   } catch (err) {
     console.log(`\n5. Gateway benchmark failed: ${(err as Error).message}`);
   } finally {

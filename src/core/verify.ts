@@ -39,6 +39,14 @@ export interface VerifyPolicy {
    * reference, which counts it as an attempt.
    */
   readonly malformedIsNoAttempt?: boolean | undefined;
+  /**
+   * "ignore": RATE_LIMIT is neither consumed nor honoured (a malformed RATE_LIMIT still makes the
+   * state invalid). Only for a front-end that limits guessing itself and must not let clients who
+   * know no secret use up the owner's RATE_LIMIT, which SSH, RStudio and RADIUS share: the
+   * gateway without a password factor, whose own regulation bounds its network clients. Unset
+   * ("apply") reproduces the reference.
+   */
+  readonly rateLimit?: "apply" | "ignore" | undefined;
 }
 
 export const DEFAULT_POLICY: VerifyPolicy = { noSkewAdjust: false, noIncrementHotp: false, allowPrefix: false, recordSkewResetCode: true };
@@ -191,10 +199,12 @@ function decide(text: string, key: Uint8Array, entry: string, now: number, polic
   if (rateValue !== null) {
     const setting = parseRateLimit(rateValue);
     if (setting instanceof SettingError) return invalid(setting, null);
-    const limited = applyRateLimit(setting, now);
-    text = setOption(text, "RATE_LIMIT", limited.value);
-    changed = true;
-    if (limited.exceeded) return { outcome: { kind: "rejected", reason: "rate-limited" }, next: text };
+    if (policy.rateLimit !== "ignore") {
+      const limited = applyRateLimit(setting, now);
+      text = setOption(text, "RATE_LIMIT", limited.value);
+      changed = true;
+      if (limited.exceeded) return { outcome: { kind: "rejected", reason: "rate-limited" }, next: text };
+    }
   }
   const next = () => (changed ? text : null);
 

@@ -18,6 +18,8 @@ import { MemoryAccountStore } from "../../src/stores/memory-store.js";
 import { appRequest, testApp, type AppReply, type TestApp } from "../helpers/gateway-app.js";
 import { codeAt, wrongCode } from "../helpers/otp.js";
 import { tempDir } from "../helpers/system.js";
+import { hashPassword } from "../../src/platform/password-hash.js";
+import { updatePasswordFile } from "../../src/stores/password-file.js";
 
 const SECRET = "2SH3V3GDW7ZNMGYE";
 const STATE = `${SECRET}\n" DISALLOW_REUSE\n" TOTP_AUTH\n12345678\n`;
@@ -37,9 +39,9 @@ interface Rig {
 }
 
 /** The app (test/helpers/gateway-app.ts) with alice's state file in memory and a directory that knows only her. */
-function rig(options: { directory?: (lookups: string[], account: CachedAccount, store: AccountStore) => UserDirectory; sessions?: (real: Sessions) => Sessions; log?: (e: Record<string, unknown>) => void; realTime?: boolean } = {}): Rig {
+function rig(options: { directory?: (lookups: string[], account: CachedAccount, store: AccountStore) => UserDirectory; sessions?: (real: Sessions) => Sessions; log?: (e: Record<string, unknown>) => void; realTime?: boolean; state?: string; yaml?: Record<string, unknown> } = {}): Rig {
   const lookups: string[] = [];
-  const store = new MemoryAccountStore(STATE);
+  const store = new MemoryAccountStore(options.state ?? STATE);
   const account: CachedAccount = { name: "alice", uid: 1001, gid: 1001, home: "/home/alice", groups: [1001] };
   const users: UserDirectory = options.directory?.(lookups, account, store) ?? {
     async find(name) {
@@ -48,7 +50,7 @@ function rig(options: { directory?: (lookups: string[], account: CachedAccount, 
     },
     storeOf: () => store,
   };
-  const t = testApp({ allowed_hosts: ["app.test", "xn--bcher-kva.example"] }, { users, ...(options.sessions ? { sessions: options.sessions } : {}), ...(options.log ? { log: options.log } : {}), ...(options.realTime ? { realTime: true } : {}) });
+  const t = testApp({ allowed_hosts: ["app.test", "xn--bcher-kva.example"], ...options.yaml }, { users, ...(options.sessions ? { sessions: options.sessions } : {}), ...(options.log ? { log: options.log } : {}), ...(options.realTime ? { realTime: true } : {}) });
   // Every wait of the app (slow-down, refusal floor) moves the fixed clock; record them.
   const slept: number[] = [];
   let last = t.clock.now;
@@ -187,7 +189,8 @@ test("unknown and known users take the same time (real clock, a directory slower
     assert.equal(res.status, 401);
     return performance.now() - t;
   };
-  const known = await Promise.all(Array.from({ length: 20 }, (_, i) => timed("alice", `10.1.0.${i}`)));
+  // Twenty known users (one user has at most MAX_IN_FLIGHT_SUBJECT attempts in flight).
+  const known = await Promise.all(Array.from({ length: 20 }, (_, i) => timed(`alice${i}`, `10.1.0.${i}`)));
   const unknown = await Promise.all(Array.from({ length: 20 }, (_, i) => timed(`nobody${i}`, `10.2.0.${i}`)));
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
   for (const t of [...known, ...unknown]) assert.ok(t >= REFUSAL_FLOOR_MS - 2, `a refusal after ${t.toFixed(0)} ms`);
@@ -256,7 +259,7 @@ test("3,000 unknown-user logins (real user cache, slow NSS) do not stall other r
   assert.ok(p(latencies, 0.9) < p(quiet, 0.9) + 250, figures);
 });
 
-test("a directory that hangs: the login is refused as busy at the lookup timeout and counted against the address only", async () => {
+test("a directory that hangs: the login is refused at the lookup timeout like an unknown user, and counted against the address only", async () => {
   const r = rig({
     directory: (lookups, _account, store) => {
       const real = createUserDirectory({ lookup: () => new Promise(() => {}), timeoutMs: 50, stateFiles: "~/.google_authenticator" });
@@ -264,8 +267,8 @@ test("a directory that hangs: the login is refused as busy at the lookup timeout
     },
   });
   const res = await r.login({ user: "alice", code: "123456" }, "198.51.100.40");
-  assert.equal(res.status, 503);
-  assert.match(String(res.body), /Sign-in is busy right now/);
+  assert.equal(res.status, 401);
+  assert.match(String(res.body), /Wrong user name or code/);
   assert.equal(r.logs.at(-1)!.reason, "lookup-timeout");
   assert.deepEqual(keysOf(r.regulator), ["a\u0000198.51.100.40"], "the user is not slowed by the directory's trouble");
   assert.equal(r.store.current, STATE);
@@ -324,4 +327,161 @@ test("after an accepted code nothing can cost the user the login: a log that thr
   assert.equal(res.status, 303);
   assert.ok(sessionSet(res));
   assert.notEqual(r.store.current, STATE, "the code was used, and paid for the session");
+});
+
+// ---- Red team 2 (issue 9 follow-up): F1, F2, F4, F5 ----
+
+/** A directory whose answers wait for `open()`: every attempt let through is in flight at once. */
+function gated() {
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  const directory = (lookups: string[], account: CachedAccount, store: AccountStore): UserDirectory => ({
+    async find(name) {
+      lookups.push(name);
+      await gate;
+      return name === "alice" ? { kind: "found", account } : { kind: "unknown" };
+    },
+    storeOf: () => store,
+  });
+  return { directory, open: () => open() };
+}
+const settle = async () => {
+  for (let i = 0; i < 50; i++) await new Promise((resolve) => setImmediate(resolve));
+};
+const WRONG = () => wrongCode(SECRET, Math.floor(T0 / 30_000) - 2, Math.floor(T0 / 30_000) + 400);
+
+test("F1: 20 wrong codes sent in parallel from one address: no more codes are checked than sequentially (one attempt per user and address in flight)", async () => {
+  const g = gated();
+  const r = rig({ directory: g.directory });
+  const wrong = WRONG();
+  const all = Array.from({ length: 20 }, () => r.login({ user: "alice", code: wrong }, "198.51.100.80"));
+  await settle();
+  const inFlight = r.lookups.length;
+  g.open();
+  const answers = await Promise.all(all);
+  assert.equal(inFlight, 1, "one attempt for (alice, this address) in flight");
+  assert.ok(answers.every((a) => a.status === 401 || a.status === 429), JSON.stringify(answers.map((a) => a.status)));
+  assert.ok(r.logs.filter((l) => l.reason === "busy").length >= 19, "the rest refused as busy, not counted");
+  // Then sequentially: exactly max_retries + 1 codes are checked before the pair is banned.
+  for (let i = 0; i < 10; i++) await r.login({ user: "alice", code: wrong }, "198.51.100.80");
+  assert.equal(r.lookups.length, 6, "six guesses in all, as if sent one by one");
+  // Old code: `one attempt for (alice, this address) in flight: 20 !== 1` (admit() before any await, fail() after).
+});
+
+test("F1: parallel attempts for many users from one address stay within the address's budget", async () => {
+  const g = gated();
+  const r = rig({ directory: g.directory });
+  const all = Array.from({ length: 30 }, (_, i) => r.login({ user: `nosuch${i}`, code: "123456" }, "198.51.100.81"));
+  await settle();
+  const inFlight = r.lookups.length;
+  g.open();
+  await Promise.all(all);
+  assert.ok(inFlight <= 4, `${inFlight} attempts from one address in flight (at most 4)`);
+  for (let i = 0; i < 10; i++) await r.login({ user: `later${i}`, code: "123456" }, "198.51.100.81");
+  assert.equal(r.lookups.length, 6, "six guesses from the address in all, then banned");
+  // Old code: `30 attempts from one address in flight (at most 4)`.
+});
+
+test("F1: an attacker's parallel attempts from many addresses do not lock the owner out: an address the owner signed in from before still gets in", async () => {
+  const g = gated();
+  // A wide window: the fake clock moves with every refusal's floor while the flood is answered.
+  const r = rig({ directory: g.directory, state: `${SECRET}\n" WINDOW_SIZE 17\n" DISALLOW_REUSE\n" TOTP_AUTH\n12345678\n` });
+  const ownerAddress = "192.0.2.99";
+  g.open();
+  assert.equal((await r.login({ user: "alice", code: r.code() }, ownerAddress)).status, 303);
+  r.advance(60_000);
+  const wrong = WRONG();
+  for (let i = 0; i < 8; i++) await r.login({ user: "alice", code: wrong }, `198.51.100.${100 + i}`); // the user is now slowed
+  const flood = Array.from({ length: 40 }, (_, i) => r.login({ user: "alice", code: wrong }, `203.0.113.${i}`));
+  const owner = r.login({ user: "alice", code: r.code(1) }, ownerAddress);
+  const answers = await Promise.all([...flood, owner]);
+  assert.equal(answers.at(-1)!.status, 303, "the owner signs in during the flood");
+  assert.ok(answers.slice(0, -1).filter((a) => a.status === 429).length >= 38, "the flood is paced: nearly all refused as 'slow down'");
+});
+
+test("F2: code-only mode: three wrong codes from strangers do not spend RATE_LIMIT: the owner gets in, and the state file (shared with SSH) is not touched", async () => {
+  const state = `${SECRET}\n" RATE_LIMIT 3 30\n" DISALLOW_REUSE\n" TOTP_AUTH\n12345678\n`;
+  const r = rig({ state });
+  const wrong = WRONG();
+  for (let i = 1; i <= 3; i++) assert.equal((await r.login({ user: "alice", code: wrong }, `198.51.100.${120 + i}`)).status, 401);
+  assert.equal(r.store.current, state, "the strangers' codes used no RATE_LIMIT slot");
+  const owner = await r.login({ user: "alice", code: r.code() }, "192.0.2.120");
+  assert.equal(owner.status, 303, "the owner's right code from a fourth address");
+  assert.match(r.store.current!, /" RATE_LIMIT 3 30\n/, "RATE_LIMIT neither consumed nor honoured by the gateway");
+  // Old code: `the strangers' codes used no RATE_LIMIT slot` (RATE_LIMIT 3 30 <t1> <t2> <t3>), then the owner `401 !== 303` (rate-limited).
+});
+
+test("F2: the per-user limiter bounds guessing across many addresses: attempts for one user at least the current delay apart, the rest refused without counting", async () => {
+  const g = gated();
+  const r = rig({ directory: g.directory });
+  g.open();
+  const wrong = WRONG();
+  for (let i = 0; i < 6; i++) await r.login({ user: "alice", code: wrong }, `198.51.100.${130 + i}`); // six failures: delay 500 ms
+  const lookupsBefore = r.lookups.length;
+  const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => r.login({ user: "alice", code: wrong }, `203.0.113.${150 + i}`)));
+  assert.equal(r.lookups.length - lookupsBefore, 1, "one attempt for alice per delay, from all addresses together");
+  assert.equal(answers.filter((a) => a.status === 429).length, 19);
+  assert.match(String(answers.find((a) => a.status === 429)!.body), /Too many attempts for this user right now/);
+  assert.equal(r.logs.filter((l) => l.reason === "slow-down").length, 19);
+  const subject = (r.regulator as unknown as { entries: Map<string, { count: number }> }).entries.get("s\u0000user:alice")!;
+  assert.equal(subject.count, 7, "only the one attempt let through was counted");
+  // Old code: `one attempt for alice per delay: 20 !== 1` (every address waited the delay in parallel, then all were checked).
+});
+
+test("F4: a busy or failing directory answers exactly like an unknown user (401 after the floor), not counted against the user; the log keeps the reason", async () => {
+  for (const reason of ["busy", "timeout", "error"] as const) {
+    const r = rig({
+      directory: (lookups, _account, store) => ({
+        async find(name) {
+          lookups.push(name);
+          return name.startsWith("busy") ? { kind: "unavailable", reason } : { kind: "unknown" };
+        },
+        storeOf: () => store,
+      }),
+    });
+    const t0 = r.now();
+    const unknown = await r.login({ user: "nosuch", code: "123456" }, "198.51.100.140");
+    const t1 = r.now();
+    const busy = await r.login({ user: "busyname", code: "123456" }, "198.51.100.141");
+    const t2 = r.now();
+    assert.equal(busy.status, unknown.status, `${reason}: same status as an unknown user`);
+    assert.equal(busy.status, 401);
+    const strip = (b: unknown) => String(b).replace(/value="[^"]*"/g, "").replace(/busyname|nosuch/g, "");
+    assert.equal(strip(busy.body), strip(unknown.body), `${reason}: same page`);
+    assert.equal(t2 - t1, t1 - t0, `${reason}: same time`);
+    assert.equal(r.logs.at(-1)!.reason, `lookup-${reason}`);
+    assert.ok(!keysOf(r.regulator).some((k) => k.includes("busyname")), `${reason}: nothing counted against the user`);
+  }
+  // Old code: `busy: same status as an unknown user: 503 !== 401`.
+});
+
+test("F5: password_file: one address firing 40 sign-ins at once cannot fill the password-check queue: every refusal waits the floor, another user still signs in", async (t) => {
+  const file = join(tempDir(t, "fixl-"), "passwords");
+  await updatePasswordFile(file, "alice", await hashPassword("alice's long password"));
+  const r = rig({ realTime: true, yaml: { password_file: file } });
+  const attack = Array.from({ length: 40 }, async (_, i) => {
+    const began = performance.now();
+    const res = await r.login({ user: `nosuch${i}`, code: "123456", password: "guess guess guess" }, "198.51.100.160");
+    return { status: res.status, ms: performance.now() - began };
+  });
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const victim = await r.login({ user: "alice", code: r.code(), password: "alice's long password" }, "192.0.2.160");
+  const answers = await Promise.all(attack);
+  assert.equal(victim.status, 303, "the other user signs in during the burst");
+  for (const a of answers) assert.ok(a.ms >= REFUSAL_FLOOR_MS - 5, `a refusal answered after ${a.ms.toFixed(0)} ms (status ${a.status})`);
+  assert.ok(answers.every((a) => a.status === 401 || a.status === 429 || a.status === 503), JSON.stringify(answers.map((a) => a.status)));
+  assert.ok(r.logs.filter((l) => l.reason === "unknown-user").length <= 6, "the address had at most max_retries + 1 password checks");
+  // Old code: `the other user signs in during the burst: 503 !== 303` (the queue was full of one address's checks; those beyond it got 503 at once, uncounted).
+});
+
+test("F2: with password_file set, RATE_LIMIT stays: wrong codes after the right password use it like every other front-end; a wrong password does not", async (t) => {
+  const file = join(tempDir(t, "fixl-"), "passwords");
+  await updatePasswordFile(file, "alice", await hashPassword("alice's long password"));
+  const state = `${SECRET}\n" RATE_LIMIT 3 30\n" DISALLOW_REUSE\n" TOTP_AUTH\n12345678\n`;
+  const r = rig({ state, yaml: { password_file: file } });
+  const wrong = WRONG();
+  assert.equal((await r.login({ user: "alice", code: wrong, password: "not her password" }, "198.51.100.170")).status, 401);
+  assert.equal(r.store.current, state, "a wrong password reaches no code and no RATE_LIMIT");
+  assert.equal((await r.login({ user: "alice", code: wrong, password: "alice's long password" }, "198.51.100.171")).status, 401);
+  assert.match(r.store.current!, /^" RATE_LIMIT 3 30 \d+$/m, "a wrong code with the right password is a RATE_LIMIT attempt");
 });

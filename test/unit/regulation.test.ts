@@ -2,10 +2,11 @@
 // never counted, and that memory and work per attempt stay bounded under a flood.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { MAX_REGULATION_KEY, RegulationKeyError, Regulator, USER_DELAY_BASE_MS, type RegulatorPolicy } from "../../src/core/web/index.js";
+import { MAX_IN_FLIGHT_ADDRESS, MAX_IN_FLIGHT_SUBJECT, MAX_REGULATION_KEY, RegulationKeyError, Regulator, TRUSTED_PAIR_MS, USER_DELAY_BASE_MS, type RegulatorPolicy, type Ticket } from "../../src/core/web/index.js";
 
 const POLICY: RegulatorPolicy = { maxRetries: 5, findTimeMs: 120_000, banTimeMs: 300_000, userDelayMaxMs: 10_000, maxEntries: 1000 };
 const at = (subject: string, address: string) => ({ subject, address });
+const keysOf = (r: Regulator) => [...(r as unknown as { entries: Map<string, unknown> }).entries.keys()];
 const internals = (r: Regulator) => (r as unknown as { entries: Map<string, { count: number }> }).entries;
 
 test("six wrong codes from six addresses do not lock the owner out: the seventh address gets in after a delay", () => {
@@ -125,4 +126,90 @@ test("address-only failures (malformed forms) ban the address and touch no user"
   assert.deepEqual(r.failAddress("192.0.2.9", 7), { banned: [] }, "not counted while banned");
   assert.equal(r.size, 1, "only the address is stored");
   assert.throws(() => r.failAddress("", 0), RegulationKeyError);
+});
+
+const ticketOf = (r: ReturnType<Regulator["begin"]>): Ticket => {
+  assert.equal(r.kind, "allowed", JSON.stringify(r));
+  return (r as { ticket: Ticket }).ticket;
+};
+
+test("begin() reserves before any await: one attempt per pair in flight, and failures plus attempts in flight never exceed max_retries + 1", () => {
+  const r = new Regulator(POLICY);
+  const a = at("user:alice", "203.0.113.1");
+  const first = ticketOf(r.begin(a, 0));
+  assert.deepEqual(r.begin(a, 0), { kind: "busy", key: "pair" }, "a second attempt of the pair while the first is in flight");
+  r.settle(first, 1, "guess");
+  // Many users from one address in parallel: at most MAX_IN_FLIGHT_ADDRESS, and within the budget.
+  const tickets: Ticket[] = [];
+  for (let i = 0; i < 10; i++) {
+    const res = r.begin(at(`user:u${i}`, "203.0.113.1"), 2);
+    if (res.kind === "allowed") tickets.push(res.ticket);
+    else assert.deepEqual(res, { kind: "busy", key: "address" });
+  }
+  assert.equal(tickets.length, MAX_IN_FLIGHT_ADDRESS);
+  assert.equal(r.attemptsInFlight, MAX_IN_FLIGHT_ADDRESS);
+  const banned = tickets.map((t) => r.settle(t, 3, "guess").banned);
+  assert.deepEqual(banned.flat(), [], "five failures: no ban yet");
+  const sixth = ticketOf(r.begin(at("user:z", "203.0.113.1"), 4));
+  assert.deepEqual(r.begin(at("user:y", "203.0.113.1"), 4), { kind: "busy", key: "address" }, "5 failures + 1 in flight: the budget is spent");
+  assert.deepEqual(r.settle(sixth, 5, "guess").banned, ["address"]);
+  assert.equal(r.begin(at("user:y", "203.0.113.1"), 6).kind, "banned");
+  assert.equal(r.attemptsInFlight, 0);
+});
+
+test("settle(): refund and address-only count nothing against the user; a ticket settles once; success clears and trusts the pair", () => {
+  const r = new Regulator(POLICY);
+  const t = ticketOf(r.begin(at("user:bob", "192.0.2.1"), 0));
+  assert.deepEqual(r.settle(t, 0, "refund"), { banned: [] });
+  assert.deepEqual(r.settle(t, 0, "guess"), { banned: [] }, "a second settle does nothing");
+  assert.equal(r.size, 0, "nothing counted");
+  const u = ticketOf(r.begin(at("user:bob", "192.0.2.1"), 1));
+  r.settle(u, 1, "address");
+  assert.deepEqual(keysOf(r), ["a\u0000192.0.2.1"]);
+  const ok = ticketOf(r.begin(at("user:bob", "192.0.2.1"), 2));
+  r.settle(ok, 2, "success");
+  assert.ok(keysOf(r).includes("t\u0000user:bob\u0000192.0.2.1"), "the pair is trusted");
+  const again = ticketOf(r.begin(at("user:bob", "192.0.2.1"), 3));
+  assert.equal(again.trusted, true);
+  r.settle(again, 3, "refund");
+  assert.equal(ticketOf(r.begin(at("user:bob", "192.0.2.1"), 3 + TRUSTED_PAIR_MS)).trusted, false, "trust ends");
+});
+
+test("pacing: once a user is slowed, attempts from all addresses together are at least the delay apart; the rest are 'slow', uncounted; a trusted address is exempt", () => {
+  const r = new Regulator(POLICY);
+  for (let i = 0; i < 6; i++) r.settle(ticketOf(r.begin(at("user:carol", `10.0.${i}.1`), i)), i, "guess"); // delay 500 ms
+  r.settle(ticketOf(r.begin(at("user:carol", "192.0.2.50"), 1000)), 1000, "success"); // the owner signed in once from here
+  for (let i = 0; i < 6; i++) r.settle(ticketOf(r.begin(at("user:carol", `10.1.${i}.1`), 2000 + i * 600)), 2000 + i * 600, "guess");
+  const now = 10_000;
+  assert.equal(r.delayOf("user:carol", now), 500);
+  const first = r.begin(at("user:carol", "198.51.100.1"), now);
+  assert.equal(first.kind, "allowed");
+  const before = JSON.stringify([...internals(r)]);
+  assert.deepEqual(r.begin(at("user:carol", "198.51.100.2"), now + 499), { kind: "slow", retryAfterMs: 1 });
+  assert.equal(JSON.stringify([...internals(r)]), before, "a paced refusal changes nothing");
+  const owner = r.begin(at("user:carol", "192.0.2.50"), now + 1);
+  assert.equal(owner.kind === "allowed" && owner.ticket.trusted, true, "the address the owner signed in from is not paced");
+  assert.equal(r.begin(at("user:carol", "198.51.100.3"), now + 500).kind, "allowed", "the next untrusted attempt after the delay");
+});
+
+test("a user's in-flight cap does not apply to a trusted address: many attackers in flight cannot shut the owner out", () => {
+  const r = new Regulator(POLICY);
+  r.settle(ticketOf(r.begin(at("user:dan", "192.0.2.60"), 0)), 0, "success");
+  for (let i = 0; i < MAX_IN_FLIGHT_SUBJECT; i++) ticketOf(r.begin(at("user:dan", `203.0.113.${i}`), 1));
+  assert.deepEqual(r.begin(at("user:dan", "203.0.113.200"), 1), { kind: "busy", key: "subject" });
+  assert.equal(r.begin(at("user:dan", "192.0.2.60"), 1).kind, "allowed");
+});
+
+test("the slow-down lasts while failures keep coming (its window restarts with each failure)", () => {
+  const r = new Regulator(POLICY);
+  for (let i = 0; i < 30; i++) r.fail(at("user:erin", `10.2.${i}.1`), i * 10_000);
+  assert.equal(r.delayOf("user:erin", 300_000), 10_000, "still at the cap after 5 minutes of failures every 10 s");
+  assert.equal(r.delayOf("user:erin", 290_000 + 120_000), 0, "quiet for find_time: over");
+});
+
+test("recheck(): a ban set while an admitted attempt waited its slow-down refuses it", () => {
+  const r = new Regulator(POLICY);
+  const t = ticketOf(r.begin(at("user:f", "192.0.2.70"), 0));
+  for (let i = 0; i < 6; i++) r.failAddress("192.0.2.70", 1);
+  assert.equal(r.recheck(t, 2).kind, "banned");
 });

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { createServer, type Socket } from "node:net";
 import { test, type TestContext } from "node:test";
 import { createUpstream } from "../../src/adapters/http/upstream.js";
+import type { StreamedBody } from "../../src/adapters/http/gateway-types.js";
 
 /** A raw app: records the bytes of each connection; `answer` decides per connection what to do. */
 async function rawApp(t: TestContext, answer: (conn: number, bytes: string, socket: Socket) => void) {
@@ -74,4 +75,103 @@ test("an idle app connection closed under a GET is retried once on a new connect
   assert.equal((await up.forward({ method: "POST", target: "/c", headers: [["content-length", "1"]], body: chunks("x") })).status, 200);
   await assert.rejects(up.forward({ method: "POST", target: "/d", headers: [["content-length", "1"]], body: chunks("y") }), "a request with a body is not sent again");
   assert.equal(app.conns.length, 2);
+});
+
+/** A sink like a ServerResponse: records chunks, says "full" after `limit` bytes until drained. */
+function recordingSink(limit = Infinity) {
+  const sink = {
+    chunks: [] as Buffer[],
+    ended: false,
+    destroyed: null as Error | null,
+    buffered: 0,
+    drainers: [] as (() => void)[],
+    write(c: Uint8Array) {
+      sink.chunks.push(Buffer.from(c));
+      sink.buffered += c.length;
+      return sink.buffered < limit;
+    },
+    end() {
+      sink.ended = true;
+    },
+    destroy(e?: Error) {
+      sink.destroyed = e ?? new Error("destroyed");
+    },
+    once(_event: "drain", l: () => void) {
+      sink.drainers.push(l);
+    },
+    drain() {
+      sink.buffered = 0;
+      for (const l of sink.drainers.splice(0)) l();
+    },
+    text: () => Buffer.concat(sink.chunks).toString("latin1"),
+  };
+  return sink;
+}
+
+test("the app's body goes straight into the sink: what came before pipeTo is kept, a full sink pauses undici until 'drain', nothing is lost", async (t) => {
+  const big = "x".repeat(300_000);
+  const app = await rawApp(t, (_, bytes, s) => {
+    if (bytes.endsWith("\r\n\r\n")) s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${big.length}\r\n\r\n${big}`);
+  });
+  const up = createUpstream({ origin: app.origin });
+  t.after(() => up.close());
+  const res = await up.forward({ method: "GET", target: "/big", headers: [["host", "app"]], body: null });
+  assert.equal(res.status, 200);
+  await new Promise((r) => setTimeout(r, 50)); // the body arrives before the shell attaches the sink
+  const body = res.body as StreamedBody;
+  const sink = recordingSink(16 * 1024);
+  body.pipeTo(sink);
+  for (let i = 0; i < 200 && !sink.ended; i++) {
+    await new Promise((r) => setTimeout(r, 5));
+    if (sink.drainers.length) sink.drain();
+  }
+  assert.equal(sink.ended, true);
+  assert.equal(sink.destroyed, null);
+  assert.equal(sink.text(), big);
+});
+
+test("a body cut short by the app destroys the sink (never ended as if complete); HEAD has no body", async (t) => {
+  const app = await rawApp(t, (_, bytes, s) => {
+    if (!bytes.endsWith("\r\n\r\n")) return;
+    if (bytes.startsWith("HEAD")) return void s.write("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n");
+    s.write("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
+    setTimeout(() => s.destroy(), 20);
+  });
+  const up = createUpstream({ origin: app.origin });
+  t.after(() => up.close());
+  const res = await up.forward({ method: "GET", target: "/cut", headers: [], body: null });
+  const sink = recordingSink();
+  (res.body as StreamedBody).pipeTo(sink);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(sink.text(), "abc");
+  assert.equal(sink.ended, false);
+  assert.ok(sink.destroyed, "the client's response is destroyed");
+  const head = await up.forward({ method: "HEAD", target: "/h", headers: [], body: null });
+  assert.equal(head.body, null);
+});
+
+test("a client that goes away aborts its app request, before the answer and while the body streams", async (t) => {
+  const closed: number[] = [];
+  const app = await rawApp(t, (conn, bytes, s) => {
+    s.once("close", () => closed.push(conn));
+    if (bytes.startsWith("GET /stream") && bytes.endsWith("\r\n\r\n")) s.write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n");
+    // GET /wait: never answered
+  });
+  const up = createUpstream({ origin: app.origin });
+  t.after(() => up.close());
+  let gone1: (() => void) | undefined;
+  const waiting = up.forward({ method: "GET", target: "/wait", headers: [], body: null, onAbort: (l) => (gone1 = l) });
+  await new Promise((r) => setTimeout(r, 50));
+  gone1!();
+  await assert.rejects(waiting, /client went away/);
+  let gone2: (() => void) | undefined;
+  const res = await up.forward({ method: "GET", target: "/stream", headers: [], body: null, onAbort: (l) => (gone2 = l) });
+  const sink = recordingSink();
+  (res.body as StreamedBody).pipeTo(sink);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(sink.text(), "abc");
+  gone2!();
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual([...new Set(closed)].sort(), [0, 1], "both app connections were closed, nothing waits on a dead client");
+  assert.equal(sink.ended, false);
 });

@@ -227,3 +227,25 @@ test("otpgate extension lines: SHA256 with 8 digits, and files mixing them with 
 test("a file with neither TOTP_AUTH nor HOTP_COUNTER accepts only emergency codes", () => {
   assert.deepEqual(run(file('" WINDOW_SIZE 3'), codeAt(SECRET, 10000), 300000).outcome, { kind: "rejected", reason: "no-otp" });
 });
+
+test('rateLimit: "ignore" neither consumes nor honours RATE_LIMIT (a full RATE_LIMIT does not refuse, wrong codes write nothing); default unchanged', () => {
+  const t = 300000;
+  const ignore: VerifyPolicy = { ...DEFAULT_POLICY, rateLimit: "ignore" };
+  const full = file('" RATE_LIMIT 3 30 299990 299995 299999', '" DISALLOW_REUSE', '" TOTP_AUTH');
+  const wrong = wrongCode(SECRET, 9990, 10010);
+  const w = run(full, wrong, t, ignore);
+  assert.deepEqual(w.outcome, { kind: "rejected", reason: "wrong" });
+  assert.equal(w.next, null, "a wrong code changes nothing: no RATE_LIMIT slot used");
+  const ok = run(full, codeAt(SECRET, 10000), t, ignore);
+  assert.equal(ok.outcome.kind, "accepted", "a full RATE_LIMIT does not refuse the right code");
+  assert.equal(ok.next, full.replace('" DISALLOW_REUSE', '" DISALLOW_REUSE 10000'), "only the reuse list is written; RATE_LIMIT stays as it was");
+  // The default (and "apply") is the reference: the same file refuses the right code.
+  for (const policy of [DEFAULT_POLICY, { ...DEFAULT_POLICY, rateLimit: "apply" as const }]) {
+    const ref = run(full, codeAt(SECRET, 10000), t, policy);
+    assert.deepEqual(ref.outcome, { kind: "rejected", reason: "rate-limited" });
+    assert.match(ref.next!, /^" RATE_LIMIT 3 30 299995 299999 300000$/m);
+  }
+  // A malformed RATE_LIMIT still makes the state invalid: the file is broken for every service.
+  const bad = run(file('" RATE_LIMIT 3 30 ', '" TOTP_AUTH'), codeAt(SECRET, 10000), t, ignore);
+  assert.equal(bad.outcome.kind === "invalid-state" && bad.outcome.setting, "RATE_LIMIT");
+});

@@ -24,7 +24,8 @@ export type UpgradeDecision =
   | { readonly kind: "tunnel"; readonly session: SessionData; readonly accept: string; readonly extra: HeaderList; readonly socket: Duplex };
 
 export interface GatewayApp {
-  handle(req: GatewayRequest): Promise<GatewayResponse>;
+  /** The answer; a Promise only when it has to wait (a form body, the app, a session check's I/O): forward-auth answers at once. */
+  handle(req: GatewayRequest): GatewayResponse | Promise<GatewayResponse>;
   /** Decide a request with an Upgrade header; on "tunnel", the app's socket is open and validated (101, websocket, accept). */
   upgrade(req: GatewayRequest): Promise<UpgradeDecision>;
   /** Register an established tunnel (closed at its session's absolute expiry, by closeTunnels, or when its session's re-check fails). */
@@ -160,7 +161,7 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
     }
     const body = req.body === null ? null : idleLimited(req.body, config.limits.appBodyIdleMs);
     try {
-      const res = await upstream!.forward({ method: req.method, target: req.target, headers: appHeaders(req, user), body, ...(req.signal ? { signal: req.signal } : {}) });
+      const res = await upstream!.forward({ method: req.method, target: req.target, headers: appHeaders(req, user), body, ...(req.onAbort ? { onAbort: req.onAbort } : {}) });
       return { status: res.status, headers: fromAppHeaders(res.headers, cookieNames), body: releasedWhenSent(res.body, release) };
     } catch (err) {
       release();
@@ -174,7 +175,7 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
     }
   }
 
-  async function handle(req: GatewayRequest): Promise<GatewayResponse> {
+  function handle(req: GatewayRequest): GatewayResponse | Promise<GatewayResponse> {
     warnForwarded(req);
     // Only origin-form targets (absolute-form and "*" would reach the app unchanged).
     if (!req.target.startsWith("/") || req.target.startsWith("//")) return plain(400, "Bad request target\n", [["connection", "close"]]);
@@ -201,17 +202,7 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
       return kit.page(200, loginPage({ prefix: P, csrf, returnTo: safeReturnUrl(url.searchParams.get("rd"), returnPolicy), password: withPassword }), cookies.map((c) => ["set-cookie", c] as const));
     }
     if (path === `${P}/login` && req.method === "POST") return handleLogin(pageRequest(req));
-    if (path === `${P}/logout` && req.method === "POST") {
-      const form = await kit.readForm(pageRequest(req));
-      if (!form || !kit.csrfOk(req, form)) return kit.page(403, messagePage("Form expired", "Please load the page again.", P));
-      const s = session(req);
-      if (s) {
-        sessions.revoke(s, clock.nowMs());
-        tunnels.closeTunnels((t) => t.sid === s.sid);
-      }
-      log({ event: "logout", user: s?.user ?? "-", ip: clientAddress(req) });
-      return kit.page(303, "", [["location", `${P}/login`], ["set-cookie", ctx.sessionCookie(null)]]);
-    }
+    if (path === `${P}/logout` && req.method === "POST") return logout(req);
     if (path === `${P}/logout` && req.method === "GET") {
       const cookies: string[] = [];
       const csrf = kit.csrfFor(req, cookies);
@@ -233,6 +224,18 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
     if (s) return kit.page(404, messagePage("Signed in", `You are signed in as ${s.user}.`, P));
     if (req.method === "GET" || req.method === "HEAD") return { status: 302, headers: [["location", loginUrl(safeReturnUrl(req.target, returnPolicy))], ["cache-control", "no-store"]], body: null };
     return kit.page(401, messagePage("Sign in first", "This request needs a signed-in session.", P));
+  }
+
+  async function logout(req: GatewayRequest): Promise<GatewayResponse> {
+    const form = await kit.readForm(pageRequest(req));
+    if (!form || !kit.csrfOk(req, form)) return kit.page(403, messagePage("Form expired", "Please load the page again.", P));
+    const s = session(req);
+    if (s) {
+      sessions.revoke(s, clock.nowMs());
+      tunnels.closeTunnels((t) => t.sid === s.sid);
+    }
+    log({ event: "logout", user: s?.user ?? "-", ip: clientAddress(req) });
+    return kit.page(303, "", [["location", `${P}/login`], ["set-cookie", ctx.sessionCookie(null)]]);
   }
 
   async function upgrade(req: GatewayRequest): Promise<UpgradeDecision> {
@@ -261,7 +264,7 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
     const accept = createHash("sha1").update(key[0]! + WS_GUID).digest("base64");
     let up;
     try {
-      up = await upstream.upgrade({ target: req.target, headers: appHeaders(req, s.user), ...(req.signal ? { signal: req.signal } : {}) });
+      up = await upstream.upgrade({ target: req.target, headers: appHeaders(req, s.user), ...(req.onAbort ? { onAbort: req.onAbort } : {}) });
     } catch (err) {
       metrics.upstream_errors++;
       log({ event: "upstream", result: "error", message: (err as Error).message });

@@ -22,7 +22,7 @@ import { readPasswordFile } from "../../stores/password-file.js";
 import { createGatewayApp, type GatewayApp } from "./gateway-app.js";
 import { createUserDirectory } from "./user-directory.js";
 import type { GatewayConfig } from "./gateway-config.js";
-import type { GatewayLog, GatewayRequest, GatewayResponse, HeaderList } from "./gateway-types.js";
+import type { GatewayLog, GatewayRequest, GatewayResponse, HeaderList, StreamedBody } from "./gateway-types.js";
 import { createSecretReader } from "./secret-reader.js";
 import { createSessionService, type Sessions } from "./sessions.js";
 import { createUpstream, type PoolUpstream } from "./upstream.js";
@@ -78,13 +78,24 @@ export function switchingProtocolsHead(accept: string, extra: HeaderList): strin
   return `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n${extra.map(([n, v]) => `${n}: ${v}\r\n`).join("")}\r\n`;
 }
 
-/** The request as the app sees it: header names lower case, in order, none dropped; a body only when node:http parsed one. */
-function toGatewayRequest(req: IncomingMessage, signal: AbortSignal | undefined): GatewayRequest {
+/**
+ * The request as the app sees it: header names lower case, in order, none dropped; a body only when
+ * node:http parsed one. `onAbort` fires when `gone` closes before its answer is complete; only the
+ * routes that need it register (one 'close' listener), so a forward-auth decision costs nothing here.
+ */
+function toGatewayRequest(req: IncomingMessage, gone: ServerResponse | Duplex): GatewayRequest {
   const headers: [string, string][] = [];
   const raw = req.rawHeaders;
   for (let i = 0; i + 1 < raw.length; i += 2) headers.push([raw[i]!.toLowerCase(), raw[i + 1]!]);
-  return { method: req.method ?? "GET", target: req.url ?? "/", headers, remoteAddress: req.socket.remoteAddress ?? "-", body: hasBody(req) ? req : null, ...(signal ? { signal } : {}) };
+  return { method: req.method ?? "GET", target: req.url ?? "/", headers, remoteAddress: req.socket.remoteAddress ?? "-", body: hasBody(req) ? req : null, onAbort: (listener) => whenGone(gone, listener) };
 }
+
+function whenGone(gone: ServerResponse | Duplex, listener: () => void): void {
+  // A ServerResponse closes after 'finish' too: only a close before it is a client going away.
+  gone.once("close", () => (gone as { writableFinished?: boolean }).writableFinished === true || listener());
+}
+
+const isStreamed = (body: object): body is StreamedBody => typeof (body as Partial<StreamedBody>).pipeTo === "function";
 
 /** node:http refuses Content-Length together with Transfer-Encoding, and any coding but a final chunked. */
 function hasBody(req: IncomingMessage): boolean {
@@ -95,24 +106,29 @@ function hasBody(req: IncomingMessage): boolean {
 
 function send(req: IncomingMessage, res: ServerResponse, out: GatewayResponse): void {
   const flat: string[] = [];
-  for (const [n, v] of out.headers) flat.push(n, v);
+  let connection = false;
+  for (const [n, v] of out.headers) {
+    flat.push(n, v);
+    if (n === "connection") connection = true;
+  }
   // A body the app did not read to its end: the connection cannot carry another request.
-  if (hasBody(req) && !req.complete && !out.headers.some(([n]) => n === "connection")) flat.push("connection", "close");
+  if (!connection && !req.complete && hasBody(req)) flat.push("connection", "close");
   res.writeHead(out.status, flat);
   const body = out.body;
   if (body === null || req.method === "HEAD") {
     res.end();
-    if (body !== null && typeof body !== "string" && !(body instanceof Uint8Array)) (body as Readable).destroy?.();
+    if (body !== null && typeof body === "object" && !(body instanceof Uint8Array)) {
+      if (isStreamed(body)) body.cancel();
+      else (body as Readable).destroy?.();
+    }
   } else if (typeof body === "string" || body instanceof Uint8Array) res.end(body);
-  else if (smallKnownLength(out.headers)) {
-    // A small body of known length goes out in one write with the head (a stream costs several).
-    collect(body).then(
-      (bytes) => res.end(bytes),
-      () => res.destroy(),
-    );
+  else if (isStreamed(body)) {
+    // The app's body straight into the response: head and a small body leave in one write (node:http
+    // corks the socket for the tick); an error on either side ends both, so a truncated app body is
+    // never passed off as complete (the client's close aborts the app request through onAbort).
+    body.pipeTo(res);
   } else {
-    // pipe (not pipeline: that costs an AbortController and more listeners per response); an error
-    // on either side ends both, so a truncated app body is never passed off as complete.
+    // pipe (not pipeline: that costs an AbortController and more listeners per response).
     const source = body instanceof Readable ? body : Readable.from(body);
     source.once("error", () => res.destroy());
     res.once("close", () => source.destroyed || source.readableEnded || source.destroy());
@@ -120,17 +136,19 @@ function send(req: IncomingMessage, res: ServerResponse, out: GatewayResponse): 
   }
 }
 
-const SMALL_BODY = 64 * 1024;
-
-function smallKnownLength(headers: HeaderList): boolean {
-  const lengths = headers.filter(([n]) => n === "content-length");
-  return lengths.length === 1 && /^[0-9]{1,6}$/.test(lengths[0]![1]) && Number(lengths[0]![1]) <= SMALL_BODY;
+/** send(), and what happens when the app's answer cannot be sent (a 500, or the response destroyed). */
+function deliver(req: IncomingMessage, res: ServerResponse, out: GatewayResponse, log: GatewayLog): void {
+  try {
+    send(req, res, out);
+  } catch (err) {
+    failed(res, err as Error, log);
+  }
 }
 
-async function collect(body: AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const chunks: Uint8Array[] = [];
-  for await (const c of body) chunks.push(c);
-  return Buffer.concat(chunks);
+function failed(res: ServerResponse, err: Error, log: GatewayLog): void {
+  log({ event: "error", message: err.message });
+  if (!res.headersSent) res.writeHead(500, ["content-type", "text/plain", "connection", "close"]).end("Something went wrong.\n");
+  else res.destroy();
 }
 
 export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
@@ -152,30 +170,27 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
       res.writeHead(431, ["content-type", "text/plain", "connection", "close"]).end("Too many header lines\n");
       return;
     }
-    // The client going away before its answer is complete aborts what is on the way to the app.
-    const abort = new AbortController();
-    let finished = false;
-    res.once("finish", () => (finished = true));
-    res.once("close", () => {
-      if (!finished) abort.abort();
-    });
-    app
-      .handle(toGatewayRequest(req, abort.signal))
-      .then((out) => send(req, res, out))
-      .catch((err: Error) => {
-        log({ event: "error", message: err.message });
-        if (!res.headersSent) res.writeHead(500, ["content-type", "text/plain", "connection", "close"]).end("Something went wrong.\n");
-        else res.destroy();
-      });
+    // The client going away before its answer is complete aborts what is on the way to the app
+    // (GatewayRequest.onAbort). Most answers are immediate (forward-auth): no Promise for those.
+    let out: GatewayResponse | Promise<GatewayResponse>;
+    try {
+      out = app.handle(toGatewayRequest(req, res));
+    } catch (err) {
+      return failed(res, err as Error, log);
+    }
+    if (out instanceof Promise)
+      out.then(
+        (o) => deliver(req, res, o, log),
+        (err: Error) => failed(res, err, log),
+      );
+    else deliver(req, res, out, log);
   };
 
   function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on("error", () => socket.destroy());
     if (tooManyHeaders(req)) return refuseOnSocket(socket, 431);
-    const abort = new AbortController();
-    socket.once("close", () => abort.abort());
     // An upgrade request carries no body; one that declares a body is refused by the app.
-    const gw = toGatewayRequest(req, abort.signal);
+    const gw = toGatewayRequest(req, socket);
     app
       .upgrade(hasBody(req) ? { ...gw, body: (async function* () {})() } : gw)
       .then((d) => {

@@ -25,11 +25,35 @@ export interface GatewayRequest {
   readonly remoteAddress: string;
   /** The body as the server parsed it, or null when the request has none. */
   readonly body: AsyncIterable<Uint8Array> | null;
-  /** Aborted when the client's connection goes away before the answer is complete. */
-  readonly signal?: AbortSignal;
+  /**
+   * Calls `listener` (at most once) when the client's connection goes away before the answer is
+   * complete. Registered only by the routes that need it (the proxy): no AbortSignal per request.
+   */
+  readonly onAbort?: (listener: () => void) => void;
 }
 
-export type ResponseBody = string | Uint8Array | AsyncIterable<Uint8Array> | null;
+/** Where a streamed body is written: the client's ServerResponse (a Writable fits too). */
+export interface BodySink {
+  /** false: full, wait for "drain" before writing more. */
+  write(chunk: Uint8Array): boolean;
+  end(): void;
+  /** The body was cut short: the response must not look complete. */
+  destroy(error?: Error): void;
+  once(event: "drain", listener: () => void): unknown;
+}
+
+/**
+ * A body that arrives while it is sent (the app's answer through the proxy): the shell writes it
+ * straight into the client's response with pipeTo (no Readable per response); anything else may
+ * read it as an AsyncIterable (in-process tests). Exactly one of pipeTo, cancel or iterating.
+ */
+export interface StreamedBody extends AsyncIterable<Uint8Array> {
+  pipeTo(sink: BodySink): void;
+  /** The body will not be read (HEAD, an error): let go of it. */
+  cancel(): void;
+}
+
+export type ResponseBody = string | Uint8Array | AsyncIterable<Uint8Array> | StreamedBody | null;
 
 export interface GatewayResponse {
   readonly status: number;
@@ -43,7 +67,8 @@ export interface UpstreamRequest {
   readonly target: string;
   readonly headers: HeaderList;
   readonly body: AsyncIterable<Uint8Array> | null;
-  readonly signal?: AbortSignal;
+  /** See GatewayRequest.onAbort: the app request is aborted when the client goes away. */
+  readonly onAbort?: (listener: () => void) => void;
 }
 
 /** An upgraded connection to the app: the app's 101 headers (lower-case) and the raw socket. */
@@ -53,10 +78,13 @@ export interface UpstreamUpgrade {
 }
 
 export interface Upstream {
-  /** Send a request to the app; rejects when it cannot be reached (the app answers 502). Headers come back unfiltered. */
+  /**
+   * Send a request to the app; resolves at the app's status line (the body follows, usually a
+   * StreamedBody), rejects when it cannot be reached (the app answers 502). Headers come back unfiltered.
+   */
   forward(req: UpstreamRequest): Promise<GatewayResponse>;
   /** A WebSocket upgrade (the library sends Connection/Upgrade); rejects unless the app answers 101. */
-  upgrade(req: { readonly target: string; readonly headers: HeaderList; readonly signal?: AbortSignal }): Promise<UpstreamUpgrade>;
+  upgrade(req: { readonly target: string; readonly headers: HeaderList; readonly onAbort?: (listener: () => void) => void }): Promise<UpstreamUpgrade>;
 }
 
 export interface GatewayLog {

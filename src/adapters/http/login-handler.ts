@@ -3,24 +3,36 @@
 //   1. CSRF, then the form's shape: a user name that fails userNameProblem() (the one rule), a
 //      code that is not 6-8 digits or a missing password is refused as malformed and counted
 //      against the client's address only: the name never becomes a key anywhere.
-//   2. Regulation (core/web/regulation.ts): a banned (user, address) pair or address is refused
-//      without counting; otherwise the attempt waits the user's slow-down (failures from anywhere
-//      slow the owner, never lock them out).
-//   3. The account, from the user directory: asynchronous, cached, cut off at the lookup timeout
-//      (an unknown name costs the same as a known one; see the refusal floor below).
+//   2. Regulation (core/web/regulation.ts), reserved BEFORE anything is awaited: a banned (user,
+//      address) pair or address is refused; so is an attempt beyond the attempts in flight allowed
+//      per pair, address and user ("busy") or one that comes sooner than the user's current delay
+//      after the previous one from anywhere ("slow down"); none of these is counted. An admitted
+//      attempt is in flight until it is settled exactly once (a failure, an address-only failure,
+//      a refund, or a success), so parallel requests get no more guesses than sequential ones.
+//      It waits the user's slow-down, and the bans are checked again after the wait.
+//   3. The account, from the user directory: asynchronous, cached, cut off at the lookup timeout.
+//      A lookup that is busy, times out or fails is answered exactly like an unknown user (401
+//      after the floor; counted against the address, not the user); the log keeps the reason.
 //   4. The password (argon2id) when configured, BEFORE the code: a wrong one never touches the
 //      state file, so it costs no code and no RATE_LIMIT slot. Unknown users get verifyNothing().
+//      A full password-check queue is a refusal like any other (floor, counted against the
+//      address); an address has at most MAX_IN_FLIGHT_ADDRESS attempts, so queue slots, at once.
 //   5. The response that signs the user in (return URL, new session, Set-Cookie, Location) is built
 //      completely, and only then is the code checked, through the same service and state files as
 //      otpgate verify. Nothing that can fail runs between the code being used and the answer: an
 //      error while building the session leaves the code unused, and the bookkeeping after an
 //      accepted code (regulation, metrics, log) cannot turn the built answer into an error.
+//      Without a password factor the gateway's regulation is the limiter for its network clients,
+//      and its code checks neither consume nor honour the state file's RATE_LIMIT (verify's
+//      rateLimit: "ignore"): strangers' wrong codes must not use up the RATE_LIMIT that SSH,
+//      RStudio and RADIUS share with it. With password_file set, RATE_LIMIT applies as everywhere
+//      (only someone who knows the password reaches the code).
 // Every refusal looks the same to the browser and is answered no earlier than REFUSAL_FLOOR_MS
 // after the attempt began (like otpgate pam's floor), so unknown and known users take the same
 // time; the log records the real reason.
 
 import { userNameProblem } from "../../core/user-name.js";
-import { attemptAddress, safeReturnUrl, type Attempt } from "../../core/web/index.js";
+import { attemptAddress, safeReturnUrl, type Attempt, type Settlement, type Ticket } from "../../core/web/index.js";
 import { headerValue } from "../../core/web/headers.js";
 import { USER_NAME } from "../../core/web/password-entries.js";
 import { nodeMacFactory } from "../../platform/mac.js";
@@ -54,8 +66,10 @@ async function checkPassword(file: string, user: string, password: string, known
   }
 }
 
-/** How a refusal is counted: against the user and the address (a guess), the address alone, or not at all (banned). */
+/** How a refusal is counted: against the user and the address (a guess), the address alone, or not at all (banned, busy, slow). */
 type Count = "guess" | "address" | "none";
+
+const SETTLE: Record<Count, Settlement> = { guess: "guess", address: "address", none: "refund" };
 
 export function createLoginHandler(ctx: HandlerContext, options: { refusalFloorMs?: number } = {}): (req: GatewayRequest) => Promise<GatewayResponse> {
   const { config, kit, sessions, regulator, users, metrics, log, clock } = ctx;
@@ -63,7 +77,7 @@ export function createLoginHandler(ctx: HandlerContext, options: { refusalFloorM
   const returnPolicy = { allowedHosts: config.allowedHosts, fallback: "/" };
   const withPassword = config.passwordFile !== null;
   const floorMs = options.refusalFloorMs ?? REFUSAL_FLOOR_MS;
-  const policy = { noSkewAdjust: true, noIncrementHotp: false, allowPrefix: false, recordSkewResetCode: true } as const;
+  const policy = { noSkewAdjust: true, noIncrementHotp: false, allowPrefix: false, recordSkewResetCode: true, rateLimit: withPassword ? "apply" : "ignore" } as const;
 
   return async (req) => {
     const start = clock.nowMs();
@@ -87,11 +101,12 @@ export function createLoginHandler(ctx: HandlerContext, options: { refusalFloorM
     const formPage = (status: number, error: string) =>
       kit.page(status, loginPage({ prefix: P, csrf: kit.csrfFor(req, setCookies), returnTo: rd, user: shownUser, error, password: withPassword }), withCookies());
 
-    /** Count, log, and answer the uniform failure, not before the floor. */
-    const refuse = async (reason: string, count: Count, attempt: Attempt | null, detail?: string, status = 401, message = loginFailure(withPassword)): Promise<GatewayResponse> => {
+    let ticket: Ticket | null = null;
+    /** Count (settling the attempt in flight), log, and answer the uniform failure, not before the floor. */
+    const refuse = async (reason: string, count: Count, detail?: string, status = 401, message = loginFailure(withPassword)): Promise<GatewayResponse> => {
       const now = clock.nowMs();
       let banned: readonly string[] = [];
-      if (count === "guess" && attempt) banned = regulator.fail(attempt, now).banned;
+      if (ticket) banned = regulator.settle(ticket, now, SETTLE[count]).banned;
       else if (count === "address") banned = regulator.failAddress(address, now).banned;
       metrics.logins_failed++;
       metrics.bans += banned.length;
@@ -103,66 +118,80 @@ export function createLoginHandler(ctx: HandlerContext, options: { refusalFloorM
 
     // 1. The form's shape; the name is checked before it becomes a key.
     if (!nameOk || !CODE.test(code) || (withPassword && password === "")) {
-      if (regulator.admitAddress(address, start).kind === "banned") return refuse("banned", "none", null);
-      return refuse("malformed", "address", null);
+      if (regulator.admitAddress(address, start).kind === "banned") return refuse("banned", "none");
+      return refuse("malformed", "address");
     }
-    // 2. Bans and the user's slow-down.
+    // 2. Bans, attempts in flight and the user's pacing: reserved before anything is awaited.
     const attempt: Attempt = { subject: `user:${user}`, address };
-    const admission = regulator.admit(attempt, start);
-    if (admission.kind === "banned") return refuse("banned", "none", attempt, `ban on the ${admission.key}`);
-    if (admission.delayMs > 0) await ctx.sleep(admission.delayMs);
-    // 3. The account (asynchronous, with a timeout).
-    const found = await users.find(user);
-    if (found.kind === "unavailable") {
-      return refuse(`lookup-${found.reason}`, "address", attempt, found.detail, 503, "Sign-in is busy right now. Please try again in a minute.");
+    const reservation = regulator.begin(attempt, start);
+    if (reservation.kind === "banned") return refuse("banned", "none", `ban on the ${reservation.key}`);
+    if (reservation.kind === "busy") return refuse("busy", "none", `too many attempts in flight for the ${reservation.key}`, 429, "Another sign-in is still being checked. Wait a few seconds, then try again.");
+    if (reservation.kind === "slow") {
+      const seconds = Math.max(1, Math.ceil(reservation.retryAfterMs / 1000));
+      return refuse("slow-down", "none", `retry after ${seconds} s`, 429, `Too many attempts for this user right now. Wait ${seconds} second${seconds === 1 ? "" : "s"}, then try again.`);
     }
-    // 4. The password before the code.
-    if (withPassword) {
-      const check = await checkPassword(config.passwordFile!, user, password, found.kind === "found");
-      if (check.result === "busy") {
-        log({ event: "login", result: "rejected", reason: "busy", user, ip });
-        return formPage(503, "Too many sign-ins at once. Please try again in a minute.");
-      }
-      if (check.result === "error") return refuse("password-error", "address", attempt, check.detail);
-      if (check.result !== "ok") return refuse(found.kind === "found" ? `password-${check.result}` : "unknown-user", "guess", attempt);
+    ticket = reservation.ticket;
+    try {
+      return await admitted(reservation.delayMs);
+    } finally {
+      // Whatever happened (an exception included), the attempt is no longer in flight.
+      regulator.settle(ticket, clock.nowMs(), "refund");
     }
-    if (found.kind !== "found") return refuse("unknown-user", "guess", attempt);
 
-    // 5. The answer that signs the user in, complete before the code is used.
-    let signedIn: GatewayResponse;
-    let store: AccountStore;
-    try {
-      store = users.storeOf(found.account);
-      // The session is bound to the secret as it is before the code is used (a keyed fingerprint):
-      // should the secret change (re-enrollment), the session ends at its next check.
-      const fingerprint = await sessions.currentFingerprint(found.account.name);
-      if (fingerprint === null) return refuse("not-enrolled", "guess", attempt);
-      const issued = sessions.issue(found.account.name, start, fingerprint);
-      signedIn = kit.page(303, "", withCookies([["location", rd], ["set-cookie", ctx.sessionCookie(issued.cookie)]]));
-    } catch (err) {
-      // Nothing was used up: the same code still works once this is fixed.
-      log({ event: "login", result: "error", reason: "session", user, ip, detail: (err as Error).message });
-      return formPage(500, "Signing in failed on the server; your code was not used. Please try again, or tell your administrator.");
-    }
-    let outcome;
-    try {
-      ({ outcome } = await authenticateWith({ store, clock, macFactory: nodeMacFactory }, code, policy, {}));
-    } catch (err) {
-      return refuse("error", "address", attempt, (err as Error).message);
-    }
-    if (outcome.kind !== "accepted") return refuse(outcome.kind === "rejected" ? outcome.reason : outcome.kind, "guess", attempt);
-    // The code is used: from here on only bookkeeping, none of which may cost the user the login.
-    try {
-      regulator.succeed(attempt);
-      metrics.logins_ok++;
-      log({ event: "login", result: "accepted", via: outcome.via, user, ip });
-    } catch (err) {
-      try {
-        log({ event: "login", result: "accepted", via: outcome.via, user, ip, warning: `after the code: ${(err as Error).message}` });
-      } catch {
-        // The log itself failed; the user still gets the session their code paid for.
+    async function admitted(delayMs: number): Promise<GatewayResponse> {
+      if (delayMs > 0) {
+        await ctx.sleep(delayMs);
+        const again = regulator.recheck(ticket!, clock.nowMs());
+        if (again.kind === "banned") return refuse("banned", "none", `ban on the ${again.key} (during the slow-down)`);
       }
+      // 3. The account (asynchronous, with a timeout). No answer is refused like an unknown user.
+      const found = await users.find(user);
+      if (found.kind === "unavailable") return refuse(`lookup-${found.reason}`, "address", found.detail);
+      // 4. The password before the code.
+      if (withPassword) {
+        const check = await checkPassword(config.passwordFile!, user, password, found.kind === "found");
+        if (check.result === "busy") return refuse("password-busy", "address", undefined, 503, "Too many sign-ins at once. Please try again in a minute.");
+        if (check.result === "error") return refuse("password-error", "address", check.detail);
+        if (check.result !== "ok") return refuse(found.kind === "found" ? `password-${check.result}` : "unknown-user", "guess");
+      }
+      if (found.kind !== "found") return refuse("unknown-user", "guess");
+
+      // 5. The answer that signs the user in, complete before the code is used.
+      let signedIn: GatewayResponse;
+      let store: AccountStore;
+      try {
+        store = users.storeOf(found.account);
+        // The session is bound to the secret as it is before the code is used (a keyed fingerprint):
+        // should the secret change (re-enrollment), the session ends at its next check.
+        const fingerprint = await sessions.currentFingerprint(found.account.name);
+        if (fingerprint === null) return refuse("not-enrolled", "guess");
+        const issued = sessions.issue(found.account.name, start, fingerprint);
+        signedIn = kit.page(303, "", withCookies([["location", rd], ["set-cookie", ctx.sessionCookie(issued.cookie)]]));
+      } catch (err) {
+        // Nothing was used up: the same code still works once this is fixed.
+        log({ event: "login", result: "error", reason: "session", user, ip, detail: (err as Error).message });
+        return formPage(500, "Signing in failed on the server; your code was not used. Please try again, or tell your administrator.");
+      }
+      let outcome;
+      try {
+        ({ outcome } = await authenticateWith({ store, clock, macFactory: nodeMacFactory }, code, policy, {}));
+      } catch (err) {
+        return refuse("error", "address", (err as Error).message);
+      }
+      if (outcome.kind !== "accepted") return refuse(outcome.kind === "rejected" ? outcome.reason : outcome.kind, "guess");
+      // The code is used: from here on only bookkeeping, none of which may cost the user the login.
+      try {
+        regulator.settle(ticket!, clock.nowMs(), "success");
+        metrics.logins_ok++;
+        log({ event: "login", result: "accepted", via: outcome.via, user, ip });
+      } catch (err) {
+        try {
+          log({ event: "login", result: "accepted", via: outcome.via, user, ip, warning: `after the code: ${(err as Error).message}` });
+        } catch {
+          // The log itself failed; the user still gets the session their code paid for.
+        }
+      }
+      return signedIn;
     }
-    return signedIn;
   };
 }

@@ -5,13 +5,21 @@
 // Connection, Upgrade, Keep-Alive and Expect given as headers. A GET/HEAD/DELETE/OPTIONS with a
 // body is framed by undici (chunked or Content-Length) and its app connection is not reused.
 //
+// Speed: a request goes out with pool.dispatch and one handler object (undici's public Dispatcher
+// handler API: onRequestStart/onResponseStart/onResponseData/onResponseEnd/onResponseError). The
+// app's body is not turned into a Readable: the handler writes each chunk straight into the sink
+// the shell gives it (the client's ServerResponse), pauses undici when the sink is full and resumes
+// it on 'drain'. Nothing but undici's own framing and parsing is between the two sockets.
+//
 // Timeouts: the app has UPSTREAM_HEADERS_MS to start answering; once it has, the body may pause
 // for as long as it likes (bodyTimeout 0): RStudio long-polls and apps stream server-sent events.
-// A client that goes away aborts its app request, so nothing waits on a dead client.
+// A client that goes away aborts its app request (through the dispatch controller), so nothing
+// waits on a dead client.
 
 import { Pool, type Dispatcher } from "undici";
+import type { IncomingHttpHeaders } from "node:http";
 import type { HeaderList } from "../../core/web/headers.js";
-import type { Upstream, UpstreamRequest } from "./gateway-types.js";
+import type { BodySink, GatewayResponse, StreamedBody, Upstream, UpstreamRequest } from "./gateway-types.js";
 
 export const UPSTREAM_HEADERS_MS = 5 * 60_000;
 
@@ -31,6 +39,8 @@ export interface PoolUpstream extends Upstream {
 const RETRY_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 /** Errors that mean "the app connection was closed before it answered" (the request was not processed). */
 const RETRY_CODES = new Set(["UND_ERR_SOCKET", "ECONNRESET", "EPIPE"]);
+/** What the app may send before the shell has attached the client's response: beyond it, undici is paused. */
+const EARLY_BYTES = 64 * 1024;
 
 function toUndiciHeaders(headers: HeaderList): string[] {
   const flat: string[] = [];
@@ -45,6 +55,140 @@ export function rawHeaderList(raw: readonly (Buffer | string)[]): [string, strin
   return out;
 }
 
+/** undici's parsed response headers (names lower case; a repeated header as an array) as a list. */
+function headerList(headers: IncomingHttpHeaders): [string, string][] {
+  const out: [string, string][] = [];
+  for (const name in headers) {
+    const v = headers[name];
+    if (typeof v === "string") out.push([name, v]);
+    else if (v !== undefined) for (const one of v) out.push([name, one]);
+  }
+  return out;
+}
+
+class ClientGone extends Error {
+  override readonly name = "ClientGone";
+  constructor() {
+    super("the client went away before the app's answer was complete");
+  }
+}
+
+/**
+ * One request to the app and, once the app has answered, its body on the way to the client. The
+ * promise settles at the app's final status line: resolved with the response (this object as its
+ * body), or rejected with the error that kept the app from answering.
+ */
+class Forwarding implements Dispatcher.DispatchHandler, StreamedBody {
+  private controller: Dispatcher.DispatchController | null = null;
+  private answered = false;
+  private sink: BodySink | null = null;
+  /** Chunks that arrived before the sink (usually the whole small body, in the same read as the head). */
+  private early: Buffer[] | null = null;
+  private earlyBytes = 0;
+  private ended = false;
+  private failure: Error | null = null;
+  private gone = false;
+  private drainBound: (() => void) | null = null;
+
+  constructor(
+    private readonly head: boolean,
+    private readonly resolve: (res: GatewayResponse) => void,
+    private readonly reject: (err: Error) => void,
+  ) {}
+
+  /** The client went away: abort the app request (now, or as soon as undici starts it). */
+  abort(): void {
+    if (this.gone || this.ended || this.failure) return;
+    this.gone = true;
+    this.controller?.abort(new ClientGone());
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.gone) controller.abort(new ClientGone());
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    if (statusCode < 200) return; // 1xx interim answers are not passed on (undici handles 100-continue)
+    this.answered = true;
+    this.resolve({ status: statusCode, headers: headerList(headers), body: this.head ? null : this });
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.head) return;
+    const sink = this.sink;
+    if (sink === null) {
+      (this.early ??= []).push(chunk);
+      this.earlyBytes += chunk.length;
+      if (this.earlyBytes >= EARLY_BYTES) controller.pause();
+    } else if (!sink.write(chunk)) {
+      controller.pause();
+      sink.once("drain", (this.drainBound ??= () => this.controller?.resume()));
+    }
+  }
+
+  onResponseEnd(): void {
+    this.ended = true;
+    if (!this.answered) return this.reject(new Error("the app ended the request without a final answer"));
+    this.sink?.end();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    if (!this.answered) return this.reject(error);
+    this.failure = error;
+    // A body cut short is never passed off as complete: the client's response is destroyed.
+    this.sink?.destroy(error);
+  }
+
+  pipeTo(sink: BodySink): void {
+    if (this.sink) throw new Error("the app's body is already being sent");
+    this.sink = sink;
+    const early = this.early;
+    this.early = null;
+    let full = false;
+    if (early) for (const c of early) full = !sink.write(c);
+    if (this.failure) return void sink.destroy(this.failure);
+    if (this.ended) return void sink.end();
+    if (early && this.earlyBytes >= EARLY_BYTES) {
+      if (full) sink.once("drain", (this.drainBound ??= () => this.controller?.resume()));
+      else this.controller?.resume();
+    }
+  }
+
+  cancel(): void {
+    this.early = null;
+    if (!this.ended && !this.failure) this.controller?.abort(new ClientGone());
+  }
+
+  /** For in-process use (tests): the body as chunks, through a small queueing sink. */
+  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    const queue: Uint8Array[] = [];
+    let done = false;
+    let error: Error | null = null;
+    let wake: (() => void) | null = null;
+    const notify = () => {
+      wake?.();
+      wake = null;
+    };
+    this.pipeTo({
+      write: (c) => (queue.push(c), notify(), true),
+      end: () => ((done = true), notify()),
+      destroy: (e) => ((error = e ?? new Error("destroyed")), notify()),
+      once: () => undefined,
+    });
+    try {
+      for (;;) {
+        if (queue.length) yield queue.shift()!;
+        else if (error) throw error;
+        else if (done) return;
+        else await new Promise<void>((r) => (wake = r));
+      }
+    } finally {
+      if (!done) this.cancel();
+    }
+  }
+}
+
 export function createUpstream(options: UpstreamOptions): PoolUpstream {
   const pool = new Pool(options.origin.origin, {
     connections: options.connections ?? 128,
@@ -56,40 +200,49 @@ export function createUpstream(options: UpstreamOptions): PoolUpstream {
     strictContentLength: true,
   });
 
-  async function send(req: UpstreamRequest): Promise<Dispatcher.ResponseData> {
-    return pool.request({
-      method: req.method as Dispatcher.HttpMethod,
-      path: req.target,
-      headers: toUndiciHeaders(req.headers),
-      body: req.body === null ? null : (req.body as AsyncIterable<Uint8Array> as unknown as Dispatcher.DispatchOptions["body"]),
-      responseHeaders: "raw",
-      ...(req.signal ? { signal: req.signal } : {}),
+  function send(req: UpstreamRequest, headers: string[]): Promise<GatewayResponse> {
+    return new Promise<GatewayResponse>((resolve, reject) => {
+      const f = new Forwarding(req.method === "HEAD", resolve, reject);
+      req.onAbort?.(() => f.abort());
+      pool.dispatch(
+        {
+          origin: options.origin.origin,
+          method: req.method as Dispatcher.HttpMethod,
+          path: req.target,
+          headers,
+          body: req.body === null ? null : (req.body as AsyncIterable<Uint8Array> as unknown as Dispatcher.DispatchOptions["body"]),
+        },
+        f,
+      );
     });
   }
 
   return {
     async forward(req) {
-      let res: Dispatcher.ResponseData;
+      const headers = toUndiciHeaders(req.headers);
       try {
-        res = await send(req);
+        return await send(req, headers);
       } catch (err) {
         const code = (err as { code?: string }).code ?? "";
         // One more try when an idle keep-alive connection was closed by the app as we used it:
         // only without a body (nothing was consumed) and only for methods that may be repeated.
-        if (req.body !== null || !RETRY_METHODS.has(req.method) || !RETRY_CODES.has(code) || req.signal?.aborted) throw err;
-        res = await send(req);
+        if (req.body !== null || !RETRY_METHODS.has(req.method) || !RETRY_CODES.has(code) || err instanceof ClientGone) throw err;
+        return send(req, headers);
       }
-      const headers = rawHeaderList(res.headers as unknown as Buffer[]); // filtered by the app (to-app-headers.ts)
-      return { status: res.statusCode, headers, body: req.method === "HEAD" ? (res.body.resume(), null) : res.body };
     },
     async upgrade(req) {
+      let abort: AbortController | undefined;
+      if (req.onAbort) {
+        const a = (abort = new AbortController());
+        req.onAbort(() => a.abort());
+      }
       const { headers, socket } = await pool.upgrade({
         path: req.target,
         method: "GET",
         protocol: "websocket",
         headers: toUndiciHeaders(req.headers),
         responseHeaders: "raw",
-        ...(req.signal ? { signal: req.signal } : {}),
+        ...(abort ? { signal: abort.signal } : {}),
       } as Dispatcher.UpgradeOptions);
       return { headers: rawHeaderList(headers as unknown as Buffer[]), socket };
     },

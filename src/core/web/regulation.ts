@@ -9,6 +9,24 @@
 //   - an attempt refused as banned is not counted and does not extend the ban;
 //   - a success clears the subject's counters (not the address's: an attacker cannot wash their
 //     address clean by signing in to their own account between guesses).
+// Attempts in flight (red team 2, F1): a sign-in awaits (slow-down, lookup, password, state file)
+// between its admission and its result, so parallel requests would all be admitted before the
+// first failure is counted. begin() therefore reserves the attempt before any await: it is counted
+// as in flight for its pair, address and subject and settled exactly once (a failure, an
+// address-only failure, a refund, or a success). An attempt is admitted only while the failures
+// already counted plus those in flight stay within `maxRetries` + 1 for the pair and for the
+// address (parallel requests get exactly the guesses sequential ones get), and at most
+// MAX_IN_FLIGHT_PAIR / MAX_IN_FLIGHT_ADDRESS / MAX_IN_FLIGHT_SUBJECT are in flight at once;
+// the rest are refused as "busy", not counted.
+// Per-subject pacing (F2): once a subject is slowed, its attempts from all addresses together are
+// admitted at least the current delay apart; the rest are refused as "slow", not counted. So
+// guessing against one user across any number of addresses is bounded by the delay (at
+// `userDelayMaxMs` = 10 s: 6 a minute, 8,640 a day, the rate of the reference RATE_LIMIT 3 30).
+// The owner is not locked out by an attacker filling these per-subject limits: an address the
+// subject signed in from within TRUSTED_PAIR_MS is exempt from the subject's in-flight cap and
+// pacing (it still has its own pair and address limits and bans); from a new address the owner
+// may be asked to wait a few seconds while an attack is going on, and is never banned.
+// The slow-down itself lasts while failures keep coming: it ends `findTimeMs` after the last one.
 // Memory is bounded: one counter (count, window start, ban end) per key in a least-recently-used
 // map of at most `maxEntries` keys; each attempt does a constant number of map operations (no
 // scans, no per-key lists). Under a flood from more distinct addresses than the map holds, the
@@ -38,6 +56,15 @@ export const USER_DELAY_BASE_MS = 250;
 /** Longest subject or address key accepted (callers validate names first; this is the backstop). */
 export const MAX_REGULATION_KEY = 320;
 
+/** At most this many attempts of one (subject, address) pair in flight: each sees the result of the one before. */
+export const MAX_IN_FLIGHT_PAIR = 1;
+/** At most this many attempts from one address in flight (this also bounds its share of the password-check queue). */
+export const MAX_IN_FLIGHT_ADDRESS = 4;
+/** At most this many attempts for one subject in flight from addresses it has not signed in from. */
+export const MAX_IN_FLIGHT_SUBJECT = 4;
+/** How long an address the subject signed in from stays exempt from the subject's in-flight cap and pacing. */
+export const TRUSTED_PAIR_MS = 30 * 24 * 3600_000;
+
 /** Who an attempt is for and where it comes from. */
 export interface Attempt {
   /** "user:NAME" for a validated user name, "invite:ID" for an invitation, … */
@@ -52,6 +79,26 @@ export type Admission =
   /** Go ahead after waiting `delayMs` (0 unless the subject failed often recently). */
   | { readonly kind: "allowed"; readonly delayMs: number };
 
+/** begin()'s answer: refused (banned, busy, slow), or admitted with the ticket to settle exactly once. */
+export type Reservation =
+  | { readonly kind: "banned"; readonly key: "pair" | "address"; readonly retryAfterMs: number }
+  /** Refused without counting: too many attempts of this pair, address or subject already in flight. */
+  | { readonly kind: "busy"; readonly key: "pair" | "address" | "subject" }
+  /** Refused without counting: the subject is slowed and its last attempt began less than the delay ago. */
+  | { readonly kind: "slow"; readonly retryAfterMs: number }
+  | { readonly kind: "allowed"; readonly delayMs: number; readonly ticket: Ticket };
+
+/** An admitted attempt in flight; settle() it exactly once. */
+export interface Ticket {
+  readonly attempt: Attempt;
+  /** The pair signed in recently: exempt from the subject's in-flight cap and pacing. */
+  readonly trusted: boolean;
+  settled: boolean;
+}
+
+/** How an attempt in flight ended: a guess (pair, address, subject), an address-only failure, no count at all, or a success. */
+export type Settlement = "guess" | "address" | "refund" | "success";
+
 /** The address part of an attempt: addressKey() (IPv4 as is, IPv6 by its /64); no address at all (a peer the shell could not name) counts as "unknown". */
 export function attemptAddress(clientAddress: string): string {
   return parseIp(clientAddress) ? addressKey(clientAddress) : "unknown";
@@ -62,8 +109,12 @@ export class RegulationKeyError extends OtpgateError {}
 
 interface Counter {
   count: number;
+  /** Start of the window (pair, address); time of the last failure (subject: the slow-down lasts while failures come). */
   windowStart: number;
+  /** End of a ban; for a trusted pair, the end of the trust. */
   bannedUntil: number;
+  /** Subject only: when its last untrusted attempt was admitted (pacing). */
+  lastStart?: number;
 }
 
 function checkKey(what: string, value: string): void {
@@ -76,9 +127,12 @@ function checkKey(what: string, value: string): void {
 const pairCounter = (a: Attempt) => `p\u0000${a.subject}\u0000${a.address}`;
 const addressCounter = (address: string) => `a\u0000${address}`;
 const subjectCounter = (subject: string) => `s\u0000${subject}`;
+const trustedPair = (a: Attempt) => `t\u0000${a.subject}\u0000${a.address}`;
 
 export class Regulator {
   private readonly entries = new Map<string, Counter>();
+  /** Attempts in flight per key (pair, address and subject keys); only keys with some in flight. */
+  private readonly inFlight = new Map<string, number>();
 
   constructor(readonly policy: RegulatorPolicy = DEFAULT_REGULATION) {
     if (!(policy.maxEntries >= 3)) throw new RangeError("regulation.maxEntries must be at least 3");
@@ -89,7 +143,74 @@ export class Regulator {
     return this.entries.size;
   }
 
-  /** May this attempt go ahead, and after how long? Changes nothing. */
+  /**
+   * Reserve an attempt before anything is awaited: refused (banned, busy, slow: nothing counted or
+   * changed), or admitted, counted as in flight, with a ticket to settle() exactly once.
+   */
+  begin(attempt: Attempt, now: number): Reservation {
+    checkKey("subject", attempt.subject);
+    checkKey("address", attempt.address);
+    const pair = pairCounter(attempt);
+    const address = addressCounter(attempt.address);
+    const subject = subjectCounter(attempt.subject);
+    const pairBan = this.banLeft(pair, now);
+    if (pairBan > 0) return { kind: "banned", key: "pair", retryAfterMs: pairBan };
+    const addressBan = this.banLeft(address, now);
+    if (addressBan > 0) return { kind: "banned", key: "address", retryAfterMs: addressBan };
+    const max = this.policy.maxRetries;
+    if (this.flying(pair) >= MAX_IN_FLIGHT_PAIR || this.current(pair, now) + this.flying(pair) > max) return { kind: "busy", key: "pair" };
+    if (this.flying(address) >= MAX_IN_FLIGHT_ADDRESS || this.current(address, now) + this.flying(address) > max) return { kind: "busy", key: "address" };
+    const trust = this.entries.get(trustedPair(attempt));
+    const trusted = trust !== undefined && trust.bannedUntil > now;
+    const delayMs = this.delayFor(this.current(subject, now));
+    if (!trusted) {
+      if (this.flying(subject) >= MAX_IN_FLIGHT_SUBJECT) return { kind: "busy", key: "subject" };
+      const e = this.entries.get(subject);
+      if (delayMs > 0 && e?.lastStart !== undefined && now - e.lastStart < delayMs) return { kind: "slow", retryAfterMs: e.lastStart + delayMs - now };
+      if (delayMs > 0 && e) e.lastStart = now;
+    }
+    for (const key of [pair, address, subject]) this.inFlight.set(key, this.flying(key) + 1);
+    return { kind: "allowed", delayMs, ticket: { attempt, trusted, settled: false } };
+  }
+
+  /** After the slow-down: is the admitted attempt's pair or address banned now (by attempts that ended meanwhile)? Changes nothing. */
+  recheck(ticket: Ticket, now: number): Admission {
+    const pair = this.banLeft(pairCounter(ticket.attempt), now);
+    if (pair > 0) return { kind: "banned", key: "pair", retryAfterMs: pair };
+    const address = this.banLeft(addressCounter(ticket.attempt.address), now);
+    if (address > 0) return { kind: "banned", key: "address", retryAfterMs: address };
+    return { kind: "allowed", delayMs: 0 };
+  }
+
+  /** End an attempt in flight: count it as `how` says. A second settle of the same ticket does nothing. */
+  settle(ticket: Ticket, now: number, how: Settlement): { readonly banned: readonly ("pair" | "address")[] } {
+    if (ticket.settled) return { banned: [] };
+    ticket.settled = true;
+    const a = ticket.attempt;
+    for (const key of [pairCounter(a), addressCounter(a.address), subjectCounter(a.subject)]) {
+      const n = this.flying(key) - 1;
+      if (n > 0) this.inFlight.set(key, n);
+      else this.inFlight.delete(key);
+    }
+    if (how === "guess") return this.fail(a, now);
+    if (how === "address") return this.failAddress(a.address, now);
+    if (how === "success") {
+      this.succeed(a);
+      this.entries.delete(trustedPair(a));
+      this.entries.set(trustedPair(a), { count: 0, windowStart: now, bannedUntil: now + TRUSTED_PAIR_MS });
+      this.trim();
+    }
+    return { banned: [] };
+  }
+
+  /** Attempts in flight now (for tests and metrics). */
+  get attemptsInFlight(): number {
+    let n = 0;
+    for (const [key, count] of this.inFlight) if (key.startsWith("a\u0000")) n += count;
+    return n;
+  }
+
+  /** May this attempt go ahead, and after how long? Changes nothing (no reservation: only for checks with no await before their result). */
   admit(attempt: Attempt, now: number): Admission {
     checkKey("subject", attempt.subject);
     checkKey("address", attempt.address);
@@ -141,6 +262,14 @@ export class Regulator {
     return this.delayFor(this.current(subjectCounter(subject), now));
   }
 
+  private flying(key: string): number {
+    return this.inFlight.get(key) ?? 0;
+  }
+
+  private trim(): void {
+    while (this.entries.size > this.policy.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
+  }
+
   private delayFor(failures: number): number {
     const over = failures - this.policy.maxRetries;
     if (over < 0) return 0;
@@ -152,7 +281,7 @@ export class Regulator {
     return e && e.bannedUntil > now ? e.bannedUntil - now : 0;
   }
 
-  /** Failures of `key` in its current window (0 when the window has passed). */
+  /** Failures of `key` in its current window (0 when the window has passed; a subject's window restarts with each failure). */
   private current(key: string, now: number): number {
     const e = this.entries.get(key);
     return e && now - e.windowStart < this.policy.findTimeMs ? e.count : 0;
@@ -168,6 +297,8 @@ export class Regulator {
       e.windowStart = now;
     }
     e.count++;
+    // A subject's slow-down lasts while failures keep coming: its window restarts with each one.
+    if (!bans) e.windowStart = now;
     let bannedNow = false;
     if (bans && e.count > this.policy.maxRetries) {
       e.bannedUntil = now + this.policy.banTimeMs;
@@ -176,7 +307,7 @@ export class Regulator {
       bannedNow = true;
     }
     this.entries.set(key, e);
-    if (this.entries.size > this.policy.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
+    this.trim();
     return bannedNow;
   }
 }
