@@ -117,6 +117,18 @@ describe("gateway shell: connection limits", () => {
     for (const s of held) s.destroy();
   });
 
+  // Red team 1, F1: behind nginx on the same host every client is 127.0.0.1; ~70 anonymous login
+  // POSTs held by the refusal floor filled the cap and every user's requests failed.
+  test("a trusted proxy's connections are not capped: its peer address stands for many clients (F1)", async (t) => {
+    const { port } = await rig(t, { connectionsPerAddress: 3, firstByteMs: 10_000 }, ["trusted_proxies: [127.0.0.1]"]);
+    const held = [await open(port), await open(port), await open(port), await open(port), await open(port)];
+    await new Promise((r) => setTimeout(r, 50));
+    const more = await open(port);
+    more.write("GET /healthz HTTP/1.1\r\nHost: app.test\r\nX-Forwarded-For: 203.0.113.9\r\nConnection: close\r\n\r\n");
+    assert.match((await closedWithin(more, 2000)).data, /^HTTP\/1\.1 200 /, "the proxy's sixth connection is served");
+    for (const s of held) s.destroy();
+  });
+
   test("more header lines than limits.max_headers are refused with 431, never truncated", async (t) => {
     const { port } = await rig(t, { maxHeaders: 20 });
     const head = (n: number) => `GET /healthz HTTP/1.1\r\nHost: app.test\r\n${Array.from({ length: n - 2 }, (_, i) => `X-${i}: ${i}\r\n`).join("")}Connection: close\r\n\r\n`;

@@ -345,3 +345,75 @@ test("gateway smuggling corpus", async (t) => {
     for (const r of app.requests) assert.equal(header(r, "remote-user"), r.url.startsWith("/a") ? a.name : b.name);
   });
 });
+
+// Red team 1, F2 (CL.0): an app that does not read bodies on some methods (Python's http.server,
+// many WSGI apps) reads a body the gateway framed correctly as the next request on its keep-alive
+// connection, with any Remote-User in it. Bodies on GET/HEAD/TRACE are refused (400); a body on a
+// method undici does not expect one for (DELETE, OPTIONS, extension methods) goes with
+// `connection: close`, so the app never reads past it.
+const PY_APP = `
+import http.server, json, sys
+LOG = sys.argv[1]
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def answer(self, body=b""):
+        with open(LOG, "a") as f:
+            f.write(json.dumps({"method": self.command, "target": self.path, "user": self.headers.get("Remote-User"), "body": body.decode("latin1")}) + "\\n")
+        out = ("py app: hello %s at %s\\n" % (self.headers.get("Remote-User"), self.path)).encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(out))); self.end_headers()
+        if self.command != "HEAD": self.wfile.write(out)
+    def do_GET(self): self.answer()
+    do_HEAD = do_DELETE = do_OPTIONS = do_TRACE = do_MKCOL = do_LOCK = do_REPORT = do_GET
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length") or 0); self.answer(self.rfile.read(n))
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+`;
+
+test("a body-ignoring app (python http.server): a body never becomes a second request (CL.0)", async (t) => {
+  if (!systemReady(t, ["oathtool"])) return;
+  const { spawn } = await import("node:child_process");
+  const { readFileSync, writeFileSync, existsSync } = await import("node:fs");
+  const { join } = await import("node:path");
+  const dir = tempDir(t);
+  const logFile = join(dir, "py.log");
+  writeFileSync(join(dir, "app.py"), PY_APP);
+  const py = spawn("/usr/bin/python3", [join(dir, "app.py"), logFile], { stdio: ["ignore", "pipe", "inherit"] });
+  t.after(() => void py.kill());
+  const port = await new Promise<number>((resolve, reject) => {
+    py.stdout.once("data", (d: Buffer) => resolve(Number(d.toString().trim())));
+    py.once("exit", (code) => reject(new Error(`python app exited (${code})`)));
+  });
+  const gw = await startGateway(tempDir(t), { public_url: "http://app.test", upstream: `http://127.0.0.1:${port}`, allowed_hosts: ["app.test"] });
+  t.after(() => gw.stop());
+  const users: { name: string; cookie: string }[] = [];
+  for (let i = 0; i < 2; i++) {
+    const { user, secret } = enrolledUser(t);
+    const ok = await login(gw, user.name, oathTotp(secret));
+    assert.equal(ok.status, 303);
+    users.push({ name: user.name, cookie: `otpgate_session=${cookiesFrom(ok).otpgate_session}` });
+  }
+  const [alice, bob] = users as [{ name: string; cookie: string }, { name: string; cookie: string }];
+  const seen = () => (existsSync(logFile) ? readFileSync(logFile, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as { method: string; target: string; user: string }) : []);
+  const hidden = `POST /transfer?to=${alice.name} HTTP/1.1\r\nHost: app.test\r\nRemote-User: ${bob.name}\r\nContent-Length: 0\r\n\r\n`;
+  for (const method of ["GET", "HEAD", "TRACE", "DELETE", "OPTIONS", "MKCOL", "LOCK", "REPORT"]) {
+    for (const framing of [`Content-Length: ${hidden.length}\r\n`, "Transfer-Encoding: chunked\r\n"]) {
+      const body = framing.startsWith("Content") ? hidden : `${hidden.length.toString(16)}\r\n${hidden}\r\n0\r\n\r\n`;
+      const before = seen().length;
+      const reply = await exchange(gw.port, [req(method, `/innocent-${method}`, alice.cookie, framing, body)], 400);
+      const after = await exchange(gw.port, [req("GET", "/bob-page", bob.cookie, "")], 300);
+      await new Promise((r) => setTimeout(r, 100));
+      const ran = seen().slice(before).map((e) => `${e.method} ${e.target} as ${e.user}`);
+      const where = `${method} ${framing.trim()}: the app ran ${JSON.stringify(ran)}; alice got ${JSON.stringify(reply.slice(0, 120))}`;
+      assert.ok(!ran.some((r) => r.includes("/transfer")), `the body ran as a request; ${where}`);
+      assert.ok(ran.every((r) => r.endsWith(`as ${r.includes("bob-page") ? bob.name : alice.name}`)), where);
+      if (["GET", "HEAD", "TRACE"].includes(method)) {
+        assert.deepEqual(statuses(reply), [400], `a body on ${method} is refused; ${where}`);
+        assert.ok(!ran.some((r) => r.includes("innocent")), `nothing reaches the app; ${where}`);
+      } else assert.deepEqual(statuses(reply), [200], where);
+      assert.match(after, new RegExp(`hello ${bob.name} at /bob-page`), `bob gets his own answer; ${where}`);
+    }
+  }
+});

@@ -181,3 +181,25 @@ test("setCookieName follows RFC 6265: up to the first '=', trimmed, only in the 
   assert.equal(setCookieName("x; a=b"), "");
   assert.equal(setCookieName("=b"), "");
 });
+
+// Red team 1, F7: CGI/WSGI bridges map every non-alphanumeric character of a header name to "_"
+// (Remote.User -> HTTP_REMOTE_USER); "Proxy" becomes HTTP_PROXY (httpoxy); a name that is an
+// identity header once its dashes are removed (RemoteUser, -Remote-User) is read as one by
+// frameworks that normalise names. Only names of letters, digits and "-" pass, never Proxy, and
+// never a name that equals an identity header once "-" are removed.
+test("header names a CGI bridge or a normalising framework would read as identity never reach the app (F7)", () => {
+  const forged = [
+    "Remote.User", "Remote~User", "Remote+User", "Remote|User", "Remote'User", "Remote!User", "Remote*User", "Remote#User", "Remote$User",
+    "Remote%User", "Remote&User", "Remote^User", "Remote`User", "X.Forwarded.For", "X-Forwarded.User", "Proxy", "proxy", "PROXY",
+    "-Remote-User", "Remote-User-", "RemoteUser", "remoteuser", "XForwardedFor", "XRealIP", "X-RealIP", "XRemoteUser", "Remote--User",
+    "XWEBAUTHUSER", "XAuthRequestUser", "XForwarded-User",
+  ];
+  const client: [string, string][] = forged.map((n) => [n, "mallory"]);
+  client.push(["X-Custom-2", "kept"]);
+  const out = appRequestHeaders(client, info);
+  for (const n of forged) assert.equal(passesToApp(n), false, n);
+  assert.ok(!out.some(([, v]) => v === "mallory"), JSON.stringify(out));
+  assert.deepEqual(values(out, "x-custom-2"), ["kept"]);
+  assert.equal(passesToApp("Accept-Language"), true);
+  assert.equal(passesToApp("If-None-Match"), true);
+});

@@ -89,3 +89,54 @@ describe("gateway app: sessions that stay ended", () => {
     assert.equal(sessions.open(value, clock.now), null);
   });
 });
+
+// Red team 1, F5: a WebSocket tunnel outlived its session: past the idle timeout (HTTP got 302,
+// the tunnel stayed), after a new secret (the fingerprint was only checked when an HTTP request
+// used the session) and after key retirement. Every tunnel re-checks its session every
+// session.recheck: tunnel traffic counts as activity, a silent tunnel past idle closes.
+describe("gateway app: tunnels re-check their session (F5)", () => {
+  const open = async (t: ReturnType<typeof testApp>, cookie: string) => {
+    t.upstream.upgradeReply = () => [["upgrade", "websocket"], ["sec-websocket-accept", accept]];
+    const d = await t.app.upgrade(wsReq(cookie));
+    if (d.kind !== "tunnel") throw new Error("no tunnel");
+    t.app.track(d.session, [d.socket]);
+    return d.socket;
+  };
+
+  test("a silent tunnel closes once the session is idle; one with traffic stays and keeps its session alive", async () => {
+    const t = testApp();
+    const silent = await open(t, t.signIn("alice").cookie);
+    const bob = t.signIn("bob");
+    const busy = await open(t, bob.cookie);
+    const step = t.config.session.recheckMs;
+    for (let at = 0; at <= t.config.session.idleMs + step; at += step) {
+      t.clock.now += step;
+      busy.push(Buffer.from("x")); // traffic from the app through bob's tunnel
+      await new Promise((r) => setImmediate(r));
+      t.app.recheckTunnels();
+      await t.sessions.flush();
+    }
+    assert.equal(silent.destroyed, true, "the silent tunnel closed after idle");
+    assert.equal(busy.destroyed, false, "the busy tunnel stays");
+    assert.equal((await appRequest(t.app, "/x", { headers: { cookie: bob.cookie } })).status, 200, "tunnel traffic kept bob's session alive");
+  });
+
+  test("a new secret closes the tunnel within session.recheck without any HTTP request", async () => {
+    const t = testApp();
+    const socket = await open(t, t.signIn("alice").cookie);
+    t.secrets.set("alice", "ANOTHER-SECRET");
+    t.clock.now += t.config.session.recheckMs + 1;
+    t.app.recheckTunnels();
+    await t.sessions.flush();
+    assert.equal(socket.destroyed, true);
+  });
+
+  test("the re-check runs by itself every session.recheck", async () => {
+    const t = testApp({}, { session: { recheckMs: 20 } });
+    const socket = await open(t, t.signIn("alice").cookie);
+    t.clock.now += t.config.session.idleMs + 1;
+    await new Promise((r) => setTimeout(r, 120));
+    assert.equal(socket.destroyed, true);
+    t.app.tunnels.closeTunnels(() => true);
+  });
+});

@@ -46,6 +46,21 @@ describe("gateway app: routing", () => {
     assert.doesNotMatch(outside.text, /otpgate_/);
     assert.equal((await appRequest(app, "/_otpgate/metrics", { remoteAddress: "::ffff:192.0.2.7" })).status, 404);
   });
+
+  // Red team 1, F4: behind nginx/Caddy on the same host every request's peer is loopback, so a
+  // loopback peer alone proved nothing: /metrics was public through the reverse proxy.
+  test("/metrics is not served through a reverse proxy: not to a trusted proxy, nor with any forwarding header (F4)", async () => {
+    const { app } = testApp({ trusted_proxies: ["127.0.0.1"] });
+    assert.equal((await appRequest(app, "/_otpgate/metrics", { remoteAddress: "127.0.0.1" })).status, 404, "the trusted proxy's peer address");
+    assert.equal((await appRequest(app, "/_otpgate/metrics", { remoteAddress: "::1" })).status, 200, "loopback that is not a trusted proxy");
+    const plain = testApp().app;
+    for (const [name, value] of [["x-forwarded-for", "203.0.113.9"], ["forwarded", "for=203.0.113.9"], ["x-real-ip", "203.0.113.9"], ["X-Forwarded-Host", "app.test"], ["via", "1.1 nginx"]] as const) {
+      const r = await appRequest(plain, "/_otpgate/metrics", { remoteAddress: "127.0.0.1", headers: [[name, value]] });
+      assert.equal(r.status, 404, name);
+      assert.doesNotMatch(r.text, /otpgate_/);
+    }
+    assert.equal((await appRequest(plain, "/_otpgate/metrics", { remoteAddress: "127.0.0.1" })).status, 200);
+  });
 });
 
 describe("gateway app: logout", () => {
@@ -147,7 +162,7 @@ describe("gateway app: the proxy decision and what the app receives", () => {
     const { app, signIn, upstream } = testApp();
     const { cookie } = signIn("alice");
     await appRequest(app, "/a", { method: "POST", headers: { cookie, "content-length": "5", connection: "content-length" }, body: "hello" });
-    await appRequest(app, "/b", { method: "GET", headers: { cookie, "transfer-encoding": "chunked" }, body: "GET /smuggled HTTP/1.1\r\n\r\n" });
+    await appRequest(app, "/b", { method: "OPTIONS", headers: { cookie, "transfer-encoding": "chunked" }, body: "GET /smuggled HTTP/1.1\r\n\r\n" });
     await appRequest(app, "/c", { method: "DELETE", headers: { cookie } });
     const [a, b, c] = upstream.seen;
     assert.deepEqual(a!.req.headers.filter(([n]) => n === "content-length" || n === "transfer-encoding"), [["content-length", "5"]], "Connection cannot remove the framing of a body that is forwarded");
@@ -156,6 +171,23 @@ describe("gateway app: the proxy decision and what the app receives", () => {
     assert.equal(b!.body, "GET /smuggled HTTP/1.1\r\n\r\n", "the body travels as a body");
     assert.equal(c!.req.body, null);
     assert.ok(!c!.req.headers.some(([n]) => n === "content-length"));
+  });
+
+  // Red team 1, F2: a body on GET reached apps that ignore it, which read it as the next request.
+  test("a body on GET, HEAD or TRACE is refused with 400 and closes the connection; nothing reaches the app (F2)", async () => {
+    const { app, signIn, upstream } = testApp();
+    const { cookie } = signIn("alice");
+    for (const method of ["GET", "HEAD", "TRACE"]) {
+      for (const framing of [{ "content-length": "4" }, { "transfer-encoding": "chunked" }] as Record<string, string>[]) {
+        const r = await appRequest(app, "/x", { method, headers: { cookie, ...framing }, body: "abcd" });
+        assert.equal(r.status, 400, method);
+        assert.equal(r.header("connection"), "close");
+        if (method !== "HEAD") assert.match(r.text, new RegExp(`${method} request cannot carry a body`));
+      }
+    }
+    assert.equal(upstream.seen.length, 0);
+    assert.equal((await appRequest(app, "/x", { method: "DELETE", headers: { cookie }, body: "{}" })).status, 200, "DELETE keeps its body");
+    assert.equal(upstream.seen[0]!.body, "{}");
   });
 
   test("transfer codings other than chunked alone are refused before the app", async () => {

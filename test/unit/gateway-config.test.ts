@@ -43,7 +43,7 @@ test("a minimal config gets every default", () => {
   assert.equal(c.sessionsFile, "/var/lib/otpgate/gateway.sessions");
   assert.deepEqual(c.session, { idleMs: 30 * 60_000, absoluteMs: 12 * 3_600_000, recheckMs: 60_000 });
   assert.deepEqual(c.regulation, { maxRetries: 5, findTimeMs: 120_000, banTimeMs: 300_000, userDelayMaxMs: 10_000, maxEntries: 100_000 });
-  assert.deepEqual(c.limits, { firstByteMs: 10_000, headMs: 30_000, bodyMs: 30_000, keepAliveMs: 300_000, connectionsPerAddress: 64, maxHeaders: 100 });
+  assert.deepEqual(c.limits, { firstByteMs: 10_000, headMs: 30_000, bodyMs: 30_000, keepAliveMs: 300_000, connectionsPerAddress: 64, maxHeaders: 100, appRequestsPerUser: 64, appBodyIdleMs: 30_000 });
   assert.equal(c.headTimeoutMs, 30_000, "the deprecated alias equals limits.headMs");
   assert.equal(c.forwardAuth, "status");
   assert.equal(c.cookieName, "otpgate_session");
@@ -73,7 +73,7 @@ keys_file: /etc/otpgate/gw.keys
 sessions_file: /var/lib/otpgate/revoked
 session: {idle: 10m, absolute: 8h, recheck: 30s}
 regulation: {max_retries: 3, find_time: 1m, ban_time: 15m, user_delay_max: 0s, max_entries: 5000}
-limits: {first_byte_timeout: 5s, head_timeout: 20s, body_timeout: 1m, keep_alive_timeout: 75s, connections_per_address: 16, max_headers: 60}
+limits: {first_byte_timeout: 5s, head_timeout: 20s, body_timeout: 1m, keep_alive_timeout: 75s, connections_per_address: 16, max_headers: 60, app_requests_per_user: 8, app_body_idle_timeout: 10s}
 forward_auth: redirect
 cookie_name: gw_sid
 password_file: /etc/otpgate/passwords
@@ -97,7 +97,7 @@ user_lookup_timeout: 2s
   assert.equal(c.sessionsFile, "/var/lib/otpgate/revoked");
   assert.deepEqual(c.session, { idleMs: 600_000, absoluteMs: 8 * 3_600_000, recheckMs: 30_000 });
   assert.deepEqual(c.regulation, { maxRetries: 3, findTimeMs: 60_000, banTimeMs: 900_000, userDelayMaxMs: 0, maxEntries: 5000 });
-  assert.deepEqual(c.limits, { firstByteMs: 5000, headMs: 20_000, bodyMs: 60_000, keepAliveMs: 75_000, connectionsPerAddress: 16, maxHeaders: 60 });
+  assert.deepEqual(c.limits, { firstByteMs: 5000, headMs: 20_000, bodyMs: 60_000, keepAliveMs: 75_000, connectionsPerAddress: 16, maxHeaders: 60, appRequestsPerUser: 8, appBodyIdleMs: 10_000 });
   assert.equal(c.headTimeoutMs, 20_000);
   assert.equal(c.forwardAuth, "redirect");
   assert.equal(c.cookieName, "gw_sid");
@@ -194,6 +194,8 @@ test("each wrong value is reported with its path and what to write", (t) => {
     [`${BASE}limits: {keep_alive_timeout: 2h}\n`, "limits.keep_alive_timeout", /^must be from 1s to 1h, not 2h$/],
     [`${BASE}limits: {connections_per_address: 0}\n`, "limits.connections_per_address", /^must be from 1 to 10000, not 0$/],
     [`${BASE}limits: {max_headers: 5000}\n`, "limits.max_headers", /^must be from 10 to 1000, not 5000$/],
+    [`${BASE}limits: {app_requests_per_user: 0}\n`, "limits.app_requests_per_user", /^must be from 1 to 10000, not 0$/],
+    [`${BASE}limits: {app_body_idle_timeout: 11m}\n`, "limits.app_body_idle_timeout", /^must be from 1s to 10m, not 11m$/],
     [`${BASE}forward_auth: maybe\n`, "forward_auth", /^must be status \(nginx auth_request: 200 or 401\) or redirect \(Traefik, Caddy: a redirect to the login page\), not "maybe"$/],
     [`${BASE}cookie_name: "a b"\n`, "cookie_name", /^must be 1 to 64 letters, digits or/],
     [`${BASE}cookie_name: a;b\n`, "cookie_name", /a cookie name/],

@@ -280,3 +280,26 @@ test("cookie names: __Host- behind https (session and CSRF), plain otherwise; ev
   assert.doesNotMatch(http.attributes, /Secure/);
   assert.ok(http.all.includes("otpgate_csrf"));
 });
+
+// Red team 1, F5 (keys): a tunnel of a session sealed with a retired key stayed open. After keys_file
+// changes, listeners are told (the app re-checks every tunnel), and a retired key's cookie no longer
+// passes the tunnel re-check (stillValid), while the new key's does.
+test("a key retired by another process: onKeysChanged listeners are told, and the tunnel re-check refuses its sessions (F5)", async (t) => {
+  const h = harness(t);
+  const s = h.make();
+  let told = 0;
+  s.onKeysChanged(() => told++);
+  const before = login(s, "alice", "SECRETA", T0);
+  await s.flush();
+  await rotateKeys(h.keysFile, T0 + 1000, systemRandom, { rotate: true, retireOld: false, force: false, absoluteMs: session.absoluteMs });
+  await sleep(80);
+  assert.equal(told, 1, "told of the rotation");
+  const after = login(s, "alice", "SECRETA", T0 + 2000);
+  assert.equal(s.stillValid(before, T0 + 3000, false), true);
+  await rotateKeys(h.keysFile, T0 + 5000, systemRandom, { rotate: false, retireOld: true, force: true, absoluteMs: session.absoluteMs });
+  await sleep(80);
+  assert.equal(told, 2, "told of the retirement");
+  assert.equal(s.stillValid(before, T0 + 6000, false), false, "sealed with the retired key 1");
+  assert.equal(s.stillValid(after, T0 + 6000, true), true);
+  s.close();
+});

@@ -15,6 +15,8 @@ import { createLoginHandler } from "./login-handler.js";
 import { createPageKit } from "./page-kit.js";
 import { STYLE, loginPage, messagePage, signOutPage } from "./pages.js";
 import { appClientAddress, appHost, fromAppHeaders, toAppHeaders } from "./to-app-headers.js";
+import { BodyIdleError, createUserPlaces, idleLimited, releasedWhenSent } from "./app-request-limits.js";
+import { isLocalRequest } from "./local-request.js";
 import { createTunnels, type Tunnels } from "./tunnels.js";
 
 export type UpgradeDecision =
@@ -26,17 +28,27 @@ export interface GatewayApp {
   handle(req: GatewayRequest): GatewayResponse | Promise<GatewayResponse>;
   /** Decide a request with an Upgrade header; on "tunnel", the app's socket is open and validated (101, websocket, accept). */
   upgrade(req: GatewayRequest): Promise<UpgradeDecision>;
-  /** Register an established tunnel (closed at its session's absolute expiry, or by closeTunnels). */
+  /** Register an established tunnel (closed at its session's absolute expiry, by closeTunnels, or when its session's re-check fails). */
   track(session: SessionData, sockets: readonly Duplex[]): void;
+  /** Re-check every tunnel's session now (also runs every session.recheck by itself). */
+  recheckTunnels(): number;
   readonly tunnels: Tunnels;
   readonly metrics: GatewayMetrics;
   metricsText(): string;
 }
 
+/**
+ * Methods whose body the gateway refuses (400) instead of forwarding. DELETE and OPTIONS keep
+ * theirs (real APIs send them: Elasticsearch's delete-by-query, JSON DELETE payloads, CORS-less
+ * OPTIONS with a description); they and every other method undici does not expect a payload for go
+ * with `connection: close` (upstream.ts), so an app that ignores the body never reads it as a request.
+ */
+export const BODYLESS_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "TRACE"]);
+
 const WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 const WS_KEY = /^[A-Za-z0-9+/]{21}[AQgw]==$/; // base64 of exactly 16 bytes
 
-export const isLoopback = (address: string): boolean => /^127\./.test(address) || address === "::1" || /^::ffff:127\./i.test(address);
+export { isLoopback } from "./local-request.js";
 
 /** Wrap a body so that reading it fails when it is not complete within `ms` (slow bodies to our pages are cut). */
 function bodyWithin(body: AsyncIterable<Uint8Array>, ms: number): AsyncIterable<Uint8Array> {
@@ -70,7 +82,10 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   const returnPolicy = { allowedHosts: config.allowedHosts, fallback: "/" };
   const withPassword = config.passwordFile !== null;
   const metrics = newMetrics();
-  const tunnels = createTunnels();
+  const tunnels = createTunnels(config.session.recheckMs);
+  const places = createUserPlaces(config.limits.appRequestsPerUser);
+  // The cookie each tunnel's session came in (set by upgrade(), read by track()): its re-checks open it again.
+  const tunnelCookies = new WeakMap<SessionData, string>();
   // Every cookie name the gateway reads (also the plain names behind https) is kept from the app.
   const names = gatewayCookies(config);
   const cookieNames = [...names.all];
@@ -78,6 +93,8 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   // Sessions ended by revocation (logout, log out everywhere, a new secret, another process's
   // change to sessions_file) close their WebSocket tunnels at once.
   sessions.onEnded(() => tunnels.closeTunnels((s) => sessions.ended(s)));
+  // New keys may have retired the key a tunnel's session was sealed with: every tunnel re-checks.
+  sessions.onKeysChanged(() => tunnels.recheck());
   const warnForwarded = forwardedWarner(config.trustedProxies, log, () => clock.nowMs());
   const clientAddress = (req: GatewayRequest) => appClientAddress(req.headers, req.remoteAddress, config.trustedProxies).client;
   const ctx: HandlerContext = {
@@ -134,10 +151,24 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   }
 
   async function proxy(req: GatewayRequest, user: string): Promise<GatewayResponse> {
+    // A body on GET/HEAD/TRACE has no meaning (RFC 9110 9.3.1, 9.3.2, 9.3.8) and apps that ignore it
+    // read it as the next request on their connection (CL.0): refused. See BODYLESS_METHODS.
+    if (req.body !== null && BODYLESS_METHODS.has(req.method)) return plain(400, `A ${req.method} request cannot carry a body; send it without one.\n`, [["connection", "close"]]);
+    const release = places.take(user);
+    if (release === null) {
+      log({ event: "upstream", result: "busy", user });
+      return plain(503, "Too many requests at once to the application; try again in a moment.\n", [["retry-after", "1"]]);
+    }
+    const body = req.body === null ? null : idleLimited(req.body, config.limits.appBodyIdleMs);
     try {
-      const res = await upstream!.forward({ method: req.method, target: req.target, headers: appHeaders(req, user), body: req.body, ...(req.onAbort ? { onAbort: req.onAbort } : {}) });
-      return { status: res.status, headers: fromAppHeaders(res.headers, cookieNames), body: res.body };
+      const res = await upstream!.forward({ method: req.method, target: req.target, headers: appHeaders(req, user), body, ...(req.onAbort ? { onAbort: req.onAbort } : {}) });
+      return { status: res.status, headers: fromAppHeaders(res.headers, cookieNames), body: releasedWhenSent(res.body, release) };
     } catch (err) {
+      release();
+      if (err instanceof BodyIdleError || (err as { cause?: unknown }).cause instanceof BodyIdleError) {
+        log({ event: "upstream", result: "body-idle", user });
+        return plain(408, "The request body stopped arriving; send it again.\n", [["connection", "close"]]);
+      }
       metrics.upstream_errors++;
       log({ event: "upstream", result: "error", message: (err as Error).message });
       return kit.page(502, messagePage("Application unavailable", "The application behind the gateway did not answer.", P));
@@ -161,7 +192,7 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
     const path = url.pathname;
     if (path === "/healthz") return plain(200, "ok\n");
     if (path === `${P}/metrics`) {
-      if (config.metricsListen !== null || !isLoopback(req.remoteAddress)) return kit.page(404, messagePage("Not found", "There is no such page.", P));
+      if (config.metricsListen !== null || !isLocalRequest(req.remoteAddress, req.headers, config.trustedProxies)) return kit.page(404, messagePage("Not found", "There is no such page.", P));
       return { status: 200, headers: [["content-type", "text/plain; version=0.0.4"], ["cache-control", "no-store"]], body: metricsText() };
     }
     if (path === `${P}/style.css`) return { status: 200, headers: [["content-type", "text/css"], ["cache-control", "max-age=3600"]], body: STYLE };
@@ -249,13 +280,20 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
       return { kind: "refused", status: 502 };
     }
     const extra = up.headers.filter(([n, v]) => (n === "sec-websocket-protocol" || n === "sec-websocket-extensions") && /^[\x21-\x7e][\x20-\x7e]*$/.test(v));
+    tunnelCookies.set(s, kit.cookies(req).get(names.session)!);
     return { kind: "tunnel", session: s, accept, extra, socket: up.socket };
   }
 
   return {
     handle,
     upgrade,
-    track: (s, sockets) => tunnels.add(s, sockets, sessions.expiresAt(s), clock.nowMs()),
+    track: (s, sockets) => {
+      const cookie = tunnelCookies.get(s);
+      // A session that did not come through upgrade() has no cookie to re-check: it cannot stay.
+      const check = (active: boolean) => cookie !== undefined && sessions.stillValid(cookie, clock.nowMs(), active);
+      tunnels.add(s, sockets, sessions.expiresAt(s), clock.nowMs(), check);
+    },
+    recheckTunnels: () => tunnels.recheck(),
     tunnels,
     metrics,
     metricsText,

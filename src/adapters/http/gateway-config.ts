@@ -74,6 +74,10 @@ export interface GatewayLimits {
   readonly connectionsPerAddress: number;
   /** Requests with more header lines are refused (431), never truncated. */
   readonly maxHeaders: number;
+  /** Requests one user may have at the app at once (until the app's answer is sent); beyond: 503. */
+  readonly appRequestsPerUser: number;
+  /** A request body on its way to the app may pause at most this long between two chunks. */
+  readonly appBodyIdleMs: number;
 }
 
 /** Session policy plus how often a session is checked again against the user's state file (a new secret ends it). */
@@ -327,6 +331,8 @@ const limitsSchema = z.strictObject(
     keep_alive_timeout: check(durationIn(1000, 3_600_000, 5 * 60_000)),
     connections_per_address: check(wholeIn(1, 10_000, 64)),
     max_headers: check(wholeIn(10, 1000, 100)),
+    app_requests_per_user: check(wholeIn(1, 10_000, 64)),
+    app_body_idle_timeout: check(durationIn(1000, 600_000, 30_000)),
   },
   { error: SECTION },
 );
@@ -541,6 +547,8 @@ export function parseGatewayConfig(yamlText: string, source = "config"): Gateway
       keepAliveMs: c.limits.keep_alive_timeout,
       connectionsPerAddress: c.limits.connections_per_address,
       maxHeaders: c.limits.max_headers,
+      appRequestsPerUser: c.limits.app_requests_per_user,
+      appBodyIdleMs: c.limits.app_body_idle_timeout,
     },
     sessionsFile: sessionsFile!,
     userLookupTimeoutMs: c.user_lookup_timeout,

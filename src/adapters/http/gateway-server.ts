@@ -11,7 +11,7 @@ import { createServer as createTlsServer } from "node:tls";
 import { existsSync, readFileSync } from "node:fs";
 import { Readable, type Duplex } from "node:stream";
 import { Regulator } from "../../core/web/index.js";
-import { addressKey } from "../../core/web/client-address.js";
+import { addressKey, isTrustedProxy } from "../../core/web/client-address.js";
 import { ConfigError } from "../../core/errors.js";
 import { systemClock } from "../../platform/clock.js";
 import { systemRandom } from "../../platform/random.js";
@@ -233,9 +233,11 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
   const perAddress = new Map<string, number>();
   web.on("connection", (s: Socket) => {
     // the TCP connection, also under TLS (a handshake that never ends is cut by handshakeTimeout)
+    // Not for trusted proxies: their one address stands for every client behind them (a cap there let
+    // anyone fill it, e.g. with logins held by the refusal floor); the proxy limits its clients.
     const key = addressKey(s.remoteAddress ?? "-");
     const open = perAddress.get(key) ?? 0;
-    if (open >= limits.connectionsPerAddress) {
+    if (open >= limits.connectionsPerAddress && !isTrustedProxy(s.remoteAddress ?? "-", config.trustedProxies)) {
       s.destroy();
       return;
     }

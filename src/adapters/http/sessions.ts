@@ -36,6 +36,12 @@ export interface IssuedSession {
 export interface SessionService {
   /** The valid session the cookie value carries, with lastSeenAt = now; null otherwise. */
   open(cookieValue: string | undefined, now: number): SessionData | null;
+  /**
+   * Whether the session the cookie value carries is still valid (a tunnel's re-check): like open(),
+   * but the session's activity is refreshed only when `active` (traffic passed); the secret's
+   * fingerprint is re-checked in the background when due, as for open().
+   */
+  stillValid(cookieValue: string, now: number, active: boolean): boolean;
   /** A new session for `user` (new id). `fingerprint`: from fingerprint() or currentFingerprint(), taken at login. */
   issue(user: string, now: number, fingerprint: string): IssuedSession;
   /** The fingerprint of `user`'s secret line; a keyed MAC, never the secret. */
@@ -50,6 +56,8 @@ export interface SessionService {
   ended(session: SessionData): boolean;
   /** Called when sessions end by revocation (not by timeout): close their tunnels. */
   onEnded(listener: (filter: EndedFilter) => void): void;
+  /** Called after keys_file changed (a retired key's sessions no longer open): tunnels re-check. */
+  onKeysChanged(listener: () => void): void;
   /** When a session must end at the latest (absolute expiry), Unix ms: timers on long-lived tunnels. */
   expiresAt(session: SessionData): number;
   /** The keyring as it is now (rotations are picked up): CSRF tokens and enrollment drafts. */
@@ -101,6 +109,7 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
   const lastChecked = new Map<string, number>();
   const opened = new Map<string, BoundSession>();
   const listeners: ((filter: EndedFilter) => void)[] = [];
+  const keyListeners: (() => void)[] = [];
   const checks = new Set<Promise<void>>();
 
   const emit = (filter: EndedFilter) => {
@@ -171,6 +180,7 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
       keyring = new Keyring(file, random);
       opened.clear(); // a retired key's sessions must not open from the cache
       log({ event: "keys", kids: keyring.kids.join(" "), sealing: keyring.newest.kid });
+      for (const l of keyListeners) l(); // tunnels of sessions sealed with a retired key close now
     } catch (err) {
       log({ event: "error", where: "keys-file", action: "reload", message: (err as Error).message });
     }
@@ -214,30 +224,34 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
     for (const [sid, until] of localRevoked) if (until <= now && persisted.revoked.get(sid) === undefined) localRevoked.delete(sid);
   };
 
+  /** The valid session the cookie carries (lastSeenAt as known, refreshed to `now` when `touch`); null otherwise. */
+  const check = (cookieValue: string | undefined, now: number, touch: boolean): SessionData | null => {
+    if (!cookieValue) return null;
+    let s = opened.get(cookieValue);
+    if (!s) {
+      const value = keyring.open("session", cookieValue);
+      if (!isBoundSession(value)) return null;
+      if (opened.size >= MAX_OPENED) opened.clear();
+      opened.set(cookieValue, (s = value));
+    }
+    const verdict = decideSession({ ...s, lastSeenAt: Math.max(s.lastSeenAt, lastSeen.get(s.sid) ?? 0) }, now, policy, {
+      revokedUntil: revokedUntil(s.sid),
+      validAfter: validAfterOf(s.user),
+    });
+    if (!verdict.valid) return null;
+    if (lastSeen.size >= MAX_TRACKED || lastChecked.size >= MAX_TRACKED) prune(now);
+    if (touch) lastSeen.set(s.sid, now);
+    const checkedAt = lastChecked.get(s.sid);
+    if (checkedAt === undefined || now - checkedAt >= policy.recheckMs) {
+      lastChecked.set(s.sid, now);
+      recheck(s);
+    }
+    return verdict.session;
+  };
+
   const service: SessionService = {
-    open(cookieValue, now) {
-      if (!cookieValue) return null;
-      let s = opened.get(cookieValue);
-      if (!s) {
-        const value = keyring.open("session", cookieValue);
-        if (!isBoundSession(value)) return null;
-        if (opened.size >= MAX_OPENED) opened.clear();
-        opened.set(cookieValue, (s = value));
-      }
-      const verdict = decideSession({ ...s, lastSeenAt: Math.max(s.lastSeenAt, lastSeen.get(s.sid) ?? 0) }, now, policy, {
-        revokedUntil: revokedUntil(s.sid),
-        validAfter: validAfterOf(s.user),
-      });
-      if (!verdict.valid) return null;
-      if (lastSeen.size >= MAX_TRACKED || lastChecked.size >= MAX_TRACKED) prune(now);
-      lastSeen.set(s.sid, now);
-      const checkedAt = lastChecked.get(s.sid);
-      if (checkedAt === undefined || now - checkedAt >= policy.recheckMs) {
-        lastChecked.set(s.sid, now);
-        recheck(s);
-      }
-      return verdict.session;
-    },
+    open: (cookieValue, now) => check(cookieValue, now, true),
+    stillValid: (cookieValue, now, active) => check(cookieValue, now, active) !== null,
     issue(user, now, fingerprint) {
       const session = newSession(Buffer.from(random.bytes(18)).toString("base64url"), user, now);
       const bound: BoundSession = { ...session, fp: fingerprint };
@@ -269,6 +283,9 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
     },
     onEnded(listener) {
       listeners.push(listener);
+    },
+    onKeysChanged(listener) {
+      keyListeners.push(listener);
     },
     expiresAt(session) {
       return session.createdAt + policy.absoluteMs;

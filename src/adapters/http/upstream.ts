@@ -2,8 +2,9 @@
 // sent to the app is decided by undici from what node:http parsed: the body goes as a stream only
 // when the request has one, Content-Length only when node:http read a length-delimited body (undici
 // then holds the stream to exactly that length), and undici itself refuses Transfer-Encoding,
-// Connection, Upgrade, Keep-Alive and Expect given as headers. A GET/HEAD/DELETE/OPTIONS with a
-// body is framed by undici (chunked or Content-Length) and its app connection is not reused.
+// Connection, Upgrade, Keep-Alive and Expect given as headers. A body on a method undici does not
+// expect one for (DELETE, OPTIONS, extension methods; GET/HEAD/TRACE bodies are refused by the app)
+// is framed by undici and sent with connection: close, so the app cannot read it as a request.
 //
 // Speed: a request goes out with pool.dispatch and one handler object (undici's public Dispatcher
 // handler API: onRequestStart/onResponseStart/onResponseData/onResponseEnd/onResponseError). The
@@ -35,10 +36,34 @@ export interface PoolUpstream extends Upstream {
   close(): Promise<void>;
 }
 
-/** Idempotent methods whose request can be sent again when an idle app connection was closed under it. */
+/** Idempotent methods whose request can be sent again when the app connection closed before any answer. */
 const RETRY_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
-/** Errors that mean "the app connection was closed before it answered" (the request was not processed). */
+/** Errors that mean "the app connection was closed under the request" (see answerArrived for the exceptions). */
 const RETRY_CODES = new Set(["UND_ERR_SOCKET", "ECONNRESET", "EPIPE"]);
+/** undici's SocketError messages for an answer that did arrive but broke its rules (client-h1.js). */
+const ANSWERED = new Set(["bad response", "bad upgrade"]);
+
+/**
+ * Whether a failed request is one the app may not have received: a connection error (a kept
+ * connection the app closed as we used it), not an answer undici refused. "bad response" (a
+ * spontaneous 100 Continue, a response with nothing running) and "bad upgrade" (a 101 to a plain
+ * request) mean the app received and ran the request: sending it again would run it twice (red
+ * team 1, F8). A head cut short ("other side closed" after some bytes) cannot be told from a kept
+ * connection closed under the request by undici's public error, and is still sent once more.
+ */
+export function mayRetry(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  if (typeof e?.code !== "string" || !RETRY_CODES.has(e.code)) return false;
+  return !(e.code === "UND_ERR_SOCKET" && typeof e.message === "string" && ANSWERED.has(e.message));
+}
+
+/**
+ * Methods undici sends a body for on a keep-alive connection (client-h1.js expectsPayload). With
+ * a body, any other method goes with `reset: true` (connection: close on the wire): an app that
+ * ignores the body on such a method (Python's http.server on DELETE/OPTIONS) must not read it as
+ * its next request (red team 1, F2, CL.0).
+ */
+const EXPECTS_PAYLOAD: ReadonlySet<string> = new Set(["PUT", "POST", "PATCH", "QUERY", "PROPFIND", "PROPPATCH"]);
 /** What the app may send before the shell has attached the client's response: beyond it, undici is paused. */
 const EARLY_BYTES = 64 * 1024;
 
@@ -211,6 +236,7 @@ export function createUpstream(options: UpstreamOptions): PoolUpstream {
           path: req.target,
           headers,
           body: req.body === null ? null : (req.body as AsyncIterable<Uint8Array> as unknown as Dispatcher.DispatchOptions["body"]),
+          ...(req.body !== null && !EXPECTS_PAYLOAD.has(req.method) ? { reset: true } : {}),
         },
         f,
       );
@@ -223,10 +249,10 @@ export function createUpstream(options: UpstreamOptions): PoolUpstream {
       try {
         return await send(req, headers);
       } catch (err) {
-        const code = (err as { code?: string }).code ?? "";
-        // One more try when an idle keep-alive connection was closed by the app as we used it:
-        // only without a body (nothing was consumed) and only for methods that may be repeated.
-        if (req.body !== null || !RETRY_METHODS.has(req.method) || !RETRY_CODES.has(code) || err instanceof ClientGone) throw err;
+        // One more try when an idle keep-alive connection was closed by the app as we used it (never
+        // after an answer undici refused: mayRetry), only without a body (nothing was consumed) and
+        // only for methods that may be repeated.
+        if (req.body !== null || !RETRY_METHODS.has(req.method) || !mayRetry(err) || err instanceof ClientGone) throw err;
         return send(req, headers);
       }
     },

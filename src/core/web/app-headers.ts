@@ -67,7 +67,18 @@ export interface AppRequestInfo {
   readonly cookieNames: readonly string[];
 }
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/**
+ * Header names that may reach the app: letters, digits and "-" only (nginx's ignore_invalid_headers).
+ * CGI/WSGI bridges turn every other character into "_" (Remote.User -> HTTP_REMOTE_USER).
+ */
+const APP_NAME = /^[0-9a-z-]+$/;
+
+/** Names never passed although harmless-looking: Proxy becomes HTTP_PROXY in CGI (httpoxy). */
+const NEVER: ReadonlySet<string> = new Set(["proxy"]);
+
+const compact = (name: string): string => name.replace(/-/g, "");
+const IDENTITY_EXACT_COMPACT: ReadonlySet<string> = new Set([...IDENTITY_EXACT].map(compact));
+const IDENTITY_PREFIXES_COMPACT: readonly string[] = IDENTITY_PREFIXES.map(compact);
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 /** Every header name listed in the Connection headers (lower case). */
@@ -83,19 +94,26 @@ function connectionNamed(headers: HeaderList): Set<string> {
   return named;
 }
 
+/**
+ * Whether a (lower-case) name is an identity or forwarding header, also once its "-" are removed:
+ * frameworks that normalise names read RemoteUser, -Remote-User or XForwardedFor as the real thing.
+ */
 function isIdentityHeader(name: string): boolean {
-  return IDENTITY_EXACT.has(name) || IDENTITY_PREFIXES.some((p) => name.startsWith(p));
+  if (IDENTITY_EXACT.has(name) || IDENTITY_PREFIXES.some((p) => name.startsWith(p))) return true;
+  const c = compact(name);
+  return IDENTITY_EXACT_COMPACT.has(c) || IDENTITY_PREFIXES_COMPACT.some((p) => c.startsWith(p));
 }
 
 /**
- * Whether a client's request header may reach the app unchanged. False for: names with "_"
- * (nginx's underscores_in_headers off: CGI/WSGI turn Remote_User into REMOTE_USER), names that are
- * not HTTP tokens, hop-by-hop and Connection-named headers, framing, identity and forwarding
- * headers, Host and Cookie (both rebuilt).
+ * Whether a client's request header may reach the app unchanged. False for: names with anything
+ * but letters, digits and "-" (nginx's underscores_in_headers off and ignore_invalid_headers on:
+ * CGI/WSGI turn Remote_User and Remote.User into REMOTE_USER), Proxy (httpoxy), hop-by-hop and
+ * Connection-named headers, framing, identity and forwarding headers (also with their "-" removed
+ * or doubled), Host and Cookie (both rebuilt).
  */
 export function passesToApp(name: string, connectionNames: ReadonlySet<string> = new Set()): boolean {
   const n = name.toLowerCase();
-  if (n.includes("_") || !TOKEN.test(n)) return false;
+  if (!APP_NAME.test(n) || NEVER.has(n)) return false;
   if (HOP_BY_HOP.has(n) || connectionNames.has(n) || FRAMING.has(n)) return false;
   if (n === "host" || n === "cookie") return false;
   return !isIdentityHeader(n);
