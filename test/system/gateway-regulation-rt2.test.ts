@@ -50,10 +50,17 @@ describe("gateway regulation (red team 2)", () => {
     await new Promise((r) => setTimeout(r, 300)); // every form fetched
     fire();
     const statuses = (await Promise.all(burst)).map((r) => r.status);
-    assert.equal(checked(gw), 1, `one code checked for the burst; statuses ${JSON.stringify(statuses)}`);
+    // While one attempt of the pair is in flight the others are refused (429) uncounted; on a loaded
+    // machine a late arrival may find the first one settled and be checked as the next sequential
+    // guess would be. What must hold whatever the timing: far fewer checks than requests, each
+    // checked request answered 401, and the total below bounded as for requests sent one by one.
+    const burstChecked = checked(gw);
+    assert.ok(burstChecked >= 1 && burstChecked <= 6, `at most max_retries + 1 codes checked for the burst; statuses ${JSON.stringify(statuses)}`);
+    assert.equal(statuses.filter((s) => s === 401).length, burstChecked, `statuses ${JSON.stringify(statuses)}`);
+    assert.equal(statuses.filter((s) => s === 429).length, 20 - burstChecked, `the rest refused uncounted; statuses ${JSON.stringify(statuses)}`);
     for (let i = 0; i < 10; i++) await prepared(gw, "127.0.12.2", { user: user.name, code: String(200000 + i) });
     assert.equal(checked(gw), 6, "max_retries + 1 codes in all, then the pair and address are banned");
-    // Old gateway (the red team's t2_parallel_race.py): `one code checked for the burst: 20 !== 1`.
+    // Old gateway (the red team's t2_parallel_race.py): all 20 codes of the burst were checked.
   });
 
   test("F2: three wrong codes from three strangers spend no RATE_LIMIT: the file is unchanged and the owner's right code is accepted", { timeout: 60_000 }, async (t) => {
