@@ -74,13 +74,16 @@ export interface LoginAccount {
   readonly store: AccountStore;
   /** Where its state lives, for the debug log. */
   readonly location: string;
-  /** Switch to the account's rights for the state-file section; returns the way back. */
-  enter(): () => void;
+  /**
+   * Switch to the account's rights for the state-file section; returns the way back. Optional: a
+   * store that switches for each of its own file sections (FileAccountStore with actAs) needs none.
+   */
+  enter?(): () => void;
 }
 
 export interface LoginDeps {
   /** The account of a (validated) user name, or null when there is none. May throw ConfigError. */
-  openAccount(user: string): LoginAccount | null;
+  openAccount(user: string): LoginAccount | null | Promise<LoginAccount | null>;
   /** Check the account's password (run with the caller's own rights, outside enter()). */
   checkPassword(user: string, password: string): Promise<boolean>;
   readonly clock: Clock;
@@ -111,6 +114,8 @@ export type LoginReason =
 export type LoginDecision =
   | { readonly outcome: "accepted"; readonly via: string; readonly warning?: string; readonly detail: Readonly<Record<string, LogValue>> }
   | { readonly outcome: "rejected" | "error"; readonly reason: LoginReason; readonly detail: Readonly<Record<string, LogValue>> };
+
+const noop = (): void => {};
 
 const NO_DETAIL: Readonly<Record<string, LogValue>> = {};
 
@@ -148,7 +153,7 @@ async function decide(deps: LoginDeps, req: LoginRequest): Promise<LoginDecision
   // 2.
   const nameProblem = userNameProblem(req.user);
   if (nameProblem !== null) return rejected("invalid-user-name", { problem: `the user name ${nameProblem}` });
-  const account = deps.openAccount(req.user);
+  const account = await deps.openAccount(req.user);
   if (!account) return rejected("unknown-user");
   return factors.password ? passwordAndCode(deps, req, account) : codeOnly(deps, req, account, publickey);
 }
@@ -160,7 +165,7 @@ function policyOf(factors: LoginFactors): VerifyPolicy {
 async function codeOnly(deps: LoginDeps, req: LoginRequest, account: LoginAccount, publickey: boolean): Promise<LoginDecision> {
   const { factors } = req;
   const grace = factors.gracePeriodSeconds > 0 && req.rhost !== undefined ? { rhost: req.rhost, seconds: factors.gracePeriodSeconds } : undefined;
-  const restore = account.enter();
+  const restore = account.enter?.() ?? noop;
   let result;
   try {
     result = await authenticateWith({ store: account.store, clock: deps.clock, macFactory: deps.macFactory }, req.token, policyOf(factors), { grace, allowReadonly: factors.allowReadonly });
@@ -184,7 +189,7 @@ async function codeOnly(deps: LoginDeps, req: LoginRequest, account: LoginAccoun
 
 /** The state as it is now (under the lock, released at once), or null when not enrolled. */
 async function peek(account: LoginAccount): Promise<string | null> {
-  const restore = account.enter();
+  const restore = account.enter?.() ?? noop;
   try {
     const locked = await account.store.acquire();
     if (!locked) return null;
@@ -228,7 +233,7 @@ async function passwordAndCode(deps: LoginDeps, req: LoginRequest, account: Logi
   const passwordOk = password !== "" && (await deps.checkPassword(req.user, password));
   // The code is always decided (same work); it is committed only with the right password, and a
   // wrong password writes nothing at all (rule 4).
-  const restore = account.enter();
+  const restore = account.enter?.() ?? noop;
   let result;
   try {
     result = await authenticateWith({ store: account.store, clock: deps.clock, macFactory: deps.macFactory }, code, policyOf(factors), {
