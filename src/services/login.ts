@@ -53,6 +53,8 @@ export interface LoginFactors {
   /** Reference grace_period in seconds (0: off). Not used with `password`. */
   readonly gracePeriodSeconds: number;
   readonly allowReadonly: boolean;
+  /** "ignore": RATE_LIMIT is neither checked nor spent (a front-end that regulates its own clients). */
+  readonly rateLimit?: "apply" | "ignore" | undefined;
 }
 
 export interface LoginRequest {
@@ -159,7 +161,7 @@ async function decide(deps: LoginDeps, req: LoginRequest): Promise<LoginDecision
 }
 
 function policyOf(factors: LoginFactors): VerifyPolicy {
-  return { noSkewAdjust: factors.noSkewAdjust, noIncrementHotp: factors.noIncrementHotp, allowPrefix: false, recordSkewResetCode: true, malformedIsNoAttempt: true };
+  return { noSkewAdjust: factors.noSkewAdjust, noIncrementHotp: factors.noIncrementHotp, allowPrefix: false, recordSkewResetCode: true, malformedIsNoAttempt: true, rateLimit: factors.rateLimit ?? "apply" };
 }
 
 async function codeOnly(deps: LoginDeps, req: LoginRequest, account: LoginAccount, publickey: boolean): Promise<LoginDecision> {
