@@ -84,8 +84,11 @@ export interface LoginAccount {
 }
 
 export interface LoginDeps {
-  /** The account of a (validated) user name, or null when there is none. May throw ConfigError. */
-  openAccount(user: string): LoginAccount | null | Promise<LoginAccount | null>;
+  /**
+   * The account of a (validated) user name, or null when there is none; "unavailable" when the user
+   * database cannot answer now (never taken as "no such user"). May throw ConfigError.
+   */
+  openAccount(user: string): LoginAccount | null | "unavailable" | Promise<LoginAccount | null | "unavailable">;
   /** Check the account's password (run with the caller's own rights, outside enter()). */
   checkPassword(user: string, password: string): Promise<boolean>;
   readonly clock: Clock;
@@ -111,6 +114,7 @@ export type LoginReason =
   | "state-file"
   | "lock-timeout"
   | "usage"
+  | "unavailable"
   | "internal";
 
 export type LoginDecision =
@@ -156,6 +160,7 @@ async function decide(deps: LoginDeps, req: LoginRequest): Promise<LoginDecision
   const nameProblem = userNameProblem(req.user);
   if (nameProblem !== null) return rejected("invalid-user-name", { problem: `the user name ${nameProblem}` });
   const account = await deps.openAccount(req.user);
+  if (account === "unavailable") return { outcome: "error", reason: "unavailable", detail: { problem: "the user database did not answer; try again" } };
   if (!account) return rejected("unknown-user");
   return factors.password ? passwordAndCode(deps, req, account) : codeOnly(deps, req, account, publickey);
 }
