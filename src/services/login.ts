@@ -261,13 +261,29 @@ async function passwordAndCode(deps: LoginDeps, req: LoginRequest, account: Logi
 function fromOutcome(outcome: AuthOutcome, viaSuffix: string): LoginDecision {
   switch (outcome.kind) {
     case "accepted":
-      return { outcome: "accepted", via: outcome.via + viaSuffix, detail: outcome.via === "totp" ? { step: outcome.step } : NO_DETAIL };
+      return { outcome: "accepted", via: outcome.via + viaSuffix, detail: acceptedDetail(outcome) };
     case "rejected":
       return rejected(outcome.reason);
     case "not-enrolled":
       return rejected("not-enrolled");
     case "invalid-state":
       return { outcome: "error", reason: "invalid-state", detail: { setting: outcome.setting, problem: outcome.problem } };
+  }
+}
+
+/** What an accepted code tells (for the debug log and `otpgate verify`): never the code itself. */
+function acceptedDetail(outcome: Extract<AuthOutcome, { kind: "accepted" }>): Readonly<Record<string, LogValue>> {
+  switch (outcome.via) {
+    case "totp":
+      return { step: outcome.step, offset: outcome.offset };
+    case "totp-skew-reset":
+      return { step: outcome.step, skew: outcome.skew };
+    case "hotp":
+      return { counter: outcome.counter };
+    case "scratch":
+      return { remaining: outcome.remaining };
+    case "grace":
+      return NO_DETAIL;
   }
 }
 
