@@ -9,12 +9,11 @@ import type { UserAccount } from "../platform/users.js";
 import { accountStatus } from "./account-status.js";
 import { bypassBefore, isOtpgateLine, moduleName, otpgateCommand, otpgateInvocation, readPamStack, type PamLine } from "./pam-stack.js";
 import { sshdConfigFiles, staleSshdConfig } from "./sshd-reload.js";
-import { FileAccountStore } from "../stores/file-store.js";
+import { accountStore } from "../stores/file-accounts.js";
 import { DEFAULT_SECRET_SPEC, expandSecretPath } from "../stores/secret-path.js";
 import { inRoot } from "./setup/paths.js";
 import { sshdConnectionProblems } from "./sshd-effective.js";
 import { pamDirsFor, rstudioChainProblems } from "./rstudio-chain.js";
-import { groupsOf } from "../platform/groups.js";
 import { checkRadiusHardening } from "./radius-hardening.js";
 
 export type Severity = "ok" | "info" | "warn" | "fail";
@@ -267,7 +266,7 @@ export function checkStateFiles(o: DoctorOptions): Finding[] {
     } catch {
       continue;
     }
-    const s = accountStatus(new FileAccountStore({ path, owner: { uid: user.uid, name: user.name }, strictOwner: true, allowedPerm: 0o600, actAs: { uid: user.uid, gid: user.gid, groups: groupsOf(user.name, user.gid) } }), user.name, o.nowMs);
+    const s = accountStatus(accountStore(user, path), user.name, o.nowMs);
     if (!s.enrolled) continue;
     enrolled++;
     if (s.error) findings.push({ check: "state-files", severity: "fail", message: `${user.name}: ${s.error}`, fix: "the message says what to change" });
