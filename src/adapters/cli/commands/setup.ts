@@ -79,7 +79,9 @@ Options:
       --backend B             ssh: pam_exec (default: pam_exec runs otpgate pam per login) or
                               radius (pam_radius_auth.so asks a resident "otpgate radius" over
                               loopback: prompt "Verification code: ", no process per login;
-                              needs libpam-radius-auth and the otpgate-radius service running)
+                              needs libpam-radius-auth and the otpgate-radius service running;
+                              key+password+code: pam_unix asks the password first, the code
+                              is sent only when the password was right)
       --radius-port N         port of otpgate radius on 127.0.0.1 (default 1812)
       --node PATH, --otpgate PATH   what the PAM line runs (default: this node and this otpgate)
   -h, --help                  show this help
@@ -167,7 +169,6 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     if (factors !== "key+code" && factors !== "key+password+code") throw new UsageError(`--factors for ssh is key+code or key+password+code, not "${values.factors}"`);
     const backend = (values.backend ?? "pam_exec") as "pam_exec" | "radius";
     if (backend !== "pam_exec" && backend !== "radius") throw new UsageError(`--backend is pam_exec or radius, not "${values.backend}"`);
-    if (backend === "radius" && factors !== "key+code") throw new UsageError("--backend radius supports --factors key+code only");
     const radiusPort = Number(values["radius-port"] ?? 1812);
     if (!Number.isInteger(radiusPort) || radiusPort < 1 || radiusPort > 65535) throw new UsageError(`--radius-port must be a port number, not "${values["radius-port"]}"`);
     const options = { root, service: values.service ?? "sshd", factors, hint: !values["no-hint"], nullok: values.nullok === true, secret: values.secret, node, otpgate, sshd: values.sshd ?? "/usr/sbin/sshd", backend, radiusPort, skewAdjust };
