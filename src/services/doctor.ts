@@ -15,6 +15,7 @@ import { inRoot } from "./setup/paths.js";
 import { sshdConnectionProblems } from "./sshd-effective.js";
 import { pamDirsFor, rstudioChainProblems } from "./rstudio-chain.js";
 import { checkRadiusHardening } from "./radius-hardening.js";
+import { radiusStackFindings } from "./radius-stack.js";
 
 export type Severity = "ok" | "info" | "warn" | "fail";
 
@@ -96,7 +97,10 @@ export function checkPamService(path: string, label: string, context: PamService
   const otpLine = auth.findIndex((l) => /pam_exec\.so/.test(l) && /\botpgate\S*\s+pam\b/.test(l));
   const gaLine = auth.findIndex((l) => /pam_google_authenticator\.so/.test(l));
   if (otpLine < 0 && gaLine < 0) {
-    return [{ check, severity: "warn", message: `${path} has no one-time code check (neither otpgate pam nor pam_google_authenticator.so)`, fix: SETUP(label) }];
+    // The RADIUS backend (otpgate setup ssh --backend radius): its own checks (services/radius-stack.ts).
+    const radius = radiusStackFindings(path, readPamStack(path, pamDirsFor(path), "auth"));
+    if (radius) return radius.map((f) => ({ check, ...f }));
+    return [{ check, severity: "warn", message: `${path} has no one-time code check (neither otpgate pam, pam_radius_auth.so nor pam_google_authenticator.so)`, fix: SETUP(label) }];
   }
   if (otpLine >= 0) {
     const line = auth[otpLine]!;

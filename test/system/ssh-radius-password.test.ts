@@ -6,7 +6,7 @@
 // service, a real `otpgate radius`, a real client (paramiko).
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test, type TestContext } from "node:test";
 import { privateSshd, type PrivateSshd } from "../helpers/sshd.js";
@@ -23,6 +23,8 @@ function loginAnswers(s: PrivateSshd, user: string, answers: string[]): { ok: bo
   const r = spawnSync("/usr/bin/python3", [join(ROOT, "test/helpers/ssh_login_answers.py"), "127.0.0.1", String(s.port), user, s.clientKey, ...answers], { encoding: "utf8", timeout: 60_000 });
   return JSON.parse(r.stdout) as { ok: boolean; stage: string; prompts: string[][]; error?: string };
 }
+
+const settle = () => new Promise((resolve) => setTimeout(resolve, 300));
 
 describe("ssh: key + password + code through pam_unix, pam_radius_auth.so and otpgate radius", () => {
   test("wrong password + right code: refused before the code is asked, state unchanged; the same code then works with the right password", { timeout: 180_000 }, async (t: TestContext) => {
@@ -72,16 +74,38 @@ describe("ssh: key + password + code through pam_unix, pam_radius_auth.so and ot
     // (sshd may end keyboard-interactive with an empty round: only rounds with prompts count.)
     assert.deepEqual(wrong.prompts.filter((p) => p.length > 0), [["Password: "]], "the code is never asked after a wrong password");
     assert.deepEqual(readFileSync(statePath), before, "the state file is byte-identical after a wrong password");
+    await settle(); // spawnSync held the event loop: let the checker's log lines arrive
     assert.doesNotMatch(checkerLog, new RegExp(gina.name), "otpgate radius never heard of this login");
 
     const ok = loginAnswers(s, gina.name, ["S3cond-f4ctor!", code]);
     assert.equal(ok.ok, true, JSON.stringify(ok) + s.log().slice(-2000));
     assert.deepEqual(ok.prompts.filter((p) => p.length > 0), [["Password: "], ["Verification code: "]]);
     assert.notDeepEqual(readFileSync(statePath), before, "the accepted code was recorded (DISALLOW_REUSE)");
-    assert.match(checkerLog, new RegExp(gina.name), "otpgate radius logged the login it decided");
+    await settle();
+    assert.match(checkerLog, new RegExp(`"user":"${gina.name}".*"result":"accepted"`), "otpgate radius logged the login it decided");
 
     assert.equal(loginAnswers(s, gina.name, ["S3cond-f4ctor!", code]).ok, false, "the code is used up");
     assert.equal(loginAnswers(s, gina.name, ["S3cond-f4ctor!", "000000"]).ok, false, "right password, wrong code");
     assert.equal(loginAnswers(s, gina.name, ["", oathTotp(secret, 1)]).ok, false, "empty password");
+    // doctor reads this stack as setup wrote it: nothing about the PAM lines is flagged.
+    const doctor = runCli(["doctor", "--root", s.root, "--ssh-service", s.service, "--sshd", s.sshd, "--user", gina.name]);
+    assert.doesNotMatch(doctor.stdout, /(FAIL|WARN) +pam/, doctor.stdout);
+    assert.match(doctor.stdout, /ok +pam:\S+ +\S+: the password \(pam_unix\.so\) must succeed before pam_radius_auth\.so sends the code/, doctor.stdout);
+
+    // Why the order matters: with "required" the stack goes on after a wrong password, the right
+    // code reaches otpgate radius and is used up by a login that fails. doctor says so.
+    const pamFile = join(s.root, "etc/pam.d", s.service);
+    writeFileSync(pamFile, readFileSync(pamFile, "utf8").replace(/^auth +\[success=ok default=die\] pam_unix\.so$/m, "auth required pam_unix.so"));
+    s.installPam();
+    const weak = runCli(["doctor", "--root", s.root, "--ssh-service", s.service, "--sshd", s.sshd, "--user", gina.name]);
+    assert.match(weak.stdout, /FAIL +pam:\S+ +\S+: after a wrong password "auth required pam_unix\.so" lets the stack go on to pam_radius_auth\.so/, weak.stdout);
+    const step = Math.floor(Date.now() / 30_000);
+    const burnt = oathTotp(secret, 1);
+    const beforeWeak = readFileSync(statePath);
+    assert.equal(loginAnswers(s, gina.name, ["wrong-password", burnt]).ok, false);
+    assert.notDeepEqual(readFileSync(statePath), beforeWeak, "with required, a wrong password let the code through and it was recorded");
+    if (Math.floor(Date.now() / 30_000) <= step + 1) {
+      assert.equal(loginAnswers(s, gina.name, ["S3cond-f4ctor!", burnt]).ok, false, "the code was burnt by the failed login");
+    }
   });
 });
