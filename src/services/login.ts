@@ -1,6 +1,9 @@
-// The login decision for `otpgate pam` and `otpgate rstudio-helper`: one function from what the
-// front-end read ({user, token, service, rhost, sshd's auth info, factors}) to {outcome, reason,
-// via}, and one mapping from that to the log line. The front-ends only read input and report.
+// THE login decision for every front-end (`otpgate pam`, `otpgate rstudio-helper`, `otpgate
+// verify`, the resident server's RADIUS and unix-socket decisions, the gateway through them): one
+// function from what the front-end read ({user, token, service, rhost, sshd's auth info, factors})
+// to {outcome, reason, via}, and one mapping from that to the log line. The front-ends only read
+// input and report. Accounts and their stores come from stores/file-accounts.ts (fileAccounts /
+// fileAccountsCached), whose stores act as the file's owner for each file section themselves.
 //
 // The rules, in order:
 // 1. A key is required, before any state is read or any file touched, (a) with require_publickey

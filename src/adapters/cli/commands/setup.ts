@@ -79,9 +79,7 @@ Options:
       --backend B             ssh: pam_exec (default: pam_exec runs otpgate pam per login) or
                               radius (pam_radius_auth.so asks a resident "otpgate radius" over
                               loopback: prompt "Verification code: ", no process per login;
-                              needs libpam-radius-auth and the otpgate-radius service running;
-                              key+password+code: pam_unix asks the password first, the code
-                              is sent only when the password was right)
+                              needs libpam-radius-auth and the otpgate-radius service running)
       --radius-port N         port of otpgate radius on 127.0.0.1 (default 1812)
       --node PATH, --otpgate PATH   what the PAM line runs (default: this node and this otpgate)
   -h, --help                  show this help
