@@ -8,6 +8,7 @@ import { installProblems, pathProblems, type TrustProblem } from "../platform/tr
 import type { UserAccount } from "../platform/users.js";
 import { accountStatus } from "./account-status.js";
 import { bypassBefore, isOtpgateLine, moduleName, otpgateCommand, otpgateInvocation, readPamStack, type PamLine } from "./pam-stack.js";
+import { radiusStackFindings } from "./radius-stack.js";
 import { sshdConfigFiles, staleSshdConfig } from "./sshd-reload.js";
 import { accountStore } from "../stores/file-accounts.js";
 import { DEFAULT_SECRET_SPEC, expandSecretPath } from "../stores/secret-path.js";
@@ -15,7 +16,6 @@ import { inRoot } from "./setup/paths.js";
 import { sshdConnectionProblems } from "./sshd-effective.js";
 import { pamDirsFor, rstudioChainProblems } from "./rstudio-chain.js";
 import { checkRadiusHardening } from "./radius-hardening.js";
-import { radiusStackFindings } from "./radius-stack.js";
 
 export type Severity = "ok" | "info" | "warn" | "fail";
 
