@@ -226,7 +226,8 @@ function parseToken(token: string): { kid: number; body: Buffer } | null {
 
 /** The key file at `path`, or null when there is none. */
 export function readKeyFile(path: string): KeyFile | null {
-  const file = readPrivateFile(path, WHAT, MAX_FILE);
+  const uid = process.geteuid?.() ?? null;
+  const file = readPrivateFile(path, { what: WHAT, maxBytes: MAX_FILE, follow: false, ownerUid: uid, ownerName: `the gateway's user (uid ${uid})` });
   return file ? parseKeyFile(file.bytes, file.mtimeMs, path) : null;
 }
 

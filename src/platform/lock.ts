@@ -5,13 +5,16 @@
 // secret can compute it (another local user cannot squat it to block logins).
 //
 // Speed: node:net pulls ~60 internal modules (~3 ms of start-up on the login path), so the socket
-// is bound through Node's pipe_wrap binding, which is what node:net uses underneath; if that
-// binding is unavailable (a future Node) or deprecations are made loud, node:net is used instead.
+// is bound through a private binding of Node (platform/node-internals), which is what node:net uses
+// underneath; where internals are off (resident processes, OTPGATE_NO_NODE_INTERNALS=1, loud
+// deprecations) or unavailable (a future Node), a node:net server on the same abstract name.
+// Both bind the same kernel name, so the two paths exclude each other.
 
 import type * as Net from "node:net";
 import { LockTimeoutError } from "../core/errors.js";
 import { createSha1Hmac } from "../core/sha1.js";
 import { builtin } from "./builtin.js";
+import { internalPipeServer } from "./node-internals.js";
 
 export interface HeldLock {
   release(): Promise<void>;
@@ -33,30 +36,17 @@ export function lockName(secretLine: string, location: readonly string[]): strin
 
 type TryBind = (name: string) => Promise<HeldLock | null>;
 
-interface PipeHandle {
-  bind(name: string): number;
-  close(): void;
-}
-
 const EADDRINUSE = -98;
 
-function pipeWrapBinder(): TryBind | null {
-  const loud = process.execArgv.some((a) => a.includes("deprecation")) || (process.env.NODE_OPTIONS ?? "").includes("deprecation");
-  if (loud) return null;
-  try {
-    const binding = (process as unknown as { binding(name: string): { Pipe: new (type: number) => PipeHandle; constants: { SERVER: number } } }).binding("pipe_wrap");
-    if (typeof binding?.Pipe !== "function" || typeof binding.constants?.SERVER !== "number") return null;
-    return async (name) => {
-      const handle = new binding.Pipe(binding.constants.SERVER);
-      const err = handle.bind(name);
-      if (err === 0) return { release: async () => handle.close() };
-      handle.close();
-      if (err === EADDRINUSE) return null;
-      throw new Error(`cannot bind the lock socket (uv error ${err})`);
-    };
-  } catch {
-    return null;
-  }
+/** One bind attempt through the private binding; undefined when internals are off or unavailable. */
+async function bindInternal(name: string): Promise<HeldLock | null | undefined> {
+  const handle = internalPipeServer();
+  if (!handle) return undefined;
+  const err = handle.bind(name);
+  if (err === 0) return { release: async () => handle.close() };
+  handle.close();
+  if (err === EADDRINUSE) return null;
+  throw new Error(`cannot bind the lock socket (uv error ${err})`);
 }
 
 function netBinder(): TryBind {
@@ -71,14 +61,15 @@ function netBinder(): TryBind {
     });
 }
 
-let fast: TryBind | null | undefined;
 let portable: TryBind | undefined;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function acquireLock(name: string, options: LockOptions = {}): Promise<HeldLock> {
-  if (fast === undefined) fast = pipeWrapBinder();
-  const binder = (!options.viaNet && fast) || (portable ??= netBinder());
+  const binder: TryBind = async (n) => {
+    const held = options.viaNet ? undefined : await bindInternal(n);
+    return held === undefined ? (portable ??= netBinder())(n) : held;
+  };
   const deadline = Date.now() + (options.timeoutMs ?? 5000);
   let delay = 2;
   for (;;) {

@@ -53,6 +53,62 @@ function statProblems(path: string, st: Stats): TrustProblem[] {
   return problems;
 }
 
+interface Visit {
+  readonly path: string;
+  readonly st: Stats;
+}
+
+interface PathWalk {
+  /** Every component lstat'ed on the way, "/" first, each symbolic link and then its target's. */
+  readonly visited: Visit[];
+  /** The resolved path, or null when the walk stopped early. */
+  readonly resolved: string | null;
+  /** Why the walk stopped early (at most one). */
+  readonly problems: TrustProblem[];
+}
+
+/**
+ * The one path walk: each component of `path` with lstat, symbolic links resolved one at a time
+ * (the link is visited, then the components of its target), ".." applied to the resolved path.
+ * A missing component is a problem (`missing: "problem"`) or simply ends the walk ("stop").
+ */
+function walkPath(path: string, missing: "problem" | "stop"): PathWalk {
+  const visited: Visit[] = [];
+  const stop = (problem: TrustProblem | null): PathWalk => ({ visited, resolved: null, problems: problem ? [problem] : [] });
+  if (!path.startsWith("/")) return stop({ path, reason: "not an absolute path", fix: "give an absolute path" });
+  const pending = path.split("/").filter((p) => p !== "" && p !== ".");
+  let current = "/";
+  let links = 0;
+  visited.push({ path: "/", st: lstatSync("/") });
+  while (pending.length > 0) {
+    const name = pending.shift()!;
+    if (name === "..") {
+      current = dirname(current);
+      continue;
+    }
+    const next = join(current, name);
+    let st: Stats;
+    try {
+      st = lstatSync(next);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" && missing === "stop") return stop(null);
+      return stop({ path: next, reason: code === "ENOENT" ? "missing" : `unreadable (${code})`, fix: `check the path (${path})` });
+    }
+    visited.push({ path: next, st });
+    if (st.isSymbolicLink()) {
+      if (++links > MAX_LINKS) return stop({ path, reason: "in a loop of symbolic links", fix: "point it at the file itself" });
+      const target = readlinkSync(next);
+      if (target.startsWith("/")) current = "/";
+      pending.unshift(...target.split("/").filter((p) => p !== "" && p !== "."));
+      continue;
+    }
+    if (pending.length > 0 && !st.isDirectory()) return stop({ path: next, reason: "not a directory", fix: `check the path (${path})` });
+    current = next;
+  }
+  return { visited, resolved: current, problems: [] };
+}
+
 /** Walks the state of a set of checks, so each component is examined (and reported) once. */
 class Walk {
   readonly problems: TrustProblem[] = [];
@@ -69,47 +125,10 @@ class Walk {
    * the components of its target). Returns the resolved path, or null when it cannot be resolved.
    */
   components(path: string): string | null {
-    if (!path.startsWith("/")) {
-      this.problems.push({ path, reason: "not an absolute path", fix: "give an absolute path" });
-      return null;
-    }
-    const pending = path.split("/").filter((p) => p !== "" && p !== ".");
-    let current = "/";
-    let links = 0;
-    this.add("/", lstatSync("/"));
-    while (pending.length > 0) {
-      const name = pending.shift()!;
-      if (name === "..") {
-        current = dirname(current);
-        continue;
-      }
-      const next = join(current, name);
-      let st: Stats;
-      try {
-        st = lstatSync(next);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        this.problems.push({ path: next, reason: code === "ENOENT" ? "missing" : `unreadable (${code})`, fix: `check the path (${path})` });
-        return null;
-      }
-      this.add(next, st);
-      if (st.isSymbolicLink()) {
-        if (++links > MAX_LINKS) {
-          this.problems.push({ path, reason: "in a loop of symbolic links", fix: "point it at the file itself" });
-          return null;
-        }
-        const target = readlinkSync(next);
-        if (target.startsWith("/")) current = "/";
-        pending.unshift(...target.split("/").filter((p) => p !== "" && p !== "."));
-        continue;
-      }
-      if (pending.length > 0 && !st.isDirectory()) {
-        this.problems.push({ path: next, reason: "not a directory", fix: `check the path (${path})` });
-        return null;
-      }
-      current = next;
-    }
-    return current;
+    const walk = walkPath(path, "problem");
+    for (const v of walk.visited) this.add(v.path, v.st);
+    this.problems.push(...walk.problems);
+    return walk.resolved;
   }
 
   /** Everything below a directory (already checked itself), following links through components(). */
@@ -211,9 +230,6 @@ export function stateLocationProblems(path: string, options: StateLocationOption
   const owners = new Set(options.owners);
   const ownerText = options.owners.map((u) => (u === 0 ? "root" : `uid ${u}`)).join(" or ");
   const chownTo = options.owners.includes(0) ? "root" : String(options.owners[0]);
-  const pending = path.split("/").filter((p) => p !== "" && p !== ".");
-  let current = "/";
-  let links = 0;
   const seen = new Set<string>();
   const judge = (p: string, st: Stats, last: boolean) => {
     if (seen.has(p)) return;
@@ -231,40 +247,9 @@ export function stateLocationProblems(path: string, options: StateLocationOption
       problems.push({ path: p, reason: `group-writable (mode ${octal(st.mode)}, group ${st.gid})`, fix: `chmod go-w ${p}` });
     }
   };
-  const visited: { path: string; st: Stats }[] = [];
-  visited.push({ path: "/", st: lstatSync("/") });
-  while (pending.length > 0) {
-    const name = pending.shift()!;
-    if (name === "..") {
-      current = dirname(current);
-      continue;
-    }
-    const next = join(current, name);
-    let st: Stats;
-    try {
-      st = lstatSync(next);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") break;
-      problems.push({ path: next, reason: `unreadable (${(err as NodeJS.ErrnoException).code})`, fix: `check the path (${path})` });
-      break;
-    }
-    visited.push({ path: next, st });
-    if (st.isSymbolicLink()) {
-      if (++links > MAX_LINKS) {
-        problems.push({ path, reason: "in a loop of symbolic links", fix: "point it at the file itself" });
-        break;
-      }
-      const target = readlinkSync(next);
-      if (target.startsWith("/")) current = "/";
-      pending.unshift(...target.split("/").filter((p) => p !== "" && p !== "."));
-      continue;
-    }
-    if (pending.length > 0 && !st.isDirectory()) {
-      problems.push({ path: next, reason: "not a directory", fix: `check the path (${path})` });
-      break;
-    }
-    current = next;
-  }
+  const walk = walkPath(path, "stop");
+  problems.push(...walk.problems);
+  const visited = walk.visited;
   // The last existing directory is where names are created: a sticky /tmp is not enough there.
   let lastDir: { path: string; st: Stats } | null = null;
   for (const v of visited) if (v.st.isDirectory()) lastDir = v;

@@ -3,37 +3,53 @@
 // compare-and-swap check, through a temp file in the same directory (fsync, rename, fsync dir),
 // keeping the file's owner and mode.
 //
-// Privileges belong here: with `actAs`, a store used by root does every file operation (open, read,
-// stat, temp write, rename, fsync) as the account's owner, switching back to root right after each
-// synchronous section and never across an await (the lock is an abstract socket: no file). Without
-// `actAs`, a root process refuses state paths whose directories the owner could swap for symlinks.
+// Privileges belong here: a store used by a root process does every file operation (open, read,
+// stat, temp write, rename, fsync) as the account's owner (uid, gid and groups), switching back to
+// root right after each synchronous section and never across an await (the lock is an abstract
+// socket: no file). So no daemon ever touches a path the user controls as root: a directory the
+// user swaps for a symlink leads only where the user could go anyway. A process that is neither
+// root nor the owner is refused before it touches anything.
 
-import { closeSync, constants, fstatSync, linkSync, lstatSync, openSync, readSync, renameSync, statSync, unlinkSync, type BigIntStats } from "node:fs";
-import { basename, dirname, sep } from "node:path";
+import { linkSync, lstatSync, renameSync, statSync, unlinkSync, type BigIntStats } from "node:fs";
+import { basename, dirname } from "node:path";
 import { ENROLL_HINT, StateFileError } from "../core/errors.js";
 import { secretLine } from "../formats/ga-document.js";
 import { fsyncDir, lockedTempPath, removeQuietly, removeStaleTemps, writeTemp, writeTempAt } from "../platform/atomic-file.js";
 import { acquireLock, lockName } from "../platform/lock.js";
+import { groupsOf } from "../platform/groups.js";
+import { readPrivateFile, type PrivateFileFacts, type PrivateFileProblem } from "../platform/private-file.js";
 import { asUser, canActAs, effectiveUid, type Identity } from "../platform/privileges.js";
+import { lookupUserById } from "../platform/users.js";
 import type { AccountStore, CommitResult, LockedAccount } from "../ports/index.js";
 
 export const MAX_STATE_FILE_BYTES = 64 * 1024;
 
 export interface FileStoreOptions {
   readonly path: string;
-  /** Expected owner of the file. */
-  readonly owner: { readonly uid: number; readonly name: string };
+  /**
+   * The account whose file it is: a root process acts as this user (uid, gid, groups) for every
+   * file operation. gid and groups are looked up (passwd, /etc/group) when not given.
+   */
+  readonly owner: StoreOwner;
   /** Reference `no_strict_owner` when false. */
   readonly strictOwner: boolean;
   /** Reference `allowed_perm` (default 0600): permission bits beyond these are refused. */
   readonly allowedPerm: number;
   readonly lockTimeoutMs?: number;
   /**
-   * Do every file operation with this user's ids (normally the owner's). A root process switches
-   * for each synchronous section; a process running as this user needs no switch; any other
-   * process is refused.
+   * Act with these ids instead of the owner's (the same user with known groups, from callers that
+   * looked the account up already). Its uid must be the owner's.
    */
   readonly actAs?: Identity | undefined;
+}
+
+export interface StoreOwner {
+  readonly uid: number;
+  readonly name: string;
+  /** Primary group; looked up from the uid when missing. */
+  readonly gid?: number | undefined;
+  /** Supplementary groups while acting as the owner; looked up when missing. */
+  readonly groups?: readonly number[] | undefined;
 }
 
 interface Snapshot {
@@ -44,6 +60,7 @@ interface Snapshot {
 
 const octal = (mode: number) => "0" + (mode & 0o7777).toString(8).padStart(3, "0");
 
+/** Must match readPrivateFile's version string (compare-and-swap on it). */
 function versionOf(st: BigIntStats): string {
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
 }
@@ -70,119 +87,87 @@ export class FileAccountStore implements AccountStore {
     return snapshot ? { text: snapshot.text, mode: Number(snapshot.stat.mode) & 0o7777 } : null;
   }
 
-  /** Run a synchronous file section with the right privileges (see the file comment). */
-  private asOwner<T>(section: () => T): T {
+  private identity: Identity | undefined;
+
+  /** The ids a root process uses for the owner's file; looked up once per store. */
+  private ownerIdentity(): Identity {
+    if (this.identity) return this.identity;
     const { actAs, owner, path } = this.options;
-    if (actAs) {
-      if (!canActAs(actAs.uid)) {
-        throw new StateFileError(`otpgate runs as uid ${effectiveUid()} and cannot act as ${owner.name} (uid ${actAs.uid}) to use ${path}: run it as root or as ${owner.name}`);
-      }
-      return asUser(actAs, section);
+    if (actAs && actAs.uid !== owner.uid) throw new StateFileError(`${path}: the store was asked to act as uid ${actAs.uid}, not as its owner ${owner.name} (uid ${owner.uid}); this is a bug in the caller`);
+    let gid = actAs?.gid ?? owner.gid;
+    if (gid === undefined) {
+      const account = lookupUserById(owner.uid);
+      if (!account) throw new StateFileError(`no account has uid ${owner.uid} (${owner.name}), so otpgate cannot act as the owner of ${path}; check the user with getent passwd ${owner.name}`);
+      gid = account.gid;
     }
-    if (effectiveUid() === 0 && owner.uid !== 0) this.refuseSwappableDirs();
-    return section();
+    const groups = actAs?.groups ?? owner.groups ?? groupsOf(owner.name, gid);
+    return (this.identity = { uid: owner.uid, gid, groups });
   }
 
   /**
-   * Root working as itself on a user's file: no directory on the path may be one that someone
-   * other than root can replace: its parent must be root's and not group/world-writable, or sticky
-   * (like /tmp) with the directory itself root's. The directory holding the file may be the user's
-   * (the file is opened with O_NOFOLLOW and the temp file with O_EXCL). Otherwise the user could
-   * swap a directory for a symlink between two steps and make root read or write elsewhere
-   * (pam_oath's CVE-2024-47191).
+   * Run a synchronous file section as the owner: a root process switches to the owner's ids for
+   * the section and back (asUser), a process running as the owner runs it as it is, any other
+   * process is refused before it touches the path.
    */
-  private refuseSwappableDirs(): void {
-    const { path, owner } = this.options;
-    const parts = dirname(path).split(sep).filter(Boolean);
-    let container: string = sep;
-    for (const part of parts) {
-      const entry = container === sep ? `${sep}${part}` : `${container}${sep}${part}`;
-      let dir;
-      let st;
-      try {
-        dir = statSync(container);
-        st = lstatSync(entry);
-      } catch (err) {
-        // A missing directory: nothing to read there (not enrolled), if only root can create it.
-        const missing = errnoOf(err) === "ENOENT" || errnoOf(err) === "ENOTDIR";
-        if (missing && dir && dir.uid === 0 && (dir.mode & 0o022) === 0) return;
-        if (!missing) throw new StateFileError(`cannot check ${entry} (${errnoOf(err)}) on the way to ${path}`);
-        if (!dir) return;
-      }
-      const othersWrite = (dir.mode & 0o022) !== 0;
-      const sticky = (dir.mode & 0o1000) !== 0;
-      if (dir.uid !== 0 || (othersWrite && !(sticky && st?.uid === 0))) {
-        throw new StateFileError(
-          `${path}: ${container} can be changed by ${dir.uid !== 0 ? `uid ${dir.uid}` : "others"}, so ${owner.name} could swap ${entry} for a symlink while root uses the state file; use a state path whose parent directories only root can change (e.g. ~/.google_authenticator), or a store that acts as ${owner.name}`,
-        );
-      }
-      container = entry;
+  private asOwner<T>(section: () => T): T {
+    const { owner, path } = this.options;
+    const euid = effectiveUid();
+    if (euid === null || euid === owner.uid) return section();
+    if (!canActAs(owner.uid)) {
+      throw new StateFileError(`otpgate runs as uid ${euid} and cannot act as ${owner.name} (uid ${owner.uid}) to use ${path}: run it as root or as ${owner.name}`);
     }
+    return asUser(this.ownerIdentity(), section);
   }
 
   private read(): Snapshot | null {
-    const { path } = this.options;
-    let fd: number;
+    const { path, owner, strictOwner, allowedPerm } = this.options;
+    const file = readPrivateFile(path, {
+      what: "state file",
+      maxBytes: MAX_STATE_FILE_BYTES,
+      minBytes: 1,
+      ownerUid: strictOwner ? owner.uid : null,
+      ownerName: owner.name,
+      allowedMode: allowedPerm,
+      follow: false,
+      explain: (problem, facts) => this.explain(problem, facts),
+      error: StateFileError,
+    });
+    if (!file) return null;
+    const { bytes } = file;
     try {
-      fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY);
-    } catch (err) {
-      const code = errnoOf(err);
-      if (code === "ENOENT") return null;
-      if (code === "ELOOP") {
-        throw new StateFileError(`${path} is a symbolic link; otpgate never follows or replaces symlinks: replace it with the file itself (cp --remove-destination "$(readlink -f ${path})" ${path})`);
-      }
-      if (code === "EACCES") {
-        throw new StateFileError(`cannot read ${path}: permission denied; run as the file's owner or as root (with --user NAME)`);
-      }
-      if (code === "ENOTDIR") return null;
-      throw new StateFileError(`cannot open ${path}: ${code}`);
-    }
-    try {
-      const st = fstatSync(fd, { bigint: true });
-      this.check(st);
-      const size = Number(st.size);
-      const buf = Buffer.alloc(size + 1);
-      let got = 0;
-      for (;;) {
-        const n = readSync(fd, buf, got, buf.length - got, null);
-        if (n === 0) break;
-        got += n;
-        if (got === buf.length) break;
-      }
-      if (got !== size) {
-        throw new StateFileError(`${path} changed size while it was read; try again`);
-      }
-      if (buf.subarray(0, size).includes(0)) {
-        buf.fill(0);
+      if (bytes.includes(0)) {
         throw new StateFileError(`${path} contains NUL bytes (binary data), so it is not a google-authenticator state file; restore it from a backup or ${ENROLL_HINT}`);
       }
-      const text = buf.toString("latin1", 0, size);
-      buf.fill(0);
-      return { text, version: versionOf(st), stat: st };
+      return { text: bytes.toString("latin1"), version: file.version, stat: file.stat };
     } finally {
-      closeSync(fd);
+      bytes.fill(0);
     }
   }
 
-  private check(st: BigIntStats): void {
-    const { path, owner, strictOwner, allowedPerm } = this.options;
-    if (!st.isFile()) {
-      const what = st.isDirectory() ? "a directory" : "not a regular file";
-      throw new StateFileError(`${path} is ${what}; the state file must be a regular file: remove it and ${ENROLL_HINT}`);
-    }
-    const mode = Number(st.mode) & 0o7777;
-    if ((mode & 0o3777 & ~allowedPerm) !== 0) {
-      throw new StateFileError(`${path} has permissions ${octal(mode)}, more permissive than ${octal(allowedPerm)}: anyone who can read it can copy the secret; run chmod 600 ${path}`);
-    }
-    if (strictOwner && Number(st.uid) !== owner.uid) {
-      throw new StateFileError(`${path} must be owned by ${owner.name} (uid ${owner.uid}), not uid ${st.uid}: run chown ${owner.name} ${path}, or pass --user with the right account`);
-    }
-    if (st.size < 1n || st.size > BigInt(MAX_STATE_FILE_BYTES)) {
-      throw new StateFileError(
-        st.size < 1n
-          ? `${path} is empty; ${ENROLL_HINT}`
-          : `${path} is ${st.size} bytes; a state file is at most ${MAX_STATE_FILE_BYTES} bytes: restore it from a backup or ${ENROLL_HINT}`,
-      );
+  /** The state file's own messages (the reference's wording where it has one). */
+  private explain(problem: PrivateFileProblem, facts: PrivateFileFacts): string | undefined {
+    const { path, owner, allowedPerm } = this.options;
+    switch (problem) {
+      case "symlink":
+        return `${path} is a symbolic link; otpgate never follows or replaces symlinks: replace it with the file itself (cp --remove-destination "$(readlink -f ${path})" ${path})`;
+      case "denied":
+        return `cannot read ${path}: permission denied; run as the file's owner or as root (with --user NAME)`;
+      case "unopenable":
+        return `cannot open ${path}: ${facts.code}`;
+      case "directory":
+        return `${path} is a directory; the state file must be a regular file: remove it and ${ENROLL_HINT}`;
+      case "not-regular":
+        return `${path} is not a regular file; the state file must be a regular file: remove it and ${ENROLL_HINT}`;
+      case "mode":
+        return `${path} has permissions ${octal(facts.mode ?? 0)}, more permissive than ${octal(allowedPerm)}: anyone who can read it can copy the secret; run chmod 600 ${path}`;
+      case "owner":
+        return `${path} must be owned by ${owner.name} (uid ${owner.uid}), not uid ${facts.uid}: run chown ${owner.name} ${path}, or pass --user with the right account`;
+      case "empty":
+        return `${path} is empty; ${ENROLL_HINT}`;
+      case "too-large":
+        return `${path} is ${facts.size} bytes; a state file is at most ${MAX_STATE_FILE_BYTES} bytes: restore it from a backup or ${ENROLL_HINT}`;
+      case "changed":
+        return `${path} changed size while it was read; try again`;
     }
   }
 

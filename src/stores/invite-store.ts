@@ -4,11 +4,12 @@
 // (atomic: of two concurrent claims one wins), and deletes it once the state file is written.
 
 import { createHash, randomBytes } from "node:crypto";
-import { closeSync, constants, fstatSync, fsyncSync, mkdirSync, openSync, readSync, readdirSync, renameSync, statSync, writeSync } from "node:fs";
+import { closeSync, constants, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError } from "../core/errors.js";
 import { userNameProblem } from "../core/user-name.js";
 import { fsyncDir, removeQuietly } from "../platform/atomic-file.js";
+import { readPrivateFile } from "../platform/private-file.js";
 
 export interface Invite {
   /** SHA-256 of the token, hex: the file name, and what logs may show. */
@@ -51,21 +52,14 @@ function parseInvite(id: string, text: string): Invite | null {
 }
 
 function readInvite(path: string, id: string): Invite | null {
-  let fd: number;
+  let file;
   try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    // The directory is root's, mode 0700 (checkDir); a file in it that is not ours is not an invitation.
+    file = readPrivateFile(path, { what: "an invitation", maxBytes: 4096, allowedMode: 0o600, follow: false });
   } catch {
     return null;
   }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile() || st.size > 4096) return null;
-    const buf = Buffer.alloc(st.size);
-    const n = readSync(fd, buf, 0, st.size, 0);
-    return parseInvite(id, buf.subarray(0, n).toString("utf8"));
-  } finally {
-    closeSync(fd);
-  }
+  return file ? parseInvite(id, file.bytes.toString("utf8")) : null;
 }
 
 /** Pending invitations; expired ones (and claims abandoned by a crash an hour ago) are deleted. */

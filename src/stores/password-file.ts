@@ -3,45 +3,35 @@
 // (which reads it at every login) sees the old file or the new one, never half of one.
 
 import { createHash } from "node:crypto";
-import { closeSync, constants, fstatSync, mkdirSync, openSync, readSync, renameSync } from "node:fs";
+import { mkdirSync, renameSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import { ConfigError, UsageError } from "../core/errors.js";
 import { parsePasswordEntries, withPasswordEntry } from "../core/web/password-entries.js";
 import { fsyncDir, removeQuietly, removeStaleTemps, writeTemp } from "../platform/atomic-file.js";
 import { acquireLock } from "../platform/lock.js";
+import { readPrivateFile } from "../platform/private-file.js";
 
 export const DEFAULT_PASSWORD_FILE = "/etc/otpgate/passwords";
 const MAX_BYTES = 1024 * 1024;
 
 /** The file's text, or null when it does not exist; refuses anything but a private regular file. */
 function readChecked(path: string): string | null {
-  let fd: number;
-  try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return null;
-    if (code === "ELOOP") throw new ConfigError(`${path} is a symbolic link; otpgate only reads the password file itself: replace the link with the file`);
-    throw new ConfigError(`cannot read ${path} (${code})`);
-  }
-  try {
-    const st = fstatSync(fd);
-    const euid = process.geteuid?.() ?? 0;
-    if (!st.isFile()) throw new ConfigError(`${path} is not a regular file`);
-    if (st.uid !== euid) throw new ConfigError(`${path} must be owned by uid ${euid}, the user the gateway runs as: chown ${euid} ${path}`);
-    if ((st.mode & 0o077) !== 0) throw new ConfigError(`${path} must not be readable or writable by others (it holds password hashes): chmod 600 ${path}`);
-    if (st.size > MAX_BYTES) throw new ConfigError(`${path} is larger than 1 MiB; it is not a password file`);
-    const buf = Buffer.alloc(st.size);
-    let off = 0;
-    while (off < st.size) {
-      const n = readSync(fd, buf, off, st.size - off, off);
-      if (n === 0) break;
-      off += n;
-    }
-    return buf.subarray(0, off).toString("utf8");
-  } finally {
-    closeSync(fd);
-  }
+  const euid = process.geteuid?.() ?? 0;
+  const file = readPrivateFile(path, {
+    what: "the gateway's password hashes",
+    maxBytes: MAX_BYTES,
+    ownerUid: euid,
+    allowedMode: 0o600,
+    follow: false,
+    explain: (problem) => {
+      if (problem === "symlink") return `${path} is a symbolic link; otpgate only reads the password file itself: replace the link with the file`;
+      if (problem === "owner") return `${path} must be owned by uid ${euid}, the user the gateway runs as: chown ${euid} ${path}`;
+      if (problem === "mode") return `${path} must not be readable or writable by others (it holds password hashes): chmod 600 ${path}`;
+      if (problem === "too-large") return `${path} is larger than 1 MiB; it is not a password file`;
+      return undefined;
+    },
+  });
+  return file ? file.bytes.toString("utf8") : null;
 }
 
 /** user -> argon2id hash, or null when the file does not exist yet (refuses a file it could not use). */

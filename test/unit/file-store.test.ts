@@ -37,7 +37,8 @@ test("refuses directories, FIFOs, loose permissions, wrong owners, empty, oversi
   chmodSync(join(dir, "open"), 0o644);
   await refuses(join(dir, "open"), /permissions 0644, more permissive than 0600.*chmod 600/);
   writeFileSync(join(dir, "owned"), GOOD, { mode: 0o600 });
-  await refuses(join(dir, "owned"), /must be owned by someone \(uid 4242\), not uid \d+: run chown someone/, store(join(dir, "owned"), { owner: { uid: 4242, name: "someone" } }));
+  chownSync(join(dir, "owned"), 4242, 4242);
+  await refuses(join(dir, "owned"), new RegExp(`must be owned by me \\(uid ${uid}\\), not uid 4242: run chown me`));
   writeFileSync(join(dir, "empty"), "", { mode: 0o600 });
   await refuses(join(dir, "empty"), /is empty/);
   writeFileSync(join(dir, "big"), Buffer.alloc(2 * 1024 * 1024, 0x41), { mode: 0o600 });
@@ -51,7 +52,8 @@ test("no_strict_owner and allowed_perm relax exactly those checks", async (t) =>
   const path = join(dir, "f");
   writeFileSync(path, GOOD, { mode: 0o640 });
   chmodSync(path, 0o640);
-  const s = await store(path, { owner: { uid: 4242, name: "x" }, strictOwner: false, allowedPerm: 0o640 }).acquire();
+  chownSync(path, 4242, 4242);
+  const s = await store(path, { strictOwner: false, allowedPerm: 0o640 }).acquire();
   assert.equal(s!.text, GOOD);
   await s!.release();
 });
@@ -194,21 +196,44 @@ test("actAs by a process that is neither root nor the owner: refused, naming wha
   assert.match(r.stdout, /otpgate runs as uid 65534 and cannot act as someone \(uid 4242\) to use \/tmp\/x: run it as root or as someone/);
 });
 
-test("root without actAs refuses a state path whose directories the owner could swap; the file is untouched", { skip: !asRoot && "needs root" }, async (t) => {
-  const { home, path } = nobodyHome(t);
-  const s = new FileAccountStore({ path, owner: { uid: NOBODY.uid, name: "nobody" }, strictOwner: true, allowedPerm: 0o600 });
-  await refuses(path, new RegExp(`${home} can be changed by uid 65534, so nobody could swap ${home}/\\.otp for a symlink`), s);
-  assert.throws(() => s.peek(), /could swap/);
-  // The home directory itself may be the user's: ~/.google_authenticator is fine.
-  const direct = join(home, "ga");
-  writeFileSync(direct, GOOD, { mode: 0o600 });
-  chownSync(direct, NOBODY.uid, NOBODY.gid);
-  assert.equal(new FileAccountStore({ path: direct, owner: { uid: NOBODY.uid, name: "nobody" }, strictOwner: true, allowedPerm: 0o600 }).peek(), GOOD);
+for (const how of ["given actAs", "no actAs (ids looked up from the owner)"]) {
+  test(`root, ${how}: ~/.otp swapped for a symlink to a root-only directory between read and commit: nothing read or written there`, { skip: !asRoot && "needs root" }, async (t) => {
+    const { home, path, rootOnly } = nobodyHome(t);
+    writeFileSync(join(rootOnly, "ga"), GOOD, { mode: 0o600 });
+    chownSync(join(rootOnly, "ga"), NOBODY.uid, NOBODY.gid);
+    const before = statSync(rootOnly);
+    const s = new FileAccountStore({ path, owner: { uid: NOBODY.uid, name: "nobody" }, strictOwner: true, allowedPerm: 0o600, ...(how === "given actAs" ? { actAs: NOBODY } : {}) });
+    const first = await s.acquire();
+    assert.equal(first!.text, GOOD, "the user's own directory works (it was refused before for a root process without actAs)");
+    renameSync(join(home, ".otp"), join(home, ".otp.real"));
+    symlinkSync(rootOnly, join(home, ".otp"));
+    const result = await first!.commit(GOOD.replace("12345678\n", "")).catch((err: unknown) => err);
+    await first!.release();
+    assert.deepEqual(result, { ok: false, conflict: true }, "as the user, the swapped path is not the file that was read: nothing is written");
+    await assert.rejects(s.acquire(), (err: unknown) => err instanceof StateFileError && /permission denied/.test(err.message));
+    const after = statSync(rootOnly);
+    assert.deepEqual([after.ino, after.mtimeMs], [before.ino, before.mtimeMs], "the root-only directory did not change");
+    assert.deepEqual(readdirSync(rootOnly), ["ga"]);
+    assert.equal(readFileSync(join(rootOnly, "ga"), "latin1"), GOOD);
+    assert.equal(process.geteuid!(), 0);
+  });
+}
+
+test("root without actAs: gid and groups come from the owner's account; an owner uid with no account is refused before anything is touched", { skip: !asRoot && "needs root" }, async (t) => {
+  const { path } = nobodyHome(t);
+  const held = await new FileAccountStore({ path, owner: { uid: NOBODY.uid, name: "nobody" }, strictOwner: true, allowedPerm: 0o600 }).acquire();
+  assert.deepEqual(await held!.commit(GOOD), { ok: true });
+  await held!.release();
+  assert.deepEqual([statSync(path).uid, statSync(path).gid], [NOBODY.uid, NOBODY.gid], "written as nobody:nogroup");
+  assert.equal(process.getegid!(), 0);
+  const dir = tempDir(t);
+  const orphan = join(dir, "ga");
+  writeFileSync(orphan, GOOD, { mode: 0o600 });
+  chownSync(orphan, 4242, 4242);
+  await refuses(orphan, /no account has uid 4242 \(ghost\), so otpgate cannot act as the owner of .*getent passwd ghost/, new FileAccountStore({ path: orphan, owner: { uid: 4242, name: "ghost" }, strictOwner: true, allowedPerm: 0o600 }));
 });
 
-test("root without actAs: a home that does not exist is simply not enrolled; a missing directory the user could create is refused", { skip: !asRoot && "needs root" }, (t) => {
-  const { home } = nobodyHome(t);
+test("root: a home that does not exist is simply not enrolled", { skip: !asRoot && "needs root" }, () => {
   const owner = { uid: NOBODY.uid, name: "nobody" };
   assert.equal(new FileAccountStore({ path: "/nonexistent/.google_authenticator", owner, strictOwner: true, allowedPerm: 0o600 }).peek(), null);
-  assert.throws(() => new FileAccountStore({ path: join(home, "missing", "ga"), owner, strictOwner: true, allowedPerm: 0o600 }).peek(), /could swap/);
 });

@@ -6,7 +6,7 @@ import { chmodSync, chownSync, lchownSync, mkdirSync, mkdtempSync, readFileSync,
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test, type TestContext } from "node:test";
-import { installProblems, pathProblems, REINSTALL_FRESH, RUNTIME_PACKAGES, type TrustProblem } from "../../src/platform/trusted-path.js";
+import { installProblems, pathProblems, REINSTALL_FRESH, RUNTIME_PACKAGES, stateLocationProblems, type TrustProblem } from "../../src/platform/trusted-path.js";
 import { ROOT } from "../helpers/system.js";
 
 const STRANGER = 54321; // a uid nobody has
@@ -114,4 +114,23 @@ test("RUNTIME_PACKAGES is the bundle's external list in scripts/build.mjs", () =
     if (m[1]!.includes("./")) continue;
     assert.deepEqual(JSON.parse(m[1]!), [...RUNTIME_PACKAGES]);
   }
+});
+
+test("stateLocationProblems (the same walk as the installation check): owners, sticky /tmp only on the way, links checked then followed, missing parts end the walk", (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "otpgate-state-loc-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  chmodSync(dir, 0o755);
+  assert.deepEqual(stateLocationProblems(join(dir, "missing", "deeper", "keys"), { owners: [0] }), [], "root's directories, the rest to be created");
+  assert.deepEqual(
+    stateLocationProblems(join(tmpdir(), "keys"), { owners: [0] }).map((p) => [p.path, p.reason.replace(/ \(.*/, "")]),
+    [[tmpdir(), "world-writable"]],
+    "a sticky world-writable directory is not enough where the files are created",
+  );
+  mkdirSync(join(dir, "theirs"));
+  chownSync(join(dir, "theirs"), 4242, 4242);
+  symlinkSync(join(dir, "theirs"), join(dir, "link"));
+  const problems = stateLocationProblems(join(dir, "link", "keys"), { owners: [0] });
+  assert.deepEqual(problems.map((p) => p.path), [join(dir, "theirs")], "the link (root's) is fine, its target is not");
+  assert.match(problems[0]!.reason, /owned by uid 4242, not root/);
+  assert.deepEqual(stateLocationProblems("relative/keys", { owners: [0] }).map((p) => p.reason), ["not an absolute path"]);
 });
