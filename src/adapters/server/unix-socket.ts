@@ -50,8 +50,12 @@ export async function prepareSocketPath(path: string, gid: number): Promise<void
   const st = lstatSync(dir);
   if (!st.isDirectory()) throw new ConfigError(`${dir} is not a directory (a symlink?); remove it, or choose another --socket`);
   if (st.uid !== euid) throw new ConfigError(`${dir} belongs to uid ${st.uid}, not to uid ${euid}: whoever owns it could replace the socket; remove it, or choose another --socket`);
-  chownSync(dir, euid, gid);
-  chmodSync(dir, 0o750);
+  try {
+    chownSync(dir, euid, gid);
+    chmodSync(dir, 0o750);
+  } catch (err) {
+    throw new ConfigError(`cannot give ${dir} to group ${gid} (${errno(err)}): otpgate server must run as root with CAP_CHOWN (the otpgate-server unit's CapabilityBoundingSet has it)`);
+  }
   let sock;
   try {
     sock = lstatSync(path);

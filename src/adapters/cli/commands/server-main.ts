@@ -228,10 +228,13 @@ export async function run(argv: string[], io: Output, as: "server" | "radius" = 
     }
   }
 
-  if (socketPath !== undefined) {
-    const api = { DEFAULT_SOCKET_GROUP, groupId, localDecisionService, loadServerKey, createDecisionApi, prepareSocketPath, listenOnSocket };
-    const groupName = values["socket-group"] ?? api.DEFAULT_SOCKET_GROUP;
-    const gid = api.groupId(groupName);
+  const api = { localDecisionService, loadServerKey, createDecisionApi, prepareSocketPath, listenOnSocket };
+  const groupName = values["socket-group"] ?? DEFAULT_SOCKET_GROUP;
+  const gid = socketPath === undefined ? null : groupId(groupName);
+  // The default socket on a RADIUS-only machine (no gateway, so no group yet): RADIUS alone, said once.
+  const quietlyOff = socketPath !== undefined && gid === null && values.socket === undefined && values["socket-group"] === undefined && radius;
+  if (quietlyOff) io.err(`${name}: no group "${groupName}": the API socket ${socketPath} is off (RADIUS only). For the gateway: groupadd --system ${groupName}, then restart`);
+  if (socketPath !== undefined && !quietlyOff) {
     if (gid === null) throw new ConfigError(`there is no group "${groupName}" for the socket: create it (groupadd --system ${groupName}) and add the gateway's user to it, or pass --socket-group`);
     const stateDir = values["state-dir"] ?? DEFAULT_STATE_DIR;
     const service = api.localDecisionService({
