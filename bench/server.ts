@@ -139,7 +139,10 @@ export async function serverBench(o: ServerBenchOptions): Promise<void> {
     const load = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
     console.log(`\n6. The resident server (${cpus().length} CPUs, load average before: ${load})`);
     console.log(`\n6a. One PAM authentication, whole process (pamtester; user ${user.name}'s own ~/.google_authenticator, the same file for both), ${o.runs} interleaved runs, median wall time`);
-    for (const [label, text] of [["accepted code, plain file (nothing written)", plain], ["accepted code, typical file (RATE_LIMIT + DISALLOW_REUSE: written)", typical]] as const) {
+    for (const [label, text] of [
+      ["accepted code, plain file (nothing written)", plain],
+      ["accepted code, typical file (RATE_LIMIT + DISALLOW_REUSE: written)", typical],
+    ] as const) {
       const cmds = [
         { label: "pamtester + pam_google_authenticator.so", service: gaService, times: [] as number[], fails: 0 },
         { label: "pamtester + pam_radius_auth -> otpgate radius (resident)", service: radiusService, times: [] as number[], fails: 0 },
@@ -224,7 +227,9 @@ async function gatewayRoundTrip(o: ServerBenchOptions, user: Account, work: stri
   const stateDir = join(base, "state");
   mkdirSync(join(stateDir, "invites"), { recursive: true, mode: 0o700 });
   chmodSync(base, 0o755);
-  const child = spawn(process.execPath, [o.cli, "server", "--no-radius", "--socket", socket, "--socket-group", group, "--state-dir", stateDir, "--invites-dir", join(stateDir, "invites")], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(process.execPath, [o.cli, "server", "--no-radius", "--socket", socket, "--socket-group", group, "--state-dir", stateDir, "--invites-dir", join(stateDir, "invites")], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   let err = "";
   let client: DecisionClientLike | null = null;
   try {

@@ -24,7 +24,10 @@ function ready(t: TestContext): boolean {
 }
 
 /** The state file's emergency codes (8-digit lines). */
-const emergencyCodes = (home: string) => readFileSync(join(home, ".google_authenticator"), "latin1").split("\n").filter((l) => /^\d{8}$/.test(l));
+const emergencyCodes = (home: string) =>
+  readFileSync(join(home, ".google_authenticator"), "latin1")
+    .split("\n")
+    .filter((l) => /^\d{8}$/.test(l));
 
 interface RadclientResult {
   readonly reply: "Access-Accept" | "Access-Reject" | null;
@@ -92,7 +95,11 @@ test("radclient: the right code is accepted, a wrong one rejected; with a Messag
 
   const ok = await radclient(t, server.port, server.secret, [`User-Name = "${user.name}"`, `User-Password = "${oathTotp(secret)}"`]);
   assert.equal(ok.reply, "Access-Accept", ok.output);
-  assert.match(ok.output, /Received Access-Accept[^\n]*\n(?:\s+[^\n]*\n)*?\s+Message-Authenticator = 0x[0-9a-f]{32}/, "every answer is signed, also to a client that sent no Message-Authenticator (issue 10)");
+  assert.match(
+    ok.output,
+    /Received Access-Accept[^\n]*\n(?:\s+[^\n]*\n)*?\s+Message-Authenticator = 0x[0-9a-f]{32}/,
+    "every answer is signed, also to a client that sent no Message-Authenticator (issue 10)",
+  );
 
   const wrong = await radclient(t, server.port, server.secret, [`User-Name = "${user.name}"`, `User-Password = "000000"`]);
   assert.equal(wrong.reply, "Access-Reject", wrong.output);

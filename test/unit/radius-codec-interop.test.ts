@@ -43,7 +43,14 @@ function hasAttribute(packet: Buffer, type: number): boolean {
 test("requests encoded by node-radius: 6, 7 and 8-digit codes are decoded by ours, with and without Message-Authenticator", () => {
   for (const code of ["000000", "123456", "9876543", "12345678"]) {
     for (const messageAuthenticator of [false, true]) {
-      const packet = request(code, { messageAuthenticator, id: 7, extra: [["NAS-Identifier", "sshd"], ["Calling-Station-Id", "192.0.2.9"]] });
+      const packet = request(code, {
+        messageAuthenticator,
+        id: 7,
+        extra: [
+          ["NAS-Identifier", "sshd"],
+          ["Calling-Station-Id", "192.0.2.9"],
+        ],
+      });
       assert.equal(hasAttribute(packet, 80), messageAuthenticator, "node-radius added the Message-Authenticator as asked");
       const parsed = parseAccessRequest(packet, KEY);
       assert.equal(parsed.password, code, `${code} with${messageAuthenticator ? "" : "out"} Message-Authenticator`);
@@ -70,7 +77,14 @@ test("requests encoded by node-radius: passwords that are not a 6-8 digit code i
 test("property: the general PAP decoder recovers any password of 1..128 bytes that node-radius hid (RFC 2865 5.2, multi-block chaining)", () => {
   fc.assert(
     fc.property(fc.stringMatching(/^[\x21-\x7e]{1,128}$/), fc.uint8Array({ minLength: 16, maxLength: 16 }), (pw, ra) => {
-      const packet = radius.encode({ code: "Access-Request", secret: SECRET, attributes: [["User-Name", "bob"], ["User-Password", pw]] });
+      const packet = radius.encode({
+        code: "Access-Request",
+        secret: SECRET,
+        attributes: [
+          ["User-Name", "bob"],
+          ["User-Password", pw],
+        ],
+      });
       const authenticator = packet.subarray(4, 20);
       const hidden = packet.subarray(attributeValue(packet, 2), attributeValue(packet, 2) + packet[attributeValue(packet, 2) - 1]! - 2);
       assert.equal(hidden.length, Math.ceil(pw.length / 16) * 16);
@@ -88,7 +102,11 @@ test("a Message-Authenticator that does not verify is refused: one flipped bit, 
   const otherSecret = request("123456", { messageAuthenticator: true, secret: "not-the-shared-secret" });
   const altered = Buffer.from(good);
   altered[1] = (altered[1]! + 1) & 0xff; // the identifier is covered by the HMAC
-  for (const [name, packet] of [["flipped bit", flipped], ["other secret", otherSecret], ["altered identifier", altered]] as const) {
+  for (const [name, packet] of [
+    ["flipped bit", flipped],
+    ["other secret", otherSecret],
+    ["altered identifier", altered],
+  ] as const) {
     assert.throws(
       () => parseAccessRequest(packet, KEY),
       (e: unknown) => e instanceof RadiusError && e.reason === "bad-message-authenticator" && /shared secret/.test(e.message),
@@ -101,7 +119,10 @@ test("a Message-Authenticator that does not verify is refused: one flipped bit, 
 });
 
 test("a request without Message-Authenticator under a wrong secret decodes to garbage and is refused as bad-password", () => {
-  assert.throws(() => parseAccessRequest(request("123456", { secret: "wrong" }), KEY), (e: unknown) => e instanceof RadiusError && e.reason === "bad-password");
+  assert.throws(
+    () => parseAccessRequest(request("123456", { secret: "wrong" }), KEY),
+    (e: unknown) => e instanceof RadiusError && e.reason === "bad-password",
+  );
 });
 
 test("our responses verify with node-radius: Response Authenticator, and Message-Authenticator when asked for it", () => {

@@ -54,12 +54,7 @@ const windowRange = (w: number): [number, number] => [-Math.floor((w - 1) / 2), 
 /** How the entry is chosen; all but "arbitrary" are computed by the oracle from the drawn file. */
 type EntryKind = "in-window" | "scratch" | "replay" | "outside-window" | "arbitrary";
 
-const arbitraryEntry = fc.oneof(
-  fc.stringMatching(/^[0-9]{6}$/),
-  fc.stringMatching(/^[1-9][0-9]{7}$/),
-  fc.string({ maxLength: 12 }),
-  fc.stringMatching(/^[0-9]{1,20}$/),
-);
+const arbitraryEntry = fc.oneof(fc.stringMatching(/^[0-9]{6}$/), fc.stringMatching(/^[1-9][0-9]{7}$/), fc.string({ maxLength: 12 }), fc.stringMatching(/^[0-9]{1,20}$/));
 
 interface Attempt {
   readonly kind: EntryKind;
@@ -117,7 +112,10 @@ test("property: a rejected code changes only bookkeeping, never the secret, emer
       if (r.outcome.kind !== "accepted") {
         count(r.outcome.kind === "rejected" ? `rejected:${r.outcome.reason}` : r.outcome.kind);
         assert.equal(secretLine(next), secretLine(text));
-        assert.deepEqual(scratchEntries(next).map((e) => e.code), scratchEntries(text).map((e) => e.code));
+        assert.deepEqual(
+          scratchEntries(next).map((e) => e.code),
+          scratchEntries(text).map((e) => e.code),
+        );
         assert.equal(getOption(next, "DISALLOW_REUSE"), getOption(text, "DISALLOW_REUSE"));
         assert.equal(getOption(next, "TIME_SKEW"), getOption(text, "TIME_SKEW"));
         assert.equal(getOption(next, "WINDOW_SIZE"), getOption(text, "WINDOW_SIZE"));
