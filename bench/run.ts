@@ -2,6 +2,9 @@
 //  1. In-process decisions per second (verify(), SHA1, window 3).
 //  2. Whole process, clean environment (as pam_exec runs it): `otpgate verify` vs `node -e 0` and vs
 //     pamtester + pam_google_authenticator.so on the same kind of file; medians of interleaved runs.
+//  3-5. The PAM login hook, a full SSH login, the web gateway.
+//  6. The resident server (bench/server.ts): PAM through pam_radius_auth vs the C module, the time
+//     per decision, the gateway's round trip over the unix socket. BENCH_ONLY=server runs only 6.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
@@ -10,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import { DEFAULT_POLICY, verify } from "../src/core/verify.js";
 import { nodeMacFactory } from "../src/platform/mac.js";
 import { codeAt } from "../test/helpers/otp.js";
+import { serverBench } from "./server.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const CLI = join(ROOT, "dist/otpgate.cjs");
@@ -64,6 +68,10 @@ function show(cmds: Cmd[], base: Cmd): void {
   }
 }
 
+if (process.env.BENCH_ONLY === "server") {
+  await serverBench({ root: ROOT, cli: CLI, secret: SECRET, runs: RUNS });
+  process.exit(0);
+}
 if (process.env.BENCH_ONLY === "gateway") {
   await gatewayBench();
   process.exit(0);
@@ -143,6 +151,7 @@ try {
     }
     await sshBench();
     await gatewayBench();
+    await serverBench({ root: ROOT, cli: CLI, secret: SECRET, runs: RUNS });
   }
 } finally {
   if (existsSync(pamFile)) unlinkSync(pamFile);

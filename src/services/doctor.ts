@@ -16,6 +16,7 @@ import { inRoot } from "./setup/paths.js";
 import { sshdConnectionProblems } from "./sshd-effective.js";
 import { pamDirsFor, rstudioChainProblems } from "./rstudio-chain.js";
 import { checkRadiusHardening } from "./radius-hardening.js";
+import { checkServerLayout, systemLayoutProbe } from "./server-layout.js";
 
 export type Severity = "ok" | "info" | "warn" | "fail";
 
@@ -207,7 +208,8 @@ export function checkRadiusUnit(unit: string): Finding[] {
     return [];
   }
   const exec = /^ExecStart=[-@:+!]*(.*)$/m.exec(text)?.[1] ?? "";
-  const cmd = otpgateInvocation(exec.trim().split(/\s+/).map((w) => w.replace(/^"(.*)"$/, "$1")), "radius");
+  const words = exec.trim().split(/\s+/).map((w) => w.replace(/^"(.*)"$/, "$1"));
+  const cmd = otpgateInvocation(words, "radius") ?? otpgateInvocation(words, "server");
   if (!cmd) return [];
   const missing = [cmd.env, cmd.node, cmd.launcher].filter((p): p is string => !!p && p.startsWith("/") && !existsSync(p));
   if (missing.length) return missing.map((p) => ({ check: "radius", severity: "fail" as const, message: `${unit}: ${p} does not exist, so the code checker cannot start and every login fails`, fix: "reinstall otpgate or rerun otpgate setup ssh --backend radius" }));
@@ -326,6 +328,10 @@ export function runDoctor(o: DoctorOptions): Finding[] {
     ...checkPamService(inRoot(o.root, `/etc/pam.d/${o.rstudioService}`), "rstudio", { rserverConf: inRoot(o.root, "/etc/rstudio/rserver.conf") }),
     ...checkRadiusUnit(inRoot(o.root, "/etc/systemd/system/otpgate-radius.service")),
     ...checkRadiusHardening(inRoot(o.root, "/etc/systemd/system/otpgate-radius.service")),
+    ...checkRadiusUnit(inRoot(o.root, "/etc/systemd/system/otpgate-server.service")),
+    ...checkRadiusHardening(inRoot(o.root, "/etc/systemd/system/otpgate-server.service")),
+    // The running layout only for this machine (not for a --root image).
+    ...(o.root === "/" ? checkServerLayout(systemLayoutProbe("/run/otpgate/server.sock", "otpgate")) : []),
     ...checkStateFiles(o),
     ...checkClock(),
   ];

@@ -67,11 +67,12 @@ export function hasUidRule(ruleset: string, port: number): boolean {
   return false;
 }
 
-/** The port `otpgate radius` listens on according to its systemd unit (null: no such unit). */
+/** The port `otpgate radius` / `otpgate server` listens on according to its systemd unit (null: no such unit, or no RADIUS). */
 export function radiusUnitPort(unitText: string): number | null {
   const exec = /^ExecStart=[-@:+!]*(.*)$/m.exec(unitText)?.[1];
   const words = (exec ?? "").trim().split(/\s+/).map((w) => w.replace(/^"(.*)"$/, "$1"));
-  if (!words.includes("radius")) return null;
+  if (!words.includes("radius") && !words.includes("server")) return null;
+  if (words.includes("--no-radius")) return null;
   const i = words.findIndex((w) => w === "--listen" || w.startsWith("--listen="));
   const listen = i < 0 ? null : words[i]!.startsWith("--listen=") ? words[i]!.slice("--listen=".length) : (words[i + 1] ?? "");
   const port = listen === null ? DEFAULT_RADIUS_PORT : Number(/:(\d{1,5})$/.exec(listen)?.[1] ?? NaN);

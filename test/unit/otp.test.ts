@@ -5,6 +5,8 @@ import fc from "fast-check";
 import { createSha1Hmac, sha1 } from "../../src/core/sha1.js";
 import { createCodeGenerator, hotp, timeStep, totp, type Algorithm } from "../../src/core/otp.js";
 import { nodeMacFactory } from "../../src/platform/mac.js";
+import { base32Encode, decodeGaSecret } from "../../src/core/base32.js";
+import { oracleBase32, oracleHotp, oracleTotp } from "../helpers/otp-oracle.js";
 
 const ascii = (s: string) => new TextEncoder().encode(s);
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -84,4 +86,45 @@ test("negative counters (a large negative TIME_SKEW) wrap like C's unsigned long
   const offset = h[19]! & 15;
   const expected = (h.readUInt32BE(offset) & 0x7fffffff) % 1e6;
   assert.equal(gen(-1), expected);
+});
+
+test("the test oracle (node:crypto per RFC 4226/6238, no project code) reproduces the RFC vectors", () => {
+  const key = ascii("12345678901234567890");
+  assert.deepEqual(
+    Array.from({ length: 10 }, (_, c) => oracleHotp(key, c)),
+    ["755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871", "520489"],
+  );
+  assert.equal(oracleTotp(key, 59, 30, 8, "SHA1"), "94287082");
+  assert.equal(oracleTotp(ascii("12345678901234567890123456789012"), 1111111109, 30, 8, "SHA256"), "68084774");
+  assert.equal(oracleTotp(ascii("1234567890123456789012345678901234567890123456789012345678901234"), 20000000000, 30, 8, "SHA512"), "47863826");
+  assert.deepEqual([...oracleBase32("JBSWY3DPEHPK3PXP")], [...Buffer.from("48656c6c6f21deadbeef", "hex")]);
+});
+
+test("property: hotp() and totp() equal the independent oracle for any key, counter, time, algorithm, digits and step", () => {
+  fc.assert(
+    fc.property(
+      fc.uint8Array({ minLength: 10, maxLength: 64 }),
+      fc.constantFrom<Algorithm>("SHA1", "SHA256", "SHA512"),
+      fc.integer({ min: 6, max: 8 }),
+      fc.integer({ min: 0, max: 2 ** 40 }),
+      fc.integer({ min: 0, max: 2 ** 33 }),
+      fc.constantFrom(15, 30, 60, 90),
+      (key, algorithm, digits, counter, seconds, step) => {
+        assert.equal(hotp(key, counter, { algorithm, digits }, nodeMacFactory), oracleHotp(key, counter, digits, algorithm));
+        assert.equal(totp(key, seconds * 1000, { algorithm, digits, stepSeconds: step }, nodeMacFactory), oracleTotp(key, seconds, step, digits, algorithm));
+      },
+    ),
+    { numRuns: 400 },
+  );
+});
+
+test("property: a secret written by base32Encode decodes (decodeGaSecret) to the bytes the oracle's base32 gives", () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 1, maxLength: 64 }), (key) => {
+      const text = base32Encode(key);
+      assert.deepEqual([...decodeGaSecret(text)!], [...key]);
+      assert.deepEqual([...oracleBase32(text)], [...key]);
+    }),
+    { numRuns: 300 },
+  );
 });

@@ -1,11 +1,12 @@
 // Scenarios recorded by running the real pam_google_authenticator (see the compat doc), with fixed
-// clocks: exact file bytes after each call.
+// clocks: exact file bytes after each call. Expected codes come from the independent oracle
+// (test/helpers/otp-oracle.ts: node:crypto per RFC 4226/6238), never from the generator under test.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { REFERENCE_SKEW_SEARCH_STEPS, SKEW_SEARCH_STEPS } from "../../src/core/time-skew.js";
 import { DEFAULT_POLICY, verify, type VerifyPolicy } from "../../src/core/verify.js";
 import { nodeMacFactory } from "../../src/platform/mac.js";
-import { codeAt, wrongCode } from "../helpers/otp.js";
+import { oracleCode as codeAt, oracleWrongCode as wrongCode } from "../helpers/otp-oracle.js";
 
 const SECRET = "2SH3V3GDW7ZNMGYE";
 const run = (text: string, entry: string, t: number, policy: VerifyPolicy = DEFAULT_POLICY) =>

@@ -178,7 +178,7 @@ function radiusBlock(o: SshSetupOptions, changes: FileChange[]): string[] {
   changes.push({ path: secretPath, next: secret + "\n", mode: 0o600 });
   changes.push({ path: confPath, next: `# Written by otpgate setup ssh --backend radius: where pam_radius_auth.so asks for codes.\n127.0.0.1:${o.radiusPort} ${secret} 3\n`, mode: 0o600 });
   const args = ["radius", "--listen", `127.0.0.1:${o.radiusPort}`, "--secret-file", secretPath, ...(o.secret ? ["--state", o.secret] : []), ...(o.nullok ? ["--nullok"] : []), ...(o.skewAdjust ? [] : ["--noskewadj"])];
-  changes.push({ path: inRoot(o.root, "/etc/systemd/system/otpgate-radius.service"), next: radiusUnit(o.node, o.otpgate, args), mode: 0o644 });
+  changes.push({ path: inRoot(o.root, "/etc/systemd/system/otpgate-radius.service"), next: radiusUnit(o.node, o.otpgate, args, { stateFiles: o.secret }), mode: 0o644 });
   return [
     `${BEGIN} (sshd: ${o.factors} via ${password ? "pam_unix and " : ""}otpgate radius, written by otpgate setup ssh; --rollback restores the previous file)`,
     pamLine(["auth", "requisite", "pam_exec.so", "quiet", "quiet_log", "/bin/sh", "-c", PUBLICKEY_CHECK]),
