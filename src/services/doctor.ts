@@ -8,13 +8,13 @@ import { installProblems, pathProblems, type TrustProblem } from "../platform/tr
 import type { UserAccount } from "../platform/users.js";
 import { accountStatus } from "./account-status.js";
 import { bypassBefore, isOtpgateLine, moduleName, otpgateCommand, otpgateInvocation, readPamStack, type PamLine } from "./pam-stack.js";
+import { radiusStackFindings } from "./radius-stack.js";
 import { sshdConfigFiles, staleSshdConfig } from "./sshd-reload.js";
-import { FileAccountStore } from "../stores/file-store.js";
+import { accountStore } from "../stores/file-accounts.js";
 import { DEFAULT_SECRET_SPEC, expandSecretPath } from "../stores/secret-path.js";
 import { inRoot } from "./setup/paths.js";
 import { sshdConnectionProblems } from "./sshd-effective.js";
 import { pamDirsFor, rstudioChainProblems } from "./rstudio-chain.js";
-import { groupsOf } from "../platform/groups.js";
 import { checkRadiusHardening } from "./radius-hardening.js";
 import { checkServerLayout, systemLayoutProbe } from "./server-layout.js";
 
@@ -98,7 +98,10 @@ export function checkPamService(path: string, label: string, context: PamService
   const otpLine = auth.findIndex((l) => /pam_exec\.so/.test(l) && /\botpgate\S*\s+pam\b/.test(l));
   const gaLine = auth.findIndex((l) => /pam_google_authenticator\.so/.test(l));
   if (otpLine < 0 && gaLine < 0) {
-    return [{ check, severity: "warn", message: `${path} has no one-time code check (neither otpgate pam nor pam_google_authenticator.so)`, fix: SETUP(label) }];
+    // The RADIUS backend (otpgate setup ssh --backend radius): its own checks (services/radius-stack.ts).
+    const radius = radiusStackFindings(path, readPamStack(path, pamDirsFor(path), "auth"));
+    if (radius) return radius.map((f) => ({ check, ...f }));
+    return [{ check, severity: "warn", message: `${path} has no one-time code check (neither otpgate pam, pam_radius_auth.so nor pam_google_authenticator.so)`, fix: SETUP(label) }];
   }
   if (otpLine >= 0) {
     const line = auth[otpLine]!;
@@ -269,7 +272,7 @@ export function checkStateFiles(o: DoctorOptions): Finding[] {
     } catch {
       continue;
     }
-    const s = accountStatus(new FileAccountStore({ path, owner: { uid: user.uid, name: user.name }, strictOwner: true, allowedPerm: 0o600, actAs: { uid: user.uid, gid: user.gid, groups: groupsOf(user.name, user.gid) } }), user.name, o.nowMs);
+    const s = accountStatus(accountStore(user, path), user.name, o.nowMs);
     if (!s.enrolled) continue;
     enrolled++;
     if (s.error) findings.push({ check: "state-files", severity: "fail", message: `${user.name}: ${s.error}`, fix: "the message says what to change" });

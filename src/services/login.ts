@@ -1,6 +1,9 @@
-// The login decision for `otpgate pam` and `otpgate rstudio-helper`: one function from what the
-// front-end read ({user, token, service, rhost, sshd's auth info, factors}) to {outcome, reason,
-// via}, and one mapping from that to the log line. The front-ends only read input and report.
+// THE login decision for every front-end (`otpgate pam`, `otpgate rstudio-helper`, `otpgate
+// verify`, the resident server's RADIUS and unix-socket decisions, the gateway through them): one
+// function from what the front-end read ({user, token, service, rhost, sshd's auth info, factors})
+// to {outcome, reason, via}, and one mapping from that to the log line. The front-ends only read
+// input and report. Accounts and their stores come from stores/file-accounts.ts (fileAccounts /
+// fileAccountsCached), whose stores act as the file's owner for each file section themselves.
 //
 // The rules, in order:
 // 1. A key is required, before any state is read or any file touched, (a) with require_publickey
@@ -84,8 +87,11 @@ export interface LoginAccount {
 }
 
 export interface LoginDeps {
-  /** The account of a (validated) user name, or null when there is none. May throw ConfigError. */
-  openAccount(user: string): LoginAccount | null | Promise<LoginAccount | null>;
+  /**
+   * The account of a (validated) user name, or null when there is none; "unavailable" when the user
+   * database cannot answer now (never taken as "no such user"). May throw ConfigError.
+   */
+  openAccount(user: string): LoginAccount | null | "unavailable" | Promise<LoginAccount | null | "unavailable">;
   /** Check the account's password (run with the caller's own rights, outside enter()). */
   checkPassword(user: string, password: string): Promise<boolean>;
   readonly clock: Clock;
@@ -111,6 +117,7 @@ export type LoginReason =
   | "state-file"
   | "lock-timeout"
   | "usage"
+  | "unavailable"
   | "internal";
 
 export type LoginDecision =
@@ -156,6 +163,7 @@ async function decide(deps: LoginDeps, req: LoginRequest): Promise<LoginDecision
   const nameProblem = userNameProblem(req.user);
   if (nameProblem !== null) return rejected("invalid-user-name", { problem: `the user name ${nameProblem}` });
   const account = await deps.openAccount(req.user);
+  if (account === "unavailable") return { outcome: "error", reason: "unavailable", detail: { problem: "the user database did not answer; try again" } };
   if (!account) return rejected("unknown-user");
   return factors.password ? passwordAndCode(deps, req, account) : codeOnly(deps, req, account, publickey);
 }
@@ -256,13 +264,29 @@ async function passwordAndCode(deps: LoginDeps, req: LoginRequest, account: Logi
 function fromOutcome(outcome: AuthOutcome, viaSuffix: string): LoginDecision {
   switch (outcome.kind) {
     case "accepted":
-      return { outcome: "accepted", via: outcome.via + viaSuffix, detail: outcome.via === "totp" ? { step: outcome.step } : NO_DETAIL };
+      return { outcome: "accepted", via: outcome.via + viaSuffix, detail: acceptedDetail(outcome) };
     case "rejected":
       return rejected(outcome.reason);
     case "not-enrolled":
       return rejected("not-enrolled");
     case "invalid-state":
       return { outcome: "error", reason: "invalid-state", detail: { setting: outcome.setting, problem: outcome.problem } };
+  }
+}
+
+/** What an accepted code tells (for the debug log and `otpgate verify`): never the code itself. */
+function acceptedDetail(outcome: Extract<AuthOutcome, { kind: "accepted" }>): Readonly<Record<string, LogValue>> {
+  switch (outcome.via) {
+    case "totp":
+      return { step: outcome.step, offset: outcome.offset };
+    case "totp-skew-reset":
+      return { step: outcome.step, skew: outcome.skew };
+    case "hotp":
+      return { counter: outcome.counter };
+    case "scratch":
+      return { remaining: outcome.remaining };
+    case "grace":
+      return NO_DETAIL;
   }
 }
 

@@ -7,7 +7,8 @@ import { ConfigError, UsageError } from "../core/errors.js";
 import { groupsOf } from "../platform/groups.js";
 import { lookupUserById, lookupUserByName, type UserAccount } from "../platform/users.js";
 import { DEFAULT_SECRET_SPEC, expandSecretPath } from "../stores/secret-path.js";
-import { FileAccountStore } from "../stores/file-store.js";
+import { accountStore, statePathOf } from "../stores/file-accounts.js";
+import type { FileAccountStore } from "../stores/file-store.js";
 
 export interface AccountTarget {
   readonly user: UserAccount;
@@ -49,7 +50,10 @@ export interface UserStoreOptions {
   readonly allowedPerm?: number;
 }
 
-/** The state file store of a login user, by name; null when the account does not exist. */
+/**
+ * The state file store of a login user, by name; null when the account does not exist.
+ * @deprecated use stores/file-accounts.ts fileAccounts(options).open(name).
+ */
 export function userStore(name: string, options: UserStoreOptions = {}): { account: UserAccount; store: FileAccountStore } | null {
   const account = lookupUserByName(name);
   if (!account) return null;
@@ -57,17 +61,9 @@ export function userStore(name: string, options: UserStoreOptions = {}): { accou
 }
 
 /**
- * The state file store of a known account. It reads and writes with the account's uid, gid and
- * `groups` (root switches for each file operation), so nothing on a path the user controls is
- * done as root.
+ * The state file store of a known account, opened as the account (stores/file-accounts.ts).
+ * @deprecated use stores/file-accounts.ts (accountStore, fileAccountsCached).
  */
 export function storeFor(account: UserAccount, groups: readonly number[], options: UserStoreOptions = {}): FileAccountStore {
-  const path = expandSecretPath(options.secret ?? DEFAULT_SECRET_SPEC, { name: account.name, home: account.home || null });
-  return new FileAccountStore({
-    path,
-    owner: { uid: account.uid, name: account.name },
-    strictOwner: options.strictOwner ?? true,
-    allowedPerm: options.allowedPerm ?? 0o600,
-    actAs: { uid: account.uid, gid: account.gid, groups },
-  });
+  return accountStore({ ...account, groups }, statePathOf(account, options), options);
 }

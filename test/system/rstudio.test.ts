@@ -103,11 +103,16 @@ describe("rstudio: password immediately followed by the code (otpgate's helper +
     r.installPam();
     chmodSync(helper, 0o755);
     const secret = secretOf(bob.home);
-    assert.equal(signIn([helper], bob.name, r.service, "1", "wrong-pass" + oathTotp(secret)).ok, false, "wrong password, right code");
+    const statePath = join(bob.home, ".google_authenticator");
+    const before = readFileSync(statePath);
+    const code = oathTotp(secret);
+    assert.equal(signIn([helper], bob.name, r.service, "1", "wrong-pass" + code).ok, false, "wrong password, right code");
+    assert.deepEqual(readFileSync(statePath), before, "a wrong password leaves the state file byte-identical");
     assert.equal(signIn([helper], bob.name, r.service, "1", "c0rrect-h0rse000000").ok, false, "right password, wrong code");
     assert.equal(signIn([helper], bob.name, r.service, "1", "c0rrect-h0rse").ok, false, "password without a code");
-    assert.equal(signIn([helper], bob.name, r.service, "1", "c0rrect-h0rse" + oathTotp(secret, 1)).ok, true, "both right");
-    assert.equal(signIn([helper], bob.name, r.service, "0", "c0rrect-h0rse" + oathTotp(secret, 1)).ok, false, "the code is used up");
+    // The SAME code, now with the right password: the wrong password did not use it up.
+    assert.equal(signIn([helper], bob.name, r.service, "1", "c0rrect-h0rse" + code).ok, true, "both right");
+    assert.equal(signIn([helper], bob.name, r.service, "0", "c0rrect-h0rse" + code).ok, false, "the code is used up");
     const { statSync } = await import("node:fs");
     assert.equal(statSync(join(bob.home, ".google_authenticator")).uid, bob.uid, "the helper wrote the state file as the user");
   });

@@ -88,11 +88,17 @@ describe("ssh: key + code through otpgate pam", () => {
     s.installPam();
     await s.start();
     const secret = secretOf(carol.home);
-    assert.equal(s.login(carol.name, "wrong-pw" + oathTotp(secret)).ok, false, "wrong password, right code");
+    const statePath = join(carol.home, ".google_authenticator");
+    const before = readFileSync(statePath);
+    const code = oathTotp(secret);
+    assert.equal(s.login(carol.name, "wrong-pw" + code).ok, false, "wrong password, right code");
+    assert.deepEqual(readFileSync(statePath), before, "a wrong password leaves the state file byte-identical");
     assert.equal(s.login(carol.name, "Tr0ub4dor&3" + "000000").ok, false, "right password, wrong code");
-    const ok = s.login(carol.name, "Tr0ub4dor&3" + oathTotp(secret, 1));
+    // The SAME code, now with the right password: the wrong password did not use it up.
+    const ok = s.login(carol.name, "Tr0ub4dor&3" + code);
     assert.equal(ok.ok, true, JSON.stringify(ok));
     assert.match(ok.prompts[0]![0]!, /password immediately followed by your 6-digit code/);
+    assert.equal(s.login(carol.name, "Tr0ub4dor&3" + code).ok, false, "then it is used up");
   });
 });
 

@@ -3,7 +3,8 @@
 import type { UserAccount } from "../../platform/users.js";
 import { actAs } from "../../platform/privileges.js";
 import { resolveTarget } from "../../services/resolve-account.js";
-import { FileAccountStore } from "../../stores/file-store.js";
+import { accountStore } from "../../stores/file-accounts.js";
+import type { FileAccountStore } from "../../stores/file-store.js";
 
 export const ACCOUNT_OPTIONS = {
   secret: { type: "string", short: "s" },
@@ -25,6 +26,7 @@ export function openAccount(values: { secret?: string | undefined; user?: string
   const euid = process.geteuid?.() ?? 0;
   const target = resolveTarget({ user: values.user, secret: values.secret, euid, cwd: process.cwd() });
   actAs(target.user.uid, target.user.gid);
-  const store = new FileAccountStore({ path: target.path, owner: { uid: target.user.uid, name: target.user.name }, strictOwner: true, allowedPerm: 0o600 });
+  // The store acts as the owner for each of its own file sections (stores/file-accounts.ts).
+  const store = accountStore(target.user, target.path);
   return { user: target.user, store, forOther: target.user.uid !== euid };
 }

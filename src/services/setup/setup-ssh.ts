@@ -7,7 +7,7 @@ import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { OtpgateError } from "../../core/errors.js";
 import { lookupUserByName } from "../../platform/users.js";
-import { FileAccountStore } from "../../stores/file-store.js";
+import { accountStore } from "../../stores/file-accounts.js";
 import { DEFAULT_SECRET_SPEC, expandSecretPath } from "../../stores/secret-path.js";
 import { resolveInclude, sshdConnectionProblems } from "../sshd-effective.js";
 import { type FileChange } from "./apply.js";
@@ -16,7 +16,6 @@ import { inRoot, readIfExists as read } from "./paths.js";
 import { refuseForeignTarget } from "./targets.js";
 import { BEGIN, END, authBlock, authOrderProblem, includedDropInDir, pamArgLabel, planPamService, planSshdMain, sshdDropIn, validatePamText, type SshFactors } from "./plan.js";
 import { radiusUnit } from "./systemd-unit.js";
-import { groupsOf } from "../../platform/groups.js";
 
 export interface SshSetupOptions {
   readonly root: string;
@@ -108,7 +107,7 @@ export function adminStateProblem(admin: string, secret: string | undefined): st
   if (!user) return `the admin account "${admin}" does not exist`;
   const path = expandSecretPath(secret ?? DEFAULT_SECRET_SPEC, { name: user.name, home: user.home || null });
   try {
-    const text = new FileAccountStore({ path, owner: { uid: user.uid, name: user.name }, strictOwner: true, allowedPerm: 0o600, actAs: { uid: user.uid, gid: user.gid, groups: groupsOf(user.name, user.gid) } }).peek();
+    const text = accountStore(user, path).peek();
     return text === null ? `${admin} is not enrolled (no ${path}): run "otpgate enroll --user ${admin}" first, or ${admin} could not log in after the change` : null;
   } catch (err) {
     return `${admin}'s state file cannot be used: ${(err as Error).message}`;
@@ -164,8 +163,15 @@ export function validateSshd(o: SshSetupOptions, admin: string | undefined): str
  */
 export const PUBLICKEY_CHECK = 'n=$(echo; echo x); n=${n%x}; case "$n$SSH_AUTH_INFO_0" in *"${n}publickey "*) exit 0;; esac; exit 1';
 
-/** The RADIUS backend: shared secret, pam_radius_auth's server file, a systemd unit, the PAM lines. */
+/**
+ * The RADIUS backend: shared secret, pam_radius_auth's server file, a systemd unit, the PAM lines.
+ * With key+password+code the local password is a module of its own that must succeed BEFORE
+ * pam_radius_auth runs ([success=ok default=die]: any failure ends the stack there), so a wrong
+ * password never sends the code to otpgate radius and cannot use it up. The password is asked at
+ * its own "Password: " prompt (pam_unix), then the code at "Verification code: ".
+ */
 function radiusBlock(o: SshSetupOptions, changes: FileChange[]): string[] {
+  const password = o.factors === "key+password+code";
   const secretPath = inRoot(o.root, "/etc/otpgate/radius.secret");
   const confPath = inRoot(o.root, "/etc/otpgate/pam_radius.conf");
   const secret = read(secretPath)?.trim() || randomBytes(24).toString("hex");
@@ -174,9 +180,13 @@ function radiusBlock(o: SshSetupOptions, changes: FileChange[]): string[] {
   const args = ["radius", "--listen", `127.0.0.1:${o.radiusPort}`, "--secret-file", secretPath, ...(o.secret ? ["--state", o.secret] : []), ...(o.nullok ? ["--nullok"] : []), ...(o.skewAdjust ? [] : ["--noskewadj"])];
   changes.push({ path: inRoot(o.root, "/etc/systemd/system/otpgate-radius.service"), next: radiusUnit(o.node, o.otpgate, args, { stateFiles: o.secret }), mode: 0o644 });
   return [
-    `${BEGIN} (sshd: key+code via otpgate radius, written by otpgate setup ssh; --rollback restores the previous file)`,
+    `${BEGIN} (sshd: ${o.factors} via ${password ? "pam_unix and " : ""}otpgate radius, written by otpgate setup ssh; --rollback restores the previous file)`,
     pamLine(["auth", "requisite", "pam_exec.so", "quiet", "quiet_log", "/bin/sh", "-c", PUBLICKEY_CHECK]),
+    ...(password ? [pamLine(["auth", RADIUS_PASSWORD_CONTROL, "pam_unix.so"])] : []),
     pamLine(["auth", "required", "pam_radius_auth.so", `conf=${confPath}`, "prompt=Verification code", "force_prompt"], pamArgLabel),
     END,
   ];
 }
+
+/** The password module's control before pam_radius_auth: on anything but success the stack ends at once. */
+export const RADIUS_PASSWORD_CONTROL = "success=ok default=die";

@@ -5,17 +5,14 @@
 // key=value fields to syslog (authpriv, ident otpgate) and exits 0 only when the login is accepted. It prints nothing
 // (pam_exec discards it anyway), never waits for more than a few seconds, and never logs a code.
 
-import { ConfigError, type ExitCode } from "../../../core/errors.js";
+import type { ExitCode } from "../../../core/errors.js";
 import { logFields, type LogValue } from "../../../core/log-fields.js";
 import { systemClock } from "../../../platform/clock.js";
 import { nodeMacFactory } from "../../../platform/mac.js";
-import { actAs } from "../../../platform/privileges.js";
 import { checkUnixPassword } from "../../../platform/unix-password.js";
 import { syslog, type SyslogLevel } from "../../../platform/syslog.js";
-import { lookupUserById, lookupUserByName } from "../../../platform/users.js";
 import { decideLogin, exitCodeOf, logOf, type LoginAccount } from "../../../services/login.js";
-import { FileAccountStore } from "../../../stores/file-store.js";
-import { DEFAULT_SECRET_SPEC, expandSecretPath } from "../../../stores/secret-path.js";
+import { fileAccounts } from "../../../stores/file-accounts.js";
 import { parsePamOptions, type PamOptions } from "../../pam/options.js";
 import type { Output } from "../output.js";
 import { readStdin } from "../stdin.js";
@@ -129,23 +126,15 @@ async function attempt(argv: string[]): Promise<ExitCode> {
 
 async function decide(options: PamOptions, user: string, token: string, log: Log): Promise<ExitCode> {
   let location: string | undefined;
+  // PAM_USER is always an existing account, by its exact name, also with user= (where the
+  // reference never looks it up): a name that is no account ("ZZ", "u ", "a b") is refused rather
+  // than mapped to a file that does not exist and let through by nullok. ${USER} is expanded from
+  // the account's own name. The store switches to the file owner for each of its file sections.
+  const accounts = fileAccounts({ secret: options.secret, strictOwner: options.strictOwner, allowedPerm: options.allowedPerm, fileOwner: options.user });
   const openAccount = (name: string): LoginAccount | null => {
-    // PAM_USER is always an existing account, by its exact name, also with user= (where the
-    // reference never looks it up): a name that is no account ("ZZ", "u ", "a b") is refused
-    // rather than mapped to a file that does not exist and let through by nullok. ${USER} is
-    // expanded from the account's own name.
-    const account = lookupUserByName(name);
-    if (!account) return null;
-    let owner = account;
-    if (options.user !== undefined) {
-      const fileOwner = /^[0-9]+$/.test(options.user) ? lookupUserById(Number(options.user)) : lookupUserByName(options.user);
-      if (!fileOwner) throw new ConfigError(`user=${options.user} not found`);
-      owner = fileOwner;
-    }
-    const path = expandSecretPath(options.secret ?? DEFAULT_SECRET_SPEC, { name: account.name, home: options.user !== undefined ? null : account.home || null });
-    location = path;
-    const store = new FileAccountStore({ path, owner: { uid: owner.uid, name: owner.name }, strictOwner: options.strictOwner, allowedPerm: options.allowedPerm });
-    return { store, location: path, enter: () => actAs(owner.uid, owner.gid) };
+    const account = accounts.open(name);
+    location = account?.location;
+    return account;
   };
   const decision = await decideLogin(
     {

@@ -13,10 +13,9 @@ import { logFields, type LogValue } from "../../../core/log-fields.js";
 import { builtin } from "../../../platform/builtin.js";
 import { systemClock } from "../../../platform/clock.js";
 import { nodeMacFactory } from "../../../platform/mac.js";
-import { actAs } from "../../../platform/privileges.js";
 import { syslog, type SyslogLevel } from "../../../platform/syslog.js";
 import { decideLogin, exitCodeOf, logOf } from "../../../services/login.js";
-import { userStore } from "../../../services/resolve-account.js";
+import { fileAccounts } from "../../../stores/file-accounts.js";
 import { parse } from "../args.js";
 import type { Output } from "../output.js";
 import { readStdin } from "../stdin.js";
@@ -84,13 +83,9 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   raw.fill(0);
   const decision = await decideLogin(
     {
-      openAccount: (name) => {
-        const found = userStore(name, { secret: values.secret });
-        if (!found) return null;
-        const { account, store } = found;
-        // The state file is handled with the user's rights; rserver-pam runs as root.
-        return { store, location: store.path, enter: () => actAs(account.uid, account.gid) };
-      },
+      // The state file is handled with the user's rights (the store switches for each of its file
+      // sections); rserver-pam runs as root.
+      openAccount: (name) => fileAccounts({ secret: values.secret }).open(name),
       checkPassword: (name, password) => rserverPam(rserverPamPath, [name, service, require], password),
       clock: systemClock,
       macFactory: nodeMacFactory,

@@ -167,7 +167,6 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     if (factors !== "key+code" && factors !== "key+password+code") throw new UsageError(`--factors for ssh is key+code or key+password+code, not "${values.factors}"`);
     const backend = (values.backend ?? "pam_exec") as "pam_exec" | "radius";
     if (backend !== "pam_exec" && backend !== "radius") throw new UsageError(`--backend is pam_exec or radius, not "${values.backend}"`);
-    if (backend === "radius" && factors !== "key+code") throw new UsageError("--backend radius supports --factors key+code only");
     const radiusPort = Number(values["radius-port"] ?? 1812);
     if (!Number.isInteger(radiusPort) || radiusPort < 1 || radiusPort > 65535) throw new UsageError(`--radius-port must be a port number, not "${values["radius-port"]}"`);
     const options = { root, service: values.service ?? "sshd", factors, hint: !values["no-hint"], nullok: values.nullok === true, secret: values.secret, node, otpgate, sshd: values.sshd ?? "/usr/sbin/sshd", backend, radiusPort, skewAdjust };

@@ -6,12 +6,11 @@ import { printable, printableJson } from "../../../core/printable.js";
 import { systemClock } from "../../../platform/clock.js";
 import { allUsers } from "../../../platform/users.js";
 import { accountStatus, type AccountStatus } from "../../../services/account-status.js";
-import { FileAccountStore } from "../../../stores/file-store.js";
+import { accountStore } from "../../../stores/file-accounts.js";
 import { DEFAULT_SECRET_SPEC, expandSecretPath } from "../../../stores/secret-path.js";
 import { ACCOUNT_HELP, ACCOUNT_OPTIONS, openAccount } from "../account-options.js";
 import { parse } from "../args.js";
 import type { Output } from "../output.js";
-import { groupsOf } from "../../../platform/groups.js";
 
 export const help = `Usage: otpgate status [-s FILE | --user NAME] [--json]
        otpgate status --all [-s PATTERN] [--json]      (root)
@@ -98,7 +97,7 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
       // One account's problem is its row; it never stops the report on everyone else.
       let s: AccountStatus;
       try {
-        const store = new FileAccountStore({ path, owner: { uid: user.uid, name: user.name }, strictOwner: true, allowedPerm: 0o600, actAs: { uid: user.uid, gid: user.gid, groups: groupsOf(user.name, user.gid) } });
+        const store = accountStore(user, path);
         s = accountStatus(store, user.name, now);
       } catch (err) {
         s = { user: user.name, file: path, enrolled: true, error: `cannot check ${path}: ${(err as Error).message}` };

@@ -1,17 +1,17 @@
 // otpgate verify: check one code against a state file, update its bookkeeping, report the outcome.
+// The decision is the login decision (services/login.ts decideLogin), code only, with its reasons.
 
 import { writeSync } from "node:fs";
 import type * as Tty from "node:tty";
 import { ENROLL_HINT, UsageError, type ExitCode } from "../../../core/errors.js";
 import { printable, printableJson } from "../../../core/printable.js";
-import type { VerifyPolicy } from "../../../core/verify.js";
+import type { LogValue } from "../../../core/log-fields.js";
 import { systemClock } from "../../../platform/clock.js";
 import { nodeMacFactory } from "../../../platform/mac.js";
 import { builtin } from "../../../platform/builtin.js";
-import { actAs } from "../../../platform/privileges.js";
-import { authenticate, type AuthOutcome } from "../../../services/authenticate.js";
+import { decideLogin, type LoginDecision, type LoginReason } from "../../../services/login.js";
 import { resolveTarget } from "../../../services/resolve-account.js";
-import { FileAccountStore } from "../../../stores/file-store.js";
+import { accountStore } from "../../../stores/file-accounts.js";
 import { parse, parseOctal } from "../args.js";
 import type { Output } from "../output.js";
 import { readStdin } from "../stdin.js";
@@ -66,23 +66,25 @@ interface Report {
   readonly json: Record<string, string | number | boolean>;
 }
 
-function acceptedReport(outcome: Extract<AuthOutcome, { kind: "accepted" }>, path: string, user: string): Report {
-  const base = { result: "accepted", via: outcome.via, file: path, user };
-  switch (outcome.via) {
+const num = (v: LogValue): number => (typeof v === "number" ? v : 0);
+
+function acceptedMessage(via: string, d: Readonly<Record<string, LogValue>>): string {
+  switch (via) {
     case "totp":
-      return { exit: 0, message: `accepted: time-based code (step ${outcome.step}, offset ${outcome.offset})`, json: { ...base, step: outcome.step, offset: outcome.offset } };
+      return `accepted: time-based code (step ${num(d.step)}, offset ${num(d.offset)})`;
     case "totp-skew-reset":
-      return { exit: 0, message: `accepted: time-based code; the clock skew of ${outcome.skew} steps is now learned`, json: { ...base, step: outcome.step, skew: outcome.skew } };
+      return `accepted: time-based code; the clock skew of ${num(d.skew)} steps is now learned`;
     case "hotp":
-      return { exit: 0, message: `accepted: counter-based code (counter ${outcome.counter})`, json: { ...base, counter: outcome.counter } };
+      return `accepted: counter-based code (counter ${num(d.counter)})`;
     case "scratch":
-      return { exit: 0, message: `accepted: emergency code, now used up (${outcome.remaining} left)`, json: { ...base, remaining: outcome.remaining } };
-    case "grace":
-      return { exit: 0, message: "accepted: within the grace period of an earlier login from this host", json: base };
+      return `accepted: emergency code, now used up (${num(d.remaining)} left)`;
+    default:
+      return `accepted (${via})`;
   }
 }
 
-const REJECTED: Record<Extract<AuthOutcome, { kind: "rejected" }>["reason"], string> = {
+/** The user's words for the login decision's reasons (the reasons themselves are services/login.ts's). */
+const REJECTED: Partial<Record<LoginReason, string>> = {
   wrong: "rejected: wrong code; if correct codes keep failing, check the clock of this server and of the phone",
   malformed: "rejected: the code does not have the number of digits this account uses",
   replay: "rejected: this code was already used; wait for the next one",
@@ -92,25 +94,27 @@ const REJECTED: Record<Extract<AuthOutcome, { kind: "rejected" }>["reason"], str
   conflict: "rejected: the state file kept changing during the check (another login at the same moment); try again",
 };
 
-function report(outcome: AuthOutcome, path: string, user: string): Report {
-  switch (outcome.kind) {
-    case "accepted":
-      return acceptedReport(outcome, path, user);
-    case "rejected":
-      return { exit: 1, message: REJECTED[outcome.reason], json: { result: "rejected", reason: outcome.reason, file: path, user } };
-    case "not-enrolled":
-      return {
-        exit: 1,
-        message: `rejected: ${user} is not enrolled (no ${path}); ${ENROLL_HINT}`,
-        json: { result: "rejected", reason: "not-enrolled", file: path, user },
-      };
-    case "invalid-state":
-      return {
-        exit: 2,
-        message: `error: ${path}: ${outcome.problem}; fix that line or ${ENROLL_HINT}`,
-        json: { result: "error", reason: "invalid-state", setting: outcome.setting, problem: outcome.problem, file: path, user },
-      };
+function report(decision: LoginDecision, path: string, user: string): Report {
+  const base = { file: path, user };
+  if (decision.outcome === "accepted") {
+    const numbers = Object.fromEntries(Object.entries(decision.detail).filter((e): e is [string, number] => typeof e[1] === "number"));
+    return { exit: 0, message: acceptedMessage(decision.via, decision.detail), json: { result: "accepted", via: decision.via, ...base, ...numbers } };
   }
+  const { reason, detail } = decision;
+  const problem = typeof detail.problem === "string" ? detail.problem : "";
+  if (decision.outcome === "rejected") {
+    const message = reason === "not-enrolled" ? `rejected: ${user} is not enrolled (no ${path}); ${ENROLL_HINT}` : (REJECTED[reason] ?? `rejected: ${reason}`);
+    return { exit: 1, message, json: { result: "rejected", reason, ...base } };
+  }
+  if (reason === "invalid-state") {
+    return {
+      exit: 2,
+      message: `error: ${path}: ${problem}; fix that line or ${ENROLL_HINT}`,
+      json: { result: "error", reason, setting: String(detail.setting ?? ""), problem, ...base },
+    };
+  }
+  const message = reason === "internal" ? `otpgate verify: internal error: ${problem}; please report it` : `otpgate verify: ${problem}`;
+  return { exit: 2, message, json: { result: "error", reason, problem, ...base } };
 }
 
 export async function run(argv: string[], io: Output): Promise<ExitCode> {
@@ -134,21 +138,32 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
 
   const euid = process.geteuid?.() ?? 0;
   const target = resolveTarget({ user: values.user, secret: values.secret, euid, cwd: process.cwd() });
-  actAs(target.user.uid, target.user.gid);
-  const store = new FileAccountStore({
-    path: target.path,
-    owner: { uid: target.user.uid, name: target.user.name },
-    strictOwner: !values["no-strict-owner"],
-    allowedPerm,
-  });
-  const policy: VerifyPolicy = {
-    noSkewAdjust: values["no-skew-adjust"] === true,
-    noIncrementHotp: values["no-increment-hotp"] === true,
-    allowPrefix: false,
-    recordSkewResetCode: true,
-  };
-  const outcome = await authenticate({ store, clock: systemClock, macFactory: nodeMacFactory }, code, policy);
-  const r = report(outcome, target.path, target.user.name);
+  // The store acts as the file's owner for each of its file sections (stores/file-accounts.ts).
+  const store = accountStore(target.user, target.path, { strictOwner: !values["no-strict-owner"], allowedPerm });
+  const decision = await decideLogin(
+    {
+      openAccount: () => ({ store, location: target.path }),
+      checkPassword: async () => false, // no password factor here
+      clock: systemClock,
+      macFactory: nodeMacFactory,
+      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    },
+    {
+      user: target.user.name,
+      token: code,
+      service: "otpgate-verify",
+      factors: {
+        password: false,
+        requirePublickey: false,
+        nullok: false,
+        noSkewAdjust: values["no-skew-adjust"] === true,
+        noIncrementHotp: values["no-increment-hotp"] === true,
+        gracePeriodSeconds: 0,
+        allowReadonly: false,
+      },
+    },
+  );
+  const r = report(decision, target.path, target.user.name);
   if (values.json) io.out(printableJson(r.json)); // the message may quote the state file: escaped
   else io.err(printable(r.message));
   return r.exit;
