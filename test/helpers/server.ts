@@ -83,3 +83,10 @@ export async function startServer(t: TestContext, args: string[] = [], opts: { r
     stop,
   };
 }
+
+/** p50 / p99 / max of a list of milliseconds. */
+export function percentiles(ms: readonly number[]): { p50: number; p99: number; max: number; n: number } {
+  const s = [...ms].sort((a, b) => a - b);
+  const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+  return { p50: at(0.5), p99: at(0.99), max: s[s.length - 1]!, n: s.length };
+}

@@ -215,12 +215,12 @@ export async function run(argv: string[], io: Output, as: "server" | "radius" = 
     });
     socket.on("error", (err) => log.write("err", "socket", { event: "socket-error", detail: err.message }));
     closers.push(() => new Promise<void>((r) => socket.close(() => r())));
-    io.err(`${name}: listening on ${host}:${port}`);
     if (values["allow-legacy-clients"]) {
       const message = "--allow-legacy-clients: RADIUS clients that are not local may send requests without Message-Authenticator (BlastRADIUS, CVE-2024-3596): upgrade them and drop this option";
       io.err(`${name}: warning: ${message}`);
       log.write("warning", "legacy-clients", { event: "start", warning: "allow-legacy-clients", message });
     }
+    io.err(`${name}: listening on ${host}:${port}`);
     const unprivileged = systemProbe.unprivilegedPortStart();
     if (unprivileged !== null && port >= unprivileged) {
       const message = `port ${port} is not privileged (net.ipv4.ip_unprivileged_port_start is ${unprivileged}): any local user can bind it while ${name} is not running and receive the codes pam_radius_auth sends; use a port below ${unprivileged} (--listen and pam_radius.conf)`;
