@@ -3,3 +3,4 @@
 
 export { createGateway, preflight } from "./gateway-server.js";
 export { checkGatewayFiles, duration, gatewayConfigWarnings, loadGatewayConfig, parseGatewayConfig } from "./gateway-config.js";
+export { dropPrivileges, resolveRunAs, rootWithoutUserMessage } from "./run-as.js";

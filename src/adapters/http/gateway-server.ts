@@ -20,6 +20,9 @@ import { sessionFilesNotes } from "../../services/gateway-revoke.js";
 import { listInvites } from "../../stores/invite-store.js";
 import { readPasswordFile } from "../../stores/password-file.js";
 import { createGatewayApp, type GatewayApp } from "./gateway-app.js";
+import type { DecisionService } from "../../ports/decision-service.js";
+import { createDecisionClient } from "./decision-client.js";
+import { localDecisions } from "./local-decisions.js";
 import { createUserDirectory } from "./user-directory.js";
 import type { GatewayConfig } from "./gateway-config.js";
 import type { GatewayLog, GatewayRequest, GatewayResponse, HeaderList, StreamedBody } from "./gateway-types.js";
@@ -29,12 +32,25 @@ import { createUpstream, type PoolUpstream } from "./upstream.js";
 
 export type { GatewayLog } from "./gateway-types.js";
 
+class NotStarted extends Error {
+  override name = "NotStarted";
+  constructor() {
+    super("the gateway has not started yet (start() reads its keys and sessions)");
+  }
+}
+
 export interface Gateway {
   readonly server: Server;
+  /** The app, the session service (tests issue sessions through it) and its metrics: after start(). */
   readonly app: GatewayApp;
-  /** The session service (revocation, key rotation): tests issue sessions through it. */
   readonly sessions: Sessions;
   readonly metrics: GatewayApp["metrics"];
+  /**
+   * Build what reads the gateway's files (keys, sessions) and starts answering: called by
+   * createGateway itself unless `deferStart` (the command binds the ports and drops to its user first).
+   * Requests before it are answered 503.
+   */
+  start(): void;
   /** The separate /metrics listener (config.metricsListen), listening once created. */
   readonly metricsServer: HttpServer | null;
   close(): Promise<void>;
@@ -60,7 +76,8 @@ export function preflight(config: GatewayConfig): string[] {
     notes.push(`TLS with ${config.tls.cert}`);
   }
   if (config.passwordFile) notes.push(`password factor on: ${readPasswordFile(config.passwordFile).size} password(s) in ${config.passwordFile}`);
-  if (existsSync(config.invitesDir)) notes.push(`${listInvites(config.invitesDir, systemClock.nowMs()).length} pending invitation(s)`);
+  if (config.decisionSocket) notes.push(`decisions by otpgate server at ${config.decisionSocket}`);
+  else if (existsSync(config.invitesDir)) notes.push(`${listInvites(config.invitesDir, systemClock.nowMs()).length} pending invitation(s)`);
   notes.push(...sessionFilesNotes(config)); // keys_file and sessions_file: readable, private, well-formed
   return notes;
 }
@@ -151,16 +168,45 @@ function failed(res: ServerResponse, err: Error, log: GatewayLog): void {
   else res.destroy();
 }
 
-export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
-  // Keys (rotations picked up), persisted revocations, and sessions bound to the user's secret.
-  // Accounts from /etc/passwd (asynchronous, re-read on change) and NSS (getent: at most 4 at once,
-  // 10 starts a second), cached, one cache for sign-ins and session checks, each lookup cut off at
-  // user_lookup_timeout.
+export interface GatewayOptions {
+  /** Do not read any file or build the app yet: the caller calls start() (after binding and dropping to its user). */
+  readonly deferStart?: boolean;
+  /** The decision service (tests); default: otpgate server at decision_socket, or in-process. */
+  readonly decisions?: DecisionService;
+}
+
+/**
+ * The decision service of a configuration: otpgate server at decision_socket (the gateway reads no
+ * user's file), or in-process with accounts from /etc/passwd (asynchronous, re-read on change) and
+ * NSS (getent: at most 4 at once, 10 starts a second), cached, each lookup cut off at
+ * user_lookup_timeout.
+ */
+function decisionsOf(config: GatewayConfig): { decisions: DecisionService; close(): Promise<void> } {
+  if (config.decisionSocket) {
+    const client = createDecisionClient(config.decisionSocket, { timeoutMs: config.userLookupTimeoutMs + 2_000 });
+    return { decisions: client, close: () => client.close() };
+  }
   const users = new UserCache({ nowMs: () => systemClock.nowMs(), maxGetentPerSecond: 10 });
-  const sessions = createSessionService({ config, clock: systemClock, random: systemRandom, log, readSecret: createSecretReader(users, config.stateFiles, config.userLookupTimeoutMs) });
-  const upstream: PoolUpstream | null = config.upstream ? createUpstream({ origin: config.upstream }) : null;
   const directory = createUserDirectory({ lookup: (name) => users.lookup(name), timeoutMs: config.userLookupTimeoutMs, stateFiles: config.stateFiles });
-  const app = createGatewayApp({ config, clock: systemClock, random: systemRandom, log, upstream, sessions, regulator: new Regulator(config.regulation), users: directory });
+  return { decisions: localDecisions({ users: directory, stateFiles: config.stateFiles, invitesDir: config.invitesDir, clock: systemClock }), close: async () => undefined };
+}
+
+export function createGateway(config: GatewayConfig, log: GatewayLog, gatewayOptions: GatewayOptions = {}): Gateway {
+  const own0 = gatewayOptions;
+  let built: { app: GatewayApp; sessions: Sessions; closeDecisions(): Promise<void> } | null = null;
+  const upstream: PoolUpstream | null = config.upstream ? createUpstream({ origin: config.upstream }) : null;
+  /** Keys (rotations picked up), persisted revocations, and sessions bound to the user's secret (as the decision service reports it). */
+  const start = (): void => {
+    if (built) return;
+    const own = own0.decisions ? { decisions: own0.decisions, close: async () => undefined } : decisionsOf(config);
+    const sessions = createSessionService({ config, clock: systemClock, random: systemRandom, log, readSecret: createSecretReader(own.decisions) });
+    const app = createGatewayApp({ config, clock: systemClock, random: systemRandom, log, upstream, sessions, regulator: new Regulator(config.regulation), decisions: own.decisions });
+    built = { app, sessions, closeDecisions: own.close };
+  };
+  const appOf = (): GatewayApp => {
+    if (!built) throw new NotStarted();
+    return built.app;
+  };
   const { limits } = config;
 
   const tooManyHeaders = (req: IncomingMessage) => req.rawHeaders.length / 2 > limits.maxHeaders;
@@ -172,6 +218,11 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
     }
     // The client going away before its answer is complete aborts what is on the way to the app
     // (GatewayRequest.onAbort). Most answers are immediate (forward-auth): no Promise for those.
+    if (!built) {
+      res.writeHead(503, ["content-type", "text/plain", "connection", "close", "retry-after", "1"]).end("Starting, try again in a second.\n");
+      return;
+    }
+    const app = built.app;
     let out: GatewayResponse | Promise<GatewayResponse>;
     try {
       out = app.handle(toGatewayRequest(req, res));
@@ -189,6 +240,8 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
   function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on("error", () => socket.destroy());
     if (tooManyHeaders(req)) return refuseOnSocket(socket, 431);
+    if (!built) return refuseOnSocket(socket, 503);
+    const app = built.app;
     // An upgrade request carries no body; one that declares a body is refused by the app.
     const gw = toGatewayRequest(req, socket);
     app
@@ -275,18 +328,27 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
   if (config.metricsListen) {
     const m = createHttpServer({ requestTimeout: 10_000, headersTimeout: 5_000 }, (req, res) => {
       if (new URL(req.url ?? "/", "http://metrics.invalid").pathname !== `${config.pagesPrefix}/metrics`) return void res.writeHead(404, ["content-type", "text/plain"]).end("not found\n");
-      res.writeHead(200, ["content-type", "text/plain; version=0.0.4", "cache-control", "no-store"]).end(app.metricsText());
+      if (!built) return void res.writeHead(503, ["content-type", "text/plain"]).end("starting\n");
+      res.writeHead(200, ["content-type", "text/plain; version=0.0.4", "cache-control", "no-store"]).end(built.app.metricsText());
     });
     m.on("error", (err: Error) => log({ event: "error", message: `metrics_listen ${config.metricsListen!.host}:${config.metricsListen!.port}: ${err.message}` }));
     m.listen(config.metricsListen.port, config.metricsListen.host);
     metricsServer = m;
   }
 
+  if (!own0.deferStart) start();
   return {
     server: web,
-    app,
-    sessions,
-    metrics: app.metrics,
+    get app() {
+      return appOf();
+    },
+    get sessions() {
+      return appOf() && built!.sessions;
+    },
+    get metrics() {
+      return appOf().metrics;
+    },
+    start,
     metricsServer,
     close: () =>
       new Promise<void>((resolve) => {
@@ -297,8 +359,11 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
         metricsServer?.closeAllConnections();
         // Idle keep-alive connections and WebSocket tunnels would keep close() waiting forever.
         for (const s of sockets) s.destroy();
-        app.tunnels.closeTunnels(() => true);
-        sessions.close();
+        if (built) {
+          built.app.tunnels.closeTunnels(() => true);
+          built.sessions.close();
+          void built.closeDecisions();
+        }
         void upstream?.close();
       }),
   };
