@@ -2,6 +2,7 @@
 
 import type { ExitCode } from "../../../core/errors.js";
 import { ConfigError, OtpgateError, UsageError } from "../../../core/errors.js";
+import { asUser } from "../../../platform/privileges.js";
 import { parse } from "../args.js";
 import type { Output } from "../output.js";
 
@@ -85,12 +86,14 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   let runAs: ReturnType<typeof resolveRunAs> | null = null;
   try {
     config = loadGatewayConfig(values.config);
-    if (asRoot && config.runAs === null && !values["check-config"]) throw new ConfigError(rootWithoutUserMessage(values.config));
     runAs = asRoot && config.runAs !== null ? resolveRunAs(config.runAs, values.config) : null;
     // Before any file is read or created: the directories on the way are root's (or the gateway user's) only.
     checkGatewayFiles(config, values.config, runAs?.uid ?? process.geteuid?.() ?? 0);
+    if (asRoot && config.runAs === null && !values["check-config"]) throw new ConfigError(rootWithoutUserMessage(values.config));
     // Started as root with user: the gateway's files are read only after it became that user (below).
-    if (!runAs || values["check-config"]) notes = preflight(config);
+    // --check-config reads them as that user too (they are its files, and it must be able to read them).
+    if (!runAs) notes = preflight(config);
+    else if (values["check-config"]) notes = asUser(runAs, () => preflight(config));
   } catch (err) {
     const problems = configProblems(err);
     if (problems && values["check-config"]) {
