@@ -283,8 +283,8 @@ const V = {
   runAs: (v: unknown): string | null => {
     if (v === undefined || v === null) return null;
     if (typeof v === "number" && Number.isSafeInteger(v) && v > 0) return String(v);
-    const name = text(v, "a user name or uid, such as otpgate-gw");
-    if (name === "root" || name === "0" || /^0+$/.test(name)) bad("must not be root: the gateway drops to this user after binding its port (create one: useradd --system --no-create-home otpgate-gw)");
+    const name = typeof v === "number" ? String(v) : text(v, "a user name or uid, such as otpgate-gw");
+    if (name === "root" || /^-?0+$/.test(name)) bad("must not be root: the gateway drops to this user after binding its port (create one: useradd --system --no-create-home otpgate-gw)");
     const problem = userNameProblem(name);
     if (problem !== null || /[\s:]/.test(name)) bad(`is not a user name or uid (${problem ?? "contains white space or ':'"})`);
     return name;
