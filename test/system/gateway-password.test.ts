@@ -51,7 +51,8 @@ describe("otpgate passwd", () => {
     const cases: [string[], string, number, RegExp][] = [
       [["passwd", "root", "--file", file], "short\n", 1, /at least 10 characters; nothing was changed/],
       [["passwd", "root", "--file", file], "line one is long\nline two\n", 2, /must be one line/],
-      [["passwd", "../root", "--file", file], "long enough pw\n", 2, /not a valid user name/],
+      [["passwd", "../root", "--file", file], "long enough pw\n", 2, /the user name "\.\.\/root" cannot be used: it contains "\/"/],
+      [["passwd", "alice:x", "--file", file], "long enough pw\n", 2, /cannot be used: it contains ":"/],
       [["passwd", "--file", file], "long enough pw\n", 2, /exactly one user name/],
       [["passwd", "nobody-here", "--file", file, "--delete"], "", 2, /nobody-here has no password in/],
       [["passwd", "root", "--file", file, "--config", "/x.yaml"], "", 2, /--file or --config, not both/],

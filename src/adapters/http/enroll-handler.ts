@@ -22,6 +22,8 @@ import { enrolledPage, enrollPage, messagePage } from "./pages.js";
 
 type Invite = NonNullable<InviteReply["invite"]>;
 
+const INVITE_TOKEN = /^[A-Za-z0-9_-]{43}$/;
+
 /** How long a shown QR code can be confirmed. */
 const DRAFT_MS = 30 * 60_000;
 
@@ -79,6 +81,8 @@ export function createEnrollHandler(ctx: HandlerContext): (req: GatewayRequest, 
       log({ event: "enroll", result: "rejected", reason, detail });
       return kit.page(503, messagePage("Busy", "The server could not look up your invitation or account just now. Please open the link again in a minute.", P));
     };
+    // A token that cannot be one (otpgate invite makes 43 base64url characters) is not worth a question.
+    if (!INVITE_TOKEN.test(token)) return gone();
     let invite: Invite | null;
     let account: AccountReply;
     try {
