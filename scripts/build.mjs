@@ -37,6 +37,7 @@ await esbuild.build({
       setup(build) {
         build.onResolve({ filter: /\/qr-lib\.js$/ }, () => ({ path: "./otpgate-qr.cjs", external: true }));
         build.onResolve({ filter: /\/gateway-entry\.js$/ }, () => ({ path: "./otpgate-gateway.cjs", external: true }));
+        build.onResolve({ filter: /\/server-main\.js$/ }, () => ({ path: "./otpgate-server.cjs", external: true }));
       },
     },
   ],
@@ -49,6 +50,16 @@ esbuild.buildSync({
   target: "node20",
   outfile: "dist/otpgate-gateway.cjs",
   external: ["@node-rs/argon2"],
+  legalComments: "none",
+  logLevel: "warning",
+});
+esbuild.buildSync({
+  entryPoints: ["src/adapters/cli/commands/server-main.ts"],
+  bundle: true,
+  platform: "node",
+  format: "cjs",
+  target: "node20",
+  outfile: "dist/otpgate-server.cjs",
   legalComments: "none",
   logLevel: "warning",
 });

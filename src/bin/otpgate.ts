@@ -9,7 +9,7 @@ import { syslog } from "../platform/syslog.js";
 const argv = process.argv.slice(2);
 
 /**
- * Fail closed: as root for a login (pam, rstudio-helper, radius, gateway), a variable that steers
+ * Fail closed: as root for a login (pam, rstudio-helper, radius, server, gateway), a variable that steers
  * node (NODE_OPTIONS, NODE_PATH, LD_PRELOAD, NAPI_RS_NATIVE_LIBRARY_PATH, ...) means someone may already have changed what runs
  * here. The PAM line removes them (env -u); finding one anyway, refuse: exit 2, one log line.
  */

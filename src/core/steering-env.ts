@@ -4,7 +4,7 @@
 // reported, never values (they may be a user's).
 
 /** Commands that run as root on behalf of logins, and refuse a steering environment. */
-export const ROOT_LOGIN_COMMANDS: readonly string[] = ["pam", "rstudio-helper", "radius", "gateway"];
+export const ROOT_LOGIN_COMMANDS: readonly string[] = ["pam", "rstudio-helper", "radius", "server", "gateway"];
 
 const EXACT = new Set([
   "NODE_OPTIONS", // --require/--import/--loader: code before ours

@@ -96,10 +96,11 @@ test("log lines: one escaped JSON line per decision; a User-Name cannot forge a 
   const record = JSON.parse(h.lines[0]!) as Record<string, unknown>;
   assert.equal(record.user, evil);
   assert.equal(record.result, "rejected");
-  assert.equal(record.reason, "unknown-user");
+  // The one login decision checks the name before any lookup (services/login.ts, rule 2).
+  assert.equal(record.reason, "invalid-user-name");
   assert.equal(syslog.length, 1);
   assert.doesNotMatch(syslog[0]!, /\n/);
-  assert.match(syslog[0]!, /^via=radius event=login user="x result=accepted via=totp\\nuser=root result=accepted \\"" client=127\.0\.0\.1:40000 result=rejected reason=unknown-user$/);
+  assert.match(syslog[0]!, /^via=radius event=login user="x result=accepted via=totp\\nuser=root result=accepted \\"" client=127\.0\.0\.1:40000 result=rejected reason=invalid-user-name problem="[^"\n]*"$/);
   assert.equal(jsonLine({ a: "é\u001b\u2028" }), '{"a":"\\u00e9\\u001b\\u2028"}');
 });
 
@@ -154,7 +155,7 @@ test("rejections wait for the floor after arrival; acceptances do not", async ()
 });
 
 test("bind failures say what to do: who holds the port (ss -ulpn), or that a privileged port needs root", async () => {
-  const { bindError } = await import("../../src/adapters/cli/commands/radius.js");
+  const { bindError } = await import("../../src/adapters/cli/commands/server-main.js");
   const inUse = Object.assign(new Error("bind EADDRINUSE"), { code: "EADDRINUSE" });
   assert.match(bindError(inUse, "127.0.0.1", 1812).message, /^127\.0\.0\.1:1812 is already in use: .*ss -ulpn 'sport = :1812'.*below 1024/);
   assert.equal(bindError(inUse, "127.0.0.1", 1812).exitCode, 1);

@@ -7,20 +7,25 @@
 //      source port or address, or with its User-Name changed) is dropped: the authenticators of
 //      decided requests are remembered for REPLAY_MEMORY_MS, longer than any code window plus a
 //      rate-limit interval, so a request is never decided or counted twice, whatever its source;
-//   3. parse and authenticate: a Message-Authenticator that does not verify, or a User-Password
+//   3. a client that is not local (by default: not on loopback) must sign its request with RFC 3579's
+//      Message-Authenticator (BlastRADIUS, CVE-2024-3596): without one it is dropped, unless the
+//      server admits legacy clients (--allow-legacy-clients, warned about at start and in the log);
+//      pam_radius_auth 2.0.0 on loopback sends none and keeps working. Every answer carries one;
+//   4. parse and authenticate: a Message-Authenticator that does not verify, or a User-Password
 //      that does not decode to a 6-8 digit code (what a forged request decodes to), is dropped
 //      before any user lookup, lock or state change; such drops are logged at a bounded rate per
 //      source address (on loopback every local user shares 127.0.0.1, so an address is never
 //      blocked as a whole: that would let one user shut out pam_radius_auth);
-//   4. a bounded number of decisions at a time; the user lookup is asynchronous and cached;
-//   5. the decision, by the same service as otpgate pam; every rejection is answered at the same
+//   5. a bounded number of decisions at a time; the user lookup is asynchronous and cached;
+//   6. the decision, decideLogin as for otpgate pam (nullok and skew through the factors); every rejection is answered at the same
 //      time after the request arrived (a floor), so a known and an unknown user look alike.
 // No I/O of its own: sending, lookups, stores, clock and log are passed in, so it is tested in-process.
 
 import { nodeMacFactory } from "../../platform/mac.js";
 import type { CachedAccount, LookupResult } from "../../platform/user-cache.js";
 import type { AccountStore, Clock } from "../../ports/index.js";
-import { authenticateWith } from "../../services/authenticate.js";
+import { logOf } from "../../services/login.js";
+import { decideResident } from "../../services/resident-decision.js";
 import type { RadiusLog } from "./log.js";
 import { ACCESS_ACCEPT, ACCESS_REJECT, ACCESS_REQUEST, buildResponse, parseAccessRequest, RadiusError, requestHasMessageAuthenticator, type AccessRequest } from "./packet.js";
 import { Throttle } from "./throttle.js";
@@ -29,7 +34,7 @@ export interface RadiusServerDeps {
   readonly secret: Buffer;
   readonly send: (packet: Buffer, port: number, address: string) => void;
   readonly lookup: (name: string) => Promise<LookupResult>;
-  readonly storeFor: (account: CachedAccount) => AccountStore;
+  readonly storeFor: (account: CachedAccount) => AccountStore & { readonly path?: string };
   readonly clock: Clock;
   readonly log: RadiusLog;
   readonly nullok: boolean;
@@ -37,6 +42,10 @@ export interface RadiusServerDeps {
   /** Every rejection is sent this long after its request arrived (default 100 ms). */
   readonly rejectFloorMs?: number;
   readonly maxInFlight?: number;
+  /** Which source addresses count as local (may send without Message-Authenticator); default loopback. */
+  readonly isLocal?: (address: string) => boolean;
+  /** Admit requests without Message-Authenticator from clients that are not local (old RADIUS clients). */
+  readonly allowLegacyClients?: boolean;
 }
 
 export interface Source {
@@ -52,6 +61,10 @@ export interface RadiusCounters {
   decided: number;
   resent: number;
   replayed: number;
+  /** Dropped: a client that is not local sent no Message-Authenticator. */
+  unsigned: number;
+  /** Admitted without Message-Authenticator from a client that is not local (--allow-legacy-clients). */
+  legacy: number;
 }
 
 const ANSWER_TTL_MS = 30_000;
@@ -68,6 +81,7 @@ export const MAX_REMEMBERED = 262_144;
 export function radiusServer(deps: RadiusServerDeps) {
   const floorMs = deps.rejectFloorMs ?? 100;
   const maxInFlight = deps.maxInFlight ?? 256;
+  const isLocal = deps.isLocal ?? isLoopback;
   // pam_radius_auth uses a new socket per login and sends at most a few packets on it; a RADIUS
   // proxy (with --allow-remote) may send many from one port, hence the generous rate.
   const perSocket = new Throttle({ burst: 200, perSecond: 100, maxKeys: 65_536 });
@@ -78,7 +92,7 @@ export function radiusServer(deps: RadiusServerDeps) {
   const inFlight = new Set<string>();
   /** Request authenticators (16 bytes as latin1) of requests taken for a decision -> when. */
   const seen = new Map<string, number>();
-  const counters: RadiusCounters = { received: 0, throttled: 0, dropped: 0, decided: 0, resent: 0, replayed: 0 };
+  const counters: RadiusCounters = { received: 0, throttled: 0, dropped: 0, decided: 0, resent: 0, replayed: 0, unsigned: 0, legacy: 0 };
 
   const drop = (source: Source, reason: string, now: number) => {
     counters.dropped++;
@@ -105,39 +119,36 @@ export function radiusServer(deps: RadiusServerDeps) {
       client: `${source.address}:${source.port}`,
     };
     let accept = false;
-    let level: "info" | "notice" | "err" = "notice";
+    let level: "info" | "notice" | "warning" | "err" = "notice";
     try {
-      const account = await deps.lookup(request.user);
-      if (account === "busy") {
+      const decision = await decideResident(
+        { lookup: deps.lookup, storeFor: deps.storeFor, clock: deps.clock, macFactory: nodeMacFactory },
+        {
+          user: request.user,
+          code: request.password,
+          service: request.nasIdentifier ?? "radius",
+          clientAddress: request.callingStationId,
+          factors: { password: false, requirePublickey: false, nullok: deps.nullok, noSkewAdjust: deps.noSkewAdjust, noIncrementHotp: false, gracePeriodSeconds: 0, allowReadonly: false },
+        },
+      );
+      if (decision === "busy") {
         drop(source, "lookups-busy", deps.clock.nowMs());
         return null;
       }
-      if (!account) {
-        fields.result = "rejected";
-        fields.reason = "unknown-user";
-      } else {
-        const { outcome } = await authenticateWith(
-          { store: deps.storeFor(account), clock: deps.clock, macFactory: nodeMacFactory },
-          request.password,
-          { noSkewAdjust: deps.noSkewAdjust, noIncrementHotp: false, allowPrefix: false, recordSkewResetCode: true },
-          {},
-        );
-        accept = outcome.kind === "accepted" || (outcome.kind === "not-enrolled" && deps.nullok);
-        if (outcome.kind === "accepted") Object.assign(fields, { result: "accepted", via: outcome.via });
-        else if (outcome.kind === "not-enrolled") Object.assign(fields, accept ? { result: "accepted", via: "nullok" } : { result: "rejected", reason: "not-enrolled" });
-        else if (outcome.kind === "rejected") Object.assign(fields, { result: "rejected", reason: outcome.reason });
-        else Object.assign(fields, { result: "error", reason: "invalid-state", setting: outcome.setting });
-        if (accept) level = "info";
-        else if (outcome.kind === "invalid-state") level = "err";
-      }
+      accept = decision.outcome === "accepted";
+      const log = logOf(decision, false);
+      level = log.level;
+      Object.assign(fields, log.fields);
     } catch (err) {
       level = "err";
       Object.assign(fields, { result: "error", detail: (err as Error).message });
     }
+    if (!request.messageAuthenticator && !isLocal(source.address)) fields.legacy = "no-message-authenticator";
     const kind = `login:${String(fields.result)}:${String(fields.reason ?? fields.via ?? "")}`;
     counters.decided++;
     deps.log.write(level, kind, fields);
-    const packet = buildResponse(accept ? ACCESS_ACCEPT : ACCESS_REJECT, request, deps.secret, request.messageAuthenticator);
+    // Always signed (RFC 3579, BlastRADIUS): a client that checks it is protected whether or not it signs its requests.
+    const packet = buildResponse(accept ? ACCESS_ACCEPT : ACCESS_REJECT, request, deps.secret, true);
     return { packet, delayMs: accept ? 0 : Math.max(0, arrived + floorMs - deps.clock.nowMs()) };
   }
 
@@ -145,9 +156,18 @@ export function radiusServer(deps: RadiusServerDeps) {
     const now = deps.clock.nowMs();
     counters.received++;
     if (msg.length < 20 || msg.length > 4096 || msg[0] !== ACCESS_REQUEST) return drop(source, "malformed", now);
-    if (!perSocket.take(`${source.address}:${source.port}`, now) || (!isLoopback(source.address) && !perAddress.take(source.address, now))) {
+    const local = isLocal(source.address);
+    if (!perSocket.take(`${source.address}:${source.port}`, now) || (!local && !perAddress.take(source.address, now))) {
       counters.throttled++;
       return;
+    }
+    const signed = requestHasMessageAuthenticator(msg);
+    if (!signed && !local) {
+      if (!deps.allowLegacyClients) {
+        counters.unsigned++;
+        return drop(source, "no-message-authenticator", now);
+      }
+      counters.legacy++;
     }
     const key = `${source.address}:${source.port}:${msg[1]}:${msg.toString("hex", 4, 20)}`;
     expire(now);
@@ -164,7 +184,7 @@ export function radiusServer(deps: RadiusServerDeps) {
     }
     let request: AccessRequest & { messageAuthenticator: boolean };
     try {
-      request = { ...parseAccessRequest(msg, deps.secret), messageAuthenticator: requestHasMessageAuthenticator(msg) };
+      request = { ...parseAccessRequest(msg, deps.secret), messageAuthenticator: signed };
     } catch (err) {
       return drop(source, err instanceof RadiusError ? err.reason : "malformed", now);
     }
@@ -190,6 +210,6 @@ export function radiusServer(deps: RadiusServerDeps) {
   return { handle, counters, takeThrottled: () => perSocket.takeRefused() + perAddress.takeRefused() };
 }
 
-function isLoopback(address: string): boolean {
+export function isLoopback(address: string): boolean {
   return address.startsWith("127.") || address === "::1" || address.startsWith("::ffff:127.");
 }

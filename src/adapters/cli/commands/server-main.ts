@@ -1,0 +1,297 @@
+// otpgate server: the resident decision service. The RADIUS listener for pam_radius_auth (as
+// `otpgate radius`, which stays as an alias) and a local HTTP API on a unix socket for the
+// unprivileged gateway (decide, account, invitation enrollment). Runs as root: every state file is
+// read and written with its owner's ids (the store switches for each synchronous file section).
+// One JSON line per decision on stdout (the journal under systemd); no process per request.
+// Bundled on its own (dist/otpgate-server.cjs, with zod): the login path never parses it, and every
+// class the server checks with instanceof (the errors) comes from this one bundle.
+
+import { createSocket, type Socket } from "node:dgram";
+import { fstatSync, openSync, readSync, closeSync, constants } from "node:fs";
+import { isIP } from "node:net";
+import { join } from "node:path";
+import { ConfigError, OtpgateError, UsageError, type ExitCode } from "../../../core/errors.js";
+import { systemClock } from "../../../platform/clock.js";
+import { nodeMacFactory } from "../../../platform/mac.js";
+import { syslog } from "../../../platform/syslog.js";
+import { UserCache } from "../../../platform/user-cache.js";
+import { radiusFirewallRules, systemProbe } from "../../../services/radius-hardening.js";
+import { storeFor } from "../../../services/resolve-account.js";
+import { RadiusLog } from "../../radius/log.js";
+import { isLoopback, radiusServer } from "../../radius/server.js";
+import { parse } from "../args.js";
+import type { Output } from "../output.js";
+import { VERSION } from "../version.js";
+import { localDecisionService } from "../../server/decisions.js";
+import { createDecisionApi } from "../../server/http-api.js";
+import { loadServerKey } from "../../server/server-key.js";
+import { DEFAULT_SOCKET_GROUP, groupId, listenOnSocket, prepareSocketPath } from "../../server/unix-socket.js";
+
+const indent = (text: string) => text.replace(/^/gm, "  ");
+
+export const DEFAULT_STATE_DIR = "/var/lib/otpgate";
+const DEFAULT_SOCKET = "/run/otpgate/server.sock";
+
+export const help = `Usage: otpgate server [--listen ADDR:PORT] [--secret-file FILE] [--socket PATH] [options]
+
+The resident decision service, as root, in the foreground (the otpgate-server unit runs it):
+- a RADIUS listener for pam_radius_auth.so (package libpam-radius-auth): PAM asks
+  "Verification code: " and sends the code here over RADIUS; otpgate decides with the
+  user's state file exactly as otpgate pam does;
+- a local HTTP API on a unix socket for the gateway (decision_socket: in its config), so the
+  gateway runs unprivileged and never opens a user's file.
+Every state file is read and written with its owner's ids, never as root.
+otpgate radius is the same command with the socket off unless --socket is given.
+
+Options:
+      --listen ADDR:PORT   RADIUS: where to listen (default 127.0.0.1:1812; loopback only unless
+                           --allow-remote). 1812 is above 1023: any local user may bind it
+                           while the server is not running; prefer a port below 1024
+      --no-radius          no RADIUS listener (the API only; no secret file needed)
+      --secret-file FILE   the RADIUS shared secret, root-owned, mode 0600
+                           (default /etc/otpgate/radius.secret)
+      --allow-remote       listen on a non-loopback address
+      --local-clients LIST source addresses (comma-separated, exact or a.b.c.d/N) that may send
+                           requests without Message-Authenticator (default 127.0.0.0/8,::1)
+      --allow-legacy-clients  admit requests without Message-Authenticator from other clients
+                           too (old NAS; BlastRADIUS, CVE-2024-3596: avoid; warned about)
+      --socket PATH        the API socket (otpgate server: default ${DEFAULT_SOCKET})
+      --no-socket          no API socket (RADIUS only)
+      --socket-group NAME  the group that may use the socket (default otpgate): the directory
+                           is made 0750 root:NAME, the socket 0660 root:NAME
+      --state-dir DIR      the server's key (server.key, made 0600 on first start)
+                           (default ${DEFAULT_STATE_DIR})
+      --invites-dir DIR    pending invitations (default ${DEFAULT_STATE_DIR}/invites, as the gateway's)
+      --state PATTERN      state files (default ~/.google_authenticator)
+      --nullok             users without a state file are accepted
+      --noskewadj          do not learn clock skew from far-off codes
+      --log-socket PATH    also send log lines to this syslog socket (rate-limited)
+  -h, --help               show this help
+
+Logging: one JSON line per decision or API request on stdout (under systemd: the journal, with
+its priority); similar lines beyond 10 a second are counted and summarised ("N similar lines
+suppressed"). Never a code, secret or invitation token. Requests that do not carry a 6-8 digit
+code under the shared secret (forged, or a client with another secret) are dropped before any
+user lookup or state change.
+
+RADIUS answers always carry a Message-Authenticator (RFC 3579). Requests from clients that are
+not local must carry one too (pam_radius_auth 2.0.0 on loopback sends none and keeps working).
+
+Floods: the server drops forged packets in microseconds, but a local user who floods the port
+from many sockets fills the kernel's receive queue before otpgate reads it, and logins time
+out. pam_radius_auth runs as root (inside sshd, RStudio's PAM helper), so let only root send to
+the port on loopback; load this nftables table at boot (e.g. in /etc/nftables.conf; otpgate
+doctor checks for it):
+${indent(radiusFirewallRules(1812))}
+(with --listen on another port, use that port; a client that runs PAM as another user, e.g. a
+screen locker, is then refused as well). Keep the port below net.ipv4.ip_unprivileged_port_start
+(1024 by default), or any user can take it before the server starts.
+
+PAM line (otpgate setup ssh --backend radius writes it):
+  auth required pam_radius_auth.so conf=/etc/otpgate/pam_radius.conf [prompt=Verification code] force_prompt
+`;
+
+function readSecret(path: string): Buffer {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (err) {
+    throw new ConfigError(`cannot read the RADIUS secret ${path} (${(err as NodeJS.ErrnoException).code}); otpgate setup ssh --backend radius creates it`);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || (st.mode & 0o077) !== 0 || st.uid !== (process.geteuid?.() ?? 0)) {
+      throw new ConfigError(`${path} must be a regular file owned by root with mode 0600 (it is 0${(st.mode & 0o777).toString(8)}, uid ${st.uid}): run chmod 600 ${path}`);
+    }
+    const buf = Buffer.alloc(256);
+    const n = readSync(fd, buf, 0, 256, 0);
+    const secret = Buffer.from(buf.toString("latin1", 0, n).trim(), "latin1");
+    if (secret.length < 16) throw new ConfigError(`${path} holds a secret shorter than 16 characters; use a long random one`);
+    return secret;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A predicate for --local-clients: exact addresses and IPv4 prefixes (a.b.c.d/N); "::1" style IPv6 exact. */
+export function localClients(spec: string): (address: string) => boolean {
+  const tests = spec
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((item): ((a: string) => boolean) => {
+      const m = /^([0-9.]+)\/([0-9]{1,2})$/.exec(item);
+      if (m && isIP(m[1]!) === 4 && Number(m[2]) <= 32) {
+        const bits = Number(m[2]);
+        const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
+        const net = (v4(m[1]!)! & mask) >>> 0;
+        return (a) => {
+          const n = v4(a.startsWith("::ffff:") ? a.slice(7) : a);
+          return n !== null && ((n & mask) >>> 0) === net;
+        };
+      }
+      if (isIP(item) === 0) throw new UsageError(`--local-clients: "${item}" is not an address or an IPv4 prefix a.b.c.d/N`);
+      const want = item.toLowerCase();
+      return (a) => a.toLowerCase() === want || a.toLowerCase() === `::ffff:${want}`;
+    });
+  return (address) => tests.some((t) => t(address));
+}
+
+function v4(address: string): number | null {
+  if (isIP(address) !== 4) return null;
+  return address.split(".").reduce((n, part) => ((n << 8) | Number(part)) >>> 0, 0);
+}
+
+export async function run(argv: string[], io: Output, as: "server" | "radius" = "server"): Promise<ExitCode> {
+  const { values } = parse(as, argv, {
+    listen: { type: "string" },
+    "no-radius": { type: "boolean" },
+    "secret-file": { type: "string" },
+    state: { type: "string" },
+    nullok: { type: "boolean" },
+    noskewadj: { type: "boolean" },
+    "log-socket": { type: "string" },
+    "allow-remote": { type: "boolean" },
+    "local-clients": { type: "string" },
+    "allow-legacy-clients": { type: "boolean" },
+    socket: { type: "string" },
+    "no-socket": { type: "boolean" },
+    "socket-group": { type: "string" },
+    "state-dir": { type: "string" },
+    "invites-dir": { type: "string" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) {
+    io.out(help.trimEnd());
+    return 0;
+  }
+  const name = `otpgate ${as}`;
+  const socketPath = values["no-socket"] ? undefined : (values.socket ?? (as === "server" ? DEFAULT_SOCKET : undefined));
+  const radius = !values["no-radius"];
+  if (!radius && socketPath === undefined) throw new UsageError(`nothing to serve: --no-radius and no socket; see ${name} --help`);
+  const isLocal = values["local-clients"] !== undefined ? localClients(values["local-clients"]) : isLoopback;
+
+  // A log reader that went away (journald restarting) must not take the server down with EPIPE.
+  process.stdout.on("error", () => {});
+  const logSocket = values["log-socket"];
+  const log = new RadiusLog({
+    nowMs: () => systemClock.nowMs(),
+    out: (line) => process.stdout.write(line),
+    syslog: logSocket ? (level, message) => syslog(level, message, { socket: logSocket }) : undefined,
+    journal: process.env.JOURNAL_STREAM !== undefined,
+  });
+  const users = new UserCache({ nowMs: () => systemClock.nowMs() });
+  const storeOf = (account: Parameters<typeof storeFor>[0] & { readonly groups: readonly number[] }) => storeFor(account, account.groups, { secret: values.state });
+  const closers: (() => Promise<void>)[] = [];
+
+  let radiusServerState: ReturnType<typeof radiusServer> | null = null;
+  if (radius) {
+    const m = /^([0-9.]+|\[[0-9a-f:]+\]):([0-9]{1,5})$/i.exec(values.listen ?? DEFAULT_LISTEN);
+    if (!m) throw new UsageError(`--listen must be ADDR:PORT, not "${values.listen}"`);
+    const host = m[1]!.replace(/^\[|\]$/g, "");
+    const port = Number(m[2]);
+    if (!(host === "::1" || host.startsWith("127.")) && !values["allow-remote"]) throw new UsageError(`${host} is not a loopback address; RADIUS PAP is only safe on loopback (pass --allow-remote to insist)`);
+    const secret = readSecret(values["secret-file"] ?? "/etc/otpgate/radius.secret");
+    // As large a receive queue as the kernel allows (net.core.rmem_max caps it): room for bursts
+    // while a decision runs. Against a flood by a local user only the firewall rule in --help helps.
+    const socket: Socket = createSocket({ type: host.includes(":") ? "udp6" : "udp4", recvBufferSize: RECV_BUFFER_BYTES });
+    const server = radiusServer({
+      secret,
+      send: (packet, toPort, address) => socket.send(packet, toPort, address),
+      lookup: (n) => users.lookup(n),
+      storeFor: storeOf,
+      clock: systemClock,
+      log,
+      nullok: values.nullok === true,
+      noSkewAdjust: values.noskewadj === true,
+      isLocal,
+      allowLegacyClients: values["allow-legacy-clients"] === true,
+    });
+    radiusServerState = server;
+    socket.on("message", (msg, rinfo) => server.handle(msg, rinfo));
+    await new Promise<void>((resolve, reject) => {
+      socket.once("error", (err: NodeJS.ErrnoException) => reject(bindError(err, host, port)));
+      socket.bind(port, host, () => resolve());
+    });
+    socket.on("error", (err) => log.write("err", "socket", { event: "socket-error", detail: err.message }));
+    closers.push(() => new Promise<void>((r) => socket.close(() => r())));
+    io.err(`${name}: listening on ${host}:${port}`);
+    if (values["allow-legacy-clients"]) {
+      const message = "--allow-legacy-clients: RADIUS clients that are not local may send requests without Message-Authenticator (BlastRADIUS, CVE-2024-3596): upgrade them and drop this option";
+      io.err(`${name}: warning: ${message}`);
+      log.write("warning", "legacy-clients", { event: "start", warning: "allow-legacy-clients", message });
+    }
+    const unprivileged = systemProbe.unprivilegedPortStart();
+    if (unprivileged !== null && port >= unprivileged) {
+      const message = `port ${port} is not privileged (net.ipv4.ip_unprivileged_port_start is ${unprivileged}): any local user can bind it while ${name} is not running and receive the codes pam_radius_auth sends; use a port below ${unprivileged} (--listen and pam_radius.conf)`;
+      io.err(`${name}: warning: ${message}`);
+    }
+  }
+
+  if (socketPath !== undefined) {
+    const api = { DEFAULT_SOCKET_GROUP, groupId, localDecisionService, loadServerKey, createDecisionApi, prepareSocketPath, listenOnSocket };
+    const groupName = values["socket-group"] ?? api.DEFAULT_SOCKET_GROUP;
+    const gid = api.groupId(groupName);
+    if (gid === null) throw new ConfigError(`there is no group "${groupName}" for the socket: create it (groupadd --system ${groupName}) and add the gateway's user to it, or pass --socket-group`);
+    const stateDir = values["state-dir"] ?? DEFAULT_STATE_DIR;
+    const service = api.localDecisionService({
+      lookup: (n) => users.lookup(n),
+      storeFor: storeOf,
+      clock: systemClock,
+      macFactory: nodeMacFactory,
+      factors: { requirePublickey: false, nullok: values.nullok === true, noSkewAdjust: values.noskewadj === true, noIncrementHotp: false, gracePeriodSeconds: 0, allowReadonly: false },
+      serverKey: api.loadServerKey(join(stateDir, "server.key")),
+      invitesDir: values["invites-dir"] ?? join(stateDir, "invites"),
+      log: (level, kind, fields) => log.write(level, kind, fields),
+    });
+    const http = api.createDecisionApi({ service, version: VERSION, log: (level, kind, fields) => log.write(level, kind, fields) });
+    await api.prepareSocketPath(socketPath, gid);
+    try {
+      await api.listenOnSocket(http, socketPath, gid);
+    } catch (err) {
+      throw new OtpgateError(`cannot listen on ${socketPath}: ${(err as Error).message}`, 1);
+    }
+    closers.push(
+      () =>
+        new Promise<void>((r) => {
+          http.close(() => r());
+          http.closeAllConnections();
+        }),
+    );
+    io.err(`${name}: API listening on ${socketPath} (group ${groupName})`);
+  }
+
+  const summary = setInterval(() => {
+    const throttled = radiusServerState?.takeThrottled() ?? 0;
+    if (throttled > 0) log.write("notice", "throttled", { event: "throttled", count: throttled, message: `${throttled} packets over a source's rate were dropped unread` });
+    log.flush();
+  }, 10_000);
+  summary.unref();
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+  });
+  await Promise.all(closers.map((c) => c()));
+  clearInterval(summary);
+  log.flush();
+  return 0;
+}
+
+const DEFAULT_LISTEN = "127.0.0.1:1812";
+const RECV_BUFFER_BYTES = 32 * 1024 * 1024;
+
+/** What to do when the port cannot be had: who holds it, or that it needs root. */
+export function bindError(err: NodeJS.ErrnoException, host: string, port: number): OtpgateError {
+  if (err.code === "EADDRINUSE") {
+    return new OtpgateError(
+      `${host}:${port} is already in use: another program holds it (another otpgate radius, or a local user who took the port first). See who with: ss -ulpn 'sport = :${port}'. Stop it, or use a port below 1024 (only root can take those) with --listen and the same port in pam_radius.conf`,
+      1,
+    );
+  }
+  if (err.code === "EACCES") {
+    return new OtpgateError(`${host}:${port} is a privileged port: run otpgate radius as root (the otpgate-radius service does), or pass --listen with another address`, 1);
+  }
+  if (err.code === "EADDRNOTAVAIL") return new OtpgateError(`${host} is not an address of this machine (--listen)`, 1);
+  return new OtpgateError(`cannot listen on ${host}:${port}: ${err.message}`, 1);
+}

@@ -1,0 +1,85 @@
+// otpgate server test plumbing: start it (as root, API socket in a private directory, a throwaway
+// socket group, its own state and invitations directories; RADIUS off unless asked) and talk to it
+// with the real client (src/adapters/server/client.ts).
+
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { chmodSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { TestContext } from "node:test";
+import { DecisionClient } from "../../src/adapters/server/client.js";
+import { CLI, sh, tempDir, uniqueName } from "./system.js";
+
+export interface StartedServer {
+  readonly child: ChildProcess;
+  readonly socket: string;
+  readonly group: { readonly name: string; readonly gid: number };
+  readonly stateDir: string;
+  readonly invitesDir: string;
+  readonly client: DecisionClient;
+  /** JSON lines printed on stdout so far. */
+  lines(): Record<string, unknown>[];
+  stdout(): string;
+  stderr(): string;
+  stop(): Promise<void>;
+}
+
+/** A throwaway system group, removed after the test. */
+export function throwawayGroup(t: TestContext): { name: string; gid: number } {
+  const name = uniqueName("otpgg").slice(0, 14);
+  sh("groupadd", ["--system", name]);
+  t.after(() => void spawnSync("groupdel", [name], { stdio: "ignore" }));
+  const gid = Number(sh("getent", ["group", name]).split(":")[2]);
+  return { name, gid };
+}
+
+export async function startServer(t: TestContext, args: string[] = [], opts: { radius?: boolean; wrap?: string[] } = {}): Promise<StartedServer> {
+  const base = tempDir(t, "otpgate-server-");
+  chmodSync(base, 0o755); // so that a group member can reach the socket's own directory
+  const group = throwawayGroup(t);
+  const socket = join(base, "run", "server.sock");
+  const stateDir = join(base, "state");
+  const invitesDir = join(stateDir, "invites");
+  mkdirSync(invitesDir, { recursive: true, mode: 0o700 });
+  chmodSync(stateDir, 0o700);
+  const argv = [...(opts.wrap ?? []), process.execPath, CLI, "server", ...(opts.radius ? [] : ["--no-radius"]), "--socket", socket, "--socket-group", group.name, "--state-dir", stateDir, "--invites-dir", invitesDir, ...args];
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  const ready = await new Promise<boolean>((resolve) => {
+    child.stderr!.on("data", (d: Buffer) => {
+      err += d.toString();
+      if (err.includes("API listening")) resolve(true);
+    });
+    child.once("exit", () => resolve(false));
+  });
+  if (!ready) throw new Error(`otpgate server did not start: ${err}`);
+  const client = new DecisionClient({ socketPath: socket, timeoutMs: 10_000 });
+  const stop = async () => {
+    await client.close().catch(() => {});
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+    await exited;
+  };
+  t.after(async () => {
+    await client.close().catch(() => {});
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    await exited;
+  });
+  return {
+    child,
+    socket,
+    group,
+    stateDir,
+    invitesDir,
+    client,
+    lines: () =>
+      out
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+    stdout: () => out,
+    stderr: () => err,
+    stop,
+  };
+}
