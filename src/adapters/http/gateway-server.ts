@@ -21,7 +21,6 @@ import { listInvites } from "../../stores/invite-store.js";
 import { readPasswordFile } from "../../stores/password-file.js";
 import { createGatewayApp, type GatewayApp } from "./gateway-app.js";
 import type { DecisionService } from "../../ports/decision-service.js";
-import { createDecisionClient } from "./decision-client.js";
 import { localDecisions } from "./local-decisions.js";
 import { createUserDirectory } from "./user-directory.js";
 import type { GatewayConfig } from "./gateway-config.js";
@@ -171,24 +170,23 @@ function failed(res: ServerResponse, err: Error, log: GatewayLog): void {
 export interface GatewayOptions {
   /** Do not read any file or build the app yet: the caller calls start() (after binding and dropping to its user). */
   readonly deferStart?: boolean;
-  /** The decision service (tests); default: otpgate server at decision_socket, or in-process. */
-  readonly decisions?: DecisionService;
+  /**
+   * The decision service: otpgate server's client for decision_socket (gateway-entry.ts, the
+   * composition root, builds it), or a test's. Default without decision_socket: in-process.
+   */
+  readonly decisions?: DecisionService & { close?(): Promise<void> };
 }
 
 /**
- * The decision service of a configuration: otpgate server at decision_socket (the gateway reads no
- * user's file), or in-process with accounts from /etc/passwd (asynchronous, re-read on change) and
- * NSS (getent: at most 4 at once, 10 starts a second), cached, each lookup cut off at
+ * In-process decisions (no decision_socket): accounts from /etc/passwd (asynchronous, re-read on
+ * change) and NSS (getent: at most 4 at once, 10 starts a second), cached, each lookup cut off at
  * user_lookup_timeout.
  */
-function decisionsOf(config: GatewayConfig): { decisions: DecisionService; close(): Promise<void> } {
-  if (config.decisionSocket) {
-    const client = createDecisionClient(config.decisionSocket, { timeoutMs: config.userLookupTimeoutMs + 2_000 });
-    return { decisions: client, close: () => client.close() };
-  }
+function inProcessDecisions(config: GatewayConfig): DecisionService {
+  if (config.decisionSocket) throw new ConfigError(`decision_socket ${config.decisionSocket}: this gateway was built without the client for otpgate server`);
   const users = new UserCache({ nowMs: () => systemClock.nowMs(), maxGetentPerSecond: 10 });
   const directory = createUserDirectory({ lookup: (name) => users.lookup(name), timeoutMs: config.userLookupTimeoutMs, stateFiles: config.stateFiles });
-  return { decisions: localDecisions({ users: directory, stateFiles: config.stateFiles, invitesDir: config.invitesDir, clock: systemClock }), close: async () => undefined };
+  return localDecisions({ users: directory, stateFiles: config.stateFiles, invitesDir: config.invitesDir, clock: systemClock });
 }
 
 export function createGateway(config: GatewayConfig, log: GatewayLog, gatewayOptions: GatewayOptions = {}): Gateway {
@@ -198,7 +196,8 @@ export function createGateway(config: GatewayConfig, log: GatewayLog, gatewayOpt
   /** Keys (rotations picked up), persisted revocations, and sessions bound to the user's secret (as the decision service reports it). */
   const start = (): void => {
     if (built) return;
-    const own = own0.decisions ? { decisions: own0.decisions, close: async () => undefined } : decisionsOf(config);
+    const given = own0.decisions;
+    const own = given ? { decisions: given as DecisionService, close: () => given.close?.() ?? Promise.resolve() } : { decisions: inProcessDecisions(config), close: () => Promise.resolve() };
     const sessions = createSessionService({ config, clock: systemClock, random: systemRandom, log, readSecret: createSecretReader(own.decisions) });
     const app = createGatewayApp({ config, clock: systemClock, random: systemRandom, log, upstream, sessions, regulator: new Regulator(config.regulation), decisions: own.decisions });
     built = { app, sessions, closeDecisions: own.close };
