@@ -127,4 +127,19 @@ describe("the gateway as an unprivileged user with otpgate server", () => {
     const back = await login(gw, user.name, oathTotp(secret));
     assert.equal(back.status, 303, back.body);
   });
+
+  test("otpgate invite refuses an invites_dir below a directory the gateway's user owns (it could plant invitations the server would honour); nothing is written", async (t) => {
+    if (!systemReady(t, [])) return;
+    const dir = tempDir(t);
+    const gw = await startGateway(dir, { public_url: "https://app.test", allowed_hosts: ["app.test"], invites_dir: join(dir, "invites") });
+    t.after(() => gw.stop());
+    const user = throwawayUser(t);
+    const planted = join(gw.stateDir, "invites");
+    const config = join(dir, "planted.yaml");
+    writeFileSync(config, readFileSync(gw.configPath, "utf8").replace(/^invites_dir: .*$/m, `invites_dir: ${planted}`));
+    const r = runCli(["invite", user.name, "--config", config]);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, new RegExp(`invites_dir ${planted}: ${gw.stateDir} is owned by uid ${gw.gatewayUser!.uid}`));
+    assert.equal(existsSync(planted), false, "no invitation written there");
+  });
 });
