@@ -12,6 +12,6 @@ export { dropPrivileges, resolveRunAs, rootWithoutUserMessage } from "./run-as.j
 
 /** The gateway; with decision_socket it asks otpgate server there (a lookup's timeout plus 2 s per question). */
 export function createGateway(config: GatewayConfig, log: GatewayLog, options: GatewayOptions = {}): Gateway {
-  const decisions = options.decisions ?? (config.decisionSocket ? new DecisionClient({ socketPath: config.decisionSocket, timeoutMs: config.userLookupTimeoutMs + 2_000 }) : undefined);
+  const decisions = options.decisions ?? (config.decisionSocket ? new DecisionClient({ socketPath: config.decisionSocket, timeoutMs: config.userLookupTimeoutMs + 2_000, connections: 64 }) : undefined);
   return createGatewayShell(config, log, { ...options, ...(decisions ? { decisions } : {}) });
 }

@@ -68,12 +68,19 @@ function withTls<T>(tls: NonNullable<GatewayConfig["tls"]>, make: (options: Retu
 }
 
 /** Files the configuration names, checked before listening (and by --check-config). */
-export function preflight(config: GatewayConfig): string[] {
+export function preflight(config: GatewayConfig, parts: { readonly tls?: boolean; readonly files?: boolean } = {}): string[] {
   const notes: string[] = [];
+  // The TLS files are read as root before the gateway drops to its user (they may be root's);
+  // keys, sessions and the password file after it (they are that user's).
+  if (parts.tls === false) return preflightFiles(config, notes);
   if (config.tls) {
     withTls(config.tls, (options) => createTlsServer(options)).close();
     notes.push(`TLS with ${config.tls.cert}`);
   }
+  return parts.files === false ? notes : preflightFiles(config, notes);
+}
+
+function preflightFiles(config: GatewayConfig, notes: string[]): string[] {
   if (config.passwordFile) notes.push(`password factor on: ${readPasswordFile(config.passwordFile).size} password(s) in ${config.passwordFile}`);
   if (config.decisionSocket) notes.push(`decisions by otpgate server at ${config.decisionSocket}`);
   else if (existsSync(config.invitesDir)) notes.push(`${listInvites(config.invitesDir, systemClock.nowMs()).length} pending invitation(s)`);

@@ -93,7 +93,7 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     // Started as root with user: the gateway's files are read only after it became that user (below).
     // --check-config reads them as that user too (they are its files, and it must be able to read them).
     if (!runAs) notes = preflight(config);
-    else if (values["check-config"]) notes = asUser(runAs, () => preflight(config));
+    else if (values["check-config"]) notes = [...preflight(config, { files: false }), ...asUser(runAs, () => preflight(config, { tls: false }))];
   } catch (err) {
     const problems = configProblems(err);
     if (problems && values["check-config"]) {
@@ -130,7 +130,7 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   if (runAs) {
     try {
       dropPrivileges(runAs);
-      preflight(config);
+      preflight(config, { tls: false }); // the TLS files were read as root when the server was made
       gateway.start();
     } catch (err) {
       await gateway.close().catch(() => undefined);
