@@ -11,6 +11,8 @@ import { Keyring } from "../../src/platform/keyring.js";
 import { gatewayCookies } from "../../src/adapters/http/cookie-names.js";
 import { MemorySessionsStore } from "../../src/stores/gateway-sessions.js";
 import type { UserDirectory } from "../../src/adapters/http/user-directory.js";
+import { localDecisions } from "../../src/adapters/http/local-decisions.js";
+import type { DecisionService } from "../../src/ports/decision-service.js";
 import type { AccountStore } from "../../src/ports/index.js";
 
 export interface AppReply {
@@ -130,6 +132,8 @@ export interface TestAppOverrides {
   readonly session?: Partial<GatewayConfig["session"]>;
   /** The user directory (default: fakeDirectory(), where nobody exists). */
   readonly users?: UserDirectory;
+  /** The decision service (default: localDecisions() over `users`). */
+  readonly decisions?: DecisionService;
   /** Wrap the session service (e.g. to make it fail). */
   readonly sessions?: (real: Sessions) => Sessions;
   /** Sees every log event before it is recorded (and may throw). */
@@ -159,7 +163,7 @@ export function testApp(yaml: Record<string, unknown> = {}, override: TestAppOve
   const upstream = fakeUpstream();
   const regulator = new Regulator(config.regulation);
   const sleep = override.realTime ? (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)) : async (ms: number) => void (clock.now += ms);
-  const app = createGatewayApp({ config, clock, random, log, upstream, sessions: override.sessions?.(sessions) ?? sessions, regulator, users: override.users ?? fakeDirectory(), sleep });
+  const app = createGatewayApp({ config, clock, random, log, upstream, sessions: override.sessions?.(sessions) ?? sessions, regulator, decisions: override.decisions ?? localDecisions({ users: override.users ?? fakeDirectory(), stateFiles: config.stateFiles, invitesDir: config.invitesDir, clock }), sleep });
   return {
     app,
     config,

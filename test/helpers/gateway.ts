@@ -1,13 +1,17 @@
 // Test rig for otpgate gateway: an upstream app that records what reaches it (and echoes upgraded
 // connections), the gateway as a child process with its own config, and a small cookie-keeping client.
+// By default the gateway runs as it should in production: started as root with `user:` set to a
+// throwaway system user (it drops to it after binding) and `decision_socket:` pointing to a real
+// otpgate server (root, its socket for that user's group); its keys and sessions live in a
+// directory that user owns (RunningGateway.stateDir). `asRoot` keeps the old in-process layout.
 
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createServer, request, type IncomingHttpHeaders, type Server } from "node:http";
-import { writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
-import { CLI } from "./system.js";
+import { CLI, sh, uniqueName } from "./system.js";
 
 export interface Upstream {
   readonly port: number;
@@ -49,29 +53,171 @@ export async function startUpstream(): Promise<Upstream> {
 export interface RunningGateway {
   readonly port: number;
   readonly base: string;
+  /** The gateway's process id (its /proc/PID/status shows whom it runs as). */
+  readonly pid: number;
+  /** The configuration file the gateway runs with (admin commands: invite, passwd, gateway sessions). */
+  readonly configPath: string;
+  /** The gateway's own user (config user:) and the directory it owns (keys, sessions, password files go there); null with asRoot. */
+  readonly gatewayUser: GatewayUser | null;
+  /** The directory owned by the gateway's user (or `dir` with asRoot): put keys, sessions and password files here. */
+  readonly stateDir: string;
+  /** otpgate server, the decision service the gateway asks (null with asRoot). */
+  readonly server: DecisionServer | null;
   readonly logs: () => string[];
   /** The log arrives on a pipe, independently of the HTTP reply: wait for a line rather than race it. */
   waitForLog(pattern: RegExp, timeoutMs?: number): Promise<string>;
   stop(): void;
 }
 
-export async function startGateway(dir: string, config: Record<string, unknown>): Promise<RunningGateway> {
+export interface GatewayUser {
+  readonly name: string;
+  readonly uid: number;
+  readonly gid: number;
+}
+
+export interface DecisionServer {
+  readonly socket: string;
+  readonly pid: number;
+  readonly logs: () => string[];
+  /** Stop it (SIGTERM) and wait until it has exited. */
+  stop(): Promise<void>;
+  /** Start it again on the same socket (after stop()). */
+  restart(): Promise<void>;
+}
+
+export interface GatewayOptions {
+  /**
+   * The old layout: the gateway runs as root, decides in-process (no server, no user:). Only for
+   * tests of that mode; by default the gateway runs as a throwaway unprivileged user with
+   * decision_socket pointing to a real otpgate server (as root, its socket group that user's group).
+   */
+  readonly asRoot?: boolean;
+}
+
+const cleanups = new Set<() => void>();
+process.once("exit", () => {
+  for (const c of cleanups) c();
+});
+
+/** A system user of its own for a gateway (no home, no shell), removed by remove() or when the test process exits. */
+export function gatewaySystemUser(): GatewayUser & { remove(): void } {
+  const name = uniqueName("otpgw").slice(0, 14);
+  sh("useradd", ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "--user-group", name]);
+  const remove = () => {
+    cleanups.delete(remove);
+    spawnSync("userdel", ["-f", name], { stdio: "ignore" });
+    spawnSync("groupdel", [name], { stdio: "ignore" });
+  };
+  cleanups.add(remove);
+  const [uid, gid] = sh("getent", ["passwd", name]).trim().split(":").slice(2, 4).map(Number);
+  return { name, uid: uid!, gid: gid!, remove };
+}
+
+/** otpgate server (API only) on a socket in `dir`, reachable by `group`, reading invitations from `invitesDir`. */
+export async function startDecisionServer(dir: string, group: string, options: { invitesDir: string; stateFiles?: string | undefined }): Promise<DecisionServer> {
+  const stateDir = join(dir, "server");
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const socket = join(dir, "run", "server.sock");
+  const args = [CLI, "server", "--no-radius", "--socket", socket, "--socket-group", group, "--state-dir", stateDir, "--invites-dir", options.invitesDir, ...(options.stateFiles ? ["--state", options.stateFiles] : [])];
+  let child: ChildProcess;
+  let out = "";
+  const start = async () => {
+    const c = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+    child = c;
+    const kill = () => c.kill("SIGKILL");
+    cleanups.add(kill);
+    c.once("exit", () => cleanups.delete(kill));
+    c.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    await new Promise<void>((resolve, reject) => {
+      let err = "";
+      c.stderr!.on("data", (d: Buffer) => {
+        err += d.toString();
+        if (err.includes("API listening")) resolve();
+      });
+      c.once("exit", () => reject(new Error(`otpgate server exited: ${err}`)));
+    });
+  };
+  await start();
+  return {
+    socket,
+    get pid() {
+      return child.pid!;
+    },
+    logs: () => out.split("\n").filter(Boolean),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+        setTimeout(() => child.kill("SIGKILL"), 3000).unref();
+      }),
+    restart: start,
+  };
+}
+
+export async function startGateway(dir: string, config: Record<string, unknown>, options: GatewayOptions = {}): Promise<RunningGateway> {
+  let layout: Layout | null = null;
+  if (!options.asRoot) layout = await unprivilegedLayout(dir, config);
   // A random port can be taken by another test's server: try a few.
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startGatewayOn(41000 + Math.floor(Math.random() * 15000), dir, config);
+      return await startGatewayOn(41000 + Math.floor(Math.random() * 15000), dir, config, layout);
     } catch (err) {
-      if (attempt >= 5 || !/address is in use/.test((err as Error).message)) throw err;
+      if (attempt >= 5 || !/address is in use/.test((err as Error).message)) {
+        layout?.teardown();
+        throw err;
+      }
     }
   }
 }
 
-async function startGatewayOn(port: number, dir: string, config: Record<string, unknown>): Promise<RunningGateway> {
-  const lines = [`listen: 127.0.0.1:${port}`, `keys_file: ${join(dir, "gateway.keys")}`];
-  for (const [k, v] of Object.entries(config)) lines.push(`${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`);
+/** Where startGateway keeps the gateway user's files (keys, sessions; a test's password file goes here too). */
+export const gatewayStateDir = (dir: string): string => join(dir, "gateway");
+
+interface Layout {
+  readonly user: GatewayUser;
+  readonly stateDir: string;
+  readonly server: DecisionServer;
+  readonly extra: Record<string, unknown>;
+  teardown(): void;
+}
+
+/**
+ * The gateway's user (a throwaway system user), the directory it owns (`dir`/gateway: keys and
+ * sessions), and otpgate server as root with its socket in `dir`/run for that user's group.
+ * `dir` stays root's (invitations live there, read by the server) and is opened for traversal.
+ */
+const usersByDir = new Map<string, GatewayUser & { remove(): void }>();
+
+async function unprivilegedLayout(dir: string, config: Record<string, unknown>): Promise<Layout> {
+  // One user per directory, kept across restarts of the gateway (its files stay its own), removed when the test process exits.
+  const user = usersByDir.get(dir) ?? gatewaySystemUser();
+  usersByDir.set(dir, user);
+  chmodSync(dir, 0o711);
+  // Files a test put there before the start (a password file) become the gateway user's, as an admin would chown them.
+  const stateDir = gatewayStateDir(dir);
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  for (const name of ["", ...readdirSync(stateDir)]) chownSync(join(stateDir, name), user.uid, user.gid);
+  const invitesDir = typeof config.invites_dir === "string" ? config.invites_dir : "/var/lib/otpgate/invites";
+  const server = await startDecisionServer(dir, user.name, { invitesDir, stateFiles: typeof config.state_files === "string" ? config.state_files : undefined });
+  return {
+    user,
+    stateDir,
+    server,
+    extra: { user: user.name, decision_socket: server.socket, keys_file: join(stateDir, "gateway.keys") },
+    teardown: () => void server.stop(),
+  };
+}
+
+async function startGatewayOn(port: number, dir: string, config: Record<string, unknown>, layout: Layout | null): Promise<RunningGateway> {
+  const settings: Record<string, unknown> = { listen: `127.0.0.1:${port}`, keys_file: join(dir, "gateway.keys"), ...layout?.extra, ...config };
+  const lines = Object.entries(settings).map(([k, v]) => `${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`);
   const path = join(dir, "gateway.yaml");
   writeFileSync(path, lines.join("\n") + "\n");
   const child: ChildProcess = spawn(process.execPath, [CLI, "gateway", "--config", path], { stdio: ["ignore", "pipe", "pipe"] });
+  const kill = () => child.kill("SIGKILL");
+  cleanups.add(kill);
+  child.once("exit", () => cleanups.delete(kill));
   let out = "";
   child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
   await new Promise<void>((resolve, reject) => {
@@ -85,6 +231,11 @@ async function startGatewayOn(port: number, dir: string, config: Record<string, 
   return {
     port,
     base: `http://127.0.0.1:${port}`,
+    pid: child.pid!,
+    configPath: path,
+    gatewayUser: layout?.user ?? null,
+    stateDir: layout?.stateDir ?? dir,
+    server: layout?.server ?? null,
     logs: () => out.split("\n").filter(Boolean),
     waitForLog: async (pattern, timeoutMs = 3000) => {
       const deadline = Date.now() + timeoutMs;
@@ -101,6 +252,7 @@ async function startGatewayOn(port: number, dir: string, config: Record<string, 
       child.stdout!.destroy();
       child.stderr!.destroy();
       child.unref();
+      layout?.teardown();
     },
   };
 }

@@ -74,7 +74,7 @@ test("browser: an invitation link shows a QR code that a scanner reads; its code
   const gw = await startGateway(dir, settings);
   t.after(() => gw.stop());
   const config = join(dir, "cli.yaml");
-  writeFileSync(config, `public_url: ${gw.base}\ninvites_dir: ${settings.invites_dir}\nkeys_file: ${join(dir, "gateway.keys")}\n`);
+  writeFileSync(config, `public_url: ${gw.base}\ninvites_dir: ${settings.invites_dir}\nkeys_file: ${join(gw.stateDir, "gateway.keys")}\nuser: ${gw.gatewayUser!.name}\ndecision_socket: ${gw.server!.socket}\n`);
   const inv = runCli(["invite", user.name, "--config", config]);
   assert.equal(inv.status, 0, inv.stderr);
   const link = inv.stdout.trim();

@@ -2,20 +2,25 @@
 // secret, takes a confirming code, and writes the user's state file like otpgate enroll (0400, the
 // user's own, accepted by otpgate verify and by pam_google_authenticator.so's format).
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test, type TestContext } from "node:test";
-import { cookieHeader, cookiesFrom, http, login, startGateway, type Reply, type RunningGateway } from "../helpers/gateway.js";
+import { cookieHeader, cookiesFrom, gatewayStateDir, http, login, startGateway, type Reply, type RunningGateway } from "../helpers/gateway.js";
 import { enrolledUser, oathTotp, runCli, systemReady, tempDir, throwawayUser } from "../helpers/system.js";
 
-async function rig(t: TestContext, extra: Record<string, unknown> = {}) {
+async function rig(t: TestContext, extra: Record<string, unknown> = {}, options: { passwords?: boolean } = {}) {
   const dir = tempDir(t);
-  const settings = { public_url: "https://app.test", invites_dir: join(dir, "invites"), issuer: "Example Lab", allowed_hosts: ["app.test"], ...extra };
+  // The password file is the gateway's own: in the directory its user owns.
+  const passwords = join(gatewayStateDir(dir), "passwords");
+  if (options.passwords) {
+    mkdirSync(gatewayStateDir(dir), { mode: 0o700 });
+    writeFileSync(passwords, "", { mode: 0o600 });
+  }
+  const settings = { public_url: "https://app.test", invites_dir: join(dir, "invites"), issuer: "Example Lab", allowed_hosts: ["app.test"], ...(options.passwords ? { password_file: passwords } : {}), ...extra };
   const gw = await startGateway(dir, settings);
   t.after(() => gw.stop());
-  const config = join(dir, "gw.yaml");
-  writeFileSync(config, Object.entries({ ...settings, keys_file: join(dir, "gateway.keys") }).map(([k, v]) => `${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`).join("\n") + "\n");
-  return { dir, gw, config };
+  // otpgate invite runs with the gateway's own configuration (its user:, keys, sessions).
+  return { dir, gw, config: gw.configPath, passwords };
 }
 
 function invite(config: string, ...args: string[]): { link: string; path: string; token: string } {
@@ -189,10 +194,7 @@ describe("otpgate invite + the gateway's enrollment page", () => {
 
   test("with the password factor on, a user without a password chooses one on the page", async (t) => {
     if (!systemReady(t, ["oathtool", "python3-argon2"])) return;
-    const base = tempDir(t);
-    const passwords = join(base, "passwords");
-    writeFileSync(passwords, "", { mode: 0o600 });
-    const { gw, config } = await rig(t, { password_file: passwords });
+    const { gw, config, passwords } = await rig(t, {}, { passwords: true });
     const user = throwawayUser(t);
     const inv = invite(config, user.name);
     const form = await openInvite(gw, inv.path);

@@ -3,10 +3,10 @@
 // other way round; the login needs user + password + code, and a wrong password costs no code.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { readFileSync, statSync, writeFileSync, chmodSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync, writeFileSync, chmodSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { login, loginForm, startGateway } from "../helpers/gateway.js";
+import { gatewayStateDir, login, loginForm, startGateway } from "../helpers/gateway.js";
 import { CLI, enrolledUser, oathTotp, ptyDrive, runCli, systemReady, tempDir } from "../helpers/system.js";
 
 function pyArgon2(script: string, ...args: string[]): string {
@@ -51,7 +51,8 @@ describe("otpgate passwd", () => {
     const cases: [string[], string, number, RegExp][] = [
       [["passwd", "root", "--file", file], "short\n", 1, /at least 10 characters; nothing was changed/],
       [["passwd", "root", "--file", file], "line one is long\nline two\n", 2, /must be one line/],
-      [["passwd", "../root", "--file", file], "long enough pw\n", 2, /not a valid user name/],
+      [["passwd", "../root", "--file", file], "long enough pw\n", 2, /the user name "\.\.\/root" cannot be used: it contains "\/"/],
+      [["passwd", "alice:x", "--file", file], "long enough pw\n", 2, /cannot be used: it contains ":"/],
       [["passwd", "--file", file], "long enough pw\n", 2, /exactly one user name/],
       [["passwd", "nobody-here", "--file", file, "--delete"], "", 2, /nobody-here has no password in/],
       [["passwd", "root", "--file", file, "--config", "/x.yaml"], "", 2, /--file or --config, not both/],
@@ -79,15 +80,16 @@ describe("gateway password factor", () => {
   test("user + password + code; a wrong password costs no code; unknown users and users without a password get the same answer", async (t) => {
     if (!systemReady(t, ["oathtool", "python3-argon2"])) return;
     const dir = tempDir(t);
-    const file = join(dir, "passwords");
+    // The gateway's own file, in the directory its user owns (startGateway makes it that user's).
+    mkdirSync(gatewayStateDir(dir), { mode: 0o700 });
+    const file = join(gatewayStateDir(dir), "passwords");
     const { user, secret } = enrolledUser(t);
     const other = enrolledUser(t);
     // A hash made by argon2-cffi (libargon2, its own parameters) works in the gateway.
     writeFileSync(file, `${user.name}:${pyArgon2("print(ph.hash('s3cret pass phrase'))")}\n`, { mode: 0o600 });
-    const config = join(dir, "gw.yaml");
     const gw = await startGateway(dir, { public_url: "http://app.test", password_file: file, regulation: { max_retries: 20 } });
     t.after(() => gw.stop());
-    writeFileSync(config, `public_url: http://app.test\npassword_file: ${file}\nkeys_file: ${join(dir, "gateway.keys")}\n`);
+    const config = gw.configPath;
     const check = runCli(["gateway", "--config", config, "--check-config"]);
     assert.match(check.stdout, /password factor on: 1 password\(s\)/);
 

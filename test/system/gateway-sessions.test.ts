@@ -7,7 +7,7 @@ import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { describe, test, type TestContext } from "node:test";
-import { WS_KEY, cookieHeader, cookiesFrom, http, login, loginForm, startGateway, startUpstream, wsTextFrame, type RunningGateway } from "../helpers/gateway.js";
+import { WS_KEY, gatewayStateDir, cookieHeader, cookiesFrom, http, login, loginForm, startGateway, startUpstream, wsTextFrame, type RunningGateway } from "../helpers/gateway.js";
 import { enrolledUser, oathTotp, runCli, systemReady, tempDir } from "../helpers/system.js";
 
 async function rig(t: TestContext, extra: Record<string, unknown> = {}) {
@@ -195,8 +195,8 @@ describe("gateway sessions that stay ended", () => {
     const { start, dir } = await rig(t);
     const gw = await start(); // creates the keys file
     gw.stop();
-    const keys = join(dir, "gateway.keys");
-    const sessions = join(dir, "gateway.sessions");
+    const keys = join(gatewayStateDir(dir), "gateway.keys");
+    const sessions = join(gatewayStateDir(dir), "gateway.sessions");
     writeFileSync(sessions, "{broken", { mode: 0o600 });
     await assert.rejects(start(), /otpgate gateway: \/\S+\/gateway\.sessions is not a sessions file otpgate wrote \(not JSON\); fix or delete it[^\n]*\)\n/, "the user's error, not an internal one");
     assert.equal(readFileSync(sessions, "utf8"), "{broken");

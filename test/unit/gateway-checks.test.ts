@@ -13,6 +13,8 @@ import { parseGatewayConfig, type ConfigProblem } from "../../src/adapters/http/
 const gatewayFileProblems = (c: gatewayConfig.GatewayConfig, uid: number) => gatewayConfig.gatewayFileProblems(c, uid);
 const gatewayConfigWarnings = (c: gatewayConfig.GatewayConfig) => gatewayConfig.gatewayConfigWarnings(c);
 import { createSecretReader } from "../../src/adapters/http/secret-reader.js";
+import { localDecisions } from "../../src/adapters/http/local-decisions.js";
+import { createUserDirectory } from "../../src/adapters/http/user-directory.js";
 import { UserCache } from "../../src/platform/user-cache.js";
 import { appRequest, testApp } from "../helpers/gateway-app.js";
 
@@ -174,8 +176,10 @@ test("F10: getent's 'not found' (exit 2) is cached as no such user; errors, time
 
 test("F10: the secret reader treats 'cannot tell' as check again later (throws), 'no such user' as gone (null)", async (t) => {
   const opts = { passwdPath: "/nonexistent/passwd", groupPath: "/nonexistent/group", nowMs: () => 0 };
-  const down = createSecretReader(new UserCache({ ...opts, getent: fakeGetent(t, "exit 1") }), "~/.google_authenticator", 1000);
-  await assert.rejects(down("alice"), /checking the session again later/);
-  const none = createSecretReader(new UserCache({ ...opts, getent: fakeGetent(t, "exit 2") }), "~/.google_authenticator", 1000);
+  const reader = (cache: UserCache) =>
+    createSecretReader(localDecisions({ users: createUserDirectory({ lookup: (n) => cache.lookup(n), timeoutMs: 1000, stateFiles: "~/.google_authenticator" }), stateFiles: "~/.google_authenticator", invitesDir: "/nonexistent", clock: { nowMs: () => 0 } }));
+  const down = reader(new UserCache({ ...opts, getent: fakeGetent(t, "exit 1") }));
+  await assert.rejects(down("alice"), /checking again later/);
+  const none = reader(new UserCache({ ...opts, getent: fakeGetent(t, "exit 2") }));
   assert.equal(await none("alice"), null);
 });

@@ -23,7 +23,7 @@ test("an enrollment link asks the user directory; a hanging directory gives 'bus
   const { app, logs } = testApp({ invites_dir: dir }, { users });
   const res = await appRequest(app, `/_otpgate/enroll/${token}`);
   assert.equal(res.status, 503);
-  assert.match(res.text, /could not look up your account just now/);
+  assert.match(res.text, /could not look up your invitation or account just now/);
   assert.equal(asked, "carol");
   assert.equal(logs.at(-1)!.reason, "lookup-timeout");
 });

@@ -35,7 +35,7 @@ test("entries: malformed lines, other hash types, duplicates and bad names are r
   for (const [text, message] of bad) {
     assert.throws(() => parsePasswordEntries(text, "pw"), (e: Error) => e instanceof ConfigError && message.test(e.message) && !e.message.includes("$2y$") && !e.message.includes("BBBB"));
   }
-  assert.throws(() => withPasswordEntry("", "bad name", H1), /not a valid user name/);
+  assert.throws(() => withPasswordEntry("", "bad name", H1), /cannot be used in the password file: it contains white space/);
   assert.throws(() => withPasswordEntry("", "alice", "plain"), /not an argon2id hash/);
 });
 

@@ -1,35 +1,29 @@
 // PREFIX/enroll/TOKEN: self-service enrollment from an invitation link (otpgate invite). GET shows a
 // new secret as a QR code; the secret and emergency codes travel sealed (AES-GCM) in the form, so
 // nothing is stored until the user proves with a code that the app has the secret. POST checks the
-// code, claims the invitation (used once), and writes the state file as the user, like otpgate enroll
-// (same settings as its defaults: TOTP, no reuse, rate limit 3 per 30 s, 5 emergency codes).
+// code, then asks the decision service to enroll: it claims the invitation (used once) and writes
+// the state file as the user, like otpgate enroll (GATEWAY_ENROLL_SETTINGS). The gateway itself
+// keeps only the draft, the QR code, the confirming code and its own password file: it never
+// touches invites_dir or a home directory when it asks `otpgate server` (decision_socket).
 
-import { existsSync } from "node:fs";
-import { confirmsNewSecret, drawCredentials, enrollmentText, groupSecret, keyUriFor, type Credentials, type EnrollSettings } from "../../core/enroll.js";
+import { confirmsNewSecret, drawCredentials, groupSecret, keyUriFor, type Credentials } from "../../core/enroll.js";
 import { passwordProblem } from "../../core/web/password-entries.js";
 import { attemptAddress } from "../../core/web/regulation.js";
 import { nodeMacFactory } from "../../platform/mac.js";
 import { hashPassword } from "../../platform/password-hash.js";
-import { actAs } from "../../platform/privileges.js";
-import { storeFor } from "../../services/resolve-account.js";
 import { formatScratchCode } from "../../formats/ga-document.js";
-import { writeNewStateFile } from "../../stores/file-store.js";
-import { claimInvite, findInvite, type Invite } from "../../stores/invite-store.js";
+import { DecisionServiceUnavailable, type AccountReply, type InviteReply } from "../../ports/decision-service.js";
 import { existingPasswords, updatePasswordFile } from "../../stores/password-file.js";
+import { GATEWAY_ENROLL_SETTINGS as SETTINGS } from "./enroll-settings.js";
 import type { HandlerContext } from "./gateway-context.js";
+import { LookupUnavailable } from "./lookup-unavailable.js";
 import type { GatewayRequest, GatewayResponse } from "./gateway-types.js";
 import { enrolledPage, enrollPage, messagePage } from "./pages.js";
 
-const SETTINGS: Omit<EnrollSettings, "label" | "issuer"> = {
-  mode: "totp",
-  disallowReuse: true,
-  windowSize: undefined,
-  stepSeconds: undefined,
-  rateLimit: { attempts: 3, intervalSeconds: 30 },
-  scratchCount: 5,
-  algorithm: "SHA1",
-  digits: 6,
-};
+type Invite = NonNullable<InviteReply["invite"]>;
+
+const INVITE_TOKEN = /^[A-Za-z0-9_-]{43}$/;
+
 /** How long a shown QR code can be confirmed. */
 const DRAFT_MS = 30 * 60_000;
 
@@ -41,7 +35,7 @@ interface Draft {
 }
 
 export function createEnrollHandler(ctx: HandlerContext): (req: GatewayRequest, token: string) => Promise<GatewayResponse> {
-  const { config, sessions, regulator, metrics, log, kit, clock, random } = ctx;
+  const { config, sessions, regulator, metrics, log, kit, clock, random, decisions } = ctx;
   const P = config.pagesPrefix;
   const gone = () =>
     kit.page(404, messagePage("Link not valid", "This setup link cannot be used: it was used already, it expired, or a newer one replaced it. Ask your administrator for a new link.", P));
@@ -83,20 +77,29 @@ export function createEnrollHandler(ctx: HandlerContext): (req: GatewayRequest, 
 
   return async (req, token) => {
     const now = clock.nowMs();
-    const invite = findInvite(config.invitesDir, token, now);
-    if (!invite) return gone();
-    // The account through the user directory (asynchronous, with a timeout), never a blocking getent.
-    const lookup = await ctx.users.find(invite.user);
-    if (lookup.kind === "unavailable") {
-      log({ event: "enroll", result: "rejected", reason: `lookup-${lookup.reason}`, user: invite.user, invite: invite.id.slice(0, 12) });
-      return kit.page(503, messagePage("Busy", "The server could not look up your account just now. Please open the link again in a minute.", P));
+    const busy = (reason: string, detail: string) => {
+      log({ event: "enroll", result: "rejected", reason, detail });
+      return kit.page(503, messagePage("Busy", "The server could not look up your invitation or account just now. Please open the link again in a minute.", P));
+    };
+    // A token that cannot be one (otpgate invite makes 43 base64url characters) is not worth a question.
+    if (!INVITE_TOKEN.test(token)) return gone();
+    let invite: Invite | null;
+    let account: AccountReply;
+    try {
+      invite = (await decisions.invite({ token })).invite;
+      if (!invite) return gone();
+      // The account as the decision service sees it (asynchronous, with a timeout), never a blocking getent.
+      account = await decisions.account({ user: invite.user });
+    } catch (err) {
+      if (err instanceof LookupUnavailable) return busy(`lookup-${err.reason}`, err.message);
+      if (err instanceof DecisionServiceUnavailable) return busy("decision-service-unavailable", err.message);
+      throw err;
     }
-    const found = lookup.kind === "found" ? { account: lookup.account, store: storeFor(lookup.account, lookup.account.groups, { secret: config.stateFiles }) } : null;
-    if (!found) {
+    if (account.account === "unknown") {
       log({ event: "enroll", result: "rejected", reason: "unknown-user", user: invite.user, invite: invite.id.slice(0, 12) });
       return kit.page(404, messagePage("Link not valid", `There is no account ${invite.user} on this server. Ask your administrator.`, P));
     }
-    if (!invite.replace && existsSync(found.store.path)) {
+    if (!invite.replace && (account.account === "enrolled" || account.account === "unusable")) {
       return kit.page(409, messagePage("Already set up", `${invite.user} already has sign-in codes. If you lost your phone, ask your administrator for a replacement link.`, P));
     }
     if (req.method === "GET") return show(req, token, invite, drawCredentials(SETTINGS.scratchCount, random), now + DRAFT_MS);
@@ -134,23 +137,19 @@ export function createEnrollHandler(ctx: HandlerContext): (req: GatewayRequest, 
       passwordHash = await hashPassword(password);
     }
 
-    const claim = claimInvite(config.invitesDir, invite);
-    if (!claim) return gone();
+    let result;
     try {
       // The password first: should the state file then fail, the link asks only for the code again.
       if (passwordHash) await updatePasswordFile(config.passwordFile!, invite.user, passwordHash);
-      const restore = actAs(found.account.uid, found.account.gid);
-      try {
-        writeNewStateFile(found.store.path, enrollmentText(SETTINGS, credentials), { replace: invite.replace });
-      } finally {
-        restore();
-      }
+      // The decision service claims the invitation (once) and writes the state file as the user.
+      result = (await decisions.enroll({ token, secret: credentials.secret, scratchCodes: credentials.scratchCodes })).result;
     } catch (err) {
-      claim.release();
       log({ event: "enroll", result: "error", user: invite.user, ip, detail: (err as Error).message });
-      return kit.page(500, messagePage("Not saved", "Your setup could not be saved, so nothing changed. Tell your administrator; the link still works once this is fixed.", P));
+      return kit.page(err instanceof DecisionServiceUnavailable ? 503 : 500, messagePage("Not saved", "Your setup could not be saved, so nothing changed. Tell your administrator; the link still works once this is fixed.", P));
     }
-    claim.done();
+    if (result === "gone") return gone();
+    if (result === "unknown-user") return kit.page(404, messagePage("Link not valid", `There is no account ${invite.user} on this server. Ask your administrator.`, P));
+    if (result === "exists") return kit.page(409, messagePage("Already set up", `${invite.user} already has sign-in codes. If you lost your phone, ask your administrator for a replacement link.`, P));
     // A new secret: the sessions signed in with the old one end now (and any tunnels with them).
     if (invite.replace) sessions.revokeUser(invite.user, now);
     metrics.enrollments!++;

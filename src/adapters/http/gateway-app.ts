@@ -105,7 +105,7 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
     kit,
     sessions,
     regulator,
-    users: deps.users,
+    decisions: deps.decisions,
     sleep: deps.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
     metrics,
     clientAddress,

@@ -9,6 +9,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { parseDocument } from "yaml";
 import * as z from "zod";
 import { ConfigError } from "../../core/errors.js";
+import { userNameProblem } from "../../core/user-name.js";
 import { parseIp, parseProxyEntry, type IpRange, type TrustedProxies } from "../../core/web/client-address.js";
 import type { RegulationPolicy, SessionPolicy } from "../../core/web/index.js";
 import { expandSecretPath } from "../../stores/secret-path.js";
@@ -53,6 +54,18 @@ export interface GatewayConfig {
   readonly userLookupTimeoutMs: number;
   /** Shown in authenticator apps for accounts enrolled through an invitation (default: the host name). */
   readonly issuer: string;
+  /**
+   * otpgate server's unix socket: logins, session checks and enrollments are asked there, and the
+   * gateway needs no access to home directories or invites_dir. null: decided in-process (the
+   * gateway must then be able to read the users' state files).
+   */
+  readonly decisionSocket: string | null;
+  /**
+   * The user (name or uid) the gateway becomes for good after binding its port(s) when started as
+   * root; its files (keys, sessions, password file) belong to it. null: none configured (started as
+   * root, the gateway refuses to run).
+   */
+  readonly runAs: string | null;
 }
 
 export interface HostPort {
@@ -267,6 +280,15 @@ const V = {
     }
     return spec;
   },
+  runAs: (v: unknown): string | null => {
+    if (v === undefined || v === null) return null;
+    if (typeof v === "number" && Number.isSafeInteger(v) && v > 0) return String(v);
+    const name = typeof v === "number" ? String(v) : text(v, "a user name or uid, such as otpgate-gw");
+    if (name === "root" || /^-?0+$/.test(name)) bad("must not be root: the gateway drops to this user after binding its port (create one: useradd --system --no-create-home otpgate-gw)");
+    const problem = userNameProblem(name);
+    if (problem !== null || /[\s:]/.test(name)) bad(`is not a user name or uid (${problem ?? "contains white space or ':'"})`);
+    return name;
+  },
   cookieName: (v: unknown): string => {
     if (v === undefined) return "otpgate_session";
     const name = text(v, "a cookie name such as otpgate_session");
@@ -360,6 +382,8 @@ const rootSchema = z.strictObject({
   trusted_proxies: list(V.trustedProxy, "10.0.0.0/8, 192.0.2.7").optional(),
   metrics_listen: check(V.metricsListen),
   user_lookup_timeout: check(durationIn(100, 60_000, 5_000)),
+  decision_socket: check(absolutePath()).optional(),
+  user: check(V.runAs),
 });
 
 /** Keys that used to exist: using one is an error that says what to do instead. */
@@ -501,6 +525,9 @@ export function parseGatewayConfig(yamlText: string, source = "config"): Gateway
   const passwordFile = raw.password_file === undefined ? undefined : get(absolutePath(), raw.password_file);
   const invitesDir = get(absolutePath("/var/lib/otpgate/invites"), raw.invites_dir);
   problems.push(...sameFileProblems({ keys_file: keysFile, sessions_file: sessionsFile, password_file: passwordFile, invites_dir: invitesDir }, (p) => p));
+  if (raw.user !== undefined && raw.user !== null && raw.decision_socket === undefined) {
+    problems.push({ path: "user", message: "needs decision_socket (e.g. /run/otpgate/server.sock): as its own user the gateway cannot read the users' state files, otpgate server decides for it" });
+  }
 
   if (problems.length || !parsed.success) {
     // In the order of the file's top-level keys (a problem's own order kept within a key).
@@ -552,6 +579,8 @@ export function parseGatewayConfig(yamlText: string, source = "config"): Gateway
     },
     sessionsFile: sessionsFile!,
     userLookupTimeoutMs: c.user_lookup_timeout,
+    decisionSocket: c.decision_socket ?? null,
+    runAs: c.user,
   };
 }
 
@@ -600,8 +629,10 @@ function realLocation(path: string): string {
  * whoever controls a directory can delete the sessions file (logged-out sessions would come back)
  * or replace the keys. And no two of them may be one file through a symbolic link.
  */
-export function gatewayFileProblems(config: Pick<GatewayConfig, "keysFile" | "sessionsFile" | "passwordFile" | "invitesDir">, uid: number): ConfigProblem[] {
-  const files: Record<FileKey, string | undefined> = { keys_file: config.keysFile, sessions_file: config.sessionsFile, password_file: config.passwordFile ?? undefined, invites_dir: config.invitesDir };
+export function gatewayFileProblems(config: Pick<GatewayConfig, "keysFile" | "sessionsFile" | "passwordFile" | "invitesDir"> & { readonly decisionSocket?: string | null }, uid: number): ConfigProblem[] {
+  // With decision_socket the gateway never touches invites_dir (otpgate server reads it as root).
+  const invites = config.decisionSocket ? undefined : config.invitesDir;
+  const files: Record<FileKey, string | undefined> = { keys_file: config.keysFile, sessions_file: config.sessionsFile, password_file: config.passwordFile ?? undefined, invites_dir: invites };
   const problems: ConfigProblem[] = [];
   const owners = uid === 0 ? [0] : [0, uid];
   for (const key of FILE_KEYS) {

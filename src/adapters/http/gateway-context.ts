@@ -7,7 +7,7 @@ import type { GatewayConfig } from "./gateway-config.js";
 import type { GatewayLog, GatewayRequest } from "./gateway-types.js";
 import type { PageKit } from "./page-kit.js";
 import type { Sessions } from "./sessions.js";
-import type { UserDirectory } from "./user-directory.js";
+import type { DecisionService } from "../../ports/decision-service.js";
 
 export interface GatewayMetrics {
   logins_ok: number;
@@ -29,7 +29,8 @@ export interface HandlerContext {
   readonly kit: PageKit;
   readonly sessions: Sessions;
   readonly regulator: Regulator;
-  readonly users: UserDirectory;
+  /** The login decision, accounts and enrollment writes (otpgate server, or in-process). */
+  readonly decisions: DecisionService;
   sleep(ms: number): Promise<void>;
   readonly metrics: GatewayMetrics;
   /** The client's address as the gateway believes it (the peer, or X-Forwarded-For from a trusted proxy). */

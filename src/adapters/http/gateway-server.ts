@@ -20,6 +20,8 @@ import { sessionFilesNotes } from "../../services/gateway-revoke.js";
 import { listInvites } from "../../stores/invite-store.js";
 import { readPasswordFile } from "../../stores/password-file.js";
 import { createGatewayApp, type GatewayApp } from "./gateway-app.js";
+import type { DecisionService } from "../../ports/decision-service.js";
+import { localDecisions } from "./local-decisions.js";
 import { createUserDirectory } from "./user-directory.js";
 import type { GatewayConfig } from "./gateway-config.js";
 import type { GatewayLog, GatewayRequest, GatewayResponse, HeaderList, StreamedBody } from "./gateway-types.js";
@@ -29,12 +31,25 @@ import { createUpstream, type PoolUpstream } from "./upstream.js";
 
 export type { GatewayLog } from "./gateway-types.js";
 
+class NotStarted extends Error {
+  override name = "NotStarted";
+  constructor() {
+    super("the gateway has not started yet (start() reads its keys and sessions)");
+  }
+}
+
 export interface Gateway {
   readonly server: Server;
+  /** The app, the session service (tests issue sessions through it) and its metrics: after start(). */
   readonly app: GatewayApp;
-  /** The session service (revocation, key rotation): tests issue sessions through it. */
   readonly sessions: Sessions;
   readonly metrics: GatewayApp["metrics"];
+  /**
+   * Build what reads the gateway's files (keys, sessions) and starts answering: called by
+   * createGateway itself unless `deferStart` (the command binds the ports and drops to its user first).
+   * Requests before it are answered 503.
+   */
+  start(): void;
   /** The separate /metrics listener (config.metricsListen), listening once created. */
   readonly metricsServer: HttpServer | null;
   close(): Promise<void>;
@@ -53,14 +68,22 @@ function withTls<T>(tls: NonNullable<GatewayConfig["tls"]>, make: (options: Retu
 }
 
 /** Files the configuration names, checked before listening (and by --check-config). */
-export function preflight(config: GatewayConfig): string[] {
+export function preflight(config: GatewayConfig, parts: { readonly tls?: boolean; readonly files?: boolean } = {}): string[] {
   const notes: string[] = [];
+  // The TLS files are read as root before the gateway drops to its user (they may be root's);
+  // keys, sessions and the password file after it (they are that user's).
+  if (parts.tls === false) return preflightFiles(config, notes);
   if (config.tls) {
     withTls(config.tls, (options) => createTlsServer(options)).close();
     notes.push(`TLS with ${config.tls.cert}`);
   }
+  return parts.files === false ? notes : preflightFiles(config, notes);
+}
+
+function preflightFiles(config: GatewayConfig, notes: string[]): string[] {
   if (config.passwordFile) notes.push(`password factor on: ${readPasswordFile(config.passwordFile).size} password(s) in ${config.passwordFile}`);
-  if (existsSync(config.invitesDir)) notes.push(`${listInvites(config.invitesDir, systemClock.nowMs()).length} pending invitation(s)`);
+  if (config.decisionSocket) notes.push(`decisions by otpgate server at ${config.decisionSocket}`);
+  else if (existsSync(config.invitesDir)) notes.push(`${listInvites(config.invitesDir, systemClock.nowMs()).length} pending invitation(s)`);
   notes.push(...sessionFilesNotes(config)); // keys_file and sessions_file: readable, private, well-formed
   return notes;
 }
@@ -151,16 +174,45 @@ function failed(res: ServerResponse, err: Error, log: GatewayLog): void {
   else res.destroy();
 }
 
-export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
-  // Keys (rotations picked up), persisted revocations, and sessions bound to the user's secret.
-  // Accounts from /etc/passwd (asynchronous, re-read on change) and NSS (getent: at most 4 at once,
-  // 10 starts a second), cached, one cache for sign-ins and session checks, each lookup cut off at
-  // user_lookup_timeout.
+export interface GatewayOptions {
+  /** Do not read any file or build the app yet: the caller calls start() (after binding and dropping to its user). */
+  readonly deferStart?: boolean;
+  /**
+   * The decision service: otpgate server's client for decision_socket (gateway-entry.ts, the
+   * composition root, builds it), or a test's. Default without decision_socket: in-process.
+   */
+  readonly decisions?: DecisionService & { close?(): Promise<void> };
+}
+
+/**
+ * In-process decisions (no decision_socket): accounts from /etc/passwd (asynchronous, re-read on
+ * change) and NSS (getent: at most 4 at once, 10 starts a second), cached, each lookup cut off at
+ * user_lookup_timeout.
+ */
+function inProcessDecisions(config: GatewayConfig): DecisionService {
+  if (config.decisionSocket) throw new ConfigError(`decision_socket ${config.decisionSocket}: this gateway was built without the client for otpgate server`);
   const users = new UserCache({ nowMs: () => systemClock.nowMs(), maxGetentPerSecond: 10 });
-  const sessions = createSessionService({ config, clock: systemClock, random: systemRandom, log, readSecret: createSecretReader(users, config.stateFiles, config.userLookupTimeoutMs) });
-  const upstream: PoolUpstream | null = config.upstream ? createUpstream({ origin: config.upstream }) : null;
   const directory = createUserDirectory({ lookup: (name) => users.lookup(name), timeoutMs: config.userLookupTimeoutMs, stateFiles: config.stateFiles });
-  const app = createGatewayApp({ config, clock: systemClock, random: systemRandom, log, upstream, sessions, regulator: new Regulator(config.regulation), users: directory });
+  return localDecisions({ users: directory, stateFiles: config.stateFiles, invitesDir: config.invitesDir, clock: systemClock });
+}
+
+export function createGateway(config: GatewayConfig, log: GatewayLog, gatewayOptions: GatewayOptions = {}): Gateway {
+  const own0 = gatewayOptions;
+  let built: { app: GatewayApp; sessions: Sessions; closeDecisions(): Promise<void> } | null = null;
+  const upstream: PoolUpstream | null = config.upstream ? createUpstream({ origin: config.upstream }) : null;
+  /** Keys (rotations picked up), persisted revocations, and sessions bound to the user's secret (as the decision service reports it). */
+  const start = (): void => {
+    if (built) return;
+    const given = own0.decisions;
+    const own = given ? { decisions: given as DecisionService, close: () => given.close?.() ?? Promise.resolve() } : { decisions: inProcessDecisions(config), close: () => Promise.resolve() };
+    const sessions = createSessionService({ config, clock: systemClock, random: systemRandom, log, readSecret: createSecretReader(own.decisions) });
+    const app = createGatewayApp({ config, clock: systemClock, random: systemRandom, log, upstream, sessions, regulator: new Regulator(config.regulation), decisions: own.decisions });
+    built = { app, sessions, closeDecisions: own.close };
+  };
+  const appOf = (): GatewayApp => {
+    if (!built) throw new NotStarted();
+    return built.app;
+  };
   const { limits } = config;
 
   const tooManyHeaders = (req: IncomingMessage) => req.rawHeaders.length / 2 > limits.maxHeaders;
@@ -172,6 +224,11 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
     }
     // The client going away before its answer is complete aborts what is on the way to the app
     // (GatewayRequest.onAbort). Most answers are immediate (forward-auth): no Promise for those.
+    if (!built) {
+      res.writeHead(503, ["content-type", "text/plain", "connection", "close", "retry-after", "1"]).end("Starting, try again in a second.\n");
+      return;
+    }
+    const app = built.app;
     let out: GatewayResponse | Promise<GatewayResponse>;
     try {
       out = app.handle(toGatewayRequest(req, res));
@@ -189,6 +246,8 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
   function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on("error", () => socket.destroy());
     if (tooManyHeaders(req)) return refuseOnSocket(socket, 431);
+    if (!built) return refuseOnSocket(socket, 503);
+    const app = built.app;
     // An upgrade request carries no body; one that declares a body is refused by the app.
     const gw = toGatewayRequest(req, socket);
     app
@@ -275,18 +334,27 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
   if (config.metricsListen) {
     const m = createHttpServer({ requestTimeout: 10_000, headersTimeout: 5_000 }, (req, res) => {
       if (new URL(req.url ?? "/", "http://metrics.invalid").pathname !== `${config.pagesPrefix}/metrics`) return void res.writeHead(404, ["content-type", "text/plain"]).end("not found\n");
-      res.writeHead(200, ["content-type", "text/plain; version=0.0.4", "cache-control", "no-store"]).end(app.metricsText());
+      if (!built) return void res.writeHead(503, ["content-type", "text/plain"]).end("starting\n");
+      res.writeHead(200, ["content-type", "text/plain; version=0.0.4", "cache-control", "no-store"]).end(built.app.metricsText());
     });
     m.on("error", (err: Error) => log({ event: "error", message: `metrics_listen ${config.metricsListen!.host}:${config.metricsListen!.port}: ${err.message}` }));
     m.listen(config.metricsListen.port, config.metricsListen.host);
     metricsServer = m;
   }
 
+  if (!own0.deferStart) start();
   return {
     server: web,
-    app,
-    sessions,
-    metrics: app.metrics,
+    get app() {
+      return appOf();
+    },
+    get sessions() {
+      return appOf() && built!.sessions;
+    },
+    get metrics() {
+      return appOf().metrics;
+    },
+    start,
     metricsServer,
     close: () =>
       new Promise<void>((resolve) => {
@@ -297,8 +365,11 @@ export function createGateway(config: GatewayConfig, log: GatewayLog): Gateway {
         metricsServer?.closeAllConnections();
         // Idle keep-alive connections and WebSocket tunnels would keep close() waiting forever.
         for (const s of sockets) s.destroy();
-        app.tunnels.closeTunnels(() => true);
-        sessions.close();
+        if (built) {
+          built.app.tunnels.closeTunnels(() => true);
+          built.sessions.close();
+          void built.closeDecisions();
+        }
         void upstream?.close();
       }),
   };

@@ -1,6 +1,6 @@
 // The gateway as an application: what it receives, what it answers, and the services it is given.
 // The app (gateway-app.ts) is a function from GatewayRequest to GatewayResponse with its clock,
-// randomness, keys, sessions, account decisions, user directory, upstream and log passed in, so it
+// randomness, keys, sessions, decision service, upstream and log passed in, so it
 // runs in-process in tests (like hono's app.request) without root or sockets. The node:http/TLS
 // shell (gateway-server.ts) only translates between sockets and these types; the framing of
 // everything sent to the app is decided by undici (upstream.ts), never by our code.
@@ -10,7 +10,7 @@ import type { Regulator } from "../../core/web/index.js";
 import type { Clock, Random } from "../../ports/index.js";
 import type { GatewayConfig } from "./gateway-config.js";
 import type { Sessions } from "./sessions.js";
-import type { UserDirectory } from "./user-directory.js";
+import type { DecisionService } from "../../ports/decision-service.js";
 
 import type { HeaderList } from "../../core/web/headers.js";
 
@@ -100,8 +100,13 @@ export interface GatewayDeps {
   readonly upstream: Upstream | null;
   readonly sessions: Sessions;
   readonly regulator: Regulator;
-  /** Which account a login name is: asynchronous, with a timeout, cached (never blocks the event loop). */
-  readonly users: UserDirectory;
+  /**
+   * The login decision, what an account's secret is now (a fingerprint) and the enrollment writes:
+   * `otpgate server` over decision_socket (the gateway then needs no access to home directories),
+   * or localDecisions() in-process. Never blocks the event loop; throws DecisionServiceUnavailable
+   * when it cannot answer.
+   */
+  readonly decisions: DecisionService;
   /** Wait (regulation delays, the refusal floor); default setTimeout. Tests pass one that moves a fake clock. */
   readonly sleep?: (ms: number) => Promise<void>;
 }

@@ -10,23 +10,27 @@
 //      attempt is in flight until it is settled exactly once (a failure, an address-only failure,
 //      a refund, or a success), so parallel requests get no more guesses than sequential ones.
 //      It waits the user's slow-down, and the bans are checked again after the wait.
-//   3. The account, from the user directory: asynchronous, cached, cut off at the lookup timeout.
-//      A lookup that is busy, times out or fails is answered exactly like an unknown user (401
-//      after the floor; counted against the address, not the user); the log keeps the reason.
-//   4. The password (argon2id) when configured, BEFORE the code: a wrong one never touches the
-//      state file, so it costs no code and no RATE_LIMIT slot. Unknown users get verifyNothing().
-//      A full password-check queue is a refusal like any other (floor, counted against the
-//      address); an address has at most MAX_IN_FLIGHT_ADDRESS attempts, so queue slots, at once.
-//   5. The response that signs the user in (return URL, new session, Set-Cookie, Location) is built
-//      completely, and only then is the code checked, through the same service and state files as
-//      otpgate verify. Nothing that can fail runs between the code being used and the answer: an
-//      error while building the session leaves the code unused, and the bookkeeping after an
-//      accepted code (regulation, metrics, log) cannot turn the built answer into an error.
+//   3. The password (argon2id) when configured, BEFORE anything else is asked about the account: a
+//      wrong one never reaches the decision service, so it costs no code and no RATE_LIMIT slot.
+//      Names without a line in the password file get verifyNothing() (same time). A full
+//      password-check queue is a refusal like any other (floor, counted against the address); an
+//      address has at most MAX_IN_FLIGHT_ADDRESS attempts, so queue slots, at once.
+//   4. The response that signs the user in (return URL, new session bound to the secret's
+//      fingerprint as the decision service reports it now, Set-Cookie, Location) is built
+//      completely, and only then is the code decided, by the decision service (otpgate server over
+//      decision_socket, or in-process): THE login decision of services/login.ts, code only. Nothing
+//      that can fail runs between the code being used and the answer: an error while building the
+//      session leaves the code unused, and the bookkeeping after an accepted code (regulation,
+//      metrics, log) cannot turn the built answer into an error.
 //      Without a password factor the gateway's regulation is the limiter for its network clients,
-//      and its code checks neither consume nor honour the state file's RATE_LIMIT (verify's
-//      rateLimit: "ignore"): strangers' wrong codes must not use up the RATE_LIMIT that SSH,
-//      RStudio and RADIUS share with it. With password_file set, RATE_LIMIT applies as everywhere
-//      (only someone who knows the password reaches the code).
+//      and its code checks neither consume nor honour the state file's RATE_LIMIT (rateLimit:
+//      "ignore"): strangers' wrong codes must not use up the RATE_LIMIT that SSH, RStudio and
+//      RADIUS share with it. With password_file set, RATE_LIMIT applies as everywhere (only
+//      someone who knows the password reaches the code).
+//   5. An account lookup that is busy, times out or fails is answered exactly like an unknown user
+//      (401 after the floor; counted against the address, not the user); the log keeps the reason.
+//      A decision service that cannot be asked (server down, socket gone) is a 503 after the floor,
+//      counted against nobody: nothing was checked, and it works again when the service is back.
 // Every refusal looks the same to the browser and is answered no earlier than REFUSAL_FLOOR_MS
 // after the attempt began (like otpgate pam's floor), so unknown and known users take the same
 // time; the log records the real reason.
@@ -34,13 +38,11 @@
 import { userNameProblem } from "../../core/user-name.js";
 import { attemptAddress, safeReturnUrl, type Attempt, type Settlement, type Ticket } from "../../core/web/index.js";
 import { headerValue } from "../../core/web/headers.js";
-import { USER_NAME } from "../../core/web/password-entries.js";
-import { nodeMacFactory } from "../../platform/mac.js";
 import { PasswordCheckBusy, verifyNothing, verifyPassword } from "../../platform/password-hash.js";
-import type { AccountStore } from "../../ports/index.js";
-import { authenticateWith } from "../../services/authenticate.js";
+import { DecisionServiceUnavailable, type DecideReply } from "../../ports/decision-service.js";
 import { readPasswordFile } from "../../stores/password-file.js";
 import type { HandlerContext } from "./gateway-context.js";
+import { LookupUnavailable } from "./lookup-unavailable.js";
 import type { GatewayRequest, GatewayResponse, HeaderList } from "./gateway-types.js";
 import { MAX_FORM } from "./page-kit.js";
 import { loginFailure, loginPage, messagePage } from "./pages.js";
@@ -52,12 +54,12 @@ const CODE = /^[0-9]{6,8}$/;
 
 type PasswordCheck = "ok" | "wrong" | "no-password" | "busy" | "error";
 
-async function checkPassword(file: string, user: string, password: string, known: boolean): Promise<{ result: PasswordCheck; detail?: string }> {
+async function checkPassword(file: string, user: string, password: string): Promise<{ result: PasswordCheck; detail?: string }> {
   try {
-    const hash = known ? readPasswordFile(file).get(user) : undefined;
+    const hash = readPasswordFile(file).get(user);
     if (!hash) {
       await verifyNothing(password); // same time as a real check: no user enumeration by timing
-      return { result: known ? "no-password" : "wrong" };
+      return { result: "no-password" };
     }
     return { result: (await verifyPassword(hash, password)) ? "ok" : "wrong" };
   } catch (err) {
@@ -72,12 +74,13 @@ type Count = "guess" | "address" | "none";
 const SETTLE: Record<Count, Settlement> = { guess: "guess", address: "address", none: "refund" };
 
 export function createLoginHandler(ctx: HandlerContext, options: { refusalFloorMs?: number } = {}): (req: GatewayRequest) => Promise<GatewayResponse> {
-  const { config, kit, sessions, regulator, users, metrics, log, clock } = ctx;
+  const { config, kit, sessions, regulator, decisions, metrics, log, clock } = ctx;
   const P = config.pagesPrefix;
   const returnPolicy = { allowedHosts: config.allowedHosts, fallback: "/" };
   const withPassword = config.passwordFile !== null;
   const floorMs = options.refusalFloorMs ?? REFUSAL_FLOOR_MS;
-  const policy = { noSkewAdjust: true, noIncrementHotp: false, allowPrefix: false, recordSkewResetCode: true, rateLimit: withPassword ? "apply" : "ignore" } as const;
+  const rateLimit = withPassword ? "apply" : "ignore";
+  const unavailable = "The sign-in service is not available right now; nothing was checked. Please try again in a minute.";
 
   return async (req) => {
     const start = clock.nowMs();
@@ -96,7 +99,8 @@ export function createLoginHandler(ctx: HandlerContext, options: { refusalFloorM
     const password = form.get("password") ?? "";
     const address = attemptAddress(ip);
     const nameOk = userNameProblem(user) === null;
-    const shownUser = USER_NAME.test(user) ? user : "";
+    // Shown again in the form and logged only when it passed the one user-name rule (no control characters).
+    const shownUser = nameOk ? user : "";
     const withCookies = (headers: HeaderList = []): HeaderList => [...headers, ...setCookies.map((c) => ["set-cookie", c] as const)];
     const formPage = (status: number, error: string) =>
       kit.page(status, loginPage({ prefix: P, csrf: kit.csrfFor(req, setCookies), returnTo: rd, user: shownUser, error, password: withPassword }), withCookies());
@@ -144,41 +148,39 @@ export function createLoginHandler(ctx: HandlerContext, options: { refusalFloorM
         const again = regulator.recheck(ticket!, clock.nowMs());
         if (again.kind === "banned") return refuse("banned", "none", `ban on the ${again.key} (during the slow-down)`);
       }
-      // 3. The account (asynchronous, with a timeout). No answer is refused like an unknown user.
-      const found = await users.find(user);
-      if (found.kind === "unavailable") return refuse(`lookup-${found.reason}`, "address", found.detail);
-      // 4. The password before the code.
+      // 3. The password before anything is asked about the account.
       if (withPassword) {
-        const check = await checkPassword(config.passwordFile!, user, password, found.kind === "found");
+        const check = await checkPassword(config.passwordFile!, user, password);
         if (check.result === "busy") return refuse("password-busy", "address", undefined, 503, "Too many sign-ins at once. Please try again in a minute.");
         if (check.result === "error") return refuse("password-error", "address", check.detail);
-        if (check.result !== "ok") return refuse(found.kind === "found" ? `password-${check.result}` : "unknown-user", "guess");
+        if (check.result !== "ok") return refuse(`password-${check.result}`, "guess");
       }
-      if (found.kind !== "found") return refuse("unknown-user", "guess");
 
-      // 5. The answer that signs the user in, complete before the code is used.
+      // 4. The answer that signs the user in, complete before the code is used.
       let signedIn: GatewayResponse;
-      let store: AccountStore;
       try {
-        store = users.storeOf(found.account);
         // The session is bound to the secret as it is before the code is used (a keyed fingerprint):
         // should the secret change (re-enrollment), the session ends at its next check.
-        const fingerprint = await sessions.currentFingerprint(found.account.name);
+        const fingerprint = await sessions.currentFingerprint(user);
         if (fingerprint === null) return refuse("not-enrolled", "guess");
-        const issued = sessions.issue(found.account.name, start, fingerprint);
+        const issued = sessions.issue(user, start, fingerprint);
         signedIn = kit.page(303, "", withCookies([["location", rd], ["set-cookie", ctx.sessionCookie(issued.cookie)]]));
       } catch (err) {
+        if (err instanceof LookupUnavailable) return refuse(`lookup-${err.reason}`, "address", err.message);
+        if (err instanceof DecisionServiceUnavailable) return refuse("decision-service-unavailable", "none", err.message, 503, unavailable);
         // Nothing was used up: the same code still works once this is fixed.
         log({ event: "login", result: "error", reason: "session", user, ip, detail: (err as Error).message });
         return formPage(500, "Signing in failed on the server; your code was not used. Please try again, or tell your administrator.");
       }
-      let outcome;
+      let outcome: DecideReply;
       try {
-        ({ outcome } = await authenticateWith({ store, clock, macFactory: nodeMacFactory }, code, policy, {}));
+        outcome = await decisions.decide({ user, code, service: "gateway", clientAddress: ip, rateLimit });
       } catch (err) {
+        if (err instanceof DecisionServiceUnavailable) return refuse("decision-service-unavailable", "none", err.message, 503, unavailable);
         return refuse("error", "address", (err as Error).message);
       }
-      if (outcome.kind !== "accepted") return refuse(outcome.kind === "rejected" ? outcome.reason : outcome.kind, "guess");
+      if (outcome.outcome === "error") return refuse(outcome.reason, "address");
+      if (outcome.outcome !== "accepted") return refuse(outcome.reason, "guess");
       // The code is used: from here on only bookkeeping, none of which may cost the user the login.
       try {
         regulator.settle(ticket!, clock.nowMs(), "success");

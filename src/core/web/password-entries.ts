@@ -1,9 +1,21 @@
 // The gateway's password file: one "user:hash" line per user (like htpasswd), the hash an argon2id
-// PHC string. Comments (#) and blank lines are kept as they are when an entry changes.
+// PHC string. Comments (#) and blank lines are kept as they are when an entry changes. User names
+// follow the one rule of every front-end (core/user-name.ts), so an SSSD name such as alice@corp
+// that logs in over SSH has a password line too; only what the file's own syntax cannot hold is
+// refused on top: ':' (the separator), white space, and a leading '#' (a comment).
 
 import { ConfigError } from "../errors.js";
+import { userNameProblem } from "../user-name.js";
 
-export const USER_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
+/** Why `user` cannot have a line in the password file, or null when it can. */
+export function passwordEntryNameProblem(user: string): string | null {
+  const problem = userNameProblem(user);
+  if (problem !== null) return problem;
+  if (user.includes(":")) return 'contains ":"';
+  if (/\s/u.test(user)) return "contains white space";
+  if (user.startsWith("#")) return 'starts with "#"';
+  return null;
+}
 const ARGON2ID = /^\$argon2id\$v=19\$(?:[mtp]=[0-9]{1,10},){2}[mtp]=[0-9]{1,10}\$[A-Za-z0-9+/]{11,}\$[A-Za-z0-9+/]{16,}$/;
 
 export const MIN_PASSWORD_LENGTH = 10;
@@ -18,7 +30,7 @@ export function parsePasswordEntries(text: string, source = "password file"): Ma
     const colon = line.indexOf(":");
     const user = line.slice(0, colon);
     const hash = line.slice(colon + 1);
-    if (colon < 1 || !USER_NAME.test(user) || !ARGON2ID.test(hash)) {
+    if (colon < 1 || passwordEntryNameProblem(user) !== null || !ARGON2ID.test(hash)) {
       throw new ConfigError(`${source}, line ${i + 1}: not "user:$argon2id$..." (set the password again with otpgate passwd, or delete the line)`);
     }
     if (entries.has(user)) throw new ConfigError(`${source}, line ${i + 1}: a second line for ${user}; delete one of them`);
@@ -29,7 +41,8 @@ export function parsePasswordEntries(text: string, source = "password file"): Ma
 
 /** The file's text with `user`'s line replaced, appended, or (hash null) removed. */
 export function withPasswordEntry(text: string, user: string, hash: string | null, source = "password file"): string {
-  if (!USER_NAME.test(user)) throw new ConfigError(`"${user}" is not a valid user name`);
+  const problem = passwordEntryNameProblem(user);
+  if (problem !== null) throw new ConfigError(`the user name ${JSON.stringify(user)} cannot be used in the password file: it ${problem}`);
   if (hash !== null && !ARGON2ID.test(hash)) throw new ConfigError("not an argon2id hash");
   parsePasswordEntries(text, source);
   const lines = text === "" ? [] : text.replace(/\n$/, "").split("\n");

@@ -7,6 +7,7 @@ import { userNameProblem } from "../../../core/user-name.js";
 import { systemClock } from "../../../platform/clock.js";
 import { parse } from "../args.js";
 import type { Output } from "../output.js";
+import { asFileOwner } from "./gateway-file-owner.js";
 
 export const keysHelp = `Usage: otpgate gateway keys --config FILE [--rotate] [--retire-old [--force]]
 
@@ -18,7 +19,8 @@ Without options: lists the keys in keys_file (id, when added; the newest seals n
                       could still be open, and they end when their key is dropped
       --force         with --retire-old: drop them now (those sessions end at once)
       --config FILE   the gateway's configuration
-A running gateway picks up the change within a second. Run as the gateway's user (root).`;
+A running gateway picks up the change within a second. Run as root or the gateway's user (with
+user: in the configuration, root writes the files as that user).`;
 
 export const sessionsHelp = `Usage: otpgate gateway sessions --config FILE --revoke USER
        otpgate gateway sessions --config FILE --list
@@ -29,14 +31,16 @@ export const sessionsHelp = `Usage: otpgate gateway sessions --config FILE --rev
       --list          users logged out everywhere (and when), and the number of revoked sessions
                       still stored (sessions themselves are not tracked)
       --config FILE   the gateway's configuration
-Run as the gateway's user (root).`;
+Run as root or the gateway's user (with user: in the configuration, root writes the files as that user).`;
 
 async function config(path: string | undefined, command: string) {
   if (!path) throw new UsageError(`--config FILE is required; see otpgate gateway ${command} --help`);
-  const { checkGatewayFiles, loadGatewayConfig } = await import("../../http/gateway-entry.js");
+  const { checkGatewayFiles, loadGatewayConfig, resolveRunAs } = await import("../../http/gateway-entry.js");
   const loaded = loadGatewayConfig(path); // its ConfigError (another bundle's class) is recognised by main.ts
-  checkGatewayFiles(loaded, path); // root writes there: only where nobody else can change the directories
-  return loaded;
+  // The files belong to the gateway's user (user:) when it has one: written as that user, never as root.
+  const owner = loaded.runAs !== null && process.geteuid?.() === 0 ? resolveRunAs(loaded.runAs, path) : null;
+  checkGatewayFiles(loaded, path, owner?.uid ?? process.geteuid?.() ?? 0); // only where nobody else can change the directories
+  return { ...loaded, owner };
 }
 
 export async function runKeys(argv: string[], io: Output): Promise<ExitCode> {
@@ -58,12 +62,12 @@ export async function runKeys(argv: string[], io: Output): Promise<ExitCode> {
   const { systemRandom } = await import("../../../platform/random.js");
   const now = systemClock.nowMs();
   if (values.rotate || values["retire-old"]) {
-    const r = await rotateKeys(cfg.keysFile, now, systemRandom, { rotate: values.rotate === true, retireOld: values["retire-old"] === true, force: values.force === true, absoluteMs: cfg.session.absoluteMs });
+    const r = await asFileOwner(cfg.owner, () => rotateKeys(cfg.keysFile, now, systemRandom, { rotate: values.rotate === true, retireOld: values["retire-old"] === true, force: values.force === true, absoluteMs: cfg.session.absoluteMs }));
     if (r.retired.length) io.err(`retired key(s) ${r.retired.join(", ")}: sessions sealed with them have ended`);
     if (r.added) io.err(`added key ${r.added.kid}; it seals new sessions from now on (a running gateway picks it up within a second); older keys still open their sessions`);
     if (!r.added && !r.retired.length) io.err("only one key: nothing to retire");
   }
-  const file = readKeyFile(cfg.keysFile);
+  const file = await asFileOwner(cfg.owner, async () => readKeyFile(cfg.keysFile));
   if (!file) throw new OtpgateError(`${cfg.keysFile} does not exist: the gateway creates it when it first starts`, 1);
   const newest = file.keys[file.keys.length - 1]!;
   for (const k of file.keys) io.out(`${k.kid}\tadded ${new Date(k.createdAt).toISOString()}${k === newest ? "\tseals" : "\topens only"}`);
@@ -90,12 +94,13 @@ export async function runSessions(argv: string[], io: Output): Promise<ExitCode>
   const { revokeUserSessions, storedSessionDecisions } = await import("../../../services/gateway-revoke.js");
   const files = { keysFile: cfg.keysFile, sessionsFile: cfg.sessionsFile };
   if (values.revoke !== undefined) {
-    const result = await revokeUserSessions(files, values.revoke, systemClock.nowMs());
+    const revoke = values.revoke;
+    const result = await asFileOwner(cfg.owner, () => revokeUserSessions(files, revoke, systemClock.nowMs()));
     if (result === "no-keys") throw new OtpgateError(`${cfg.keysFile} does not exist: this gateway has not started yet, so ${values.revoke} has no session; nothing was changed`, 1);
     io.err(`${values.revoke} is logged out everywhere: sessions started before now end (a running gateway ends them within a second); signing in again works`);
     return 0;
   }
-  const state = storedSessionDecisions(files);
+  const state = await asFileOwner(cfg.owner, async () => storedSessionDecisions(files));
   if (!state) throw new OtpgateError(`${cfg.keysFile} does not exist: this gateway has not started yet`, 1);
   for (const [user, at] of [...state.validAfter].sort((a, b) => a[0].localeCompare(b[0]))) io.out(`${user}\tlogged out everywhere at ${new Date(at).toISOString()}`);
   io.out(`${state.revoked.size} revoked session(s) stored until they expire`);

@@ -2,6 +2,7 @@
 
 import type { ExitCode } from "../../../core/errors.js";
 import { ConfigError, OtpgateError, UsageError } from "../../../core/errors.js";
+import { asUser } from "../../../platform/privileges.js";
 import { parse } from "../args.js";
 import type { Output } from "../output.js";
 
@@ -43,9 +44,15 @@ are errors, all reported at once with their path (--check-config). Defaults show
   password_file: /etc/otpgate/passwords   # optional: a password too (otpgate passwd USER)
   invites_dir: /var/lib/otpgate/invites   # invitations from otpgate invite USER
   issuer: example.com                  # name shown in the app for invited users (default: host name)
+  decision_socket: /run/otpgate/server.sock  # ask otpgate server (logins, session checks,
+                                       # enrollment): the gateway reads no home directory
+  user: otpgate-gw                     # name or uid: started as root, the gateway binds its
+                                       # port(s), then becomes this user for good (needs
+                                       # decision_socket); as root without it, it refuses to run
 Durations are a whole number and ms, s, m, h or d: 250ms, 30s, 5m, 12h, 7d.
 keys_file, sessions_file, password_file and invites_dir: every directory on the way must belong
-to root (or the gateway's user) and be writable by nobody else, checked at the start and by
+to root (or the gateway's user) and be writable by nobody else (invites_dir: root's, read by
+otpgate server when decision_socket is set), checked at the start and by
 --check-config; each must be a file of its own. Deleting sessions_file does not bring logouts
 back: the gateway keeps what it knew, and refuses to start without it (restore a backup).
 
@@ -72,14 +79,21 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     return 0;
   }
   if (!values.config) throw new UsageError("--config FILE is required; see otpgate gateway --help");
-  const { checkGatewayFiles, createGateway, gatewayConfigWarnings, loadGatewayConfig, preflight } = await import("../../http/gateway-entry.js");
+  const { checkGatewayFiles, createGateway, dropPrivileges, gatewayConfigWarnings, loadGatewayConfig, preflight, resolveRunAs, rootWithoutUserMessage } = await import("../../http/gateway-entry.js");
   let config: Awaited<ReturnType<typeof loadGatewayConfig>>;
-  let notes: string[];
+  let notes: string[] = [];
+  const asRoot = (process.geteuid?.() ?? -1) === 0;
+  let runAs: ReturnType<typeof resolveRunAs> | null = null;
   try {
     config = loadGatewayConfig(values.config);
-    // Before any file is read or created: the directories on the way are root's (or ours) only.
-    checkGatewayFiles(config, values.config);
-    notes = preflight(config);
+    runAs = asRoot && config.runAs !== null ? resolveRunAs(config.runAs, values.config) : null;
+    // Before any file is read or created: the directories on the way are root's (or the gateway user's) only.
+    checkGatewayFiles(config, values.config, runAs?.uid ?? process.geteuid?.() ?? 0);
+    if (asRoot && config.runAs === null && !values["check-config"]) throw new ConfigError(rootWithoutUserMessage(values.config));
+    // Started as root with user: the gateway's files are read only after it became that user (below).
+    // --check-config reads them as that user too (they are its files, and it must be able to read them).
+    if (!runAs) notes = preflight(config);
+    else if (values["check-config"]) notes = [...preflight(config, { files: false }), ...asUser(runAs, () => preflight(config, { tls: false }))];
   } catch (err) {
     const problems = configProblems(err);
     if (problems && values["check-config"]) {
@@ -90,6 +104,7 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     throw asOwnError(err);
   }
   for (const w of gatewayConfigWarnings(config)) io.err(`otpgate gateway: warning: ${w}`);
+  if (asRoot && config.runAs === null) io.err(`otpgate gateway: warning: ${rootWithoutUserMessage(values.config)}`);
   if (values["check-config"]) {
     const proxies = config.trustedProxies.ranges.map((r) => r.text);
     io.out(
@@ -99,7 +114,10 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     );
     return 0;
   }
-  const gateway = createGateway(config, (event) => io.out(JSON.stringify({ time: new Date().toISOString(), ...event })));
+  // Nothing of the gateway's own files is read before start(): with user:, the ports are bound as
+  // root, then the process becomes that user for good, and only then reads keys, sessions and the
+  // password file and answers requests.
+  const gateway = createGateway(config, (event) => io.out(JSON.stringify({ time: new Date().toISOString(), ...event })), { deferStart: true });
   await new Promise<void>((resolve, reject) => {
     gateway.server.once("error", (err: NodeJS.ErrnoException) => {
       const why = err.code === "EADDRINUSE" ? "the address is in use by another process" : err.code === "EACCES" ? "permission denied (ports below 1024 need root)" : err.code === "EADDRNOTAVAIL" ? "no such local address" : err.message;
@@ -107,6 +125,21 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     });
     gateway.server.listen(config.listen.port, config.listen.host, () => resolve());
   });
+  const metrics = gateway.metricsServer;
+  if (metrics && !metrics.listening) await new Promise<void>((resolve) => metrics.once("listening", resolve).once("error", () => resolve()));
+  if (runAs) {
+    try {
+      dropPrivileges(runAs);
+      preflight(config, { tls: false }); // the TLS files were read as root when the server was made
+      gateway.start();
+    } catch (err) {
+      await gateway.close().catch(() => undefined);
+      throw asOwnError(err);
+    }
+    io.err(`otpgate gateway: running as ${runAs.name} (uid ${runAs.uid}, gid ${runAs.gid})`);
+  } else {
+    gateway.start();
+  }
   io.err(`otpgate gateway: listening on ${config.listen.host}:${config.listen.port}`);
   await new Promise<void>((resolve) => {
     const stop = () => {

@@ -4,10 +4,12 @@ import { existsSync } from "node:fs";
 import { OtpgateError, UsageError, type ExitCode } from "../../../core/errors.js";
 import { userNameProblem } from "../../../core/user-name.js";
 import { systemClock } from "../../../platform/clock.js";
+import { asUser } from "../../../platform/privileges.js";
 import { lookupUserByName } from "../../../platform/users.js";
 import { userStore } from "../../../services/resolve-account.js";
 import { parse } from "../args.js";
 import type { Output } from "../output.js";
+import { asFileOwner } from "./gateway-file-owner.js";
 
 export const help = `Usage: otpgate invite USER --config GATEWAY.yaml [--expires 24h] [--replace]
        otpgate invite --list --config GATEWAY.yaml
@@ -16,7 +18,9 @@ export const help = `Usage: otpgate invite USER --config GATEWAY.yaml [--expires
 Prints a link (on stdout) that lets USER set up their authenticator app in the browser: the
 gateway's page shows a new QR code, asks for a code from the app to confirm it, then writes
 USER's state file like otpgate enroll does, and shows the emergency codes once. The link works
-once and expires; a new invitation for USER replaces the earlier one. Run as root.
+once and expires; a new invitation for USER replaces the earlier one. Run as root. With
+decision_socket the gateway asks otpgate server, which reads invites_dir and writes the state
+file as USER; the gateway itself never sees invites_dir.
 
 Options:
       --config FILE     the gateway's configuration (public_url, invites_dir, state_files)
@@ -52,10 +56,16 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   const modes = [values.list, values.revoke !== undefined, positionals.length > 0].filter(Boolean).length;
   if (modes !== 1 || positionals.length > 1) throw new UsageError("give one USER, or --list, or --revoke USER; see otpgate invite --help");
   if (process.geteuid?.() !== 0) throw new UsageError("run otpgate invite as root (invitations are kept in a root-only directory)");
-  const { checkGatewayFiles, duration, loadGatewayConfig } = await import("../../http/gateway-entry.js");
+  const { checkGatewayFiles, duration, loadGatewayConfig, resolveRunAs } = await import("../../http/gateway-entry.js");
   const { createInvite, listInvites, revokeInvites } = await import("../../../stores/invite-store.js");
   const config = loadGatewayConfig(values.config);
-  checkGatewayFiles(config, values.config); // root writes invitations and sessions there
+  // The gateway's files (sessions) belong to its user (user:) when it has one: written as that user.
+  const gatewayUser = config.runAs !== null ? resolveRunAs(config.runAs, values.config) : null;
+  checkGatewayFiles(config, values.config, gatewayUser?.uid ?? 0);
+  // Invitations are root's (otpgate server reads them): every directory on the way is root's alone.
+  const { stateLocationProblems } = await import("../../../platform/trusted-path.js");
+  const invitesProblem = stateLocationProblems(config.invitesDir, { owners: [0] })[0];
+  if (invitesProblem) throw new OtpgateError(`invites_dir ${config.invitesDir}: ${invitesProblem.path} is ${invitesProblem.reason} (invitations are written there as root); ${invitesProblem.fix}`, 2);
   const now = systemClock.nowMs();
 
   if (values.list) {
@@ -78,13 +88,14 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   const ttlMs = duration("--expires", values.expires, 86_400_000);
   if (ttlMs < 60_000 || ttlMs > MAX_TTL_MS) throw new UsageError("--expires must be between 1m and 30d");
   const found = userStore(user, { secret: config.stateFiles })!;
-  const enrolled = existsSync(found.store.path);
+  // Looked at as the user (their home may be NFS with root_squash, or a path they control).
+  const enrolled = asUser({ uid: found.account.uid, gid: found.account.gid }, () => existsSync(found.store.path));
   if (enrolled && !values.replace) throw new UsageError(`${user} is already enrolled (${found.store.path} exists); pass --replace to let the link replace it (after the user confirms, the old secret and emergency codes stop working)`);
   if (!enrolled && values.replace) throw new UsageError(`${user} is not enrolled yet; leave out --replace`);
   if (values.replace) {
     // A lost or stolen phone: the sessions signed in with it end now, not only once the new secret is set.
     const { revokeUserSessions } = await import("../../../services/gateway-revoke.js");
-    const ended = await revokeUserSessions({ keysFile: config.keysFile, sessionsFile: config.sessionsFile }, user, now);
+    const ended = await asFileOwner(gatewayUser, () => revokeUserSessions({ keysFile: config.keysFile, sessionsFile: config.sessionsFile }, user, now));
     if (ended === "revoked") io.err(`${user}'s gateway sessions have ended (a running gateway ends them within a second)`);
   }
   if (values.replace) {

@@ -2,12 +2,13 @@
 
 import type * as Tty from "node:tty";
 import { OtpgateError, UsageError, type ExitCode } from "../../../core/errors.js";
-import { USER_NAME, passwordProblem } from "../../../core/web/password-entries.js";
+import { passwordEntryNameProblem, passwordProblem } from "../../../core/web/password-entries.js";
 import { builtin } from "../../../platform/builtin.js";
 import { lookupUserByName } from "../../../platform/users.js";
 import { parse } from "../args.js";
 import { readHidden } from "../hidden-input.js";
 import type { Output } from "../output.js";
+import { asFileOwner, ownerOf, type FileOwner } from "./gateway-file-owner.js";
 import { Cancelled } from "../prompt.js";
 import { readStdin } from "../stdin.js";
 
@@ -26,17 +27,23 @@ Options:
   -h, --help            show this help
 `;
 
-async function passwordFile(values: { file?: string | undefined; config?: string | undefined }): Promise<string> {
+/**
+ * The file, and whom to write it as when run by root: the gateway's user (the configuration's
+ * user:), or else whoever owns the file (or its directory) when that is not root; never root into
+ * a directory the gateway's user owns (and the gateway must still be able to read the file).
+ */
+async function passwordFile(values: { file?: string | undefined; config?: string | undefined }): Promise<{ file: string; owner: FileOwner | null }> {
   if (values.file && values.config) throw new UsageError("give --file or --config, not both");
-  if (values.file) return values.file;
+  if (values.file) return { file: values.file, owner: ownerOf(values.file) };
   if (values.config) {
-    const { loadGatewayConfig } = await import("../../http/gateway-entry.js");
+    const { loadGatewayConfig, resolveRunAs } = await import("../../http/gateway-entry.js");
     const config = loadGatewayConfig(values.config);
     if (!config.passwordFile) throw new UsageError(`${values.config} has no password_file; add one (e.g. password_file: /etc/otpgate/passwords) to turn the password factor on`);
-    return config.passwordFile;
+    const owner = config.runAs !== null && process.geteuid?.() === 0 ? resolveRunAs(config.runAs, values.config) : ownerOf(config.passwordFile);
+    return { file: config.passwordFile, owner };
   }
   const { DEFAULT_PASSWORD_FILE } = await import("../../../stores/password-file.js");
-  return DEFAULT_PASSWORD_FILE;
+  return { file: DEFAULT_PASSWORD_FILE, owner: ownerOf(DEFAULT_PASSWORD_FILE) };
 }
 
 async function readNewPassword(io: Output): Promise<string> {
@@ -68,12 +75,14 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   }
   if (positionals.length !== 1) throw new UsageError("give exactly one user name; see otpgate passwd --help");
   const user = positionals[0]!;
-  if (!USER_NAME.test(user)) throw new UsageError(`"${user}" is not a valid user name`);
-  const file = await passwordFile(values);
+  // The one rule of every front-end (core/user-name.ts), plus what the file's syntax cannot hold.
+  const problem = passwordEntryNameProblem(user);
+  if (problem !== null) throw new UsageError(`the user name ${JSON.stringify(user)} cannot be used: it ${problem}`);
+  const { file, owner } = await passwordFile(values);
   const { existingPasswords, updatePasswordFile } = await import("../../../stores/password-file.js");
-  existingPasswords(file); // a file it could not use is reported before any password is typed
+  await asFileOwner(owner, async () => existingPasswords(file)); // a file it could not use is reported before any password is typed
   if (values.delete) {
-    await updatePasswordFile(file, user, null);
+    await asFileOwner(owner, () => updatePasswordFile(file, user, null));
     io.err(`removed ${user}'s password from ${file}`);
     return 0;
   }
@@ -89,7 +98,8 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   }
   if (!lookupUserByName(user)) io.err(`warning: there is no account "${user}" (getent passwd); the gateway signs in existing accounts only`);
   const { hashPassword } = await import("../../../platform/password-hash.js");
-  await updatePasswordFile(file, user, await hashPassword(password));
+  const hash = await hashPassword(password);
+  await asFileOwner(owner, () => updatePasswordFile(file, user, hash));
   io.err(`password set for ${user} in ${file}`);
   return 0;
 }
