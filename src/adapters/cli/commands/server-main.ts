@@ -162,7 +162,7 @@ export async function run(argv: string[], io: Output, as: "server" | "radius" = 
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
-    io.out(help.trimEnd());
+    io.out((as === "radius" ? help.replace("Usage: otpgate server", "Usage: otpgate radius") : help).trimEnd());
     return 0;
   }
   const name = `otpgate ${as}`;
