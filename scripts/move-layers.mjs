@@ -115,7 +115,8 @@ function rewriteImports(pairs, movedNow) {
     return existing(path);
   };
   let changedFiles = 0;
-  for (const file of CODE_DIRS.flatMap((d) => walk(d, (p) => CODE_FILE.test(p)))) {
+  // The architecture test quotes imports in its own checks' strings: not imports of its own.
+  for (const file of CODE_DIRS.flatMap((d) => walk(d, (p) => CODE_FILE.test(p) && p !== ARCH_TEST))) {
     const source = readFileSync(file, "utf8");
     const unresolved = [];
     const next = source.replace(IMPORT, (all, lead, quote, spec) => {
