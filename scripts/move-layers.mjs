@@ -20,7 +20,7 @@
 //   src/adapters/cli/commands/account-options.ts: opening the account of an account command is
 //                   wiring (it builds the store), so it sits with the commands, the CLI's roots.
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, normalize, relative } from "node:path";
 
 /** [from, to]: a file, or a directory (trailing /) moved with everything in it. */
@@ -32,6 +32,8 @@ export const MOVES = [
   ["src/services/pam-stack.ts", "src/admin/pam-stack.ts"],
   ["src/services/radius-hardening.ts", "src/admin/radius-hardening.ts"],
   ["src/services/rstudio-chain.ts", "src/admin/rstudio-chain.ts"],
+  // fix/h1: doctor's check of the RADIUS backend's PAM stack (uses pam-stack).
+  ["src/services/radius-stack.ts", "src/admin/radius-stack.ts"],
   ["src/services/account-status.ts", "src/admin/account-status.ts"],
   ["src/services/resolve-account.ts", "src/stores/resolve-account.ts"],
   ["src/services/gateway-revoke.ts", "src/stores/gateway-revoke.ts"],
@@ -81,6 +83,8 @@ function moveFiles(pairs) {
     }
     moved.add(to);
   }
+  // A directory moved as a whole leaves nothing behind.
+  if (!dryRun) for (const [from] of MOVES) if (from.endsWith("/") && existsSync(from) && walk(from, () => true).length === 0) rmSync(from, { recursive: true });
   return moved;
 }
 
