@@ -177,5 +177,7 @@ if (dryRun) {
 const moved = movedNow.size;
 const rewritten = rewriteImports(pairs, movedNow);
 const texts = rewriteText(pairs);
-console.log(`move-layers: ${moved} file(s) moved, imports rewritten in ${rewritten} file(s), paths updated in ${texts} text file(s)${moved + rewritten + texts === 0 ? " (nothing to do: already done)" : ""}`);
+console.log(
+  `move-layers: ${moved} file(s) moved, imports rewritten in ${rewritten} file(s), paths updated in ${texts} text file(s)${moved + rewritten + texts === 0 ? " (nothing to do: already done)" : ""}`,
+);
 if (!dryRun && moved + rewritten + texts > 0) console.log("next: npm run typecheck && npm test, then commit (git add -A)");

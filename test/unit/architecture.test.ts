@@ -170,13 +170,15 @@ test("only composition roots (and stores/ itself) build stores", () => {
 });
 
 test("the rules catch what they describe (a service importing platform, an adapter importing another, a store built in a service)", () => {
-  assert.deepEqual(layerProblems("src/services/x.ts", 'import { lookupUserByName } from "../platform/users.js";'), ['src/services/x.ts: services imports platform (../platform/users.js)']);
+  assert.deepEqual(layerProblems("src/services/x.ts", 'import { lookupUserByName } from "../platform/users.js";'), ["src/services/x.ts: services imports platform (../platform/users.js)"]);
   assert.deepEqual(layerProblems("src/services/x.ts", 'import { readFileSync } from "node:fs";').length, 1);
   assert.deepEqual(layerProblems("src/adapters/http/x.ts", 'const m = await import("../radius/server.js");'), ["src/adapters/http/x.ts: adapters/http imports adapters/radius (../radius/server.js)"]);
   assert.deepEqual(layerProblems("src/adapters/cli/commands/x.ts", 'import { startServer } from "../../radius/server.js";'), []);
   assert.deepEqual(layerProblems("src/core/x.ts", "const t = Date.now();").length, 1);
   assert.deepEqual(layerProblems("src/newlayer/x.ts", "").length, 1);
-  assert.deepEqual(buildsStore("src/services/x.ts", 'import { FileAccountStore } from "../stores/file-store.js";\nconst s = new FileAccountStore({});', ["FileAccountStore"]), ["new FileAccountStore"]);
+  assert.deepEqual(buildsStore("src/services/x.ts", 'import { FileAccountStore } from "../stores/file-store.js";\nconst s = new FileAccountStore({});', ["FileAccountStore"]), [
+    "new FileAccountStore",
+  ]);
   assert.deepEqual(buildsStore("src/services/x.ts", 'import { accountStore, type X } from "../stores/file-accounts.js";\nconst s = accountStore(u, p);', []), ["accountStore()"]);
   assert.deepEqual(buildsStore("src/services/x.ts", 'import type { FileAccountStore } from "../stores/file-store.js";\nlet s: FileAccountStore;', ["FileAccountStore"]), []);
 });

@@ -66,7 +66,9 @@ async function printedHelp(run: Entry["run"]): Promise<string> {
 
 async function loadEntries(): Promise<Entry[]> {
   const entries: Entry[] = [];
-  const files = readdirSync(join(ROOT, COMMANDS_DIR)).filter((f) => f.endsWith(".ts")).sort();
+  const files = readdirSync(join(ROOT, COMMANDS_DIR))
+    .filter((f) => f.endsWith(".ts"))
+    .sort();
   const delegated = delegatedModules(files);
   for (const file of files) {
     const mod = (await import(`../../${COMMANDS_DIR}/${file.replace(/\.ts$/, ".js")}`)) as Record<string, unknown>;

@@ -64,7 +64,11 @@ test("every flag the README's reference names for a converted command is one it 
     const long = new Set(Object.keys(options));
     const short = new Set(Object.values(options).flatMap((o) => (o.short ? [o.short] : [])));
     // Other programs' flags the sections quote, and the top-level --version.
-    const text = section(name).replace(/sshd -[tT]\b/g, "").replace(/-u NODE_(OPTIONS|PATH)/g, "").replace(/otpgate --version/g, "").replace(/`--version` \(HEAD\)/g, "");
+    const text = section(name)
+      .replace(/sshd -[tT]\b/g, "")
+      .replace(/-u NODE_(OPTIONS|PATH)/g, "")
+      .replace(/otpgate --version/g, "")
+      .replace(/`--version` \(HEAD\)/g, "");
     for (const m of text.matchAll(/(?<![\w$.-])(--[a-z][a-z0-9-]*|-[A-Za-z])(?![\w-])/g)) {
       const flag = m[1]!;
       const known = flag.startsWith("--") ? long.has(flag.slice(2)) : short.has(flag.slice(1));
