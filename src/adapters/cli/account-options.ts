@@ -1,19 +1,16 @@
 // The account-selection options shared by the account commands, and opening the account's store.
 
 import type { UserAccount } from "../../platform/users.js";
+import type { DescribedTable } from "./help.js";
 import { actAs } from "../../platform/privileges.js";
 import { resolveTarget } from "../../services/resolve-account.js";
 import { accountStore } from "../../stores/file-accounts.js";
 import type { FileAccountStore } from "../../stores/file-store.js";
 
 export const ACCOUNT_OPTIONS = {
-  secret: { type: "string", short: "s" },
-  user: { type: "string", short: "u" },
-} as const;
-
-export const ACCOUNT_HELP = `  -s, --secret PATH        state file (default ~/.google_authenticator of the user;
-                           ~, \${HOME} and \${USER} are expanded)
-  -u, --user NAME          act on NAME's account (root only for other users)`;
+  secret: { type: "string", short: "s", value: "PATH", help: "state file (default ~/.google_authenticator of the user; ~, ${HOME} and ${USER} are expanded)" },
+  user: { type: "string", short: "u", value: "NAME", help: "act on NAME's account (root only for other users)" },
+} as const satisfies DescribedTable;
 
 export interface OpenedAccount {
   readonly user: UserAccount;

@@ -1,12 +1,15 @@
-// Argument parsing shared by the commands (node:util parseArgs, turned into UsageErrors).
+// Argument parsing shared by the commands (node:util parseArgs, turned into UsageErrors). The option
+// table is the one --help is generated from (help.ts): each entry may carry its description.
 
-import { parseArgs, type ParseArgsConfig } from "node:util";
+import { parseArgs } from "node:util";
 import { UsageError } from "../../core/errors.js";
+import type { OptionTable } from "./help.js";
 
-export type Options = NonNullable<ParseArgsConfig["options"]>;
+export type Options = OptionTable;
 
 export function parse<T extends Options>(command: string, argv: string[], options: T) {
   try {
+    // parseArgs reads type/short/multiple and ignores the help fields.
     return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (err) {
     const message = (err as Error).message.replace(/\. To specify a positional argument starting with a '-'.*$/s, "");

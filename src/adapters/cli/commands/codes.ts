@@ -4,38 +4,40 @@ import { DEFAULT_SCRATCH_CODES, MAX_SCRATCH_CODES, generateScratchCodes } from "
 import { StateFileError, UsageError, type ExitCode, ENROLL_HINT } from "../../../core/errors.js";
 import { replaceScratchCodes, scratchEntries } from "../../../formats/ga-document.js";
 import { systemRandom } from "../../../platform/random.js";
-import { ACCOUNT_HELP, ACCOUNT_OPTIONS, openAccount } from "../account-options.js";
+import { ACCOUNT_OPTIONS, openAccount } from "../account-options.js";
 import { parse } from "../args.js";
+import { commandHelp, HELP_OPTION, type DescribedTable } from "../help.js";
 import type { Output } from "../output.js";
 
-export const help = `Usage: otpgate codes [-s FILE | --user NAME] [--regenerate [-e N]]
+export const options = {
+  ...ACCOUNT_OPTIONS,
+  regenerate: { type: "boolean", help: "replace the emergency codes" },
+  "emergency-codes": { type: "string", short: "e", value: "N", help: "how many new codes, 1-10 (default 5)" },
+  ...HELP_OPTION,
+} as const satisfies DescribedTable;
 
+export const help = commandHelp(
+  "codes",
+  {
+    usage: ["[-s FILE | --user NAME] [--regenerate [-e N]]"],
+    about: `
 Without --regenerate: how many emergency codes the account has left (they are never shown
 again after enrollment). With --regenerate: replace all emergency codes with N new ones
-(default 5), written atomically under the account's lock, and show them once.
-
-Options:
-${ACCOUNT_HELP}
-      --regenerate         replace the emergency codes
-  -e, --emergency-codes N  how many new codes, 1-10 (default 5)
-  -h, --help               show this help
-
+(default 5), written atomically under the account's lock, and show them once.`,
+    after: `
 Exit status: 0 done, 1 not enrolled, 2 usage or file error.
 
 Examples:
   otpgate codes
-  otpgate codes --regenerate -e 8
-`;
+  otpgate codes --regenerate -e 8`,
+  },
+  options,
+);
 
 export async function run(argv: string[], io: Output): Promise<ExitCode> {
-  const { values } = parse("codes", argv, {
-    ...ACCOUNT_OPTIONS,
-    regenerate: { type: "boolean" },
-    "emergency-codes": { type: "string", short: "e" },
-    help: { type: "boolean", short: "h" },
-  });
+  const { values } = parse("codes", argv, options);
   if (values.help) {
-    io.out(help.trimEnd());
+    io.out(help);
     return 0;
   }
   const countText = values["emergency-codes"];

@@ -6,42 +6,39 @@ import { systemClock } from "../../../platform/clock.js";
 import { allUsers, lookupUserByName } from "../../../platform/users.js";
 import { runDoctor } from "../../../services/doctor.js";
 import { parse } from "../args.js";
+import { commandHelp, HELP_OPTION, type DescribedTable } from "../help.js";
 import { VERSION } from "../version.js";
 import type { Output } from "../output.js";
 
-export const help = `Usage: otpgate doctor [--user NAME] [--json] [options]
+export const options = {
+  user: { type: "string", value: "NAME", help: "check only this user's state file (default: every user)" },
+  json: { type: "boolean", help: "findings as JSON" },
+  root: { type: "string", value: "DIR", help: "check another filesystem root (config files only)" },
+  sshd: { type: "string", value: "PATH", help: "sshd binary (default /usr/sbin/sshd)" },
+  "ssh-service": { type: "string", value: "NAME", help: "PAM service of sshd (default sshd)" },
+  "rstudio-service": { type: "string", value: "NAME", help: "PAM service of RStudio (default rstudio)" },
+  secret: { type: "string", value: "PATTERN", help: "state file pattern (default ~/.google_authenticator)" },
+  ...HELP_OPTION,
+} as const satisfies DescribedTable;
 
+export const help = commandHelp(
+  "doctor",
+  {
+    usage: ["[--user NAME] [--json] [options]"],
+    about: `
 Checks and explains: sshd's effective settings (sshd -T), the PAM stacks of sshd and RStudio
 (the pam_exec line, absolute paths that exist, quiet, the setcred-safe pattern), the state
 files of enrolled users (owner, mode, content), the otpgate and Node versions, otpgate's own
-files, and clock synchronisation. Every finding comes with a fix.
-
-Options:
-      --user NAME          check only this user's state file (default: every user)
-      --json               findings as JSON
-      --root DIR           check another filesystem root (config files only)
-      --sshd PATH          sshd binary (default /usr/sbin/sshd)
-      --ssh-service NAME   PAM service of sshd (default sshd)
-      --rstudio-service NAME  PAM service of RStudio (default rstudio)
-      --secret PATTERN     state file pattern (default ~/.google_authenticator)
-  -h, --help               show this help
-
-Exit status: 0 nothing wrong (warnings allowed), 1 something is wrong.
-`;
+files, and clock synchronisation. Every finding comes with a fix.`,
+    after: "Exit status: 0 nothing wrong (warnings allowed), 1 something is wrong.",
+  },
+  options,
+);
 
 export async function run(argv: string[], io: Output): Promise<ExitCode> {
-  const { values } = parse("doctor", argv, {
-    user: { type: "string" },
-    json: { type: "boolean" },
-    root: { type: "string" },
-    sshd: { type: "string" },
-    "ssh-service": { type: "string" },
-    "rstudio-service": { type: "string" },
-    secret: { type: "string" },
-    help: { type: "boolean", short: "h" },
-  });
+  const { values } = parse("doctor", argv, options);
   if (values.help) {
-    io.out(help.trimEnd());
+    io.out(help);
     return 0;
   }
   let users;

@@ -6,6 +6,7 @@ import { UsageError } from "../../../core/errors.js";
 import { ALGORITHMS, type Algorithm } from "../../../core/otp.js";
 import type { QrMode } from "../../../core/qr-render.js";
 import { MAX_SCRATCH_CODES } from "../../../core/enroll.js";
+import { HELP_OPTION, type DescribedTable } from "../help.js";
 import { parseQrMode } from "../qr-output.js";
 
 export interface EnrollFlags {
@@ -33,32 +34,49 @@ export interface EnrollFlags {
   readonly qrSvg?: string | undefined;
 }
 
-const OPTIONS = {
-  "time-based": { type: "boolean", short: "t" },
-  "counter-based": { type: "boolean", short: "c" },
-  "no-confirm": { type: "boolean", short: "C" },
-  "disallow-reuse": { type: "boolean", short: "d" },
-  "allow-reuse": { type: "boolean", short: "D" },
-  force: { type: "boolean", short: "f" },
-  label: { type: "string", short: "l" },
-  issuer: { type: "string", short: "i" },
-  quiet: { type: "boolean", short: "q" },
-  "qr-mode": { type: "string", short: "Q" },
-  "rate-limit": { type: "string", short: "r" },
-  "rate-time": { type: "string", short: "R" },
-  "no-rate-limit": { type: "boolean", short: "u" },
-  secret: { type: "string", short: "s" },
-  "step-size": { type: "string", short: "S" },
-  "window-size": { type: "string", short: "w" },
-  "minimal-window": { type: "boolean", short: "W" },
-  "emergency-codes": { type: "string", short: "e" },
-  help: { type: "boolean", short: "h" },
-  user: { type: "string" },
-  algorithm: { type: "string" },
-  digits: { type: "string" },
-  "qr-png": { type: "string" },
-  "qr-svg": { type: "string" },
-} as const;
+const GA = "google-authenticator's flags:";
+const OWN = "otpgate's own:";
+
+/** The flags, as parsed and as --help lists them (otpgate enroll's help is built from this). */
+export const ENROLL_OPTIONS = {
+  "time-based": { type: "boolean", short: "t", group: GA, help: "time-based codes (TOTP)", note: "non-interactive default" },
+  "counter-based": { type: "boolean", short: "c", group: GA, help: "counter-based codes (HOTP)" },
+  "disallow-reuse": { type: "boolean", short: "d", group: GA, help: "a code works once (needs -t)", note: "non-interactive default" },
+  "allow-reuse": { type: "boolean", short: "D", group: GA, help: "a code may be reused within its time step (needs -t)" },
+  force: { type: "boolean", short: "f", group: GA, help: "replace an existing enrollment, and do not ask before writing" },
+  label: { type: "string", short: "l", value: "LABEL", group: GA, help: "account name in the app (default USER@HOSTNAME)" },
+  issuer: { type: "string", short: "i", value: "ISSUER", group: GA, help: 'issuer shown in the app (default HOSTNAME; "" for none)' },
+  quiet: { type: "boolean", short: "q", group: GA, help: "show no QR code, secret or codes" },
+  "qr-mode": {
+    type: "string",
+    short: "Q",
+    value: "MODE",
+    group: GA,
+    help: "NONE, UTF8 (default), UTF8_INVERSE, UTF8_GREY, ANSI, ANSI_INVERSE or ANSI_GREY; given explicitly, the QR code is drawn even when stdout is not a terminal",
+  },
+  "rate-limit": { type: "string", short: "r", value: "N", group: GA, help: "at most N (1-10) logins per ...", note: "non-interactive default 3" },
+  "rate-time": { type: "string", short: "R", value: "M", group: GA, help: "... M (15-600) seconds", note: "non-interactive default 30" },
+  "no-rate-limit": { type: "boolean", short: "u", group: GA, help: "no rate limit" },
+  secret: { type: "string", short: "s", value: "FILE", group: GA, help: "state file (default ~USER/.google_authenticator)" },
+  "step-size": { type: "string", short: "S", value: "S", group: GA, help: "30 (default) or 60 seconds per code" },
+  "window-size": { type: "string", short: "w", value: "W", group: GA, help: "codes accepted around now: 3-21 (time-based), 1-21 (counter)" },
+  "minimal-window": { type: "boolean", short: "W", group: GA, help: "3 (time-based) or 1 (counter-based)", note: "non-interactive default" },
+  "emergency-codes": { type: "string", short: "e", value: "N", group: GA, help: "0-10 emergency codes (default 5)" },
+  "no-confirm": { type: "boolean", short: "C", group: GA, help: "do not ask for a code from the app before saving" },
+  user: { type: "string", value: "NAME", group: OWN, help: "enroll NAME (root only): the file lands in NAME's home, owned by NAME" },
+  algorithm: { type: "string", value: "ALG", group: OWN, help: "SHA1 (default), SHA256 or SHA512" },
+  digits: { type: "string", value: "N", group: OWN, help: "6 (default), 7 or 8" },
+  "qr-png": { type: "string", value: "FILE", group: OWN, help: "also write the QR code as a PNG (mode 0600: it holds the secret)" },
+  "qr-svg": {
+    type: "string",
+    value: "FILE",
+    group: OWN,
+    help: "also write the QR code as an SVG (mode 0600); checked before anything is written. With --user, written as that user, except into a directory only root can write (e.g. /root), which root writes",
+  },
+  help: { ...HELP_OPTION.help, group: OWN },
+} as const satisfies DescribedTable;
+
+const OPTIONS = ENROLL_OPTIONS;
 
 const SHORT: Record<string, string> = Object.fromEntries(
   Object.entries(OPTIONS).map(([name, o]) => [name, "short" in o ? `-${o.short}` : `--${name}`]),

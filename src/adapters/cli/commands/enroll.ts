@@ -22,46 +22,21 @@ import type { Output } from "../output.js";
 import { Cancelled, terminalPrompter, type Prompter } from "../prompt.js";
 import { showQr } from "../qr-output.js";
 import { planQrTargets, prepareQrFiles, type AsRoot, type QrTarget } from "../qr-targets.js";
-import { parseEnrollFlags, windowFor } from "./enroll-flags.js";
+import { commandHelp } from "../help.js";
+import { ENROLL_OPTIONS, parseEnrollFlags, windowFor } from "./enroll-flags.js";
 
-export const help = `Usage: otpgate enroll [options]
+export const options = ENROLL_OPTIONS;
 
+export const help = commandHelp(
+  "enroll",
+  {
+    usage: ["[options]"],
+    about: `
 Create a google-authenticator state file (~/.google_authenticator) for a user: a new
 secret, a QR code for the authenticator app, emergency codes. Takes google-authenticator's
 flags and asks its questions when stdin is a terminal; otherwise unanswered questions take
-the defaults shown below and nothing is read from stdin.
-
-google-authenticator's flags:
-  -t, --time-based          time-based codes (TOTP)            [non-interactive default]
-  -c, --counter-based       counter-based codes (HOTP)
-  -d, --disallow-reuse      a code works once (needs -t)        [non-interactive default]
-  -D, --allow-reuse         a code may be reused within its time step (needs -t)
-  -f, --force               replace an existing enrollment, and do not ask before writing
-  -l, --label=LABEL         account name in the app (default USER@HOSTNAME)
-  -i, --issuer=ISSUER       issuer shown in the app (default HOSTNAME; "" for none)
-  -q, --quiet               show no QR code, secret or codes
-  -Q, --qr-mode=MODE        NONE, UTF8 (default), UTF8_INVERSE, UTF8_GREY, ANSI,
-                            ANSI_INVERSE or ANSI_GREY; given explicitly, the QR code is
-                            drawn even when stdout is not a terminal
-  -r, --rate-limit=N        at most N (1-10) logins per ...     [non-interactive default 3]
-  -R, --rate-time=M         ... M (15-600) seconds             [non-interactive default 30]
-  -u, --no-rate-limit       no rate limit
-  -s, --secret=FILE         state file (default ~USER/.google_authenticator)
-  -S, --step-size=S         30 (default) or 60 seconds per code
-  -w, --window-size=W       codes accepted around now: 3-21 (time-based), 1-21 (counter)
-  -W, --minimal-window      3 (time-based) or 1 (counter-based)  [non-interactive default]
-  -e, --emergency-codes=N   0-10 emergency codes (default 5)
-  -C, --no-confirm          do not ask for a code from the app before saving
-otpgate's own:
-      --user NAME           enroll NAME (root only): the file lands in NAME's home, owned by NAME
-      --algorithm ALG       SHA1 (default), SHA256 or SHA512
-      --digits N            6 (default), 7 or 8
-      --qr-png FILE         also write the QR code as a PNG (mode 0600: it holds the secret)
-      --qr-svg FILE         also write the QR code as an SVG (mode 0600); checked before anything
-                            is written. With --user, written as that user, except into a
-                            directory only root can write (e.g. /root), which root writes
-  -h, --help                show this help
-
+the defaults shown below and nothing is read from stdin.`,
+    after: `
 SHA256/SHA512 and 7-8 digits are not understood by pam_google_authenticator.so: with them
 it refuses every one-time code (emergency codes still work there).
 
@@ -71,8 +46,10 @@ input or Ctrl-C before saving), 2 usage or file error (nothing written).
 Examples:
   otpgate enroll                                   # interactive, like google-authenticator
   otpgate enroll -t -d -f -r 3 -R 30 -W -Q UTF8    # no questions
-  sudo otpgate enroll --user alice -t -d -W -r 3 -R 30 --qr-png /root/alice.png
-`;
+  sudo otpgate enroll --user alice -t -d -W -r 3 -R 30 --qr-png /root/alice.png`,
+  },
+  options,
+);
 
 const QUESTIONS = {
   timeBased: "Do you want authentication tokens to be time-based",
@@ -112,7 +89,7 @@ function isTty(fd: number): boolean {
 export async function run(argv: string[], io: Output): Promise<ExitCode> {
   const flags = parseEnrollFlags(argv);
   if (flags.help) {
-    io.out(help.trimEnd());
+    io.out(help);
     return 0;
   }
   const interactive = isTty(0);

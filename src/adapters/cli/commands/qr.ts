@@ -6,46 +6,41 @@ import { ENROLL_HINT, StateFileError, type ExitCode } from "../../../core/errors
 import { secretLine } from "../../../formats/ga-document.js";
 import { summarize } from "../../../formats/ga-file.js";
 import { decodeGaSecret, base32Encode } from "../../../core/base32.js";
-import { ACCOUNT_HELP, ACCOUNT_OPTIONS, openAccount } from "../account-options.js";
+import { ACCOUNT_OPTIONS, openAccount } from "../account-options.js";
 import { parse } from "../args.js";
+import { commandHelp, HELP_OPTION, type DescribedTable } from "../help.js";
 import type { Output } from "../output.js";
 import { parseQrMode, showQr } from "../qr-output.js";
 import { asItself, planQrTargets, prepareQrFiles } from "../qr-targets.js";
 
-export const help = `Usage: otpgate qr [-s FILE | --user NAME] [options]
+export const options = {
+  ...ACCOUNT_OPTIONS,
+  "qr-mode": { type: "string", short: "Q", value: "MODE", help: "UTF8 (default), UTF8_INVERSE, UTF8_GREY, ANSI, ANSI_INVERSE, ANSI_GREY or NONE" },
+  label: { type: "string", short: "l", value: "LABEL", help: "account name in the app (default USER@HOSTNAME)" },
+  issuer: { type: "string", short: "i", value: "ISSUER", help: 'issuer in the app (default HOSTNAME; "" for none)' },
+  "qr-png": { type: "string", value: "FILE", help: "write the QR code as a PNG (mode 0600, a new file: a symlink or file already there is replaced, never written through)" },
+  "qr-svg": { type: "string", value: "FILE", help: "write the QR code as an SVG (the same)" },
+  force: { type: "boolean", short: "f", help: "replace existing PNG/SVG files" },
+  ...HELP_OPTION,
+} as const satisfies DescribedTable;
 
+export const help = commandHelp(
+  "qr",
+  {
+    usage: ["[-s FILE | --user NAME] [options]"],
+    about: `
 Show the QR code, secret and otpauth URI of an enrolled account again, e.g. to add a new
 phone. Only the file's owner can do this; root can for any user, with a warning. Anyone who
-sees the output can generate the account's codes.
-
-Options:
-${ACCOUNT_HELP}
-  -Q, --qr-mode MODE       UTF8 (default), UTF8_INVERSE, UTF8_GREY, ANSI, ANSI_INVERSE,
-                           ANSI_GREY or NONE
-  -l, --label LABEL        account name in the app (default USER@HOSTNAME)
-  -i, --issuer ISSUER      issuer in the app (default HOSTNAME; "" for none)
-      --qr-png FILE        write the QR code as a PNG (mode 0600, a new file: a symlink or
-                           file already there is replaced, never written through)
-      --qr-svg FILE        write the QR code as an SVG (the same)
-  -f, --force              replace existing PNG/SVG files
-  -h, --help               show this help
-
-Exit status: 0 shown, 1 not enrolled, 2 usage or file error.
-`;
+sees the output can generate the account's codes.`,
+    after: "Exit status: 0 shown, 1 not enrolled, 2 usage or file error.",
+  },
+  options,
+);
 
 export async function run(argv: string[], io: Output): Promise<ExitCode> {
-  const { values } = parse("qr", argv, {
-    ...ACCOUNT_OPTIONS,
-    "qr-mode": { type: "string", short: "Q" },
-    label: { type: "string", short: "l" },
-    issuer: { type: "string", short: "i" },
-    "qr-png": { type: "string" },
-    "qr-svg": { type: "string" },
-    force: { type: "boolean", short: "f" },
-    help: { type: "boolean", short: "h" },
-  });
+  const { values } = parse("qr", argv, options);
   if (values.help) {
-    io.out(help.trimEnd());
+    io.out(help);
     return 0;
   }
   const qrMode = parseQrMode(values["qr-mode"] ?? "UTF8");

@@ -12,15 +12,62 @@ import { helperSecret, pamLineSecret } from "../../../services/setup/written.js"
 import { adminStateProblem, lockoutProblems, planSsh, SSHD_CONFIG, sshManifest, validateSshd } from "../../../services/setup/setup-ssh.js";
 import { describeProblems, installProblems } from "../../../platform/trusted-path.js";
 import { parse } from "../args.js";
+import { commandHelp, HELP_OPTION, type DescribedTable } from "../help.js";
 import { readHidden } from "../hidden-input.js";
 import type { Output } from "../output.js";
 import { Cancelled, terminalPrompter } from "../prompt.js";
 import { readStdin } from "../stdin.js";
 
-export const help = `Usage: otpgate setup ssh [options]
-       otpgate setup rstudio [options]
-       otpgate setup ssh|rstudio --rollback [--force] [--root DIR]
+export const options = {
+  "dry-run": { type: "boolean", help: "print the changes as a unified diff, change nothing" },
+  rollback: { type: "boolean", help: "restore every file setup changed, byte for byte; refuses when a file was edited since setup wrote it" },
+  force: { type: "boolean", help: "with --rollback: restore even files edited since" },
+  factors: {
+    type: "string",
+    value: "F",
+    help: "ssh: key+code (default) or key+password+code (password and code typed together at one prompt; local passwords only); rstudio: code (default) or password+code (password followed by the code in the password box; RStudio's own rserver-pam checks the password)",
+  },
+  admin: {
+    type: "string",
+    value: "NAME",
+    help: "the admin who must still be able to log in (default SUDO_USER): must be enrolled, for ssh have an authorized key, and for the password factors have a usable (not locked) password",
+  },
+  "allow-unenrolled": { type: "boolean", help: "skip that lock-out guard" },
+  nullok: {
+    type: "boolean",
+    help: "users without a state file may log in without a code (ssh: the key is still required; key+password+code: the password still is; refused for rstudio --factors code, where nothing else would check)",
+  },
+  "skew-adjust": {
+    type: "boolean",
+    help: "keep learning clock skew from codes. Off by default (noskewadj): skew learning lets someone who saw three consecutive codes replay them hours later and shift the user's accepted window; without it a clock more than ~1 step off makes codes fail until it is fixed (rstudio password+code: otpgate rstudio-helper runs with --noskewadj)",
+  },
+  "no-hint": { type: "boolean", help: 'ssh: no "Verification code required" text before the prompt' },
+  reload: { type: "boolean", help: "ssh: reload the running sshd (SIGHUP to its PidFile's process) once the files are in place" },
+  "test-login": {
+    type: "boolean",
+    help: "prove the new stack before reporting success: the admin's code (key+password+code: password then code) is read from the terminal or stdin and checked through the new PAM stack with pamtester; if it fails every file is restored. Uses up that code",
+  },
+  service: { type: "string", value: "NAME", help: "PAM service name (default sshd / rstudio)" },
+  secret: { type: "string", value: "PATTERN", help: "state file pattern for otpgate pam (default ~/.google_authenticator)" },
+  root: { type: "string", value: "DIR", help: "work on another filesystem root (tests, images)" },
+  sshd: { type: "string", value: "PATH", help: "sshd used for validation (default /usr/sbin/sshd)" },
+  "rserver-pam": { type: "string", value: "PATH", help: "RStudio's PAM helper (default /usr/lib/rstudio-server/bin/rserver-pam)" },
+  backend: {
+    type: "string",
+    value: "B",
+    help: 'ssh: pam_exec (default: pam_exec runs otpgate pam per login) or radius (pam_radius_auth.so asks a resident "otpgate radius" over loopback: prompt "Verification code: ", no process per login; needs libpam-radius-auth and the otpgate-radius service running)',
+  },
+  "radius-port": { type: "string", value: "N", help: "port of otpgate radius on 127.0.0.1 (default 1812)" },
+  node: { type: "string", value: "PATH", help: "the node binary the PAM line runs (default: this node)" },
+  otpgate: { type: "string", value: "PATH", help: "the otpgate the PAM line runs (default: this otpgate)" },
+  ...HELP_OPTION,
+} as const satisfies DescribedTable;
 
+export const help = commandHelp(
+  "setup",
+  {
+    usage: ["ssh [options]", "rstudio [options]", "ssh|rstudio --rollback [--force] [--root DIR]"],
+    about: `
 ssh: sshd asks for a public key, then a one-time code (keyboard-interactive through PAM):
   writes KbdInteractiveAuthentication yes, AuthenticationMethods publickey,keyboard-interactive,
   PasswordAuthentication no, UsePAM yes (as sshd_config.d/10-otpgate.conf when sshd_config
@@ -40,58 +87,18 @@ Setup only writes PAM services of its own: rstudio refuses sshd's service (also 
   file other services include; ssh refuses shared and included files. Files are written as
   UTF-8 and read back; the state file pattern is read back from disk and the admin's file
   looked up with it. otpgate's block goes before every auth rule, and the written stack is
-  refused when an earlier rule can end it with success or jump over the code check.
-
-Options:
-      --dry-run               print the changes as a unified diff, change nothing
-      --rollback              restore every file setup changed, byte for byte; refuses when a
-                              file was edited since setup wrote it
-      --force                 with --rollback: restore even files edited since
-      --factors F             ssh: key+code (default) or key+password+code (password and
-                              code typed together at one prompt; local passwords only);
-                              rstudio: code (default) or password+code (password followed
-                              by the code in the password box; RStudio's own rserver-pam
-                              checks the password)
-      --admin NAME            the admin who must still be able to log in (default SUDO_USER):
-                              must be enrolled, for ssh have an authorized key, and for the
-                              password factors have a usable (not locked) password
-      --allow-unenrolled      skip that lock-out guard
-      --nullok                users without a state file may log in without a code (ssh: the
-                              key is still required; key+password+code: the password still is;
-                              refused for rstudio --factors code, where nothing else would check)
-      --skew-adjust           keep learning clock skew from codes. Off by default (noskewadj):
-                              skew learning lets someone who saw three consecutive codes replay
-                              them hours later and shift the user's accepted window; without it
-                              a clock more than ~1 step off makes codes fail until it is fixed
-                              (rstudio password+code: the helper runs with --noskewadj)
-      --no-hint               ssh: no "Verification code required" text before the prompt
-      --reload                ssh: reload the running sshd (SIGHUP to its PidFile's process)
-                              once the files are in place
-      --test-login            prove the new stack before reporting success: the admin's code
-                              (key+password+code: password then code) is read from the terminal
-                              or stdin and checked through the new PAM stack with pamtester;
-                              if it fails every file is restored. Uses up that code
-      --service NAME          PAM service name (default sshd / rstudio)
-      --secret PATTERN        state file pattern for otpgate pam (default ~/.google_authenticator)
-      --root DIR              work on another filesystem root (tests, images)
-      --sshd PATH             sshd used for validation (default /usr/sbin/sshd)
-      --rserver-pam PATH      RStudio's PAM helper (default /usr/lib/rstudio-server/bin/rserver-pam)
-      --backend B             ssh: pam_exec (default: pam_exec runs otpgate pam per login) or
-                              radius (pam_radius_auth.so asks a resident "otpgate radius" over
-                              loopback: prompt "Verification code: ", no process per login;
-                              needs libpam-radius-auth and the otpgate-radius service running)
-      --radius-port N         port of otpgate radius on 127.0.0.1 (default 1812)
-      --node PATH, --otpgate PATH   what the PAM line runs (default: this node and this otpgate)
-  -h, --help                  show this help
-
+  refused when an earlier rule can end it with success or jump over the code check.`,
+    after: `
 Exit status: 0 done (or nothing to change), 2 refused or failed (every file restored).
 
 Examples:
   sudo otpgate setup ssh --dry-run
   sudo otpgate setup ssh --test-login --reload
   sudo otpgate setup rstudio --factors password+code
-  sudo otpgate setup ssh --rollback
-`;
+  sudo otpgate setup ssh --rollback`,
+  },
+  options,
+);
 
 /** sshd's record of a completed publickey method, in its format (METHOD KEYTYPE BASE64). */
 const TEST_LOGIN_KEY_INFO = "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG90cGdhdGUtc2V0dXAtdGVzdC1sb2dpbi1rZXk=";
@@ -106,31 +113,9 @@ async function readTestAnswer(io: Output, admin: string, password: boolean): Pro
 }
 
 export async function run(argv: string[], io: Output): Promise<ExitCode> {
-  const { values, positionals } = parse("setup", argv, {
-    "dry-run": { type: "boolean" },
-    rollback: { type: "boolean" },
-    force: { type: "boolean" },
-    factors: { type: "string" },
-    admin: { type: "string" },
-    "allow-unenrolled": { type: "boolean" },
-    nullok: { type: "boolean" },
-    "skew-adjust": { type: "boolean" },
-    "no-hint": { type: "boolean" },
-    reload: { type: "boolean" },
-    "test-login": { type: "boolean" },
-    service: { type: "string" },
-    secret: { type: "string" },
-    root: { type: "string" },
-    sshd: { type: "string" },
-    "rserver-pam": { type: "string" },
-    node: { type: "string" },
-    otpgate: { type: "string" },
-    backend: { type: "string" },
-    "radius-port": { type: "string" },
-    help: { type: "boolean", short: "h" },
-  });
+  const { values, positionals } = parse("setup", argv, options);
   if (values.help) {
-    io.out(help.trimEnd());
+    io.out(help);
     return 0;
   }
   const target = positionals[0];

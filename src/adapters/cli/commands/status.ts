@@ -8,32 +8,37 @@ import { allUsers } from "../../../platform/users.js";
 import { accountStatus, type AccountStatus } from "../../../services/account-status.js";
 import { accountStore } from "../../../stores/file-accounts.js";
 import { DEFAULT_SECRET_SPEC, expandSecretPath } from "../../../stores/secret-path.js";
-import { ACCOUNT_HELP, ACCOUNT_OPTIONS, openAccount } from "../account-options.js";
+import { ACCOUNT_OPTIONS, openAccount } from "../account-options.js";
 import { parse } from "../args.js";
+import { commandHelp, HELP_OPTION, type DescribedTable } from "../help.js";
 import type { Output } from "../output.js";
 
-export const help = `Usage: otpgate status [-s FILE | --user NAME] [--json]
-       otpgate status --all [-s PATTERN] [--json]      (root)
+export const options = {
+  ...ACCOUNT_OPTIONS,
+  all: { type: "boolean", help: "every account with a state file (root only), one line each; -s gives the path pattern, e.g. /var/lib/otp/${USER}" },
+  json: { type: "boolean", help: "JSON on stdout" },
+  ...HELP_OPTION,
+} as const satisfies DescribedTable;
 
+export const help = commandHelp(
+  "status",
+  {
+    usage: ["[-s FILE | --user NAME] [--json]", "--all [-s PATTERN] [--json]      (root)"],
+    about: `
 Show whether an account is enrolled and how: time- or counter-based, window, rate limit,
 reuse policy, emergency codes left, when a code was last accepted, whether the account is
-rate-limited right now. Never shows the secret or any code.
-
-Options:
-${ACCOUNT_HELP}
-      --all                every account with a state file (root only), one line each;
-                           -s gives the path pattern, e.g. /var/lib/otp/\${USER}
-      --json               JSON on stdout
-  -h, --help               show this help
-
+rate-limited right now. Never shows the secret or any code.`,
+    after: `
 Exit status: 0 enrolled and usable, 1 not enrolled, 2 the state file is unusable (the
 message says why). With --all: 0, or 2 when some file is unusable.
 
 Examples:
   otpgate status
   sudo otpgate status --user alice --json
-  sudo otpgate status --all
-`;
+  sudo otpgate status --all`,
+  },
+  options,
+);
 
 const time = (s: number) => new Date(s * 1000).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
 
@@ -74,9 +79,9 @@ function oneLine(s: AccountStatus): string {
 }
 
 export async function run(argv: string[], io: Output): Promise<ExitCode> {
-  const { values } = parse("status", argv, { ...ACCOUNT_OPTIONS, all: { type: "boolean" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } });
+  const { values } = parse("status", argv, options);
   if (values.help) {
-    io.out(help.trimEnd());
+    io.out(help);
     return 0;
   }
   const now = systemClock.nowMs();
