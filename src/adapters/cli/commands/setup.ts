@@ -55,7 +55,7 @@ export const options = {
   backend: {
     type: "string",
     value: "B",
-    help: 'ssh: pam_exec (default: pam_exec runs otpgate pam per login) or radius (pam_radius_auth.so asks a resident "otpgate radius" over loopback: prompt "Verification code: ", no process per login; needs libpam-radius-auth and the otpgate-radius service running)',
+    help: 'ssh: pam_exec (default: pam_exec runs otpgate pam per login) or radius (pam_radius_auth.so asks a resident "otpgate radius" over loopback: prompt "Verification code: ", no process per login; needs libpam-radius-auth and the otpgate-radius service running; with key+password+code pam_unix asks the password first and the code is sent only when the password was right)',
   },
   "radius-port": { type: "string", value: "N", help: "port of otpgate radius on 127.0.0.1 (default 1812)" },
   node: { type: "string", value: "PATH", help: "the node binary the PAM line runs (default: this node)" },
