@@ -61,16 +61,19 @@ function wrap(text: string, width: number): string[] {
   return lines;
 }
 
-/** The option list, grouped under their headings, in the table's order within each group. */
-export function optionLines(options: DescribedTable): string[] {
+/**
+ * The option list, grouped under their headings, in the table's order within each group.
+ * `signature` writes the left column (otpgate pam's module arguments are NAME=VALUE, not --NAME).
+ */
+export function optionLines(options: DescribedTable, signature: (name: string, spec: OptionSpec) => string = optionSignature): string[] {
   const entries = Object.entries(options);
-  const column = Math.min(MAX_COLUMN, Math.max(...entries.map(([name, spec]) => 2 + optionSignature(name, spec).length + 2)));
+  const column = Math.min(MAX_COLUMN, Math.max(...entries.map(([name, spec]) => 2 + signature(name, spec).length + 2)));
   const groups = new Map<string, string[]>();
   for (const [name, spec] of entries) {
     const heading = spec.group ?? "Options:";
     const lines = groups.get(heading) ?? [];
     groups.set(heading, lines);
-    const left = `  ${optionSignature(name, spec)}`;
+    const left = `  ${signature(name, spec)}`;
     const start = Math.max(column, left.length + 2);
     const text = spec.note ? `${spec.help} [${spec.note}]` : spec.help;
     const [first = "", ...rest] = wrap(text, HELP_WIDTH - column);

@@ -6,32 +6,53 @@ import { OtpgateError, UsageError, type ExitCode } from "../../../core/errors.js
 import { userNameProblem } from "../../../core/user-name.js";
 import { systemClock } from "../../../platform/clock.js";
 import { parse } from "../args.js";
+import { commandHelp, HELP_OPTION, type DescribedTable } from "../help.js";
 import type { Output } from "../output.js";
 import { asFileOwner } from "./gateway-file-owner.js";
 
-export const keysHelp = `Usage: otpgate gateway keys --config FILE [--rotate] [--retire-old [--force]]
+export const keysOptions = {
+  config: { type: "string", value: "FILE", help: "the gateway's configuration" },
+  rotate: { type: "boolean", help: "add a new key: from now on it seals sessions, CSRF tokens and enrollment pages; cookies sealed with older keys keep working until they expire" },
+  "retire-old": {
+    type: "boolean",
+    help: "drop every key older than the newest. Refused until the newest key is older than session.absolute (+1 minute): sessions sealed with the old keys could still be open, and they end when their key is dropped",
+  },
+  force: { type: "boolean", help: "with --retire-old: drop them now (those sessions end at once)" },
+  ...HELP_OPTION,
+} as const satisfies DescribedTable;
 
-Without options: lists the keys in keys_file (id, when added; the newest seals new cookies).
-      --rotate        add a new key: from now on it seals sessions, CSRF tokens and enrollment
-                      pages; cookies sealed with older keys keep working until they expire
-      --retire-old    drop every key older than the newest. Refused until the newest key is
-                      older than session.absolute (+1 minute): sessions sealed with the old keys
-                      could still be open, and they end when their key is dropped
-      --force         with --retire-old: drop them now (those sessions end at once)
-      --config FILE   the gateway's configuration
+export const keysHelp = commandHelp(
+  "gateway keys",
+  {
+    usage: ["--config FILE [--rotate] [--retire-old [--force]]"],
+    about: "Without --rotate or --retire-old: lists the keys in keys_file (id, when added; the newest seals new cookies).",
+    after: `
 A running gateway picks up the change within a second. Run as root or the gateway's user (with
-user: in the configuration, root writes the files as that user).`;
+user: in the configuration, root writes the files as that user).`,
+  },
+  keysOptions,
+);
 
-export const sessionsHelp = `Usage: otpgate gateway sessions --config FILE --revoke USER
-       otpgate gateway sessions --config FILE --list
+export const sessionsOptions = {
+  config: { type: "string", value: "FILE", help: "the gateway's configuration" },
+  revoke: {
+    type: "string",
+    value: "USER",
+    help: "log USER out everywhere: every session USER has now ends (a running gateway ends them, and their WebSocket connections, within a second); signing in again works. Also after a restart of the gateway",
+  },
+  list: { type: "boolean", help: "users logged out everywhere (and when), and the number of revoked sessions still stored (sessions themselves are not tracked)" },
+  ...HELP_OPTION,
+} as const satisfies DescribedTable;
 
-      --revoke USER   log USER out everywhere: every session USER has now ends (a running
-                      gateway ends them, and their WebSocket connections, within a second);
-                      signing in again works. Also after a restart of the gateway
-      --list          users logged out everywhere (and when), and the number of revoked sessions
-                      still stored (sessions themselves are not tracked)
-      --config FILE   the gateway's configuration
-Run as root or the gateway's user (with user: in the configuration, root writes the files as that user).`;
+export const sessionsHelp = commandHelp(
+  "gateway sessions",
+  {
+    usage: ["--config FILE --revoke USER", "--config FILE --list"],
+    about: "Log a user out of the gateway everywhere, or list who was.",
+    after: "Run as root or the gateway's user (with user: in the configuration, root writes the files as that user).",
+  },
+  sessionsOptions,
+);
 
 async function config(path: string | undefined, command: string) {
   if (!path) throw new UsageError(`--config FILE is required; see otpgate gateway ${command} --help`);
@@ -44,13 +65,7 @@ async function config(path: string | undefined, command: string) {
 }
 
 export async function runKeys(argv: string[], io: Output): Promise<ExitCode> {
-  const { values, positionals } = parse("gateway keys", argv, {
-    config: { type: "string" },
-    rotate: { type: "boolean" },
-    "retire-old": { type: "boolean" },
-    force: { type: "boolean" },
-    help: { type: "boolean", short: "h" },
-  });
+  const { values, positionals } = parse("gateway keys", argv, keysOptions);
   if (values.help) {
     io.out(keysHelp);
     return 0;
@@ -75,12 +90,7 @@ export async function runKeys(argv: string[], io: Output): Promise<ExitCode> {
 }
 
 export async function runSessions(argv: string[], io: Output): Promise<ExitCode> {
-  const { values, positionals } = parse("gateway sessions", argv, {
-    config: { type: "string" },
-    revoke: { type: "string" },
-    list: { type: "boolean" },
-    help: { type: "boolean", short: "h" },
-  });
+  const { values, positionals } = parse("gateway sessions", argv, sessionsOptions);
   if (values.help) {
     io.out(sessionsHelp);
     return 0;

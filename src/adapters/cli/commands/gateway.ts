@@ -4,12 +4,20 @@ import type { ExitCode } from "../../../core/errors.js";
 import { ConfigError, OtpgateError, UsageError } from "../../../core/errors.js";
 import { asUser } from "../../../platform/privileges.js";
 import { parse } from "../args.js";
+import { commandHelp, HELP_OPTION, type DescribedTable } from "../help.js";
 import type { Output } from "../output.js";
 
-export const help = `Usage: otpgate gateway --config FILE [--check-config]
-       otpgate gateway keys --config FILE [--rotate] [--retire-old [--force]]
-       otpgate gateway sessions --config FILE --revoke USER | --list
+export const options = {
+  config: { type: "string", value: "FILE", help: "the configuration" },
+  "check-config": { type: "boolean", help: "validate the configuration and exit (0 valid, 2 not)" },
+  ...HELP_OPTION,
+} as const satisfies DescribedTable;
 
+export const help = commandHelp(
+  "gateway",
+  {
+    usage: ["--config FILE [--check-config]", "keys --config FILE [--rotate] [--retire-old [--force]]", "sessions --config FILE --revoke USER | --list"],
+    about: `
 A login page with one-time codes in front of web apps (RStudio Server, Jupyter, ...): a
 reverse proxy to "upstream", and a forward-auth endpoint PREFIX/auth for nginx auth_request
 (200 or 401, with Remote-User) and Traefik/Caddy (forward_auth: redirect). Codes are checked
@@ -51,21 +59,21 @@ are errors, all reported at once with their path (--check-config). Defaults show
                                        # decision_socket); as root without it, it refuses to run
 Durations are a whole number and ms, s, m, h or d: 250ms, 30s, 5m, 12h, 7d.
 keys_file, sessions_file, password_file and invites_dir: every directory on the way must belong
-to root (or the gateway's user) and be writable by nobody else (invites_dir: root's, read by
-otpgate server when decision_socket is set), checked at the start and by
---check-config; each must be a file of its own. Deleting sessions_file does not bring logouts
-back: the gateway keeps what it knew, and refuses to start without it (restore a backup).
-
-Options:
-      --config FILE     the configuration
-      --check-config    validate the configuration and exit (0 valid, 2 not)
-  -h, --help            show this help
-
+to root (or the gateway's user) and be writable by nobody else, checked at the start and by
+--check-config (invites_dir: root's, read by otpgate server when decision_socket is set); each
+must be a file of its own. Deleting sessions_file does not bring logouts
+back: the gateway keeps what it knew, and refuses to start without it (restore a backup).`,
+    after: `
 Subcommands (run next to a running gateway; it notices within a second):
-  keys      list the keys; --rotate adds a new one, --retire-old drops older ones
-  sessions  --revoke USER logs USER out everywhere; --list shows what is stored
-            (otpgate gateway keys --help, otpgate gateway sessions --help)
-`;
+  otpgate gateway keys                    list the keys (keys_file)
+  otpgate gateway keys --rotate           add a new key
+  otpgate gateway keys --retire-old       drop the keys older than the newest
+  otpgate gateway sessions --revoke USER  log USER out everywhere
+  otpgate gateway sessions --list         who was logged out everywhere
+Their options: otpgate gateway keys --help, otpgate gateway sessions --help`,
+  },
+  options,
+);
 
 export async function run(argv: string[], io: Output): Promise<ExitCode> {
   // Subcommands (key rotation, log out everywhere): gateway-admin.ts.
@@ -73,7 +81,7 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     const admin = await import("./gateway-admin.js");
     return argv[0] === "keys" ? admin.runKeys(argv.slice(1), io) : admin.runSessions(argv.slice(1), io);
   }
-  const { values } = parse("gateway", argv, { config: { type: "string" }, "check-config": { type: "boolean" }, help: { type: "boolean", short: "h" } });
+  const { values } = parse("gateway", argv, options);
   if (values.help) {
     io.out(help.trimEnd());
     return 0;

@@ -8,46 +8,41 @@ import { asUser } from "../../../platform/privileges.js";
 import { lookupUserByName } from "../../../platform/users.js";
 import { userStore } from "../../../services/resolve-account.js";
 import { parse } from "../args.js";
+import { commandHelp, HELP_OPTION, type DescribedTable } from "../help.js";
 import type { Output } from "../output.js";
 import { asFileOwner } from "./gateway-file-owner.js";
 
-export const help = `Usage: otpgate invite USER --config GATEWAY.yaml [--expires 24h] [--replace]
-       otpgate invite --list --config GATEWAY.yaml
-       otpgate invite --revoke USER --config GATEWAY.yaml
+export const options = {
+  config: { type: "string", value: "FILE", help: "the gateway's configuration (public_url, invites_dir, state_files)" },
+  expires: { type: "string", value: "TIME", help: "how long the link works: 30m, 24h, 7d (default 24h, at most 30d)" },
+  replace: {
+    type: "boolean",
+    help: "USER is enrolled already (a lost phone): the link replaces the state file; USER's gateway sessions end at once (and again when the link is used). The old secret and emergency codes keep working until USER opens the link and confirms a code from the new app: whoever has the old phone can still sign in (SSH, RStudio, the gateway) in the meantime. Send the link at once; if the phone was stolen, also block the account until then: usermod --expiredate 1 USER (undo: usermod --expiredate '' USER)",
+  },
+  list: { type: "boolean", help: "pending invitations (user, expiry), no links" },
+  revoke: { type: "string", value: "USER", help: "withdraw USER's pending invitation" },
+  ...HELP_OPTION,
+} as const satisfies DescribedTable;
 
+export const help = commandHelp(
+  "invite",
+  {
+    usage: ["USER --config GATEWAY.yaml [--expires 24h] [--replace]", "--list --config GATEWAY.yaml", "--revoke USER --config GATEWAY.yaml"],
+    about: `
 Prints a link (on stdout) that lets USER set up their authenticator app in the browser: the
 gateway's page shows a new QR code, asks for a code from the app to confirm it, then writes
 USER's state file like otpgate enroll does, and shows the emergency codes once. The link works
 once and expires; a new invitation for USER replaces the earlier one. Run as root. With
 decision_socket the gateway asks otpgate server, which reads invites_dir and writes the state
-file as USER; the gateway itself never sees invites_dir.
-
-Options:
-      --config FILE     the gateway's configuration (public_url, invites_dir, state_files)
-      --expires TIME    how long the link works: 30m, 24h, 7d (default 24h, at most 30d)
-      --replace         USER is enrolled already (a lost phone): the link replaces the state file;
-                        USER's gateway sessions end at once (and again when the link is used).
-                        The old secret and emergency codes keep working until USER opens the
-                        link and confirms a code from the new app: whoever has the old phone
-                        can still sign in (SSH, RStudio, the gateway) in the meantime. Send the
-                        link at once; if the phone was stolen, also block the account until
-                        then: usermod --expiredate 1 USER (undo: usermod --expiredate '' USER)
-      --list            pending invitations (user, expiry), no links
-      --revoke USER     withdraw USER's pending invitation
-  -h, --help            show this help
-`;
+file as USER; the gateway itself never sees invites_dir.`,
+  },
+  options,
+);
 
 const MAX_TTL_MS = 30 * 86_400_000;
 
 export async function run(argv: string[], io: Output): Promise<ExitCode> {
-  const { values, positionals } = parse("invite", argv, {
-    config: { type: "string" },
-    expires: { type: "string" },
-    replace: { type: "boolean" },
-    list: { type: "boolean" },
-    revoke: { type: "string" },
-    help: { type: "boolean", short: "h" },
-  });
+  const { values, positionals } = parse("invite", argv, options);
   if (values.help) {
     io.out(help.trimEnd());
     return 0;

@@ -13,44 +13,29 @@ import { checkUnixPassword } from "../../../platform/unix-password.js";
 import { syslog, type SyslogLevel } from "../../../platform/syslog.js";
 import { decideLogin, exitCodeOf, logOf, type LoginAccount } from "../../../services/login.js";
 import { fileAccounts } from "../../../stores/file-accounts.js";
-import { parsePamOptions, type PamOptions } from "../../pam/options.js";
+import { PAM_ARGUMENTS, parsePamOptions, type PamOptions } from "../../pam/options.js";
+import { optionLines, type OptionSpec } from "../help.js";
 import type { Output } from "../output.js";
 import { readStdin } from "../stdin.js";
 
-export const help = `Usage (in a PAM service file):
+/** A module argument as written on the PAM line: NAME=VALUE or the bare NAME. */
+export const pamArgumentSignature = (name: string, spec: OptionSpec): string => (spec.type === "string" ? `${name}=${spec.value ?? "VALUE"}` : name);
+
+/** The module arguments (adapters/pam/options.ts, the table parsePamOptions accepts) under their heading. */
+export const moduleArguments = Object.fromEntries(Object.entries(PAM_ARGUMENTS).map(([name, spec]) => [name, { ...spec, group: "Options, as for pam_google_authenticator.so:" }]));
+
+export const help = [
+  `Usage (in a PAM service file):
   auth [success=1 ignore=1 default=ignore] pam_exec.so quiet expose_authtok /usr/bin/node /path/to/otpgate.cjs pam [OPTIONS]
   auth requisite pam_deny.so
-  auth required  pam_permit.so
-
-Checks the code typed at pam_exec's "Password: " prompt against the user's
+  auth required  pam_permit.so`,
+  `Checks the code typed at pam_exec's "Password: " prompt against the user's
 google-authenticator state file. Exit 0 only when accepted. One line per decision goes to
-syslog (authpriv, ident "otpgate"). Options, as for pam_google_authenticator.so:
-  secret=PATH        state file; ~, \${HOME} and \${USER} are expanded (default ~/.google_authenticator)
-  user=NAME          read the file as this account (and require it to own the file); PAM_USER
-                     must still be an existing account (exact name), \${USER} is its name
-  nullok             users without a state file are let through (exit 0); with password,
-                     only with their password (the whole entry)
-  require_publickey  refuse unless sshd reports a completed publickey step (SSH_AUTH_INFO_0):
-                     the code is never enough on its own, whatever sshd's methods are.
-                     Over SSH (SSH_CONNECTION in the PAM environment, or PAM_TTY=ssh) this
-                     is enforced even without the option unless \`password\` is given
-  no_strict_owner    do not check the file's owner
-  allowed_perm=0600  permission bits allowed on the file
-  noskewadj          do not learn clock skew from far-off codes (otherwise codes up to
-                     20 steps off count as evidence, 3 in a row set TIME_SKEW)
-  no_increment_hotp  a wrong HOTP code does not advance the counter
-  grace_period=SECS  no code needed again from the same PAM_RHOST for SECS after a login
-                     (not with password)
-  allow_readonly     accept even if the state cannot be saved (DANGEROUS: codes become replayable)
-  password           the token is the user's local password immediately followed by the code
-                     (split by the account's digit count); both must be right. The password is
-                     checked first (unix_chkpwd); a wrong password changes nothing in the
-                     state file (not even RATE_LIMIT), the code is used up only when both
-                     are right
-Every refusal takes at least 1000 ms from the start of the process, whatever its reason.
-  debug              more detail in the log
-  log_socket=PATH    syslog socket (default /dev/log)
-`;
+syslog (authpriv, ident "otpgate"). Every refusal takes at least 1000 ms from the start of the
+process, whatever its reason.`,
+  optionLines(moduleArguments, pamArgumentSignature).join("\n"),
+  "otpgate pam -h (or --help) prints this help.",
+].join("\n\n");
 
 /** Whole-run limit: pam_exec has no timeout of its own, a hung verifier would hang the login. */
 const DEADLINE_MS = 10_000;

@@ -6,26 +6,33 @@ import { passwordEntryNameProblem, passwordProblem } from "../../../core/web/pas
 import { builtin } from "../../../platform/builtin.js";
 import { lookupUserByName } from "../../../platform/users.js";
 import { parse } from "../args.js";
+import { commandHelp, HELP_OPTION, type DescribedTable } from "../help.js";
 import { readHidden } from "../hidden-input.js";
 import type { Output } from "../output.js";
 import { asFileOwner, ownerOf, type FileOwner } from "./gateway-file-owner.js";
 import { Cancelled } from "../prompt.js";
 import { readStdin } from "../stdin.js";
 
-export const help = `Usage: otpgate passwd USER [--file FILE | --config GATEWAY.yaml] [--delete]
+export const options = {
+  file: { type: "string", value: "FILE", help: "the password file (default /etc/otpgate/passwords)" },
+  config: { type: "string", value: "FILE", help: "take the file from a gateway configuration's password_file" },
+  delete: { type: "boolean", help: "remove USER's password (the gateway then refuses USER)" },
+  ...HELP_OPTION,
+} as const satisfies DescribedTable;
 
+export const help = commandHelp(
+  "passwd",
+  {
+    usage: ["USER [--file FILE | --config GATEWAY.yaml] [--delete]"],
+    about: `
 Sets USER's password for otpgate gateway's password factor (password_file in the gateway's
 configuration): an argon2id hash (64 MiB, 3 passes, 4 lanes) in a file like htpasswd, mode
 0600. On a terminal the password is asked twice without echo; otherwise one line is read from
 standard input (printf '%s\\n' "$PW" | otpgate passwd alice). The gateway reads the file at
-every login: no restart needed.
-
-Options:
-      --file FILE       the password file (default /etc/otpgate/passwords)
-      --config FILE     take the file from a gateway configuration's password_file
-      --delete          remove USER's password (the gateway then refuses USER)
-  -h, --help            show this help
-`;
+every login: no restart needed.`,
+  },
+  options,
+);
 
 /**
  * The file, and whom to write it as when run by root: the gateway's user (the configuration's
@@ -63,12 +70,7 @@ async function readNewPassword(io: Output): Promise<string> {
 }
 
 export async function run(argv: string[], io: Output): Promise<ExitCode> {
-  const { values, positionals } = parse("passwd", argv, {
-    file: { type: "string" },
-    config: { type: "string" },
-    delete: { type: "boolean" },
-    help: { type: "boolean", short: "h" },
-  });
+  const { values, positionals } = parse("passwd", argv, options);
   if (values.help) {
     io.out(help.trimEnd());
     return 0;

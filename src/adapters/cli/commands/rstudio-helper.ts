@@ -17,16 +17,29 @@ import { syslog, type SyslogLevel } from "../../../platform/syslog.js";
 import { decideLogin, exitCodeOf, logOf } from "../../../services/login.js";
 import { fileAccounts } from "../../../stores/file-accounts.js";
 import { parse } from "../args.js";
+import { commandHelp, HELP_OPTION, type DescribedTable } from "../help.js";
 import type { Output } from "../output.js";
 import { readStdin } from "../stdin.js";
 
-export const help = `Usage: otpgate rstudio-helper --rserver-pam PATH [--secret PATTERN] [--nullok] [--noskewadj] [--log-socket PATH] -- USER SERVICE REQUIRE
+export const options = {
+  "rserver-pam": { type: "string", value: "PATH", help: "RStudio's own rserver-pam: checks the password (required)" },
+  secret: { type: "string", value: "PATTERN", help: "path pattern of the state files (default ~/.google_authenticator; ~, ${HOME} and ${USER} are expanded)" },
+  nullok: { type: "boolean", help: "a user who is not enrolled may sign in with the password alone (typed as the whole entry)" },
+  noskewadj: { type: "boolean", help: "do not learn clock skew from far-off codes (as pam_google_authenticator's noskewadj; setup passes it by default)" },
+  "log-socket": { type: "string", value: "PATH", help: "the syslog socket for its log line (default /dev/log)" },
+  ...HELP_OPTION,
+} as const satisfies DescribedTable;
 
+export const help = commandHelp(
+  "rstudio-helper",
+  {
+    usage: ["--rserver-pam PATH [--secret PATTERN] [--nullok] [--noskewadj] [--log-socket PATH] -- USER SERVICE REQUIRE"],
+    about: `
 RStudio Server's PAM helper for "password + code in one field": written by
-otpgate setup rstudio --factors password+code. Not meant to be run by hand.
-  --noskewadj   do not learn clock skew from far-off codes (as pam_google_authenticator's
-                noskewadj; setup passes it by default)
-`;
+otpgate setup rstudio --factors password+code. Not meant to be run by hand.`,
+  },
+  options,
+);
 
 /** rserver-pam reads at most 200 bytes. */
 const MAX_INPUT = 200;
@@ -50,14 +63,7 @@ function rserverPam(path: string, args: string[], password: string): Promise<boo
 }
 
 export async function run(argv: string[], io: Output): Promise<ExitCode> {
-  const { values, positionals } = parse("rstudio-helper", argv, {
-    "rserver-pam": { type: "string" },
-    secret: { type: "string" },
-    nullok: { type: "boolean" },
-    noskewadj: { type: "boolean" },
-    "log-socket": { type: "string" },
-    help: { type: "boolean", short: "h" },
-  });
+  const { values, positionals } = parse("rstudio-helper", argv, options);
   if (values.help) {
     io.out(help.trimEnd());
     return 0;

@@ -20,6 +20,7 @@ import { storeFor } from "../../../services/resolve-account.js";
 import { RadiusLog } from "../../radius/log.js";
 import { isLoopback, radiusServer } from "../../radius/server.js";
 import { parse } from "../args.js";
+import { commandHelp, HELP_OPTION, type DescribedTable } from "../help.js";
 import type { Output } from "../output.js";
 import { VERSION } from "../version.js";
 import { localDecisionService } from "../../server/decisions.js";
@@ -32,8 +33,34 @@ const indent = (text: string) => text.replace(/^/gm, "  ");
 export const DEFAULT_STATE_DIR = "/var/lib/otpgate";
 const DEFAULT_SOCKET = "/run/otpgate/server.sock";
 
-export const help = `Usage: otpgate server [--listen ADDR:PORT] [--secret-file FILE] [--socket PATH] [options]
+export const options = {
+  listen: {
+    type: "string",
+    value: "ADDR:PORT",
+    help: "RADIUS: where to listen (default 127.0.0.1:1812; loopback only unless --allow-remote). 1812 is above 1023: any local user may bind it while the server is not running; prefer a port below 1024",
+  },
+  "no-radius": { type: "boolean", help: "no RADIUS listener (the API only; no secret file needed)" },
+  "secret-file": { type: "string", value: "FILE", help: "the RADIUS shared secret, root-owned, mode 0600 (default /etc/otpgate/radius.secret)" },
+  "allow-remote": { type: "boolean", help: "listen on a non-loopback address" },
+  "local-clients": { type: "string", value: "LIST", help: "source addresses (comma-separated, exact or a.b.c.d/N) that may send requests without Message-Authenticator (default 127.0.0.0/8,::1)" },
+  "allow-legacy-clients": { type: "boolean", help: "admit requests without Message-Authenticator from other clients too (old NAS; BlastRADIUS, CVE-2024-3596: avoid; warned about)" },
+  socket: { type: "string", value: "PATH", help: `the API socket (otpgate server: default ${DEFAULT_SOCKET}; otpgate radius: none)` },
+  "no-socket": { type: "boolean", help: "no API socket (RADIUS only)" },
+  "socket-group": { type: "string", value: "NAME", help: "the group that may use the socket (default otpgate): the directory is made 0750 root:NAME, the socket 0660 root:NAME" },
+  "state-dir": { type: "string", value: "DIR", help: `the server's key (server.key, made 0600 on first start) (default ${DEFAULT_STATE_DIR})` },
+  "invites-dir": { type: "string", value: "DIR", help: `pending invitations (default ${DEFAULT_STATE_DIR}/invites, as the gateway's)` },
+  state: { type: "string", value: "PATTERN", help: "state files (default ~/.google_authenticator)" },
+  nullok: { type: "boolean", help: "users without a state file are accepted" },
+  noskewadj: { type: "boolean", help: "do not learn clock skew from far-off codes" },
+  "log-socket": { type: "string", value: "PATH", help: "also send log lines to this syslog socket (rate-limited)" },
+  ...HELP_OPTION,
+} as const satisfies DescribedTable;
 
+export const help = commandHelp(
+  "server",
+  {
+    usage: ["[--listen ADDR:PORT] [--secret-file FILE] [--socket PATH] [options]"],
+    about: `
 The resident decision service, as root, in the foreground (the otpgate-server unit runs it):
 - a RADIUS listener for pam_radius_auth.so (package libpam-radius-auth): PAM asks
   "Verification code: " and sends the code here over RADIUS; otpgate decides with the
@@ -41,33 +68,8 @@ The resident decision service, as root, in the foreground (the otpgate-server un
 - a local HTTP API on a unix socket for the gateway (decision_socket: in its config), so the
   gateway runs unprivileged and never opens a user's file.
 Every state file is read and written with its owner's ids, never as root.
-otpgate radius is the same command with the socket off unless --socket is given.
-
-Options:
-      --listen ADDR:PORT   RADIUS: where to listen (default 127.0.0.1:1812; loopback only unless
-                           --allow-remote). 1812 is above 1023: any local user may bind it
-                           while the server is not running; prefer a port below 1024
-      --no-radius          no RADIUS listener (the API only; no secret file needed)
-      --secret-file FILE   the RADIUS shared secret, root-owned, mode 0600
-                           (default /etc/otpgate/radius.secret)
-      --allow-remote       listen on a non-loopback address
-      --local-clients LIST source addresses (comma-separated, exact or a.b.c.d/N) that may send
-                           requests without Message-Authenticator (default 127.0.0.0/8,::1)
-      --allow-legacy-clients  admit requests without Message-Authenticator from other clients
-                           too (old NAS; BlastRADIUS, CVE-2024-3596: avoid; warned about)
-      --socket PATH        the API socket (otpgate server: default ${DEFAULT_SOCKET})
-      --no-socket          no API socket (RADIUS only)
-      --socket-group NAME  the group that may use the socket (default otpgate): the directory
-                           is made 0750 root:NAME, the socket 0660 root:NAME
-      --state-dir DIR      the server's key (server.key, made 0600 on first start)
-                           (default ${DEFAULT_STATE_DIR})
-      --invites-dir DIR    pending invitations (default ${DEFAULT_STATE_DIR}/invites, as the gateway's)
-      --state PATTERN      state files (default ~/.google_authenticator)
-      --nullok             users without a state file are accepted
-      --noskewadj          do not learn clock skew from far-off codes
-      --log-socket PATH    also send log lines to this syslog socket (rate-limited)
-  -h, --help               show this help
-
+otpgate radius is the same command with the socket off unless --socket is given.`,
+    after: `
 Logging: one JSON line per decision or API request on stdout (under systemd: the journal, with
 its priority); similar lines beyond 10 a second are counted and summarised ("N similar lines
 suppressed"). Never a code, secret or invitation token. Requests that do not carry a 6-8 digit
@@ -88,8 +90,10 @@ screen locker, is then refused as well). Keep the port below net.ipv4.ip_unprivi
 (1024 by default), or any user can take it before the server starts.
 
 PAM line (otpgate setup ssh --backend radius writes it):
-  auth required pam_radius_auth.so conf=/etc/otpgate/pam_radius.conf [prompt=Verification code] force_prompt
-`;
+  auth required pam_radius_auth.so conf=/etc/otpgate/pam_radius.conf [prompt=Verification code] force_prompt`,
+  },
+  options,
+);
 
 function readSecret(path: string): Buffer {
   let fd: number;
@@ -143,24 +147,7 @@ function v4(address: string): number | null {
 }
 
 export async function run(argv: string[], io: Output, as: "server" | "radius" = "server"): Promise<ExitCode> {
-  const { values } = parse(as, argv, {
-    listen: { type: "string" },
-    "no-radius": { type: "boolean" },
-    "secret-file": { type: "string" },
-    state: { type: "string" },
-    nullok: { type: "boolean" },
-    noskewadj: { type: "boolean" },
-    "log-socket": { type: "string" },
-    "allow-remote": { type: "boolean" },
-    "local-clients": { type: "string" },
-    "allow-legacy-clients": { type: "boolean" },
-    socket: { type: "string" },
-    "no-socket": { type: "boolean" },
-    "socket-group": { type: "string" },
-    "state-dir": { type: "string" },
-    "invites-dir": { type: "string" },
-    help: { type: "boolean", short: "h" },
-  });
+  const { values } = parse(as, argv, options);
   if (values.help) {
     io.out((as === "radius" ? help.replace("Usage: otpgate server", "Usage: otpgate radius") : help).trimEnd());
     return 0;

@@ -12,35 +12,41 @@ import { builtin } from "../../../platform/builtin.js";
 import { decideLogin, type LoginDecision, type LoginReason } from "../../../services/login.js";
 import { resolveTarget } from "../../../services/resolve-account.js";
 import { accountStore } from "../../../stores/file-accounts.js";
+import { ACCOUNT_OPTIONS } from "../account-options.js";
 import { parse, parseOctal } from "../args.js";
+import { commandHelp, HELP_OPTION, type DescribedTable } from "../help.js";
 import type { Output } from "../output.js";
 import { readStdin } from "../stdin.js";
 
-export const help = `Usage: otpgate verify [-s FILE | --user NAME] [options] [CODE]
+export const options = {
+  ...ACCOUNT_OPTIONS,
+  json: { type: "boolean", help: "print the outcome as one JSON object on stdout" },
+  "no-skew-adjust": { type: "boolean", help: "do not learn clock skew from far-off codes (PAM noskewadj)" },
+  "no-increment-hotp": { type: "boolean", help: "a wrong HOTP code does not advance the counter" },
+  "no-strict-owner": { type: "boolean", help: "do not require the file to be owned by the user" },
+  "allowed-perm": { type: "string", value: "OCTAL", help: "permission bits allowed on the file (default 0600)" },
+  ...HELP_OPTION,
+} as const satisfies DescribedTable;
 
+export const help = commandHelp(
+  "verify",
+  {
+    usage: ["[-s FILE | --user NAME] [options] [CODE]"],
+    about: `
 Check a one-time code (6 digits, or an 8-digit emergency code) against a
 google-authenticator state file and update its bookkeeping (used codes, rate-limit
 stamps, HOTP counter, emergency codes), exactly like pam_google_authenticator.
-The code comes from the argument or, if there is none, from standard input.
-
-Options:
-  -s, --secret PATH        state file (default ~/.google_authenticator of the user);
-                           may use ~, \${HOME} and \${USER} like the PAM module's secret=
-  -u, --user NAME          act on NAME's account (root only for other users)
-      --json               print the outcome as one JSON object on stdout
-      --no-skew-adjust     do not learn clock skew from far-off codes (PAM noskewadj)
-      --no-increment-hotp  a wrong HOTP code does not advance the counter
-      --no-strict-owner    do not require the file to be owned by the user
-      --allowed-perm OCTAL permission bits allowed on the file (default 0600)
-  -h, --help               show this help
-
+The code comes from the argument or, if there is none, from standard input.`,
+    after: `
 Exit status: 0 accepted, 1 rejected (wrong, replayed, rate-limited, not enrolled),
 2 error (usage, unreadable or invalid state file).
 
 Examples:
   otpgate verify 123456
-  echo 123456 | otpgate verify --user alice --json
-`;
+  echo 123456 | otpgate verify --user alice --json`,
+  },
+  options,
+);
 
 const CODE_SHAPE = /^[0-9]{6,8}$/;
 
@@ -118,16 +124,7 @@ function report(decision: LoginDecision, path: string, user: string): Report {
 }
 
 export async function run(argv: string[], io: Output): Promise<ExitCode> {
-  const { values, positionals } = parse("verify", argv, {
-    secret: { type: "string", short: "s" },
-    user: { type: "string", short: "u" },
-    json: { type: "boolean" },
-    "no-skew-adjust": { type: "boolean" },
-    "no-increment-hotp": { type: "boolean" },
-    "no-strict-owner": { type: "boolean" },
-    "allowed-perm": { type: "string" },
-    help: { type: "boolean", short: "h" },
-  });
+  const { values, positionals } = parse("verify", argv, options);
   if (values.help) {
     io.out(help.trimEnd());
     return 0;
