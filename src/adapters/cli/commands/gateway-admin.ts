@@ -25,10 +25,12 @@ export const keysHelp = commandHelp(
   "gateway keys",
   {
     usage: ["--config FILE [--rotate] [--retire-old [--force]]"],
-    about: "Without --rotate or --retire-old: lists the keys in keys_file (id, when added; the newest seals new cookies).",
+    about: `
+Without --rotate or --retire-old: lists the keys in keys_file (id, when added; the newest
+seals new cookies).`,
     after: `
-A running gateway picks up the change within a second. Run as root or the gateway's user (with
-user: in the configuration, root writes the files as that user).`,
+A running gateway picks up the change within a second. Run as root or the gateway's user
+(with user: in the configuration, root writes the files as that user).`,
   },
   keysOptions,
 );
@@ -49,7 +51,9 @@ export const sessionsHelp = commandHelp(
   {
     usage: ["--config FILE --revoke USER", "--config FILE --list"],
     about: "Log a user out of the gateway everywhere, or list who was.",
-    after: "Run as root or the gateway's user (with user: in the configuration, root writes the files as that user).",
+    after: `
+Run as root or the gateway's user (with user: in the configuration, root writes the files as
+that user).`,
   },
   sessionsOptions,
 );

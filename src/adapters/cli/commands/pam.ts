@@ -31,8 +31,8 @@ export const help = [
   auth required  pam_permit.so`,
   `Checks the code typed at pam_exec's "Password: " prompt against the user's
 google-authenticator state file. Exit 0 only when accepted. One line per decision goes to
-syslog (authpriv, ident "otpgate"). Every refusal takes at least 1000 ms from the start of the
-process, whatever its reason.`,
+syslog (authpriv, ident "otpgate"). Every refusal takes at least 1000 ms from the start
+of the process, whatever its reason.`,
   optionLines(moduleArguments, pamArgumentSignature).join("\n"),
   "otpgate pam -h (or --help) prints this help.",
 ].join("\n\n");
