@@ -185,7 +185,17 @@ interface Mention {
 function mentions(help: string, self: string, known: ReadonlySet<string>): Mention[] {
   let text = help;
   // A quoted command may be wrapped: "usermod\n      --expiredate" is still usermod's flag.
-  for (const foreign of FOREIGN) text = text.replace(new RegExp(foreign.split(" ").map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("\\s+"), "g"), " ");
+  for (const foreign of FOREIGN)
+    text = text.replace(
+      new RegExp(
+        foreign
+          .split(" ")
+          .map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))
+          .join("\\s+"),
+        "g",
+      ),
+      " ",
+    );
   const out: Mention[] = [];
   for (const clause of text.split(/\n(?=\s*-)|\n\s*\n|[.;)](?=\s)/)) {
     const line = clause.replace(/\s+/g, " ");
@@ -234,7 +244,8 @@ for (const entry of entries) {
         const wrongForm = spec.type === "string" ? name : `${name}=1`;
         assert.equal(parsePamOptions([wrongForm]).ok, false, `the parser accepts ${wrongForm}, which --help does not list`);
       }
-      for (const line of optionLines(moduleArguments as DescribedTable, pamArgumentSignature)) assert.ok(entry.help.includes(line), `pam --help does not contain the generated line ${JSON.stringify(line)}`);
+      for (const line of optionLines(moduleArguments as DescribedTable, pamArgumentSignature))
+        assert.ok(entry.help.includes(line), `pam --help does not contain the generated line ${JSON.stringify(line)}`);
       for (const flag of ["-h", "--help"]) assert.ok(mentioned(entry.help, flag), `otpgate pam accepts ${flag} but its --help does not say so`);
       return;
     }
