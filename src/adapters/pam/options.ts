@@ -37,7 +37,11 @@ const INAPPLICABLE: Record<string, string> = {
  */
 export const PAM_ARGUMENTS = {
   secret: { type: "string", value: "PATH", help: "state file; ~, ${HOME} and ${USER} are expanded (default ~/.google_authenticator)" },
-  user: { type: "string", value: "NAME", help: "read the file as this account (and require it to own the file); needs secret= without ~ or ${HOME}. PAM_USER must still be an existing account (exact name), ${USER} is its name" },
+  user: {
+    type: "string",
+    value: "NAME",
+    help: "read the file as this account (and require it to own the file); needs secret= without ~ or ${HOME}. PAM_USER must still be an existing account (exact name), ${USER} is its name",
+  },
   nullok: { type: "boolean", help: "users without a state file are let through (exit 0); with password, only with their password (the whole entry)" },
   require_publickey: {
     type: "boolean",
