@@ -35,6 +35,7 @@ export const MOVES = [
   // fix/h1: doctor's check of the RADIUS backend's PAM stack (uses pam-stack).
   ["src/services/radius-stack.ts", "src/admin/radius-stack.ts"],
   ["src/services/account-status.ts", "src/admin/account-status.ts"],
+  ["src/services/server-layout.ts", "src/admin/server-layout.ts"],
   ["src/services/resolve-account.ts", "src/stores/resolve-account.ts"],
   ["src/services/gateway-revoke.ts", "src/stores/gateway-revoke.ts"],
   ["src/adapters/cli/account-options.ts", "src/adapters/cli/commands/account-options.ts"],

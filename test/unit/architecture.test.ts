@@ -56,6 +56,7 @@ const EXPECTED_BEFORE_MOVE: readonly string[] = [
   "src/adapters/cli/account-options.ts",
   "src/services/account-status.ts",
   "src/services/doctor.ts",
+  "src/services/server-layout.ts",
   "src/services/gateway-revoke.ts",
   "src/services/pam-stack.ts",
   "src/services/radius-hardening.ts",

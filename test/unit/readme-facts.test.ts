@@ -40,12 +40,12 @@ test("README's state_files row: the default the gateway uses, and the patterns i
 test("README's default ports are the code's: the gateway's listen, otpgate radius and setup's --radius-port", async () => {
   const c = parseGatewayConfig(BASE);
   assert.equal(row("listen")[0], `\`${c.listen.host}:${c.listen.port}\``);
-  const radiusHelp = ((await import("../../src/adapters/cli/commands/radius.js")) as { help?: string }).help;
+  const { help: radiusHelp } = (await import("../../src/adapters/cli/commands/server-main.js")) as { help: string };
   const setup = (await import("../../src/adapters/cli/commands/setup.js")) as { options: OptionTable };
   const port = /--radius-port N` \(default (\d+)\)/.exec(README)?.[1];
   assert.ok(port, "README names setup's --radius-port default");
   assert.match(setup.options["radius-port"]!.help!, new RegExp(`\\(default ${port}\\)`));
-  if (radiusHelp !== undefined) assert.match(radiusHelp, new RegExp(`127\\.0\\.0\\.1:${port}`));
+  assert.match(radiusHelp, new RegExp(`127\\.0\\.0\\.1:${port}`));
   assert.match(README, new RegExp(`^### \`otpgate (server|radius)\\b[^\\n]*--listen 127\\.0\\.0\\.1:${port}\\b`, "m"));
 });
 
