@@ -7,12 +7,13 @@
 // class the server checks with instanceof (the errors) comes from this one bundle.
 
 import { createSocket, type Socket } from "node:dgram";
-import { fstatSync, openSync, readSync, closeSync, constants } from "node:fs";
 import { isIP } from "node:net";
 import { join } from "node:path";
 import { ConfigError, OtpgateError, UsageError, type ExitCode } from "../../../core/errors.js";
 import { systemClock } from "../../../platform/clock.js";
 import { nodeMacFactory } from "../../../platform/mac.js";
+import { usePublicApisOnly } from "../../../platform/node-internals.js";
+import { readPrivateFile } from "../../../platform/private-file.js";
 import { syslog } from "../../../platform/syslog.js";
 import { UserCache } from "../../../platform/user-cache.js";
 import { radiusFirewallRules, systemProbe } from "../../../services/radius-hardening.js";
@@ -91,26 +92,29 @@ PAM line (otpgate setup ssh --backend radius writes it):
   auth required pam_radius_auth.so conf=/etc/otpgate/pam_radius.conf [prompt=Verification code] force_prompt
 `;
 
+/** The RADIUS shared secret: root's own file, mode 0600, at most 256 bytes, never through a symlink. */
 function readSecret(path: string): Buffer {
-  let fd: number;
-  try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-  } catch (err) {
-    throw new ConfigError(`cannot read the RADIUS secret ${path} (${(err as NodeJS.ErrnoException).code}); otpgate setup ssh --backend radius creates it`);
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile() || (st.mode & 0o077) !== 0 || st.uid !== (process.geteuid?.() ?? 0)) {
-      throw new ConfigError(`${path} must be a regular file owned by root with mode 0600 (it is 0${(st.mode & 0o777).toString(8)}, uid ${st.uid}): run chmod 600 ${path}`);
-    }
-    const buf = Buffer.alloc(256);
-    const n = readSync(fd, buf, 0, 256, 0);
-    const secret = Buffer.from(buf.toString("latin1", 0, n).trim(), "latin1");
-    if (secret.length < 16) throw new ConfigError(`${path} holds a secret shorter than 16 characters; use a long random one`);
-    return secret;
-  } finally {
-    closeSync(fd);
-  }
+  const file = readPrivateFile(path, {
+    what: "the RADIUS shared secret",
+    maxBytes: 256,
+    ownerUid: 0,
+    ownerName: "root",
+    allowedMode: 0o600,
+    follow: false,
+    error: ConfigError,
+    explain: (problem, f) => {
+      if (problem === "mode" || problem === "owner") {
+        return `${path} must be a regular file owned by root with mode 0600 (it is 0${((f.mode ?? 0) & 0o777).toString(8)}, uid ${f.uid}): run chown root:root ${path} && chmod 600 ${path}`;
+      }
+      if (problem === "too-large") return `${path} is ${f.size} bytes; a RADIUS secret is at most 256 bytes: put one line of 16 to 128 random characters in it`;
+      return undefined;
+    },
+  });
+  if (file === null) throw new ConfigError(`cannot read the RADIUS secret ${path} (ENOENT); otpgate setup ssh --backend radius creates it`);
+  const secret = Buffer.from(file.bytes.toString("latin1").trim(), "latin1");
+  file.bytes.fill(0);
+  if (secret.length < 16) throw new ConfigError(`${path} holds a secret shorter than 16 characters; use a long random one`);
+  return secret;
 }
 
 /** A predicate for --local-clients: exact addresses and IPv4 prefixes (a.b.c.d/N); "::1" style IPv6 exact. */
@@ -165,6 +169,8 @@ export async function run(argv: string[], io: Output, as: "server" | "radius" = 
     io.out((as === "radius" ? help.replace("Usage: otpgate server", "Usage: otpgate radius") : help).trimEnd());
     return 0;
   }
+  // A resident process: start-up cost does not matter, a private Node binding changing under it would.
+  usePublicApisOnly();
   const name = `otpgate ${as}`;
   const socketPath = values["no-socket"] ? undefined : (values.socket ?? (as === "server" ? DEFAULT_SOCKET : undefined));
   const radius = !values["no-radius"];
