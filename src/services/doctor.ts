@@ -10,7 +10,7 @@ import { accountStatus } from "./account-status.js";
 import { bypassBefore, isOtpgateLine, moduleName, otpgateCommand, otpgateInvocation, readPamStack, type PamLine } from "./pam-stack.js";
 import { radiusStackFindings } from "./radius-stack.js";
 import { sshdConfigFiles, staleSshdConfig } from "./sshd-reload.js";
-import { accountStore } from "../stores/file-accounts.js";
+import type { FileAccountStore } from "../stores/file-store.js";
 import { DEFAULT_SECRET_SPEC, expandSecretPath } from "../stores/secret-path.js";
 import { inRoot } from "./setup/paths.js";
 import { sshdConnectionProblems } from "./sshd-effective.js";
@@ -34,6 +34,8 @@ export interface DoctorOptions {
   readonly rstudioService: string;
   readonly users: readonly UserAccount[];
   readonly secret?: string | undefined;
+  /** The store of `owner`'s state file at `path`, opened as the owner (the composition root builds it). */
+  readonly openState: (owner: UserAccount, path: string) => FileAccountStore;
   readonly version: string;
   /** What runs this doctor: node and the otpgate launcher as invoked (links are followed and checked). */
   readonly install: { readonly node: string; readonly launcher: string } | null;
@@ -272,7 +274,7 @@ export function checkStateFiles(o: DoctorOptions): Finding[] {
     } catch {
       continue;
     }
-    const s = accountStatus(accountStore(user, path), user.name, o.nowMs);
+    const s = accountStatus(o.openState(user, path), user.name, o.nowMs);
     if (!s.enrolled) continue;
     enrolled++;
     if (s.error) findings.push({ check: "state-files", severity: "fail", message: `${user.name}: ${s.error}`, fix: "the message says what to change" });

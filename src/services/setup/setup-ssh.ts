@@ -6,8 +6,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { OtpgateError } from "../../core/errors.js";
-import { lookupUserByName } from "../../platform/users.js";
-import { accountStore } from "../../stores/file-accounts.js";
+import { lookupUserByName, type UserAccount } from "../../platform/users.js";
 import { DEFAULT_SECRET_SPEC, expandSecretPath } from "../../stores/secret-path.js";
 import { resolveInclude, sshdConnectionProblems } from "../sshd-effective.js";
 import { type FileChange } from "./apply.js";
@@ -99,15 +98,21 @@ export function passwordState(root: string, name: string): "usable" | "locked" |
 }
 
 /**
+ * The text of `owner`'s state file at `path`, read as the owner (null: none); throws when it cannot
+ * be used. The composition root (commands/setup.ts) passes it, built on stores/file-accounts.ts.
+ */
+export type StatePeek = (owner: UserAccount, path: string) => string | null;
+
+/**
  * The admin's state file under this pattern (as the admin, like otpgate pam reads it): null when
  * it exists and can be used, else why not.
  */
-export function adminStateProblem(admin: string, secret: string | undefined): string | null {
+export function adminStateProblem(admin: string, secret: string | undefined, peekState: StatePeek): string | null {
   const user = lookupUserByName(admin);
   if (!user) return `the admin account "${admin}" does not exist`;
   const path = expandSecretPath(secret ?? DEFAULT_SECRET_SPEC, { name: user.name, home: user.home || null });
   try {
-    const text = accountStore(user, path).peek();
+    const text = peekState(user, path);
     return text === null ? `${admin} is not enrolled (no ${path}): run "otpgate enroll --user ${admin}" first, or ${admin} could not log in after the change` : null;
   } catch (err) {
     return `${admin}'s state file cannot be used: ${(err as Error).message}`;
@@ -115,14 +120,14 @@ export function adminStateProblem(admin: string, secret: string | undefined): st
 }
 
 /** Refuse changes that would lock the admin out: enrolled, a key (ssh), a usable password (password factors). */
-export function lockoutProblems(admin: string | undefined, secret: string | undefined, needs: LockoutNeeds): string[] {
+export function lockoutProblems(admin: string | undefined, secret: string | undefined, needs: LockoutNeeds, peekState: StatePeek): string[] {
   if (admin === undefined) {
     return ["no admin to protect from a lock-out: run it with sudo (SUDO_USER) or pass --admin NAME (or --allow-unenrolled if you know what you are doing)"];
   }
   const user = lookupUserByName(admin);
   if (!user) return [`the admin account "${admin}" does not exist`];
   const problems: string[] = [];
-  const state = adminStateProblem(admin, secret);
+  const state = adminStateProblem(admin, secret, peekState);
   if (state) problems.push(state);
   const keys = join(user.home, ".ssh/authorized_keys");
   if (needs.key && (!existsSync(keys) || statSync(keys).size === 0)) problems.push(`${admin} has no ${keys}: with AuthenticationMethods publickey,keyboard-interactive a key is required`);

@@ -17,7 +17,8 @@ import { readPrivateFile } from "../../../platform/private-file.js";
 import { syslog } from "../../../platform/syslog.js";
 import { UserCache } from "../../../platform/user-cache.js";
 import { radiusFirewallRules, systemProbe } from "../../../services/radius-hardening.js";
-import { storeFor } from "../../../services/resolve-account.js";
+import { accountStore, statePathOf } from "../../../stores/file-accounts.js";
+import type { CachedAccount } from "../../../platform/user-cache.js";
 import { RadiusLog } from "../../radius/log.js";
 import { isLoopback, radiusServer } from "../../radius/server.js";
 import { parse } from "../args.js";
@@ -187,7 +188,8 @@ export async function run(argv: string[], io: Output, as: "server" | "radius" = 
     journal: process.env.JOURNAL_STREAM !== undefined,
   });
   const users = new UserCache({ nowMs: () => systemClock.nowMs() });
-  const storeOf = (account: Parameters<typeof storeFor>[0] & { readonly groups: readonly number[] }) => storeFor(account, account.groups, { secret: values.state });
+  // Every state file through the store factory, opened as its owner (uid, gid, groups of the lookup).
+  const storeOf = (account: CachedAccount) => accountStore(account, statePathOf(account, { secret: values.state }));
   const closers: (() => Promise<void>)[] = [];
 
   let radiusServerState: ReturnType<typeof radiusServer> | null = null;

@@ -9,7 +9,8 @@ import { inRoot } from "../../../services/setup/paths.js";
 import type { SshFactors } from "../../../services/setup/plan.js";
 import { HELPER_PATH, planRstudio, rstudioManifest, validateRstudio, type RstudioFactors } from "../../../services/setup/setup-rstudio.js";
 import { helperSecret, pamLineSecret } from "../../../services/setup/written.js";
-import { adminStateProblem, lockoutProblems, planSsh, SSHD_CONFIG, sshManifest, validateSshd } from "../../../services/setup/setup-ssh.js";
+import { adminStateProblem, lockoutProblems, planSsh, SSHD_CONFIG, sshManifest, validateSshd, type StatePeek } from "../../../services/setup/setup-ssh.js";
+import { accountStore } from "../../../stores/file-accounts.js";
 import { describeProblems, installProblems } from "../../../platform/trusted-path.js";
 import { parse } from "../args.js";
 import { commandHelp, HELP_OPTION, type DescribedTable } from "../help.js";
@@ -17,6 +18,9 @@ import { readHidden } from "../hidden-input.js";
 import type { Output } from "../output.js";
 import { Cancelled, terminalPrompter } from "../prompt.js";
 import { readStdin } from "../stdin.js";
+
+/** The admin's state file, read as the admin through the store factory (the lock-out guard). */
+const peekState: StatePeek = (owner, path) => accountStore(owner, path).peek();
 
 export const options = {
   "dry-run": { type: "boolean", help: "print the changes as a unified diff, change nothing" },
@@ -183,7 +187,7 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     return 0;
   }
   if (!values["allow-unenrolled"]) {
-    const problems = lockoutProblems(admin, values.secret, { root, key: target === "ssh", password: passwordFactor });
+    const problems = lockoutProblems(admin, values.secret, { root, key: target === "ssh", password: passwordFactor }, peekState);
     if (problems.length) throw new SetupError(`refusing to change the login configuration, it would lock out the admin: ${problems.join("; ")}`);
   }
   // Before success: the state file pattern in what was written, read back from the bytes on disk as
@@ -197,7 +201,7 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     if (secret === null) return `otpgate's line is missing from what setup wrote; every file was restored`;
     if (secret !== (values.secret || undefined)) return `the state file pattern reads back as ${JSON.stringify(secret ?? "(default)")} instead of ${JSON.stringify(values.secret ?? "(default)")}; every file was restored`;
     if (values["allow-unenrolled"] || admin === undefined) return null;
-    const missing = adminStateProblem(admin, secret);
+    const missing = adminStateProblem(admin, secret, peekState);
     return missing ? `with the pattern as written, ${missing}; every file was restored` : null;
   };
   if (values["test-login"]) {
