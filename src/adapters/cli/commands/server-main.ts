@@ -26,6 +26,7 @@ import type { Output } from "../output.js";
 import { VERSION } from "../version.js";
 import { localDecisionService } from "../../server/decisions.js";
 import { createDecisionApi } from "../../server/http-api.js";
+import { checkInvitesDir } from "../../server/invites-dir.js";
 import { loadServerKey } from "../../server/server-key.js";
 import { DEFAULT_SOCKET_GROUP, groupId, listenOnSocket, prepareSocketPath } from "../../server/unix-socket.js";
 
@@ -245,6 +246,9 @@ export async function run(argv: string[], io: Output, as: "server" | "radius" = 
   if (socketPath !== undefined && !quietlyOff) {
     if (gid === null) throw new ConfigError(`there is no group "${groupName}" for the socket: create it (groupadd --system ${groupName}) and add the gateway's user to it, or pass --socket-group`);
     const stateDir = values["state-dir"] ?? DEFAULT_STATE_DIR;
+    const invitesDir = values["invites-dir"] ?? join(stateDir, "invites");
+    // Invitations are read as root: refused before serving when the layout lets another user plant one.
+    checkInvitesDir(invitesDir);
     const service = api.localDecisionService({
       lookup: (n) => users.lookup(n),
       storeFor: storeOf,
@@ -252,7 +256,7 @@ export async function run(argv: string[], io: Output, as: "server" | "radius" = 
       macFactory: nodeMacFactory,
       factors: { requirePublickey: false, nullok: values.nullok === true, noSkewAdjust: values.noskewadj === true, noIncrementHotp: false, gracePeriodSeconds: 0, allowReadonly: false },
       serverKey: api.loadServerKey(join(stateDir, "server.key")),
-      invitesDir: values["invites-dir"] ?? join(stateDir, "invites"),
+      invitesDir,
       log: (level, kind, fields) => log.write(level, kind, fields),
     });
     const http = api.createDecisionApi({ service, version: VERSION, log: (level, kind, fields) => log.write(level, kind, fields) });
