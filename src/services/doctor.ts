@@ -201,6 +201,22 @@ function checkRstudioHelper(check: string, path: string, helper: string, rserver
   return findings;
 }
 
+/**
+ * otpgate-radius.service (older installs: otpgate radius) next to otpgate-server.service (what
+ * setup writes now): both listen for RADIUS, so only one may run; the old one is still accepted alone.
+ */
+export function checkRadiusUnitPair(oldUnit: string, newUnit: string): Finding[] {
+  if (!existsSync(oldUnit) || !existsSync(newUnit)) return [];
+  return [
+    {
+      check: "radius",
+      severity: "warn",
+      message: `both ${oldUnit} (written by an older otpgate setup, runs otpgate radius) and ${newUnit} exist; they listen for RADIUS, so only one of them can run`,
+      fix: "systemctl disable --now otpgate-radius && systemctl enable --now otpgate-server, then remove the old unit file",
+    },
+  ];
+}
+
 /** The otpgate-radius service setup writes: systemd runs it as root, so it must be root's alone too. */
 export function checkRadiusUnit(unit: string): Finding[] {
   let text: string;
@@ -332,6 +348,7 @@ export function runDoctor(o: DoctorOptions): Finding[] {
     ...checkRadiusHardening(inRoot(o.root, "/etc/systemd/system/otpgate-radius.service")),
     ...checkRadiusUnit(inRoot(o.root, "/etc/systemd/system/otpgate-server.service")),
     ...checkRadiusHardening(inRoot(o.root, "/etc/systemd/system/otpgate-server.service")),
+    ...checkRadiusUnitPair(inRoot(o.root, "/etc/systemd/system/otpgate-radius.service"), inRoot(o.root, "/etc/systemd/system/otpgate-server.service")),
     // The running layout only for this machine (not for a --root image).
     ...(o.root === "/" ? checkServerLayout(systemLayoutProbe("/run/otpgate/server.sock", "otpgate")) : []),
     ...checkStateFiles(o),

@@ -14,7 +14,7 @@ import { pamLine } from "./pam-line.js";
 import { inRoot, readIfExists as read } from "./paths.js";
 import { refuseForeignTarget } from "./targets.js";
 import { BEGIN, END, authBlock, authOrderProblem, includedDropInDir, pamArgLabel, planPamService, planSshdMain, sshdDropIn, validatePamText, type SshFactors } from "./plan.js";
-import { radiusUnit } from "./systemd-unit.js";
+import { serverUnit } from "./systemd-unit.js";
 
 export interface SshSetupOptions {
   readonly root: string;
@@ -182,16 +182,22 @@ function radiusBlock(o: SshSetupOptions, changes: FileChange[]): string[] {
   const secret = read(secretPath)?.trim() || randomBytes(24).toString("hex");
   changes.push({ path: secretPath, next: secret + "\n", mode: 0o600 });
   changes.push({ path: confPath, next: `# Written by otpgate setup ssh --backend radius: where pam_radius_auth.so asks for codes.\n127.0.0.1:${o.radiusPort} ${secret} 3\n`, mode: 0o600 });
-  const args = ["radius", "--listen", `127.0.0.1:${o.radiusPort}`, "--secret-file", secretPath, ...(o.secret ? ["--state", o.secret] : []), ...(o.nullok ? ["--nullok"] : []), ...(o.skewAdjust ? [] : ["--noskewadj"])];
-  changes.push({ path: inRoot(o.root, "/etc/systemd/system/otpgate-radius.service"), next: radiusUnit(o.node, o.otpgate, args, { stateFiles: o.secret }), mode: 0o644 });
+  // otpgate server (otpgate-server.service); an otpgate-radius.service of an older install is left
+  // as it is (rollback restores what this setup changed; doctor checks both and warns when both exist).
+  const args = ["server", "--listen", `127.0.0.1:${o.radiusPort}`, "--secret-file", secretPath, ...(o.secret ? ["--state", o.secret] : []), ...(o.nullok ? ["--nullok"] : []), ...(o.skewAdjust ? [] : ["--noskewadj"])];
+  changes.push({ path: inRoot(o.root, `/etc/systemd/system/${SERVER_UNIT}`), next: serverUnit(o.node, o.otpgate, args, { stateFiles: o.secret }), mode: 0o644 });
   return [
-    `${BEGIN} (sshd: ${o.factors} via ${password ? "pam_unix and " : ""}otpgate radius, written by otpgate setup ssh; --rollback restores the previous file)`,
+    `${BEGIN} (sshd: ${o.factors} via ${password ? "pam_unix and " : ""}otpgate server, written by otpgate setup ssh; --rollback restores the previous file)`,
     pamLine(["auth", "requisite", "pam_exec.so", "quiet", "quiet_log", "/bin/sh", "-c", PUBLICKEY_CHECK]),
     ...(password ? [pamLine(["auth", RADIUS_PASSWORD_CONTROL, "pam_unix.so"])] : []),
     pamLine(["auth", "required", "pam_radius_auth.so", `conf=${confPath}`, "prompt=Verification code", "force_prompt"], pamArgLabel),
     END,
   ];
 }
+
+/** The unit setup ssh --backend radius writes; OLD_RADIUS_UNIT is what older versions wrote (otpgate radius). */
+export const SERVER_UNIT = "otpgate-server.service";
+export const OLD_RADIUS_UNIT = "otpgate-radius.service";
 
 /** The password module's control before pam_radius_auth: on anything but success the stack ends at once. */
 export const RADIUS_PASSWORD_CONTROL = "success=ok default=die";
