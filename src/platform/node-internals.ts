@@ -10,16 +10,20 @@
 //   process.binding() is itself deprecated.
 // Nothing else in otpgate may call process.binding() (the architecture test can grep for it).
 
-let publicOnly = false;
+// A process-wide mark, not a module variable: the server and the gateway are bundles of their own
+// (dist/otpgate-server.cjs, dist/otpgate-gateway.cjs), each with its own copy of this module, and the
+// switch must hold for every copy loaded in the process.
+const PUBLIC_ONLY = Symbol.for("otpgate.node-internals.public-only");
+const marks = globalThis as { [PUBLIC_ONLY]?: true };
 
 /** From now on, this process uses public APIs only (idempotent, cannot be undone). */
 export function usePublicApisOnly(): void {
-  publicOnly = true;
+  marks[PUBLIC_ONLY] = true;
 }
 
 /** Whether the private bindings may be used in this process now. */
 export function nodeInternalsAllowed(): boolean {
-  if (publicOnly || process.env.OTPGATE_NO_NODE_INTERNALS === "1") return false;
+  if (marks[PUBLIC_ONLY] === true || process.env.OTPGATE_NO_NODE_INTERNALS === "1") return false;
   return !(process.execArgv.some((a) => a.includes("deprecation")) || (process.env.NODE_OPTIONS ?? "").includes("deprecation"));
 }
 

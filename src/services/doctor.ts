@@ -10,7 +10,7 @@ import { accountStatus } from "./account-status.js";
 import { bypassBefore, isOtpgateLine, moduleName, otpgateCommand, otpgateInvocation, readPamStack, type PamLine } from "./pam-stack.js";
 import { radiusStackFindings } from "./radius-stack.js";
 import { sshdConfigFiles, staleSshdConfig } from "./sshd-reload.js";
-import { accountStore } from "../stores/file-accounts.js";
+import type { FileAccountStore } from "../stores/file-store.js";
 import { DEFAULT_SECRET_SPEC, expandSecretPath } from "../stores/secret-path.js";
 import { inRoot } from "./setup/paths.js";
 import { sshdConnectionProblems } from "./sshd-effective.js";
@@ -34,6 +34,8 @@ export interface DoctorOptions {
   readonly rstudioService: string;
   readonly users: readonly UserAccount[];
   readonly secret?: string | undefined;
+  /** The store of `owner`'s state file at `path`, opened as the owner (the composition root builds it). */
+  readonly openState: (owner: UserAccount, path: string) => FileAccountStore;
   readonly version: string;
   /** What runs this doctor: node and the otpgate launcher as invoked (links are followed and checked). */
   readonly install: { readonly node: string; readonly launcher: string } | null;
@@ -199,6 +201,22 @@ function checkRstudioHelper(check: string, path: string, helper: string, rserver
   return findings;
 }
 
+/**
+ * otpgate-radius.service (older installs: otpgate radius) next to otpgate-server.service (what
+ * setup writes now): both listen for RADIUS, so only one may run; the old one is still accepted alone.
+ */
+export function checkRadiusUnitPair(oldUnit: string, newUnit: string): Finding[] {
+  if (!existsSync(oldUnit) || !existsSync(newUnit)) return [];
+  return [
+    {
+      check: "radius",
+      severity: "warn",
+      message: `both ${oldUnit} (written by an older otpgate setup, runs otpgate radius) and ${newUnit} exist; they listen for RADIUS, so only one of them can run`,
+      fix: "systemctl disable --now otpgate-radius && systemctl enable --now otpgate-server, then remove the old unit file",
+    },
+  ];
+}
+
 /** The otpgate-radius service setup writes: systemd runs it as root, so it must be root's alone too. */
 export function checkRadiusUnit(unit: string): Finding[] {
   let text: string;
@@ -272,7 +290,7 @@ export function checkStateFiles(o: DoctorOptions): Finding[] {
     } catch {
       continue;
     }
-    const s = accountStatus(accountStore(user, path), user.name, o.nowMs);
+    const s = accountStatus(o.openState(user, path), user.name, o.nowMs);
     if (!s.enrolled) continue;
     enrolled++;
     if (s.error) findings.push({ check: "state-files", severity: "fail", message: `${user.name}: ${s.error}`, fix: "the message says what to change" });
@@ -330,6 +348,7 @@ export function runDoctor(o: DoctorOptions): Finding[] {
     ...checkRadiusHardening(inRoot(o.root, "/etc/systemd/system/otpgate-radius.service")),
     ...checkRadiusUnit(inRoot(o.root, "/etc/systemd/system/otpgate-server.service")),
     ...checkRadiusHardening(inRoot(o.root, "/etc/systemd/system/otpgate-server.service")),
+    ...checkRadiusUnitPair(inRoot(o.root, "/etc/systemd/system/otpgate-radius.service"), inRoot(o.root, "/etc/systemd/system/otpgate-server.service")),
     // The running layout only for this machine (not for a --root image).
     ...(o.root === "/" ? checkServerLayout(systemLayoutProbe("/run/otpgate/server.sock", "otpgate")) : []),
     ...checkStateFiles(o),

@@ -4,11 +4,8 @@
 
 import { isAbsolute, resolve } from "node:path";
 import { ConfigError, UsageError } from "../core/errors.js";
-import { groupsOf } from "../platform/groups.js";
 import { lookupUserById, lookupUserByName, type UserAccount } from "../platform/users.js";
 import { DEFAULT_SECRET_SPEC, expandSecretPath } from "../stores/secret-path.js";
-import { accountStore, statePathOf } from "../stores/file-accounts.js";
-import type { FileAccountStore } from "../stores/file-store.js";
 
 export interface AccountTarget {
   readonly user: UserAccount;
@@ -41,29 +38,4 @@ export function resolveTarget(req: TargetRequest): AccountTarget {
   const spec = req.secret ?? DEFAULT_SECRET_SPEC;
   const path = isPattern(spec) || isAbsolute(spec) ? expandSecretPath(spec, { name: user.name, home: user.home || null }) : resolve(req.cwd, spec);
   return { user, path };
-}
-
-export interface UserStoreOptions {
-  /** Path pattern (default ~/.google_authenticator). */
-  readonly secret?: string | undefined;
-  readonly strictOwner?: boolean;
-  readonly allowedPerm?: number;
-}
-
-/**
- * The state file store of a login user, by name; null when the account does not exist.
- * @deprecated use stores/file-accounts.ts fileAccounts(options).open(name).
- */
-export function userStore(name: string, options: UserStoreOptions = {}): { account: UserAccount; store: FileAccountStore } | null {
-  const account = lookupUserByName(name);
-  if (!account) return null;
-  return { account, store: storeFor(account, groupsOf(account.name, account.gid), options) };
-}
-
-/**
- * The state file store of a known account, opened as the account (stores/file-accounts.ts).
- * @deprecated use stores/file-accounts.ts (accountStore, fileAccountsCached).
- */
-export function storeFor(account: UserAccount, groups: readonly number[], options: UserStoreOptions = {}): FileAccountStore {
-  return accountStore({ ...account, groups }, statePathOf(account, options), options);
 }

@@ -7,7 +7,7 @@ import { createServer, request, type IncomingMessage, type ServerResponse } from
 import { join } from "node:path";
 import { test, type TestContext } from "node:test";
 import { parseGatewayConfig, type GatewayConfig } from "../../src/adapters/http/gateway-config.js";
-import { createGateway } from "../../src/adapters/http/gateway-server.js";
+import { createGateway } from "../../src/adapters/http/gateway-entry.js";
 import { tempDir } from "../helpers/system.js";
 
 async function rig(t: TestContext, limits: Partial<GatewayConfig["limits"]>, app: (req: IncomingMessage, res: ServerResponse) => void) {

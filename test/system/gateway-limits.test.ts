@@ -10,7 +10,8 @@ import { join } from "node:path";
 import { describe, test, type TestContext } from "node:test";
 import type { Duplex } from "node:stream";
 import { parseGatewayConfig, type GatewayConfig } from "../../src/adapters/http/gateway-config.js";
-import { createGateway, type Gateway } from "../../src/adapters/http/gateway-server.js";
+import { createGateway } from "../../src/adapters/http/gateway-entry.js";
+import type { Gateway } from "../../src/adapters/http/gateway-server.js";
 import { tempDir } from "../helpers/system.js";
 import { wsTextFrame, WS_KEY } from "../helpers/gateway.js";
 

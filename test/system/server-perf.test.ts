@@ -16,7 +16,7 @@ import { systemClock } from "../../src/platform/clock.js";
 import { nodeMacFactory } from "../../src/platform/mac.js";
 import { UserCache } from "../../src/platform/user-cache.js";
 import type { DecisionService } from "../../src/ports/decision-service.js";
-import { storeFor } from "../../src/services/resolve-account.js";
+import { accountStore, statePathOf } from "../../src/stores/file-accounts.js";
 import { percentiles, startServer } from "../helpers/server.js";
 import { oathHotp, runCli, systemReady, throwawayUser } from "../helpers/system.js";
 
@@ -56,7 +56,7 @@ describe("otpgate server: time per decision", () => {
     const users = new UserCache({ nowMs: () => systemClock.nowMs() });
     const service = localDecisionService({
       lookup: (n) => users.lookup(n),
-      storeFor: (a) => storeFor(a, a.groups),
+      storeFor: (a) => accountStore(a, statePathOf(a, {})),
       clock: systemClock,
       macFactory: nodeMacFactory,
       factors: { requirePublickey: false, nullok: false, noSkewAdjust: true, noIncrementHotp: true, gracePeriodSeconds: 0, allowReadonly: false },

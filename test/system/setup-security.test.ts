@@ -330,7 +330,7 @@ describe("the PAM environment does not steer the root node process (#6)", () => 
   });
 });
 
-describe("the otpgate-radius systemd unit (#5, #6)", () => {
+describe("the otpgate-server systemd unit (setup ssh --backend radius) (#5, #6)", () => {
   test("systemd-analyze verify accepts it and the argv systemd would pass keeps ${USER} and % literally", (t) => {
     if (!systemReady(t, []) || !existsSync("/usr/bin/systemd-analyze")) {
       if (process.env.REQUIRE_SYSTEM_TESTS === "1") throw new Error("systemd-analyze is missing (scripts/install-test-deps.sh)");
@@ -341,10 +341,10 @@ describe("the otpgate-radius systemd unit (#5, #6)", () => {
     const state = "/var/lib/otpgate/%i-${USER}";
     const r = setupSsh(s, ["--allow-unenrolled", "--backend", "radius", "--secret", state]);
     assert.equal(r.status, 0, r.stderr);
-    const unitPath = join(s.root, "etc/systemd/system/otpgate-radius.service");
+    const unitPath = join(s.root, "etc/systemd/system/otpgate-server.service");
     const unit = readFileSync(unitPath, "utf8");
     const verify = spawnSync("systemd-analyze", ["verify", "--man=no", unitPath], { encoding: "utf8", env: { PATH: "/usr/bin:/bin", SYSTEMD_LOG_LEVEL: "warning" } });
-    const complaints = `${verify.stdout}${verify.stderr}`.split("\n").filter((l) => l.includes("otpgate-radius.service"));
+    const complaints = `${verify.stdout}${verify.stderr}`.split("\n").filter((l) => l.includes("otpgate-server.service"));
     assert.deepEqual(complaints, [], `${verify.stdout}${verify.stderr}`);
     assert.equal(verify.status, 0, `${verify.stdout}${verify.stderr}`);
     const exec = /^ExecStart=(.*)$/m.exec(unit)?.[1] ?? "";
@@ -352,6 +352,8 @@ describe("the otpgate-radius systemd unit (#5, #6)", () => {
     assert.deepEqual(argv.slice(argv.indexOf("--state"), argv.indexOf("--state") + 2), ["--state", state]);
     assert.ok(argv.includes("--noskewadj"), argv.join(" "));
     assert.equal(argv[0], process.execPath);
+    assert.equal(argv[2], "server", `the unit runs otpgate server: ${argv.join(" ")}`);
+    assert.ok(!existsSync(join(s.root, "etc/systemd/system/otpgate-radius.service")), "no otpgate-radius unit any more (older installs wrote it)");
     assert.match(unit, /^UnsetEnvironment=.*\bNODE_OPTIONS\b.*\bLD_PRELOAD\b/m);
   });
 });

@@ -15,6 +15,7 @@ const gatewayConfigWarnings = (c: gatewayConfig.GatewayConfig) => gatewayConfig.
 import { createSecretReader } from "../../src/adapters/http/secret-reader.js";
 import { localDecisions } from "../../src/adapters/http/local-decisions.js";
 import { createUserDirectory } from "../../src/adapters/http/user-directory.js";
+import { stateFileStores } from "../../src/adapters/http/gateway-entry.js";
 import { UserCache } from "../../src/platform/user-cache.js";
 import { appRequest, testApp } from "../helpers/gateway-app.js";
 
@@ -177,7 +178,7 @@ test("F10: getent's 'not found' (exit 2) is cached as no such user; errors, time
 test("F10: the secret reader treats 'cannot tell' as check again later (throws), 'no such user' as gone (null)", async (t) => {
   const opts = { passwdPath: "/nonexistent/passwd", groupPath: "/nonexistent/group", nowMs: () => 0 };
   const reader = (cache: UserCache) =>
-    createSecretReader(localDecisions({ users: createUserDirectory({ lookup: (n) => cache.lookup(n), timeoutMs: 1000, stateFiles: "~/.google_authenticator" }), stateFiles: "~/.google_authenticator", invitesDir: "/nonexistent", clock: { nowMs: () => 0 } }));
+    createSecretReader(localDecisions({ users: createUserDirectory({ lookup: (n) => cache.lookup(n), timeoutMs: 1000, storeOf: stateFileStores("~/.google_authenticator") }), stateFiles: "~/.google_authenticator", invitesDir: "/nonexistent", clock: { nowMs: () => 0 } }));
   const down = reader(new UserCache({ ...opts, getent: fakeGetent(t, "exit 1") }));
   await assert.rejects(down("alice"), /checking again later/);
   const none = reader(new UserCache({ ...opts, getent: fakeGetent(t, "exit 2") }));

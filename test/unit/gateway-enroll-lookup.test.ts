@@ -5,6 +5,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { createUserDirectory } from "../../src/adapters/http/user-directory.js";
+import { stateFileStores } from "../../src/adapters/http/gateway-entry.js";
 import { createInvite } from "../../src/stores/invite-store.js";
 import { appRequest, fakeDirectory, testApp } from "../helpers/gateway-app.js";
 import { tempDir } from "../helpers/system.js";
@@ -19,7 +20,7 @@ function invitesFor(t: Parameters<typeof tempDir>[0], user: string): { dir: stri
 test("an enrollment link asks the user directory; a hanging directory gives 'busy' at the lookup timeout", async (t) => {
   const { dir, token } = invitesFor(t, "carol");
   let asked = "";
-  const users = createUserDirectory({ lookup: (name) => ((asked = name), new Promise(() => {})), timeoutMs: 50, stateFiles: "~/.google_authenticator" });
+  const users = createUserDirectory({ lookup: (name) => ((asked = name), new Promise(() => {})), timeoutMs: 50, storeOf: stateFileStores("~/.google_authenticator") });
   const { app, logs } = testApp({ invites_dir: dir }, { users });
   const res = await appRequest(app, `/_otpgate/enroll/${token}`);
   assert.equal(res.status, 503);

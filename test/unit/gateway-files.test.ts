@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { createSessionService, type SessionService } from "../../src/adapters/http/sessions.js";
+import { openSessionsFile } from "../../src/adapters/http/gateway-entry.js";
 import { loadOrCreateKeyring, privateLockName, readKeyFile, rotateKeys } from "../../src/platform/keyring.js";
 import { systemRandom } from "../../src/platform/random.js";
 import { GatewaySessionsFile, parseSessionsFile } from "../../src/stores/gateway-sessions.js";
@@ -32,6 +33,7 @@ function rig(t: { after(fn: () => void): void }) {
       random: systemRandom,
       log: (e) => logs.push(e),
       readSecret: async () => "SECRET",
+      openSessionsFile,
       watchMs: 20,
     });
     services.push(s);

@@ -12,6 +12,7 @@ import type { GatewayResponse } from "../../src/adapters/http/gateway-types.js";
 import { REFUSAL_FLOOR_MS } from "../../src/adapters/http/login-handler.js";
 import type { Sessions } from "../../src/adapters/http/sessions.js";
 import { createUserDirectory, type CachedAccount, type UserDirectory } from "../../src/adapters/http/user-directory.js";
+import { stateFileStores } from "../../src/adapters/http/gateway-entry.js";
 import { UserCache } from "../../src/platform/user-cache.js";
 import type { AccountStore } from "../../src/ports/index.js";
 import { MemoryAccountStore } from "../../src/stores/memory-store.js";
@@ -207,7 +208,7 @@ test("3,000 unknown-user logins (real user cache, slow NSS) do not stall other r
   const r = rig({
     realTime: true,
     directory: (lookups, _account, store) => {
-      const real = createUserDirectory({ lookup: (n) => cache.lookup(n), timeoutMs: 2000, stateFiles: "~/.google_authenticator" });
+      const real = createUserDirectory({ lookup: (n) => cache.lookup(n), timeoutMs: 2000, storeOf: stateFileStores("~/.google_authenticator") });
       return { find: (n) => (lookups.push(n), real.find(n)), storeOf: () => store };
     },
   });
@@ -262,7 +263,7 @@ test("3,000 unknown-user logins (real user cache, slow NSS) do not stall other r
 test("a directory that hangs: the login is refused at the lookup timeout like an unknown user, and counted against the address only", async () => {
   const r = rig({
     directory: (lookups, _account, store) => {
-      const real = createUserDirectory({ lookup: () => new Promise(() => {}), timeoutMs: 50, stateFiles: "~/.google_authenticator" });
+      const real = createUserDirectory({ lookup: () => new Promise(() => {}), timeoutMs: 50, storeOf: stateFileStores("~/.google_authenticator") });
       return { find: (n) => (lookups.push(n), real.find(n)), storeOf: () => store };
     },
   });

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { createSessionService, type SessionService } from "../../src/adapters/http/sessions.js";
+import { openSessionsFile } from "../../src/adapters/http/gateway-entry.js";
 import { gatewayCookies } from "../../src/adapters/http/cookie-names.js";
 import { loadOrCreateKeyring, rotateKeys } from "../../src/platform/keyring.js";
 import { systemRandom } from "../../src/platform/random.js";
@@ -52,6 +53,7 @@ function harness(t: { after(fn: () => void): void }): Harness {
         config: { keysFile, sessionsFile, session },
         clock,
         random: systemRandom,
+        openSessionsFile,
         log: (e) => logs.push(e),
         readSecret: async (user) => {
           const v = secrets.get(user);

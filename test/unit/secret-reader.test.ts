@@ -9,6 +9,7 @@ import { test } from "node:test";
 import { createSecretReader } from "../../src/adapters/http/secret-reader.js";
 import { localDecisions, localFingerprint } from "../../src/adapters/http/local-decisions.js";
 import { createUserDirectory } from "../../src/adapters/http/user-directory.js";
+import { stateFileStores } from "../../src/adapters/http/gateway-entry.js";
 import { DecisionServiceUnavailable } from "../../src/ports/decision-service.js";
 import type { LookupResult } from "../../src/platform/user-cache.js";
 
@@ -20,7 +21,7 @@ test("secret reader: no user or no state file is null; busy or a hung lookup thr
   const answers: Record<string, LookupResult | "hang"> = { ghost: null, busy: "busy", hung: "hang", root };
   const lookup = (name: string): Promise<LookupResult> => (answers[name] === "hang" ? new Promise(() => undefined) : Promise.resolve(answers[name] as LookupResult));
   const stateFiles = join(dir, "ga-${USER}");
-  const read = createSecretReader(localDecisions({ users: createUserDirectory({ lookup, timeoutMs: 50, stateFiles }), stateFiles, invitesDir: "/nonexistent", clock: { nowMs: () => 0 } }));
+  const read = createSecretReader(localDecisions({ users: createUserDirectory({ lookup, timeoutMs: 50, storeOf: stateFileStores(stateFiles) }), stateFiles, invitesDir: "/nonexistent", clock: { nowMs: () => 0 } }));
   assert.equal(await read("ghost"), null);
   await assert.rejects(read("busy"), /cannot tell now \(busy\); checking again later/);
   await assert.rejects(read("hung"), /cannot tell now \(timeout\); checking again later/);

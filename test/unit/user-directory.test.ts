@@ -5,6 +5,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { createUserDirectory } from "../../src/adapters/http/user-directory.js";
+import { stateFileStores } from "../../src/adapters/http/gateway-entry.js";
 import { UserCache } from "../../src/platform/user-cache.js";
 import { tempDir } from "../helpers/system.js";
 
@@ -20,7 +21,7 @@ test("found, unknown, busy, failing and hanging lookups each get their answer; a
     },
     hangs: () => new Promise(() => {}),
   };
-  const dir = createUserDirectory({ lookup: (name) => answers[name]!() as never, timeoutMs: 80, stateFiles: "~/.google_authenticator" });
+  const dir = createUserDirectory({ lookup: (name) => answers[name]!() as never, timeoutMs: 80, storeOf: stateFileStores("~/.google_authenticator") });
   assert.deepEqual(await dir.find("alice"), { kind: "found", account });
   assert.deepEqual(await dir.find("nosuch"), { kind: "unknown" });
   assert.deepEqual(await dir.find("busy"), { kind: "unavailable", reason: "busy" });
@@ -40,7 +41,7 @@ test("with the real cache and an NSS that takes 300 ms per name, 3,000 unknown n
   writeFileSync(join(d, "group"), "");
   writeFileSync(getent, "#!/bin/sh\nsleep 0.3\nexit 2\n", { mode: 0o755 });
   const cache = new UserCache({ passwdPath: passwd, groupPath: join(d, "group"), getent, nowMs: () => Date.now(), maxGetentPerSecond: 10 });
-  const dir = createUserDirectory({ lookup: (n) => cache.lookup(n), timeoutMs: 2000, stateFiles: "~/.google_authenticator" });
+  const dir = createUserDirectory({ lookup: (n) => cache.lookup(n), timeoutMs: 2000, storeOf: stateFileStores("~/.google_authenticator") });
   let worst = 0;
   const gaps: string[] = [];
   let last = performance.now();

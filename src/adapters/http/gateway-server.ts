@@ -26,7 +26,9 @@ import { createUserDirectory } from "./user-directory.js";
 import type { GatewayConfig } from "./gateway-config.js";
 import type { GatewayLog, GatewayRequest, GatewayResponse, HeaderList, StreamedBody } from "./gateway-types.js";
 import { createSecretReader } from "./secret-reader.js";
-import { createSessionService, type Sessions } from "./sessions.js";
+import { createSessionService, type Sessions, type SessionsFileOpener } from "./sessions.js";
+import type { AccountStore } from "../../ports/index.js";
+import type { CachedAccount } from "../../platform/user-cache.js";
 import { createUpstream, type PoolUpstream } from "./upstream.js";
 
 export type { GatewayLog } from "./gateway-types.js";
@@ -182,6 +184,15 @@ export interface GatewayOptions {
    * composition root, builds it), or a test's. Default without decision_socket: in-process.
    */
   readonly decisions?: DecisionService & { close?(): Promise<void> };
+  /** The stores, built by the composition root (gateway-entry.ts); never built here. */
+  readonly stores: GatewayStores;
+}
+
+export interface GatewayStores {
+  /** The state-file store of an account, opened as the account (in-process decisions only). */
+  readonly stateFile: (account: CachedAccount) => AccountStore;
+  /** sessions_file. */
+  readonly sessionsFile: SessionsFileOpener;
 }
 
 /**
@@ -189,23 +200,24 @@ export interface GatewayOptions {
  * change) and NSS (getent: at most 4 at once, 10 starts a second), cached, each lookup cut off at
  * user_lookup_timeout.
  */
-function inProcessDecisions(config: GatewayConfig): DecisionService {
+function inProcessDecisions(config: GatewayConfig, stores: GatewayStores): DecisionService {
   if (config.decisionSocket) throw new ConfigError(`decision_socket ${config.decisionSocket}: this gateway was built without the client for otpgate server`);
   const users = new UserCache({ nowMs: () => systemClock.nowMs(), maxGetentPerSecond: 10 });
-  const directory = createUserDirectory({ lookup: (name) => users.lookup(name), timeoutMs: config.userLookupTimeoutMs, stateFiles: config.stateFiles });
+  const directory = createUserDirectory({ lookup: (name) => users.lookup(name), timeoutMs: config.userLookupTimeoutMs, storeOf: stores.stateFile });
   return localDecisions({ users: directory, stateFiles: config.stateFiles, invitesDir: config.invitesDir, clock: systemClock });
 }
 
-export function createGateway(config: GatewayConfig, log: GatewayLog, gatewayOptions: GatewayOptions = {}): Gateway {
+export function createGateway(config: GatewayConfig, log: GatewayLog, gatewayOptions: GatewayOptions): Gateway {
   const own0 = gatewayOptions;
+  const stores = gatewayOptions.stores;
   let built: { app: GatewayApp; sessions: Sessions; closeDecisions(): Promise<void> } | null = null;
   const upstream: PoolUpstream | null = config.upstream ? createUpstream({ origin: config.upstream }) : null;
   /** Keys (rotations picked up), persisted revocations, and sessions bound to the user's secret (as the decision service reports it). */
   const start = (): void => {
     if (built) return;
     const given = own0.decisions;
-    const own = given ? { decisions: given as DecisionService, close: () => given.close?.() ?? Promise.resolve() } : { decisions: inProcessDecisions(config), close: () => Promise.resolve() };
-    const sessions = createSessionService({ config, clock: systemClock, random: systemRandom, log, readSecret: createSecretReader(own.decisions) });
+    const own = given ? { decisions: given as DecisionService, close: () => given.close?.() ?? Promise.resolve() } : { decisions: inProcessDecisions(config, stores), close: () => Promise.resolve() };
+    const sessions = createSessionService({ config, clock: systemClock, random: systemRandom, log, readSecret: createSecretReader(own.decisions), openSessionsFile: stores.sessionsFile });
     const app = createGatewayApp({ config, clock: systemClock, random: systemRandom, log, upstream, sessions, regulator: new Regulator(config.regulation), decisions: own.decisions });
     built = { app, sessions, closeDecisions: own.close };
   };

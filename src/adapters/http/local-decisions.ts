@@ -16,7 +16,7 @@ import { actAs } from "../../platform/privileges.js";
 import { type AccountReply, type DecideReply, type DecisionService, type EnrollReply, type InviteReply } from "../../ports/decision-service.js";
 import type { AccountStore, Clock } from "../../ports/index.js";
 import { decideLogin } from "../../services/login.js";
-import { storeFor } from "../../services/resolve-account.js";
+import { statePathOf } from "../../stores/file-accounts.js";
 import { writeNewStateFile } from "../../stores/file-store.js";
 import { claimInvite, findInvite } from "../../stores/invite-store.js";
 import { GATEWAY_ENROLL_SETTINGS } from "./enroll-settings.js";
@@ -104,7 +104,7 @@ export function localDecisions(options: LocalDecisionsOptions): DecisionService 
       if (found.kind === "unavailable") throw new LookupUnavailable(found.reason, found.detail);
       if (found.kind === "unknown") return { result: "unknown-user" };
       const account = found.account;
-      const path = storeFor(account, account.groups, { secret: options.stateFiles }).path;
+      const path = statePathOf(account, { secret: options.stateFiles });
       const claim = claimInvite(options.invitesDir, invite);
       if (!claim) return { result: "gone" };
       try {

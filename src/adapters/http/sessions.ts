@@ -13,7 +13,7 @@ import { decideSession, isBoundSession, newSession, type BoundSession, type Sess
 import { watchFile, type FileWatch } from "../../platform/file-watch.js";
 import { Keyring, loadOrCreateKeyring, readKeyFile, recordSessionsFile } from "../../platform/keyring.js";
 import type { Clock, Random } from "../../ports/index.js";
-import { GatewaySessionsFile, mergeSessionsStates, type SessionsState, type SessionsStore } from "../../stores/gateway-sessions.js";
+import { mergeSessionsStates, type SessionsState, type SessionsStore } from "../../stores/gateway-sessions.js";
 import type { CsrfTokens } from "./page-kit.js";
 import type { GatewayConfig } from "./gateway-config.js";
 import type { GatewayLog } from "./gateway-types.js";
@@ -77,9 +77,18 @@ export interface SessionServiceOptions {
   readonly readSecret: (user: string) => Promise<string | null>;
   /** How often keys_file and sessions_file are checked for changes by other processes (default 1 s). */
   readonly watchMs?: number;
+  /**
+   * Opens sessions_file (stores/gateway-sessions.ts GatewaySessionsFile): `recordedBy` is keys_file
+   * when it records that the sessions file was created, else null (it is created then). Passed by the
+   * composition root (gateway-entry.ts openSessionsFile); not needed with `inMemory`.
+   */
+  readonly openSessionsFile?: SessionsFileOpener;
   /** In-process (tests): this keyring and store instead of keys_file and sessions_file, and no watching. */
   readonly inMemory?: { readonly keyring: Keyring; readonly store: SessionsStore };
 }
+
+/** What the composition root passes to open sessions_file. */
+export type SessionsFileOpener = (path: string, lockSecret: Buffer, recordedBy: string | null) => SessionsStore & { create(): boolean };
 
 /** Fingerprints are short (cookie size): 16 bytes of HMAC-SHA256 with the secret-fingerprint subkey. */
 const FP_BYTES = 16;
@@ -94,7 +103,8 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
   // The keys file records that the sessions file was created: missing at start, it was deleted
   // (read() refuses: logged-out sessions must not come back). Not recorded yet (a new keys file, or
   // one of an earlier version): an empty sessions file is created and the keys file records it.
-  const fileStore = options.inMemory ? null : new GatewaySessionsFile(config.sessionsFile, keyring.file.lockSecret, keyring.file.sessionsFileCreated ? config.keysFile : null);
+  if (!options.inMemory && !options.openSessionsFile) throw new TypeError("createSessionService: pass openSessionsFile (gateway-entry.ts) or inMemory");
+  const fileStore = options.inMemory ? null : options.openSessionsFile!(config.sessionsFile, keyring.file.lockSecret, keyring.file.sessionsFileCreated ? config.keysFile : null);
   const store: SessionsStore = options.inMemory?.store ?? fileStore!;
   let persisted: SessionsState = store.read().state;
   let writes: Promise<unknown> = Promise.resolve();

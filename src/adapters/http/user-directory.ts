@@ -6,7 +6,6 @@
 
 import type { CachedAccount, LookupResult } from "../../platform/user-cache.js";
 import type { AccountStore } from "../../ports/index.js";
-import { storeFor } from "../../services/resolve-account.js";
 
 export type { CachedAccount } from "../../platform/user-cache.js";
 
@@ -28,8 +27,11 @@ export interface UserDirectoryOptions {
   readonly lookup: (name: string) => Promise<LookupResult>;
   /** A lookup that has not answered after this long is refused as "timeout". */
   readonly timeoutMs: number;
-  /** state_files: the path pattern of the state files (~/.google_authenticator). */
-  readonly stateFiles: string;
+  /**
+   * The state-file store of a found account, opened as the account: built by the composition root
+   * (gateway-entry.ts, with stores/file-accounts.ts), never here.
+   */
+  readonly storeOf: (account: CachedAccount) => AccountStore;
 }
 
 export function createUserDirectory(options: UserDirectoryOptions): UserDirectory {
@@ -50,8 +52,6 @@ export function createUserDirectory(options: UserDirectoryOptions): UserDirector
         clearTimeout(timer);
       }
     },
-    storeOf(account) {
-      return storeFor(account, account.groups, { secret: options.stateFiles });
-    },
+    storeOf: options.storeOf,
   };
 }

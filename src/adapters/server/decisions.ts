@@ -21,6 +21,7 @@ import { logOf, type LoginFactors, type LogLevel } from "../../services/login.js
 import { decideResident } from "../../services/resident-decision.js";
 import { writeNewStateFile } from "../../stores/file-store.js";
 import { claimInvite, findInvite } from "../../stores/invite-store.js";
+import { checkInvitesDir } from "./invites-dir.js";
 import { BadRequest } from "./wire.js";
 
 /** What the service needs of an account: its ids (for acting as it) and its name. */
@@ -114,12 +115,14 @@ export function localDecisionService<A extends ServiceAccount>(deps: LocalServic
   }
 
   async function invite(req: InviteRequest): Promise<InviteReply> {
+    checkInvitesDir(deps.invitesDir);
     const found = findInvite(deps.invitesDir, req.token, deps.clock.nowMs());
     deps.log("info", `invite:${found ? "found" : "none"}`, { event: "invite", invite: found ? inviteTag(found.id) : undefined, result: found ? "found" : "none", user: found?.user });
     return { invite: found ? { id: found.id, user: found.user, replace: found.replace, expiresAt: found.expiresAt } : null };
   }
 
   async function enroll(req: EnrollRequest): Promise<EnrollReply> {
+    checkInvitesDir(deps.invitesDir);
     const invitation = findInvite(deps.invitesDir, req.token, deps.clock.nowMs());
     const result = (reply: EnrollReply, extra: Readonly<Record<string, LogValue>> = {}): EnrollReply => {
       deps.log(reply.result === "enrolled" ? "info" : "notice", `enroll:${reply.result}`, { event: "enroll", invite: invitation ? inviteTag(invitation.id) : undefined, user: invitation?.user, result: reply.result, ...extra });

@@ -6,8 +6,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { OtpgateError } from "../../core/errors.js";
-import { lookupUserByName } from "../../platform/users.js";
-import { accountStore } from "../../stores/file-accounts.js";
+import { lookupUserByName, type UserAccount } from "../../platform/users.js";
 import { DEFAULT_SECRET_SPEC, expandSecretPath } from "../../stores/secret-path.js";
 import { resolveInclude, sshdConnectionProblems } from "../sshd-effective.js";
 import { type FileChange } from "./apply.js";
@@ -15,7 +14,7 @@ import { pamLine } from "./pam-line.js";
 import { inRoot, readIfExists as read } from "./paths.js";
 import { refuseForeignTarget } from "./targets.js";
 import { BEGIN, END, authBlock, authOrderProblem, includedDropInDir, pamArgLabel, planPamService, planSshdMain, sshdDropIn, validatePamText, type SshFactors } from "./plan.js";
-import { radiusUnit } from "./systemd-unit.js";
+import { serverUnit } from "./systemd-unit.js";
 
 export interface SshSetupOptions {
   readonly root: string;
@@ -99,15 +98,21 @@ export function passwordState(root: string, name: string): "usable" | "locked" |
 }
 
 /**
+ * The text of `owner`'s state file at `path`, read as the owner (null: none); throws when it cannot
+ * be used. The composition root (commands/setup.ts) passes it, built on stores/file-accounts.ts.
+ */
+export type StatePeek = (owner: UserAccount, path: string) => string | null;
+
+/**
  * The admin's state file under this pattern (as the admin, like otpgate pam reads it): null when
  * it exists and can be used, else why not.
  */
-export function adminStateProblem(admin: string, secret: string | undefined): string | null {
+export function adminStateProblem(admin: string, secret: string | undefined, peekState: StatePeek): string | null {
   const user = lookupUserByName(admin);
   if (!user) return `the admin account "${admin}" does not exist`;
   const path = expandSecretPath(secret ?? DEFAULT_SECRET_SPEC, { name: user.name, home: user.home || null });
   try {
-    const text = accountStore(user, path).peek();
+    const text = peekState(user, path);
     return text === null ? `${admin} is not enrolled (no ${path}): run "otpgate enroll --user ${admin}" first, or ${admin} could not log in after the change` : null;
   } catch (err) {
     return `${admin}'s state file cannot be used: ${(err as Error).message}`;
@@ -115,14 +120,14 @@ export function adminStateProblem(admin: string, secret: string | undefined): st
 }
 
 /** Refuse changes that would lock the admin out: enrolled, a key (ssh), a usable password (password factors). */
-export function lockoutProblems(admin: string | undefined, secret: string | undefined, needs: LockoutNeeds): string[] {
+export function lockoutProblems(admin: string | undefined, secret: string | undefined, needs: LockoutNeeds, peekState: StatePeek): string[] {
   if (admin === undefined) {
     return ["no admin to protect from a lock-out: run it with sudo (SUDO_USER) or pass --admin NAME (or --allow-unenrolled if you know what you are doing)"];
   }
   const user = lookupUserByName(admin);
   if (!user) return [`the admin account "${admin}" does not exist`];
   const problems: string[] = [];
-  const state = adminStateProblem(admin, secret);
+  const state = adminStateProblem(admin, secret, peekState);
   if (state) problems.push(state);
   const keys = join(user.home, ".ssh/authorized_keys");
   if (needs.key && (!existsSync(keys) || statSync(keys).size === 0)) problems.push(`${admin} has no ${keys}: with AuthenticationMethods publickey,keyboard-interactive a key is required`);
@@ -177,16 +182,22 @@ function radiusBlock(o: SshSetupOptions, changes: FileChange[]): string[] {
   const secret = read(secretPath)?.trim() || randomBytes(24).toString("hex");
   changes.push({ path: secretPath, next: secret + "\n", mode: 0o600 });
   changes.push({ path: confPath, next: `# Written by otpgate setup ssh --backend radius: where pam_radius_auth.so asks for codes.\n127.0.0.1:${o.radiusPort} ${secret} 3\n`, mode: 0o600 });
-  const args = ["radius", "--listen", `127.0.0.1:${o.radiusPort}`, "--secret-file", secretPath, ...(o.secret ? ["--state", o.secret] : []), ...(o.nullok ? ["--nullok"] : []), ...(o.skewAdjust ? [] : ["--noskewadj"])];
-  changes.push({ path: inRoot(o.root, "/etc/systemd/system/otpgate-radius.service"), next: radiusUnit(o.node, o.otpgate, args, { stateFiles: o.secret }), mode: 0o644 });
+  // otpgate server (otpgate-server.service); an otpgate-radius.service of an older install is left
+  // as it is (rollback restores what this setup changed; doctor checks both and warns when both exist).
+  const args = ["server", "--listen", `127.0.0.1:${o.radiusPort}`, "--secret-file", secretPath, ...(o.secret ? ["--state", o.secret] : []), ...(o.nullok ? ["--nullok"] : []), ...(o.skewAdjust ? [] : ["--noskewadj"])];
+  changes.push({ path: inRoot(o.root, `/etc/systemd/system/${SERVER_UNIT}`), next: serverUnit(o.node, o.otpgate, args, { stateFiles: o.secret }), mode: 0o644 });
   return [
-    `${BEGIN} (sshd: ${o.factors} via ${password ? "pam_unix and " : ""}otpgate radius, written by otpgate setup ssh; --rollback restores the previous file)`,
+    `${BEGIN} (sshd: ${o.factors} via ${password ? "pam_unix and " : ""}otpgate server, written by otpgate setup ssh; --rollback restores the previous file)`,
     pamLine(["auth", "requisite", "pam_exec.so", "quiet", "quiet_log", "/bin/sh", "-c", PUBLICKEY_CHECK]),
     ...(password ? [pamLine(["auth", RADIUS_PASSWORD_CONTROL, "pam_unix.so"])] : []),
     pamLine(["auth", "required", "pam_radius_auth.so", `conf=${confPath}`, "prompt=Verification code", "force_prompt"], pamArgLabel),
     END,
   ];
 }
+
+/** The unit setup ssh --backend radius writes; OLD_RADIUS_UNIT is what older versions wrote (otpgate radius). */
+export const SERVER_UNIT = "otpgate-server.service";
+export const OLD_RADIUS_UNIT = "otpgate-radius.service";
 
 /** The password module's control before pam_radius_auth: on anything but success the stack ends at once. */
 export const RADIUS_PASSWORD_CONTROL = "success=ok default=die";

@@ -5,6 +5,7 @@ import { printable, printableJson } from "../../../core/printable.js";
 import { systemClock } from "../../../platform/clock.js";
 import { allUsers, lookupUserByName } from "../../../platform/users.js";
 import { runDoctor } from "../../../services/doctor.js";
+import { accountStore } from "../../../stores/file-accounts.js";
 import { parse } from "../args.js";
 import { commandHelp, HELP_OPTION, type DescribedTable } from "../help.js";
 import { VERSION } from "../version.js";
@@ -56,6 +57,7 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     rstudioService: values["rstudio-service"] ?? "rstudio",
     users,
     secret: values.secret,
+    openState: (owner, path) => accountStore(owner, path),
     version: VERSION,
     install: launcher.startsWith("/") ? { node: process.execPath, launcher } : null,
     nowMs: systemClock.nowMs(),

@@ -6,7 +6,7 @@ import { userNameProblem } from "../../../core/user-name.js";
 import { systemClock } from "../../../platform/clock.js";
 import { asUser } from "../../../platform/privileges.js";
 import { lookupUserByName } from "../../../platform/users.js";
-import { userStore } from "../../../services/resolve-account.js";
+import { statePathOf } from "../../../stores/file-accounts.js";
 import { parse } from "../args.js";
 import { commandHelp, HELP_OPTION, type DescribedTable } from "../help.js";
 import type { Output } from "../output.js";
@@ -79,13 +79,14 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   const user = positionals[0]!;
   const problem = userNameProblem(user);
   if (problem !== null) throw new UsageError(`the user name ${JSON.stringify(user)} cannot be used: it ${problem}`);
-  if (!lookupUserByName(user)) throw new UsageError(`there is no account "${user}" (getent passwd ${user}); create it first`);
+  const account = lookupUserByName(user);
+  if (!account) throw new UsageError(`there is no account "${user}" (getent passwd ${user}); create it first`);
   const ttlMs = duration("--expires", values.expires, 86_400_000);
   if (ttlMs < 60_000 || ttlMs > MAX_TTL_MS) throw new UsageError("--expires must be between 1m and 30d");
-  const found = userStore(user, { secret: config.stateFiles })!;
+  const path = statePathOf(account, { secret: config.stateFiles });
   // Looked at as the user (their home may be NFS with root_squash, or a path they control).
-  const enrolled = asUser({ uid: found.account.uid, gid: found.account.gid }, () => existsSync(found.store.path));
-  if (enrolled && !values.replace) throw new UsageError(`${user} is already enrolled (${found.store.path} exists); pass --replace to let the link replace it (after the user confirms, the old secret and emergency codes stop working)`);
+  const enrolled = asUser({ uid: account.uid, gid: account.gid }, () => existsSync(path));
+  if (enrolled && !values.replace) throw new UsageError(`${user} is already enrolled (${path} exists); pass --replace to let the link replace it (after the user confirms, the old secret and emergency codes stop working)`);
   if (!enrolled && values.replace) throw new UsageError(`${user} is not enrolled yet; leave out --replace`);
   if (values.replace) {
     // A lost or stolen phone: the sessions signed in with it end now, not only once the new secret is set.

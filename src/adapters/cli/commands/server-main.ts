@@ -7,16 +7,18 @@
 // class the server checks with instanceof (the errors) comes from this one bundle.
 
 import { createSocket, type Socket } from "node:dgram";
-import { fstatSync, openSync, readSync, closeSync, constants } from "node:fs";
 import { isIP } from "node:net";
 import { join } from "node:path";
 import { ConfigError, OtpgateError, UsageError, type ExitCode } from "../../../core/errors.js";
 import { systemClock } from "../../../platform/clock.js";
 import { nodeMacFactory } from "../../../platform/mac.js";
+import { usePublicApisOnly } from "../../../platform/node-internals.js";
+import { readPrivateFile } from "../../../platform/private-file.js";
 import { syslog } from "../../../platform/syslog.js";
 import { UserCache } from "../../../platform/user-cache.js";
 import { radiusFirewallRules, systemProbe } from "../../../services/radius-hardening.js";
-import { storeFor } from "../../../services/resolve-account.js";
+import { accountStore, statePathOf } from "../../../stores/file-accounts.js";
+import type { CachedAccount } from "../../../platform/user-cache.js";
 import { RadiusLog } from "../../radius/log.js";
 import { isLoopback, radiusServer } from "../../radius/server.js";
 import { parse } from "../args.js";
@@ -25,6 +27,7 @@ import type { Output } from "../output.js";
 import { VERSION } from "../version.js";
 import { localDecisionService } from "../../server/decisions.js";
 import { createDecisionApi } from "../../server/http-api.js";
+import { checkInvitesDir } from "../../server/invites-dir.js";
 import { loadServerKey } from "../../server/server-key.js";
 import { DEFAULT_SOCKET_GROUP, groupId, listenOnSocket, prepareSocketPath } from "../../server/unix-socket.js";
 
@@ -95,26 +98,29 @@ PAM line (otpgate setup ssh --backend radius writes it):
   options,
 );
 
+/** The RADIUS shared secret: root's own file, mode 0600, at most 256 bytes, never through a symlink. */
 function readSecret(path: string): Buffer {
-  let fd: number;
-  try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-  } catch (err) {
-    throw new ConfigError(`cannot read the RADIUS secret ${path} (${(err as NodeJS.ErrnoException).code}); otpgate setup ssh --backend radius creates it`);
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile() || (st.mode & 0o077) !== 0 || st.uid !== (process.geteuid?.() ?? 0)) {
-      throw new ConfigError(`${path} must be a regular file owned by root with mode 0600 (it is 0${(st.mode & 0o777).toString(8)}, uid ${st.uid}): run chmod 600 ${path}`);
-    }
-    const buf = Buffer.alloc(256);
-    const n = readSync(fd, buf, 0, 256, 0);
-    const secret = Buffer.from(buf.toString("latin1", 0, n).trim(), "latin1");
-    if (secret.length < 16) throw new ConfigError(`${path} holds a secret shorter than 16 characters; use a long random one`);
-    return secret;
-  } finally {
-    closeSync(fd);
-  }
+  const file = readPrivateFile(path, {
+    what: "the RADIUS shared secret",
+    maxBytes: 256,
+    ownerUid: 0,
+    ownerName: "root",
+    allowedMode: 0o600,
+    follow: false,
+    error: ConfigError,
+    explain: (problem, f) => {
+      if (problem === "mode" || problem === "owner") {
+        return `${path} must be a regular file owned by root with mode 0600 (it is 0${((f.mode ?? 0) & 0o777).toString(8)}, uid ${f.uid}): run chown root:root ${path} && chmod 600 ${path}`;
+      }
+      if (problem === "too-large") return `${path} is ${f.size} bytes; a RADIUS secret is at most 256 bytes: put one line of 16 to 128 random characters in it`;
+      return undefined;
+    },
+  });
+  if (file === null) throw new ConfigError(`cannot read the RADIUS secret ${path} (ENOENT); otpgate setup ssh --backend radius creates it`);
+  const secret = Buffer.from(file.bytes.toString("latin1").trim(), "latin1");
+  file.bytes.fill(0);
+  if (secret.length < 16) throw new ConfigError(`${path} holds a secret shorter than 16 characters; use a long random one`);
+  return secret;
 }
 
 /** A predicate for --local-clients: exact addresses and IPv4 prefixes (a.b.c.d/N); "::1" style IPv6 exact. */
@@ -152,6 +158,8 @@ export async function run(argv: string[], io: Output, as: "server" | "radius" = 
     io.out((as === "radius" ? help.replace("Usage: otpgate server", "Usage: otpgate radius") : help).trimEnd());
     return 0;
   }
+  // A resident process: start-up cost does not matter, a private Node binding changing under it would.
+  usePublicApisOnly();
   const name = `otpgate ${as}`;
   const socketPath = values["no-socket"] ? undefined : (values.socket ?? (as === "server" ? DEFAULT_SOCKET : undefined));
   const radius = !values["no-radius"];
@@ -168,7 +176,8 @@ export async function run(argv: string[], io: Output, as: "server" | "radius" = 
     journal: process.env.JOURNAL_STREAM !== undefined,
   });
   const users = new UserCache({ nowMs: () => systemClock.nowMs() });
-  const storeOf = (account: Parameters<typeof storeFor>[0] & { readonly groups: readonly number[] }) => storeFor(account, account.groups, { secret: values.state });
+  // Every state file through the store factory, opened as its owner (uid, gid, groups of the lookup).
+  const storeOf = (account: CachedAccount) => accountStore(account, statePathOf(account, { secret: values.state }));
   const closers: (() => Promise<void>)[] = [];
 
   let radiusServerState: ReturnType<typeof radiusServer> | null = null;
@@ -224,6 +233,9 @@ export async function run(argv: string[], io: Output, as: "server" | "radius" = 
   if (socketPath !== undefined && !quietlyOff) {
     if (gid === null) throw new ConfigError(`there is no group "${groupName}" for the socket: create it (groupadd --system ${groupName}) and add the gateway's user to it, or pass --socket-group`);
     const stateDir = values["state-dir"] ?? DEFAULT_STATE_DIR;
+    const invitesDir = values["invites-dir"] ?? join(stateDir, "invites");
+    // Invitations are read as root: refused before serving when the layout lets another user plant one.
+    checkInvitesDir(invitesDir);
     const service = api.localDecisionService({
       lookup: (n) => users.lookup(n),
       storeFor: storeOf,
@@ -231,7 +243,7 @@ export async function run(argv: string[], io: Output, as: "server" | "radius" = 
       macFactory: nodeMacFactory,
       factors: { requirePublickey: false, nullok: values.nullok === true, noSkewAdjust: values.noskewadj === true, noIncrementHotp: false, gracePeriodSeconds: 0, allowReadonly: false },
       serverKey: api.loadServerKey(join(stateDir, "server.key")),
-      invitesDir: values["invites-dir"] ?? join(stateDir, "invites"),
+      invitesDir,
       log: (level, kind, fields) => log.write(level, kind, fields),
     });
     const http = api.createDecisionApi({ service, version: VERSION, log: (level, kind, fields) => log.write(level, kind, fields) });

@@ -1,7 +1,7 @@
 // otpgate setup ssh|rstudio: configure logins with a diff first (--dry-run), backups, validation
 // and --rollback, refusing changes that would lock the admin out.
 
-import { realpathSync } from "node:fs";
+import { existsSync, realpathSync } from "node:fs";
 import { UsageError, type ExitCode } from "../../../core/errors.js";
 import { applyChanges, diffChanges, pendingChanges, rollback, SetupError, type FileChange } from "../../../services/setup/apply.js";
 import { reloadSshd, testLogin } from "../../../services/setup/live.js";
@@ -9,7 +9,8 @@ import { inRoot } from "../../../services/setup/paths.js";
 import type { SshFactors } from "../../../services/setup/plan.js";
 import { HELPER_PATH, planRstudio, rstudioManifest, validateRstudio, type RstudioFactors } from "../../../services/setup/setup-rstudio.js";
 import { helperSecret, pamLineSecret } from "../../../services/setup/written.js";
-import { adminStateProblem, lockoutProblems, planSsh, SSHD_CONFIG, sshManifest, validateSshd } from "../../../services/setup/setup-ssh.js";
+import { adminStateProblem, lockoutProblems, OLD_RADIUS_UNIT, planSsh, SSHD_CONFIG, sshManifest, validateSshd, type StatePeek } from "../../../services/setup/setup-ssh.js";
+import { accountStore } from "../../../stores/file-accounts.js";
 import { describeProblems, installProblems } from "../../../platform/trusted-path.js";
 import { parse } from "../args.js";
 import { commandHelp, HELP_OPTION, type DescribedTable } from "../help.js";
@@ -17,6 +18,9 @@ import { readHidden } from "../hidden-input.js";
 import type { Output } from "../output.js";
 import { Cancelled, terminalPrompter } from "../prompt.js";
 import { readStdin } from "../stdin.js";
+
+/** The admin's state file, read as the admin through the store factory (the lock-out guard). */
+const peekState: StatePeek = (owner, path) => accountStore(owner, path).peek();
 
 export const options = {
   "dry-run": { type: "boolean", help: "print the changes as a unified diff, change nothing" },
@@ -55,7 +59,7 @@ export const options = {
   backend: {
     type: "string",
     value: "B",
-    help: 'ssh: pam_exec (default: pam_exec runs otpgate pam per login) or radius (pam_radius_auth.so asks a resident "otpgate radius" over loopback: prompt "Verification code: ", no process per login; needs libpam-radius-auth and the otpgate-radius service running; with key+password+code pam_unix asks the password first and the code is sent only when the password was right)',
+    help: 'ssh: pam_exec (default: pam_exec runs otpgate pam per login) or radius (pam_radius_auth.so asks a resident "otpgate server" over loopback: prompt "Verification code: ", no process per login; needs libpam-radius-auth and the otpgate-server service running; with key+password+code pam_unix asks the password first and the code is sent only when the password was right)',
   },
   "radius-port": { type: "string", value: "N", help: "port of otpgate radius on 127.0.0.1 (default 1812)" },
   node: { type: "string", value: "PATH", help: "the node binary the PAM line runs (default: this node)" },
@@ -183,7 +187,7 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     return 0;
   }
   if (!values["allow-unenrolled"]) {
-    const problems = lockoutProblems(admin, values.secret, { root, key: target === "ssh", password: passwordFactor });
+    const problems = lockoutProblems(admin, values.secret, { root, key: target === "ssh", password: passwordFactor }, peekState);
     if (problems.length) throw new SetupError(`refusing to change the login configuration, it would lock out the admin: ${problems.join("; ")}`);
   }
   // Before success: the state file pattern in what was written, read back from the bytes on disk as
@@ -197,7 +201,7 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     if (secret === null) return `otpgate's line is missing from what setup wrote; every file was restored`;
     if (secret !== (values.secret || undefined)) return `the state file pattern reads back as ${JSON.stringify(secret ?? "(default)")} instead of ${JSON.stringify(values.secret ?? "(default)")}; every file was restored`;
     if (values["allow-unenrolled"] || admin === undefined) return null;
-    const missing = adminStateProblem(admin, secret);
+    const missing = adminStateProblem(admin, secret, peekState);
     return missing ? `with the pattern as written, ${missing}; every file was restored` : null;
   };
   if (values["test-login"]) {
@@ -213,7 +217,7 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
       // key is checked by sshd, and its presence by the lock-out guard); RStudio sets nothing.
       const env = target === "ssh" ? [`SSH_AUTH_INFO_0=${TEST_LOGIN_KEY_INFO}`, "SSH_CONNECTION=127.0.0.1 1 127.0.0.1 22"] : [];
       const r = testLogin({ pamText: changes.find((c) => c.path === pamPath)?.next ?? "", user: admin, answer, env });
-      const hint = ssh?.backend === "radius" ? " (is otpgate radius running? systemctl enable --now otpgate-radius)" : "";
+      const hint = ssh?.backend === "radius" ? " (is otpgate server running? systemctl enable --now otpgate-server)" : "";
       return r.ok ? null : `the test login of ${admin} through the new PAM stack failed (${r.why})${hint}; every file was restored`;
     };
   }
@@ -228,7 +232,11 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     return 0;
   }
   const s = ssh!;
-  if (s.backend === "radius") io.out(`Start the code checker first: systemctl daemon-reload && systemctl enable --now otpgate-radius (127.0.0.1:${s.radiusPort})`);
+  if (s.backend === "radius") {
+    // An older install's unit runs otpgate radius on the same port: only one of them may run.
+    const old = existsSync(inRoot(root, `/etc/systemd/system/${OLD_RADIUS_UNIT}`)) ? `systemctl disable --now ${OLD_RADIUS_UNIT.replace(/\.service$/, "")} (an older install's unit, same port) && ` : "";
+    io.out(`Start the code checker first: ${old}systemctl daemon-reload && systemctl enable --now otpgate-server (127.0.0.1:${s.radiusPort})`);
+  }
   io.out(`Live now: ${pamPath}. Every SSH login that reaches PAM, through the running sshd too, needs the code,`);
   io.out("and the code counts only after sshd reports a completed public-key step: the running sshd's password");
   io.out("method cannot log anyone in, with a password or with the code. Until sshd is reloaded it still uses its");
