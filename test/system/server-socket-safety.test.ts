@@ -85,9 +85,12 @@ describe("otpgate server: the socket path and its connections", () => {
     const server = await startServer(t, ["--listen", `127.0.0.1:${port}`, "--secret-file", join(secretDir, "radius.secret")], { radius: true, wrap: ["prlimit", "--nofile=1024:1024", "--"] });
     const sockets: Socket[] = [];
     t.after(() => sockets.forEach((s) => s.destroy()));
+    let closed = 0;
     for (let i = 0; i < 1100; i++) {
       const s = connect({ path: server.socket });
       s.on("error", () => {});
+      s.on("close", () => closed++);
+      s.resume();
       sockets.push(s);
       if (i % 100 === 99) await sleep(50);
     }
@@ -95,6 +98,9 @@ describe("otpgate server: the socket path and its connections", () => {
     const answer = await ask(port, Buffer.from("fd-test-radius-secret-123456"), user.name, oathTotp(secret));
     assert.equal(answer.code, ACCESS_ACCEPT, `RADIUS must still answer while the API is flooded: ${server.stdout().slice(-400)}`);
     assert.ok(!server.stdout().includes("EMFILE"), "no EMFILE in the log");
+    assert.ok(closed >= 1100 - 512, `connections over the cap are closed at once (${closed} closed)`);
+    await sleep(11_000);
+    assert.equal(closed, 1100, "idle connections are closed after the idle timeout");
   });
 
   test("F4: half-sent request bodies neither keep the API busy nor stay open past the body deadline", { timeout: 90_000 }, async (t) => {
