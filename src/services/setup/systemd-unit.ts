@@ -41,6 +41,11 @@ const COMMON_SANDBOX = [
   "LockPersonality=yes",
   "SystemCallArchitectures=native",
   "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+  // @system-service holds @setuid and @chown, which the server needs to act as each user and to
+  // give the API socket to its group; a call outside it fails with EPERM rather than killing node.
+  "SystemCallFilter=@system-service",
+  "SystemCallErrorNumber=EPERM",
+  "ProtectProc=invisible",
   "UMask=0077",
 ];
 
@@ -52,7 +57,7 @@ export function stateRoot(pattern: string | undefined): string | null {
   return dir === "" ? null : dir;
 }
 
-function serviceUnit(unit: readonly string[], node: string, otpgate: string, args: readonly string[], service: readonly string[]): string {
+function serviceUnit(unit: readonly string[], node: string, otpgate: string, args: readonly string[], service: readonly string[], afterSandbox: readonly string[] = []): string {
   return [
     "[Unit]",
     ...unit,
@@ -64,6 +69,7 @@ function serviceUnit(unit: readonly string[], node: string, otpgate: string, arg
     "Restart=always",
     ...service,
     ...COMMON_SANDBOX,
+    ...afterSandbox,
     "",
     "[Install]",
     "WantedBy=multi-user.target",
@@ -76,6 +82,8 @@ export function serverUnit(node: string, otpgate: string, args: readonly string[
   const root = stateRoot(options.stateFiles);
   return serviceUnit(["Description=otpgate decision service (RADIUS for pam_radius_auth, unix-socket API for the gateway)", "Before=ssh.service"], node, otpgate, args, [
     `CapabilityBoundingSet=${SERVER_CAPABILITIES.join(" ")}`,
+    // The API takes at most 512 connections (http-api.ts); the rest is for RADIUS's state files and getent.
+    "LimitNOFILE=8192",
     "RuntimeDirectory=otpgate",
     "RuntimeDirectoryMode=0750",
     "StateDirectory=otpgate",
@@ -92,18 +100,43 @@ export function radiusUnit(node: string, otpgate: string, args: readonly string[
 
 /**
  * The gateway: its own unprivileged user, in the server's socket group, with no view of home
- * directories and no capability but binding a port below 1024.
+ * directories or other processes, and no capability at all: its default listen, 127.0.0.1:9091,
+ * needs none, and an ambient CAP_NET_BIND_SERVICE would stay for the process's whole life (a
+ * compromised gateway could bind the RADIUS port while otpgate-server restarts; red team 2, F7).
  */
+export const GATEWAY_LOW_PORT_NOTE = [
+  "# Listens on 127.0.0.1:9091 behind the web server by default, with no capability. To listen on a",
+  "# port below 1024 (e.g. 443) instead, add a drop-in (systemctl edit otpgate-gateway) with:",
+  "#   [Service]",
+  "#   CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
+  "#   AmbientCapabilities=CAP_NET_BIND_SERVICE",
+];
+
 export function gatewayUnit(node: string, otpgate: string, args: readonly string[], options: { readonly user?: string; readonly socketGroup?: string } = {}): string {
   const user = options.user ?? "otpgate-gw";
-  return serviceUnit(["Description=otpgate web login gateway (unprivileged; asks otpgate server)", "After=otpgate-server.service network-online.target", "Wants=otpgate-server.service network-online.target"], node, otpgate, args, [
-    `User=${user}`,
-    `Group=${user}`,
-    `SupplementaryGroups=${options.socketGroup ?? "otpgate"}`,
-    "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
-    "AmbientCapabilities=CAP_NET_BIND_SERVICE",
-    "ProtectHome=yes",
-    "StateDirectory=otpgate-gateway",
-    "StateDirectoryMode=0700",
-  ]);
+  return serviceUnit(
+    ["Description=otpgate web login gateway (unprivileged; asks otpgate server)", "After=otpgate-server.service network-online.target", "Wants=otpgate-server.service network-online.target"],
+    node,
+    otpgate,
+    args,
+    [
+      `User=${user}`,
+      `Group=${user}`,
+      `SupplementaryGroups=${options.socketGroup ?? "otpgate"}`,
+      ...GATEWAY_LOW_PORT_NOTE,
+      "CapabilityBoundingSet=",
+      "ProtectHome=yes",
+      "ProcSubset=pid",
+      "PrivateMounts=yes",
+      "RemoveIPC=yes",
+      "LimitNOFILE=16384",
+      "StateDirectory=otpgate-gateway",
+      "StateDirectoryMode=0700",
+    ],
+    [
+      // After @system-service (the first SystemCallFilter= line decides allow-list mode): the gateway
+      // needs neither setuid nor chown, which @system-service lets through for the server.
+      "SystemCallFilter=~@privileged @resources",
+    ],
+  );
 }
