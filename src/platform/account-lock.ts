@@ -24,7 +24,7 @@
 // store logs it. The same degraded mode is what an attacker gets by releasing a squatted name
 // between two contenders' checks (one may then hold generation 0 while the other holds 1).
 //
-// node:net only: the private pipe_wrap binding (platform/node-internals) cannot answer proofs
+// node:net only: the private binding of the fast path (platform/node-internals) cannot answer proofs
 // without using more internals, so the login path pays the ~3 ms of loading node:net. Safety first.
 
 import type * as Crypto from "node:crypto";
