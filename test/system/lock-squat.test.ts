@@ -7,6 +7,7 @@ import { statSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test, type TestContext } from "node:test";
 import { lockName } from "../../src/platform/lock.js";
+import { startServer } from "../helpers/server.js";
 import { CLI, ROOT, enrolledUser, oathTotp, pamService, pamtester, syslogListener, systemReady, throwawayUser } from "../helpers/system.js";
 
 const SQUATTER = join(ROOT, "test/helpers/lock_squatter.py");
@@ -82,5 +83,19 @@ describe("a local user squatting the account lock (F1)", () => {
     const exits = await Promise.all(Array.from({ length: 8 }, () => verifyAsync(user.name, code)));
     assert.equal(exits.filter((e) => e === 0).length, 1, `exit codes: ${exits.join(" ")}`);
     assert.equal(exits.filter((e) => e === 1).length, 7, `the others are refused as a replay, not an error: ${exits.join(" ")}`);
+  });
+
+  test("the resident server: the right code is accepted once while a squatter holds the name, and concurrent decides accept exactly once", { timeout: 60_000 }, async (t) => {
+    if (!systemReady(t, ["oathtool", "python3"])) return;
+    const { user, secret } = enrolledUser(t);
+    const attacker = throwawayUser(t);
+    await squat(t, attacker.uid, attacker.gid, "garbage", victimLockName(user.home, secret));
+    const server = await startServer(t);
+    const code = oathTotp(secret);
+    const results = await Promise.all(Array.from({ length: 6 }, () => server.client.decide({ user: user.name, code, service: "gateway" })));
+    const outcomes = results.map((r) => r.outcome);
+    assert.equal(outcomes.filter((o) => o === "accepted").length, 1, JSON.stringify(results));
+    assert.equal(outcomes.filter((o) => o === "rejected").length, 5, JSON.stringify(results));
+    assert.match(server.stderr() + server.stdout(), /lock-squatted/, "the squatted name is reported");
   });
 });
