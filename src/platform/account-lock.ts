@@ -9,8 +9,9 @@
 // read the state file (its owner, or root acting as the owner) can answer; the name is in the MAC,
 // so a squatter cannot relay the proof of a real holder of another name.
 //
-// A valid proof: a real login holds it; wait and retry the same name. No proof (refused twice a few
-// ms apart, i.e. bound but not listening; a wrong answer; no answer within CHALLENGE_MS): the name
+// A valid proof: a real login holds it; wait and retry the same name. No proof (refused, or closed
+// unanswered, GONE_ROUNDS times a few ms apart while the name stays bound, i.e. bound but not
+// listening; a wrong answer; no answer within CHALLENGE_MS): the name
 // is squatted; it is reported (onSquatted) and the next generation's name is tried (HMAC over the
 // location and the generation). Every real contender skips the same squatted names, so real
 // processes still exclude each other.
@@ -39,6 +40,7 @@ export const MAX_GENERATIONS = 4;
 /** How long a contender waits for a holder's proof. */
 export const CHALLENGE_MS = 1000;
 const NONCE_BYTES = 16;
+const GONE_ROUNDS = 5;
 const PROOF_BYTES = 20;
 
 /** A held account lock; `generation` null when every name was squatted and no lock is held. */
@@ -73,11 +75,12 @@ export function lockProof(secretLine: string, name: string, nonce: Uint8Array): 
 /** Listen on `name`, answering each challenge with its proof. null when the name is taken. */
 function listenProving(name: string, prove: (nonce: Uint8Array) => Buffer): Promise<HeldLock | null> {
   const net = builtin<typeof Net>("node:net");
-  const open = new Set<Net.Socket>();
+  // Connections that have not sent their nonce yet: dropped at release (answered ones finish).
+  const waiting = new Set<Net.Socket>();
   const server = net.createServer((sock) => {
     sock.unref();
-    open.add(sock);
-    sock.on("close", () => open.delete(sock));
+    waiting.add(sock);
+    sock.on("close", () => waiting.delete(sock));
     sock.on("error", () => {});
     sock.setTimeout(CHALLENGE_MS, () => sock.destroy());
     let got = Buffer.alloc(0);
@@ -85,6 +88,7 @@ function listenProving(name: string, prove: (nonce: Uint8Array) => Buffer): Prom
       got = Buffer.concat([got, d]);
       if (got.length < NONCE_BYTES) return;
       sock.off("data", onData);
+      waiting.delete(sock);
       sock.end(prove(got.subarray(0, NONCE_BYTES)));
     };
     sock.on("data", onData);
@@ -94,10 +98,13 @@ function listenProving(name: string, prove: (nonce: Uint8Array) => Buffer): Prom
     server.once("error", (err: NodeJS.ErrnoException) => (err.code === "EADDRINUSE" ? resolve(null) : reject(err)));
     server.once("listening", () =>
       resolve({
+        // close() frees the name at once (the listening fd is closed synchronously); the close
+        // event would also wait for answered connections to finish, which nobody needs.
         release: () =>
           new Promise<void>((done) => {
-            server.close(() => done());
-            for (const s of open) s.destroy();
+            server.close();
+            for (const s of waiting) s.destroy();
+            setImmediate(done);
           }),
       }),
     );
@@ -114,7 +121,6 @@ function challenge(name: string, expected: (nonce: Uint8Array) => Buffer): Promi
   const want = expected(nonce);
   return new Promise((resolve) => {
     let settled = false;
-    let connected = false;
     let got = Buffer.alloc(0);
     const sock = net.createConnection({ path: name });
     const finish = (v: Verdict) => {
@@ -126,20 +132,20 @@ function challenge(name: string, expected: (nonce: Uint8Array) => Buffer): Promi
     };
     const timer = setTimeout(() => finish("squatter"), CHALLENGE_MS);
     timer.unref?.();
-    sock.on("connect", () => {
-      connected = true;
-      sock.write(nonce);
-    });
+    sock.on("connect", () => sock.write(nonce));
     sock.on("data", (d: Buffer) => {
       got = Buffer.concat([got, d]);
       if (got.length >= PROOF_BYTES) finish(got.length === PROOF_BYTES && got.equals(want) ? "holder" : "squatter");
     });
-    sock.on("end", () => finish(got.length === PROOF_BYTES && got.equals(want) ? "holder" : "squatter"));
+    // Closed with nothing said: a holder releasing at that moment (or a squatter: after a few
+    // such rounds the caller calls it one). Some bytes that are not the proof: a squatter.
+    const ended = () => finish(got.length === 0 ? "gone" : got.length === PROOF_BYTES && got.equals(want) ? "holder" : "squatter");
+    sock.on("end", ended);
     sock.on("error", (err: NodeJS.ErrnoException) => {
-      const refused = err.code === "ECONNREFUSED" || err.code === "ENOENT" || err.code === "EAGAIN";
-      finish(!connected && refused ? "gone" : "squatter");
+      const refused = err.code === "ECONNREFUSED" || err.code === "ENOENT" || err.code === "EAGAIN" || err.code === "ECONNRESET" || err.code === "EPIPE";
+      finish(refused && got.length === 0 ? "gone" : "squatter");
     });
-    sock.on("close", () => finish("squatter"));
+    sock.on("close", ended);
   });
 }
 
@@ -156,13 +162,16 @@ export async function acquireAccountLock(secretLine: string, location: readonly 
     const held = await listenProving(name, prove);
     if (held) return { generation, release: held.release };
     let verdict = await challenge(name, prove);
-    if (verdict === "gone") {
-      // Released just now, or a listener between bind and listen: try again once.
-      await sleep(5);
-      const again = await listenProving(name, prove);
-      if (again) return { generation, release: again.release };
-      verdict = await challenge(name, prove);
-      if (verdict === "gone") verdict = "squatter";
+    // "gone": released just now (the name may already be someone else's), or bound and never
+    // listening. Bind again; after GONE_ROUNDS such rounds in a row, it is a squatter.
+    for (let round = 1; verdict === "gone"; round++) {
+      if (round > GONE_ROUNDS) verdict = "squatter";
+      else {
+        await sleep(1 + Math.floor(Math.random() * 4));
+        const again = await listenProving(name, prove);
+        if (again) return { generation, release: again.release };
+        verdict = await challenge(name, prove);
+      }
     }
     if (verdict === "squatter") {
       options.onSquatted?.(generation);
