@@ -1,8 +1,12 @@
 // Exclusive per-account lock held by the process itself: a bound Linux abstract-namespace Unix
 // socket. Binding the name is atomic; the kernel releases it when the process exits, is killed (-9)
-// or crashes, so there is no lock file to leave behind and no stale lock to recover. The name is an
-// HMAC keyed with the state file's secret line over its location, so only someone who can read the
-// secret can compute it (another local user cannot squat it to block logins).
+// or crashes, so there is no lock file to leave behind and no stale lock to recover.
+//
+// Abstract names are NOT private: every local user reads the bound ones in /proc/net/unix and can
+// bind a name first. A plain acquireLock therefore only serves locks where a squatter merely makes
+// otpgate wait (otpgate passwd, the gateway's own files). The state file's lock, which every login
+// takes, is platform/account-lock: its holder proves it read the secret, and a squatted name is
+// skipped. lockName is that lock's first name (generation 0).
 //
 // Speed: node:net pulls ~60 internal modules (~3 ms of start-up on the login path), so the socket
 // is bound through a private binding of Node (platform/node-internals), which is what node:net uses

@@ -6,16 +6,17 @@
 // Privileges belong here: a store used by a root process does every file operation (open, read,
 // stat, temp write, rename, fsync) as the account's owner (uid, gid and groups), switching back to
 // root right after each synchronous section and never across an await (the lock is an abstract
-// socket: no file). So no daemon ever touches a path the user controls as root: a directory the
-// user swaps for a symlink leads only where the user could go anyway. A process that is neither
+// socket, platform/account-lock: no file). So no daemon ever touches a path the user controls as
+// root: a directory the user swaps for a symlink leads only where the user could go anyway. A process that is neither
 // root nor the owner is refused before it touches anything.
 
 import { linkSync, lstatSync, renameSync, statSync, unlinkSync, type BigIntStats } from "node:fs";
 import { basename, dirname } from "node:path";
 import { ENROLL_HINT, StateFileError } from "../core/errors.js";
+import { logFields } from "../core/log-fields.js";
 import { secretLine } from "../formats/ga-document.js";
 import { fsyncDir, lockedTempPath, removeQuietly, removeStaleTemps, writeTemp, writeTempAt } from "../platform/atomic-file.js";
-import { acquireLock, lockName } from "../platform/lock.js";
+import { acquireAccountLock } from "../platform/account-lock.js";
 import { groupsOf } from "../platform/groups.js";
 import { readPrivateFile, type PrivateFileFacts, type PrivateFileProblem } from "../platform/private-file.js";
 import { asUser, canActAs, effectiveUid, type Identity } from "../platform/privileges.js";
@@ -36,6 +37,12 @@ export interface FileStoreOptions {
   /** Reference `allowed_perm` (default 0600): permission bits beyond these are refused. */
   readonly allowedPerm: number;
   readonly lockTimeoutMs?: number;
+  /**
+   * Where to report that another local user squats this file's lock names (platform/account-lock):
+   * one line per event, no secret in it. Default: standard error (the journal for the resident
+   * processes; pam_exec discards it unless told otherwise).
+   */
+  readonly onLockNotice?: ((line: string) => void) | undefined;
   /**
    * Act with these ids instead of the owner's (the same user with known groups, from callers that
    * looked the account up already). Its uid must be the owner's.
@@ -191,8 +198,11 @@ export class FileAccountStore implements AccountStore {
       if (!found) return null;
       const { first, dirStat } = found;
       const secret = secretLine(first.text);
-      const lock = await acquireLock(lockName(secret, [String(dirStat.dev), String(dirStat.ino), basename(path)]), {
+      const notice = this.options.onLockNotice ?? ((line: string) => process.stderr.write(`otpgate: ${line}\n`));
+      const lock = await acquireAccountLock(secret, [String(dirStat.dev), String(dirStat.ino), basename(path)], {
         timeoutMs: this.options.lockTimeoutMs ?? 5000,
+        onSquatted: (generation) => notice(logFields({ event: "lock-squatted", file: path, generation, problem: "another local user holds this file's lock name without proving it is otpgate; trying the next name" })),
+        onUnlocked: () => notice(logFields({ event: "lock-unavailable", file: path, problem: "every lock name of this file is squatted by another local user; proceeding under the compare-and-swap check alone: find the squatter with ss -xlp | grep otpgate" })),
       });
       let snapshot: Snapshot | null;
       try {
