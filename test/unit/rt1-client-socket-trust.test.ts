@@ -65,5 +65,11 @@ test("(e) a socket in a directory others can write, or owned by another uid, is 
 
 test("(e) a path that is not a socket, or missing, is refused with a message", () => {
   assert.match(socketTrustProblem("/etc/passwd") ?? "", /is not a socket/);
-  assert.match(socketTrustProblem("/nonexistent/otpgate.sock") ?? "", /cannot be checked \(ENOENT\)/);
+  assert.match(socketTrustProblem("/nonexistent/otpgate.sock") ?? "", /\/nonexistent cannot be checked \(ENOENT\)/);
+  assert.match(socketTrustProblem(join(tmpdir(), "no-such-otpgate.sock")) ?? "", /is writable by others than root \(mode 1777\)/, "never a socket right in /tmp");
+  if (asRoot) {
+    const dir = mkdtempSync(join(tmpdir(), "otpgate-rt1-e-"));
+    assert.equal(socketTrustProblem(join(dir, "none.sock")), null, "no socket in a trusted directory: the connection itself fails (server not running)");
+    rmSync(dir, { recursive: true });
+  }
 });

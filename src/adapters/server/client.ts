@@ -33,14 +33,7 @@ export interface DecisionClientOptions {
  */
 export function socketTrustProblem(socketPath: string, trustedUid = 0): string | null {
   const trusted = (uid: number) => uid === trustedUid || uid === 0;
-  let st;
-  try {
-    st = lstatSync(socketPath);
-  } catch (err) {
-    return `${socketPath} cannot be checked (${(err as NodeJS.ErrnoException).code ?? "error"})`;
-  }
-  if (!st.isSocket()) return `${socketPath} is not a socket`;
-  if (st.uid !== trustedUid) return `${socketPath} is owned by uid ${st.uid}, not by ${trustedUid === 0 ? "root" : `uid ${trustedUid}`}`;
+  // The directories first: once they are root-only, only root can put a socket there.
   let dir = dirname(socketPath);
   for (let first = true; ; first = false) {
     let d;
@@ -54,9 +47,20 @@ export function socketTrustProblem(socketPath: string, trustedUid = 0): string |
     const writableByOthers = (d.mode & 0o022) !== 0;
     if (writableByOthers && (first || (d.mode & 0o1000) === 0)) return `${dir} is writable by others than root (mode ${(d.mode & 0o7777).toString(8)})`;
     const up = dirname(dir);
-    if (up === dir) return null;
+    if (up === dir) break;
     dir = up;
   }
+  let st;
+  try {
+    st = lstatSync(socketPath);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // No socket (the server is not running): the connection fails with the usual message.
+    return code === "ENOENT" ? null : `${socketPath} cannot be checked (${code ?? "error"})`;
+  }
+  if (!st.isSocket()) return `${socketPath} is not a socket`;
+  if (st.uid !== trustedUid) return `${socketPath} is owned by uid ${st.uid}, not by ${trustedUid === 0 ? "root" : `uid ${trustedUid}`}`;
+  return null;
 }
 
 const MAX_ANSWER_BYTES = 64 * 1024;
