@@ -53,6 +53,11 @@ export function hasOption(text: string, key: string): boolean {
  * the secret (the reference would corrupt such a file).
  */
 export function setOption(text: string, key: string, value: string): string {
+  // Never a line break or NUL inside an option: a value from outside (PAM_RHOST) would otherwise
+  // become lines of its own, e.g. an emergency code (red team rt1, F2). Callers check their input
+  // first; this is the last line of defence, so it throws rather than writing anything.
+  if (/[\r\n\0]/.test(key) || /[\r\n\0]/.test(value))
+    throw new RangeError(`refusing to write the option ${JSON.stringify(key.replace(/[\r\n\0].*$/s, ""))} with a line break or NUL in it; nothing was written`);
   const line = `" ${key} ${value}\n`;
   const found = findOption(text, key);
   let result: string;

@@ -2,10 +2,13 @@
 // set before any byte is written, fsync), then rename or link, then fsync of the directory. Temp
 // files left by a writer killed mid-way carry a recognisable suffix: a writer holding the file's
 // lock uses one fixed name (lockedTempPath), which the next holder removes without listing the
-// directory; one-shot writers (enroll) use unique names and sweep the directory for stale ones.
-// A resident process (otpgate radius) must never list a directory: its size is the user's choice.
+// directory; a new state file (enroll, also through the resident server) uses another fixed name
+// (newFileTempPath), removed by name when it is old enough to be a killed writer's leftover.
+// Only one-shot writers of other files (otpgate passwd) use unique names and sweep the directory.
+// A resident process (otpgate server) must never list a directory: its size is the user's choice
+// (red team rt1, F3: 400,000 files in ~ stalled every login while the server listed them).
 
-import { closeSync, constants, fchmodSync, fchownSync, fsyncSync, openSync, readdirSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, constants, fchmodSync, fchownSync, fsyncSync, lstatSync, openSync, readdirSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 
 const TEMP_MARK = "~otpgate-";
@@ -24,6 +27,28 @@ export function writeTemp(path: string, text: string, mode: number, owner?: { ui
  */
 export function lockedTempPath(path: string): string {
   return `${path}${TEMP_MARK}locked`;
+}
+
+/** After this long a new-file temp is a killed writer's leftover, not a writer at work. */
+export const NEW_FILE_TEMP_STALE_MS = 10 * 60_000;
+
+/** The fixed temp name for creating `path` anew (no lock exists yet): O_EXCL makes two writers clash safely. */
+export function newFileTempPath(path: string): string {
+  return `${path}${TEMP_MARK}new`;
+}
+
+/**
+ * Remove `newFileTempPath(path)` by name when it is older than NEW_FILE_TEMP_STALE_MS (a writer
+ * killed mid-way); a younger one belongs to a writer at work and is left alone (the caller's
+ * O_EXCL then fails). Constant work: the directory is never listed.
+ */
+export function removeStaleNewFileTemp(path: string, nowMs: number): void {
+  const tmp = newFileTempPath(path);
+  try {
+    if (nowMs - lstatSync(tmp).mtimeMs > NEW_FILE_TEMP_STALE_MS) unlinkSync(tmp);
+  } catch {
+    // none, or gone
+  }
 }
 
 /** writeTemp with a given temp path (created with O_EXCL: an existing name fails, never reused). */

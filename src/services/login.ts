@@ -36,13 +36,14 @@
 import { OtpgateError, ConfigError, LockTimeoutError, StateFileError, UsageError } from "../core/errors.js";
 import type { LogValue } from "../core/log-fields.js";
 import type { MacFactory } from "../core/otp.js";
+import { graceHostProblem } from "../core/grace.js";
 import { hasCompletedPublickey } from "../core/ssh-auth-info.js";
 import { userNameProblem } from "../core/user-name.js";
 import type { VerifyPolicy } from "../core/verify.js";
 import { scratchEntries } from "../formats/ga-document.js";
 import { SettingError, readOtpKind } from "../formats/ga-settings.js";
 import type { AccountStore, Clock } from "../ports/index.js";
-import { authenticateWith, type AuthOutcome } from "./authenticate.js";
+import { authenticateWith, type AuthenticateOptions, type AuthOutcome, type AuthResult } from "./authenticate.js";
 
 export interface LoginFactors {
   /** The token is the account's password immediately followed by the code; both must be right. */
@@ -169,19 +170,56 @@ async function decide(deps: LoginDeps, req: LoginRequest): Promise<LoginDecision
 }
 
 function policyOf(factors: LoginFactors): VerifyPolicy {
-  return { noSkewAdjust: factors.noSkewAdjust, noIncrementHotp: factors.noIncrementHotp, allowPrefix: false, recordSkewResetCode: true, malformedIsNoAttempt: true, rateLimit: factors.rateLimit ?? "apply" };
+  return {
+    noSkewAdjust: factors.noSkewAdjust,
+    noIncrementHotp: factors.noIncrementHotp,
+    allowPrefix: false,
+    recordSkewResetCode: true,
+    malformedIsNoAttempt: true,
+    rateLimit: factors.rateLimit ?? "apply",
+  };
+}
+
+/**
+ * rateLimit "ignore" (a front-end that regulates its own clients, e.g. the gateway's public form):
+ * a refusal changes NOTHING in the state, not only RATE_LIMIT: no HOTP counter step for a wrong
+ * code (a stranger would burn the owner's codes: red team rt1, F5), no pending skew reset. The
+ * code is first decided without writing; only an accepted code is then decided again and
+ * committed (under the lock, so a code used in between is refused there, still without a counter
+ * step). "apply" is the reference behaviour in one pass.
+ */
+async function decideAndCommit(deps: LoginDeps, account: LoginAccount, code: string, factors: LoginFactors, options: AuthenticateOptions): Promise<AuthResult> {
+  const authDeps = { store: account.store, clock: deps.clock, macFactory: deps.macFactory };
+  const policy = policyOf(factors);
+  if ((factors.rateLimit ?? "apply") !== "ignore" || options.decideOnly) return authenticateWith(authDeps, code, policy, options);
+  const probe = await authenticateWith(authDeps, code, policy, { ...options, decideOnly: true });
+  if (probe.outcome.kind !== "accepted") return probe;
+  return authenticateWith(authDeps, code, { ...policy, noIncrementHotp: true }, options);
 }
 
 async function codeOnly(deps: LoginDeps, req: LoginRequest, account: LoginAccount, publickey: boolean): Promise<LoginDecision> {
   const { factors } = req;
-  const grace = factors.gracePeriodSeconds > 0 && req.rhost !== undefined ? { rhost: req.rhost, seconds: factors.gracePeriodSeconds } : undefined;
+  // A host that could break the state file's lines (red team rt1, F2) gets no grace: it is neither
+  // matched nor recorded, and the log line says so (grace=not-recorded).
+  const hostProblem = factors.gracePeriodSeconds > 0 && req.rhost !== undefined ? graceHostProblem(req.rhost) : null;
+  const grace = factors.gracePeriodSeconds > 0 && req.rhost !== undefined && hostProblem === null ? { rhost: req.rhost, seconds: factors.gracePeriodSeconds } : undefined;
   const restore = account.enter?.() ?? noop;
   let result;
   try {
-    result = await authenticateWith({ store: account.store, clock: deps.clock, macFactory: deps.macFactory }, req.token, policyOf(factors), { grace, allowReadonly: factors.allowReadonly });
+    result = await decideAndCommit(deps, account, req.token, factors, { grace, allowReadonly: factors.allowReadonly });
   } finally {
     restore();
   }
+  const decision = withGraceNote(codeOnlyDecision(result, account, factors, publickey), hostProblem);
+  return decision;
+}
+
+function withGraceNote(decision: LoginDecision, hostProblem: string | null): LoginDecision {
+  if (hostProblem === null) return decision;
+  return { ...decision, detail: { ...decision.detail, grace: "not-recorded", graceProblem: `PAM_RHOST ${hostProblem}` } } as LoginDecision;
+}
+
+function codeOnlyDecision(result: AuthResult, account: LoginAccount, factors: LoginFactors, publickey: boolean): LoginDecision {
   const outcome = result.outcome;
   if (outcome.kind === "not-enrolled" && factors.nullok) {
     // Nothing in this decision authenticated the user unless sshd proved a key. We still let them
@@ -246,10 +284,7 @@ async function passwordAndCode(deps: LoginDeps, req: LoginRequest, account: Logi
   const restore = account.enter?.() ?? noop;
   let result;
   try {
-    result = await authenticateWith({ store: account.store, clock: deps.clock, macFactory: deps.macFactory }, code, policyOf(factors), {
-      allowReadonly: factors.allowReadonly,
-      decideOnly: !passwordOk,
-    });
+    result = await decideAndCommit(deps, account, code, factors, { allowReadonly: factors.allowReadonly, decideOnly: !passwordOk });
   } finally {
     restore();
   }
@@ -300,6 +335,7 @@ export function logOf(decision: LoginDecision, debug: boolean): { level: LogLeve
   if (decision.outcome === "accepted") {
     const fields: Record<string, LogValue> = { result: "accepted", via: decision.via, warning: decision.warning };
     if (decision.warning === "allow-readonly-unsaved") fields.problem = decision.detail.problem;
+    if (decision.detail.grace !== undefined) Object.assign(fields, { grace: decision.detail.grace, graceProblem: decision.detail.graceProblem });
     if (debug) Object.assign(fields, decision.detail);
     return { level: decision.warning ? "warning" : "info", fields };
   }

@@ -15,7 +15,7 @@ import { basename, dirname } from "node:path";
 import { ENROLL_HINT, StateFileError } from "../core/errors.js";
 import { logFields } from "../core/log-fields.js";
 import { secretLine } from "../formats/ga-document.js";
-import { fsyncDir, lockedTempPath, removeQuietly, removeStaleTemps, writeTemp, writeTempAt } from "../platform/atomic-file.js";
+import { fsyncDir, lockedTempPath, newFileTempPath, removeQuietly, removeStaleNewFileTemp, writeTempAt } from "../platform/atomic-file.js";
 import { acquireAccountLock } from "../platform/account-lock.js";
 import { groupsOf } from "../platform/groups.js";
 import { readPrivateFile, type PrivateFileFacts, type PrivateFileProblem } from "../platform/private-file.js";
@@ -259,6 +259,8 @@ export class FileAccountStore implements AccountStore {
   }
 }
 
+/** The temp file of writeNewStateFile (one fixed name: see platform/atomic-file.ts). */
+export const newStateTempPath = newFileTempPath;
 
 /**
  * Create (or with `replace`, replace) a state file atomically, mode 0400: never follows or replaces
@@ -276,10 +278,19 @@ export function writeNewStateFile(path: string, text: string, options: { readonl
   if (existing?.isSymbolicLink()) throw new StateFileError(`${path} is a symbolic link; otpgate never follows or replaces symlinks: remove it first`);
   if (existing && !existing.isFile()) throw new StateFileError(`${path} exists and is not a regular file; remove it first`);
   if (existing && !options.replace) throw new StateFileError(`${path} already exists; pass -f/--force to replace it (the old secret and emergency codes stop working)`);
-  removeStaleTemps(dir, basename(path));
-  let tmp: string | null = null;
+  // rt1 F3: a fixed temp name (O_EXCL), never a directory listing (this runs in the server too).
+  removeStaleNewFileTemp(path, Date.now());
   try {
-    tmp = writeTemp(path, text, 0o400);
+    writeTempAt(newStateTempPath(path), text, 0o400);
+  } catch (err) {
+    if (errnoOf(err) === "EEXIST")
+      throw new StateFileError(
+        `another enrollment of this account is writing ${path} right now (${newStateTempPath(path)} exists); try again in a minute, or remove that file if no enrollment is running`,
+      );
+    throw new StateFileError(`could not write ${path} (${errnoOf(err)}); nothing was written: check that ${dir} exists and is writable by the user`);
+  }
+  let tmp: string | null = newStateTempPath(path);
+  try {
     if (options.replace) renameSync(tmp, path);
     else {
       linkSync(tmp, path);

@@ -3,7 +3,12 @@
 // connections on the socket). Anything that keeps an answer from arriving - no socket, refused,
 // a timeout, a non-200 status, a body that is not the contract's shape - is
 // DecisionServiceUnavailable: the caller refuses and asks the user to try later; it never guesses.
+// Before every request (so also before each reconnect) the socket must be root's (lstat: a socket,
+// uid 0) in a directory only root can change (red team rt1, note e: otherwise a user who can write
+// the socket's directory could answer "accepted" while the server is down).
 
+import { lstatSync } from "node:fs";
+import { dirname } from "node:path";
 import { Pool } from "undici";
 import type { AccountReply, AccountRequest, DecideReply, DecideRequest, DecisionService, EnrollReply, EnrollRequest, HealthReply, InviteReply, InviteRequest } from "../../ports/decision-service.js";
 import { DecisionServiceUnavailable } from "../../ports/decision-service.js";
@@ -16,6 +21,46 @@ export interface DecisionClientOptions {
   readonly connectTimeoutMs?: number;
   /** Connections kept open to the server (default 8). */
   readonly connections?: number;
+  /** Who must own the socket and its directories (default 0, root; tests only). */
+  readonly trustedUid?: number;
+}
+
+/**
+ * Why `socketPath` cannot be trusted to be the server's, or null: it must be a socket (not a
+ * symlink) owned by `trustedUid`, and it and every directory above it must be owned by
+ * `trustedUid` (or root) and not writable by group or others (sticky directories such as /tmp
+ * excepted above the socket's own directory: others cannot rename or remove root's entries there).
+ */
+export function socketTrustProblem(socketPath: string, trustedUid = 0): string | null {
+  const trusted = (uid: number) => uid === trustedUid || uid === 0;
+  // The directories first: once they are root-only, only root can put a socket there.
+  let dir = dirname(socketPath);
+  for (let first = true; ; first = false) {
+    let d;
+    try {
+      d = lstatSync(dir);
+    } catch (err) {
+      return `${dir} cannot be checked (${(err as NodeJS.ErrnoException).code ?? "error"})`;
+    }
+    if (!d.isDirectory()) return `${dir} is not a directory (a symbolic link?)`;
+    if (!trusted(d.uid)) return `${dir} is owned by uid ${d.uid}, not by root`;
+    const writableByOthers = (d.mode & 0o022) !== 0;
+    if (writableByOthers && (first || (d.mode & 0o1000) === 0)) return `${dir} is writable by others than root (mode ${(d.mode & 0o7777).toString(8)})`;
+    const up = dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  let st;
+  try {
+    st = lstatSync(socketPath);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // No socket (the server is not running): the connection fails with the usual message.
+    return code === "ENOENT" ? null : `${socketPath} cannot be checked (${code ?? "error"})`;
+  }
+  if (!st.isSocket()) return `${socketPath} is not a socket`;
+  if (st.uid !== trustedUid) return `${socketPath} is owned by uid ${st.uid}, not by ${trustedUid === 0 ? "root" : `uid ${trustedUid}`}`;
+  return null;
 }
 
 const MAX_ANSWER_BYTES = 64 * 1024;
@@ -79,6 +124,12 @@ export class DecisionClient implements DecisionService {
 
   private async call<T>(method: "GET" | "POST", path: string, body: unknown, check: Check<T>): Promise<T> {
     const where = `the decision service (${this.options.socketPath}${path})`;
+    const distrust = socketTrustProblem(this.options.socketPath, this.options.trustedUid ?? 0);
+    if (distrust !== null) {
+      throw new DecisionServiceUnavailable(
+        `refusing to ask ${where}: ${distrust}; decision_socket must be otpgate server's socket, root's, in a directory only root can change (default /run/otpgate/server.sock)`,
+      );
+    }
     let status: number;
     let text: string;
     try {
@@ -103,7 +154,9 @@ export class DecisionClient implements DecisionService {
       text = Buffer.concat(chunks).toString("utf8");
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      throw new DecisionServiceUnavailable(`cannot ask ${where}: ${code ?? (err as Error).name}${err instanceof Error && err.message ? ` (${err.message})` : ""}; is otpgate server running (systemctl status otpgate-server) and this user in its socket group?`);
+      throw new DecisionServiceUnavailable(
+        `cannot ask ${where}: ${code ?? (err as Error).name}${err instanceof Error && err.message ? ` (${err.message})` : ""}; is otpgate server running (systemctl status otpgate-server) and this user in its socket group?`,
+      );
     }
     let value: unknown;
     try {
