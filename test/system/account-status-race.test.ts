@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { test } from "node:test";
-import { accountStatus } from "../../src/services/account-status.js";
+import { accountStatus } from "../../src/admin/account-status.js";
 import { FileAccountStore } from "../../src/stores/file-store.js";
 import { runCli, throwawayUser } from "../helpers/system.js";
 

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { test } from "node:test";
 import { ACCESS_REJECT, buildAccessRequest } from "../../src/adapters/radius/packet.js";
-import { radiusFirewallRules, radiusHardeningFindings, systemProbe } from "../../src/services/radius-hardening.js";
+import { radiusFirewallRules, radiusHardeningFindings, systemProbe } from "../../src/admin/radius-hardening.js";
 import { ask, NOBODY, startRadius } from "../helpers/radius.js";
 import { systemReady, uniqueName } from "../helpers/system.js";
 import { randomBytes } from "node:crypto";

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { describe, test, type TestContext } from "node:test";
 import { privateSshd } from "../helpers/sshd.js";
 import { CLI, ROOT, oathTotp, runCli, sh, systemReady, tempDir, throwawayUser, uniqueName } from "../helpers/system.js";
-import { sshdConnectionProblems, type GroupLookup } from "../../src/services/sshd-effective.js";
+import { sshdConnectionProblems, type GroupLookup } from "../../src/admin/sshd-effective.js";
 
 const EMULATOR = join(ROOT, "test/helpers/rserver_pam_emu.py");
 const AFTER_KEY = "SSH_AUTH_INFO_0=publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAttackerDoesNotHaveThisKeyxxxxxxxxxxxxxxxxx";

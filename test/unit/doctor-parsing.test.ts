@@ -8,8 +8,8 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { printable, printableJson, printableLines } from "../../src/core/printable.js";
 import { steeringVariables } from "../../src/core/steering-env.js";
-import { otpgateCommand, readPamStack } from "../../src/services/pam-stack.js";
-import { sshdConfigFiles } from "../../src/services/sshd-reload.js";
+import { otpgateCommand, readPamStack } from "../../src/admin/pam-stack.js";
+import { sshdConfigFiles } from "../../src/admin/sshd-reload.js";
 
 test("printable: controls, C1, bidi and separators become visible escapes; other text stays", () => {
   const cases: [string, string][] = [

@@ -114,7 +114,7 @@ test("replacing emergency codes keeps every other line", () => {
 });
 
 test("PAM text validation: syntax and installed modules", async () => {
-  const { validatePamText } = await import("../../src/services/setup/plan.js");
+  const { validatePamText } = await import("../../src/admin/setup/plan.js");
   const has = (m: string) => ["pam_exec.so", "pam_deny.so", "pam_permit.so"].includes(m);
   assert.equal(validatePamText("# c\n@include common-account\nauth [success=1 ignore=1 default=ignore] pam_exec.so quiet /x pam\nauth requisite pam_deny.so\n", has), null);
   assert.match(validatePamText("auth\n", has)!, /invalid line: "auth"/);

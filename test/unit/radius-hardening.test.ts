@@ -2,7 +2,7 @@
 // lets only root send to the RADIUS port on loopback, and a port no user can bind first.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { hasUidRule, radiusFirewallRules, radiusHardeningFindings, radiusUnitPort } from "../../src/services/radius-hardening.js";
+import { hasUidRule, radiusFirewallRules, radiusHardeningFindings, radiusUnitPort } from "../../src/admin/radius-hardening.js";
 
 const NFT_OUTPUT = `table inet otpgate {
 \tchain output {

@@ -6,8 +6,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { pamStackOfText } from "../../src/services/pam-stack.js";
-import { actionFor, passwordFailureReachesCode, radiusStackFindings } from "../../src/services/radius-stack.js";
+import { pamStackOfText } from "../../src/admin/pam-stack.js";
+import { actionFor, passwordFailureReachesCode, radiusStackFindings } from "../../src/admin/radius-stack.js";
 
 const KEY = "auth requisite pam_exec.so quiet quiet_log /bin/sh -c [exit 1]";
 const RADIUS = "auth required pam_radius_auth.so conf=/etc/otpgate/pam_radius.conf [prompt=Verification code] force_prompt";

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { checkRadiusUnitPair } from "../../src/services/doctor.js";
+import { checkRadiusUnitPair } from "../../src/admin/doctor.js";
 
 test("doctor: an older otpgate-radius.service alone or otpgate-server.service alone is fine; both: a warning that says which to disable", (t) => {
   const dir = mkdtempSync(join(tmpdir(), "otpgate-unit-pair-"));

@@ -7,8 +7,8 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { checkServerLayout, type LayoutProbe } from "../../src/services/server-layout.js";
-import { radiusUnitPort } from "../../src/services/radius-hardening.js";
+import { checkServerLayout, type LayoutProbe } from "../../src/admin/server-layout.js";
+import { radiusUnitPort } from "../../src/admin/radius-hardening.js";
 
 const euid = process.geteuid?.() ?? 0;
 

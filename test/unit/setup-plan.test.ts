@@ -8,12 +8,12 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { applyChanges, rollback, SetupError } from "../../src/services/setup/apply.js";
-import { cleanNodeCommand, MAX_PAM_LINE, otpgateCommandOf, pamExecArgv, pamLine, pamWord, tokenizePamLine, UNSAFE_ENV } from "../../src/services/setup/pam-line.js";
-import { rstudioOptionProblem } from "../../src/services/setup/setup-rstudio.js";
-import { planSsh, PUBLICKEY_CHECK } from "../../src/services/setup/setup-ssh.js";
-import { radiusUnit, systemdWord } from "../../src/services/setup/systemd-unit.js";
-import { connectionsFor, findMatchBlocks, resolveInclude, type Connection } from "../../src/services/sshd-effective.js";
+import { applyChanges, rollback, SetupError } from "../../src/admin/setup/apply.js";
+import { cleanNodeCommand, MAX_PAM_LINE, otpgateCommandOf, pamExecArgv, pamLine, pamWord, tokenizePamLine, UNSAFE_ENV } from "../../src/admin/setup/pam-line.js";
+import { rstudioOptionProblem } from "../../src/admin/setup/setup-rstudio.js";
+import { planSsh, PUBLICKEY_CHECK } from "../../src/admin/setup/setup-ssh.js";
+import { radiusUnit, systemdWord } from "../../src/admin/setup/systemd-unit.js";
+import { connectionsFor, findMatchBlocks, resolveInclude, type Connection } from "../../src/admin/sshd-effective.js";
 import { parseExecStart } from "../helpers/systemd-exec.js";
 
 test("tokenizePamLine splits like libpam: blanks, [ ] words with \\] inside, '#' starts a comment", () => {

@@ -2,17 +2,17 @@
 // and the final-stack check of otpgate's block (F6), Match samples that respect negations (F4).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { helperScript } from "../../src/services/setup/setup-rstudio.js";
+import { helperScript } from "../../src/admin/setup/setup-rstudio.js";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { applyChanges, pendingChanges, SetupError } from "../../src/services/setup/apply.js";
-import { authBlock, authOrderProblem, planPamService, withoutOtpgate } from "../../src/services/setup/plan.js";
-import { readIfExists } from "../../src/services/setup/paths.js";
-import { foreignTargetProblem } from "../../src/services/setup/targets.js";
-import { pamLineSecret } from "../../src/services/setup/written.js";
-import { bypassBefore, pamStackOfText } from "../../src/services/pam-stack.js";
-import { globRegExp } from "../../src/services/sshd-effective.js";
+import { applyChanges, pendingChanges, SetupError } from "../../src/admin/setup/apply.js";
+import { authBlock, authOrderProblem, planPamService, withoutOtpgate } from "../../src/admin/setup/plan.js";
+import { readIfExists } from "../../src/admin/setup/paths.js";
+import { foreignTargetProblem } from "../../src/admin/setup/targets.js";
+import { pamLineSecret } from "../../src/admin/setup/written.js";
+import { bypassBefore, pamStackOfText } from "../../src/admin/pam-stack.js";
+import { globRegExp } from "../../src/admin/sshd-effective.js";
 
 const base = { root: "/", service: "rstudio", factors: "password+code" as const, nullok: false, node: "/usr/bin/node", otpgate: "/opt/otpgate.cjs", rserverPam: "/usr/lib/rstudio-server/bin/rserver-pam" };
 

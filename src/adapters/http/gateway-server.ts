@@ -16,7 +16,7 @@ import { ConfigError } from "../../core/errors.js";
 import { systemClock } from "../../platform/clock.js";
 import { systemRandom } from "../../platform/random.js";
 import { UserCache } from "../../platform/user-cache.js";
-import { sessionFilesNotes } from "../../services/gateway-revoke.js";
+import { sessionFilesNotes } from "../../stores/gateway-revoke.js";
 import { listInvites } from "../../stores/invite-store.js";
 import { readPasswordFile } from "../../stores/password-file.js";
 import { createGatewayApp, type GatewayApp } from "./gateway-app.js";

@@ -4,7 +4,7 @@ import { DEFAULT_SCRATCH_CODES, MAX_SCRATCH_CODES, generateScratchCodes } from "
 import { StateFileError, UsageError, type ExitCode, ENROLL_HINT } from "../../../core/errors.js";
 import { replaceScratchCodes, scratchEntries } from "../../../formats/ga-document.js";
 import { systemRandom } from "../../../platform/random.js";
-import { ACCOUNT_OPTIONS, openAccount } from "../account-options.js";
+import { ACCOUNT_OPTIONS, openAccount } from "./account-options.js";
 import { parse } from "../args.js";
 import { commandHelp, HELP_OPTION, type DescribedTable } from "../help.js";
 import type { Output } from "../output.js";

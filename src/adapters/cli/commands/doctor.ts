@@ -4,7 +4,7 @@ import { UsageError, type ExitCode } from "../../../core/errors.js";
 import { printable, printableJson } from "../../../core/printable.js";
 import { systemClock } from "../../../platform/clock.js";
 import { allUsers, lookupUserByName } from "../../../platform/users.js";
-import { runDoctor } from "../../../services/doctor.js";
+import { runDoctor } from "../../../admin/doctor.js";
 import { accountStore } from "../../../stores/file-accounts.js";
 import { parse } from "../args.js";
 import { commandHelp, HELP_OPTION, type DescribedTable } from "../help.js";

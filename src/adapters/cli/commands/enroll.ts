@@ -16,7 +16,7 @@ import { systemClock } from "../../../platform/clock.js";
 import { nodeMacFactory } from "../../../platform/mac.js";
 import { actAs } from "../../../platform/privileges.js";
 import { systemRandom } from "../../../platform/random.js";
-import { resolveTarget } from "../../../services/resolve-account.js";
+import { resolveTarget } from "../../../stores/resolve-account.js";
 import { writeNewStateFile } from "../../../stores/file-store.js";
 import type { Output } from "../output.js";
 import { Cancelled, terminalPrompter, type Prompter } from "../prompt.js";

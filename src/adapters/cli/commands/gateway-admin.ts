@@ -105,7 +105,7 @@ export async function runSessions(argv: string[], io: Output): Promise<ExitCode>
   const problem = values.revoke === undefined ? null : userNameProblem(values.revoke);
   if (problem !== null) throw new UsageError(`the user name ${JSON.stringify(values.revoke)} cannot be used: it ${problem}`);
   const cfg = await config(values.config, "sessions");
-  const { revokeUserSessions, storedSessionDecisions } = await import("../../../services/gateway-revoke.js");
+  const { revokeUserSessions, storedSessionDecisions } = await import("../../../stores/gateway-revoke.js");
   const files = { keysFile: cfg.keysFile, sessionsFile: cfg.sessionsFile };
   if (values.revoke !== undefined) {
     const revoke = values.revoke;

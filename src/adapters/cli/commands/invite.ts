@@ -90,7 +90,7 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   if (!enrolled && values.replace) throw new UsageError(`${user} is not enrolled yet; leave out --replace`);
   if (values.replace) {
     // A lost or stolen phone: the sessions signed in with it end now, not only once the new secret is set.
-    const { revokeUserSessions } = await import("../../../services/gateway-revoke.js");
+    const { revokeUserSessions } = await import("../../../stores/gateway-revoke.js");
     const ended = await asFileOwner(gatewayUser, () => revokeUserSessions({ keysFile: config.keysFile, sessionsFile: config.sessionsFile }, user, now));
     if (ended === "revoked") io.err(`${user}'s gateway sessions have ended (a running gateway ends them within a second)`);
   }

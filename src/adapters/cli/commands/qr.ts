@@ -6,7 +6,7 @@ import { ENROLL_HINT, StateFileError, type ExitCode } from "../../../core/errors
 import { secretLine } from "../../../formats/ga-document.js";
 import { summarize } from "../../../formats/ga-file.js";
 import { decodeGaSecret, base32Encode } from "../../../core/base32.js";
-import { ACCOUNT_OPTIONS, openAccount } from "../account-options.js";
+import { ACCOUNT_OPTIONS, openAccount } from "./account-options.js";
 import { parse } from "../args.js";
 import { commandHelp, HELP_OPTION, type DescribedTable } from "../help.js";
 import type { Output } from "../output.js";

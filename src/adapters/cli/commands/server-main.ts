@@ -16,7 +16,7 @@ import { usePublicApisOnly } from "../../../platform/node-internals.js";
 import { readPrivateFile } from "../../../platform/private-file.js";
 import { syslog } from "../../../platform/syslog.js";
 import { UserCache } from "../../../platform/user-cache.js";
-import { radiusFirewallRules, systemProbe } from "../../../services/radius-hardening.js";
+import { radiusFirewallRules, systemProbe } from "../../../admin/radius-hardening.js";
 import { accountStore, statePathOf } from "../../../stores/file-accounts.js";
 import type { CachedAccount } from "../../../platform/user-cache.js";
 import { RadiusLog } from "../../radius/log.js";

@@ -3,13 +3,13 @@
 
 import { existsSync, realpathSync } from "node:fs";
 import { UsageError, type ExitCode } from "../../../core/errors.js";
-import { applyChanges, diffChanges, pendingChanges, rollback, SetupError, type FileChange } from "../../../services/setup/apply.js";
-import { reloadSshd, testLogin } from "../../../services/setup/live.js";
-import { inRoot } from "../../../services/setup/paths.js";
-import type { SshFactors } from "../../../services/setup/plan.js";
-import { HELPER_PATH, planRstudio, rstudioManifest, validateRstudio, type RstudioFactors } from "../../../services/setup/setup-rstudio.js";
-import { helperSecret, pamLineSecret } from "../../../services/setup/written.js";
-import { adminStateProblem, lockoutProblems, OLD_RADIUS_UNIT, planSsh, SSHD_CONFIG, sshManifest, validateSshd, type StatePeek } from "../../../services/setup/setup-ssh.js";
+import { applyChanges, diffChanges, pendingChanges, rollback, SetupError, type FileChange } from "../../../admin/setup/apply.js";
+import { reloadSshd, testLogin } from "../../../admin/setup/live.js";
+import { inRoot } from "../../../admin/setup/paths.js";
+import type { SshFactors } from "../../../admin/setup/plan.js";
+import { HELPER_PATH, planRstudio, rstudioManifest, validateRstudio, type RstudioFactors } from "../../../admin/setup/setup-rstudio.js";
+import { helperSecret, pamLineSecret } from "../../../admin/setup/written.js";
+import { adminStateProblem, lockoutProblems, OLD_RADIUS_UNIT, planSsh, SSHD_CONFIG, sshManifest, validateSshd, type StatePeek } from "../../../admin/setup/setup-ssh.js";
 import { accountStore } from "../../../stores/file-accounts.js";
 import { describeProblems, installProblems } from "../../../platform/trusted-path.js";
 import { parse } from "../args.js";

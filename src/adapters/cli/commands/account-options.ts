@@ -1,11 +1,11 @@
 // The account-selection options shared by the account commands, and opening the account's store.
 
-import type { UserAccount } from "../../platform/users.js";
-import type { DescribedTable } from "./help.js";
-import { actAs } from "../../platform/privileges.js";
-import { resolveTarget } from "../../services/resolve-account.js";
-import { accountStore } from "../../stores/file-accounts.js";
-import type { FileAccountStore } from "../../stores/file-store.js";
+import type { UserAccount } from "../../../platform/users.js";
+import type { DescribedTable } from "../help.js";
+import { actAs } from "../../../platform/privileges.js";
+import { resolveTarget } from "../../../stores/resolve-account.js";
+import { accountStore } from "../../../stores/file-accounts.js";
+import type { FileAccountStore } from "../../../stores/file-store.js";
 
 export const ACCOUNT_OPTIONS = {
   secret: { type: "string", short: "s", value: "PATH", help: "state file (default ~/.google_authenticator of the user; ~, ${HOME} and ${USER} are expanded)" },

@@ -5,7 +5,7 @@
 import { isAbsolute, resolve } from "node:path";
 import { ConfigError, UsageError } from "../core/errors.js";
 import { lookupUserById, lookupUserByName, type UserAccount } from "../platform/users.js";
-import { DEFAULT_SECRET_SPEC, expandSecretPath } from "../stores/secret-path.js";
+import { DEFAULT_SECRET_SPEC, expandSecretPath } from "./secret-path.js";
 
 export interface AccountTarget {
   readonly user: UserAccount;

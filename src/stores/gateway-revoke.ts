@@ -3,7 +3,7 @@
 // notices within about a second. Without a keys file no gateway has issued a session yet.
 
 import { readKeyFile } from "../platform/keyring.js";
-import { GatewaySessionsFile, type SessionsState } from "../stores/gateway-sessions.js";
+import { GatewaySessionsFile, type SessionsState } from "./gateway-sessions.js";
 
 export interface GatewayFiles {
   readonly keysFile: string;
