@@ -100,7 +100,13 @@ try {
   const fileW = join(dir, "write.ga");
   const fileWR = join(dir, "write-ref.ga");
   const wrongFile = `${SECRET}\n" RATE_LIMIT 100 3600\n" WINDOW_SIZE 3\n" DISALLOW_REUSE\n" TOTP_AUTH\n`;
-  for (const [f, t] of [[fileA, plain], [fileR, plain], [fileW, wrongFile], [fileWR, wrongFile]] as const) writeFileSync(f, t, { mode: 0o400 });
+  for (const [f, t] of [
+    [fileA, plain],
+    [fileR, plain],
+    [fileW, wrongFile],
+    [fileWR, wrongFile],
+  ] as const)
+    writeFileSync(f, t, { mode: 0o400 });
   const now = () => codeAt(SECRET, Math.floor(Date.now() / 30000));
   const base: Cmd = { label: "node -e 0", argv: [node, "-e", "0"], times: [] };
   const accept: Cmd = { label: "otpgate verify (accepted, no write)", argv: [node, CLI, "verify", "-s", fileA, now()], times: [] };
@@ -180,7 +186,10 @@ async function sshBench(): Promise<void> {
     const otpStack = join(work, "stack-otpgate");
     const gaStack = join(work, "stack-ga");
     const common = "account include common-account\nsession required pam_permit.so\n";
-    writeFileSync(otpStack, `auth [success=1 ignore=1 default=ignore] pam_exec.so quiet quiet_log expose_authtok ${process.execPath} ${CLI} pam\nauth requisite pam_deny.so\nauth required pam_permit.so\n${common}`);
+    writeFileSync(
+      otpStack,
+      `auth [success=1 ignore=1 default=ignore] pam_exec.so quiet quiet_log expose_authtok ${process.execPath} ${CLI} pam\nauth requisite pam_deny.so\nauth required pam_permit.so\n${common}`,
+    );
     writeFileSync(gaStack, `auth required pam_google_authenticator.so\n${common}`);
     const radiusSecret = join(work, "radius.secret");
     const radiusConf = join(work, "pam_radius.conf");
@@ -199,7 +208,11 @@ async function sshBench(): Promise<void> {
     const variants = [`otpgate=${otpStack}`, `google-authenticator=${gaStack}`];
     const withRadius = existsSync("/lib/x86_64-linux-gnu/security/pam_radius_auth.so");
     if (withRadius) variants.push(`radius=${radiusStack}`);
-    const r = spawnSync("/usr/bin/python3", [join(ROOT, "bench/ssh_login_bench.py"), "127.0.0.1", String(s.port), user, s.clientKey, SECRET, join("/etc/pam.d", s.service), String(runs), ...variants], { encoding: "utf8", timeout: 600_000 });
+    const r = spawnSync(
+      "/usr/bin/python3",
+      [join(ROOT, "bench/ssh_login_bench.py"), "127.0.0.1", String(s.port), user, s.clientKey, SECRET, join("/etc/pam.d", s.service), String(runs), ...variants],
+      { encoding: "utf8", timeout: 600_000 },
+    );
     checker.kill("SIGTERM");
     if (r.status !== 0) {
       console.log(`\n4. SSH login benchmark failed: ${r.stderr.trim().split("\n").slice(-3).join(" ")}`);
@@ -261,7 +274,11 @@ async function gatewayBench(): Promise<void> {
     spawnSync(process.execPath, [CLI, "enroll", "--user", user, "-t", "-D", "-W", "-u", "-q"]);
     const secret = readFileSync(join(home, ".google_authenticator"), "latin1").split("\n")[0]!;
     const upstreamPort = 43000 + (process.pid % 5000);
-    const app = spawn(process.execPath, ["-e", `require("http").createServer((q,s)=>{s.writeHead(200,{"content-type":"text/plain"});s.end("hello from the app\\n")}).listen(${upstreamPort},"127.0.0.1")`], { stdio: "ignore" });
+    const app = spawn(
+      process.execPath,
+      ["-e", `require("http").createServer((q,s)=>{s.writeHead(200,{"content-type":"text/plain"});s.end("hello from the app\\n")}).listen(${upstreamPort},"127.0.0.1")`],
+      { stdio: "ignore" },
+    );
     children.push(app);
     // The ceiling for forward-auth on this machine: node:http answering 200 with no work at all.
     const barePort = upstreamPort + 2;
@@ -271,18 +288,27 @@ async function gatewayBench(): Promise<void> {
     children.push({ kill: () => (gw.stop(), true) });
     const nginxPort = upstreamPort + 1;
     const conf = join(work, "nginx.conf");
-    writeFileSync(conf, `daemon off; worker_processes 1; pid ${work}/nginx.pid; error_log ${work}/error.log;
+    writeFileSync(
+      conf,
+      `daemon off; worker_processes 1; pid ${work}/nginx.pid; error_log ${work}/error.log;
 events { worker_connections 256; }
 http { access_log off; client_body_temp_path ${work}/b; proxy_temp_path ${work}/p; fastcgi_temp_path ${work}/f; uwsgi_temp_path ${work}/u; scgi_temp_path ${work}/s;
   upstream app { server 127.0.0.1:${upstreamPort}; keepalive 32; }
   server { listen 127.0.0.1:${nginxPort}; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
-`);
+`,
+    );
     const nginx = spawn("/usr/sbin/nginx", ["-c", conf, "-p", work], { stdio: "ignore" });
     children.push(nginx);
     await new Promise((r) => setTimeout(r, 500));
     const form = await http(gw.base, "GET", "/_otpgate/login");
     const csrf = /name="csrf" value="([^"]+)"/.exec(form.body)![1]!;
-    const ok = await http(gw.base, "POST", "/_otpgate/login", { cookie: cookieHeader(cookiesFrom(form)) }, new URLSearchParams({ csrf, rd: "/", user, code: codeAt(secret, Math.floor(Date.now() / 30000)) }).toString());
+    const ok = await http(
+      gw.base,
+      "POST",
+      "/_otpgate/login",
+      { cookie: cookieHeader(cookiesFrom(form)) },
+      new URLSearchParams({ csrf, rd: "/", user, code: codeAt(secret, Math.floor(Date.now() / 30000)) }).toString(),
+    );
     const cookie = `Cookie: otpgate_session=${cookiesFrom(ok).otpgate_session}`;
     const load = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
     const bareNode = wrk(`http://127.0.0.1:${barePort}/`, []);
@@ -292,14 +318,20 @@ http { access_log off; client_body_temp_path ${work}/b; proxy_temp_path ${work}/
     const forwardAuth = wrk(`${gw.base}/_otpgate/auth`, [cookie]);
     const rate = (x: number) => Math.round(x).toLocaleString("en-US").padStart(10);
     const ratio = viaGateway.rps / viaNginx.rps;
-    console.log(`\n5. Web gateway (wrk -t2 -c32 -d5s on 127.0.0.1; the app is a one-line Node server; latency p50/p99; ${cpus().length} CPUs shared by wrk, the servers and the app; load average before: ${load})`);
+    console.log(
+      `\n5. Web gateway (wrk -t2 -c32 -d5s on 127.0.0.1; the app is a one-line Node server; latency p50/p99; ${cpus().length} CPUs shared by wrk, the servers and the app; load average before: ${load})`,
+    );
     console.log(`  ${"bare node:http (200, no work: the ceiling for node:http)".padEnd(58)} ${rate(bareNode.rps)} req/s   ${bareNode.p50.toFixed(2)}/${bareNode.p99.toFixed(2)} ms`);
     console.log(`  ${"app directly".padEnd(58)} ${rate(direct.rps)} req/s   ${direct.p50.toFixed(2)}/${direct.p99.toFixed(2)} ms`);
     console.log(`  ${"nginx proxy_pass -> app".padEnd(58)} ${rate(viaNginx.rps)} req/s   ${viaNginx.p50.toFixed(2)}/${viaNginx.p99.toFixed(2)} ms`);
-    console.log(`  ${"otpgate gateway (session check + undici proxy) -> app".padEnd(58)} ${rate(viaGateway.rps)} req/s   ${viaGateway.p50.toFixed(2)}/${viaGateway.p99.toFixed(2)} ms   ${ratio.toFixed(2)}x nginx`);
+    console.log(
+      `  ${"otpgate gateway (session check + undici proxy) -> app".padEnd(58)} ${rate(viaGateway.rps)} req/s   ${viaGateway.p50.toFixed(2)}/${viaGateway.p99.toFixed(2)} ms   ${ratio.toFixed(2)}x nginx`,
+    );
     console.log(`  proxy ratio: ${ratio.toFixed(2)}x nginx (target >= 0.4x): ${ratio >= 0.4 ? "met" : "NOT met"}`);
     console.log(`  latency the gateway adds over the app directly: p50 ${(viaGateway.p50 - direct.p50).toFixed(2)} ms, p99 ${(viaGateway.p99 - direct.p99).toFixed(2)} ms (at 32 connections)`);
-    console.log(`  ${"forward-auth decisions (GET /_otpgate/auth, signed in)".padEnd(58)} ${rate(forwardAuth.rps)} /s   ${forwardAuth.p50.toFixed(2)}/${forwardAuth.p99.toFixed(2)} ms   (target >= 40,000/s: ${forwardAuth.rps >= 40_000 ? "met" : "NOT met"})`);
+    console.log(
+      `  ${"forward-auth decisions (GET /_otpgate/auth, signed in)".padEnd(58)} ${rate(forwardAuth.rps)} /s   ${forwardAuth.p50.toFixed(2)}/${forwardAuth.p99.toFixed(2)} ms   (target >= 40,000/s: ${forwardAuth.rps >= 40_000 ? "met" : "NOT met"})`,
+    );
     console.log(`  forward-auth / bare node:http: ${(forwardAuth.rps / bareNode.rps).toFixed(2)}x (what node:http itself allows here: ${rate(bareNode.rps).trim()}/s)`);
   } catch (err) {
     console.log(`\n5. Gateway benchmark failed: ${(err as Error).message}`);

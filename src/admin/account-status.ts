@@ -50,7 +50,10 @@ export function accountStatus(store: FileAccountStore, user: string, nowMs: numb
   try {
     return statusOf(store, user, nowMs);
   } catch (err) {
-    const message = err instanceof OtpgateError ? err.message : `${file}: cannot be checked (${(err as NodeJS.ErrnoException)?.code ?? (err as Error)?.message ?? String(err)}); try again, and check the file and its directories`;
+    const message =
+      err instanceof OtpgateError
+        ? err.message
+        : `${file}: cannot be checked (${(err as NodeJS.ErrnoException)?.code ?? (err as Error)?.message ?? String(err)}); try again, and check the file and its directories`;
     return { user, file, enrolled: true, error: message };
   }
 }

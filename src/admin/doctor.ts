@@ -42,7 +42,6 @@ export interface DoctorOptions {
   readonly nowMs: number;
 }
 
-
 export function checkVersions(version: string): Finding[] {
   const major = Number(/^v(\d+)/.exec(process.version)?.[1] ?? 0);
   return [
@@ -88,13 +87,20 @@ export function checkPamService(path: string, label: string, context: PamService
   if (rserverConf && existsSync(rserverConf)) {
     const helper = /^\s*auth-pam-helper-path\s*=\s*(\S+)/m.exec(readFileSync(rserverConf, "utf8"))?.[1];
     if (helper && /otpgate/.test(helper)) {
-      const chain = rstudioChainProblems("password+code", path, rserverConf).map((message) => ({ check, severity: "fail" as const, message, fix: "otpgate setup rstudio --factors password+code (it restores the password stack in the PAM service)" }));
+      const chain = rstudioChainProblems("password+code", path, rserverConf).map((message) => ({
+        check,
+        severity: "fail" as const,
+        message,
+        fix: "otpgate setup rstudio --factors password+code (it restores the password stack in the PAM service)",
+      }));
       const helperFindings = checkRstudioHelper(check, path, helper, rserverConf);
       return chain.length ? [...chain, ...helperFindings.filter((f) => f.severity !== "ok")] : helperFindings;
     }
   }
   if (!existsSync(path)) return [{ check, severity: "info", message: `${path} does not exist (${label} not configured)`, fix: SETUP(label) }];
-  const lines = readFileSync(path, "utf8").split("\n").map((l) => l.trim());
+  const lines = readFileSync(path, "utf8")
+    .split("\n")
+    .map((l) => l.trim());
   const auth = lines.filter((l) => /^auth\s/.test(l));
   const findings: Finding[] = [];
   const otpLine = auth.findIndex((l) => /pam_exec\.so/.test(l) && /\botpgate\S*\s+pam\b/.test(l));
@@ -109,23 +115,46 @@ export function checkPamService(path: string, label: string, context: PamService
     const line = auth[otpLine]!;
     const control = /^auth\s+(\[[^\]]*\]|\S+)/.exec(line)?.[1] ?? "";
     if (control === "optional" || control === "sufficient") {
-      findings.push({ check, severity: "fail", message: `${path}: the otpgate line is "${control}", so a wrong code does not stop the login`, fix: "use the pattern otpgate setup writes: [success=1 ignore=1 default=ignore] pam_exec ..., then requisite pam_deny.so, then required pam_permit.so" });
+      findings.push({
+        check,
+        severity: "fail",
+        message: `${path}: the otpgate line is "${control}", so a wrong code does not stop the login`,
+        fix: "use the pattern otpgate setup writes: [success=1 ignore=1 default=ignore] pam_exec ..., then requisite pam_deny.so, then required pam_permit.so",
+      });
     } else if (control === "[success=1 ignore=1 default=ignore]") {
       const next = auth.slice(otpLine + 1, otpLine + 3).map((l) => l.replace(/\s+/g, " "));
       if (!/^auth requisite pam_deny\.so/.test(next[0] ?? "") || !/^auth required pam_permit\.so/.test(next[1] ?? "")) {
-        findings.push({ check, severity: "fail", message: `${path}: after the otpgate line must come "auth requisite pam_deny.so" and "auth required pam_permit.so", or a failed code skips nothing`, fix: SETUP(label) });
+        findings.push({
+          check,
+          severity: "fail",
+          message: `${path}: after the otpgate line must come "auth requisite pam_deny.so" and "auth required pam_permit.so", or a failed code skips nothing`,
+          fix: SETUP(label),
+        });
       }
     } else if (control === "required" || control === "requisite") {
       const permit = auth.slice(otpLine + 1).some((l) => /pam_permit\.so/.test(l));
-      if (label === "sshd" && !permit) findings.push({ check, severity: "fail", message: `${path}: pam_exec alone makes sshd fail pam_setcred() after a correct code (every module ignores setcred)`, fix: 'add "auth required pam_permit.so" after it, or use the pattern otpgate setup writes' });
+      if (label === "sshd" && !permit)
+        findings.push({
+          check,
+          severity: "fail",
+          message: `${path}: pam_exec alone makes sshd fail pam_setcred() after a correct code (every module ignores setcred)`,
+          fix: 'add "auth required pam_permit.so" after it, or use the pattern otpgate setup writes',
+        });
       else findings.push({ check, severity: "info", message: `${path}: "${control}" works, but failures show as "System error"; the pattern otpgate setup writes reports "Authentication failure"` });
     }
     if (!/\bexpose_authtok\b/.test(line)) findings.push({ check, severity: "fail", message: `${path}: pam_exec lacks expose_authtok, so otpgate never receives the code`, fix: "add expose_authtok" });
-    if (!/\bquiet\b/.test(line)) findings.push({ check, severity: "warn", message: `${path}: pam_exec without quiet shows "... failed: exit code 1" to users (and RStudio treats it as a conversation error)`, fix: "add quiet" });
+    if (!/\bquiet\b/.test(line))
+      findings.push({ check, severity: "warn", message: `${path}: pam_exec without quiet shows "... failed: exit code 1" to users (and RStudio treats it as a conversation error)`, fix: "add quiet" });
     if (/\btype=/.test(line)) findings.push({ check, severity: "fail", message: `${path}: pam_exec's type= makes it return PAM_IGNORE during authentication`, fix: "remove type=" });
     const words = line.split(/\s+/);
     const command = words.slice(words.findIndex((w) => w.startsWith("/")));
-    if (!command[0]?.startsWith("/")) findings.push({ check, severity: "fail", message: `${path}: pam_exec runs commands without a PATH search; the command must be an absolute path`, fix: "use /usr/bin/node /path/to/otpgate.cjs pam" });
+    if (!command[0]?.startsWith("/"))
+      findings.push({
+        check,
+        severity: "fail",
+        message: `${path}: pam_exec runs commands without a PATH search; the command must be an absolute path`,
+        fix: "use /usr/bin/node /path/to/otpgate.cjs pam",
+      });
     findings.push(...checkOtpgateStack(path, label, context));
   }
   if (gaLine >= 0 && /\b(optional|sufficient)\b/.test(auth[gaLine]!.split(/\s+/)[1] ?? "")) {
@@ -149,20 +178,41 @@ function checkOtpgateStack(path: string, label: string, context: PamServiceConte
   const options = new Set(cmd.options.map((o) => o.split("=")[0]!));
   const findings: Finding[] = [];
   const missing = [cmd.env, cmd.node, cmd.launcher].filter((p): p is string => !!p && p.startsWith("/") && !existsSync(p));
-  for (const p of missing) findings.push({ check, severity: "fail", message: `${path}: ${p} does not exist, so every login fails`, fix: "reinstall otpgate or rerun otpgate setup (it writes absolute paths of node and otpgate)" });
+  for (const p of missing)
+    findings.push({
+      check,
+      severity: "fail",
+      message: `${path}: ${p} does not exist, so every login fails`,
+      fix: "reinstall otpgate or rerun otpgate setup (it writes absolute paths of node and otpgate)",
+    });
   if (missing.length === 0) findings.push(...commandTrust(path, check, cmd.node, cmd.launcher, cmd.env));
 
   const unsets = new Set(cmd.unset);
   if (!unsets.has("*") && !(unsets.has("NODE_OPTIONS") && unsets.has("NODE_PATH"))) {
-    findings.push({ check, severity: "warn", message: `${path}: the PAM environment reaches node unfiltered (NODE_OPTIONS, NODE_PATH); otpgate refuses to run as root when it finds them, so a login then fails`, fix: `${SETUP(label)} (the line runs /usr/bin/env -u NODE_OPTIONS -u NODE_PATH ... node)` });
+    findings.push({
+      check,
+      severity: "warn",
+      message: `${path}: the PAM environment reaches node unfiltered (NODE_OPTIONS, NODE_PATH); otpgate refuses to run as root when it finds them, so a login then fails`,
+      fix: `${SETUP(label)} (the line runs /usr/bin/env -u NODE_OPTIONS -u NODE_PATH ... node)`,
+    });
   }
   const skipper = bypassBefore(stack, at);
   if (skipper) {
-    findings.push({ check, severity: "fail", message: `${path}: "auth ${skipper.control} ${skipper.unreadableInclude ?? skipper.module}" (${skipper.file}) comes before otpgate's line: when it ends the stack with success or jumps over otpgate's line, the code is never asked`, fix: `make it required/requisite, or move it after otpgate's lines; ${SETUP(label)} writes a working stack` });
+    findings.push({
+      check,
+      severity: "fail",
+      message: `${path}: "auth ${skipper.control} ${skipper.unreadableInclude ?? skipper.module}" (${skipper.file}) comes before otpgate's line: when it ends the stack with success or jumps over otpgate's line, the code is never asked`,
+      fix: `make it required/requisite, or move it after otpgate's lines; ${SETUP(label)} writes a working stack`,
+    });
   }
   const readenv = stack.slice(0, at).find((l) => moduleName(l) === "pam_env.so" && l.args.some((a) => /^user_readenv=1$/.test(a)));
   if (readenv) {
-    findings.push({ check, severity: "fail", message: `${path}: pam_env.so with user_readenv=1 (${readenv.file}) runs in the auth phase before otpgate: each user's ~/.pam_environment can then set variables (NODE_OPTIONS, LD_PRELOAD, ...) for the root process that checks the code`, fix: "move pam_env.so user_readenv=1 to the session phase, or drop user_readenv=1 there" });
+    findings.push({
+      check,
+      severity: "fail",
+      message: `${path}: pam_env.so with user_readenv=1 (${readenv.file}) runs in the auth phase before otpgate: each user's ~/.pam_environment can then set variables (NODE_OPTIONS, LD_PRELOAD, ...) for the root process that checks the code`,
+      fix: "move pam_env.so user_readenv=1 to the session phase, or drop user_readenv=1 there",
+    });
   }
   if (options.has("nullok") && !options.has("password") && !(label === "sshd" && options.has("require_publickey"))) {
     const other = stack.find((l, i) => i !== at && authenticates(l));
@@ -188,7 +238,12 @@ function checkOtpgateStack(path: string, label: string, context: PamServiceConte
 
 /** RStudio through otpgate's auth-pam-helper-path: the helper and what it runs must be root's. */
 function checkRstudioHelper(check: string, path: string, helper: string, rserverConf: string): Finding[] {
-  const findings: Finding[] = pathProblems(helper).map((p) => ({ check, severity: "fail" as const, message: `${rserverConf}: rserver runs ${helper} as root, but ${p.path} is ${p.reason}`, fix: p.fix }));
+  const findings: Finding[] = pathProblems(helper).map((p) => ({
+    check,
+    severity: "fail" as const,
+    message: `${rserverConf}: rserver runs ${helper} as root, but ${p.path} is ${p.reason}`,
+    fix: p.fix,
+  }));
   let script = "";
   try {
     script = readFileSync(helper, "latin1");
@@ -226,11 +281,20 @@ export function checkRadiusUnit(unit: string): Finding[] {
     return [];
   }
   const exec = /^ExecStart=[-@:+!]*(.*)$/m.exec(text)?.[1] ?? "";
-  const words = exec.trim().split(/\s+/).map((w) => w.replace(/^"(.*)"$/, "$1"));
+  const words = exec
+    .trim()
+    .split(/\s+/)
+    .map((w) => w.replace(/^"(.*)"$/, "$1"));
   const cmd = otpgateInvocation(words, "radius") ?? otpgateInvocation(words, "server");
   if (!cmd) return [];
   const missing = [cmd.env, cmd.node, cmd.launcher].filter((p): p is string => !!p && p.startsWith("/") && !existsSync(p));
-  if (missing.length) return missing.map((p) => ({ check: "radius", severity: "fail" as const, message: `${unit}: ${p} does not exist, so the code checker cannot start and every login fails`, fix: "reinstall otpgate or rerun otpgate setup ssh --backend radius" }));
+  if (missing.length)
+    return missing.map((p) => ({
+      check: "radius",
+      severity: "fail" as const,
+      message: `${unit}: ${p} does not exist, so the code checker cannot start and every login fails`,
+      fix: "reinstall otpgate or rerun otpgate setup ssh --backend radius",
+    }));
   const findings = commandTrust(unit, "radius", cmd.node, cmd.launcher, cmd.env);
   return findings.length ? findings : [{ check: "radius", severity: "ok", message: `${unit}: runs ${cmd.launcher}, root's alone` }];
 }
@@ -250,13 +314,26 @@ export function checkSshd(o: DoctorOptions): SshdEffective {
   const eff = new Map(r.stdout.split("\n").map((l) => [l.split(" ")[0]!, l.slice(l.indexOf(" ") + 1)] as [string, string]));
   const findings: Finding[] = [];
   if (eff.get("usepam") !== "yes") findings.push({ check, severity: "fail", message: "UsePAM is not yes: sshd never asks PAM for the code", fix: "otpgate setup ssh" });
-  if (eff.get("kbdinteractiveauthentication") !== "yes") findings.push({ check, severity: "fail", message: "KbdInteractiveAuthentication is not yes: the code prompt cannot be shown", fix: "otpgate setup ssh" });
+  if (eff.get("kbdinteractiveauthentication") !== "yes")
+    findings.push({ check, severity: "fail", message: "KbdInteractiveAuthentication is not yes: the code prompt cannot be shown", fix: "otpgate setup ssh" });
   const methods = eff.get("authenticationmethods") ?? "any";
   if (!methods.split(" ").some((m) => m.split(",").includes("keyboard-interactive"))) {
-    findings.push({ check, severity: "fail", message: `AuthenticationMethods is "${methods}": a login never needs the code (keyboard-interactive)`, fix: "otpgate setup ssh (AuthenticationMethods publickey,keyboard-interactive)" });
+    findings.push({
+      check,
+      severity: "fail",
+      message: `AuthenticationMethods is "${methods}": a login never needs the code (keyboard-interactive)`,
+      fix: "otpgate setup ssh (AuthenticationMethods publickey,keyboard-interactive)",
+    });
   }
-  if (eff.get("passwordauthentication") === "yes") findings.push({ check, severity: "warn", message: "PasswordAuthentication is yes: with UsePAM the password method runs the same PAM stack", fix: "PasswordAuthentication no (otpgate setup ssh sets it)" });
-  for (const message of sshdConnectionProblems(o.sshd, o.root, config, o.users[0]?.name, { matchOnly: true })) findings.push({ check, severity: "fail", message, fix: "change or remove that Match block so every connection needs publickey,keyboard-interactive (sshd -T -C shows the effect)" });
+  if (eff.get("passwordauthentication") === "yes")
+    findings.push({
+      check,
+      severity: "warn",
+      message: "PasswordAuthentication is yes: with UsePAM the password method runs the same PAM stack",
+      fix: "PasswordAuthentication no (otpgate setup ssh sets it)",
+    });
+  for (const message of sshdConnectionProblems(o.sshd, o.root, config, o.users[0]?.name, { matchOnly: true }))
+    findings.push({ check, severity: "fail", message, fix: "change or remove that Match block so every connection needs publickey,keyboard-interactive (sshd -T -C shows the effect)" });
   findings.push(...checkSshdReloaded(o, eff, config));
   if (findings.length === 0) findings.push({ check, severity: "ok", message: `sshd asks for ${methods}` });
   return { findings, settings: eff };
@@ -268,9 +345,16 @@ const sshdPath = (root: string, p: string) => (root === "/" || p.startsWith(root
 function checkSshdReloaded(o: DoctorOptions, eff: ReadonlyMap<string, string>, config: string): Finding[] {
   const pidFile = eff.get("pidfile");
   if (!pidFile || pidFile === "none") return [];
-  const stale = staleSshdConfig(sshdPath(o.root, pidFile), sshdConfigFiles(config, (p) => sshdPath(o.root, p)));
+  const stale = staleSshdConfig(
+    sshdPath(o.root, pidFile),
+    sshdConfigFiles(config, (p) => sshdPath(o.root, p)),
+  );
   if (!stale) return [];
-  const when = (ms: number) => new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+  const when = (ms: number) =>
+    new Date(ms)
+      .toISOString()
+      .replace("T", " ")
+      .replace(/\.\d+Z$/, " UTC");
   return [
     {
       check: "sshd",
@@ -295,10 +379,12 @@ export function checkStateFiles(o: DoctorOptions): Finding[] {
     enrolled++;
     if (s.error) findings.push({ check: "state-files", severity: "fail", message: `${user.name}: ${s.error}`, fix: "the message says what to change" });
     else if (s.problems?.length) findings.push({ check: "state-files", severity: "fail", message: `${user.name}: ${s.problems.join("; ")}`, fix: `otpgate enroll --user ${user.name} -f` });
-    else if (s.emergencyCodesLeft === 0) findings.push({ check: "state-files", severity: "warn", message: `${user.name} has no emergency codes left`, fix: `otpgate codes --user ${user.name} --regenerate` });
+    else if (s.emergencyCodesLeft === 0)
+      findings.push({ check: "state-files", severity: "warn", message: `${user.name} has no emergency codes left`, fix: `otpgate codes --user ${user.name} --regenerate` });
     if (s.rateLimitedNow) findings.push({ check: "state-files", severity: "info", message: `${user.name} is rate-limited right now` });
   }
-  if (!findings.some((f) => f.severity === "fail" || f.severity === "warn")) findings.push({ check: "state-files", severity: enrolled ? "ok" : "info", message: `${enrolled} enrolled account(s)${enrolled ? ", all state files usable" : ""}` });
+  if (!findings.some((f) => f.severity === "fail" || f.severity === "warn"))
+    findings.push({ check: "state-files", severity: enrolled ? "ok" : "info", message: `${enrolled} enrolled account(s)${enrolled ? ", all state files usable" : ""}` });
   return findings;
 }
 
@@ -331,7 +417,14 @@ export function checkClock(): Finding[] {
       : [{ check, severity: "warn", message: "chrony reports the clock is not synchronised", fix: "check chronyc sources" }];
   }
   if (existsSync("/run/systemd/timesync/synchronized")) return [{ check, severity: "ok", message: "the clock is synchronised (systemd-timesyncd)" }];
-  return [{ check, severity: "warn", message: "cannot tell whether the clock is synchronised (no timedatectl, chrony or timesyncd here); one-time codes fail when it drifts", fix: "install chrony or systemd-timesyncd" }];
+  return [
+    {
+      check,
+      severity: "warn",
+      message: "cannot tell whether the clock is synchronised (no timedatectl, chrony or timesyncd here); one-time codes fail when it drifts",
+      fix: "install chrony or systemd-timesyncd",
+    },
+  ];
 }
 
 export function runDoctor(o: DoctorOptions): Finding[] {

@@ -15,14 +15,7 @@ export const DEFAULT_RADIUS_PORT = 1812;
 
 /** An nftables table (for `nft -f FILE`) that drops packets to the port from every uid but root's. */
 export function radiusFirewallRules(port: number = DEFAULT_RADIUS_PORT, table = "otpgate"): string {
-  return [
-    `table inet ${table} {`,
-    "  chain output {",
-    "    type filter hook output priority filter; policy accept;",
-    `    oifname "lo" udp dport ${port} meta skuid != 0 drop`,
-    "  }",
-    "}",
-  ].join("\n");
+  return [`table inet ${table} {`, "  chain output {", "    type filter hook output priority filter; policy accept;", `    oifname "lo" udp dport ${port} meta skuid != 0 drop`, "  }", "}"].join("\n");
 }
 
 export interface HardeningProbe {
@@ -70,7 +63,10 @@ export function hasUidRule(ruleset: string, port: number): boolean {
 /** The port `otpgate radius` / `otpgate server` listens on according to its systemd unit (null: no such unit, or no RADIUS). */
 export function radiusUnitPort(unitText: string): number | null {
   const exec = /^ExecStart=[-@:+!]*(.*)$/m.exec(unitText)?.[1];
-  const words = (exec ?? "").trim().split(/\s+/).map((w) => w.replace(/^"(.*)"$/, "$1"));
+  const words = (exec ?? "")
+    .trim()
+    .split(/\s+/)
+    .map((w) => w.replace(/^"(.*)"$/, "$1"));
   if (!words.includes("radius") && !words.includes("server")) return null;
   if (words.includes("--no-radius")) return null;
   const i = words.findIndex((w) => w === "--listen" || w.startsWith("--listen="));

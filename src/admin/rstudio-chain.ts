@@ -29,9 +29,15 @@ export function rstudioChainProblems(factors: "code" | "password+code", pamPath:
   if (factors === "password+code") {
     if (!helper || !/otpgate/.test(helper)) problems.push(`${rserverConf} does not point auth-pam-helper-path at otpgate's helper, so RStudio never asks for the code`);
     if (!existsSync(pamPath)) problems.push(`${pamPath} does not exist: rserver-pam has no PAM service to check the password with`);
-    if (otpgate) problems.push(`${pamPath} still holds otpgate's code line (${otpgate.file}): otpgate's helper hands the password to rserver-pam, which would check it as a second code, so CODE+CODE gets in and password+code does not`);
+    if (otpgate)
+      problems.push(
+        `${pamPath} still holds otpgate's code line (${otpgate.file}): otpgate's helper hands the password to rserver-pam, which would check it as a second code, so CODE+CODE gets in and password+code does not`,
+      );
     const password = stack.find((l) => PASSWORD_MODULE.test(moduleName(l)) && l.control !== "optional");
-    if (!password && existsSync(pamPath)) problems.push(`${pamPath} checks no password (no pam_unix.so or similar in its auth stack${stack.some((l) => l.unreadableInclude) ? `; ${stack.find((l) => l.unreadableInclude)!.unreadableInclude} cannot be read` : ""}): with password+code the password is RStudio's PAM service's to check`);
+    if (!password && existsSync(pamPath))
+      problems.push(
+        `${pamPath} checks no password (no pam_unix.so or similar in its auth stack${stack.some((l) => l.unreadableInclude) ? `; ${stack.find((l) => l.unreadableInclude)!.unreadableInclude} cannot be read` : ""}): with password+code the password is RStudio's PAM service's to check`,
+      );
   } else {
     if (helper) problems.push(`${rserverConf} still sets auth-pam-helper-path=${helper}: rserver runs that helper instead of the PAM service`);
     if (!otpgate) problems.push(`${pamPath} has no otpgate line: with factors code the PAM service must check the code`);

@@ -73,7 +73,12 @@ export function checkServerLayout(probe: LayoutProbe): Finding[] {
   try {
     st = lstatSync(socket);
   } catch {
-    findings.push({ check, severity: "info", message: `no otpgate server API socket at ${socket} (not running, or RADIUS only)`, fix: "for the unprivileged gateway: groupadd --system otpgate; systemctl enable --now otpgate-server" });
+    findings.push({
+      check,
+      severity: "info",
+      message: `no otpgate server API socket at ${socket} (not running, or RADIUS only)`,
+      fix: "for the unprivileged gateway: groupadd --system otpgate; systemctl enable --now otpgate-server",
+    });
   }
   if (st) {
     const problems: string[] = [];
@@ -91,20 +96,35 @@ export function checkServerLayout(probe: LayoutProbe): Finding[] {
       problems.push("its directory cannot be checked");
     }
     if (problems.length) {
-      findings.push({ check, severity: "fail", message: `the API socket ${socket} ${problems.join("; ")}: who may ask for decisions and enrollments is not as intended`, fix: "restart otpgate server (it sets the socket up); check --socket-group" });
+      findings.push({
+        check,
+        severity: "fail",
+        message: `the API socket ${socket} ${problems.join("; ")}: who may ask for decisions and enrollments is not as intended`,
+        fix: "restart otpgate server (it sets the socket up); check --socket-group",
+      });
     } else {
       const health = probe.health(socket);
       findings.push(
         health === null
           ? { check, severity: "ok", message: `otpgate server answers on ${socket} (0660 root:${probe.groupName})` }
-          : { check, severity: "fail", message: `otpgate server does not answer on ${socket} (${health}): the gateway refuses every login`, fix: "systemctl status otpgate-server; journalctl -u otpgate-server" },
+          : {
+              check,
+              severity: "fail",
+              message: `otpgate server does not answer on ${socket} (${health}): the gateway refuses every login`,
+              fix: "systemctl status otpgate-server; journalctl -u otpgate-server",
+            },
       );
     }
   }
   for (const g of probe.gateways()) {
     findings.push(
       g.euid === 0
-        ? { check: "gateway", severity: "warn", message: `otpgate gateway (pid ${g.pid}) runs as root: a flaw in the internet-facing process would be root's`, fix: "run it as its own user (the otpgate-gateway unit: User=otpgate-gw) with decision_socket: in its config" }
+        ? {
+            check: "gateway",
+            severity: "warn",
+            message: `otpgate gateway (pid ${g.pid}) runs as root: a flaw in the internet-facing process would be root's`,
+            fix: "run it as its own user (the otpgate-gateway unit: User=otpgate-gw) with decision_socket: in its config",
+          }
         : { check: "gateway", severity: "ok", message: `otpgate gateway (pid ${g.pid}) runs as uid ${g.euid}, not root` },
     );
   }

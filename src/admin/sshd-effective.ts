@@ -79,7 +79,13 @@ export function globRegExp(pattern: string): RegExp {
 
 /** sshd's match_pattern: only * and ? are special. */
 function sshdPattern(pattern: string, caseless = false): RegExp {
-  return new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".")}$`, caseless ? "i" : "");
+  return new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+      .replace(/\*/g, ".*")
+      .replace(/\?/g, ".")}$`,
+    caseless ? "i" : "",
+  );
 }
 
 /** glob(3) for the patterns sshd accepts in Include (wildcards in any component), sorted. */
@@ -111,11 +117,31 @@ function expandGlob(path: string): string[] {
  * evaluated with a connection that matches it, or refused (fail closed).
  */
 export const AUTH_KEYWORDS: ReadonlySet<string> = new Set([
-  "authenticationmethods", "passwordauthentication", "kbdinteractiveauthentication", "challengeresponseauthentication", "usepam",
-  "pubkeyauthentication", "permitemptypasswords", "hostbasedauthentication", "gssapiauthentication", "kerberosauthentication",
-  "authorizedkeysfile", "authorizedkeyscommand", "authorizedkeyscommanduser", "authorizedprincipalsfile", "authorizedprincipalscommand",
-  "authorizedprincipalscommanduser", "trustedusercakeys", "revokedkeys", "permitrootlogin", "pubkeyacceptedalgorithms",
-  "pubkeyacceptedkeytypes", "pubkeyauthoptions", "hostbasedacceptedalgorithms", "maxauthtries", "include",
+  "authenticationmethods",
+  "passwordauthentication",
+  "kbdinteractiveauthentication",
+  "challengeresponseauthentication",
+  "usepam",
+  "pubkeyauthentication",
+  "permitemptypasswords",
+  "hostbasedauthentication",
+  "gssapiauthentication",
+  "kerberosauthentication",
+  "authorizedkeysfile",
+  "authorizedkeyscommand",
+  "authorizedkeyscommanduser",
+  "authorizedprincipalsfile",
+  "authorizedprincipalscommand",
+  "authorizedprincipalscommanduser",
+  "trustedusercakeys",
+  "revokedkeys",
+  "permitrootlogin",
+  "pubkeyacceptedalgorithms",
+  "pubkeyacceptedkeytypes",
+  "pubkeyauthoptions",
+  "hostbasedacceptedalgorithms",
+  "maxauthtries",
+  "include",
 ]);
 
 /** Every Match block in the configuration file and the files it Includes (recursively), with the keywords its body sets. */
@@ -126,18 +152,20 @@ export function findMatchBlocks(root: string, configPath: string): MatchBlock[] 
     if (depth > 16 || seen.has(file) || !existsSync(file)) return;
     seen.add(file);
     let current: { file: string; line: number; criteria: string; keywords: string[] } | null = null;
-    readFileSync(file, "latin1").split("\n").forEach((raw, i) => {
-      const m = /^\s*([A-Za-z-]+)(?:\s*=\s*|\s+)(.*?)\s*$/.exec(raw.replace(/#.*$/, ""));
-      if (!m) return;
-      const key = m[1]!.toLowerCase();
-      if (key === "match") {
-        current = { file, line: i + 1, criteria: m[2]!, keywords: [] };
-        blocks.push(current);
-        return;
-      }
-      if (current) (current as { keywords: string[] }).keywords.push(key);
-      if (key === "include") for (const arg of words(m[2]!)) for (const f of expandGlob(resolveInclude(root, arg))) visit(f, depth + 1);
-    });
+    readFileSync(file, "latin1")
+      .split("\n")
+      .forEach((raw, i) => {
+        const m = /^\s*([A-Za-z-]+)(?:\s*=\s*|\s+)(.*?)\s*$/.exec(raw.replace(/#.*$/, ""));
+        if (!m) return;
+        const key = m[1]!.toLowerCase();
+        if (key === "match") {
+          current = { file, line: i + 1, criteria: m[2]!, keywords: [] };
+          blocks.push(current);
+          return;
+        }
+        if (current) (current as { keywords: string[] }).keywords.push(key);
+        if (key === "include") for (const arg of words(m[2]!)) for (const f of expandGlob(resolveInclude(root, arg))) visit(f, depth + 1);
+      });
   };
   visit(configPath, 0);
   return blocks;
@@ -216,11 +244,17 @@ export interface GroupLookup {
 export const systemGroups: GroupLookup = {
   memberOf(pattern) {
     const re = sshdPattern(pattern);
-    const groups = spawnSync("getent", ["group"], { encoding: "utf8" }).stdout.split("\n").map((l) => l.split(":")).filter((g) => g[0] && re.test(g[0]));
+    const groups = spawnSync("getent", ["group"], { encoding: "utf8" })
+      .stdout.split("\n")
+      .map((l) => l.split(":"))
+      .filter((g) => g[0] && re.test(g[0]));
     for (const g of groups) {
       const member = (g[3] ?? "").split(",").find(Boolean);
       if (member) return member;
-      const primary = spawnSync("getent", ["passwd"], { encoding: "utf8" }).stdout.split("\n").map((l) => l.split(":")).find((p) => p[3] === g[2]);
+      const primary = spawnSync("getent", ["passwd"], { encoding: "utf8" })
+        .stdout.split("\n")
+        .map((l) => l.split(":"))
+        .find((p) => p[3] === g[2]);
       if (primary?.[0]) return primary[0];
     }
     return null;
@@ -244,7 +278,10 @@ function satisfies(c: Connection, criteria: readonly Criterion[], groups: GroupL
         return matchesList(c.user, list);
       case "group": {
         const mine = groups.groupsOf(c.user);
-        const negatives = list.split(",").filter((p) => p.startsWith("!")).map((p) => p.slice(1));
+        const negatives = list
+          .split(",")
+          .filter((p) => p.startsWith("!"))
+          .map((p) => p.slice(1));
         const positives = list.split(",").filter((p) => p && !p.startsWith("!"));
         return mine.some((g) => positives.some((p) => sshdPattern(p).test(g))) && !mine.some((g) => negatives.some((p) => sshdPattern(p).test(g)));
       }
@@ -292,7 +329,10 @@ export function connectionsFor(criteria: string, base: Connection, groups: Group
         options = positive.length ? pick("name", "user", "") : [{ user: "otpgate-probe" }];
         break;
       case "group":
-        options = positive.map((p) => groups.memberOf(p)).filter((m): m is string => m !== null).map((user) => ({ user }));
+        options = positive
+          .map((p) => groups.memberOf(p))
+          .filter((m): m is string => m !== null)
+          .map((user) => ({ user }));
         break;
       case "host":
         options = positive.length ? pick("name", "host", "") : [{ host: "otpgate-probe.invalid" }];
@@ -314,7 +354,10 @@ export function connectionsFor(criteria: string, base: Connection, groups: Group
     }
     parsed.push({ key, list });
     if (options.length === 0) {
-      return { connections: [], untestable: `"Match ${criteria}": no ${w[i - 1]} matching "${list}" can be found to test it with${key === "group" ? " (no member of such a group can be listed: an empty group, or LDAP/sssd without enumeration)" : ""}` };
+      return {
+        connections: [],
+        untestable: `"Match ${criteria}": no ${w[i - 1]} matching "${list}" can be found to test it with${key === "group" ? " (no member of such a group can be listed: an empty group, or LDAP/sssd without enumeration)" : ""}`,
+      };
     }
     variants.push(options);
   }
@@ -333,7 +376,13 @@ export const describeConnection = (c: Connection): string => `user=${c.user},hos
  * Every connection kind whose effective settings are not "publickey,keyboard-interactive,
  * password no": one message per offending connection, naming the Match block (file:line).
  */
-export function sshdConnectionProblems(sshd: string, root: string, configPath: string, user: string | undefined, options: { readonly matchOnly?: boolean; readonly groups?: GroupLookup } = {}): string[] {
+export function sshdConnectionProblems(
+  sshd: string,
+  root: string,
+  configPath: string,
+  user: string | undefined,
+  options: { readonly matchOnly?: boolean; readonly groups?: GroupLookup } = {},
+): string[] {
   const groups = options.groups ?? systemGroups;
   const base: Connection = { user: user ?? "root", host: "localhost", addr: "127.0.0.1", laddr: "127.0.0.1", lport: "22" };
   const cases: { connection: Connection; why: string }[] = options.matchOnly ? [] : [{ connection: base, why: "a connection that matches no Match block" }];
@@ -343,7 +392,10 @@ export function sshdConnectionProblems(sshd: string, root: string, configPath: s
     const { connections, untestable } = connectionsFor(block.criteria, base, groups);
     // Fail closed: a block that changes how connections authenticate and that cannot be tested is refused.
     const auth = block.keywords.filter((k) => AUTH_KEYWORDS.has(k));
-    if (untestable && auth.length) problems.push(`${untestable}: otpgate cannot prove that ${where}, which sets ${[...new Set(auth)].join(", ")}, keeps key + code; remove it, or check it by hand and move those settings out of it`);
+    if (untestable && auth.length)
+      problems.push(
+        `${untestable}: otpgate cannot prove that ${where}, which sets ${[...new Set(auth)].join(", ")}, keeps key + code; remove it, or check it by hand and move those settings out of it`,
+      );
     for (const c of connections) cases.push({ connection: c, why: `a connection matching ${where}` });
   }
   for (const { connection, why } of cases) {
@@ -354,7 +406,8 @@ export function sshdConnectionProblems(sshd: string, root: string, configPath: s
     }
     const effective = new Map(r.stdout.split("\n").map((l) => [l.split(" ")[0]!, l.slice(l.indexOf(" ") + 1)] as [string, string]));
     const wrong = REQUIRED_EFFECTIVE.filter(([k, v]) => effective.get(k) !== v).map(([k]) => `${k} ${effective.get(k) ?? "(unset)"}`);
-    if (wrong.length) problems.push(`for ${why}, tested as ${describeConnection(connection)}, sshd would use ${wrong.join(", ")} (needed: ${REQUIRED_EFFECTIVE.map(([k, v]) => `${k} ${v}`).join(", ")})`);
+    if (wrong.length)
+      problems.push(`for ${why}, tested as ${describeConnection(connection)}, sshd would use ${wrong.join(", ")} (needed: ${REQUIRED_EFFECTIVE.map(([k, v]) => `${k} ${v}`).join(", ")})`);
   }
   return problems;
 }

@@ -14,7 +14,15 @@ export interface StaleConfig {
   readonly changed: readonly { readonly path: string; readonly mtimeMs: number }[];
 }
 
-const glob = (pattern: string) => new RegExp("^" + pattern.replace(/[.+^${}()|\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".") + "$");
+const glob = (pattern: string) =>
+  new RegExp(
+    "^" +
+      pattern
+        .replace(/[.+^${}()|\\]/g, "\\$&")
+        .replace(/\*/g, ".*")
+        .replace(/\?/g, ".") +
+      "$",
+  );
 
 /** sshd_config and every file its Include lines name (recursively; relative to /etc/ssh like sshd). */
 export function sshdConfigFiles(config: string, mapPath: (p: string) => string, depth = 0): string[] {
@@ -33,7 +41,9 @@ export function sshdConfigFiles(config: string, mapPath: (p: string) => string, 
       const re = glob(basename(pattern));
       let names: string[] = [];
       try {
-        names = readdirSync(dir).filter((n) => re.test(n)).sort();
+        names = readdirSync(dir)
+          .filter((n) => re.test(n))
+          .sort();
       } catch {
         names = [];
       }

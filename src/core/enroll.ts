@@ -110,7 +110,7 @@ export function confirmsNewSecret(secret: string, params: Pick<EnrollSettings, "
   const now = timeStep(nowMs, params.stepSeconds ?? 30);
   const value = Number(typed);
   let hit = false;
-  for (const step of [now - 1, now, now + 1]) hit = (gen(step) === value) || hit;
+  for (const step of [now - 1, now, now + 1]) hit = gen(step) === value || hit;
   key.fill(0);
   return hit;
 }

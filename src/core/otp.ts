@@ -28,8 +28,7 @@ function splitCounter(counter: number): [number, number] {
 /** RFC 4226 dynamic truncation of an HMAC value to `digits` decimal digits. */
 export function truncate(hash: Uint8Array, digits: number): number {
   const offset = hash[hash.length - 1]! & 0x0f;
-  const binary =
-    ((hash[offset]! & 0x7f) << 24) | (hash[offset + 1]! << 16) | (hash[offset + 2]! << 8) | hash[offset + 3]!;
+  const binary = ((hash[offset]! & 0x7f) << 24) | (hash[offset + 1]! << 16) | (hash[offset + 2]! << 8) | hash[offset + 3]!;
   return binary % POW10[digits]!;
 }
 
@@ -72,11 +71,6 @@ export function timeStep(nowMs: number, stepSeconds: number, t0Seconds = 0): num
 }
 
 /** One TOTP value (RFC 6238) at `nowMs`, as a zero-padded string. */
-export function totp(
-  key: Uint8Array,
-  nowMs: number,
-  params: OtpParams & { readonly stepSeconds: number },
-  macFactory: MacFactory,
-): string {
+export function totp(key: Uint8Array, nowMs: number, params: OtpParams & { readonly stepSeconds: number }, macFactory: MacFactory): string {
   return hotp(key, timeStep(nowMs, params.stepSeconds), params, macFactory);
 }

@@ -10,16 +10,33 @@ function compress(state: Int32Array, block: Int32Array): void {
     const x = W[i - 3]! ^ W[i - 8]! ^ W[i - 14]! ^ W[i - 16]!;
     W[i] = (x << 1) | (x >>> 31);
   }
-  let a = state[0]!, b = state[1]!, c = state[2]!, d = state[3]!, e = state[4]!;
+  let a = state[0]!,
+    b = state[1]!,
+    c = state[2]!,
+    d = state[3]!,
+    e = state[4]!;
   for (let i = 0; i < 80; i++) {
     let f: number;
     let k: number;
-    if (i < 20) { f = (b & c) | (~b & d); k = 0x5a827999; }
-    else if (i < 40) { f = b ^ c ^ d; k = 0x6ed9eba1; }
-    else if (i < 60) { f = (b & c) | (b & d) | (c & d); k = 0x8f1bbcdc | 0; }
-    else { f = b ^ c ^ d; k = 0xca62c1d6 | 0; }
+    if (i < 20) {
+      f = (b & c) | (~b & d);
+      k = 0x5a827999;
+    } else if (i < 40) {
+      f = b ^ c ^ d;
+      k = 0x6ed9eba1;
+    } else if (i < 60) {
+      f = (b & c) | (b & d) | (c & d);
+      k = 0x8f1bbcdc | 0;
+    } else {
+      f = b ^ c ^ d;
+      k = 0xca62c1d6 | 0;
+    }
     const t = (((a << 5) | (a >>> 27)) + f + e + k + W[i]!) | 0;
-    e = d; d = c; c = (b << 30) | (b >>> 2); b = a; a = t;
+    e = d;
+    d = c;
+    c = (b << 30) | (b >>> 2);
+    b = a;
+    a = t;
   }
   state[0] = (state[0]! + a) | 0;
   state[1] = (state[1]! + b) | 0;

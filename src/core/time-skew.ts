@@ -21,9 +21,7 @@ export const SKEW_SEARCH_STEPS = 20;
 
 export type SkewLearning =
   /** Same code as the last piece of evidence: nothing recorded. */
-  | { readonly kind: "repeat" }
-  | { readonly kind: "pending"; readonly text: string }
-  | { readonly kind: "reset"; readonly text: string; readonly skew: number };
+  { readonly kind: "repeat" } | { readonly kind: "pending"; readonly text: string } | { readonly kind: "reset"; readonly text: string; readonly skew: number };
 
 interface Evidence {
   readonly tm: number;

@@ -267,18 +267,9 @@ function decide(text: string, key: Uint8Array, entry: string, now: number, polic
   return { outcome, next: next() };
 }
 
-type TotpCheck =
-  | "no-match"
-  | SettingError
-  | { readonly text: string; readonly outcome: Exclude<Outcome, { kind: "invalid-state" }> };
+type TotpCheck = "no-match" | SettingError | { readonly text: string; readonly outcome: Exclude<Outcome, { kind: "invalid-state" }> };
 
-function checkTotp(
-  text: string,
-  generator: () => CodeGenerator,
-  value: number,
-  now: number,
-  policy: VerifyPolicy,
-): TotpCheck {
+function checkTotp(text: string, generator: () => CodeGenerator, value: number, now: number, policy: VerifyPolicy): TotpCheck {
   const stepSize = readStepSize(text);
   if (stepSize instanceof SettingError) return stepSize;
   const tm = Math.floor(now / stepSize);

@@ -10,9 +10,28 @@ import { EXT, SettingError, readOtpKind, readRateLimit, readStepSize, readTimeSk
 
 /** Option lines the reference module or otpgate understands. */
 export const KNOWN_OPTIONS: readonly string[] = [
-  "RATE_LIMIT", "WINDOW_SIZE", "STEP_SIZE", "DISALLOW_REUSE", "TOTP_AUTH", "HOTP_COUNTER", "TIME_SKEW",
-  "RESETTING_TIME_SKEW", "LAST0", "LAST1", "LAST2", "LAST3", "LAST4", "LAST5", "LAST6", "LAST7", "LAST8", "LAST9",
-  EXT.algorithm, EXT.digits, EXT.totp, EXT.hotp,
+  "RATE_LIMIT",
+  "WINDOW_SIZE",
+  "STEP_SIZE",
+  "DISALLOW_REUSE",
+  "TOTP_AUTH",
+  "HOTP_COUNTER",
+  "TIME_SKEW",
+  "RESETTING_TIME_SKEW",
+  "LAST0",
+  "LAST1",
+  "LAST2",
+  "LAST3",
+  "LAST4",
+  "LAST5",
+  "LAST6",
+  "LAST7",
+  "LAST8",
+  "LAST9",
+  EXT.algorithm,
+  EXT.digits,
+  EXT.totp,
+  EXT.hotp,
 ];
 
 export type LineKind = "secret" | "option" | "scratch" | "blank" | "other";
@@ -92,9 +111,7 @@ export function summarize(text: string): StateSummary {
   const otp = pick(readOtpKind(text));
   const rate = readRateLimit(text);
   const file = parseStateFile(text);
-  const unknownOptions = file.lines
-    .filter((l) => l.kind === "option" && l.key !== undefined && !KNOWN_OPTIONS.includes(l.key))
-    .map((l) => l.key!);
+  const unknownOptions = file.lines.filter((l) => l.kind === "option" && l.key !== undefined && !KNOWN_OPTIONS.includes(l.key)).map((l) => l.key!);
   const others = file.lines.filter((l, i) => l.kind === "other" && i > 0);
   if (others.length > 0) problems.push(`${others.length} line(s) are neither options nor emergency codes; emergency codes after the first such line are ignored`);
   return {

@@ -8,7 +8,10 @@ import { getOption, hasOption } from "./ga-document.js";
 
 /** A setting that is present but unusable; every verification that needs it fails closed. */
 export class SettingError extends Error {
-  constructor(readonly setting: string, message: string) {
+  constructor(
+    readonly setting: string,
+    message: string,
+  ) {
     super(message);
     this.name = "SettingError";
   }

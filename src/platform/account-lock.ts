@@ -179,9 +179,7 @@ export async function acquireAccountLock(secretLine: string, location: readonly 
       continue;
     }
     if (Date.now() >= deadline) {
-      throw new LockTimeoutError(
-        "another login for this account has held its lock for too long; try again, and if it persists look for a hung otpgate process (ps -ef | grep otpgate)",
-      );
+      throw new LockTimeoutError("another login for this account has held its lock for too long; try again, and if it persists look for a hung otpgate process (ps -ef | grep otpgate)");
     }
     await sleep(delay + Math.floor(Math.random() * delay));
     delay = Math.min(delay * 2, 50);

@@ -181,7 +181,10 @@ export class Keyring {
 
 /** The lock name for `path`, from its resolved spelling (existing directories through realpath), so every spelling shares one lock. */
 export function privateLockName(lockSecret: Buffer, path: string): string {
-  return `\0otpgate-gw-${createHmac("sha256", lockSecret).update(`lock\0${canonicalPath(path)}`).digest("hex").slice(0, 40)}`;
+  return `\0otpgate-gw-${createHmac("sha256", lockSecret)
+    .update(`lock\0${canonicalPath(path)}`)
+    .digest("hex")
+    .slice(0, 40)}`;
 }
 
 function canonicalPath(path: string): string {

@@ -80,9 +80,7 @@ export async function acquireLock(name: string, options: LockOptions = {}): Prom
     const held = await binder(name);
     if (held) return held;
     if (Date.now() >= deadline) {
-      throw new LockTimeoutError(
-        "another login for this account has held its lock for too long; try again, and if it persists look for a hung otpgate process (ps -ef | grep otpgate)",
-      );
+      throw new LockTimeoutError("another login for this account has held its lock for too long; try again, and if it persists look for a hung otpgate process (ps -ef | grep otpgate)");
     }
     await sleep(delay + Math.floor(Math.random() * delay));
     delay = Math.min(delay * 2, 50);

@@ -209,7 +209,6 @@ export function describeProblems(problems: readonly TrustProblem[]): string {
   return problems.map((p) => `${p.path} is ${p.reason}`).join("; ");
 }
 
-
 export interface StateLocationOptions {
   /** Who may own each component: root and the gateway's own user. */
   readonly owners: readonly number[];

@@ -30,9 +30,7 @@ export interface DecideRequest {
   readonly rateLimit?: "apply" | "ignore" | undefined;
 }
 
-export type DecideReply =
-  | { readonly outcome: "accepted"; readonly via: string; readonly warning?: string | undefined }
-  | { readonly outcome: "rejected" | "error"; readonly reason: string };
+export type DecideReply = { readonly outcome: "accepted"; readonly via: string; readonly warning?: string | undefined } | { readonly outcome: "rejected" | "error"; readonly reason: string };
 
 export interface AccountRequest {
   readonly user: string;
@@ -54,9 +52,7 @@ export interface InviteRequest {
   readonly token: string;
 }
 
-export type InviteReply =
-  | { readonly invite: null }
-  | { readonly invite: { readonly id: string; readonly user: string; readonly replace: boolean; readonly expiresAt: number } };
+export type InviteReply = { readonly invite: null } | { readonly invite: { readonly id: string; readonly user: string; readonly replace: boolean; readonly expiresAt: number } };
 
 export interface EnrollRequest {
   readonly token: string;

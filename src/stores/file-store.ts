@@ -100,7 +100,8 @@ export class FileAccountStore implements AccountStore {
   private ownerIdentity(): Identity {
     if (this.identity) return this.identity;
     const { actAs, owner, path } = this.options;
-    if (actAs && actAs.uid !== owner.uid) throw new StateFileError(`${path}: the store was asked to act as uid ${actAs.uid}, not as its owner ${owner.name} (uid ${owner.uid}); this is a bug in the caller`);
+    if (actAs && actAs.uid !== owner.uid)
+      throw new StateFileError(`${path}: the store was asked to act as uid ${actAs.uid}, not as its owner ${owner.name} (uid ${owner.uid}); this is a bug in the caller`);
     let gid = actAs?.gid ?? owner.gid;
     if (gid === undefined) {
       const account = lookupUserById(owner.uid);
@@ -201,8 +202,16 @@ export class FileAccountStore implements AccountStore {
       const notice = this.options.onLockNotice ?? ((line: string) => process.stderr.write(`otpgate: ${line}\n`));
       const lock = await acquireAccountLock(secret, [String(dirStat.dev), String(dirStat.ino), basename(path)], {
         timeoutMs: this.options.lockTimeoutMs ?? 5000,
-        onSquatted: (generation) => notice(logFields({ event: "lock-squatted", file: path, generation, problem: "another local user holds this file's lock name without proving it is otpgate; trying the next name" })),
-        onUnlocked: () => notice(logFields({ event: "lock-unavailable", file: path, problem: "every lock name of this file is squatted by another local user; proceeding under the compare-and-swap check alone: find the squatter with ss -xlp | grep otpgate" })),
+        onSquatted: (generation) =>
+          notice(logFields({ event: "lock-squatted", file: path, generation, problem: "another local user holds this file's lock name without proving it is otpgate; trying the next name" })),
+        onUnlocked: () =>
+          notice(
+            logFields({
+              event: "lock-unavailable",
+              file: path,
+              problem: "every lock name of this file is squatted by another local user; proceeding under the compare-and-swap check alone: find the squatter with ss -xlp | grep otpgate",
+            }),
+          ),
       });
       let snapshot: Snapshot | null;
       try {

@@ -31,5 +31,8 @@ export function sessionFilesNotes(files: GatewayFiles): string[] {
   if (!keys) return []; // created at the first start
   const newest = keys.keys[keys.keys.length - 1]!;
   const state = new GatewaySessionsFile(files.sessionsFile, keys.lockSecret, keys.sessionsFileCreated ? files.keysFile : null).read().state;
-  return [`${keys.keys.length} key(s) in ${files.keysFile}, id ${newest.kid} seals${keys.legacy ? " (the 64-byte file of earlier versions: the first rotation converts it)" : ""}`, `${state.revoked.size} revoked session(s) and ${state.validAfter.size} user(s) logged out everywhere in ${files.sessionsFile}`];
+  return [
+    `${keys.keys.length} key(s) in ${files.keysFile}, id ${newest.kid} seals${keys.legacy ? " (the 64-byte file of earlier versions: the first rotation converts it)" : ""}`,
+    `${state.revoked.size} revoked session(s) and ${state.validAfter.size} user(s) logged out everywhere in ${files.sessionsFile}`,
+  ];
 }

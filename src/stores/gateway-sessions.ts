@@ -26,7 +26,10 @@ const SID = /^[A-Za-z0-9_-]{16,64}$/;
 export const emptySessionsState = (): SessionsState => ({ revoked: new Map(), validAfter: new Map() });
 
 export function parseSessionsFile(text: string, path: string): SessionsState {
-  const bad = (why: string) => new ConfigError(`${path} is not a sessions file otpgate wrote (${why}); fix or delete it and put a backup copy in its place (without it logged-out sessions would come back, so the gateway refuses to start; removing keys_file too ends every session instead)`);
+  const bad = (why: string) =>
+    new ConfigError(
+      `${path} is not a sessions file otpgate wrote (${why}); fix or delete it and put a backup copy in its place (without it logged-out sessions would come back, so the gateway refuses to start; removing keys_file too ends every session instead)`,
+    );
   let raw: unknown;
   try {
     raw = JSON.parse(text);

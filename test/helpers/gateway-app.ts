@@ -163,7 +163,17 @@ export function testApp(yaml: Record<string, unknown> = {}, override: TestAppOve
   const upstream = fakeUpstream();
   const regulator = new Regulator(config.regulation);
   const sleep = override.realTime ? (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)) : async (ms: number) => void (clock.now += ms);
-  const app = createGatewayApp({ config, clock, random, log, upstream, sessions: override.sessions?.(sessions) ?? sessions, regulator, decisions: override.decisions ?? localDecisions({ users: override.users ?? fakeDirectory(), stateFiles: config.stateFiles, invitesDir: config.invitesDir, clock }), sleep });
+  const app = createGatewayApp({
+    config,
+    clock,
+    random,
+    log,
+    upstream,
+    sessions: override.sessions?.(sessions) ?? sessions,
+    regulator,
+    decisions: override.decisions ?? localDecisions({ users: override.users ?? fakeDirectory(), stateFiles: config.stateFiles, invitesDir: config.invitesDir, clock }),
+    sleep,
+  });
   return {
     app,
     config,

@@ -35,7 +35,9 @@ export async function startUpstream(): Promise<Upstream> {
       return;
     }
     // A minimal WebSocket echo (RFC 6455): unmask each client text frame, send it back unmasked.
-    const accept = createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64");
+    const accept = createHash("sha1")
+      .update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
+      .digest("base64");
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
     socket.on("data", (frame: Buffer) => {
       const len = frame[1]! & 0x7f;
@@ -118,7 +120,20 @@ export async function startDecisionServer(dir: string, group: string, options: {
   const stateDir = join(dir, "server");
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const socket = join(dir, "run", "server.sock");
-  const args = [CLI, "server", "--no-radius", "--socket", socket, "--socket-group", group, "--state-dir", stateDir, "--invites-dir", options.invitesDir, ...(options.stateFiles ? ["--state", options.stateFiles] : [])];
+  const args = [
+    CLI,
+    "server",
+    "--no-radius",
+    "--socket",
+    socket,
+    "--socket-group",
+    group,
+    "--state-dir",
+    stateDir,
+    "--invites-dir",
+    options.invitesDir,
+    ...(options.stateFiles ? ["--state", options.stateFiles] : []),
+  ];
   let child: ChildProcess;
   let out = "";
   const start = async () => {
@@ -267,11 +282,20 @@ export interface Reply {
 export function http(base: string, method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const u = new URL(base);
-    const req = request({ hostname: u.hostname, port: u.port, method, path, headers: body === undefined ? headers : { "content-type": "application/x-www-form-urlencoded", "content-length": String(Buffer.byteLength(body)), ...headers } }, (res) => {
-      let data = "";
-      res.on("data", (d: Buffer) => (data += d.toString()));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: data }));
-    });
+    const req = request(
+      {
+        hostname: u.hostname,
+        port: u.port,
+        method,
+        path,
+        headers: body === undefined ? headers : { "content-type": "application/x-www-form-urlencoded", "content-length": String(Buffer.byteLength(body)), ...headers },
+      },
+      (res) => {
+        let data = "";
+        res.on("data", (d: Buffer) => (data += d.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: data }));
+      },
+    );
     req.on("error", reject);
     if (body !== undefined) req.write(body);
     req.end();
@@ -288,7 +312,10 @@ export function cookiesFrom(reply: Reply): Record<string, string> {
   return out;
 }
 
-export const cookieHeader = (cookies: Record<string, string>) => Object.entries(cookies).map(([k, v]) => `${k}=${v}`).join("; ");
+export const cookieHeader = (cookies: Record<string, string>) =>
+  Object.entries(cookies)
+    .map(([k, v]) => `${k}=${v}`)
+    .join("; ");
 
 /** A masked WebSocket text frame (clients must mask), payload up to 125 bytes. */
 export function wsTextFrame(text: string): Buffer {

@@ -41,7 +41,22 @@ export async function startServer(t: TestContext, args: string[] = [], opts: { r
   const invitesDir = join(stateDir, "invites");
   mkdirSync(invitesDir, { recursive: true, mode: 0o700 });
   chmodSync(stateDir, 0o700);
-  const argv = [...(opts.wrap ?? []), process.execPath, CLI, "server", ...(opts.radius ? [] : ["--no-radius"]), "--socket", socket, "--socket-group", group.name, "--state-dir", stateDir, "--invites-dir", invitesDir, ...args];
+  const argv = [
+    ...(opts.wrap ?? []),
+    process.execPath,
+    CLI,
+    "server",
+    ...(opts.radius ? [] : ["--no-radius"]),
+    "--socket",
+    socket,
+    "--socket-group",
+    group.name,
+    "--state-dir",
+    stateDir,
+    "--invites-dir",
+    invitesDir,
+    ...args,
+  ];
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   let err = "";

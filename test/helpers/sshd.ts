@@ -105,7 +105,11 @@ export function privateSshd(dir: string): PrivateSshd {
         child = spawn(sshd, ["-D", "-E", logFile, "-f", config], { stdio: "ignore" });
         const started = child;
         try {
-          await waitUntilListening(port, () => started.exitCode !== null, () => `sshd did not start: ${log()}`);
+          await waitUntilListening(
+            port,
+            () => started.exitCode !== null,
+            () => `sshd did not start: ${log()}`,
+          );
           return;
         } catch (err) {
           if (attempt >= 5 || !/Address already in use/.test((err as Error).message)) throw err;
@@ -121,7 +125,11 @@ export function privateSshd(dir: string): PrivateSshd {
       child.kill("SIGHUP");
       // sshd re-executes itself; wait until it accepts connections again.
       await new Promise((r) => setTimeout(r, 300));
-      await waitUntilListening(port, () => false, () => `sshd did not come back after SIGHUP: ${log()}`);
+      await waitUntilListening(
+        port,
+        () => false,
+        () => `sshd did not come back after SIGHUP: ${log()}`,
+      );
     },
     stop() {
       if (child && child.exitCode === null) child.kill("SIGTERM");

@@ -75,7 +75,10 @@ export function pamService(t: TestContext, lines: string[]): string {
 }
 
 export function utcStamp(seconds: number): string {
-  return new Date(seconds * 1000).toISOString().replace("T", " ").replace(/\.\d+Z$/, "");
+  return new Date(seconds * 1000)
+    .toISOString()
+    .replace("T", " ")
+    .replace(/\.\d+Z$/, "");
 }
 
 /** Run pamtester authenticate with `entry` typed at the prompt, optionally at a frozen time. */
@@ -114,7 +117,10 @@ export function throwawayUser(t: TestContext): { name: string; uid: number; gid:
   t.after(() => {
     spawnSync("userdel", ["-r", "-f", name], { stdio: "ignore" });
   });
-  const [uid, gid, home] = sh("getent", ["passwd", name]).trim().split(":").filter((_, i) => [2, 3, 5].includes(i));
+  const [uid, gid, home] = sh("getent", ["passwd", name])
+    .trim()
+    .split(":")
+    .filter((_, i) => [2, 3, 5].includes(i));
   return { name, uid: Number(uid), gid: Number(gid), home: home! };
 }
 

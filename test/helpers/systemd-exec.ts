@@ -57,7 +57,7 @@ export function parseExecStart(line: string, env: Record<string, string> = {}, s
       argv.push(...(env[w.text.slice(1)] ?? "").split(/\s+/).filter(Boolean));
       continue;
     }
-    argv.push(w.text.replace(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (m, name: string | undefined) => (m === "$$" ? "$" : env[name!] ?? "")));
+    argv.push(w.text.replace(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (m, name: string | undefined) => (m === "$$" ? "$" : (env[name!] ?? ""))));
   }
   return argv;
 }

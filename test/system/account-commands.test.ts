@@ -75,7 +75,10 @@ test("codes --regenerate: new codes work once, old ones no longer; the rest of t
   const shown = [...r.stdout.matchAll(/^ {2}(\d{8})$/gm)].map((m) => Number(m[1]));
   assert.equal(shown.length, 3);
   const text = readFileSync(path, "latin1");
-  assert.deepEqual(scratchEntries(text).map((e) => e.code), shown);
+  assert.deepEqual(
+    scratchEntries(text).map((e) => e.code),
+    shown,
+  );
   assert.match(text, /^FJZH\S+\n" RATE_LIMIT 5 30 1\n" DISALLOW_REUSE 7\n" TOTP_AUTH\n/);
   assert.equal(runCli(["verify", "--user", user.name, "11111111"]).status, 1, "an old code no longer works");
   assert.equal(runCli(["verify", "--user", user.name, String(shown[0])]).status, 0);
@@ -97,7 +100,10 @@ test("qr: the owner sees a scannable code; root sees it with a warning; other us
   assert.equal(own.status, 0, own.stderr);
   assert.equal(own.stderr, "");
   const dir = tempDir(t);
-  writeFileSync(join(dir, "qr.png"), gridPng(inkGrid(own.stdout.slice(0, own.stdout.indexOf("Secret key:")), "UTF8"), (ink) => ink));
+  writeFileSync(
+    join(dir, "qr.png"),
+    gridPng(inkGrid(own.stdout.slice(0, own.stdout.indexOf("Secret key:")), "UTF8"), (ink) => ink),
+  );
   assert.equal(zbarimg(join(dir, "qr.png")), `otpauth://totp/me@box?secret=${secret}&issuer=box&period=60`);
   const root = runCli(["qr", "--user", user.name, "-Q", "NONE"]);
   assert.equal(root.status, 0);

@@ -14,12 +14,19 @@ test("a user renaming their state file back and forth: root's accountStatus neve
   const user = throwawayUser(t);
   assert.equal(runCli(["enroll", "--user", user.name, "-q", "-t", "-d", "-W", "-r", "3", "-R", "30"]).status, 0);
   const path = join(user.home, ".google_authenticator");
-  const racer = spawn("python3", ["-c", `
+  const racer = spawn(
+    "python3",
+    [
+      "-c",
+      `
 import os, time
 os.chdir(${JSON.stringify(user.home)}); end = time.time() + 6
 while time.time() < end:
     os.rename(".google_authenticator", ".ga"); os.rename(".ga", ".google_authenticator")
-`], { uid: user.uid, gid: user.gid, stdio: "ignore" });
+`,
+    ],
+    { uid: user.uid, gid: user.gid, stdio: "ignore" },
+  );
   t.after(() => racer.kill("SIGKILL"));
   const exited = new Promise((r) => racer.once("exit", r));
   await new Promise((r) => setTimeout(r, 300));

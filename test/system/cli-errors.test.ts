@@ -20,10 +20,12 @@ interface Case {
   readonly unchanged?: boolean;
 }
 
-const write = (content: string | Buffer, mode = 0o600) => (path: string) => {
-  writeFileSync(path, content, { mode });
-  chmodSync(path, mode);
-};
+const write =
+  (content: string | Buffer, mode = 0o600) =>
+  (path: string) => {
+    writeFileSync(path, content, { mode });
+    chmodSync(path, mode);
+  };
 
 const cases: Case[] = [
   { name: "malformed secret line", prepare: write('not*base32\n" TOTP_AUTH\n'), exit: 2, message: /line 1 is not a base32-encoded secret; fix that line or enroll the user/ },

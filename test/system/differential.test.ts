@@ -36,13 +36,49 @@ interface Scenario {
 
 const body = (...lines: string[]) => lines.join("\n") + "\n";
 const scenarios: Scenario[] = [
-  { name: "reuse+rate", file: body(SECRET, '" RATE_LIMIT 3 30', '" WINDOW_SIZE 3', '" DISALLOW_REUSE', '" TOTP_AUTH', "12345678", "23456789", "34567890"), moduleArgs: [], policy: REF, hotp: false, step: 30, seed: 1, ops: 45 },
+  {
+    name: "reuse+rate",
+    file: body(SECRET, '" RATE_LIMIT 3 30', '" WINDOW_SIZE 3', '" DISALLOW_REUSE', '" TOTP_AUTH', "12345678", "23456789", "34567890"),
+    moduleArgs: [],
+    policy: REF,
+    hotp: false,
+    step: 30,
+    seed: 1,
+    ops: 45,
+  },
   { name: "window17 skew learning", file: body(SECRET, '" WINDOW_SIZE 17', '" DISALLOW_REUSE 55 x', '" TOTP_AUTH', "87654321"), moduleArgs: [], policy: REF, hotp: false, step: 30, seed: 2, ops: 30 },
   { name: "skew learning, no reuse list", file: body(SECRET, '" TOTP_AUTH', "11111111"), moduleArgs: [], policy: REF, hotp: false, step: 30, seed: 3, ops: 45 },
-  { name: "noskewadj step 60 window 6", file: body(SECRET, '" WINDOW_SIZE 6', '" STEP_SIZE 60', '" DISALLOW_REUSE', '" TOTP_AUTH', "22222222"), moduleArgs: ["noskewadj"], policy: { ...REF, noSkewAdjust: true }, hotp: false, step: 60, seed: 4, ops: 35 },
-  { name: "CRLF and odd spacing", file: `${SECRET}\r\n" RATE_LIMIT 5 60\r\n\r\n" DISALLOW_REUSE  \t\r\n" TOTP_AUTH\r\n12345678\r\n\r\n23456789\r\n`, moduleArgs: [], policy: REF, hotp: false, step: 30, seed: 5, ops: 35 },
+  {
+    name: "noskewadj step 60 window 6",
+    file: body(SECRET, '" WINDOW_SIZE 6', '" STEP_SIZE 60', '" DISALLOW_REUSE', '" TOTP_AUTH', "22222222"),
+    moduleArgs: ["noskewadj"],
+    policy: { ...REF, noSkewAdjust: true },
+    hotp: false,
+    step: 60,
+    seed: 4,
+    ops: 35,
+  },
+  {
+    name: "CRLF and odd spacing",
+    file: `${SECRET}\r\n" RATE_LIMIT 5 60\r\n\r\n" DISALLOW_REUSE  \t\r\n" TOTP_AUTH\r\n12345678\r\n\r\n23456789\r\n`,
+    moduleArgs: [],
+    policy: REF,
+    hotp: false,
+    step: 30,
+    seed: 5,
+    ops: 35,
+  },
   { name: "HOTP", file: body(SECRET, '" RATE_LIMIT 10 30', '" WINDOW_SIZE 4', '" HOTP_COUNTER 1', "12345678", "23456789"), moduleArgs: [], policy: REF, hotp: true, step: 30, seed: 6, ops: 35 },
-  { name: "HOTP no_increment_hotp", file: body(SECRET, '" HOTP_COUNTER 5', "12345678"), moduleArgs: ["no_increment_hotp"], policy: { ...REF, noIncrementHotp: true }, hotp: true, step: 30, seed: 7, ops: 25 },
+  {
+    name: "HOTP no_increment_hotp",
+    file: body(SECRET, '" HOTP_COUNTER 5', "12345678"),
+    moduleArgs: ["no_increment_hotp"],
+    policy: { ...REF, noIncrementHotp: true },
+    hotp: true,
+    step: 30,
+    seed: 7,
+    ops: 25,
+  },
   { name: "rate limit 1 per 15", file: body(SECRET, '" RATE_LIMIT 1 15', '" DISALLOW_REUSE', '" TOTP_AUTH', "12345678"), moduleArgs: [], policy: REF, hotp: false, step: 30, seed: 8, ops: 30 },
 ];
 
@@ -81,7 +117,14 @@ test("otpgate and pam_google_authenticator.so agree byte for byte over random lo
       let entry: string;
       const pick = rnd(12);
       if (sc.hotp) {
-        entry = pick < 6 ? codeAt(SECRET, counter + rnd(6)) : pick < 8 ? scratch[rnd(scratch.length)]! : pick < 10 ? String(100000 + rnd(899999)) : ["", "abc", "1234567", "99" + codeAt(SECRET, counter)][rnd(4)]!;
+        entry =
+          pick < 6
+            ? codeAt(SECRET, counter + rnd(6))
+            : pick < 8
+              ? scratch[rnd(scratch.length)]!
+              : pick < 10
+                ? String(100000 + rnd(899999))
+                : ["", "abc", "1234567", "99" + codeAt(SECRET, counter)][rnd(4)]!;
         if (pick < 6) counter += rnd(3);
       } else if (pick < 5) entry = codeAt(SECRET, tm + rnd(5) - 2);
       else if (pick < 7) {
@@ -99,7 +142,18 @@ test("otpgate and pam_google_authenticator.so agree byte for byte over random lo
     }
   }
   t.diagnostic(`${compared} attempts compared byte for byte with the reference module: ${JSON.stringify(Object.fromEntries(seen))}`);
-  for (const label of ["accepted:totp", "accepted:totp-skew-reset", "accepted:hotp", "accepted:scratch", "rejected:wrong", "rejected:replay", "rejected:rate-limited", "rejected:skew-pending", "rejected:malformed", "invalid-state"]) {
+  for (const label of [
+    "accepted:totp",
+    "accepted:totp-skew-reset",
+    "accepted:hotp",
+    "accepted:scratch",
+    "rejected:wrong",
+    "rejected:replay",
+    "rejected:rate-limited",
+    "rejected:skew-pending",
+    "rejected:malformed",
+    "invalid-state",
+  ]) {
     assert.ok((seen.get(label) ?? 0) > 0, `the sequences never produced ${label}; adjust them so every path is compared`);
   }
 });

@@ -41,7 +41,11 @@ const OTP_LINES = (launcher: string, options = "", env = "/usr/bin/env -u NODE_O
 ];
 
 /** A --root with sshd_config (and the setup drop-in) and a crafted PAM file for SERVICE. */
-function craftedRoot(t: TestContext, pamLines: string[], dropIn = "KbdInteractiveAuthentication yes\nAuthenticationMethods publickey,keyboard-interactive\nPasswordAuthentication no\nUsePAM yes\n"): PrivateSshd {
+function craftedRoot(
+  t: TestContext,
+  pamLines: string[],
+  dropIn = "KbdInteractiveAuthentication yes\nAuthenticationMethods publickey,keyboard-interactive\nPasswordAuthentication no\nUsePAM yes\n",
+): PrivateSshd {
   const s = privateSshd(tempDir(t));
   t.after(() => s.cleanup());
   writeFileSync(join(s.root, "etc/ssh/sshd_config.d/10-otpgate.conf"), dropIn);
@@ -49,7 +53,8 @@ function craftedRoot(t: TestContext, pamLines: string[], dropIn = "KbdInteractiv
   return s;
 }
 
-const doctorOn = (s: PrivateSshd, extra: string[] = []) => doctorJson(["--root", s.root, "--ssh-service", s.service, "--sshd", s.sshd, "--rstudio-service", "none-" + s.service, "--user", "root", ...extra]);
+const doctorOn = (s: PrivateSshd, extra: string[] = []) =>
+  doctorJson(["--root", s.root, "--ssh-service", s.service, "--sshd", s.sshd, "--rstudio-service", "none-" + s.service, "--user", "root", ...extra]);
 
 describe("install trust: nothing root runs may be changeable by a user", () => {
   test("setup refuses an otpgate whose dist/ a user owns; doctor flags it, run from there or named in the PAM line", async (t) => {
@@ -62,7 +67,10 @@ describe("install trust: nothing root runs may be changeable by a user", () => {
     // `npm install -g .` from erin's checkout: the files are root's, the directory is erin's
     chownSync(join(pkg, "dist"), erin.uid, erin.gid);
     const before = readFileSync(join(s.root, "etc/pam.d", s.service), "utf8");
-    const r = spawnSync(process.execPath, [launcher, "setup", "ssh", "--root", s.root, "--service", s.service, "--sshd", s.sshd, "--admin", erin.name], { encoding: "utf8", env: { PATH: "/usr/bin:/bin" } });
+    const r = spawnSync(process.execPath, [launcher, "setup", "ssh", "--root", s.root, "--service", s.service, "--sshd", s.sshd, "--admin", erin.name], {
+      encoding: "utf8",
+      env: { PATH: "/usr/bin:/bin" },
+    });
     assert.equal(r.status, 2, r.stdout + r.stderr);
     assert.match(r.stderr, new RegExp(`${join(pkg, "dist")} is owned by uid ${erin.uid}, not root`));
     assert.equal(readFileSync(join(s.root, "etc/pam.d", s.service), "utf8"), before, "nothing written");
@@ -81,17 +89,26 @@ describe("install trust: nothing root runs may be changeable by a user", () => {
     writeFileSync(join(s.root, "etc/pam.d", s.service), OTP_LINES(launcher, " require_publickey").join("\n") + "\n");
     const other = doctorJson(["--root", s.root, "--ssh-service", s.service, "--sshd", s.sshd, "--user", erin.name]);
     assert.equal(other.status, 1, other.stdout);
-    assert.ok(other.findings.some((f) => f.check === "pam:sshd" && f.severity === "fail" && f.message.includes(`${join(pkg, "dist")} is owned by uid ${erin.uid}`)), other.stdout);
+    assert.ok(
+      other.findings.some((f) => f.check === "pam:sshd" && f.severity === "fail" && f.message.includes(`${join(pkg, "dist")} is owned by uid ${erin.uid}`)),
+      other.stdout,
+    );
     // and the RADIUS checker's unit, which systemd runs as root
     mkdirSync(join(s.root, "etc/systemd/system"), { recursive: true });
     writeFileSync(join(s.root, "etc/systemd/system/otpgate-radius.service"), `[Service]\nExecStart=${process.execPath} ${launcher} radius --listen 127.0.0.1:18120\n`);
     const unit = doctorJson(["--root", s.root, "--ssh-service", s.service, "--sshd", s.sshd, "--user", erin.name]);
-    assert.ok(unit.findings.some((f) => f.check === "radius" && f.severity === "fail" && f.message.includes(`${join(pkg, "dist")} is owned by uid ${erin.uid}`)), unit.stdout);
+    assert.ok(
+      unit.findings.some((f) => f.check === "radius" && f.severity === "fail" && f.message.includes(`${join(pkg, "dist")} is owned by uid ${erin.uid}`)),
+      unit.stdout,
+    );
     // after chown root: clean
     chownSync(join(pkg, "dist"), 0, 0);
     const fixed = doctorJson(["--root", s.root, "--ssh-service", s.service, "--sshd", s.sshd, "--user", erin.name], launcher);
     assert.ok(!fixed.findings.some((f) => f.severity === "fail" && /owned by|writable/.test(f.message)), fixed.stdout);
-    assert.ok(fixed.findings.some((f) => f.check === "radius" && f.severity === "ok"), fixed.stdout);
+    assert.ok(
+      fixed.findings.some((f) => f.check === "radius" && f.severity === "ok"),
+      fixed.stdout,
+    );
   });
 });
 
@@ -117,7 +134,10 @@ describe("doctor: PAM stacks and sshd", () => {
     assert.equal(nullokFail(rstudio([...OTP_LINES(CLI)]), "pam:rstudio"), undefined, "no nullok");
     // a module that returns success at once before otpgate's line skips the code altogether
     r = rstudio(["auth sufficient pam_unix.so", ...OTP_LINES(CLI)]);
-    assert.ok(r.findings.some((x) => x.check === "pam:rstudio" && x.severity === "fail" && /auth sufficient pam_unix\.so.*the code is never asked/.test(x.message)), r.stdout);
+    assert.ok(
+      r.findings.some((x) => x.check === "pam:rstudio" && x.severity === "fail" && /auth sufficient pam_unix\.so.*the code is never asked/.test(x.message)),
+      r.stdout,
+    );
     writeFileSync(join(s.root, "etc/pam.d", s.service), [...OTP_LINES(CLI, " require_publickey nullok"), "#otpgate-disabled# @include common-auth"].join("\n") + "\n");
     assert.equal(nullokFail(doctorOn(s), "pam:sshd"), undefined, "sshd checked the key first");
   });
@@ -133,11 +153,17 @@ describe("doctor: PAM stacks and sshd", () => {
     writeFileSync(join(s.root, "etc/pam.d", s.service), [...OTP_LINES(CLI, " require_publickey"), "#otpgate-disabled# @include common-auth"].join("\n") + "\n");
     const ok = doctorOn(s);
     assert.ok(!ok.findings.some((x) => /require_publickey/.test(x.message) && x.severity !== "ok"), ok.stdout);
-    assert.ok(ok.findings.some((x) => x.check === "pam:sshd" && x.severity === "ok"), ok.stdout);
+    assert.ok(
+      ok.findings.some((x) => x.check === "pam:sshd" && x.severity === "ok"),
+      ok.stdout,
+    );
     // without env -u, the PAM environment reaches node: a warning (otpgate itself refuses then)
     writeFileSync(join(s.root, "etc/pam.d", s.service), [...OTP_LINES(CLI, " require_publickey", ""), "#otpgate-disabled# @include common-auth"].join("\n") + "\n");
     const bare = doctorOn(s);
-    assert.ok(bare.findings.some((x) => x.check === "pam:sshd" && x.severity === "warn" && /NODE_OPTIONS/.test(x.message)), bare.stdout);
+    assert.ok(
+      bare.findings.some((x) => x.check === "pam:sshd" && x.severity === "warn" && /NODE_OPTIONS/.test(x.message)),
+      bare.stdout,
+    );
   });
 
   test("pam_env with user_readenv=1 in the auth phase before otpgate is flagged; in the session phase it is not", (t) => {
@@ -149,7 +175,10 @@ describe("doctor: PAM stacks and sshd", () => {
     const f = bad.findings.find((x) => /user_readenv/.test(x.message) && x.severity === "fail");
     assert.ok(f, bad.stdout);
     assert.match(f.message, /~\/\.pam_environment|NODE_OPTIONS/);
-    writeFileSync(join(s.root, "etc/pam.d", s.service), [...OTP_LINES(CLI, " require_publickey"), "#otpgate-disabled# @include common-auth", "session required pam_env.so user_readenv=1 envfile=/etc/default/locale"].join("\n") + "\n");
+    writeFileSync(
+      join(s.root, "etc/pam.d", s.service),
+      [...OTP_LINES(CLI, " require_publickey"), "#otpgate-disabled# @include common-auth", "session required pam_env.so user_readenv=1 envfile=/etc/default/locale"].join("\n") + "\n",
+    );
     assert.ok(!doctorOn(s).findings.some((x) => /user_readenv/.test(x.message)));
     // through an included file
     const inc = uniqueName("otpgate-inc");
@@ -223,10 +252,17 @@ describe("root refuses an environment that steers node", () => {
     const { user, secret } = enrolledUser(t);
     const log = syslogListener(t);
     // emergency codes: each attempt has a fresh one that the old code would have accepted
-    const scratch = readFileSync(join(user.home, ".google_authenticator"), "latin1").split("\n").filter((l) => /^[0-9]{8}$/.test(l));
+    const scratch = readFileSync(join(user.home, ".google_authenticator"), "latin1")
+      .split("\n")
+      .filter((l) => /^[0-9]{8}$/.test(l));
     assert.ok(scratch.length >= 4);
     const pam = (env: Record<string, string>, code = scratch.pop()!) =>
-      spawnSync(process.execPath, [CLI, "pam", `log_socket=${log.socket}`], { input: code, encoding: "utf8", env: { PAM_USER: user.name, PAM_SERVICE: "sshd", PAM_TYPE: "auth", ...env }, timeout: 20_000 });
+      spawnSync(process.execPath, [CLI, "pam", `log_socket=${log.socket}`], {
+        input: code,
+        encoding: "utf8",
+        env: { PAM_USER: user.name, PAM_SERVICE: "sshd", PAM_TYPE: "auth", ...env },
+        timeout: 20_000,
+      });
     const accepted = pam({}, oathTotp(secret));
     assert.equal(accepted.status, 0, "the right code, clean environment: in");
     const steering: Record<string, string>[] = [{ NODE_PATH: "/tmp" }, { NODE_OPTIONS: "--no-warnings" }, { LD_PRELOAD: "/nonexistent-otpgate.so" }];

@@ -22,7 +22,11 @@ describe("otpgate enroll", () => {
     const st = statSync(path);
     assert.equal(st.uid, user.uid, "owned by the user");
     assert.equal(st.mode & 0o777, 0o400);
-    assert.deepEqual(readdirSync(user.home).filter((n) => n.includes("google_authenticator")), [".google_authenticator"], "no temp file left");
+    assert.deepEqual(
+      readdirSync(user.home).filter((n) => n.includes("google_authenticator")),
+      [".google_authenticator"],
+      "no temp file left",
+    );
     const text = readFileSync(path, "latin1");
     assert.match(text, /^[A-Z2-7]{32}\n" RATE_LIMIT 3 30\n" WINDOW_SIZE 3\n" DISALLOW_REUSE\n" TOTP_AUTH\n(\d{8}\n){5}$/);
     assert.doesNotMatch(r.stdout + r.stderr, new RegExp(firstLine(path)), "-q shows no secret");
@@ -64,7 +68,10 @@ describe("otpgate enroll", () => {
       assert.equal(r.status, 0, r.stderr);
       const block = r.stdout.slice(0, r.stdout.indexOf("Your new secret key is:"));
       const png = join(dir, "qr.png");
-      writeFileSync(png, gridPng(inkGrid(block, mode), (ink) => ink));
+      writeFileSync(
+        png,
+        gridPng(inkGrid(block, mode), (ink) => ink),
+      );
       const uri = zbarimg(png);
       assert.equal(uri, `otpauth://totp/bob:x/y#z+%C3%A9?secret=${firstLine(path)}&issuer=ACME%20Corp`);
       const parsed = parseKeyUri(uri.replace("#", "%23"));
@@ -91,7 +98,7 @@ describe("otpgate enroll at a terminal (pseudo-terminal, answered like a person)
   const Q = {
     mode: "time-based \\(y/n\\) ",
     code: "Enter code from app \\(-1 to skip\\): ",
-    update: "update your \"[^\"]+\" file\\? \\(y/n\\) ",
+    update: 'update your "[^"]+" file\\? \\(y/n\\) ',
     reuse: "man-in-the-middle attacks \\(y/n\\) ",
     window: "Do you want to do so\\? \\(y/n\\) ",
     rate: "rate-limiting\\? \\(y/n\\) ",
@@ -106,7 +113,14 @@ describe("otpgate enroll at a terminal (pseudo-terminal, answered like a person)
 
   test("all questions in google-authenticator's order; yes to all writes every option", (t) => {
     if (!ready(t)) return;
-    const r = enrollAt(t, [[Q.mode, "y"], [Q.code, "-1"], [Q.update, "y"], [Q.reuse, "y"], [Q.window, "y"], [Q.rate, "y"]]);
+    const r = enrollAt(t, [
+      [Q.mode, "y"],
+      [Q.code, "-1"],
+      [Q.update, "y"],
+      [Q.reuse, "y"],
+      [Q.window, "y"],
+      [Q.rate, "y"],
+    ]);
     assert.equal(r.failedStep, null, r.output);
     assert.equal(r.exit, 0, r.output);
     assert.match(r.output, /Code confirmation skipped/);
@@ -115,7 +129,12 @@ describe("otpgate enroll at a terminal (pseudo-terminal, answered like a person)
 
   test("time-based? no -> counter-based file with the HOTP window question", (t) => {
     if (!ready(t)) return;
-    const r = enrollAt(t, [[Q.mode, "n"], [Q.update, "y"], ["increased from its default size of 3 to 17. Do you want to do so\\? \\(y/n\\) ", "n"], [Q.rate, "n"]]);
+    const r = enrollAt(t, [
+      [Q.mode, "n"],
+      [Q.update, "y"],
+      ["increased from its default size of 3 to 17. Do you want to do so\\? \\(y/n\\) ", "n"],
+      [Q.rate, "n"],
+    ]);
     assert.equal(r.failedStep, null, r.output);
     assert.match(r.text!, /^[A-Z2-7]{32}\n" HOTP_COUNTER 1\n/);
     assert.match(r.output, /Your verification code for code 1 is \d{6}/);
@@ -123,14 +142,30 @@ describe("otpgate enroll at a terminal (pseudo-terminal, answered like a person)
 
   test("disallow reuse? no -> no DISALLOW_REUSE line; window? no -> no WINDOW_SIZE; rate limit? no -> none", (t) => {
     if (!ready(t)) return;
-    const r = enrollAt(t, [[Q.mode, "y"], [Q.code, "-1"], [Q.update, "y"], [Q.reuse, "n"], [Q.window, "n"], [Q.rate, "n"]]);
+    const r = enrollAt(t, [
+      [Q.mode, "y"],
+      [Q.code, "-1"],
+      [Q.update, "y"],
+      [Q.reuse, "n"],
+      [Q.window, "n"],
+      [Q.rate, "n"],
+    ]);
     assert.equal(r.failedStep, null, r.output);
     assert.match(r.text!, /^[A-Z2-7]{32}\n" TOTP_AUTH\n(\d{8}\n){5}$/);
   });
 
   test("an answer other than y/n asks the same question again", (t) => {
     if (!ready(t)) return;
-    const r = enrollAt(t, [[Q.mode, "maybe"], ["\\n(?=Do you want authentication tokens to be time-based \\(y/n\\) )", ""], [Q.mode, "Yes"], [Q.code, "-1"], [Q.update, "y"], [Q.reuse, "y"], [Q.window, "n"], [Q.rate, "y"]]);
+    const r = enrollAt(t, [
+      [Q.mode, "maybe"],
+      ["\\n(?=Do you want authentication tokens to be time-based \\(y/n\\) )", ""],
+      [Q.mode, "Yes"],
+      [Q.code, "-1"],
+      [Q.update, "y"],
+      [Q.reuse, "y"],
+      [Q.window, "n"],
+      [Q.rate, "y"],
+    ]);
     assert.equal(r.failedStep, null, r.output);
     assert.equal(r.exit, 0, r.output);
     assert.match(r.text!, /TOTP_AUTH/);
@@ -138,7 +173,11 @@ describe("otpgate enroll at a terminal (pseudo-terminal, answered like a person)
 
   test("update the file? no -> nothing is written, exit 0", (t) => {
     if (!ready(t)) return;
-    const r = enrollAt(t, [[Q.mode, "y"], [Q.code, "-1"], [Q.update, "n"]]);
+    const r = enrollAt(t, [
+      [Q.mode, "y"],
+      [Q.code, "-1"],
+      [Q.update, "n"],
+    ]);
     assert.equal(r.failedStep, null, r.output);
     assert.equal(r.exit, 0);
     assert.match(r.output, /Nothing was written/);
@@ -150,7 +189,17 @@ describe("otpgate enroll at a terminal (pseudo-terminal, answered like a person)
     const dir = tempDir(t);
     const path = join(dir, "ga");
     // The secret is only known once it is shown: read it from the screen, then type its code.
-    const steps: [string, string][] = [[Q.mode, "y"], [Q.code, "000000"], ["Code incorrect[^\\n]*\\n" + Q.code, "12ab"], ["Please type the 6-digit code[^\\n]*\\n" + Q.code, "__CODE__"], ["Code confirmed", ""], [Q.update, "y"], [Q.reuse, "y"], [Q.window, "n"], [Q.rate, "y"]];
+    const steps: [string, string][] = [
+      [Q.mode, "y"],
+      [Q.code, "000000"],
+      ["Code incorrect[^\\n]*\\n" + Q.code, "12ab"],
+      ["Please type the 6-digit code[^\\n]*\\n" + Q.code, "__CODE__"],
+      ["Code confirmed", ""],
+      [Q.update, "y"],
+      [Q.reuse, "y"],
+      [Q.window, "n"],
+      [Q.rate, "y"],
+    ];
     const r = ptyDriveWithSecret(steps, [process.execPath, CLI, "enroll", "-s", path, "-Q", "NONE"]);
     assert.equal(r.failedStep, null, r.output);
     assert.equal(r.exit, 0, r.output);
@@ -158,10 +207,18 @@ describe("otpgate enroll at a terminal (pseudo-terminal, answered like a person)
     assert.ok(existsSync(path));
   });
 
-  for (const [how, key] of [["Ctrl-C", "^C"], ["end of input (Ctrl-D)", "^D"]] as const) {
+  for (const [how, key] of [
+    ["Ctrl-C", "^C"],
+    ["end of input (Ctrl-D)", "^D"],
+  ] as const) {
     test(`an interrupted dialog (${how}) leaves no file`, (t) => {
       if (!ready(t)) return;
-      const r = enrollAt(t, [[Q.mode, "y"], [Q.code, "-1"], [Q.update, "y"], [Q.reuse, key]]);
+      const r = enrollAt(t, [
+        [Q.mode, "y"],
+        [Q.code, "-1"],
+        [Q.update, "y"],
+        [Q.reuse, key],
+      ]);
       assert.equal(r.failedStep, null, r.output);
       assert.notEqual(r.exit, 0);
       assert.equal(r.text, null);

@@ -12,7 +12,12 @@ function rig(t: TestContext, extra: Record<string, string> = {}) {
   const config = join(dir, "gw.yaml");
   const keys = join(dir, "gateway.keys");
   const sessions = join(dir, "gateway.sessions");
-  writeFileSync(config, Object.entries({ public_url: "https://app.test", keys_file: keys, invites_dir: join(dir, "invites"), ...extra }).map(([k, v]) => `${k}: ${v}`).join("\n") + "\n");
+  writeFileSync(
+    config,
+    Object.entries({ public_url: "https://app.test", keys_file: keys, invites_dir: join(dir, "invites"), ...extra })
+      .map(([k, v]) => `${k}: ${v}`)
+      .join("\n") + "\n",
+  );
   return { dir, config, keys, sessions };
 }
 

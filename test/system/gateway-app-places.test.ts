@@ -15,7 +15,9 @@ async function rig(t: TestContext, limits: Partial<GatewayConfig["limits"]>, app
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   t.after(() => server.close());
   const dir = tempDir(t);
-  const parsed = parseGatewayConfig(["public_url: http://app.test", `keys_file: ${join(dir, "gateway.keys")}`, `upstream: http://127.0.0.1:${(server.address() as { port: number }).port}`].join("\n") + "\n");
+  const parsed = parseGatewayConfig(
+    ["public_url: http://app.test", `keys_file: ${join(dir, "gateway.keys")}`, `upstream: http://127.0.0.1:${(server.address() as { port: number }).port}`].join("\n") + "\n",
+  );
   const gateway = createGateway({ ...parsed, limits: { ...parsed.limits, ...limits } }, () => undefined);
   t.after(() => gateway.close());
   await new Promise<void>((r) => gateway.server.listen(0, "127.0.0.1", r));
@@ -25,7 +27,15 @@ async function rig(t: TestContext, limits: Partial<GatewayConfig["limits"]>, app
   const send = (method: string, path: string, body?: AsyncIterable<Buffer>) =>
     new Promise<{ status: number; res: IncomingMessage; text: () => Promise<string> }>((resolve, reject) => {
       const req = request({ port, host: "127.0.0.1", method, path, agent: false, headers: { host: "app.test", cookie, ...(body ? { "transfer-encoding": "chunked" } : {}) } }, (res) => {
-        resolve({ status: res.statusCode!, res, text: async () => { let s = ""; for await (const c of res) s += String(c); return s; } });
+        resolve({
+          status: res.statusCode!,
+          res,
+          text: async () => {
+            let s = "";
+            for await (const c of res) s += String(c);
+            return s;
+          },
+        });
       });
       req.on("error", reject);
       if (!body) return void req.end();
@@ -74,11 +84,15 @@ test("a request body that stops moving toward the app is cut with 408 within lim
     req.on("end", () => res.end("got it"));
   });
   const started = Date.now();
-  const r = await send("POST", "/upload", (async function* () {
-    yield Buffer.from("a");
-    await sleep(3000);
-    yield Buffer.from("b");
-  })());
+  const r = await send(
+    "POST",
+    "/upload",
+    (async function* () {
+      yield Buffer.from("a");
+      await sleep(3000);
+      yield Buffer.from("b");
+    })(),
+  );
   assert.equal(r.status, 408);
   const ms = Date.now() - started;
   assert.ok(ms >= 900 && ms < 2500, `cut after ${ms} ms`);

@@ -74,12 +74,19 @@ test("browser: an invitation link shows a QR code that a scanner reads; its code
   const gw = await startGateway(dir, settings);
   t.after(() => gw.stop());
   const config = join(dir, "cli.yaml");
-  writeFileSync(config, `public_url: ${gw.base}\ninvites_dir: ${settings.invites_dir}\nkeys_file: ${join(gw.stateDir, "gateway.keys")}\nuser: ${gw.gatewayUser!.name}\ndecision_socket: ${gw.server!.socket}\n`);
+  writeFileSync(
+    config,
+    `public_url: ${gw.base}\ninvites_dir: ${settings.invites_dir}\nkeys_file: ${join(gw.stateDir, "gateway.keys")}\nuser: ${gw.gatewayUser!.name}\ndecision_socket: ${gw.server!.socket}\n`,
+  );
   const inv = runCli(["invite", user.name, "--config", config]);
   assert.equal(inv.status, 0, inv.stderr);
   const link = inv.stdout.trim();
 
-  const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic", "--no-first-run"] });
+  const browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic", "--no-first-run"],
+  });
   t.after(() => browser.close());
   const page = await browser.newPage({ viewport: { width: 390, height: 900 } });
   await page.goto(link);

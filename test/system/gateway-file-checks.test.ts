@@ -15,7 +15,12 @@ function rig(t: TestContext, extra: Record<string, string> = {}) {
   const config = join(dir, "gw.yaml");
   const keys = join(state, "gateway.keys");
   const sessions = join(state, "gateway.sessions");
-  writeFileSync(config, Object.entries({ public_url: "https://app.test", keys_file: keys, invites_dir: join(state, "invites"), ...extra }).map(([k, v]) => `${k}: ${v}`).join("\n") + "\n");
+  writeFileSync(
+    config,
+    Object.entries({ public_url: "https://app.test", keys_file: keys, invites_dir: join(state, "invites"), ...extra })
+      .map(([k, v]) => `${k}: ${v}`)
+      .join("\n") + "\n",
+  );
   return { dir, state, config, keys, sessions };
 }
 
@@ -35,7 +40,11 @@ describe("gateway files through the CLI", () => {
     assert.equal(existsSync(keys), false, "no keys file was created there");
     // The admin commands write there as root: they refuse too, and write nothing.
     writeFileSync(keys, Buffer.alloc(64, 6), { mode: 0o600 });
-    for (const args of [["gateway", "sessions", "--revoke", "alice"], ["gateway", "keys", "--rotate"], ["invite", "root"]]) {
+    for (const args of [
+      ["gateway", "sessions", "--revoke", "alice"],
+      ["gateway", "keys", "--rotate"],
+      ["invite", "root"],
+    ]) {
       r = runCli([...args, "--config", config]);
       assert.equal(r.status, 2, `${args.join(" ")}: ${r.stderr}`);
       assert.match(r.stderr, /is owned by uid 65534/, args.join(" "));

@@ -16,7 +16,14 @@ async function rig(t: TestContext, extra: Record<string, unknown> = {}, options:
     mkdirSync(gatewayStateDir(dir), { mode: 0o700 });
     writeFileSync(passwords, "", { mode: 0o600 });
   }
-  const settings = { public_url: "https://app.test", invites_dir: join(dir, "invites"), issuer: "Example Lab", allowed_hosts: ["app.test"], ...(options.passwords ? { password_file: passwords } : {}), ...extra };
+  const settings = {
+    public_url: "https://app.test",
+    invites_dir: join(dir, "invites"),
+    issuer: "Example Lab",
+    allowed_hosts: ["app.test"],
+    ...(options.passwords ? { password_file: passwords } : {}),
+    ...extra,
+  };
   const gw = await startGateway(dir, settings);
   t.after(() => gw.stop());
   // otpgate invite runs with the gateway's own configuration (its user:, keys, sessions).
@@ -147,7 +154,11 @@ describe("otpgate invite + the gateway's enrollment page", () => {
     assert.equal(runCli(["invite", "--revoke", other.name, "--config", config]).status, 1);
     const third = throwawayUser(t);
     const expiring = invite(config, third.name);
-    const file = join(dir, "invites", readdirSync(join(dir, "invites")).find((n) => JSON.parse(readFileSync(join(dir, "invites", n), "utf8")).user === third.name)!);
+    const file = join(
+      dir,
+      "invites",
+      readdirSync(join(dir, "invites")).find((n) => JSON.parse(readFileSync(join(dir, "invites", n), "utf8")).user === third.name)!,
+    );
     writeFileSync(file, readFileSync(file, "utf8").replace(/"expiresAt":[0-9]+/, `"expiresAt":${Date.now() - 1}`));
     assert.equal((await http(gw.base, "GET", expiring.path)).status, 404, "expired");
   });

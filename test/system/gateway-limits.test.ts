@@ -173,7 +173,9 @@ describe("gateway shell: WebSocket tunnels to a real app", () => {
       socket.on("error", () => undefined);
       socket.on("end", () => socket.destroy()); // the gateway hung up its side
       const key = String(req.headers["sec-websocket-key"]);
-      const accept = createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64");
+      const accept = createHash("sha1")
+        .update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
+        .digest("base64");
       if (app.mode === "404") return void socket.write("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
       const upgrade = app.mode === "h2c" ? "h2c" : "websocket";
       socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${upgrade}\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${app.mode === "wrong-accept" ? "AAAA" : accept}\r\n\r\n`);
@@ -187,7 +189,8 @@ describe("gateway shell: WebSocket tunnels to a real app", () => {
     });
     return app;
   }
-  const wsRequest = (cookie: string) => `GET /socket HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: ${WS_KEY}\r\nSec-WebSocket-Version: 13\r\nCookie: ${cookie}\r\n\r\n`;
+  const wsRequest = (cookie: string) =>
+    `GET /socket HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: ${WS_KEY}\r\nSec-WebSocket-Version: 13\r\nCookie: ${cookie}\r\n\r\n`;
 
   test("a valid upgrade tunnels; the app's wrong answers are refused and its connection is closed (no leak)", async (t) => {
     const app = await wsApp(t);
@@ -203,7 +206,10 @@ describe("gateway shell: WebSocket tunnels to a real app", () => {
     await new Promise((r) => setTimeout(r, 100));
     assert.ok(data.endsWith(wsTextFrame("through").toString("latin1")), "the frame came back through the tunnel");
     assert.equal(gw.gateway.app.tunnels.size, 1);
-    assert.equal(gw.gateway.app.tunnels.closeTunnels(() => true), 1);
+    assert.equal(
+      gw.gateway.app.tunnels.closeTunnels(() => true),
+      1,
+    );
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(s.destroyed || s.readableEnded, true, "revocation ends the client side");
     assert.equal(app.sockets[0]!.destroyed, true, "and the app side");

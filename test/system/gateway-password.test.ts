@@ -29,16 +29,31 @@ describe("otpgate passwd", () => {
     assert.equal(pyArgon2("try:\n  ph.verify(sys.argv[1], 'wrong horse battery')\n  print('accepted')\nexcept argon2.exceptions.VerifyMismatchError:\n  print('refused')", hash), "refused");
     assert.doesNotMatch(readFileSync(file, "utf8"), /correct horse/);
 
-    const typed = ptyDrive([["New password: ", "tty password 123"], ["Retype new password: ", "tty password 123"]], [process.execPath, CLI, "passwd", "daemon", "--file", file]);
+    const typed = ptyDrive(
+      [
+        ["New password: ", "tty password 123"],
+        ["Retype new password: ", "tty password 123"],
+      ],
+      [process.execPath, CLI, "passwd", "daemon", "--file", file],
+    );
     assert.equal(typed.exit, 0, typed.output);
     assert.doesNotMatch(typed.output, /tty password/, "nothing echoed");
-    const differ = ptyDrive([["New password: ", "tty password 123"], ["Retype new password: ", "tty password 124"]], [process.execPath, CLI, "passwd", "daemon", "--file", file]);
+    const differ = ptyDrive(
+      [
+        ["New password: ", "tty password 123"],
+        ["Retype new password: ", "tty password 124"],
+      ],
+      [process.execPath, CLI, "passwd", "daemon", "--file", file],
+    );
     assert.equal(differ.exit, 1);
     assert.match(differ.output, /the two passwords differ; nothing was changed/);
     const cancelled = ptyDrive([["New password: ", "^C"]], [process.execPath, CLI, "passwd", "daemon", "--file", file]);
     assert.equal(cancelled.exit, 1);
     assert.match(cancelled.output, /cancelled; nothing was changed/);
-    const daemonHash = readFileSync(file, "utf8").split("\n").find((l) => l.startsWith("daemon:"))!.slice("daemon:".length);
+    const daemonHash = readFileSync(file, "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("daemon:"))!
+      .slice("daemon:".length);
     assert.equal(pyArgon2("print(ph.verify(sys.argv[1], 'tty password 123'))", daemonHash), "True", "the first, confirmed password stayed");
   });
 

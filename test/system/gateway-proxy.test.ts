@@ -176,7 +176,10 @@ const get = (path: string, cookie: string, extra = "") => `GET ${path} HTTP/1.1\
       // Bytes pipelined after Connection: close are not a request.
       const out = await raw(gw.port, [get("/echo?1", cookie, "Connection: close\r\n") + get("/echo?ignored", cookie)], 3000);
       assert.deepEqual(statuses(out), [200]);
-      assert.deepEqual(app.seen.map((s) => s.url), ["/echo?1"]);
+      assert.deepEqual(
+        app.seen.map((s) => s.url),
+        ["/echo?1"],
+      );
     });
   });
 }
@@ -201,7 +204,10 @@ describe("gateway proxy: safety and connection handling", () => {
       assert.ok(/^HTTP\/1\.1 400 /.test(out) || out === "", `${JSON.stringify(attack.slice(0, 120))}: ${out.slice(0, 60)}`);
       assert.ok(!app.seen.some((s) => s.url === "/admin"), "the hidden request never reached the app");
     }
-    assert.ok(app.seen.every((s) => s.body === ""), "no smuggled bytes in a body either");
+    assert.ok(
+      app.seen.every((s) => s.body === ""),
+      "no smuggled bytes in a body either",
+    );
   });
 
   test("one connection moves from proxying to the gateway's pages and back; a logout ends proxying on it", async (t) => {
@@ -210,7 +216,10 @@ describe("gateway proxy: safety and connection handling", () => {
     const out = await raw(gw.port, [get("/echo?a", cookie), get("/_otpgate/login", cookie), get("/echo?b", cookie), get("/echo?c", "otpgate_session=forged")]);
     assert.deepEqual(statuses(out), [200, 200, 200, 302]);
     assert.match(out, /<h1>Sign in<\/h1>/);
-    assert.deepEqual(app.seen.map((s) => s.url), ["/echo?a", "/echo?b"]);
+    assert.deepEqual(
+      app.seen.map((s) => s.url),
+      ["/echo?a", "/echo?b"],
+    );
     // Dot segments normalise like the pages do.
     const tricky = await raw(gw.port, [get("/x/../_otpgate/login", cookie)]);
     assert.deepEqual(statuses(tricky), [200]);

@@ -26,7 +26,15 @@ async function prepared(gw: RunningGateway, localAddress: string, fields: Record
   await go;
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: "127.0.0.1", port: gw.port, localAddress, method: "POST", path: "/_otpgate/login", agent: new Agent({ keepAlive: false }), headers: { cookie: cookieHeader(f.cookies), "content-type": "application/x-www-form-urlencoded", "content-length": String(Buffer.byteLength(body)) } },
+      {
+        host: "127.0.0.1",
+        port: gw.port,
+        localAddress,
+        method: "POST",
+        path: "/_otpgate/login",
+        agent: new Agent({ keepAlive: false }),
+        headers: { cookie: cookieHeader(f.cookies), "content-type": "application/x-www-form-urlencoded", "content-length": String(Buffer.byteLength(body)) },
+      },
       (res) => {
         let data = "";
         res.on("data", (d: Buffer) => (data += d.toString()));

@@ -39,7 +39,11 @@ async function tunnel(gw: RunningGateway, session: string): Promise<{ socket: So
   socket.on("close", () => (closedAt = Date.now()));
   socket.on("error", () => undefined);
   await new Promise<void>((resolve, reject) => {
-    socket.once("connect", () => socket.write(`GET /socket HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: ${WS_KEY}\r\nSec-WebSocket-Version: 13\r\nCookie: otpgate_session=${session}\r\n\r\n`));
+    socket.once("connect", () =>
+      socket.write(
+        `GET /socket HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: ${WS_KEY}\r\nSec-WebSocket-Version: 13\r\nCookie: otpgate_session=${session}\r\n\r\n`,
+      ),
+    );
     socket.on("data", (d: Buffer) => {
       data += d.toString("latin1");
       if (data.includes("\r\n\r\n") && !data.startsWith("HTTP/1.1 101")) reject(new Error(`no tunnel: ${data.split("\r\n")[0]}`));
@@ -135,7 +139,13 @@ describe("gateway sessions that stay ended", () => {
     const newSecret = /<code>([A-Z2-7 ]+)<\/code>/.exec(form.body)![1]!.replace(/ /g, "");
     const field = (name: string) => new RegExp(`name="${name}" value="([^"]+)"`).exec(form.body)![1]!;
     const at = Date.now();
-    const done = await http(gw.base, "POST", path, { cookie: cookieHeader(cookiesFrom(form)) }, new URLSearchParams({ csrf: field("csrf"), draft: field("draft"), code: oathTotp(newSecret) }).toString());
+    const done = await http(
+      gw.base,
+      "POST",
+      path,
+      { cookie: cookieHeader(cookiesFrom(form)) },
+      new URLSearchParams({ csrf: field("csrf"), draft: field("draft"), code: oathTotp(newSecret) }).toString(),
+    );
     assert.equal(done.status, 200, done.body);
     assert.equal(await page(gw, session), 302, "the old secret's session ended with the enrollment");
     const closedIn = await ws.closedAfter(at, 2000);

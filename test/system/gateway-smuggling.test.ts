@@ -143,7 +143,21 @@ const statuses = (text: string) => [...text.matchAll(/^HTTP\/1\.[01] (\d{3})/gm)
 const HIDDEN = "GET /smuggled HTTP/1.1\r\nHost: app.test\r\nRemote-User: victim\r\nX-Forwarded-User: victim\r\n\r\n";
 const HIDDEN_CHUNKED = `${HIDDEN.length.toString(16)}\r\n${HIDDEN}\r\n0\r\n\r\n`;
 /** Headers the app must never receive from a client. */
-const FORBIDDEN = ["remote_user", "x_forwarded_user", "x-remote-user", "x-forwarded-user", "forwarded", "x-forwarded-port", "x-forwarded-prefix", "x-original-url", "x-original-uri", "x-rewrite-url", "http2-settings", "transfer_encoding", "content_length"];
+const FORBIDDEN = [
+  "remote_user",
+  "x_forwarded_user",
+  "x-remote-user",
+  "x-forwarded-user",
+  "forwarded",
+  "x-forwarded-port",
+  "x-forwarded-prefix",
+  "x-original-url",
+  "x-original-uri",
+  "x-rewrite-url",
+  "http2-settings",
+  "transfer_encoding",
+  "content_length",
+];
 
 interface Case {
   readonly name: string;
@@ -195,19 +209,55 @@ const CASES: Case[] = [
     send: (c) => [req("POST", `/te-alone-${i + 1}`, c, `${te}\r\n`, "0\r\n\r\n" + HIDDEN)],
   })),
   // Finding 1: the framing header named in Connection was dropped while its body was still sent.
-  { name: "Content-Length named in Connection (POST)", send: (c) => [req("POST", "/conn-cl", c, `Content-Length: ${HIDDEN.length}\r\nConnection: content-length\r\n`, HIDDEN)], check: bodyIs("/conn-cl", HIDDEN) },
-  { name: "Content-Length named in Connection (GET)", send: (c) => [req("GET", "/conn-cl-get", c, `Content-Length: ${HIDDEN.length}\r\nConnection: keep-alive, Content-Length\r\n`, HIDDEN)], check: bodyIs("/conn-cl-get", HIDDEN) },
-  { name: "Transfer-Encoding named in Connection", send: (c) => [req("POST", "/conn-te", c, "Transfer-Encoding: chunked\r\nConnection: transfer-encoding\r\n", HIDDEN_CHUNKED)], check: bodyIs("/conn-te", HIDDEN) },
+  {
+    name: "Content-Length named in Connection (POST)",
+    send: (c) => [req("POST", "/conn-cl", c, `Content-Length: ${HIDDEN.length}\r\nConnection: content-length\r\n`, HIDDEN)],
+    check: bodyIs("/conn-cl", HIDDEN),
+  },
+  {
+    name: "Content-Length named in Connection (GET)",
+    send: (c) => [req("GET", "/conn-cl-get", c, `Content-Length: ${HIDDEN.length}\r\nConnection: keep-alive, Content-Length\r\n`, HIDDEN)],
+    check: bodyIs("/conn-cl-get", HIDDEN),
+  },
+  {
+    name: "Transfer-Encoding named in Connection",
+    send: (c) => [req("POST", "/conn-te", c, "Transfer-Encoding: chunked\r\nConnection: transfer-encoding\r\n", HIDDEN_CHUNKED)],
+    check: bodyIs("/conn-te", HIDDEN),
+  },
   { name: "Host and Cookie named in Connection", send: (c) => [req("GET", "/conn-host", c, "Connection: host, cookie, remote-user\r\n")] },
   // Finding 2: bodies on methods whose requests Node's client did not frame.
   ...["GET", "HEAD", "DELETE", "OPTIONS"].flatMap<Case>((m) => [
-    { name: `${m} with a chunked body`, send: (c) => [req(m, `/${m.toLowerCase()}-chunked`, c, "Transfer-Encoding: chunked\r\n", HIDDEN_CHUNKED)], check: bodyIs(`/${m.toLowerCase()}-chunked`, HIDDEN) },
-    { name: `${m} with a chunked body on the old node:http route (%-encoded path)`, send: (c) => [req(m, `/${m.toLowerCase()}%2Dchunked`, c, "Transfer-Encoding: chunked\r\n", HIDDEN_CHUNKED)], check: bodyIs(`/${m.toLowerCase()}%2Dchunked`, HIDDEN) },
-    { name: `${m} with a Content-Length body`, send: (c) => [req(m, `/${m.toLowerCase()}%2Dlength`, c, `Content-Length: ${HIDDEN.length}\r\n`, HIDDEN)], check: bodyIs(`/${m.toLowerCase()}%2Dlength`, HIDDEN) },
+    {
+      name: `${m} with a chunked body`,
+      send: (c) => [req(m, `/${m.toLowerCase()}-chunked`, c, "Transfer-Encoding: chunked\r\n", HIDDEN_CHUNKED)],
+      check: bodyIs(`/${m.toLowerCase()}-chunked`, HIDDEN),
+    },
+    {
+      name: `${m} with a chunked body on the old node:http route (%-encoded path)`,
+      send: (c) => [req(m, `/${m.toLowerCase()}%2Dchunked`, c, "Transfer-Encoding: chunked\r\n", HIDDEN_CHUNKED)],
+      check: bodyIs(`/${m.toLowerCase()}%2Dchunked`, HIDDEN),
+    },
+    {
+      name: `${m} with a Content-Length body`,
+      send: (c) => [req(m, `/${m.toLowerCase()}%2Dlength`, c, `Content-Length: ${HIDDEN.length}\r\n`, HIDDEN)],
+      check: bodyIs(`/${m.toLowerCase()}%2Dlength`, HIDDEN),
+    },
   ]),
-  { name: "GET with a chunked body after Expect: 100-continue", send: (c) => [req("GET", "/expect", c, "Expect: 100-continue\r\nTransfer-Encoding: chunked\r\n"), HIDDEN_CHUNKED], check: bodyIs("/expect", HIDDEN) },
-  { name: "HTTP/1.0 GET with a Content-Length body and keep-alive", send: (c) => [req("GET", "/ten", c, `Connection: keep-alive\r\nContent-Length: ${HIDDEN.length}\r\n`, HIDDEN, "1.0")], check: bodyIs("/ten", HIDDEN) },
-  { name: "a page of the gateway first, then a GET with a chunked body on the same connection", send: (c) => [req("GET", "/_otpgate/login", c, ""), req("GET", "/after-page", c, "Transfer-Encoding: chunked\r\n", HIDDEN_CHUNKED)], check: bodyIs("/after-page", HIDDEN) },
+  {
+    name: "GET with a chunked body after Expect: 100-continue",
+    send: (c) => [req("GET", "/expect", c, "Expect: 100-continue\r\nTransfer-Encoding: chunked\r\n"), HIDDEN_CHUNKED],
+    check: bodyIs("/expect", HIDDEN),
+  },
+  {
+    name: "HTTP/1.0 GET with a Content-Length body and keep-alive",
+    send: (c) => [req("GET", "/ten", c, `Connection: keep-alive\r\nContent-Length: ${HIDDEN.length}\r\n`, HIDDEN, "1.0")],
+    check: bodyIs("/ten", HIDDEN),
+  },
+  {
+    name: "a page of the gateway first, then a GET with a chunked body on the same connection",
+    send: (c) => [req("GET", "/_otpgate/login", c, ""), req("GET", "/after-page", c, "Transfer-Encoding: chunked\r\n", HIDDEN_CHUNKED)],
+    check: bodyIs("/after-page", HIDDEN),
+  },
   // More header lines than node:http kept (maxHeadersCount 100 truncated the framing header).
   {
     name: "101+ header lines with the Content-Length last",
@@ -236,7 +286,7 @@ const CASES: Case[] = [
       assert.ok(!app.bytes.join("").includes("name="), "extensions are not passed on");
     },
   },
-  { name: "chunk extension with a quoted CRLF", send: (c) => [req("POST", "/ext2", c, "Transfer-Encoding: chunked\r\n", "4;x=\"\r\n\"\r\nabcd\r\n0\r\n\r\n" + HIDDEN)] },
+  { name: "chunk extension with a quoted CRLF", send: (c) => [req("POST", "/ext2", c, "Transfer-Encoding: chunked\r\n", '4;x="\r\n"\r\nabcd\r\n0\r\n\r\n' + HIDDEN)] },
   { name: "chunk size beyond 2^53", send: (c) => [req("POST", "/huge", c, "Transfer-Encoding: chunked\r\n", "20000000000001\r\nabcd\r\n0\r\n\r\n" + HIDDEN)], quietMs: 800 },
   { name: "chunk size beyond 2^64", send: (c) => [req("POST", "/huger", c, "Transfer-Encoding: chunked\r\n", "1ffffffffffffffff\r\nabcd\r\n0\r\n\r\n" + HIDDEN)] },
   { name: "negative chunk size", send: (c) => [req("POST", "/neg", c, "Transfer-Encoding: chunked\r\n", "-4\r\nabcd\r\n0\r\n\r\n" + HIDDEN)] },
@@ -249,14 +299,28 @@ const CASES: Case[] = [
       assert.ok(!/^HTTP\/1\.1 101/m.test(reply), "no 101 to the client");
     },
   },
-  { name: "Upgrade: websocket without a valid key", send: (c) => [req("GET", "/ws", c, "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: x\r\n")], check: ({ app }) => assert.equal(app.upgrades.length, 0) },
+  {
+    name: "Upgrade: websocket without a valid key",
+    send: (c) => [req("GET", "/ws", c, "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: x\r\n")],
+    check: ({ app }) => assert.equal(app.upgrades.length, 0),
+  },
   { name: "Upgrade: other token", send: (c) => [req("GET", "/tls", c, "Connection: Upgrade\r\nUpgrade: TLS/1.2\r\n")], check: ({ app }) => assert.equal(app.upgrades.length, 0) },
-  { name: "CONNECT", send: (c) => [`CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n${c ? `Cookie: ${c}\r\n` : ""}\r\n`], check: ({ app }) => assert.equal(app.upgrades.length + app.requests.length, 0) },
+  {
+    name: "CONNECT",
+    send: (c) => [`CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n${c ? `Cookie: ${c}\r\n` : ""}\r\n`],
+    check: ({ app }) => assert.equal(app.upgrades.length + app.requests.length, 0),
+  },
   // Identity and forwarding headers (finding 4).
   {
     name: "identity and forwarding headers from the client",
-    send: (c) =>
-      [req("GET", "/identity", c, "Remote_User: victim\r\nX_Forwarded_User: victim\r\nX-Remote-User: victim\r\nRemote-User: victim\r\nX-Forwarded-User: victim\r\nX-Real-IP: 10.9.9.9\r\nForwarded: for=10.9.9.9;host=evil.test\r\nX-Forwarded-Port: 1\r\nX-Forwarded-Prefix: /evil\r\nX-Original-URL: /admin\r\nX-Forwarded-For: 10.9.9.9\r\nX-Forwarded-Host: evil.test\r\nX-Forwarded-Proto: https\r\n")],
+    send: (c) => [
+      req(
+        "GET",
+        "/identity",
+        c,
+        "Remote_User: victim\r\nX_Forwarded_User: victim\r\nX-Remote-User: victim\r\nRemote-User: victim\r\nX-Forwarded-User: victim\r\nX-Real-IP: 10.9.9.9\r\nForwarded: for=10.9.9.9;host=evil.test\r\nX-Forwarded-Port: 1\r\nX-Forwarded-Prefix: /evil\r\nX-Original-URL: /admin\r\nX-Forwarded-For: 10.9.9.9\r\nX-Forwarded-Host: evil.test\r\nX-Forwarded-Proto: https\r\n",
+      ),
+    ],
     check: ({ app, signedIn }) => {
       if (!signedIn) return;
       const r = app.requests.find((x) => x.url === "/identity");
@@ -311,7 +375,11 @@ test("gateway smuggling corpus", async (t) => {
           const identities = names.filter((n) => n === "remote-user");
           assert.equal(identities.length, 1, `exactly one Remote-User; ${where}`);
           assert.equal(header(r, "remote-user"), user.name, `the app sees only the signed-in user; ${where}`);
-          assert.deepEqual(names.filter((n) => FORBIDDEN.includes(n)), [], `no client identity/forwarding headers; ${where}`);
+          assert.deepEqual(
+            names.filter((n) => FORBIDDEN.includes(n)),
+            [],
+            `no client identity/forwarding headers; ${where}`,
+          );
           for (const set of ["x-forwarded-for", "x-real-ip"]) {
             const values = names.flatMap((n, i) => (n === set ? [r.rawHeaders[2 * i + 1]] : []));
             assert.ok(values.length <= 1 && values.every((v) => v === "127.0.0.1"), `${set} only from the gateway: ${JSON.stringify(values)}; ${where}`);
@@ -396,7 +464,13 @@ test("a body-ignoring app (python http.server): a body never becomes a second re
     users.push({ name: user.name, cookie: `otpgate_session=${cookiesFrom(ok).otpgate_session}` });
   }
   const [alice, bob] = users as [{ name: string; cookie: string }, { name: string; cookie: string }];
-  const seen = () => (existsSync(logFile) ? readFileSync(logFile, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as { method: string; target: string; user: string }) : []);
+  const seen = () =>
+    existsSync(logFile)
+      ? readFileSync(logFile, "utf8")
+          .split("\n")
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as { method: string; target: string; user: string })
+      : [];
   const hidden = `POST /transfer?to=${alice.name} HTTP/1.1\r\nHost: app.test\r\nRemote-User: ${bob.name}\r\nContent-Length: 0\r\n\r\n`;
   for (const method of ["GET", "HEAD", "TRACE", "DELETE", "OPTIONS", "MKCOL", "LOCK", "REPORT"]) {
     for (const framing of [`Content-Length: ${hidden.length}\r\n`, "Transfer-Encoding: chunked\r\n"]) {
@@ -405,10 +479,15 @@ test("a body-ignoring app (python http.server): a body never becomes a second re
       const reply = await exchange(gw.port, [req(method, `/innocent-${method}`, alice.cookie, framing, body)], 400);
       const after = await exchange(gw.port, [req("GET", "/bob-page", bob.cookie, "")], 300);
       await new Promise((r) => setTimeout(r, 100));
-      const ran = seen().slice(before).map((e) => `${e.method} ${e.target} as ${e.user}`);
+      const ran = seen()
+        .slice(before)
+        .map((e) => `${e.method} ${e.target} as ${e.user}`);
       const where = `${method} ${framing.trim()}: the app ran ${JSON.stringify(ran)}; alice got ${JSON.stringify(reply.slice(0, 120))}`;
       assert.ok(!ran.some((r) => r.includes("/transfer")), `the body ran as a request; ${where}`);
-      assert.ok(ran.every((r) => r.endsWith(`as ${r.includes("bob-page") ? bob.name : alice.name}`)), where);
+      assert.ok(
+        ran.every((r) => r.endsWith(`as ${r.includes("bob-page") ? bob.name : alice.name}`)),
+        where,
+      );
       if (["GET", "HEAD", "TRACE"].includes(method)) {
         assert.deepEqual(statuses(reply), [400], `a body on ${method} is refused; ${where}`);
         assert.ok(!ran.some((r) => r.includes("innocent")), `nothing reaches the app; ${where}`);

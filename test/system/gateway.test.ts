@@ -90,7 +90,13 @@ describe("otpgate gateway", () => {
 
     const fixed = "fixation-attempt";
     const f2 = await loginForm(gw);
-    const ok = await http(gw.base, "POST", "/_otpgate/login", { cookie: cookieHeader({ ...f2.cookies, otpgate_session: fixed }) }, new URLSearchParams({ csrf: f2.csrf, rd: "https://evil.test/", user: user.name, code: oathTotp(secret) }).toString());
+    const ok = await http(
+      gw.base,
+      "POST",
+      "/_otpgate/login",
+      { cookie: cookieHeader({ ...f2.cookies, otpgate_session: fixed }) },
+      new URLSearchParams({ csrf: f2.csrf, rd: "https://evil.test/", user: user.name, code: oathTotp(secret) }).toString(),
+    );
     assert.equal(ok.status, 303);
     assert.equal(ok.headers.location, "/", "an open redirect in the POST is refused too");
     assert.notEqual(cookiesFrom(ok).otpgate_session, fixed, "a new session at login");
@@ -163,7 +169,14 @@ describe("otpgate gateway", () => {
     }
     const many = check("public_url: ftp://x\nlisten: nope\nsession: {idel: 1m}\nregulation: {max_retries: 0}\ntrusted_proxies: [proxy.local]\n");
     assert.equal(many.status, 2);
-    assert.deepEqual(many.stderr.trim().split("\n").slice(1).map((l) => l.trim().split(":")[0]), ["public_url", "listen", "session.idel", "regulation.max_retries", "trusted_proxies[0]"]);
+    assert.deepEqual(
+      many.stderr
+        .trim()
+        .split("\n")
+        .slice(1)
+        .map((l) => l.trim().split(":")[0]),
+      ["public_url", "listen", "session.idel", "regulation.max_retries", "trusted_proxies[0]"],
+    );
     // Without --check-config the same problems stop the start, reported (not as an internal error), exit 2:
     const start = runCli(["gateway", "--config", many.path]);
     assert.equal(start.status, 2);
@@ -184,7 +197,9 @@ describe("gateway behind nginx auth_request", () => {
     const gw = await startGateway(dir, { public_url: `http://127.0.0.1:${nginxPort}`, allowed_hosts: [`127.0.0.1:${nginxPort}`], trusted_proxies: ["127.0.0.1"] });
     t.after(() => gw.stop());
     const conf = join(dir, "nginx.conf");
-    writeFileSync(conf, `daemon off;
+    writeFileSync(
+      conf,
+      `daemon off;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log;
 events { worker_connections 64; }
@@ -212,7 +227,8 @@ http {
     location @login { return 302 /_otpgate/login?rd=$request_uri; }
   }
 }
-`);
+`,
+    );
     const { spawn } = await import("node:child_process");
     const nginx = spawn("/usr/sbin/nginx", ["-c", conf, "-p", dir], { stdio: "ignore" });
     t.after(() => nginx.kill("SIGTERM"));
@@ -231,7 +247,13 @@ http {
     assert.equal(upstream.seen.length, 0);
     const f = await http(base, "GET", "/_otpgate/login?rd=/app/page");
     const csrf = /name="csrf" value="([^"]+)"/.exec(f.body)![1]!;
-    const ok = await http(base, "POST", "/_otpgate/login", { cookie: cookieHeader(cookiesFrom(f)) }, new URLSearchParams({ csrf, rd: "/app/page", user: user.name, code: oathTotp(secret) }).toString());
+    const ok = await http(
+      base,
+      "POST",
+      "/_otpgate/login",
+      { cookie: cookieHeader(cookiesFrom(f)) },
+      new URLSearchParams({ csrf, rd: "/app/page", user: user.name, code: oathTotp(secret) }).toString(),
+    );
     assert.equal(ok.status, 303);
     assert.equal(ok.headers.location, "/app/page");
     const page = await http(base, "GET", "/app/page", { cookie: `otpgate_session=${cookiesFrom(ok).otpgate_session}` });
@@ -253,7 +275,25 @@ describe("gateway over TLS", () => {
     const cert = join(dir, "cert.pem");
     const key = join(dir, "key.pem");
     const openssl = (args: string[]) => spawnSync("openssl", args, { encoding: "utf8" });
-    const made = openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]);
+    const made = openssl([
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+      "-days",
+      "1",
+      "-subj",
+      "/CN=127.0.0.1",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1",
+    ]);
     assert.equal(made.status, 0, made.stderr);
     const { user, secret } = enrolledUser(t);
     const upstream = await startUpstream();
@@ -263,12 +303,15 @@ describe("gateway over TLS", () => {
     const ca = readFileSync(cert);
     const tlsGet = (path: string, method = "GET", headers: Record<string, string> = {}, body?: string) =>
       new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string; protocol: string }>((resolve, reject) => {
-        const req = httpsRequest({ host: "127.0.0.1", port: gw.port, path, method, ca, headers: body === undefined ? headers : { "content-type": "application/x-www-form-urlencoded", ...headers } }, (res) => {
-          let data = "";
-          const protocol = (res.socket as TLSSocket).getProtocol() ?? "";
-          res.on("data", (d: Buffer) => (data += d.toString()));
-          res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: data, protocol }));
-        });
+        const req = httpsRequest(
+          { host: "127.0.0.1", port: gw.port, path, method, ca, headers: body === undefined ? headers : { "content-type": "application/x-www-form-urlencoded", ...headers } },
+          (res) => {
+            let data = "";
+            const protocol = (res.socket as TLSSocket).getProtocol() ?? "";
+            res.on("data", (d: Buffer) => (data += d.toString()));
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: data, protocol }));
+          },
+        );
         req.on("error", reject);
         req.end(body);
       });
@@ -284,7 +327,11 @@ describe("gateway over TLS", () => {
     const ok = await tlsGet("/_otpgate/login", "POST", { cookie: formCookies }, new URLSearchParams({ csrf, rd: "/", user: user.name, code: oathTotp(secret) }).toString());
     assert.equal(ok.status, 303, ok.body);
     assert.match((ok.headers["set-cookie"] as string[]).join(), /__Host-otpgate_session=[^;]+; Path=\/; HttpOnly; Secure; SameSite=Lax/);
-    assert.match((form.headers["set-cookie"] as string[]).join(), /__Host-otpgate_csrf=[^;]+; Path=\/; HttpOnly; Secure; SameSite=Strict/, "the CSRF cookie cannot be tossed from a sibling domain either");
+    assert.match(
+      (form.headers["set-cookie"] as string[]).join(),
+      /__Host-otpgate_csrf=[^;]+; Path=\/; HttpOnly; Secure; SameSite=Strict/,
+      "the CSRF cookie cannot be tossed from a sibling domain either",
+    );
     const session = (ok.headers["set-cookie"] as string[]).find((c) => c.startsWith("__Host-otpgate_session="))!.split(";")[0]!;
     const app = await tlsGet("/reports", "GET", { cookie: session });
     assert.equal(app.body, `upstream page for ${user.name}\n`, "proxied over TLS");

@@ -48,7 +48,15 @@ test("README install: the root commands work as written without sudo, the sudo o
     }
   }
   mkdirSync(join(base, "home"), { mode: 0o700 });
-  const env: NodeJS.ProcessEnv = { PATH: `${prefix}/bin:${bin}`, HOME: join(base, "home"), npm_config_prefix: prefix, npm_config_cache: "/root/.npm", npm_config_update_notifier: "false", npm_config_fund: "false", npm_config_audit: "false" };
+  const env: NodeJS.ProcessEnv = {
+    PATH: `${prefix}/bin:${bin}`,
+    HOME: join(base, "home"),
+    npm_config_prefix: prefix,
+    npm_config_cache: "/root/.npm",
+    npm_config_update_notifier: "false",
+    npm_config_fund: "false",
+    npm_config_audit: "false",
+  };
   // the machine's CA store (a TLS-inspecting proxy may sit between here and the registry)
   if (existsSync("/etc/ssl/certs/ca-certificates.crt")) env.npm_config_cafile = "/etc/ssl/certs/ca-certificates.crt";
   const sh = (script: string) => spawnSync("/bin/sh", ["-e", "-c", script], { cwd: checkout, env, encoding: "utf8", timeout: 600_000 });
@@ -66,7 +74,11 @@ test("README install: the root commands work as written without sudo, the sudo o
   const doctor = spawnSync(launcher, ["doctor", "--json", "--user", "root"], { env, encoding: "utf8" });
   const findings = JSON.parse(doctor.stdout) as { check: string; severity: string; message: string }[];
   const install = findings.filter((f) => f.check === "install");
-  assert.deepEqual(install.map((f) => f.severity), ["ok"], doctor.stdout);
+  assert.deepEqual(
+    install.map((f) => f.severity),
+    ["ok"],
+    doctor.stdout,
+  );
   // setup accepts it for a PAM line
   const s = privateSshd(tempDir(t));
   t.after(() => s.cleanup());
@@ -82,7 +94,11 @@ test("README install: the root commands work as written without sudo, the sudo o
   const sudoPrefix = join(base, "prefix-sudo");
   const sudoers = join("/etc/sudoers.d", uniqueName("otpgate-test"));
   const kept = ["npm_config_prefix", "npm_config_cache", "npm_config_cafile", "npm_config_update_notifier", "npm_config_fund", "npm_config_audit"];
-  writeFileSync(sudoers, `Defaults:${user.name} env_keep += "${kept.join(" ")}", secure_path="${sudoPrefix}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"\n${user.name} ALL=(root) NOPASSWD: ALL\n`, { mode: 0o440 });
+  writeFileSync(
+    sudoers,
+    `Defaults:${user.name} env_keep += "${kept.join(" ")}", secure_path="${sudoPrefix}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"\n${user.name} ALL=(root) NOPASSWD: ALL\n`,
+    { mode: 0o440 },
+  );
   t.after(() => rmSync(sudoers, { force: true }));
   const check = spawnSync("visudo", ["-cf", sudoers], { encoding: "utf8" });
   assert.equal(check.status, 0, check.stdout + check.stderr);

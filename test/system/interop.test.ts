@@ -58,7 +58,10 @@ describe("interop with pam_google_authenticator.so on a shared file", () => {
     assert.equal(again.json.reason, "replay");
     assert.equal(statSync(s.path).uid, s.user.uid, "the file stays the user's");
     assert.equal(statSync(s.path).mode & 0o777, 0o400);
-    assert.deepEqual(readdirSync(s.user.home).filter((n) => n.startsWith(".google_authenticator")), [".google_authenticator"]);
+    assert.deepEqual(
+      readdirSync(s.user.home).filter((n) => n.startsWith(".google_authenticator")),
+      [".google_authenticator"],
+    );
   });
 
   test("an emergency code consumed by one is refused by the other", (t) => {

@@ -57,21 +57,25 @@ function verifyAsync(user: string, code: string): Promise<number | null> {
 
 describe("a local user squatting the account lock (F1)", () => {
   for (const mode of MODES) {
-    test(`squatter that ${mode === "bind" ? "binds only" : mode === "garbage" ? "answers garbage" : "never answers"}: the owner's right code is still accepted through otpgate pam, once`, { timeout: 60_000 }, async (t) => {
-      if (!systemReady(t, ["pamtester", "oathtool", "python3"])) return;
-      const log = syslogListener(t);
-      const { user, secret } = enrolledUser(t);
-      const attacker = throwawayUser(t);
-      await squat(t, attacker.uid, attacker.gid, mode, victimLockName(user.home, secret));
-      const service = pamService(t, stack(log.socket));
-      const code = oathTotp(secret);
-      const started = Date.now();
-      const first = pamtester(service, user.name, code);
-      assert.equal(first.ok, true, `the right code is accepted despite the squatter: ${first.out} ${log.lines().join("\n")}`);
-      assert.match(log.lines()[0] ?? "", /result=accepted via=totp$/);
-      assert.ok(Date.now() - started < 4000, `no lock-timeout wait (${Date.now() - started} ms)`);
-      assert.equal(pamtester(service, user.name, code).ok, false, "and only once (DISALLOW_REUSE)");
-    });
+    test(
+      `squatter that ${mode === "bind" ? "binds only" : mode === "garbage" ? "answers garbage" : "never answers"}: the owner's right code is still accepted through otpgate pam, once`,
+      { timeout: 60_000 },
+      async (t) => {
+        if (!systemReady(t, ["pamtester", "oathtool", "python3"])) return;
+        const log = syslogListener(t);
+        const { user, secret } = enrolledUser(t);
+        const attacker = throwawayUser(t);
+        await squat(t, attacker.uid, attacker.gid, mode, victimLockName(user.home, secret));
+        const service = pamService(t, stack(log.socket));
+        const code = oathTotp(secret);
+        const started = Date.now();
+        const first = pamtester(service, user.name, code);
+        assert.equal(first.ok, true, `the right code is accepted despite the squatter: ${first.out} ${log.lines().join("\n")}`);
+        assert.match(log.lines()[0] ?? "", /result=accepted via=totp$/);
+        assert.ok(Date.now() - started < 4000, `no lock-timeout wait (${Date.now() - started} ms)`);
+        assert.equal(pamtester(service, user.name, code).ok, false, "and only once (DISALLOW_REUSE)");
+      },
+    );
   }
 
   test("two real logins with the same code while a squatter holds the first lock name: exactly one accepted", { timeout: 60_000 }, async (t) => {

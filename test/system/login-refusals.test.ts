@@ -58,7 +58,13 @@ describe("refusals that prove nothing about the code do not touch the shared sta
     // The owner over SSH: key + the right code.
     assert.equal(pam(ssh, user.name, oathTotp(secret), [KEY_INFO]), true, "the owner is not locked out");
     assert.match(log.lines().at(-1)!, /result=accepted via=totp$/);
-    assert.ok(log.lines().slice(0, 4).every((l) => / result=rejected reason=password$/.test(l)), log.lines().join("\n"));
+    assert.ok(
+      log
+        .lines()
+        .slice(0, 4)
+        .every((l) => / result=rejected reason=password$/.test(l)),
+      log.lines().join("\n"),
+    );
   });
 });
 
@@ -130,7 +136,8 @@ describe("rstudio-helper --noskewadj", () => {
     const service = pamService(t, ["@include common-auth", "@include common-account"]);
     const state = join(user.home, ".google_authenticator");
     const helper = (extra: string[], box: string) =>
-      spawnSync(process.execPath, [CLI, "rstudio-helper", "--rserver-pam", join(ROOT, "test/helpers/rserver_pam_emu.py"), ...extra, "--", user.name, service, "1"], { input: box, timeout: 30_000 }).status;
+      spawnSync(process.execPath, [CLI, "rstudio-helper", "--rserver-pam", join(ROOT, "test/helpers/rserver_pam_emu.py"), ...extra, "--", user.name, service, "1"], { input: box, timeout: 30_000 })
+        .status;
     const before = readFileSync(state, "latin1");
     // 10 steps (5 min) off: outside the window, inside the skew search.
     const far = oathTotp(secret, -10);
@@ -140,4 +147,3 @@ describe("rstudio-helper --noskewadj", () => {
     assert.match(readFileSync(state, "latin1"), /^" RESETTING_TIME_SKEW /m, "without it the far-off code is recorded as skew evidence");
   });
 });
-

@@ -107,7 +107,9 @@ describe("password + code", () => {
       wrongCode.push(b.ms);
     }
     const diff = Math.abs(median(wrongPw) - median(wrongCode));
-    t.diagnostic(`pam: wrong password median ${median(wrongPw).toFixed(0)} ms [${wrongPw.map((x) => x.toFixed(0)).join(" ")}], wrong code median ${median(wrongCode).toFixed(0)} ms [${wrongCode.map((x) => x.toFixed(0)).join(" ")}]`);
+    t.diagnostic(
+      `pam: wrong password median ${median(wrongPw).toFixed(0)} ms [${wrongPw.map((x) => x.toFixed(0)).join(" ")}], wrong code median ${median(wrongCode).toFixed(0)} ms [${wrongCode.map((x) => x.toFixed(0)).join(" ")}]`,
+    );
     assert.ok(diff < 60, `medians differ by ${diff.toFixed(0)} ms`);
   });
 });
@@ -145,7 +147,9 @@ describe("rstudio-helper: password first, then the code", () => {
       wrongCode.push(b.ms);
     }
     const diff = Math.abs(median(wrongPw) - median(wrongCode));
-    t.diagnostic(`rstudio-helper: wrong password median ${median(wrongPw).toFixed(0)} ms [${wrongPw.map((x) => x.toFixed(0)).join(" ")}], wrong code median ${median(wrongCode).toFixed(0)} ms [${wrongCode.map((x) => x.toFixed(0)).join(" ")}]`);
+    t.diagnostic(
+      `rstudio-helper: wrong password median ${median(wrongPw).toFixed(0)} ms [${wrongPw.map((x) => x.toFixed(0)).join(" ")}], wrong code median ${median(wrongCode).toFixed(0)} ms [${wrongCode.map((x) => x.toFixed(0)).join(" ")}]`,
+    );
     assert.ok(diff < 150, `medians differ by ${diff.toFixed(0)} ms`);
   });
 

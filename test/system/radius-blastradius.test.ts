@@ -39,7 +39,11 @@ function sendFrom(from: string, port: number, packet: Buffer, timeoutMs = 1500):
 }
 
 function radclient(port: number, secret: Buffer, user: string, code: string): string {
-  const r = spawnSync("radclient", ["-r", "1", "-t", "3", "-x", `127.0.0.1:${port}`, "auth", secret.toString()], { input: `User-Name = "${user}"\nUser-Password = "${code}"\n`, encoding: "utf8", timeout: 20_000 });
+  const r = spawnSync("radclient", ["-r", "1", "-t", "3", "-x", `127.0.0.1:${port}`, "auth", secret.toString()], {
+    input: `User-Name = "${user}"\nUser-Password = "${code}"\n`,
+    encoding: "utf8",
+    timeout: 20_000,
+  });
   return `${r.stdout}${r.stderr}`;
 }
 
@@ -55,9 +59,27 @@ describe("otpgate server RADIUS after BlastRADIUS", () => {
     const { user, key } = enrolled(t, ["-t", "-d", "-W"]);
     const server = await startRadius(t, ["--local-clients", "127.0.0.1"]);
     const secret = server.secret.toString();
-    const unsigned = radius.encode({ code: "Access-Request", secret, identifier: 1, attributes: [["User-Name", user.name], ["User-Password", oathTotp(key)]], add_message_authenticator: false });
+    const unsigned = radius.encode({
+      code: "Access-Request",
+      secret,
+      identifier: 1,
+      attributes: [
+        ["User-Name", user.name],
+        ["User-Password", oathTotp(key)],
+      ],
+      add_message_authenticator: false,
+    });
     assert.equal(await sendFrom("127.0.0.2", server.port, unsigned), null, "no answer to an unsigned request from a remote client");
-    const signedReq = radius.encode({ code: "Access-Request", secret, identifier: 2, attributes: [["User-Name", user.name], ["User-Password", oathTotp(key)]], add_message_authenticator: true });
+    const signedReq = radius.encode({
+      code: "Access-Request",
+      secret,
+      identifier: 2,
+      attributes: [
+        ["User-Name", user.name],
+        ["User-Password", oathTotp(key)],
+      ],
+      add_message_authenticator: true,
+    });
     const answer = await sendFrom("127.0.0.2", server.port, signedReq);
     assert.equal(answer?.[0], ACCESS_ACCEPT, "a signed request from the remote client is decided");
     assert.equal(radius.verify_response({ request: signedReq, response: answer!, secret }), true);

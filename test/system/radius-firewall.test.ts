@@ -30,7 +30,11 @@ test("with the uid-0 loopback rule, an unprivileged user's packets never reach o
   t.after(() => spawnSync("/usr/sbin/nft", ["delete", "table", "inet", table]));
   assert.equal(load.status, 0, load.stderr);
   try {
-    assert.deepEqual(radiusHardeningFindings(server.port, { ...systemProbe, unprivilegedPortStart: () => 65536 }).map((f) => f.severity), ["ok"], "doctor's check sees the rule");
+    assert.deepEqual(
+      radiusHardeningFindings(server.port, { ...systemProbe, unprivilegedPortStart: () => 65536 }).map((f) => f.severity),
+      ["ok"],
+      "doctor's check sees the rule",
+    );
     const request = () => buildAccessRequest(1, randomBytes(16), "nosuchuser", "000000", server.secret);
     const fromNobody = await sendAs(NOBODY, server.port, request());
     assert.notEqual(fromNobody, "answered", "uid nobody's request (right secret even) never reached the server");

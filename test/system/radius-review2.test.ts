@@ -17,11 +17,19 @@ describe("otpgate radius: work a user controls never runs on the event loop", ()
     // Counter-based: every wrong code advances the counter, so every attempt is a commit.
     assert.equal(runCli(["enroll", "--user", attacker.name, "-q", "-c", "-W", "-u"]).status, 0);
     assert.equal(runCli(["enroll", "--user", victim.name, "-q", "-t", "-d", "-W", "-u"]).status, 0);
-    const made = spawnSync("python3", ["-c", `
+    const made = spawnSync(
+      "python3",
+      [
+        "-c",
+        `
 import os, sys
 os.chdir(sys.argv[1]); p = "f" * 200
 for i in range(200000): os.close(os.open(p + str(i), os.O_CREAT | os.O_WRONLY, 0o600))
-`, attacker.home], { stdio: "inherit" });
+`,
+        attacker.home,
+      ],
+      { stdio: "inherit" },
+    );
     assert.equal(made.status, 0);
     const server = await startRadius(t);
     const baseline: number[] = [];

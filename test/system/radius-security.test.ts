@@ -114,8 +114,13 @@ describe("otpgate radius under attack", () => {
     const traced = readFileSync(`/proc/${server.child.pid}/task/${server.child.pid}/children`, "utf8").trim().split(/\s+/).map(Number);
     for (const pid of traced) process.kill(pid, "SIGTERM");
     await server.stop();
-    const execs = readFileSync(trace, "utf8").split("\n").filter((l) => /execve\(/.test(l) && !/resumed/.test(l)).length - 1; // minus node itself
-    t.diagnostic(`flood: ${sent} packets in 5 s; legitimate answers ${JSON.stringify(answers)}; latency max ${Math.max(...latencies).toFixed(1)} ms, median ${median(latencies).toFixed(1)} ms; processes started by the server: ${execs}`);
+    const execs =
+      readFileSync(trace, "utf8")
+        .split("\n")
+        .filter((l) => /execve\(/.test(l) && !/resumed/.test(l)).length - 1; // minus node itself
+    t.diagnostic(
+      `flood: ${sent} packets in 5 s; legitimate answers ${JSON.stringify(answers)}; latency max ${Math.max(...latencies).toFixed(1)} ms, median ${median(latencies).toFixed(1)} ms; processes started by the server: ${execs}`,
+    );
     assert.ok(sent > 10_000, `a real flood (${sent} packets)`);
     assert.deepEqual(answers, Array(10).fill(ACCESS_REJECT), "every legitimate request was answered (wrong code: reject)");
     assert.ok(Math.max(...latencies) < 1000, `answered within 1 s (max ${Math.max(...latencies).toFixed(1)} ms)`);
@@ -161,7 +166,11 @@ describe("otpgate radius under attack", () => {
   test("a port taken by someone else: a clear message naming ss -ulpn", { timeout: 30_000 }, async (t) => {
     if (!systemReady(t, [])) return;
     const port = randomPort();
-    const squatter = spawn(process.execPath, ["-e", `const s = require("node:dgram").createSocket("udp4"); s.bind(${port}, "127.0.0.1", () => console.log("bound"));`], { uid: NOBODY, gid: NOBODY, stdio: ["ignore", "pipe", "inherit"] });
+    const squatter = spawn(process.execPath, ["-e", `const s = require("node:dgram").createSocket("udp4"); s.bind(${port}, "127.0.0.1", () => console.log("bound"));`], {
+      uid: NOBODY,
+      gid: NOBODY,
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     t.after(() => squatter.kill("SIGKILL"));
     await new Promise<void>((res) => squatter.stdout!.on("data", () => res()));
     const dir = mkdtempSync("/tmp/otpgate-squat-");

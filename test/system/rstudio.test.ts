@@ -58,7 +58,10 @@ describe("rstudio: user name + code in the password box", () => {
     r.installPam();
     const emu = ["/usr/bin/python3", EMULATOR];
     const secret = secretOf(alice.home);
-    for (const [require, offset] of [["1", 0], ["0", 1]] as const) {
+    for (const [require, offset] of [
+      ["1", 0],
+      ["0", 1],
+    ] as const) {
       const code = oathTotp(secret, offset);
       const ok = signIn(emu, alice.name, r.service, require, code);
       assert.equal(ok.ok, true, `require=${require}: ${ok.trace}`);

@@ -183,7 +183,10 @@ describe("otpgate server: the unix-socket API", () => {
     spawnSync("usermod", ["-aG", server.group.name, member.name]);
     const probe = `fetch("http://x/v1/health").catch(()=>{});require("node:http").get({socketPath:process.argv[1],path:"/v1/health"},r=>{console.log(r.statusCode);process.exit(0)}).on("error",e=>{console.log(e.code);process.exit(0)})`;
     const as = (u: { uid: number; gid: number }, groups: number[]) =>
-      spawnSync("setpriv", [`--reuid=${u.uid}`, `--regid=${u.gid}`, groups.length ? `--groups=${groups.join(",")}` : "--clear-groups", process.execPath, "-e", probe, server.socket], { encoding: "utf8", cwd: "/" }).stdout.trim();
+      spawnSync("setpriv", [`--reuid=${u.uid}`, `--regid=${u.gid}`, groups.length ? `--groups=${groups.join(",")}` : "--clear-groups", process.execPath, "-e", probe, server.socket], {
+        encoding: "utf8",
+        cwd: "/",
+      }).stdout.trim();
     assert.equal(as(outsider, []), "EACCES", "outside the group: refused by the file system");
     assert.equal(as(member, [server.group.gid]), "200", "a member of the socket group can ask");
     const gone = new DecisionClient({ socketPath: join(server.socket, "..", "nothing.sock"), timeoutMs: 2000 });
@@ -194,7 +197,10 @@ describe("otpgate server: the unix-socket API", () => {
   test("refuses to start when the socket path exists and is not a socket, or another server answers there", { timeout: 60_000 }, async (t) => {
     if (!systemReady(t, [])) return;
     const server = await startServer(t);
-    const twice = spawnSync(process.execPath, [CLI, "server", "--no-radius", "--socket", server.socket, "--socket-group", server.group.name, "--state-dir", server.stateDir], { encoding: "utf8", timeout: 20_000 });
+    const twice = spawnSync(process.execPath, [CLI, "server", "--no-radius", "--socket", server.socket, "--socket-group", server.group.name, "--state-dir", server.stateDir], {
+      encoding: "utf8",
+      timeout: 20_000,
+    });
     assert.equal(twice.status, 2, twice.stderr);
     assert.match(twice.stderr, /is in use: another otpgate server answers there/);
     assert.equal((await server.client.health()).ok, true, "the running server keeps its socket");

@@ -140,7 +140,13 @@ describe("setup ssh: the code never becomes an SSH password (#2, #3)", () => {
     await s.start();
     const argv = [process.execPath, CLI, "setup", "ssh", "--root", s.root, "--service", s.service, "--sshd", s.sshd, "--node", process.execPath, "--otpgate", CLI, "--admin", hal.name, "--test-login"];
     const code = oathTotp(secretOf(hal.home));
-    const run = ptyDrive([["Test login: type a current code", code], ["Reload sshd now\\?.*\\(y/n\\) ", "y"]], argv);
+    const run = ptyDrive(
+      [
+        ["Test login: type a current code", code],
+        ["Reload sshd now\\?.*\\(y/n\\) ", "y"],
+      ],
+      argv,
+    );
     assert.equal(run.failedStep, null, run.output);
     assert.equal(run.exit, 0, run.output);
     assert.doesNotMatch(run.output, new RegExp(code), "the code is not echoed");
@@ -203,7 +209,10 @@ describe("setup ssh: the code never becomes an SSH password (#2, #3)", () => {
       const d = doctor();
       assert.equal(d.status, 1, d.stdout);
       const findings = JSON.parse(d.stdout) as { check: string; severity: string; message: string }[];
-      assert.ok(findings.some((f) => f.check === "sshd" && f.severity === "fail" && f.message.includes(`Match ${criterion}`)), d.stdout);
+      assert.ok(
+        findings.some((f) => f.check === "sshd" && f.severity === "fail" && f.message.includes(`Match ${criterion}`)),
+        d.stdout,
+      );
     });
   }
 

@@ -20,7 +20,12 @@ const enroll = (name: string, extra: string[] = []) => {
 };
 
 function pamtest(service: string, user: string, entry: string, env: string[] = []): { ok: boolean; out: string } {
-  const r = spawnSync("pamtester", [...env.flatMap((e) => ["-E", e]), service, user, "authenticate"], { input: entry + "\n", encoding: "utf8", env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" }, timeout: 20_000 });
+  const r = spawnSync("pamtester", [...env.flatMap((e) => ["-E", e]), service, user, "authenticate"], {
+    input: entry + "\n",
+    encoding: "utf8",
+    env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
+    timeout: 20_000,
+  });
   return { ok: r.status === 0, out: `${r.stdout}${r.stderr}` };
 }
 
@@ -90,7 +95,10 @@ describe("F1: switching RStudio's factors leaves no stale stack", () => {
     writeFileSync(r.pamFile, codeOnly);
     const d = runCli(["doctor", "--root", r.root, "--rstudio-service", r.service, "--ssh-service", uniqueName("none"), "--user", bob.name, "--json"]);
     const findings = JSON.parse(d.stdout) as { check: string; severity: string; message: string }[];
-    assert.ok(findings.some((f) => f.check === "pam:rstudio" && f.severity === "fail" && /password/.test(f.message)), d.stdout);
+    assert.ok(
+      findings.some((f) => f.check === "pam:rstudio" && f.severity === "fail" && /password/.test(f.message)),
+      d.stdout,
+    );
     assert.equal(d.status, 1);
   });
 });
@@ -156,17 +164,26 @@ describe("F4: Match blocks setup cannot build a connection for are refused, not 
   test("Match Group with no enumerable member (empty, LDAP) is refused, naming it", (t) => {
     if (!systemReady(t, [])) return;
     const p = sshdConnectionProblems("/usr/sbin/sshd", "/", config(t, `Match Group otpgate-ldap-only\n${weak}`), "root", { groups: noGroups });
-    assert.ok(p.some((m) => m.includes("Match Group otpgate-ldap-only")), JSON.stringify(p));
+    assert.ok(
+      p.some((m) => m.includes("Match Group otpgate-ldap-only")),
+      JSON.stringify(p),
+    );
   });
   test("an Include glob with a character class is read", (t) => {
     if (!systemReady(t, [])) return;
     const p = sshdConnectionProblems("/usr/sbin/sshd", "/", config(t, "Include @D/extra/[a-z]*.conf\n", { "lan.conf": `Match Address 10.0.0.0/8\n${weak}` }), "root");
-    assert.ok(p.some((m) => m.includes("Match Address 10.0.0.0/8") && /authenticationmethods publickey\b/.test(m)), JSON.stringify(p));
+    assert.ok(
+      p.some((m) => m.includes("Match Address 10.0.0.0/8") && /authenticationmethods publickey\b/.test(m)),
+      JSON.stringify(p),
+    );
   });
   test("Match User zz*,!zzx: the test user is not the negated one", (t) => {
     if (!systemReady(t, [])) return;
     const p = sshdConnectionProblems("/usr/sbin/sshd", "/", config(t, `Match User zz*,!zzx\n${weak}`), "root");
-    assert.ok(p.some((m) => m.includes("Match User zz*,!zzx") && /authenticationmethods publickey\b/.test(m)), JSON.stringify(p));
+    assert.ok(
+      p.some((m) => m.includes("Match User zz*,!zzx") && /authenticationmethods publickey\b/.test(m)),
+      JSON.stringify(p),
+    );
   });
   test("a Match block without authentication keywords that cannot be tested is not a problem", (t) => {
     if (!systemReady(t, [])) return;
@@ -188,7 +205,25 @@ describe("F5: non-ASCII values reach otpgate as written", () => {
     mkdirSync(dir);
     sh("chown", [eve.name, dir]);
     enroll(eve.name, ["-s", join(dir, eve.name)]);
-    const r = runCli(["setup", "ssh", "--root", s.root, "--service", s.service, "--sshd", s.sshd, "--node", process.execPath, "--otpgate", CLI, "--admin", eve.name, "--nullok", "--secret", `${dir}/\${USER}`]);
+    const r = runCli([
+      "setup",
+      "ssh",
+      "--root",
+      s.root,
+      "--service",
+      s.service,
+      "--sshd",
+      s.sshd,
+      "--node",
+      process.execPath,
+      "--otpgate",
+      CLI,
+      "--admin",
+      eve.name,
+      "--nullok",
+      "--secret",
+      `${dir}/\${USER}`,
+    ]);
     assert.equal(r.status, 0, r.stderr);
     const pamFile = join(s.root, "etc/pam.d", s.service);
     install(t, pamFile, s.service);

@@ -72,14 +72,21 @@ describe("ssh: key + password + code through pam_unix, pam_radius_auth.so and ot
     const wrong = loginAnswers(s, gina.name, ["wrong-password", code]);
     assert.equal(wrong.ok, false, "wrong password, right code");
     // (sshd may end keyboard-interactive with an empty round: only rounds with prompts count.)
-    assert.deepEqual(wrong.prompts.filter((p) => p.length > 0), [["Password: "]], "the code is never asked after a wrong password");
+    assert.deepEqual(
+      wrong.prompts.filter((p) => p.length > 0),
+      [["Password: "]],
+      "the code is never asked after a wrong password",
+    );
     assert.deepEqual(readFileSync(statePath), before, "the state file is byte-identical after a wrong password");
     await settle(); // spawnSync held the event loop: let the checker's log lines arrive
     assert.doesNotMatch(checkerLog, new RegExp(gina.name), "otpgate radius never heard of this login");
 
     const ok = loginAnswers(s, gina.name, ["S3cond-f4ctor!", code]);
     assert.equal(ok.ok, true, JSON.stringify(ok) + s.log().slice(-2000));
-    assert.deepEqual(ok.prompts.filter((p) => p.length > 0), [["Password: "], ["Verification code: "]]);
+    assert.deepEqual(
+      ok.prompts.filter((p) => p.length > 0),
+      [["Password: "], ["Verification code: "]],
+    );
     assert.notDeepEqual(readFileSync(statePath), before, "the accepted code was recorded (DISALLOW_REUSE)");
     await settle();
     assert.match(checkerLog, new RegExp(`"user":"${gina.name}".*"result":"accepted"`), "otpgate radius logged the login it decided");

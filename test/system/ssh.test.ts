@@ -49,7 +49,10 @@ describe("ssh: key + code through otpgate pam", () => {
     assert.ok(existsSync(join(s.root, "etc/ssh/sshd_config.d/10-otpgate.conf")), "drop-in, because sshd_config includes the directory");
     const pam = readFileSync(join(s.root, "etc/pam.d", s.service), "utf8");
     assert.match(pam, /^#otpgate-disabled# @include common-auth$/m);
-    assert.match(pam, /auth +\[success=1 ignore=1 default=ignore\] pam_exec\.so quiet quiet_log expose_authtok \/usr\/bin\/env (-u [A-Z_0-9]+ )+PATH=\S+ \S+node \S+otpgate\.cjs pam require_publickey noskewadj$/m);
+    assert.match(
+      pam,
+      /auth +\[success=1 ignore=1 default=ignore\] pam_exec\.so quiet quiet_log expose_authtok \/usr\/bin\/env (-u [A-Z_0-9]+ )+PATH=\S+ \S+node \S+otpgate\.cjs pam require_publickey noskewadj$/m,
+    );
     s.installPam();
     await s.start();
 
@@ -171,8 +174,10 @@ describe("otpgate setup ssh: safety", () => {
     assert.match(nobody.stderr, /no admin to protect from a lock-out: run it with sudo \(SUDO_USER\) or pass --admin NAME/);
     runCli(["enroll", "--user", dave.name, "-t", "-d", "-W", "-u", "-q"]);
     s.authorize(dave);
-    assert.equal(setupSsh(s, [], ).status, 2);
-    const ok = runCli(["setup", "ssh", "--root", s.root, "--service", s.service, "--sshd", s.sshd, "--node", process.execPath, "--otpgate", CLI], { env: { PATH: "/usr/bin:/bin", SUDO_USER: dave.name } });
+    assert.equal(setupSsh(s, []).status, 2);
+    const ok = runCli(["setup", "ssh", "--root", s.root, "--service", s.service, "--sshd", s.sshd, "--node", process.execPath, "--otpgate", CLI], {
+      env: { PATH: "/usr/bin:/bin", SUDO_USER: dave.name },
+    });
     assert.equal(ok.status, 0, ok.stderr);
   });
 });
@@ -194,7 +199,10 @@ describe("otpgate doctor", () => {
     assert.ok(findings.some((f) => f.check === "sshd" && f.severity === "ok"));
     assert.ok(findings.some((f) => f.check === "pam:sshd" && f.severity === "ok"));
     assert.ok(findings.some((f) => f.check === "state-files" && f.severity === "ok"));
-    assert.ok(findings.some((f) => f.check === "clock"), "the clock is always checked");
+    assert.ok(
+      findings.some((f) => f.check === "clock"),
+      "the clock is always checked",
+    );
 
     const pamPath = join(s.root, "etc/pam.d", s.service);
     const pam = readFileSync(pamPath, "utf8");

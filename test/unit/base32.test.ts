@@ -8,7 +8,12 @@ const text = (b: Uint8Array | null) => (b === null ? null : new TextDecoder().de
 
 test("RFC 4648 section 10 vectors encode without padding and decode with or without it", () => {
   const vectors: [string, string][] = [
-    ["f", "MY"], ["fo", "MZXQ"], ["foo", "MZXW6"], ["foob", "MZXW6YQ"], ["fooba", "MZXW6YTB"], ["foobar", "MZXW6YTBOI"],
+    ["f", "MY"],
+    ["fo", "MZXQ"],
+    ["foo", "MZXW6"],
+    ["foob", "MZXW6YQ"],
+    ["fooba", "MZXW6YTB"],
+    ["foobar", "MZXW6YTBOI"],
   ];
   const padded = ["MY======", "MZXQ====", "MZXW6===", "MZXW6YQ=", "MZXW6YTB", "MZXW6YTBOI======"];
   vectors.forEach(([plain, encoded], i) => {

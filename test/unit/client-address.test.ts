@@ -3,9 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ConfigError } from "../../src/core/errors.js";
-import {
-  NO_TRUSTED_PROXIES, addressKey, clientAddress, formatIp, isTrustedProxy, normalizeAddress, parseIp, parseProxyEntry, parseTrustedProxies,
-} from "../../src/core/web/client-address.js";
+import { NO_TRUSTED_PROXIES, addressKey, clientAddress, formatIp, isTrustedProxy, normalizeAddress, parseIp, parseProxyEntry, parseTrustedProxies } from "../../src/core/web/client-address.js";
 
 test("without trusted proxies X-Forwarded-For is never believed, not even from loopback", () => {
   for (const peer of ["127.0.0.1", "::1", "::ffff:127.0.0.1", "203.0.113.9"]) {
@@ -54,14 +52,48 @@ test("a peer that is not an address is returned as is (never happens with a sock
 
 test("address parsing: exactly IPv4 and IPv6 (with :: and an IPv4 tail), canonical output", () => {
   const ok: [string, string][] = [
-    ["0.0.0.0", "0.0.0.0"], ["255.255.255.255", "255.255.255.255"], ["::", "::"], ["::1", "::1"], ["1::", "1::"],
-    ["2001:0DB8:0000:0000:0000:0000:0000:0001", "2001:db8::1"], ["2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"], ["2001:db8::1:0:0:1", "2001:db8::1:0:0:1"],
-    ["1:0:1:1:1:1:1:1", "1:0:1:1:1:1:1:1"], ["::ffff:192.0.2.1", "192.0.2.1"], ["::ffff:c000:0201", "192.0.2.1"], ["64:ff9b::192.0.2.33", "64:ff9b::c000:221"],
-    ["fe80::1:2:3:4", "fe80::1:2:3:4"], ["1:2:3:4:5:6:7::", "1:2:3:4:5:6:7:0"],
+    ["0.0.0.0", "0.0.0.0"],
+    ["255.255.255.255", "255.255.255.255"],
+    ["::", "::"],
+    ["::1", "::1"],
+    ["1::", "1::"],
+    ["2001:0DB8:0000:0000:0000:0000:0000:0001", "2001:db8::1"],
+    ["2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"],
+    ["2001:db8::1:0:0:1", "2001:db8::1:0:0:1"],
+    ["1:0:1:1:1:1:1:1", "1:0:1:1:1:1:1:1"],
+    ["::ffff:192.0.2.1", "192.0.2.1"],
+    ["::ffff:c000:0201", "192.0.2.1"],
+    ["64:ff9b::192.0.2.33", "64:ff9b::c000:221"],
+    ["fe80::1:2:3:4", "fe80::1:2:3:4"],
+    ["1:2:3:4:5:6:7::", "1:2:3:4:5:6:7:0"],
   ];
   for (const [input, canonical] of ok) assert.equal(normalizeAddress(input), canonical, input);
-  const bad = ["", " 1.2.3.4", "1.2.3.4 ", "1.2.3.04", "1.2.3.256", "1.2.3.-1", "1.2.3", ":::", "1:::2", "1::2::3", "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7", "12345::",
-    "g::1", "::1.2.3.4:5", "1.2.3.4::", "::ffff:1.2.3.256", "fe80::1%eth0", "[::1]", "::1/128", "0x7f.0.0.1", "2130706433", "1:2:3:4:5:6:7:8::", "::1:2:3:4:5:6:7:8"];
+  const bad = [
+    "",
+    " 1.2.3.4",
+    "1.2.3.4 ",
+    "1.2.3.04",
+    "1.2.3.256",
+    "1.2.3.-1",
+    "1.2.3",
+    ":::",
+    "1:::2",
+    "1::2::3",
+    "1:2:3:4:5:6:7:8:9",
+    "1:2:3:4:5:6:7",
+    "12345::",
+    "g::1",
+    "::1.2.3.4:5",
+    "1.2.3.4::",
+    "::ffff:1.2.3.256",
+    "fe80::1%eth0",
+    "[::1]",
+    "::1/128",
+    "0x7f.0.0.1",
+    "2130706433",
+    "1:2:3:4:5:6:7:8::",
+    "::1:2:3:4:5:6:7:8",
+  ];
   for (const input of bad) assert.equal(parseIp(input), null, JSON.stringify(input));
   assert.equal(formatIp(parseIp("::ffff:0:1")!), "0.0.0.1", "::ffff:0:1 is ::ffff:0.0.0.1");
   assert.equal(formatIp(parseIp("::ffff:0:0:1")!), "::ffff:0:0:1", "not IPv4-mapped");
@@ -69,7 +101,10 @@ test("address parsing: exactly IPv4 and IPv6 (with :: and an IPv4 tail), canonic
 
 test("trusted_proxies entries: addresses and CIDR ranges, IPv4 also matching its IPv4-mapped IPv6 form", () => {
   const t = parseTrustedProxies(["192.0.2.7", "10.0.0.0/8", "172.16.0.0/12", "2001:db8::/32", "::1", "fd00::/8"]);
-  assert.deepEqual(t.ranges.map((r) => r.text), ["192.0.2.7", "10.0.0.0/8", "172.16.0.0/12", "2001:db8::/32", "::1", "fd00::/8"]);
+  assert.deepEqual(
+    t.ranges.map((r) => r.text),
+    ["192.0.2.7", "10.0.0.0/8", "172.16.0.0/12", "2001:db8::/32", "::1", "fd00::/8"],
+  );
   for (const a of ["192.0.2.7", "::ffff:192.0.2.7", "10.255.255.255", "172.31.0.1", "2001:db8:ffff::1", "::1", "fdff::1"]) assert.equal(isTrustedProxy(a, t), true, a);
   for (const a of ["192.0.2.8", "11.0.0.0", "172.32.0.1", "2001:db9::1", "::2", "fe00::1", "127.0.0.1", "garbage"]) assert.equal(isTrustedProxy(a, t), false, a);
   assert.equal(parseTrustedProxies(["1.2.3.4/32"]).ranges[0]!.text, "1.2.3.4");
@@ -99,7 +134,10 @@ test("bad trusted_proxies entries are named with what to write instead; every ba
   }
   assert.throws(
     () => parseTrustedProxies(["10.0.0.0/8", "nope", "10.0.0.1/8"]),
-    (err: unknown) => err instanceof ConfigError && err.message === 'trusted_proxies[1]: "nope" is not an IP address or CIDR range; write one such as 192.0.2.7, 10.0.0.0/8, 2001:db8::1 or 2001:db8::/32 (host names are not resolved)\ntrusted_proxies[2]: "10.0.0.1/8" has address bits set after the /8 prefix; write 10.0.0.0/8',
+    (err: unknown) =>
+      err instanceof ConfigError &&
+      err.message ===
+        'trusted_proxies[1]: "nope" is not an IP address or CIDR range; write one such as 192.0.2.7, 10.0.0.0/8, 2001:db8::1 or 2001:db8::/32 (host names are not resolved)\ntrusted_proxies[2]: "10.0.0.1/8" has address bits set after the /8 prefix; write 10.0.0.0/8',
   );
 });
 

@@ -35,7 +35,14 @@ test("printableJson: ASCII only, and a JSON parser reads back the same values", 
 });
 
 test("steering variables: node's loaders and the dynamic loader, by name; harmless ones pass", () => {
-  assert.deepEqual(steeringVariables(["PATH", "NODE_OPTIONS", "LD_PRELOAD", "LD_LIBRARY_PATH", "NODE_PATH", "PAM_USER", "SSH_AUTH_INFO_0", "NODE_EXTRA_CA_CERTS", "OPENSSL_CONF", "GCONV_PATH"]), ["GCONV_PATH", "LD_LIBRARY_PATH", "LD_PRELOAD", "NODE_OPTIONS", "NODE_PATH", "OPENSSL_CONF"]);
+  assert.deepEqual(steeringVariables(["PATH", "NODE_OPTIONS", "LD_PRELOAD", "LD_LIBRARY_PATH", "NODE_PATH", "PAM_USER", "SSH_AUTH_INFO_0", "NODE_EXTRA_CA_CERTS", "OPENSSL_CONF", "GCONV_PATH"]), [
+    "GCONV_PATH",
+    "LD_LIBRARY_PATH",
+    "LD_PRELOAD",
+    "NODE_OPTIONS",
+    "NODE_PATH",
+    "OPENSSL_CONF",
+  ]);
   assert.deepEqual(steeringVariables(["PATH", "PAM_USER", "PAM_RHOST", "LANG"]), []);
 });
 
@@ -47,8 +54,16 @@ test("otpgate's pam_exec command: plain, through env -u/-i/--unset=, and lines t
       writeFileSync(file, text + "\n");
       return readPamStack(file, dir)[0]!;
     };
-    assert.deepEqual(otpgateCommand(line("auth [success=1 ignore=1 default=ignore] pam_exec.so quiet expose_authtok /usr/bin/node /opt/o/dist/otpgate.cjs pam nullok secret=/x")), { env: null, unset: [], node: "/usr/bin/node", launcher: "/opt/o/dist/otpgate.cjs", options: ["nullok", "secret=/x"] });
-    const viaEnv = otpgateCommand(line("auth required pam_exec.so quiet expose_authtok /usr/bin/env -u NODE_OPTIONS --unset=NODE_PATH -uLD_PRELOAD /usr/bin/node /o/otpgate.cjs pam require_publickey"))!;
+    assert.deepEqual(otpgateCommand(line("auth [success=1 ignore=1 default=ignore] pam_exec.so quiet expose_authtok /usr/bin/node /opt/o/dist/otpgate.cjs pam nullok secret=/x")), {
+      env: null,
+      unset: [],
+      node: "/usr/bin/node",
+      launcher: "/opt/o/dist/otpgate.cjs",
+      options: ["nullok", "secret=/x"],
+    });
+    const viaEnv = otpgateCommand(
+      line("auth required pam_exec.so quiet expose_authtok /usr/bin/env -u NODE_OPTIONS --unset=NODE_PATH -uLD_PRELOAD /usr/bin/node /o/otpgate.cjs pam require_publickey"),
+    )!;
     assert.equal(viaEnv.env, "/usr/bin/env");
     assert.deepEqual(viaEnv.unset, ["NODE_OPTIONS", "NODE_PATH", "LD_PRELOAD"]);
     assert.equal(viaEnv.node, "/usr/bin/node");
@@ -60,7 +75,10 @@ test("otpgate's pam_exec command: plain, through env -u/-i/--unset=, and lines t
     writeFileSync(join(dir, "common-auth"), "auth [success=1 default=ignore] pam_unix.so nullok\nauth requisite pam_deny.so\naccount required pam_unix.so\n");
     writeFileSync(file, "@include common-auth\nauth required pam_env.so user_readenv=1\nsession include common-auth\n-auth optional pam_x.so\nauth include missing-file\n");
     const stack = readPamStack(file, dir, "auth");
-    assert.deepEqual(stack.map((l) => `${l.type} ${l.module}${l.unreadableInclude ? " (unreadable)" : ""}`), ["auth pam_unix.so", "auth pam_deny.so", "auth pam_env.so", "auth pam_x.so", "auth  (unreadable)"]);
+    assert.deepEqual(
+      stack.map((l) => `${l.type} ${l.module}${l.unreadableInclude ? " (unreadable)" : ""}`),
+      ["auth pam_unix.so", "auth pam_deny.so", "auth pam_env.so", "auth pam_x.so", "auth  (unreadable)"],
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

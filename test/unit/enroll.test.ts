@@ -10,7 +10,13 @@ import { inkGrid } from "../helpers/qr-image.js";
 /** A Random that plays back fixed bytes. */
 function replay(...chunks: number[][]) {
   const queue = chunks.map((c) => Uint8Array.from(c));
-  return { bytes: (n: number) => { const next = queue.shift()!; assert.equal(next.length, n); return next; } };
+  return {
+    bytes: (n: number) => {
+      const next = queue.shift()!;
+      assert.equal(next.length, n);
+      return next;
+    },
+  };
 }
 
 test("emergency codes: 4 bytes, big-endian, 31 bits, mod 10^8; below 10^7 and duplicates are drawn again", () => {
@@ -37,10 +43,7 @@ test("the state file follows google-authenticator's layout for the chosen answer
     enrollmentText({ ...base, disallowReuse: true, windowSize: 17, rateLimit: { attempts: 3, intervalSeconds: 30 } }, creds),
     'ABCDEFGH\n" RATE_LIMIT 3 30\n" WINDOW_SIZE 17\n" DISALLOW_REUSE\n" TOTP_AUTH\n12345678\n23456789\n',
   );
-  assert.equal(
-    enrollmentText({ ...base, mode: "hotp", disallowReuse: false, windowSize: undefined, rateLimit: undefined }, creds),
-    'ABCDEFGH\n" HOTP_COUNTER 1\n12345678\n23456789\n',
-  );
+  assert.equal(enrollmentText({ ...base, mode: "hotp", disallowReuse: false, windowSize: undefined, rateLimit: undefined }, creds), 'ABCDEFGH\n" HOTP_COUNTER 1\n12345678\n23456789\n');
 });
 
 test("key URIs: the reference's form, plus the step when it is not 30 s and the counter for HOTP", () => {
@@ -110,7 +113,10 @@ test("replacing emergency codes keeps every other line", () => {
   const text = 'S\n" RATE_LIMIT 3 30 1\n" TOTP_AUTH\n11111111\n22222222\n';
   const next = replaceScratchCodes(text, [33333333, 44444444, 55555555]);
   assert.equal(next, 'S\n" RATE_LIMIT 3 30 1\n" TOTP_AUTH\n33333333\n44444444\n55555555\n');
-  assert.deepEqual(scratchEntries(replaceScratchCodes("S", [12345678])).map((e) => e.code), [12345678]);
+  assert.deepEqual(
+    scratchEntries(replaceScratchCodes("S", [12345678])).map((e) => e.code),
+    [12345678],
+  );
 });
 
 test("PAM text validation: syntax and installed modules", async () => {

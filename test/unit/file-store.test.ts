@@ -193,7 +193,15 @@ test("actAs: ~/.otp swapped for a symlink to a root-only directory: root neither
 
 test("actAs by a process that is neither root nor the owner: refused, naming what to do", { skip: !asRoot && "needs root" }, () => {
   const storeModule = join(ROOT, "build/src/stores/file-store.js");
-  const r = spawnSync(process.execPath, ["--input-type=module", "-e", `const { FileAccountStore } = await import(${JSON.stringify(storeModule)}); try { new FileAccountStore({ path: "/tmp/x", owner: { uid: 4242, name: "someone" }, strictOwner: true, allowedPerm: 0o600, actAs: { uid: 4242, gid: 4242 } }).peek(); } catch (e) { console.log(e.message); }`], { uid: NOBODY.uid, gid: NOBODY.gid, encoding: "utf8" });
+  const r = spawnSync(
+    process.execPath,
+    [
+      "--input-type=module",
+      "-e",
+      `const { FileAccountStore } = await import(${JSON.stringify(storeModule)}); try { new FileAccountStore({ path: "/tmp/x", owner: { uid: 4242, name: "someone" }, strictOwner: true, allowedPerm: 0o600, actAs: { uid: 4242, gid: 4242 } }).peek(); } catch (e) { console.log(e.message); }`,
+    ],
+    { uid: NOBODY.uid, gid: NOBODY.gid, encoding: "utf8" },
+  );
   assert.match(r.stdout, /otpgate runs as uid 65534 and cannot act as someone \(uid 4242\) to use \/tmp\/x: run it as root or as someone/);
 });
 
@@ -231,7 +239,11 @@ test("root without actAs: gid and groups come from the owner's account; an owner
   const orphan = join(dir, "ga");
   writeFileSync(orphan, GOOD, { mode: 0o600 });
   chownSync(orphan, 4242, 4242);
-  await refuses(orphan, /no account has uid 4242 \(ghost\), so otpgate cannot act as the owner of .*getent passwd ghost/, new FileAccountStore({ path: orphan, owner: { uid: 4242, name: "ghost" }, strictOwner: true, allowedPerm: 0o600 }));
+  await refuses(
+    orphan,
+    /no account has uid 4242 \(ghost\), so otpgate cannot act as the owner of .*getent passwd ghost/,
+    new FileAccountStore({ path: orphan, owner: { uid: 4242, name: "ghost" }, strictOwner: true, allowedPerm: 0o600 }),
+  );
 });
 
 test("root: a home that does not exist is simply not enrolled", { skip: !asRoot && "needs root" }, () => {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { getOption, removeScratchEntry, scratchEntries, setOption } from "../../src/formats/ga-document.js";
 
-test("getOption finds the first `\" NAME` line, strips leading blanks, stops at CR/LF", () => {
+test('getOption finds the first `" NAME` line, strips leading blanks, stops at CR/LF', () => {
   const text = 'S\n" RATE_LIMIT \t3 30\r\n" RATE_LIMIT 9 9\n" TOTP_AUTH\n';
   assert.equal(getOption(text, "RATE_LIMIT"), "3 30");
   assert.equal(getOption(text, "TOTP_AUTH"), "");
@@ -28,11 +28,25 @@ test("an inserted option goes after the first line's CR/LF run; a file without a
 
 test("scratch codes: 8 digits in range after line 1; blank and quote lines skipped; the scan stops at junk", () => {
   const text = 'S\n" TOTP_AUTH\n\n11111111\r\n09999999\n22222222\n';
-  assert.deepEqual(scratchEntries(text).map((e) => e.code), [11111111]);
+  assert.deepEqual(
+    scratchEntries(text).map((e) => e.code),
+    [11111111],
+  );
   const text2 = 'S\n12345678\n" X\n100000000\n';
-  assert.deepEqual(scratchEntries(text2).map((e) => e.code), [12345678]);
-  assert.deepEqual(scratchEntries("S\n12345678 \n").map((e) => e.code), [], "trailing space ends the scan");
-  assert.deepEqual(scratchEntries("S\n87654321").map((e) => e.code), [87654321], "end of file ends the last code");
+  assert.deepEqual(
+    scratchEntries(text2).map((e) => e.code),
+    [12345678],
+  );
+  assert.deepEqual(
+    scratchEntries("S\n12345678 \n").map((e) => e.code),
+    [],
+    "trailing space ends the scan",
+  );
+  assert.deepEqual(
+    scratchEntries("S\n87654321").map((e) => e.code),
+    [87654321],
+    "end of file ends the last code",
+  );
 });
 
 test("removing a scratch code deletes its line and the CR/LF run after it", () => {

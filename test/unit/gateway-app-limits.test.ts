@@ -7,7 +7,16 @@ import { describe, test } from "node:test";
 import type { GatewayRequest, GatewayResponse } from "../../src/adapters/http/gateway-types.js";
 import { appRequest, testApp } from "../helpers/gateway-app.js";
 
-const get = (cookie: string, target = "/x"): GatewayRequest => ({ method: "GET", target, headers: [["host", "app.test"], ["cookie", cookie]], remoteAddress: "192.0.2.10", body: null });
+const get = (cookie: string, target = "/x"): GatewayRequest => ({
+  method: "GET",
+  target,
+  headers: [
+    ["host", "app.test"],
+    ["cookie", cookie],
+  ],
+  remoteAddress: "192.0.2.10",
+  body: null,
+});
 
 /** Read a response body to its end. */
 async function drain(res: GatewayResponse): Promise<string> {
@@ -44,7 +53,10 @@ describe("gateway app: what one user may hold at the app (F3)", () => {
     const third = await t.app.handle(get(alice, "/slow-3"));
     assert.equal(third.status, 503, "alice's third request at once");
     assert.match(await drain(third), /too many requests at once/i);
-    assert.deepEqual(third.headers.filter(([n]) => n === "retry-after"), [["retry-after", "1"]]);
+    assert.deepEqual(
+      third.headers.filter(([n]) => n === "retry-after"),
+      [["retry-after", "1"]],
+    );
     assert.equal((await appRequest(t.app, "/x", { headers: { cookie: bob } })).status, 200, "bob is served");
     release();
     assert.equal(await drain(first), "part 1\npart 2\n");

@@ -7,8 +7,23 @@ import { describe, test } from "node:test";
 import { appRequest, testApp } from "../helpers/gateway-app.js";
 
 const key = "dGhlIHNhbXBsZSBub25jZQ==";
-const accept = createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64");
-const wsReq = (cookie: string) => ({ method: "GET", target: "/socket", headers: [["host", "app.test"], ["cookie", cookie], ["connection", "Upgrade"], ["upgrade", "websocket"], ["sec-websocket-key", key], ["sec-websocket-version", "13"]] as [string, string][], remoteAddress: "192.0.2.10", body: null });
+const accept = createHash("sha1")
+  .update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
+  .digest("base64");
+const wsReq = (cookie: string) => ({
+  method: "GET",
+  target: "/socket",
+  headers: [
+    ["host", "app.test"],
+    ["cookie", cookie],
+    ["connection", "Upgrade"],
+    ["upgrade", "websocket"],
+    ["sec-websocket-key", key],
+    ["sec-websocket-version", "13"],
+  ] as [string, string][],
+  remoteAddress: "192.0.2.10",
+  body: null,
+});
 const csrfOf = (html: string) => /name="csrf" value="([^"]+)"/.exec(html)![1]!;
 
 describe("gateway app: sessions that stay ended", () => {
@@ -24,7 +39,11 @@ describe("gateway app: sessions that stay ended", () => {
     }
     // The session cookie's value given as the form's CSRF token: refused.
     const { cookie } = signIn("alice");
-    const out = await appRequest(app, "/_otpgate/logout", { method: "POST", headers: { cookie: `${cookie}; ${csrfCookie}`, "content-type": "application/x-www-form-urlencoded" }, body: `csrf=${cookie.split("=")[1]}` });
+    const out = await appRequest(app, "/_otpgate/logout", {
+      method: "POST",
+      headers: { cookie: `${cookie}; ${csrfCookie}`, "content-type": "application/x-www-form-urlencoded" },
+      body: `csrf=${cookie.split("=")[1]}`,
+    });
     assert.equal(out.status, 403);
     assert.equal(upstream.seen.length, 0);
   });
@@ -34,7 +53,10 @@ describe("gateway app: sessions that stay ended", () => {
     const a1 = signIn("alice");
     const a2 = signIn("alice");
     const bob = signIn("bob");
-    upstream.upgradeReply = () => [["upgrade", "websocket"], ["sec-websocket-accept", accept]];
+    upstream.upgradeReply = () => [
+      ["upgrade", "websocket"],
+      ["sec-websocket-accept", accept],
+    ];
     const tunnels = [];
     for (const c of [a1.cookie, bob.cookie]) {
       const d = await app.upgrade(wsReq(c));
@@ -57,7 +79,10 @@ describe("gateway app: sessions that stay ended", () => {
   test("a new secret ends the session (and its tunnel) at the first request after session.recheck", async () => {
     const { app, sessions, signIn, upstream, clock, secrets, config } = testApp();
     const alice = signIn("alice");
-    upstream.upgradeReply = () => [["upgrade", "websocket"], ["sec-websocket-accept", accept]];
+    upstream.upgradeReply = () => [
+      ["upgrade", "websocket"],
+      ["sec-websocket-accept", accept],
+    ];
     const d = await app.upgrade(wsReq(alice.cookie));
     if (d.kind !== "tunnel") throw new Error("no tunnel");
     app.track(d.session, [d.socket]);
@@ -80,10 +105,18 @@ describe("gateway app: sessions that stay ended", () => {
     assert.equal((await appRequest(app, "/x", { headers: { cookie: `otpgate_session=${value}` } })).status, 302, "a plain-named (tossable) cookie is not a session");
     const ok = await appRequest(app, "/x", { headers: { cookie: `__Host-otpgate_session=${value}; otpgate_session=x; otpgate_csrf=y; __Host-otpgate_csrf=z; app=1` } });
     assert.equal(ok.status, 200);
-    assert.deepEqual(upstream.seen.at(-1)!.req.headers.filter(([n]) => n === "cookie"), [["cookie", "app=1"]], "only the app's own cookie");
+    assert.deepEqual(
+      upstream.seen.at(-1)!.req.headers.filter(([n]) => n === "cookie"),
+      [["cookie", "app=1"]],
+      "only the app's own cookie",
+    );
     const logout = await appRequest(app, "/_otpgate/logout", { headers: { cookie: `__Host-otpgate_session=${value}` } });
     const csrfCookie = logout.header("set-cookie")!.split(";")[0]!;
-    const out = await appRequest(app, "/_otpgate/logout", { method: "POST", headers: { cookie: `__Host-otpgate_session=${value}; ${csrfCookie}`, "content-type": "application/x-www-form-urlencoded" }, body: `csrf=${csrfOf(logout.text)}` });
+    const out = await appRequest(app, "/_otpgate/logout", {
+      method: "POST",
+      headers: { cookie: `__Host-otpgate_session=${value}; ${csrfCookie}`, "content-type": "application/x-www-form-urlencoded" },
+      body: `csrf=${csrfOf(logout.text)}`,
+    });
     assert.equal(out.status, 303);
     assert.match(out.header("set-cookie")!, /^__Host-otpgate_session=; Max-Age=0; Path=\/; HttpOnly; Secure; SameSite=Lax$/);
     assert.equal(sessions.open(value, clock.now), null);
@@ -96,7 +129,10 @@ describe("gateway app: sessions that stay ended", () => {
 // session.recheck: tunnel traffic counts as activity, a silent tunnel past idle closes.
 describe("gateway app: tunnels re-check their session (F5)", () => {
   const open = async (t: ReturnType<typeof testApp>, cookie: string) => {
-    t.upstream.upgradeReply = () => [["upgrade", "websocket"], ["sec-websocket-accept", accept]];
+    t.upstream.upgradeReply = () => [
+      ["upgrade", "websocket"],
+      ["sec-websocket-accept", accept],
+    ];
     const d = await t.app.upgrade(wsReq(cookie));
     if (d.kind !== "tunnel") throw new Error("no tunnel");
     t.app.track(d.session, [d.socket]);

@@ -54,7 +54,13 @@ describe("gateway app: routing", () => {
     assert.equal((await appRequest(app, "/_otpgate/metrics", { remoteAddress: "127.0.0.1" })).status, 404, "the trusted proxy's peer address");
     assert.equal((await appRequest(app, "/_otpgate/metrics", { remoteAddress: "::1" })).status, 200, "loopback that is not a trusted proxy");
     const plain = testApp().app;
-    for (const [name, value] of [["x-forwarded-for", "203.0.113.9"], ["forwarded", "for=203.0.113.9"], ["x-real-ip", "203.0.113.9"], ["X-Forwarded-Host", "app.test"], ["via", "1.1 nginx"]] as const) {
+    for (const [name, value] of [
+      ["x-forwarded-for", "203.0.113.9"],
+      ["forwarded", "for=203.0.113.9"],
+      ["x-real-ip", "203.0.113.9"],
+      ["X-Forwarded-Host", "app.test"],
+      ["via", "1.1 nginx"],
+    ] as const) {
       const r = await appRequest(plain, "/_otpgate/metrics", { remoteAddress: "127.0.0.1", headers: [[name, value]] });
       assert.equal(r.status, 404, name);
       assert.doesNotMatch(r.text, /otpgate_/);
@@ -70,10 +76,18 @@ describe("gateway app: logout", () => {
     assert.equal((await appRequest(app, "/x", { headers: { cookie } })).status, 200);
     const form = await appRequest(app, "/_otpgate/logout", { headers: { cookie } });
     const csrfCookie = cookieOf(form.header("set-cookie")!);
-    const refused = await appRequest(app, "/_otpgate/logout", { method: "POST", headers: { cookie: `${cookie}; ${csrfCookie}`, "content-type": "application/x-www-form-urlencoded" }, body: "csrf=wrong" });
+    const refused = await appRequest(app, "/_otpgate/logout", {
+      method: "POST",
+      headers: { cookie: `${cookie}; ${csrfCookie}`, "content-type": "application/x-www-form-urlencoded" },
+      body: "csrf=wrong",
+    });
     assert.equal(refused.status, 403);
     assert.equal((await appRequest(app, "/x", { headers: { cookie } })).status, 200, "a refused logout changes nothing");
-    const out = await appRequest(app, "/_otpgate/logout", { method: "POST", headers: { cookie: `${cookie}; ${csrfCookie}`, "content-type": "application/x-www-form-urlencoded" }, body: `csrf=${csrfOf(form.text)}` });
+    const out = await appRequest(app, "/_otpgate/logout", {
+      method: "POST",
+      headers: { cookie: `${cookie}; ${csrfCookie}`, "content-type": "application/x-www-form-urlencoded" },
+      body: `csrf=${csrfOf(form.text)}`,
+    });
     assert.equal(out.status, 303);
     assert.equal(out.header("location"), "/_otpgate/login");
     assert.match(out.header("set-cookie")!, /^otpgate_session=; Max-Age=0; Path=\/; HttpOnly; SameSite=Lax$/);
@@ -85,7 +99,12 @@ describe("gateway app: logout", () => {
   test("a form body slower than limits.body_ms is cut: the page answers without waiting for it", async () => {
     const { app, config } = testApp({}, { limits: { bodyMs: 300 } });
     const started = Date.now();
-    const never = { async *[Symbol.asyncIterator]() { yield Buffer.from("csrf="); await new Promise(() => undefined); } };
+    const never = {
+      async *[Symbol.asyncIterator]() {
+        yield Buffer.from("csrf=");
+        await new Promise(() => undefined);
+      },
+    };
     const slow = appRequest(app, "/_otpgate/logout", { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", "transfer-encoding": "chunked" }, body: never });
     const r = await Promise.race([slow, new Promise<null>((resolve) => setTimeout(() => resolve(null), config.limits.bodyMs + 2000))]);
     assert.ok(r !== null, "answered");
@@ -165,9 +184,16 @@ describe("gateway app: the proxy decision and what the app receives", () => {
     await appRequest(app, "/b", { method: "OPTIONS", headers: { cookie, "transfer-encoding": "chunked" }, body: "GET /smuggled HTTP/1.1\r\n\r\n" });
     await appRequest(app, "/c", { method: "DELETE", headers: { cookie } });
     const [a, b, c] = upstream.seen;
-    assert.deepEqual(a!.req.headers.filter(([n]) => n === "content-length" || n === "transfer-encoding"), [["content-length", "5"]], "Connection cannot remove the framing of a body that is forwarded");
+    assert.deepEqual(
+      a!.req.headers.filter(([n]) => n === "content-length" || n === "transfer-encoding"),
+      [["content-length", "5"]],
+      "Connection cannot remove the framing of a body that is forwarded",
+    );
     assert.equal(a!.body, "hello");
-    assert.deepEqual(b!.req.headers.filter(([n]) => n === "content-length" || n === "transfer-encoding"), []);
+    assert.deepEqual(
+      b!.req.headers.filter(([n]) => n === "content-length" || n === "transfer-encoding"),
+      [],
+    );
     assert.equal(b!.body, "GET /smuggled HTTP/1.1\r\n\r\n", "the body travels as a body");
     assert.equal(c!.req.body, null);
     assert.ok(!c!.req.headers.some(([n]) => n === "content-length"));
@@ -205,12 +231,26 @@ describe("gateway app: the proxy decision and what the app receives", () => {
     const { cookie } = signIn("alice");
     upstream.reply = () => ({
       status: 201,
-      headers: [["connection", "x-internal"], ["x-internal", "1"], ["keep-alive", "timeout=5"], ["transfer-encoding", "chunked"], ["trailer", "x"], ["set-cookie", "otpgate_session=evil; Path=/"], ["set-cookie", "app=1"], ["content-length", "2"], ["x-app", "yes"]],
+      headers: [
+        ["connection", "x-internal"],
+        ["x-internal", "1"],
+        ["keep-alive", "timeout=5"],
+        ["transfer-encoding", "chunked"],
+        ["trailer", "x"],
+        ["set-cookie", "otpgate_session=evil; Path=/"],
+        ["set-cookie", "app=1"],
+        ["content-length", "2"],
+        ["x-app", "yes"],
+      ],
       body: "ok",
     });
     const r = await appRequest(app, "/x", { headers: { cookie } });
     assert.equal(r.status, 201);
-    assert.deepEqual(r.headers, [["set-cookie", "app=1"], ["content-length", "2"], ["x-app", "yes"]]);
+    assert.deepEqual(r.headers, [
+      ["set-cookie", "app=1"],
+      ["content-length", "2"],
+      ["x-app", "yes"],
+    ]);
     upstream.reply = () => Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" });
     const down = await appRequest(app, "/x", { headers: { cookie } });
     assert.equal(down.status, 502);
@@ -228,16 +268,41 @@ describe("gateway app: the proxy decision and what the app receives", () => {
 
 describe("gateway app: WebSocket upgrades", () => {
   const key = "dGhlIHNhbXBsZSBub25jZQ==";
-  const accept = createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64");
-  const wsHeaders = (cookie: string, extra: [string, string][] = []): [string, string][] => [["host", "app.test"], ["cookie", cookie], ["connection", "Upgrade"], ["upgrade", "websocket"], ["sec-websocket-key", key], ["sec-websocket-version", "13"], ...extra];
+  const accept = createHash("sha1")
+    .update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
+    .digest("base64");
+  const wsHeaders = (cookie: string, extra: [string, string][] = []): [string, string][] => [
+    ["host", "app.test"],
+    ["cookie", cookie],
+    ["connection", "Upgrade"],
+    ["upgrade", "websocket"],
+    ["sec-websocket-key", key],
+    ["sec-websocket-version", "13"],
+    ...extra,
+  ];
   const upgradeReq = (headers: [string, string][], method = "GET") => ({ method, target: "/socket", headers, remoteAddress: "192.0.2.10", body: null });
 
   test("only a valid WebSocket request of a signed-in user reaches the app; h2c and other tokens are refused", async () => {
     const { app, signIn, upstream } = testApp();
     const { cookie } = signIn("alice");
-    upstream.upgradeReply = () => [["upgrade", "websocket"], ["connection", "Upgrade"], ["sec-websocket-accept", accept], ["sec-websocket-protocol", "chat"], ["x-other", "1"]];
+    upstream.upgradeReply = () => [
+      ["upgrade", "websocket"],
+      ["connection", "Upgrade"],
+      ["sec-websocket-accept", accept],
+      ["sec-websocket-protocol", "chat"],
+      ["x-other", "1"],
+    ];
     const refusedCases: [string, [string, string][], string?][] = [
-      ["h2c", [["host", "app.test"], ["cookie", cookie], ["connection", "Upgrade, HTTP2-Settings"], ["upgrade", "h2c"], ["http2-settings", "AAMAAABkAARAAAAAAAIAAAAA"]]],
+      [
+        "h2c",
+        [
+          ["host", "app.test"],
+          ["cookie", cookie],
+          ["connection", "Upgrade, HTTP2-Settings"],
+          ["upgrade", "h2c"],
+          ["http2-settings", "AAMAAABkAARAAAAAAAIAAAAA"],
+        ],
+      ],
       ["other token", wsHeaders(cookie).map(([n, v]) => [n, n === "upgrade" ? "TLS/1.2" : v])],
       ["two upgrade tokens", wsHeaders(cookie).map(([n, v]) => [n, n === "upgrade" ? "websocket, h2c" : v])],
       ["short key", wsHeaders(cookie).map(([n, v]) => [n, n === "sec-websocket-key" ? "AAAA" : v])],
@@ -265,8 +330,14 @@ describe("gateway app: WebSocket upgrades", () => {
     const { app, signIn, upstream } = testApp();
     const { cookie } = signIn("alice");
     for (const reply of [
-      [["upgrade", "h2c"], ["sec-websocket-accept", accept]],
-      [["upgrade", "websocket"], ["sec-websocket-accept", "wrong"]],
+      [
+        ["upgrade", "h2c"],
+        ["sec-websocket-accept", accept],
+      ],
+      [
+        ["upgrade", "websocket"],
+        ["sec-websocket-accept", "wrong"],
+      ],
       [["upgrade", "websocket"]],
     ] as [string, string][][]) {
       upstream.upgradeReply = () => reply;
@@ -280,7 +351,10 @@ describe("gateway app: WebSocket upgrades", () => {
     const { app, signIn, upstream } = testApp();
     const alice = signIn("alice");
     const bob = signIn("bob");
-    upstream.upgradeReply = () => [["upgrade", "websocket"], ["sec-websocket-accept", accept]];
+    upstream.upgradeReply = () => [
+      ["upgrade", "websocket"],
+      ["sec-websocket-accept", accept],
+    ];
     const open = async (cookie: string) => {
       const d = await app.upgrade(upgradeReq(wsHeaders(cookie)));
       assert.equal(d.kind, "tunnel");
@@ -291,7 +365,10 @@ describe("gateway app: WebSocket upgrades", () => {
     const a = await open(alice.cookie);
     const b = await open(bob.cookie);
     assert.equal(app.tunnels.size, 2);
-    assert.equal(app.tunnels.closeTunnels((s) => s.sid === alice.sid), 1);
+    assert.equal(
+      app.tunnels.closeTunnels((s) => s.sid === alice.sid),
+      1,
+    );
     assert.equal(a.socket.destroyed, true);
     assert.equal(b.socket.destroyed, false);
     assert.equal(app.tunnels.size, 1);
@@ -302,7 +379,10 @@ describe("gateway app: WebSocket upgrades", () => {
   test("a tunnel is closed at its session's absolute expiry", async () => {
     const { app, signIn, upstream } = testApp({}, { session: { absoluteMs: 200 } });
     const { cookie } = signIn("alice");
-    upstream.upgradeReply = () => [["upgrade", "websocket"], ["sec-websocket-accept", accept]];
+    upstream.upgradeReply = () => [
+      ["upgrade", "websocket"],
+      ["sec-websocket-accept", accept],
+    ];
     const d = await app.upgrade(upgradeReq(wsHeaders(cookie)));
     assert.equal(d.kind, "tunnel");
     if (d.kind !== "tunnel") return;

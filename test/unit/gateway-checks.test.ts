@@ -52,10 +52,16 @@ test("F9: paths are resolved; the same file spelt differently is still the same 
     assert.match(p[0]!.message, /must be another file than keys_file \(\/srv\/gw\/gateway\.keys\)/);
   }
   const p = problemsOf(`${BASE}keys_file: /srv/gw/gateway.keys\nsessions_file: /srv/gw/s\npassword_file: /srv/gw//s\n`);
-  assert.deepEqual(p.map((x) => x.path), ["password_file"]);
+  assert.deepEqual(
+    p.map((x) => x.path),
+    ["password_file"],
+  );
   assert.match(p[0]!.message, /another file than sessions_file/);
   const inv = problemsOf(`${BASE}keys_file: /srv/gw/gateway.keys\ninvites_dir: /srv/gw/gateway.keys/\n`);
-  assert.deepEqual(inv.map((x) => x.path), ["invites_dir"]);
+  assert.deepEqual(
+    inv.map((x) => x.path),
+    ["invites_dir"],
+  );
 });
 
 test("F9: two spellings that meet through a symbolic link to a directory are the same file", { skip: !isRoot && "needs root" }, (t) => {
@@ -64,13 +70,15 @@ test("F9: two spellings that meet through a symbolic link to a directory are the
   symlinkSync(join(dir, "real"), join(dir, "alias"));
   const c = parseGatewayConfig(`${BASE}keys_file: ${dir}/real/gateway.keys\nsessions_file: ${dir}/alias/gateway.keys\ninvites_dir: ${dir}/real/invites\n`);
   const p = gatewayFileProblems(c, 0);
-  assert.ok(p.some((x) => x.path === "sessions_file" && /is keys_file \(.*real\/gateway\.keys\) through a symbolic link/.test(x.message)), JSON.stringify(p));
+  assert.ok(
+    p.some((x) => x.path === "sessions_file" && /is keys_file \(.*real\/gateway\.keys\) through a symbolic link/.test(x.message)),
+    JSON.stringify(p),
+  );
 });
 
 test("F3: keys_file, sessions_file, invites_dir and password_file under a directory another user controls are refused, with what to chown/chmod", { skip: !isRoot && "needs root" }, (t) => {
   const dir = scratch(t);
-  const config = (sub: string) =>
-    parseGatewayConfig(`${BASE}keys_file: ${dir}/${sub}/gateway.keys\ninvites_dir: ${dir}/${sub}/invites\npassword_file: ${dir}/${sub}/passwords\n`);
+  const config = (sub: string) => parseGatewayConfig(`${BASE}keys_file: ${dir}/${sub}/gateway.keys\ninvites_dir: ${dir}/${sub}/invites\npassword_file: ${dir}/${sub}/passwords\n`);
   // Good: root's, 0700, inside /tmp (sticky, root's): nothing to say.
   mkdirSync(join(dir, "good"), { mode: 0o700 });
   assert.deepEqual(gatewayFileProblems(config("good"), 0), []);
@@ -80,7 +88,10 @@ test("F3: keys_file, sessions_file, invites_dir and password_file under a direct
   chownSync(join(dir, "bob"), 65534, 65534);
   let p = gatewayFileProblems(config("bob"), 0);
   assert.deepEqual([...new Set(p.map((x) => x.path))].sort(), ["invites_dir", "keys_file", "password_file", "sessions_file"]);
-  assert.ok(p.every((x) => x.message.includes(`${dir}/bob is owned by uid 65534`) && x.message.includes(`chown root ${dir}/bob`)), JSON.stringify(p));
+  assert.ok(
+    p.every((x) => x.message.includes(`${dir}/bob is owned by uid 65534`) && x.message.includes(`chown root ${dir}/bob`)),
+    JSON.stringify(p),
+  );
 
   // Group- or world-writable (not sticky).
   mkdirSync(join(dir, "open"), { mode: 0o700 });
@@ -109,7 +120,10 @@ test("F3: keys_file, sessions_file, invites_dir and password_file under a direct
   writeFileSync(join(dir, "good", "passwords"), "", { mode: 0o600 });
   chownSync(join(dir, "good", "passwords"), 65534, 65534);
   p = gatewayFileProblems(config("good"), 0);
-  assert.deepEqual(p.map((x) => x.path), ["password_file"]);
+  assert.deepEqual(
+    p.map((x) => x.path),
+    ["password_file"],
+  );
 });
 
 test("F8: --check-config warns when a trusted proxy is a loopback address and the listener takes loopback connections", () => {
@@ -138,7 +152,11 @@ test("F8: X-Forwarded-For or Forwarded from a peer that is not trusted is logged
   assert.equal(a.logs.filter((l) => l.event === "warning" && l.where === "forwarded").length, 2);
   const b = testApp({ trusted_proxies: ["127.0.0.80"] });
   await appRequest(b.app, "/_otpgate/healthz", { headers: { host: "app.test", "x-forwarded-for": "203.0.113.66" }, remoteAddress: "127.0.0.80" });
-  assert.deepEqual(b.logs.filter((l) => l.event === "warning"), [], "a trusted proxy: no warning");
+  assert.deepEqual(
+    b.logs.filter((l) => l.event === "warning"),
+    [],
+    "a trusted proxy: no warning",
+  );
 });
 
 function fakeGetent(t: { after(fn: () => void): void }, script: string): string {
@@ -178,7 +196,14 @@ test("F10: getent's 'not found' (exit 2) is cached as no such user; errors, time
 test("F10: the secret reader treats 'cannot tell' as check again later (throws), 'no such user' as gone (null)", async (t) => {
   const opts = { passwdPath: "/nonexistent/passwd", groupPath: "/nonexistent/group", nowMs: () => 0 };
   const reader = (cache: UserCache) =>
-    createSecretReader(localDecisions({ users: createUserDirectory({ lookup: (n) => cache.lookup(n), timeoutMs: 1000, storeOf: stateFileStores("~/.google_authenticator") }), stateFiles: "~/.google_authenticator", invitesDir: "/nonexistent", clock: { nowMs: () => 0 } }));
+    createSecretReader(
+      localDecisions({
+        users: createUserDirectory({ lookup: (n) => cache.lookup(n), timeoutMs: 1000, storeOf: stateFileStores("~/.google_authenticator") }),
+        stateFiles: "~/.google_authenticator",
+        invitesDir: "/nonexistent",
+        clock: { nowMs: () => 0 },
+      }),
+    );
   const down = reader(new UserCache({ ...opts, getent: fakeGetent(t, "exit 1") }));
   await assert.rejects(down("alice"), /checking again later/);
   const none = reader(new UserCache({ ...opts, getent: fakeGetent(t, "exit 2") }));

@@ -104,7 +104,10 @@ user_lookup_timeout: 2s
   assert.equal(c.passwordFile, "/etc/otpgate/passwords");
   assert.equal(c.invitesDir, "/srv/invites");
   assert.equal(c.issuer, "Example Corp");
-  assert.deepEqual(c.trustedProxies.ranges.map((r) => r.text), ["127.0.0.1", "10.0.0.0/8", "2001:db8::/32"]);
+  assert.deepEqual(
+    c.trustedProxies.ranges.map((r) => r.text),
+    ["127.0.0.1", "10.0.0.0/8", "2001:db8::/32"],
+  );
   assert.deepEqual(c.metricsListen, { host: "127.0.0.1", port: 9100 });
   assert.equal(c.userLookupTimeoutMs, 2000);
 });
@@ -269,15 +272,31 @@ forward_auth: maybe
     error = err;
   }
   assert.ok(error instanceof GatewayConfigError);
-  assert.deepEqual(error.problems.map((p) => p.path), [
-    "public_url", "listn", "session.idle", "session.idel", "proxy_engine", "limits.max_headers", "head_timeout", "max_retries",
-    "trusted_proxies[0]", "trusted_proxies[1]", "regulation.ban_time", "forward_auth",
-  ]);
+  assert.deepEqual(
+    error.problems.map((p) => p.path),
+    [
+      "public_url",
+      "listn",
+      "session.idle",
+      "session.idel",
+      "proxy_engine",
+      "limits.max_headers",
+      "head_timeout",
+      "max_retries",
+      "trusted_proxies[0]",
+      "trusted_proxies[1]",
+      "regulation.ban_time",
+      "forward_auth",
+    ],
+  );
   const lines = error.message.split("\n");
   assert.equal(lines[0], "/etc/otpgate/gateway.yaml has 12 problems:");
   assert.equal(lines.length, 13);
   assert.equal(lines[4], "  session.idel: unknown key (did you mean idle?)");
-  assert.ok(lines.slice(1).every((l) => /^ {2}[a-z_.[\]0-9]+: /.test(l)), lines.join("\n"));
+  assert.ok(
+    lines.slice(1).every((l) => /^ {2}[a-z_.[\]0-9]+: /.test(l)),
+    lines.join("\n"),
+  );
 });
 
 test("one problem is one line: source, path, message", () => {
@@ -286,7 +305,10 @@ test("one problem is one line: source, path, message", () => {
 
 test("YAML that cannot be read: every syntax error with its line, duplicate keys, alias bombs, not a mapping", () => {
   const dup = problems("public_url: https://a.example\npublic_url: https://b.example\nsession: [\n");
-  assert.deepEqual(dup.map((p) => p.path), ["line 2, column 1", "line 4, column 1"]);
+  assert.deepEqual(
+    dup.map((p) => p.path),
+    ["line 2, column 1", "line 4, column 1"],
+  );
   assert.match(dup[0]!.message, /^not valid YAML: Map keys must be unique$/);
   assert.match(dup[1]!.message, /^not valid YAML: /);
   assert.match(only("x: *nope\n").message, /^not valid YAML: Unresolved alias/);

@@ -83,7 +83,11 @@ test("config: user: (name or uid, never root) needs decision_socket; with decisi
     ["user: otpgate-gw\n", /user: needs decision_socket/],
     ["decision_socket: run/server.sock\n", /decision_socket: must be an absolute path/],
   ] as const) {
-    assert.throws(() => parseGatewayConfig(base + yaml), (e: Error) => message.test(e.message), yaml);
+    assert.throws(
+      () => parseGatewayConfig(base + yaml),
+      (e: Error) => message.test(e.message),
+      yaml,
+    );
   }
   // invites_dir under a directory another user owns: a problem for the in-process gateway, none with decision_socket.
   const files = { keysFile: "/var/lib/otpgate-gw/k", sessionsFile: "/var/lib/otpgate-gw/s", passwordFile: null, invitesDir: "/tmp/not-ours/invites" };

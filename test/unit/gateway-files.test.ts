@@ -121,7 +121,11 @@ test("F3: a keys file of an earlier version (no record) is given one at start; t
   await s.flush();
   s.close();
   assert.equal(readKeyFile(r.keysFile)!.sessionsFileCreated, true);
-  assert.deepEqual(readKeyFile(r.keysFile)!.keys.map((k) => k.kid), keys.kids, "same keys");
+  assert.deepEqual(
+    readKeyFile(r.keysFile)!.keys.map((k) => k.kid),
+    keys.kids,
+    "same keys",
+  );
   assert.ok(existsSync(r.sessionsFile));
 });
 
@@ -132,7 +136,11 @@ test("F7: user names the system accepts (leading digit, alice@corp, trailing $) 
   const cookies = names.map((n) => signIn(s, n).cookie);
   for (const n of names) s.revokeUser(n, T0 + 1);
   await s.flush();
-  assert.deepEqual(r.logs.filter((l) => l.event === "error"), [], "no write or re-read failed");
+  assert.deepEqual(
+    r.logs.filter((l) => l.event === "error"),
+    [],
+    "no write or re-read failed",
+  );
   const stored = parseSessionsFile(readFileSync(r.sessionsFile, "utf8"), "F");
   assert.deepEqual([...stored.validAfter.keys()].sort(), [...names].sort());
   s.close();

@@ -40,7 +40,16 @@ interface Rig {
 }
 
 /** The app (test/helpers/gateway-app.ts) with alice's state file in memory and a directory that knows only her. */
-function rig(options: { directory?: (lookups: string[], account: CachedAccount, store: AccountStore) => UserDirectory; sessions?: (real: Sessions) => Sessions; log?: (e: Record<string, unknown>) => void; realTime?: boolean; state?: string; yaml?: Record<string, unknown> } = {}): Rig {
+function rig(
+  options: {
+    directory?: (lookups: string[], account: CachedAccount, store: AccountStore) => UserDirectory;
+    sessions?: (real: Sessions) => Sessions;
+    log?: (e: Record<string, unknown>) => void;
+    realTime?: boolean;
+    state?: string;
+    yaml?: Record<string, unknown>;
+  } = {},
+): Rig {
   const lookups: string[] = [];
   const store = new MemoryAccountStore(options.state ?? STATE);
   const account: CachedAccount = { name: "alice", uid: 1001, gid: 1001, home: "/home/alice", groups: [1001] };
@@ -51,7 +60,10 @@ function rig(options: { directory?: (lookups: string[], account: CachedAccount, 
     },
     storeOf: () => store,
   };
-  const t = testApp({ allowed_hosts: ["app.test", "xn--bcher-kva.example"], ...options.yaml }, { users, ...(options.sessions ? { sessions: options.sessions } : {}), ...(options.log ? { log: options.log } : {}), ...(options.realTime ? { realTime: true } : {}) });
+  const t = testApp(
+    { allowed_hosts: ["app.test", "xn--bcher-kva.example"], ...options.yaml },
+    { users, ...(options.sessions ? { sessions: options.sessions } : {}), ...(options.log ? { log: options.log } : {}), ...(options.realTime ? { realTime: true } : {}) },
+  );
   // Every wait of the app (slow-down, refusal floor) moves the fixed clock; record them.
   const slept: number[] = [];
   let last = t.clock.now;
@@ -61,7 +73,10 @@ function rig(options: { directory?: (lookups: string[], account: CachedAccount, 
   };
   const form = async (): Promise<{ cookie: string; csrf: string }> => {
     const page: AppReply = await appRequest(t.app, "/_otpgate/login");
-    const cookie = page.all("set-cookie").map((c) => c.split(";")[0]!).join("; ");
+    const cookie = page
+      .all("set-cookie")
+      .map((c) => c.split(";")[0]!)
+      .join("; ");
     return { cookie, csrf: /name="csrf" value="([^"]+)"/.exec(page.text)![1]! };
   };
   return {
@@ -120,7 +135,10 @@ test("X-Forwarded-For from a loopback peer is not believed: failures count again
   const seventh = await r.login({ user: "alice", code: r.code() }, "127.0.0.1", [["x-forwarded-for", "192.0.2.200"]]);
   assert.equal(seventh.status, 401, "the peer's address is banned, whatever X-Forwarded-For says");
   assert.equal(r.logs.at(-1)!.reason, "banned");
-  assert.ok(keysOf(r.regulator).every((k) => !k.includes("203.0.113.")), "no key for an address the client wrote");
+  assert.ok(
+    keysOf(r.regulator).every((k) => !k.includes("203.0.113.")),
+    "no key for an address the client wrote",
+  );
   assert.equal((await r.login({ user: "alice", code: r.code() }, "192.0.2.200")).status, 303, "the address the attacker named is not banned");
   // Old code: `the loopback peer is banned after 12 failures; addresses seen: 203.0.113.1 … 203.0.113.99` (each XFF its own key).
 });
@@ -361,7 +379,10 @@ test("F1: 20 wrong codes sent in parallel from one address: no more codes are ch
   g.open();
   const answers = await Promise.all(all);
   assert.equal(inFlight, 1, "one attempt for (alice, this address) in flight");
-  assert.ok(answers.every((a) => a.status === 401 || a.status === 429), JSON.stringify(answers.map((a) => a.status)));
+  assert.ok(
+    answers.every((a) => a.status === 401 || a.status === 429),
+    JSON.stringify(answers.map((a) => a.status)),
+  );
   assert.ok(r.logs.filter((l) => l.reason === "busy").length >= 19, "the rest refused as busy, not counted");
   // Then sequentially: exactly max_retries + 1 codes are checked before the pair is banned.
   for (let i = 0; i < 10; i++) await r.login({ user: "alice", code: wrong }, "198.51.100.80");
@@ -447,7 +468,10 @@ test("F4: a busy or failing directory answers exactly like an unknown user (401 
     const t2 = r.now();
     assert.equal(busy.status, unknown.status, `${reason}: same status as an unknown user`);
     assert.equal(busy.status, 401);
-    const strip = (b: unknown) => String(b).replace(/value="[^"]*"/g, "").replace(/busyname|nosuch/g, "");
+    const strip = (b: unknown) =>
+      String(b)
+        .replace(/value="[^"]*"/g, "")
+        .replace(/busyname|nosuch/g, "");
     assert.equal(strip(busy.body), strip(unknown.body), `${reason}: same page`);
     assert.equal(t2 - t1, t1 - t0, `${reason}: same time`);
     assert.equal(r.logs.at(-1)!.reason, `lookup-${reason}`);
@@ -470,9 +494,15 @@ test("F5: password_file: one address firing 40 sign-ins at once cannot fill the 
   const answers = await Promise.all(attack);
   assert.equal(victim.status, 303, "the other user signs in during the burst");
   for (const a of answers) assert.ok(a.ms >= REFUSAL_FLOOR_MS - 5, `a refusal answered after ${a.ms.toFixed(0)} ms (status ${a.status})`);
-  assert.ok(answers.every((a) => a.status === 401 || a.status === 429 || a.status === 503), JSON.stringify(answers.map((a) => a.status)));
+  assert.ok(
+    answers.every((a) => a.status === 401 || a.status === 429 || a.status === 503),
+    JSON.stringify(answers.map((a) => a.status)),
+  );
   assert.ok(r.logs.filter((l) => l.reason === "password-no-password").length <= 6, "the address had at most max_retries + 1 password checks");
-  assert.ok(r.logs.some((l) => l.reason === "password-no-password"), "and those it had were checked (a line without a password for the name)");
+  assert.ok(
+    r.logs.some((l) => l.reason === "password-no-password"),
+    "and those it had were checked (a line without a password for the name)",
+  );
   // Old code: `the other user signs in during the burst: 503 !== 303` (the queue was full of one address's checks; those beyond it got 503 at once, uncounted).
 });
 

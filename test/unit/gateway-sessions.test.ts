@@ -35,7 +35,10 @@ interface Harness {
 
 function harness(t: { after(fn: () => void): void }): Harness {
   const dir = tempDir(t);
-  const secrets = new Map<string, string | null>([["alice", "SECRETA"], ["bob", "SECRETB"]]);
+  const secrets = new Map<string, string | null>([
+    ["alice", "SECRETA"],
+    ["bob", "SECRETB"],
+  ]);
   const logs: Record<string, unknown>[] = [];
   const clock = { now: T0, nowMs: () => clock.now };
   const keysFile = join(dir, "gateway.keys");
@@ -156,7 +159,14 @@ test("after its own write the gateway adopts the file as it is then, not as it w
     },
   };
   const keyring = new Keyring({ lockSecret: Buffer.alloc(32), keys: [{ kid: 1, createdAt: T0, material: Buffer.alloc(32, 1) }], legacy: false }, systemRandom);
-  const s = createSessionService({ config: { keysFile: "/nonexistent/k", sessionsFile: "/nonexistent/s", session }, clock: { nowMs: () => T0 }, random: systemRandom, log: () => undefined, readSecret: async () => "S", inMemory: { keyring, store } });
+  const s = createSessionService({
+    config: { keysFile: "/nonexistent/k", sessionsFile: "/nonexistent/s", session },
+    clock: { nowMs: () => T0 },
+    random: systemRandom,
+    log: () => undefined,
+    readSecret: async () => "S",
+    inMemory: { keyring, store },
+  });
   const alice = login(s, "alice", "S", T0);
   const bob = login(s, "bob", "S", T0);
   const ended: unknown[] = [];
@@ -256,14 +266,26 @@ test("a corrupt sessions file refuses to start; a file corrupted while running i
 });
 
 test("the sessions file: pruned of expired revocations, bounded, validated", () => {
-  const state = { revoked: new Map([["a".repeat(24), T0 - 1], ["b".repeat(24), T0 + 1]]), validAfter: new Map([["alice", T0]]) };
+  const state = {
+    revoked: new Map([
+      ["a".repeat(24), T0 - 1],
+      ["b".repeat(24), T0 + 1],
+    ]),
+    validAfter: new Map([["alice", T0]]),
+  };
   assert.deepEqual([...pruneSessionsState(state, T0).revoked.keys()], ["b".repeat(24)]);
   const many = new Map<string, number>();
   for (let i = 0; i < MAX_REVOKED + 10; i++) many.set(`sid${String(i).padStart(20, "0")}`, T0 + i);
   const pruned = pruneSessionsState({ revoked: many, validAfter: new Map() }, T0);
   assert.equal(pruned.revoked.size, MAX_REVOKED);
   assert.ok(!pruned.revoked.has(`sid${"0".repeat(20)}`), "the soonest to expire went first");
-  for (const bad of ['{"v":2}', '{"v":1,"revoked":[],"validAfter":{}}', '{"v":1,"revoked":{"x":1},"validAfter":{}}', '{"v":1,"revoked":{},"validAfter":{"../x":1}}', '{"v":1,"revoked":{},"validAfter":{"alice":"1"}}']) {
+  for (const bad of [
+    '{"v":2}',
+    '{"v":1,"revoked":[],"validAfter":{}}',
+    '{"v":1,"revoked":{"x":1},"validAfter":{}}',
+    '{"v":1,"revoked":{},"validAfter":{"../x":1}}',
+    '{"v":1,"revoked":{},"validAfter":{"alice":"1"}}',
+  ]) {
     assert.throws(() => parseSessionsFile(bad, "F"), /F is not a sessions file otpgate wrote/, bad);
   }
 });

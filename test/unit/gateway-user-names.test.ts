@@ -19,7 +19,10 @@ const HASH = "$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHRzb21lc2FsdA$Y2FsY3VsYXRl
 
 async function signIn(app: ReturnType<typeof testApp>["app"], fields: Record<string, string>) {
   const page = await appRequest(app, "/_otpgate/login");
-  const cookie = page.all("set-cookie").map((c) => c.split(";")[0]!).join("; ");
+  const cookie = page
+    .all("set-cookie")
+    .map((c) => c.split(";")[0]!)
+    .join("; ");
   const csrf = /name="csrf" value="([^"]+)"/.exec(page.text)![1]!;
   const body = new URLSearchParams({ csrf, rd: "/", ...fields }).toString();
   return appRequest(app, "/_otpgate/login", { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", cookie }, body });

@@ -36,8 +36,15 @@ test("one pending invitation per user: a new one replaces the old; list and revo
   createInvite(dir, "bob", { nowMs: T0 + 2, ttlMs: 60_000, replace: false });
   assert.equal(findInvite(dir, first.token, T0 + 5), null, "the earlier link stops working");
   assert.equal(findInvite(dir, second.token, T0 + 5)?.replace, true);
-  assert.deepEqual(listInvites(dir, T0 + 5).map((i) => i.user), ["alice", "bob"]);
-  assert.deepEqual(listInvites(dir, T0 + 120_000).map((i) => i.user), ["alice"], "bob's expired and is cleaned up");
+  assert.deepEqual(
+    listInvites(dir, T0 + 5).map((i) => i.user),
+    ["alice", "bob"],
+  );
+  assert.deepEqual(
+    listInvites(dir, T0 + 120_000).map((i) => i.user),
+    ["alice"],
+    "bob's expired and is cleaned up",
+  );
   assert.equal(revokeInvites(dir, "alice", T0 + 10), 1);
   assert.equal(findInvite(dir, second.token, T0 + 10), null);
   assert.equal(revokeInvites(dir, "alice", T0 + 10), 0);
@@ -65,7 +72,10 @@ test("the directory is created 0700 and refused when others can read it; junk fi
   createInvite(dir, "alice", { nowMs: T0, ttlMs: DAY, replace: false });
   writeFileSync(join(dir, "a".repeat(64)), "not json");
   writeFileSync(join(dir, "README"), "x");
-  assert.deepEqual(listInvites(dir, T0).map((i) => i.user), ["alice"]);
+  assert.deepEqual(
+    listInvites(dir, T0).map((i) => i.user),
+    ["alice"],
+  );
   assert.deepEqual(readdirSync(dir).sort(), ["README", readdirSync(dir).find((n) => n.length === 64)!].sort(), "the malformed invitation was removed");
   chmodSync(dir, 0o755);
   assert.throws(() => createInvite(dir, "bob", { nowMs: T0, ttlMs: DAY, replace: false }), /must belong to uid \d+ with mode 0700/);

@@ -95,7 +95,10 @@ test("retiring old keys waits for the absolute session lifetime, unless forced; 
   const old = first.seal("session", { n: 1 });
   await rotateKeys(path, T0 + HOUR, systemRandom, { rotate: true, retireOld: false, force: false, absoluteMs: ABS });
   const text = readFileSync(path);
-  await assert.rejects(rotateKeys(path, T0 + 2 * HOUR, systemRandom, { rotate: false, retireOld: true, force: false, absoluteMs: ABS }), /younger than the absolute session lifetime.*--force.*nothing was changed/);
+  await assert.rejects(
+    rotateKeys(path, T0 + 2 * HOUR, systemRandom, { rotate: false, retireOld: true, force: false, absoluteMs: ABS }),
+    /younger than the absolute session lifetime.*--force.*nothing was changed/,
+  );
   assert.deepEqual(readFileSync(path), text, "unchanged");
   const late = await rotateKeys(path, T0 + HOUR + ABS + 60_000, systemRandom, { rotate: false, retireOld: true, force: false, absoluteMs: ABS });
   assert.deepEqual(late.retired, [1]);
@@ -112,7 +115,10 @@ test("retiring old keys waits for the absolute session lifetime, unless forced; 
 test("refusals: missing file to rotate, loose mode, symlink, corrupt content; nothing is changed", async (t) => {
   const dir = tempDir(t);
   const missing = join(dir, "none");
-  await assert.rejects(rotateKeys(missing, T0, systemRandom, { rotate: true, retireOld: false, force: false, absoluteMs: ABS }), /does not exist: the gateway creates it when it first starts; nothing to rotate/);
+  await assert.rejects(
+    rotateKeys(missing, T0, systemRandom, { rotate: true, retireOld: false, force: false, absoluteMs: ABS }),
+    /does not exist: the gateway creates it when it first starts; nothing to rotate/,
+  );
   assert.equal(existsSync(missing), false);
 
   const loose = join(dir, "loose");
@@ -132,7 +138,11 @@ test("refusals: missing file to rotate, loose mode, symlink, corrupt content; no
     ["nolock", "otpgate-gateway-keys 1\nkey 1 5 " + Buffer.alloc(32).toString("base64url") + "\n", "no lock secret"],
     ["nokey", "otpgate-gateway-keys 1\nlock " + Buffer.alloc(32).toString("base64url") + "\n", "no key"],
     ["badkey", "otpgate-gateway-keys 1\nlock " + Buffer.alloc(32).toString("base64url") + "\nkey 1 5 AAAA\n", "key 1 is malformed"],
-    ["order", "otpgate-gateway-keys 1\nlock " + Buffer.alloc(32).toString("base64url") + "\nkey 2 5 " + Buffer.alloc(32).toString("base64url") + "\nkey 1 5 " + Buffer.alloc(32).toString("base64url") + "\n", "key ids are not increasing"],
+    [
+      "order",
+      "otpgate-gateway-keys 1\nlock " + Buffer.alloc(32).toString("base64url") + "\nkey 2 5 " + Buffer.alloc(32).toString("base64url") + "\nkey 1 5 " + Buffer.alloc(32).toString("base64url") + "\n",
+      "key ids are not increasing",
+    ],
   ] as const) {
     const path = join(dir, name);
     writeFileSync(path, content, { mode: 0o600 });
@@ -143,7 +153,15 @@ test("refusals: missing file to rotate, loose mode, symlink, corrupt content; no
 });
 
 test("the text form round-trips", () => {
-  const file = { lockSecret: Buffer.alloc(32, 3), keys: [{ kid: 0, createdAt: 5, material: Buffer.alloc(64, 1) }, { kid: 4, createdAt: 9, material: Buffer.alloc(32, 2) }], legacy: false, sessionsFileCreated: false };
+  const file = {
+    lockSecret: Buffer.alloc(32, 3),
+    keys: [
+      { kid: 0, createdAt: 5, material: Buffer.alloc(64, 1) },
+      { kid: 4, createdAt: 9, material: Buffer.alloc(32, 2) },
+    ],
+    legacy: false,
+    sessionsFileCreated: false,
+  };
   assert.deepEqual(parseKeyFile(Buffer.from(serializeKeyFile(file), "latin1"), 0, "p"), file);
   // The record that the sessions file was created (red team 2, F3) round-trips too.
   const recorded = { ...file, sessionsFileCreated: true };

@@ -96,7 +96,9 @@ test("a silent squatter costs about one challenge timeout, not the lock timeout"
 test("a squatter that binds without listening (connections refused) is skipped", async (t) => {
   const loc = location();
   const name = accountLockName(SECRET, loc, 0);
-  const child = spawn("python3", [join(ROOT, "test/helpers/lock_squatter.py"), "bind", Buffer.from(name.slice(1).padEnd(107, "\0"), "latin1").toString("hex")], { stdio: ["ignore", "pipe", "ignore"] });
+  const child = spawn("python3", [join(ROOT, "test/helpers/lock_squatter.py"), "bind", Buffer.from(name.slice(1).padEnd(107, "\0"), "latin1").toString("hex")], {
+    stdio: ["ignore", "pipe", "ignore"],
+  });
   t.after(() => {
     child.kill("SIGKILL");
   });

@@ -58,7 +58,13 @@ function rig(store: AccountStore, password = "pw", now = () => NOW_MS) {
   return { deps, calls };
 }
 
-const req = (token: string, factors: Partial<LoginFactors> = {}, extra: Partial<LoginRequest> = {}): LoginRequest => ({ user: "alice", token, service: "test", factors: { ...CODE_ONLY, ...factors }, ...extra });
+const req = (token: string, factors: Partial<LoginFactors> = {}, extra: Partial<LoginRequest> = {}): LoginRequest => ({
+  user: "alice",
+  token,
+  service: "test",
+  factors: { ...CODE_ONLY, ...factors },
+  ...extra,
+});
 
 test("the oracle agrees with the RFC 6238 test vector (so the codes below are independent and right)", () => {
   // RFC 6238 appendix B, SHA1, T = 59 s: 94287082 (8 digits) with key "12345678901234567890".
@@ -206,20 +212,27 @@ test("file-accounts: paths from the pattern, user= without a home, unknown users
   assert.equal(exitCodeOf(d), 2);
 });
 
-test("file-accounts stores act as the file's owner: root opening nobody's file under a directory only root may enter is refused", { skip: process.getuid?.() !== 0 ? "needs root" : false }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "otpgate-actas-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  chmodSync(dir, 0o700); // root's, and nobody may not enter it
-  const path = join(dir, "nobody");
-  writeFileSync(path, `${SECRET}\n" TOTP_AUTH\n`, { mode: 0o600 });
-  const { chownSync } = await import("node:fs");
-  chownSync(path, 65534, 65534);
-  const account = fileAccounts({ secret: `${dir}/\${USER}` }).open("nobody");
-  assert.ok(account);
-  assert.equal(account.location, path);
-  // As root the file would be readable; as nobody (what the store switches to) it is not.
-  assert.throws(() => account.store.peek(), (err: Error) => err instanceof StateFileError && /permission denied/.test(err.message));
-  chmodSync(dir, 0o711);
-  assert.match(account.store.peek() ?? "", /TOTP_AUTH/, "once nobody may pass the directory, the file reads");
-  assert.equal(process.geteuid?.(), 0, "and the process is root again after each section");
-});
+test(
+  "file-accounts stores act as the file's owner: root opening nobody's file under a directory only root may enter is refused",
+  { skip: process.getuid?.() !== 0 ? "needs root" : false },
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "otpgate-actas-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    chmodSync(dir, 0o700); // root's, and nobody may not enter it
+    const path = join(dir, "nobody");
+    writeFileSync(path, `${SECRET}\n" TOTP_AUTH\n`, { mode: 0o600 });
+    const { chownSync } = await import("node:fs");
+    chownSync(path, 65534, 65534);
+    const account = fileAccounts({ secret: `${dir}/\${USER}` }).open("nobody");
+    assert.ok(account);
+    assert.equal(account.location, path);
+    // As root the file would be readable; as nobody (what the store switches to) it is not.
+    assert.throws(
+      () => account.store.peek(),
+      (err: Error) => err instanceof StateFileError && /permission denied/.test(err.message),
+    );
+    chmodSync(dir, 0o711);
+    assert.match(account.store.peek() ?? "", /TOTP_AUTH/, "once nobody may pass the directory, the file reads");
+    assert.equal(process.geteuid?.(), 0, "and the process is root again after each section");
+  },
+);

@@ -34,7 +34,13 @@ function rig(text: string | null, password = "pw") {
   return { store, calls, deps };
 }
 
-const req = (token: string, factors: Partial<LoginFactors> = {}, extra: Partial<LoginRequest> = {}): LoginRequest => ({ user: "alice", token, service: "sshd", factors: { ...CODE_ONLY, ...factors }, ...extra });
+const req = (token: string, factors: Partial<LoginFactors> = {}, extra: Partial<LoginRequest> = {}): LoginRequest => ({
+  user: "alice",
+  token,
+  service: "sshd",
+  factors: { ...CODE_ONLY, ...factors },
+  ...extra,
+});
 
 test("require_publickey: refused before the account is even opened, unless sshd reports a key", async () => {
   const text = `${SECRET}\n" DISALLOW_REUSE\n" TOTP_AUTH\n`;

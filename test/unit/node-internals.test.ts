@@ -66,10 +66,14 @@ test("the lock excludes across processes whichever path each side takes (same ke
     [{}, { OTPGATE_NO_NODE_INTERNALS: "1" }],
     [{ OTPGATE_NO_NODE_INTERNALS: "1" }, {}],
   ] as const) {
-    const holder = spawn(process.execPath, ["--input-type=module", "-e", `const { acquireLock } = await import(${JSON.stringify(lockModule)}); await acquireLock("${name}"); console.log("held"); setInterval(() => {}, 1000);`], {
-      env: { PATH: "/usr/bin:/bin", ...holderEnv },
-      stdio: ["ignore", "pipe", "inherit"],
-    });
+    const holder = spawn(
+      process.execPath,
+      ["--input-type=module", "-e", `const { acquireLock } = await import(${JSON.stringify(lockModule)}); await acquireLock("${name}"); console.log("held"); setInterval(() => {}, 1000);`],
+      {
+        env: { PATH: "/usr/bin:/bin", ...holderEnv },
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
     try {
       await new Promise<void>((resolve, reject) => {
         holder.stdout!.on("data", (d: Buffer) => d.toString().includes("held") && resolve());
@@ -77,7 +81,11 @@ test("the lock excludes across processes whichever path each side takes (same ke
       });
       const waiter = spawnSync(
         process.execPath,
-        ["--input-type=module", "-e", `const { acquireLock } = await import(${JSON.stringify(lockModule)}); try { await acquireLock("${name}", { timeoutMs: 200 }); console.log("got it"); } catch (e) { console.log("refused: " + e.message); }`],
+        [
+          "--input-type=module",
+          "-e",
+          `const { acquireLock } = await import(${JSON.stringify(lockModule)}); try { await acquireLock("${name}", { timeoutMs: 200 }); console.log("got it"); } catch (e) { console.log("refused: " + e.message); }`,
+        ],
         { env: { PATH: "/usr/bin:/bin", ...waiterEnv }, encoding: "utf8" },
       );
       assert.match(waiter.stdout, /refused: another login for this account has held its lock/, `holder ${JSON.stringify(holderEnv)}, waiter ${JSON.stringify(waiterEnv)}`);
@@ -85,16 +93,32 @@ test("the lock excludes across processes whichever path each side takes (same ke
       holder.kill("SIGKILL");
       await new Promise((r) => holder.once("exit", r));
     }
-    const after = spawnSync(process.execPath, ["--input-type=module", "-e", `const { acquireLock } = await import(${JSON.stringify(lockModule)}); const h = await acquireLock("${name}", { timeoutMs: 1000 }); await h.release(); console.log("got it");`], {
-      env: { PATH: "/usr/bin:/bin", ...waiterEnv },
-      encoding: "utf8",
-    });
+    const after = spawnSync(
+      process.execPath,
+      [
+        "--input-type=module",
+        "-e",
+        `const { acquireLock } = await import(${JSON.stringify(lockModule)}); const h = await acquireLock("${name}", { timeoutMs: 1000 }); await h.release(); console.log("got it");`,
+      ],
+      {
+        env: { PATH: "/usr/bin:/bin", ...waiterEnv },
+        encoding: "utf8",
+      },
+    );
     assert.match(after.stdout, /got it/, "free again once the holder is gone");
   }
 });
 
 test("no module but platform/node-internals reaches for a private binding", () => {
   const r = spawnSync("grep", ["-rlE", String.raw`\.binding\(|pipe_wrap|process_wrap`, join(ROOT, "src")], { encoding: "utf8" });
-  const files = r.stdout.trim().split("\n").filter(Boolean).map((f) => f.slice(join(ROOT, "src").length + 1));
-  assert.deepEqual(files.filter((f) => f !== "platform/node-internals.ts"), [], "only node-internals.ts; the comments elsewhere name it instead");
+  const files = r.stdout
+    .trim()
+    .split("\n")
+    .filter(Boolean)
+    .map((f) => f.slice(join(ROOT, "src").length + 1));
+  assert.deepEqual(
+    files.filter((f) => f !== "platform/node-internals.ts"),
+    [],
+    "only node-internals.ts; the comments elsewhere name it instead",
+  );
 });

@@ -5,10 +5,7 @@ import { buildKeyUri, gaEscape, parseKeyUri } from "../../src/core/otpauth-uri.j
 test("google-authenticator style: only the label and issuer, escaped like the reference tool", () => {
   assert.equal(gaEscape("bob:x/y#z+é"), "bob:x/y#z+%C3%A9");
   assert.equal(gaEscape("a b&c?d=e%"), "a%20b%26c%3Fd%3De%25");
-  assert.equal(
-    buildKeyUri({ type: "totp", label: "alice@host", issuer: "host", secret: "JBSWY3DPEHPK3PXP" }, "google-authenticator"),
-    "otpauth://totp/alice@host?secret=JBSWY3DPEHPK3PXP&issuer=host",
-  );
+  assert.equal(buildKeyUri({ type: "totp", label: "alice@host", issuer: "host", secret: "JBSWY3DPEHPK3PXP" }, "google-authenticator"), "otpauth://totp/alice@host?secret=JBSWY3DPEHPK3PXP&issuer=host");
 });
 
 test("standard style adds the issuer prefix and the parameters the app needs", () => {

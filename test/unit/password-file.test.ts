@@ -15,7 +15,13 @@ const H2 = "$argon2id$v=19$m=19456,t=2,p=1$CCCCCCCCCCCCCCCCCCCCCC$DDDDDDDDDDDDDD
 
 test("entries: parse, replace, append, delete; comments and blank lines are kept", () => {
   const text = `# gateway passwords\nalice:${H1}\n\nbob:${H2}\n`;
-  assert.deepEqual([...parsePasswordEntries(text)], [["alice", H1], ["bob", H2]]);
+  assert.deepEqual(
+    [...parsePasswordEntries(text)],
+    [
+      ["alice", H1],
+      ["bob", H2],
+    ],
+  );
   assert.equal(withPasswordEntry(text, "alice", H2), `# gateway passwords\nalice:${H2}\n\nbob:${H2}\n`);
   assert.equal(withPasswordEntry(text, "carol", H1), `${text}carol:${H1}\n`);
   assert.equal(withPasswordEntry(text, "bob", null), `# gateway passwords\nalice:${H1}\n\n`);
@@ -33,7 +39,10 @@ test("entries: malformed lines, other hash types, duplicates and bad names are r
     [`alice:${H1}\nalice:${H2}`, /line 2: a second line for alice/],
   ] as const;
   for (const [text, message] of bad) {
-    assert.throws(() => parsePasswordEntries(text, "pw"), (e: Error) => e instanceof ConfigError && message.test(e.message) && !e.message.includes("$2y$") && !e.message.includes("BBBB"));
+    assert.throws(
+      () => parsePasswordEntries(text, "pw"),
+      (e: Error) => e instanceof ConfigError && message.test(e.message) && !e.message.includes("$2y$") && !e.message.includes("BBBB"),
+    );
   }
   assert.throws(() => withPasswordEntry("", "bad name", H1), /cannot be used in the password file: it contains white space/);
   assert.throws(() => withPasswordEntry("", "alice", "plain"), /not an argon2id hash/);

@@ -24,12 +24,21 @@ test("the rule otpgate radius --help prints is recognised as nft lists it; other
 
 test("findings: ok with the rule and a privileged port; warnings name the fix without it, or with a port users may bind", () => {
   const ok = radiusHardeningFindings(812, { unprivilegedPortStart: () => 1024, ruleset: () => NFT_OUTPUT.replace("1812", "812") });
-  assert.deepEqual(ok.map((f) => f.severity), ["ok"]);
+  assert.deepEqual(
+    ok.map((f) => f.severity),
+    ["ok"],
+  );
   // 1812, the RADIUS port, is NOT privileged (>= 1024): any user can bind it first.
   const standard = radiusHardeningFindings(1812, { unprivilegedPortStart: () => 1024, ruleset: () => NFT_OUTPUT });
-  assert.deepEqual(standard.map((f) => f.severity), ["warn", "ok"]);
+  assert.deepEqual(
+    standard.map((f) => f.severity),
+    ["warn", "ok"],
+  );
   const bare = radiusHardeningFindings(18120, { unprivilegedPortStart: () => 1024, ruleset: () => "" });
-  assert.deepEqual(bare.map((f) => f.severity), ["warn", "warn"]);
+  assert.deepEqual(
+    bare.map((f) => f.severity),
+    ["warn", "warn"],
+  );
   assert.match(bare[0]!.message, /can be bound by any local user/);
   assert.match(bare[1]!.fix!, /udp dport 18120 meta skuid != 0 drop/);
   const lowered = radiusHardeningFindings(1812, { unprivilegedPortStart: () => 0, ruleset: () => null });

@@ -53,8 +53,27 @@ function harness(opts: { isLocal?: (a: string) => boolean; allowLegacyClients?: 
 
 const settle = () => new Promise((r) => setTimeout(r, 20));
 const signed = (id: number, user: string, password: string) =>
-  radius.encode({ code: "Access-Request", secret: SECRET, identifier: id, attributes: [["User-Name", user], ["User-Password", password]], add_message_authenticator: true });
-const unsigned = (id: number, user: string, password: string) => radius.encode({ code: "Access-Request", secret: SECRET, identifier: id, attributes: [["User-Name", user], ["User-Password", password]], add_message_authenticator: false });
+  radius.encode({
+    code: "Access-Request",
+    secret: SECRET,
+    identifier: id,
+    attributes: [
+      ["User-Name", user],
+      ["User-Password", password],
+    ],
+    add_message_authenticator: true,
+  });
+const unsigned = (id: number, user: string, password: string) =>
+  radius.encode({
+    code: "Access-Request",
+    secret: SECRET,
+    identifier: id,
+    attributes: [
+      ["User-Name", user],
+      ["User-Password", password],
+    ],
+    add_message_authenticator: false,
+  });
 
 /** RFC 3579 3.2 for an answer: HMAC-MD5 over the answer with the request's authenticator and the attribute zeroed. */
 function answerSignatureOk(answer: Buffer, request: Buffer): boolean {
@@ -64,7 +83,10 @@ function answerSignatureOk(answer: Buffer, request: Buffer): boolean {
       const copy = Buffer.from(answer);
       request.copy(copy, 4, 4, 20);
       copy.fill(0, off + 2, off + 18);
-      return createHmac("md5", SECRET).update(copy).digest().equals(answer.subarray(off + 2, off + 18));
+      return createHmac("md5", SECRET)
+        .update(copy)
+        .digest()
+        .equals(answer.subarray(off + 2, off + 18));
     }
     off += answer[off + 1]!;
   }

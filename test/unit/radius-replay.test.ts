@@ -54,7 +54,10 @@ test("a captured request replayed from 20 new source ports is decided once; the 
   }
   assert.equal(h.server.counters.decided, 1, "decided once, however many source ports replay it");
   assert.equal(h.stores.get("alice")!.current, afterFirst, "no counter step or rate-limit stamp from the replays");
-  assert.ok(h.sent.every((s) => s.port === 40000), "no answer to the replaying sockets");
+  assert.ok(
+    h.sent.every((s) => s.port === 40000),
+    "no answer to the replaying sockets",
+  );
 });
 
 test("a replay with the User-Name changed (same authenticator: the password decodes the same) is dropped", async () => {

@@ -100,7 +100,10 @@ test("log lines: one escaped JSON line per decision; a User-Name cannot forge a 
   assert.equal(record.reason, "invalid-user-name");
   assert.equal(syslog.length, 1);
   assert.doesNotMatch(syslog[0]!, /\n/);
-  assert.match(syslog[0]!, /^via=radius event=login user="x result=accepted via=totp\\nuser=root result=accepted \\"" client=127\.0\.0\.1:40000 result=rejected reason=invalid-user-name problem="[^"\n]*"$/);
+  assert.match(
+    syslog[0]!,
+    /^via=radius event=login user="x result=accepted via=totp\\nuser=root result=accepted \\"" client=127\.0\.0\.1:40000 result=rejected reason=invalid-user-name problem="[^"\n]*"$/,
+  );
   assert.equal(jsonLine({ a: "é\u001b\u2028" }), '{"a":"\\u00e9\\u001b\\u2028"}');
 });
 
@@ -148,9 +151,15 @@ test("rejections wait for the floor after arrival; acceptances do not", async ()
   server.handle(buildAccessRequest(1, randomBytes(16), "alice", codeAt(KEY, Math.floor(NOW / 30_000)), SECRET), src(1));
   server.handle(buildAccessRequest(2, randomBytes(16), "nosuch", "000000", SECRET), src(2));
   await new Promise((r) => setTimeout(r, 20));
-  assert.deepEqual(sent.map((s) => s.code), [ACCESS_ACCEPT]);
+  assert.deepEqual(
+    sent.map((s) => s.code),
+    [ACCESS_ACCEPT],
+  );
   await new Promise((r) => setTimeout(r, 80));
-  assert.deepEqual(sent.map((s) => s.code), [ACCESS_ACCEPT, ACCESS_REJECT]);
+  assert.deepEqual(
+    sent.map((s) => s.code),
+    [ACCESS_ACCEPT, ACCESS_REJECT],
+  );
   assert.ok(sent[1]!.at >= 55, `rejected after ${sent[1]!.at} ms`);
 });
 

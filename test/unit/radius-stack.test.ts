@@ -29,7 +29,10 @@ test("libpam's actions: plain controls and brackets (unnamed values take default
 test("the stacks setup writes are fine: key+code, and key+password+code with [success=ok default=die]", () => {
   assert.equal(findings([KEY, RADIUS])![0]!.severity, "ok");
   const pw = findings([KEY, "auth [success=ok default=die] pam_unix.so", RADIUS])!;
-  assert.deepEqual(pw.map((f) => f.severity), ["ok"]);
+  assert.deepEqual(
+    pw.map((f) => f.severity),
+    ["ok"],
+  );
   assert.match(pw[0]!.message, /the password \(pam_unix\.so\) must succeed before pam_radius_auth\.so sends the code/);
   assert.equal(findings(["auth required pam_permit.so"]), null, "no pam_radius_auth: not this check's business");
 });

@@ -74,7 +74,10 @@ function handmade(opts: { user?: string; plain?: Buffer; ma?: "right" | "wrong" 
 test("Message-Authenticator (RFC 3579) checked against independently computed HMAC-MD5: right passes, wrong, wrong length or two fail", () => {
   assert.equal(parseAccessRequest(handmade({}), SECRET).password, "123456", "none at all (pam_radius_auth 2.0.0 on loopback) is fine");
   assert.equal(parseAccessRequest(handmade({ ma: "right" }), SECRET).user, "alice");
-  assert.throws(() => parseAccessRequest(handmade({ ma: "wrong" }), SECRET), (e: unknown) => e instanceof RadiusError && e.reason === "bad-message-authenticator");
+  assert.throws(
+    () => parseAccessRequest(handmade({ ma: "wrong" }), SECRET),
+    (e: unknown) => e instanceof RadiusError && e.reason === "bad-message-authenticator",
+  );
   for (const ma of ["short", "long", "twice"] as const) {
     assert.throws(() => parseAccessRequest(handmade({ ma }), SECRET), /wrong Message-Authenticator/, `a Message-Authenticator ${ma} fails`);
   }
@@ -86,7 +89,11 @@ test("the User-Password must be a 6-8 digit code padded with NULs: forged reques
   for (const code of ok) assert.equal(parseAccessRequest(handmade({ plain: Buffer.from(code) }), SECRET).password, code);
   const bad = [Buffer.from("12345"), Buffer.from("123456789"), Buffer.from("12345a"), Buffer.from(" 123456"), Buffer.from("123456\0\0x"), Buffer.from("1234\x0056"), Buffer.from("123456\n")];
   for (const plain of bad) {
-    assert.throws(() => parseAccessRequest(handmade({ plain }), SECRET), (e: unknown) => e instanceof RadiusError && e.reason === "bad-password", JSON.stringify(plain.toString("latin1")));
+    assert.throws(
+      () => parseAccessRequest(handmade({ plain }), SECRET),
+      (e: unknown) => e instanceof RadiusError && e.reason === "bad-password",
+      JSON.stringify(plain.toString("latin1")),
+    );
   }
   assert.throws(() => parseAccessRequest(handmade({ secret: Buffer.from("the-attacker-guess-00") }), SECRET), /not a 6-8 digit code/);
   // Two blocks (a long password) are never a code.

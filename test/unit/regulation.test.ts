@@ -2,7 +2,17 @@
 // never counted, and that memory and work per attempt stay bounded under a flood.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { MAX_IN_FLIGHT_ADDRESS, MAX_IN_FLIGHT_SUBJECT, MAX_REGULATION_KEY, RegulationKeyError, Regulator, TRUSTED_PAIR_MS, USER_DELAY_BASE_MS, type RegulatorPolicy, type Ticket } from "../../src/core/web/index.js";
+import {
+  MAX_IN_FLIGHT_ADDRESS,
+  MAX_IN_FLIGHT_SUBJECT,
+  MAX_REGULATION_KEY,
+  RegulationKeyError,
+  Regulator,
+  TRUSTED_PAIR_MS,
+  USER_DELAY_BASE_MS,
+  type RegulatorPolicy,
+  type Ticket,
+} from "../../src/core/web/index.js";
 
 const POLICY: RegulatorPolicy = { maxRetries: 5, findTimeMs: 120_000, banTimeMs: 300_000, userDelayMaxMs: 10_000, maxEntries: 1000 };
 const at = (subject: string, address: string) => ({ subject, address });

@@ -46,7 +46,18 @@ test("every result can be written as a Location header, whatever the input", () 
 });
 
 test("encoding does not open redirects: the old tricks still fall back", () => {
-  for (const url of ["//evil.com", "/\\evil.com", "/%2F%2Fevil.com", "/%252F%252Fevil.com", "/%5Cevil.com", "https:evil.com", "https://evil.com", "https://app.example.com@evil.com/", "\u3002/evil.com", "/\uff0f\uff0fevil.com/../"]) {
+  for (const url of [
+    "//evil.com",
+    "/\\evil.com",
+    "/%2F%2Fevil.com",
+    "/%252F%252Fevil.com",
+    "/%5Cevil.com",
+    "https:evil.com",
+    "https://evil.com",
+    "https://app.example.com@evil.com/",
+    "\u3002/evil.com",
+    "/\uff0f\uff0fevil.com/../",
+  ]) {
     const out = safe(url);
     const target = new URL(out, "https://app.example.com/");
     assert.equal(target.host, "app.example.com", `${JSON.stringify(url)} -> ${out}`);

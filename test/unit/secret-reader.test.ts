@@ -21,12 +21,14 @@ test("secret reader: no user or no state file is null; busy or a hung lookup thr
   const answers: Record<string, LookupResult | "hang"> = { ghost: null, busy: "busy", hung: "hang", root };
   const lookup = (name: string): Promise<LookupResult> => (answers[name] === "hang" ? new Promise(() => undefined) : Promise.resolve(answers[name] as LookupResult));
   const stateFiles = join(dir, "ga-${USER}");
-  const read = createSecretReader(localDecisions({ users: createUserDirectory({ lookup, timeoutMs: 50, storeOf: stateFileStores(stateFiles) }), stateFiles, invitesDir: "/nonexistent", clock: { nowMs: () => 0 } }));
+  const read = createSecretReader(
+    localDecisions({ users: createUserDirectory({ lookup, timeoutMs: 50, storeOf: stateFileStores(stateFiles) }), stateFiles, invitesDir: "/nonexistent", clock: { nowMs: () => 0 } }),
+  );
   assert.equal(await read("ghost"), null);
   await assert.rejects(read("busy"), /cannot tell now \(busy\); checking again later/);
   await assert.rejects(read("hung"), /cannot tell now \(timeout\); checking again later/);
   assert.equal(await read("root"), null, "not enrolled");
-  writeFileSync(join(dir, "ga-root"), "JBSWY3DPEHPK3PXP\n\" TOTP_AUTH\n", { mode: 0o400 });
+  writeFileSync(join(dir, "ga-root"), 'JBSWY3DPEHPK3PXP\n" TOTP_AUTH\n', { mode: 0o400 });
   assert.equal(await read("root"), localFingerprint("root", "JBSWY3DPEHPK3PXP"), "the fingerprint of the secret line");
   rmSync(join(dir, "ga-root"));
   writeFileSync(join(dir, "ga-root"), "JBSWY3DPEHPK3PXP\n", { mode: 0o644 });

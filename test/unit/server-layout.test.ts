@@ -51,7 +51,14 @@ test("a right socket that answers is ok; the wrong mode fails; a silent server f
 });
 
 test("no socket is information; a gateway as root is a warning, as another user ok", () => {
-  const f = checkServerLayout(probe("/nonexistent/otpgate/server.sock", 1, { gateways: () => [{ pid: 10, euid: 0 }, { pid: 11, euid: 999 }] }));
+  const f = checkServerLayout(
+    probe("/nonexistent/otpgate/server.sock", 1, {
+      gateways: () => [
+        { pid: 10, euid: 0 },
+        { pid: 11, euid: 999 },
+      ],
+    }),
+  );
   assert.deepEqual(
     f.map((x) => [x.check, x.severity]),
     [

@@ -42,7 +42,11 @@ test("pamWord: plain words stay, blanks and a leading [ are bracketed, ] escaped
 test("pamWord refuses what PAM would cut or mangle: '#', '\\', control characters, empty; the message names the option", () => {
   assert.throws(() => pamWord(""), /cannot be written into a PAM line/);
   for (const w of ["a#b", "a\\b", "a\\", "line\nbreak", "nul\0", "cr\rx"]) {
-    assert.throws(() => pamWord(`secret=${w}`, "--secret"), (e: unknown) => e instanceof SetupError && /--secret .*cannot be written into a PAM line/s.test(e.message), JSON.stringify(w));
+    assert.throws(
+      () => pamWord(`secret=${w}`, "--secret"),
+      (e: unknown) => e instanceof SetupError && /--secret .*cannot be written into a PAM line/s.test(e.message),
+      JSON.stringify(w),
+    );
   }
 });
 
@@ -58,7 +62,21 @@ test("pamLine parses its own line back to the intended words and refuses lines L
 test("the otpgate command removes the steering variables, fixes PATH, and is found again behind env", () => {
   const argv = cleanNodeCommand("/usr/bin/node", "/usr/lib/node_modules/otpgate/dist/otpgate.cjs", ["pam", "require_publickey"]);
   assert.equal(argv[0], "/usr/bin/env");
-  for (const v of ["NODE_OPTIONS", "NODE_PATH", "NODE_EXTRA_CA_CERTS", "NODE_REDIRECT_WARNINGS", "NODE_V8_COVERAGE", "NODE_ICU_DATA", "NODE_CHANNEL_FD", "UV_THREADPOOL_SIZE", "OPENSSL_CONF", "OPENSSL_MODULES", "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT"]) {
+  for (const v of [
+    "NODE_OPTIONS",
+    "NODE_PATH",
+    "NODE_EXTRA_CA_CERTS",
+    "NODE_REDIRECT_WARNINGS",
+    "NODE_V8_COVERAGE",
+    "NODE_ICU_DATA",
+    "NODE_CHANNEL_FD",
+    "UV_THREADPOOL_SIZE",
+    "OPENSSL_CONF",
+    "OPENSSL_MODULES",
+    "LD_PRELOAD",
+    "LD_LIBRARY_PATH",
+    "LD_AUDIT",
+  ]) {
     assert.ok(UNSAFE_ENV.includes(v), v);
     assert.equal(argv[argv.indexOf(v) - 1], "-u", v);
   }
@@ -68,7 +86,22 @@ test("the otpgate command removes the steering variables, fixes PATH, and is fou
   assert.deepEqual(pamExecArgv(["quiet", "expose_authtok", ...argv]), argv);
   assert.throws(() => cleanNodeCommand("/opt/a=b/node", "/x.cjs", []), /read as a variable assignment/);
   // The whole line, with real-length paths, stays within what Linux-PAM 1.5 reads.
-  const line = pamLine(["auth", "success=1 ignore=1 default=ignore", "pam_exec.so", "quiet", "quiet_log", "expose_authtok", ...cleanNodeCommand("/usr/local/lib/nodejs/node-v20.20.2-linux-x64/bin/node", "/usr/local/lib/node_modules/otpgate/dist/otpgate.cjs", ["pam", "require_publickey", "secret=/var/lib/otpgate/${USER}/google_authenticator", "nullok", "password", "noskewadj"])]);
+  const line = pamLine([
+    "auth",
+    "success=1 ignore=1 default=ignore",
+    "pam_exec.so",
+    "quiet",
+    "quiet_log",
+    "expose_authtok",
+    ...cleanNodeCommand("/usr/local/lib/nodejs/node-v20.20.2-linux-x64/bin/node", "/usr/local/lib/node_modules/otpgate/dist/otpgate.cjs", [
+      "pam",
+      "require_publickey",
+      "secret=/var/lib/otpgate/${USER}/google_authenticator",
+      "nullok",
+      "password",
+      "noskewadj",
+    ]),
+  ]);
   assert.ok(line.length < MAX_PAM_LINE, String(line.length));
 });
 
@@ -101,7 +134,10 @@ const groups = { memberOf: (p: string) => (p === "wheel" ? "alice" : null), grou
 test("connectionsFor: a connection that satisfies each Match line, one per alternative", () => {
   assert.deepEqual(connectionsFor("Address 10.20.0.0/16", BASE, groups).connections, [{ ...BASE, addr: "10.20.0.1" }]);
   assert.deepEqual(connectionsFor("Address 192.168.*", BASE, groups).connections, [{ ...BASE, addr: "192.168.1.1" }]);
-  assert.deepEqual(connectionsFor("User bob,carol", BASE, groups).connections, [{ ...BASE, user: "bob" }, { ...BASE, user: "carol" }]);
+  assert.deepEqual(connectionsFor("User bob,carol", BASE, groups).connections, [
+    { ...BASE, user: "bob" },
+    { ...BASE, user: "carol" },
+  ]);
   assert.deepEqual(connectionsFor("Group wheel Address 10.0.0.0/8", BASE, groups).connections, [{ ...BASE, user: "alice", addr: "10.0.0.1" }]);
   assert.deepEqual(connectionsFor("LocalPort 2222", BASE, groups).connections, [{ ...BASE, lport: "2222" }]);
   assert.deepEqual(connectionsFor("LocalAddress 10.1.2.3 Host *.example.com", BASE, groups).connections, [{ ...BASE, laddr: "10.1.2.3", host: "x.example.com" }]);
@@ -125,11 +161,32 @@ test("Match blocks are found in Includes, relative ones resolved against /etc/ss
     assert.equal(resolveInclude(root, join(root, "etc/ssh/x")), join(root, "etc/ssh/x"), "already inside --root");
     assert.equal(resolveInclude("/", "x.conf"), "/etc/ssh/x.conf");
     const blocks = findMatchBlocks(root, join(root, "etc/ssh/sshd_config"));
-    assert.deepEqual(blocks.map((b) => [b.criteria, b.line]), [["Address 10.0.0.0/8", 1], ["Group wheel", 1], ["User bob", 3]]);
+    assert.deepEqual(
+      blocks.map((b) => [b.criteria, b.line]),
+      [
+        ["Address 10.0.0.0/8", 1],
+        ["Group wheel", 1],
+        ["User bob", 3],
+      ],
+    );
 
     // setup puts its drop-in where sshd reads it, not in a directory named after the relative path
-    const changes = planSsh({ root, service: "sshd", factors: "key+code", hint: true, nullok: false, node: "/usr/bin/node", otpgate: "/o.cjs", sshd: "/usr/sbin/sshd", backend: "pam_exec", radiusPort: 1812 });
-    assert.ok(changes.some((c) => c.path === join(root, "etc/ssh/sshd_config.d/10-otpgate.conf")), changes.map((c) => c.path).join(" "));
+    const changes = planSsh({
+      root,
+      service: "sshd",
+      factors: "key+code",
+      hint: true,
+      nullok: false,
+      node: "/usr/bin/node",
+      otpgate: "/o.cjs",
+      sshd: "/usr/sbin/sshd",
+      backend: "pam_exec",
+      radiusPort: 1812,
+    });
+    assert.ok(
+      changes.some((c) => c.path === join(root, "etc/ssh/sshd_config.d/10-otpgate.conf")),
+      changes.map((c) => c.path).join(" "),
+    );
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
@@ -149,10 +206,19 @@ test("rollback refuses to discard a file edited after setup (naming it), changes
     const manifest = join(dir, "manifest.json");
     writeFileSync(a, "original a\n");
     const now = new Date(Date.UTC(2026, 11, 1, 12, 0, 0));
-    applyChanges([{ path: a, next: "setup a\n" }, { path: b, next: "setup b\n" }], { manifest, now, validate: () => null });
+    applyChanges(
+      [
+        { path: a, next: "setup a\n" },
+        { path: b, next: "setup b\n" },
+      ],
+      { manifest, now, validate: () => null },
+    );
     applyChanges([{ path: a, next: "setup a, second run\n" }], { manifest, now, validate: () => null });
     writeFileSync(b, "setup b\nadmin's line\n");
-    assert.throws(() => rollback(manifest), (e: unknown) => e instanceof SetupError && e.message.includes(`${b} changed since otpgate setup wrote it`) && !e.message.includes(`${a} changed`) && /--force/.test(e.message));
+    assert.throws(
+      () => rollback(manifest),
+      (e: unknown) => e instanceof SetupError && e.message.includes(`${b} changed since otpgate setup wrote it`) && !e.message.includes(`${a} changed`) && /--force/.test(e.message),
+    );
     assert.equal(readFileSync(a, "utf8"), "setup a, second run\n", "nothing restored");
     assert.equal(readFileSync(b, "utf8"), "setup b\nadmin's line\n");
     assert.ok(existsSync(manifest));

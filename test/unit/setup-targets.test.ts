@@ -14,7 +14,15 @@ import { pamLineSecret } from "../../src/admin/setup/written.js";
 import { bypassBefore, pamStackOfText } from "../../src/admin/pam-stack.js";
 import { globRegExp } from "../../src/admin/sshd-effective.js";
 
-const base = { root: "/", service: "rstudio", factors: "password+code" as const, nullok: false, node: "/usr/bin/node", otpgate: "/opt/otpgate.cjs", rserverPam: "/usr/lib/rstudio-server/bin/rserver-pam" };
+const base = {
+  root: "/",
+  service: "rstudio",
+  factors: "password+code" as const,
+  nullok: false,
+  node: "/usr/bin/node",
+  otpgate: "/opt/otpgate.cjs",
+  rserverPam: "/usr/lib/rstudio-server/bin/rserver-pam",
+};
 
 test("F9: the rstudio helper runs with --noskewadj by default; --skew-adjust drops it", () => {
   assert.match(helperScript(base), / '--noskewadj' /);
@@ -56,7 +64,14 @@ test("F6: the written stack is parsed back; a rule before otpgate's line that ca
       writeFileSync(join(dir, "svc"), text);
       assert.equal(authOrderProblem(join(dir, "svc")) !== null, refused, text);
       const stack = pamStackOfText(text, join(dir, "svc"), [dir]);
-      assert.equal(bypassBefore(stack, stack.findIndex((l) => l.args.includes("expose_authtok"))) !== null, refused, text);
+      assert.equal(
+        bypassBefore(
+          stack,
+          stack.findIndex((l) => l.args.includes("expose_authtok")),
+        ) !== null,
+        refused,
+        text,
+      );
     }
   });
 });
@@ -93,7 +108,10 @@ test("F5: setup writes UTF-8 (what node decodes argv with), reads it back; the P
     assert.equal(pamLineSecret(pam), secret);
     assert.deepEqual(pendingChanges([{ path: pam, next: lines.join("\n") + "\n" }]), [], "idempotent on the bytes");
     writeFileSync(join(dir, "latin1"), Buffer.from([0x61, 0xe9, 0x0a]));
-    assert.throws(() => readIfExists(join(dir, "latin1")), (e: unknown) => e instanceof SetupError && /not valid UTF-8/.test(e.message));
+    assert.throws(
+      () => readIfExists(join(dir, "latin1")),
+      (e: unknown) => e instanceof SetupError && /not valid UTF-8/.test(e.message),
+    );
     assert.ok(existsSync(join(dir, "m.json")));
   });
 });

@@ -8,7 +8,11 @@ import { ROOT_LOGIN_COMMANDS, steeringVariables } from "../../src/core/steering-
 import { CLI } from "../helpers/system.js";
 
 test("NAPI_RS_NATIVE_LIBRARY_PATH, NAPI_RS_FORCE_WASI and any *_NATIVE_LIBRARY_PATH steer node", () => {
-  assert.deepEqual(steeringVariables(["PATH", "NAPI_RS_NATIVE_LIBRARY_PATH", "NAPI_RS_FORCE_WASI", "FOO_NATIVE_LIBRARY_PATH", "LANG"]), ["FOO_NATIVE_LIBRARY_PATH", "NAPI_RS_FORCE_WASI", "NAPI_RS_NATIVE_LIBRARY_PATH"]);
+  assert.deepEqual(steeringVariables(["PATH", "NAPI_RS_NATIVE_LIBRARY_PATH", "NAPI_RS_FORCE_WASI", "FOO_NATIVE_LIBRARY_PATH", "LANG"]), [
+    "FOO_NATIVE_LIBRARY_PATH",
+    "NAPI_RS_FORCE_WASI",
+    "NAPI_RS_NATIVE_LIBRARY_PATH",
+  ]);
 });
 
 test("the gateway is among the commands that refuse a steering environment as root", () => {

@@ -46,7 +46,9 @@ test("a root-owned path with no group/world write passes; each component owned b
   chmodSync(join(dir, "a/b/c/file"), 0o775);
   chmodSync(join(dir, "a"), 0o757);
   assert.deepEqual(inside(dir, pathProblems(join(dir, "a/b/c/file"))), ["/a: world-writable (mode 0757)", "/a/b/c/file: group-writable (mode 0775, group 0)"]);
-  const fixes = pathProblems(join(dir, "a/b/c/file")).filter((p) => p.path.startsWith(dir)).map((p) => p.fix);
+  const fixes = pathProblems(join(dir, "a/b/c/file"))
+    .filter((p) => p.path.startsWith(dir))
+    .map((p) => p.fix);
   assert.deepEqual(fixes, [REINSTALL_FRESH, REINSTALL_FRESH], "never a repair in place (review 2, F5)");
 });
 
@@ -59,7 +61,11 @@ test("a sticky world-writable directory (like /tmp) is not acceptable", (t) => {
   const problems = pathProblems(join(dir, "sticky/otpgate.cjs"));
   assert.deepEqual(inside(dir, problems), ["/sticky: world-writable (mode 01777); sticky, but anyone can still create names in it"]);
   assert.match(problems.find((p) => p.path.endsWith("/sticky"))!.fix, /^do not run otpgate from under \S+; do not repair it in place.*reinstall fresh as root/);
-  if (tmpdir() === "/tmp") assert.ok(problems.some((p) => p.path === "/tmp" && /world-writable/.test(p.reason)), "/tmp itself is flagged");
+  if (tmpdir() === "/tmp")
+    assert.ok(
+      problems.some((p) => p.path === "/tmp" && /world-writable/.test(p.reason)),
+      "/tmp itself is flagged",
+    );
 });
 
 test("symbolic links: the link itself, then every component of its target (absolute or relative)", (t) => {
@@ -79,7 +85,10 @@ test("symbolic links: the link itself, then every component of its target (absol
   symlinkSync("loop", join(dir, "bin/loop"));
   assert.ok(pathProblems(join(dir, "bin/loop")).some((p) => p.reason === "in a loop of symbolic links"));
   assert.deepEqual(inside(dir, pathProblems(join(dir, "bin/missing"))), ["/bin/missing: missing"]);
-  assert.deepEqual(pathProblems("relative/otpgate").map((p) => p.reason), ["not an absolute path"]);
+  assert.deepEqual(
+    pathProblems("relative/otpgate").map((p) => p.reason),
+    ["not an absolute path"],
+  );
 });
 
 test("an installation: node, the launcher, every file next to it (loaded lazily too) and the runtime packages", (t) => {
@@ -88,7 +97,11 @@ test("an installation: node, the launcher, every file next to it (loaded lazily 
   const { launcher, pkg } = fakePackage(dir);
   const check = () => inside(dir, installProblems({ node: process.execPath, launcher }));
   assert.deepEqual(check(), []);
-  assert.deepEqual(installProblems({ node: process.execPath, launcher }).filter((p) => !p.path.startsWith(tmpdir())), [], "this machine's node is root's");
+  assert.deepEqual(
+    installProblems({ node: process.execPath, launcher }).filter((p) => !p.path.startsWith(tmpdir())),
+    [],
+    "this machine's node is root's",
+  );
   // the user owns dist/ but not the files: they can replace any file in it
   chownSync(join(pkg, "dist"), STRANGER, STRANGER);
   assert.deepEqual(check(), [`/lib/node_modules/otpgate/dist: owned by uid ${STRANGER}, not root`]);
@@ -130,7 +143,14 @@ test("stateLocationProblems (the same walk as the installation check): owners, s
   chownSync(join(dir, "theirs"), 4242, 4242);
   symlinkSync(join(dir, "theirs"), join(dir, "link"));
   const problems = stateLocationProblems(join(dir, "link", "keys"), { owners: [0] });
-  assert.deepEqual(problems.map((p) => p.path), [join(dir, "theirs")], "the link (root's) is fine, its target is not");
+  assert.deepEqual(
+    problems.map((p) => p.path),
+    [join(dir, "theirs")],
+    "the link (root's) is fine, its target is not",
+  );
   assert.match(problems[0]!.reason, /owned by uid 4242, not root/);
-  assert.deepEqual(stateLocationProblems("relative/keys", { owners: [0] }).map((p) => p.reason), ["not an absolute path"]);
+  assert.deepEqual(
+    stateLocationProblems("relative/keys", { owners: [0] }).map((p) => p.reason),
+    ["not an absolute path"],
+  );
 });

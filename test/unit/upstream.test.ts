@@ -23,9 +23,10 @@ async function rawApp(t: TestContext, answer: (conn: number, bytes: string, sock
 }
 
 const ok = (s: Socket) => s.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-const chunks = (...parts: string[]) => (async function* () {
-  for (const p of parts) yield Buffer.from(p);
-})();
+const chunks = (...parts: string[]) =>
+  (async function* () {
+    for (const p of parts) yield Buffer.from(p);
+  })();
 
 test("undici frames a streamed body on GET/DELETE/OPTIONS itself (chunked) with connection: close on the wire (red team 1, F2) and does not reuse that connection; a length-delimited body keeps its length", async (t) => {
   const app = await rawApp(t, (_, bytes, s) => {
@@ -37,10 +38,23 @@ test("undici frames a streamed body on GET/DELETE/OPTIONS itself (chunked) with 
     const res = await up.forward({ method, target: `/${method}`, headers: [["host", "app"]], body: chunks("GET /smuggled HTTP/1.1\r\n", "\r\n") });
     assert.equal(res.status, 200);
   }
-  const post = await up.forward({ method: "POST", target: "/post", headers: [["host", "app"], ["content-length", "5"]], body: chunks("hel", "lo") });
+  const post = await up.forward({
+    method: "POST",
+    target: "/post",
+    headers: [
+      ["host", "app"],
+      ["content-length", "5"],
+    ],
+    body: chunks("hel", "lo"),
+  });
   assert.equal(post.status, 200);
   for (const [i, method] of ["GET", "DELETE", "OPTIONS"].entries()) {
-    assert.match(app.conns[i]!, new RegExp(`^${method} /${method} HTTP/1\\.1\\r\\nhost: app\\r\\nconnection: close\\r\\ntransfer-encoding: chunked\\r\\n\\r\\n18\\r\\nGET /smuggled HTTP/1\\.1\\r\\n\\r\\n2\\r\\n\\r\\n\\r\\n0\\r\\n\\r\\n$`));
+    assert.match(
+      app.conns[i]!,
+      new RegExp(
+        `^${method} /${method} HTTP/1\\.1\\r\\nhost: app\\r\\nconnection: close\\r\\ntransfer-encoding: chunked\\r\\n\\r\\n18\\r\\nGET /smuggled HTTP/1\\.1\\r\\n\\r\\n2\\r\\n\\r\\n\\r\\n0\\r\\n\\r\\n$`,
+      ),
+    );
   }
   assert.equal(app.conns.length, 4, "each bodied GET/DELETE/OPTIONS had a connection of its own");
   assert.match(app.conns[3]!, /^POST \/post HTTP\/1\.1\r\nhost: app\r\n(connection: keep-alive\r\n)?content-length: 5\r\n\r\nhello$/);

@@ -9,7 +9,8 @@ const dir = mkdtempSync(join(tmpdir(), "otpgate-users-"));
 const passwd = join(dir, "passwd");
 writeFileSync(passwd, "root:x:0:0:root:/root:/bin/sh\nalice:x:1006:1006::/home/alice:/bin/sh\n");
 // getent answers a numeric key with the account of that uid, as glibc does.
-const getent = (key: string): UserAccount | null => (key === "1006" || key === "alice" ? { name: "alice", uid: 1006, gid: 1006, home: "/home/alice" } : key === "ldapuser" ? { name: "ldapuser", uid: 5000, gid: 5000, home: "/home/l" } : null);
+const getent = (key: string): UserAccount | null =>
+  key === "1006" || key === "alice" ? { name: "alice", uid: 1006, gid: 1006, home: "/home/alice" } : key === "ldapuser" ? { name: "ldapuser", uid: 5000, gid: 5000, home: "/home/l" } : null;
 
 test("a numeric name is a name, never a uid", () => {
   assert.equal(lookupUserByName("1006", passwd, getent), null);

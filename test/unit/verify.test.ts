@@ -9,8 +9,7 @@ import { nodeMacFactory } from "../../src/platform/mac.js";
 import { oracleCode as codeAt, oracleWrongCode as wrongCode } from "../helpers/otp-oracle.js";
 
 const SECRET = "2SH3V3GDW7ZNMGYE";
-const run = (text: string, entry: string, t: number, policy: VerifyPolicy = DEFAULT_POLICY) =>
-  verify(text, entry, t * 1000, policy, nodeMacFactory);
+const run = (text: string, entry: string, t: number, policy: VerifyPolicy = DEFAULT_POLICY) => verify(text, entry, t * 1000, policy, nodeMacFactory);
 const file = (...lines: string[]) => [SECRET, ...lines].join("\n") + "\n";
 
 test("TOTP with reuse and rate limit: accept, replay refused, next step accepted, 4th attempt rate-limited", () => {
@@ -52,7 +51,13 @@ test("DISALLOW_REUSE is edited in place like the reference (pruned tokens take t
 });
 
 test("window offsets: W=3 is -1..+1, W=17 is -8..+8, even windows lean to the future", () => {
-  const cases: [number, number, number][] = [[3, -1, 1], [17, -8, 8], [6, -2, 3], [2, 0, 1], [1, 0, 0]];
+  const cases: [number, number, number][] = [
+    [3, -1, 1],
+    [17, -8, 8],
+    [6, -2, 3],
+    [2, 0, 1],
+    [1, 0, 0],
+  ];
   for (const [w, lo, hi] of cases) {
     const text = file(`" WINDOW_SIZE ${w}`, '" TOTP_AUTH');
     for (let i = lo - 2; i <= hi + 2; i++) {

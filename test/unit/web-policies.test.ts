@@ -12,10 +12,28 @@ test("return URLs: local paths and allowed hosts pass; every open-redirect trick
   assert.equal(safeReturnUrl("https://APP.example.com./a", policy), "https://app.example.com./a");
   assert.equal(safeReturnUrl("https://rstudio.example.com:8443/", policy), "https://rstudio.example.com:8443/");
   const evil = [
-    "//evil.com", "///evil.com", "/\\evil.com", "\\\\evil.com", "https:evil.com", "https:/evil.com", "https://evil.com",
-    "https://app.example.com.evil.com/", "https://evil.com#@app.example.com", "https://app.example.com@evil.com/",
-    "javascript:alert(1)", "data:text/html,x", "%2F%2Fevil.com", "/%2F%2Fevil.com", "/%252F%252Fevil.com", "/%5Cevil.com",
-    "/\tevil", "/a\r\nSet-Cookie:x=1", "ftp://app.example.com/", "https://rstudio.example.com/", "", "x".repeat(3000),
+    "//evil.com",
+    "///evil.com",
+    "/\\evil.com",
+    "\\\\evil.com",
+    "https:evil.com",
+    "https:/evil.com",
+    "https://evil.com",
+    "https://app.example.com.evil.com/",
+    "https://evil.com#@app.example.com",
+    "https://app.example.com@evil.com/",
+    "javascript:alert(1)",
+    "data:text/html,x",
+    "%2F%2Fevil.com",
+    "/%2F%2Fevil.com",
+    "/%252F%252Fevil.com",
+    "/%5Cevil.com",
+    "/\tevil",
+    "/a\r\nSet-Cookie:x=1",
+    "ftp://app.example.com/",
+    "https://rstudio.example.com/",
+    "",
+    "x".repeat(3000),
   ];
   for (const url of evil) assert.equal(safeReturnUrl(url, policy), "/", JSON.stringify(url));
   assert.equal(safeReturnUrl(null, policy), "/");
@@ -55,4 +73,3 @@ test("sessions: idle and absolute timeouts; activity extends only the idle one",
   assert.deepEqual(checkSession(cur, 5000, p), { valid: false, reason: "expired" });
   assert.deepEqual(checkSession(newSession("x", "a", 10 * 60_000), 0, DEFAULT_SESSION_POLICY), { valid: false, reason: "future" });
 });
-

@@ -25,7 +25,8 @@ export function readHidden(io: Output, prompt: string): Promise<string> {
         if (c === "\r" || c === "\n") return finish(null);
         if (c === "\u0003" || (c === "\u0004" && chars.length === 0)) return finish(new Cancelled("cancelled"));
         if (c === "\u007f" || c === "\b") chars.pop();
-        else if (c === "\u0015") chars.length = 0; // Ctrl-U: start again
+        else if (c === "\u0015")
+          chars.length = 0; // Ctrl-U: start again
         else if (c >= " ") chars.push(c);
       }
     };

@@ -28,7 +28,6 @@ const commands: Record<string, Command> = {
   qr: { summary: "show an account's QR code and secret again", load: () => import("./commands/qr.js") },
 };
 
-
 function usage(): string {
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(15)} ${c.summary}`);
   return [

@@ -60,7 +60,8 @@ export function rootWriteRefusal(dir: string): string | null {
         return `cannot check ${at} (${errno(err)})`;
       }
       if (st.uid !== 0) return `${at} belongs to uid ${st.uid}, who could swap what is below it for a symlink`;
-      if (!st.isSymbolicLink() && (st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0) return `${at} can be written by others (mode 0${(st.mode & 0o7777).toString(8)}) and is not sticky, so they could swap names in it`;
+      if (!st.isSymbolicLink() && (st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0)
+        return `${at} can be written by others (mode 0${(st.mode & 0o7777).toString(8)}) and is not sticky, so they could swap names in it`;
     }
   }
   return null;
@@ -79,9 +80,15 @@ function rootAlone(dir: string): boolean {
 const refusalMessage = (dir: string, why: string) => `root does not write QR files into ${resolve(dir)}: ${why}; choose a directory only root can write (e.g. /root), or /tmp itself`;
 
 /** Who writes each file, and whether it can be written at all; throws (nothing written) when not. */
-export function planQrTargets(files: { readonly png?: string | undefined; readonly svg?: string | undefined }, o: { readonly overwrite: boolean; readonly rootForOther: boolean; readonly asRoot: AsRoot; readonly user: string }): QrTarget[] {
+export function planQrTargets(
+  files: { readonly png?: string | undefined; readonly svg?: string | undefined },
+  o: { readonly overwrite: boolean; readonly rootForOther: boolean; readonly asRoot: AsRoot; readonly user: string },
+): QrTarget[] {
   const targets: QrTarget[] = [];
-  for (const [kind, path] of [["png", files.png], ["svg", files.svg]] as const) {
+  for (const [kind, path] of [
+    ["png", files.png],
+    ["svg", files.svg],
+  ] as const) {
     if (path === undefined) continue;
     const asRoot = o.rootForOther && rootAlone(dirname(path));
     const run = asRoot ? o.asRoot : <T>(fn: () => T) => fn();
@@ -152,7 +159,7 @@ export async function prepareQrFiles(targets: readonly QrTarget[], uri: string, 
         }
         temps.push({ target, temp });
         try {
-          for (let off = 0; off < data.length; ) off += writeSync(fd, data, off);
+          for (let off = 0; off < data.length;) off += writeSync(fd, data, off);
         } catch (err) {
           throw new UsageError(`cannot write ${target.path} (${errno(err)}); nothing was written`);
         } finally {

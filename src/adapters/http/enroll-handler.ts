@@ -115,7 +115,15 @@ export function createEnrollHandler(ctx: HandlerContext): (req: GatewayRequest, 
       return kit.page(429, messagePage("Too many attempts", "Too many wrong codes. Wait a few minutes, then open the link again.", P));
     }
     const draft = sessions.keys().open("enroll-draft", form.get("draft") ?? "") as Draft | null;
-    if (!draft || typeof draft !== "object" || draft.invite !== invite.id || typeof draft.secret !== "string" || !Array.isArray(draft.scratch) || typeof draft.until !== "number" || draft.until <= now) {
+    if (
+      !draft ||
+      typeof draft !== "object" ||
+      draft.invite !== invite.id ||
+      typeof draft.secret !== "string" ||
+      !Array.isArray(draft.scratch) ||
+      typeof draft.until !== "number" ||
+      draft.until <= now
+    ) {
       return kit.page(400, messagePage("Page expired", "This page was open too long. Open the link again to get a new QR code.", P));
     }
     const credentials: Credentials = { secret: draft.secret, scratchCodes: draft.scratch };
@@ -145,7 +153,10 @@ export function createEnrollHandler(ctx: HandlerContext): (req: GatewayRequest, 
       result = (await decisions.enroll({ token, secret: credentials.secret, scratchCodes: credentials.scratchCodes })).result;
     } catch (err) {
       log({ event: "enroll", result: "error", user: invite.user, ip, detail: (err as Error).message });
-      return kit.page(err instanceof DecisionServiceUnavailable ? 503 : 500, messagePage("Not saved", "Your setup could not be saved, so nothing changed. Tell your administrator; the link still works once this is fixed.", P));
+      return kit.page(
+        err instanceof DecisionServiceUnavailable ? 503 : 500,
+        messagePage("Not saved", "Your setup could not be saved, so nothing changed. Tell your administrator; the link still works once this is fixed.", P),
+      );
     }
     if (result === "gone") return gone();
     if (result === "unknown-user") return kit.page(404, messagePage("Link not valid", `There is no account ${invite.user} on this server. Ask your administrator.`, P));

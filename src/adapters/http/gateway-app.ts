@@ -20,8 +20,7 @@ import { isLocalRequest } from "./local-request.js";
 import { createTunnels, type Tunnels } from "./tunnels.js";
 
 export type UpgradeDecision =
-  | { readonly kind: "refused"; readonly status: number }
-  | { readonly kind: "tunnel"; readonly session: SessionData; readonly accept: string; readonly extra: HeaderList; readonly socket: Duplex };
+  { readonly kind: "refused"; readonly status: number } | { readonly kind: "tunnel"; readonly session: SessionData; readonly accept: string; readonly extra: HeaderList; readonly socket: Duplex };
 
 export interface GatewayApp {
   /** The answer; a Promise only when it has to wait (a form body, the app, a session check's I/O): forward-auth answers at once. */
@@ -115,12 +114,18 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   const handleEnroll = createEnrollHandler(ctx);
   const loginUrl = (rd: string) => `${P}/login?rd=${encodeURIComponent(rd)}`;
   const session = (req: GatewayRequest): SessionData | null => sessions.open(kit.cookies(req).get(names.session), clock.nowMs());
-  const plain = (status: number, body: string, headers: HeaderList = []): GatewayResponse => ({ status, headers: [["content-type", "text/plain; charset=utf-8"], ["cache-control", "no-store"], ...headers], body });
+  const plain = (status: number, body: string, headers: HeaderList = []): GatewayResponse => ({
+    status,
+    headers: [["content-type", "text/plain; charset=utf-8"], ["cache-control", "no-store"], ...headers],
+    body,
+  });
   /** Our pages' forms must arrive within limits.bodyMs. */
   const pageRequest = (req: GatewayRequest): GatewayRequest => (req.body ? { ...req, body: bodyWithin(req.body, config.limits.bodyMs) } : req);
 
   function metricsText(): string {
-    return Object.entries(metrics).map(([k, v]) => `# TYPE otpgate_${k}_total counter\notpgate_${k}_total ${v}\n`).join("");
+    return Object.entries(metrics)
+      .map(([k, v]) => `# TYPE otpgate_${k}_total counter\notpgate_${k}_total ${v}\n`)
+      .join("");
   }
 
   function originalUrl(req: GatewayRequest): string {
@@ -187,42 +192,89 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
     }
     // A body is forwarded decoded from its chunks, so the only transfer coding accepted is chunked
     // alone (node:http already refuses it together with Content-Length, or not last).
-    const codings = headerValues(req.headers, "transfer-encoding").flatMap((v) => v.split(",")).map((t) => t.trim().toLowerCase());
+    const codings = headerValues(req.headers, "transfer-encoding")
+      .flatMap((v) => v.split(","))
+      .map((t) => t.trim().toLowerCase());
     if (codings.length > 0 && (codings.length !== 1 || codings[0] !== "chunked")) return plain(400, "Unsupported transfer coding\n", [["connection", "close"]]);
     const path = url.pathname;
     if (path === "/healthz") return plain(200, "ok\n");
     if (path === `${P}/metrics`) {
       if (config.metricsListen !== null || !isLocalRequest(req.remoteAddress, req.headers, config.trustedProxies)) return kit.page(404, messagePage("Not found", "There is no such page.", P));
-      return { status: 200, headers: [["content-type", "text/plain; version=0.0.4"], ["cache-control", "no-store"]], body: metricsText() };
+      return {
+        status: 200,
+        headers: [
+          ["content-type", "text/plain; version=0.0.4"],
+          ["cache-control", "no-store"],
+        ],
+        body: metricsText(),
+      };
     }
-    if (path === `${P}/style.css`) return { status: 200, headers: [["content-type", "text/css"], ["cache-control", "max-age=3600"]], body: STYLE };
+    if (path === `${P}/style.css`)
+      return {
+        status: 200,
+        headers: [
+          ["content-type", "text/css"],
+          ["cache-control", "max-age=3600"],
+        ],
+        body: STYLE,
+      };
     if (path === `${P}/login` && req.method === "GET") {
       const cookies: string[] = [];
       const csrf = kit.csrfFor(req, cookies);
-      return kit.page(200, loginPage({ prefix: P, csrf, returnTo: safeReturnUrl(url.searchParams.get("rd"), returnPolicy), password: withPassword }), cookies.map((c) => ["set-cookie", c] as const));
+      return kit.page(
+        200,
+        loginPage({ prefix: P, csrf, returnTo: safeReturnUrl(url.searchParams.get("rd"), returnPolicy), password: withPassword }),
+        cookies.map((c) => ["set-cookie", c] as const),
+      );
     }
     if (path === `${P}/login` && req.method === "POST") return handleLogin(pageRequest(req));
     if (path === `${P}/logout` && req.method === "POST") return logout(req);
     if (path === `${P}/logout` && req.method === "GET") {
       const cookies: string[] = [];
       const csrf = kit.csrfFor(req, cookies);
-      return kit.page(200, signOutPage({ prefix: P, csrf }), cookies.map((c) => ["set-cookie", c] as const));
+      return kit.page(
+        200,
+        signOutPage({ prefix: P, csrf }),
+        cookies.map((c) => ["set-cookie", c] as const),
+      );
     }
     if (path.startsWith(`${P}/enroll/`)) return handleEnroll(pageRequest(req), path.slice(`${P}/enroll/`.length));
     if (path === `${P}/auth`) {
       const s = session(req);
       if (s) {
         metrics.forward_auth_allowed++;
-        return { status: 200, headers: [["remote-user", s.user], ["cache-control", "no-store"]], body: null };
+        return {
+          status: 200,
+          headers: [
+            ["remote-user", s.user],
+            ["cache-control", "no-store"],
+          ],
+          body: null,
+        };
       }
       metrics.forward_auth_denied++;
       if (config.forwardAuth === "status") return { status: 401, headers: [["cache-control", "no-store"]], body: null };
-      return { status: 302, headers: [["location", new URL(loginUrl(safeReturnUrl(originalUrl(req), returnPolicy)), config.publicUrl).toString()], ["cache-control", "no-store"]], body: null };
+      return {
+        status: 302,
+        headers: [
+          ["location", new URL(loginUrl(safeReturnUrl(originalUrl(req), returnPolicy)), config.publicUrl).toString()],
+          ["cache-control", "no-store"],
+        ],
+        body: null,
+      };
     }
     const s = session(req);
     if (s && upstream && config.upstream) return proxy(req, s.user);
     if (s) return kit.page(404, messagePage("Signed in", `You are signed in as ${s.user}.`, P));
-    if (req.method === "GET" || req.method === "HEAD") return { status: 302, headers: [["location", loginUrl(safeReturnUrl(req.target, returnPolicy))], ["cache-control", "no-store"]], body: null };
+    if (req.method === "GET" || req.method === "HEAD")
+      return {
+        status: 302,
+        headers: [
+          ["location", loginUrl(safeReturnUrl(req.target, returnPolicy))],
+          ["cache-control", "no-store"],
+        ],
+        body: null,
+      };
     return kit.page(401, messagePage("Sign in first", "This request needs a signed-in session.", P));
   }
 
@@ -235,14 +287,19 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
       tunnels.closeTunnels((t) => t.sid === s.sid);
     }
     log({ event: "logout", user: s?.user ?? "-", ip: clientAddress(req) });
-    return kit.page(303, "", [["location", `${P}/login`], ["set-cookie", ctx.sessionCookie(null)]]);
+    return kit.page(303, "", [
+      ["location", `${P}/login`],
+      ["set-cookie", ctx.sessionCookie(null)],
+    ]);
   }
 
   async function upgrade(req: GatewayRequest): Promise<UpgradeDecision> {
     warnForwarded(req);
     const h = req.headers;
     const upgrades = headerValues(h, "upgrade");
-    const connection = headerValues(h, "connection").flatMap((v) => v.split(",")).map((t) => t.trim().toLowerCase());
+    const connection = headerValues(h, "connection")
+      .flatMap((v) => v.split(","))
+      .map((t) => t.trim().toLowerCase());
     const key = headerValues(h, "sec-websocket-key");
     const version = headerValues(h, "sec-websocket-version");
     const websocket =
@@ -261,7 +318,9 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
     const s = session(req);
     if (!s) return { kind: "refused", status: 401 };
     if (!upstream || !config.upstream) return { kind: "refused", status: 404 };
-    const accept = createHash("sha1").update(key[0]! + WS_GUID).digest("base64");
+    const accept = createHash("sha1")
+      .update(key[0]! + WS_GUID)
+      .digest("base64");
     let up;
     try {
       up = await upstream.upgrade({ target: req.target, headers: appHeaders(req, s.user), ...(req.onAbort ? { onAbort: req.onAbort } : {}) });

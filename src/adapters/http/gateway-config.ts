@@ -138,7 +138,13 @@ const UNIT: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, 
 
 /** Milliseconds as the config writes them: 90s, 5m, 12h, 250ms. */
 export function formatDuration(ms: number): string {
-  for (const [unit, size] of [["d", 86_400_000], ["h", 3_600_000], ["m", 60_000], ["s", 1000]] as const) if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  for (const [unit, size] of [
+    ["d", 86_400_000],
+    ["h", 3_600_000],
+    ["m", 60_000],
+    ["s", 1000],
+  ] as const)
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
   return `${ms}ms`;
 }
 
@@ -190,7 +196,11 @@ function oneOf<T extends string>(choices: Record<T, string>, fallback: T) {
   return (v: unknown): T => {
     if (v === undefined) return fallback;
     if (typeof v === "string" && Object.hasOwn(choices, v)) return v as T;
-    bad(`must be ${Object.entries(choices).map(([k, why]) => `${k} (${why})`).join(" or ")}, not ${shown(v)}`);
+    bad(
+      `must be ${Object.entries(choices)
+        .map(([k, why]) => `${k} (${why})`)
+        .join(" or ")}, not ${shown(v)}`,
+    );
   };
 }
 
@@ -259,20 +269,23 @@ const V = {
     if (!HOST_ENTRY.test(h)) bad(`must be a host name such as app.example.com or app.example.com:8443 (no scheme, path or wildcard), not ${shown(v)}`);
     return h;
   },
-  tlsFile: (what: string) => (v: unknown): string => {
-    if (v === undefined) bad(`is required: the ${what} (PEM file)`);
-    const p = absolutePath()(v);
-    try {
-      readFileSync(p);
-    } catch (err) {
-      bad(`cannot read the TLS file ${p} (${(err as NodeJS.ErrnoException).code ?? "error"}); give the ${what} (PEM)`);
-    }
-    return p;
-  },
+  tlsFile:
+    (what: string) =>
+    (v: unknown): string => {
+      if (v === undefined) bad(`is required: the ${what} (PEM file)`);
+      const p = absolutePath()(v);
+      try {
+        readFileSync(p);
+      } catch (err) {
+        bad(`cannot read the TLS file ${p} (${(err as NodeJS.ErrnoException).code ?? "error"}); give the ${what} (PEM)`);
+      }
+      return p;
+    },
   stateFiles: (v: unknown): string => {
     if (v === undefined) return "~/.google_authenticator";
     const spec = text(v, "a path pattern such as ~/.google_authenticator");
-    if (!/~|\$\{HOME\}|\$\{USER\}/.test(spec)) bad(`must contain ~, \${HOME} or \${USER} so that each user has their own file, such as ~/.google_authenticator or /var/lib/otpgate/\${USER}, not ${shown(spec)}`);
+    if (!/~|\$\{HOME\}|\$\{USER\}/.test(spec))
+      bad(`must contain ~, \${HOME} or \${USER} so that each user has their own file, such as ~/.google_authenticator or /var/lib/otpgate/\${USER}, not ${shown(spec)}`);
     try {
       expandSecretPath(spec, { name: "alice", home: "/home/alice" });
     } catch (err) {
@@ -293,7 +306,8 @@ const V = {
     if (v === undefined) return "otpgate_session";
     const name = text(v, "a cookie name such as otpgate_session");
     if (!COOKIE_NAME.test(name)) bad(`must be 1 to 64 letters, digits or !#$%&'*+-.^_\`|~ (a cookie name), not ${shown(name)}`);
-    if (/^__(host|secure)-/i.test(name)) bad(`must not start with __Host- or __Secure-: the gateway adds the __Host- prefix itself when public_url is https; write ${name.replace(/^__(host|secure)-/i, "")}`);
+    if (/^__(host|secure)-/i.test(name))
+      bad(`must not start with __Host- or __Secure-: the gateway adds the __Host- prefix itself when public_url is https; write ${name.replace(/^__(host|secure)-/i, "")}`);
     if (name === CSRF_COOKIE) bad(`${CSRF_COOKIE} is the gateway's CSRF cookie; choose another name`);
     return name;
   },
@@ -314,15 +328,18 @@ const V = {
 // Structure. zod checks every level strictly and collects every problem with its path.
 
 function check<T>(fn: (v: unknown) => T) {
-  return z.unknown().optional().transform((v, ctx): T => {
-    try {
-      return fn(v);
-    } catch (err) {
-      if (!(err instanceof Bad)) throw err;
-      ctx.issues.push({ code: "custom", message: err.message, input: v });
-      return z.NEVER;
-    }
-  });
+  return z
+    .unknown()
+    .optional()
+    .transform((v, ctx): T => {
+      try {
+        return fn(v);
+      } catch (err) {
+        if (!(err instanceof Bad)) throw err;
+        ctx.issues.push({ code: "custom", message: err.message, input: v });
+        return z.NEVER;
+      }
+    });
 }
 
 function list<T>(item: (v: unknown) => T, what: string) {
@@ -331,10 +348,7 @@ function list<T>(item: (v: unknown) => T, what: string) {
 
 const SECTION = "must be a mapping (key: value lines indented under it)";
 
-const sessionSchema = z.strictObject(
-  { idle: check(V.idle), absolute: check(V.absolute), recheck: check(durationIn(1000, 3_600_000, 60_000)) },
-  { error: SECTION },
-);
+const sessionSchema = z.strictObject({ idle: check(V.idle), absolute: check(V.absolute), recheck: check(durationIn(1000, 3_600_000, 60_000)) }, { error: SECTION });
 const regulationSchema = z.strictObject(
   {
     max_retries: check(wholeIn(1, 100, 5)),
@@ -536,7 +550,13 @@ export function parseGatewayConfig(yamlText: string, source = "config"): Gateway
       const i = order.indexOf(/^[^.[]*/.exec(p.path)![0]);
       return i < 0 ? order.length : i;
     };
-    throw new GatewayConfigError(source, problems.map((p, i) => ({ p, i })).sort((a, b) => rank(a.p) - rank(b.p) || a.i - b.i).map(({ p }) => p));
+    throw new GatewayConfigError(
+      source,
+      problems
+        .map((p, i) => ({ p, i }))
+        .sort((a, b) => rank(a.p) - rank(b.p) || a.i - b.i)
+        .map(({ p }) => p),
+    );
   }
   const c = parsed.data;
   const publicUrl = c.public_url;
@@ -629,7 +649,10 @@ function realLocation(path: string): string {
  * whoever controls a directory can delete the sessions file (logged-out sessions would come back)
  * or replace the keys. And no two of them may be one file through a symbolic link.
  */
-export function gatewayFileProblems(config: Pick<GatewayConfig, "keysFile" | "sessionsFile" | "passwordFile" | "invitesDir"> & { readonly decisionSocket?: string | null }, uid: number): ConfigProblem[] {
+export function gatewayFileProblems(
+  config: Pick<GatewayConfig, "keysFile" | "sessionsFile" | "passwordFile" | "invitesDir"> & { readonly decisionSocket?: string | null },
+  uid: number,
+): ConfigProblem[] {
   // With decision_socket the gateway never touches invites_dir (otpgate server reads it as root).
   const invites = config.decisionSocket ? undefined : config.invitesDir;
   const files: Record<FileKey, string | undefined> = { keys_file: config.keysFile, sessions_file: config.sessionsFile, password_file: config.passwordFile ?? undefined, invites_dir: invites };
@@ -642,7 +665,12 @@ export function gatewayFileProblems(config: Pick<GatewayConfig, "keysFile" | "se
       problems.push({ path: key, message: `${path}: ${p.path} is ${p.reason} (another user could delete or replace the gateway's files there); ${p.fix}` });
     }
   }
-  problems.push(...sameFileProblems(files, realLocation, " through a symbolic link").map((p) => ({ ...p, message: p.message.replace(/^must be another file than (\S+) \((.*)\) through a symbolic link$/, "is $1 ($2) through a symbolic link: give each its own file") })));
+  problems.push(
+    ...sameFileProblems(files, realLocation, " through a symbolic link").map((p) => ({
+      ...p,
+      message: p.message.replace(/^must be another file than (\S+) \((.*)\) through a symbolic link$/, "is $1 ($2) through a symbolic link: give each its own file"),
+    })),
+  );
   return problems;
 }
 
@@ -674,5 +702,8 @@ export function gatewayConfigWarnings(config: Pick<GatewayConfig, "listen" | "tr
   const listen = host.includes(":") ? `[${host}]:${config.listen.port}` : `${host}:${config.listen.port}`;
   return config.trustedProxies.ranges
     .filter((r) => LOOPBACK.some((l) => rangesMeet(l, r)))
-    .map((r) => `trusted_proxies: ${r.text} is a loopback address and the gateway listens on ${listen}: any local user can connect from it and choose the address the gateway counts (and bans) their sign-ins under with X-Forwarded-For. Fine when no untrusted user can log in to this host; otherwise let only the proxy reach the gateway (a firewall rule by owner, e.g. iptables -A OUTPUT -o lo -p tcp --dport ${config.listen.port} -m owner ! --uid-owner www-data -j REJECT)`);
+    .map(
+      (r) =>
+        `trusted_proxies: ${r.text} is a loopback address and the gateway listens on ${listen}: any local user can connect from it and choose the address the gateway counts (and bans) their sign-ins under with X-Forwarded-For. Fine when no untrusted user can log in to this host; otherwise let only the proxy reach the gateway (a firewall rule by owner, e.g. iptables -A OUTPUT -o lo -p tcp --dport ${config.listen.port} -m owner ! --uid-owner www-data -j REJECT)`,
+    );
 }

@@ -28,7 +28,8 @@ export const openSessionsFile: SessionsFileOpener = (path, lockSecret, recordedB
 export function createGateway(config: GatewayConfig, log: GatewayLog, options: Omit<GatewayOptions, "stores"> & { readonly stores?: GatewayStores } = {}): Gateway {
   // A resident process: public Node APIs only (platform/node-internals.ts).
   usePublicApisOnly();
-  const decisions = options.decisions ?? (config.decisionSocket ? new DecisionClient({ socketPath: config.decisionSocket, timeoutMs: config.userLookupTimeoutMs + 2_000, connections: 64 }) : undefined);
+  const decisions =
+    options.decisions ?? (config.decisionSocket ? new DecisionClient({ socketPath: config.decisionSocket, timeoutMs: config.userLookupTimeoutMs + 2_000, connections: 64 }) : undefined);
   const stores = options.stores ?? { stateFile: stateFileStores(config.stateFiles), sessionsFile: openSessionsFile };
   return createGatewayShell(config, log, { ...options, stores, ...(decisions ? { decisions } : {}) });
 }

@@ -112,7 +112,14 @@ function toGatewayRequest(req: IncomingMessage, gone: ServerResponse | Duplex): 
   const headers: [string, string][] = [];
   const raw = req.rawHeaders;
   for (let i = 0; i + 1 < raw.length; i += 2) headers.push([raw[i]!.toLowerCase(), raw[i + 1]!]);
-  return { method: req.method ?? "GET", target: req.url ?? "/", headers, remoteAddress: req.socket.remoteAddress ?? "-", body: hasBody(req) ? req : null, onAbort: (listener) => whenGone(gone, listener) };
+  return {
+    method: req.method ?? "GET",
+    target: req.url ?? "/",
+    headers,
+    remoteAddress: req.socket.remoteAddress ?? "-",
+    body: hasBody(req) ? req : null,
+    onAbort: (listener) => whenGone(gone, listener),
+  };
 }
 
 function whenGone(gone: ServerResponse | Duplex, listener: () => void): void {

@@ -70,10 +70,21 @@ export function localDecisions(options: LocalDecisionsOptions): DecisionService 
           token: req.code,
           service: req.service,
           rhost: req.clientAddress,
-          factors: { password: false, requirePublickey: false, nullok: false, noSkewAdjust: true, noIncrementHotp: false, gracePeriodSeconds: 0, allowReadonly: false, rateLimit: req.rateLimit ?? "apply" },
+          factors: {
+            password: false,
+            requirePublickey: false,
+            nullok: false,
+            noSkewAdjust: true,
+            noIncrementHotp: false,
+            gracePeriodSeconds: 0,
+            allowReadonly: false,
+            rateLimit: req.rateLimit ?? "apply",
+          },
         },
       );
-      return decision.outcome === "accepted" ? { outcome: "accepted", via: decision.via, ...(decision.warning ? { warning: decision.warning } : {}) } : { outcome: decision.outcome, reason: decision.reason };
+      return decision.outcome === "accepted"
+        ? { outcome: "accepted", via: decision.via, ...(decision.warning ? { warning: decision.warning } : {}) }
+        : { outcome: decision.outcome, reason: decision.reason };
     },
 
     async account(req): Promise<AccountReply> {

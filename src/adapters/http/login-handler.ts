@@ -129,7 +129,8 @@ export function createLoginHandler(ctx: HandlerContext, options: { refusalFloorM
     const attempt: Attempt = { subject: `user:${user}`, address };
     const reservation = regulator.begin(attempt, start);
     if (reservation.kind === "banned") return refuse("banned", "none", `ban on the ${reservation.key}`);
-    if (reservation.kind === "busy") return refuse("busy", "none", `too many attempts in flight for the ${reservation.key}`, 429, "Another sign-in is still being checked. Wait a few seconds, then try again.");
+    if (reservation.kind === "busy")
+      return refuse("busy", "none", `too many attempts in flight for the ${reservation.key}`, 429, "Another sign-in is still being checked. Wait a few seconds, then try again.");
     if (reservation.kind === "slow") {
       const seconds = Math.max(1, Math.ceil(reservation.retryAfterMs / 1000));
       return refuse("slow-down", "none", `retry after ${seconds} s`, 429, `Too many attempts for this user right now. Wait ${seconds} second${seconds === 1 ? "" : "s"}, then try again.`);
@@ -164,7 +165,14 @@ export function createLoginHandler(ctx: HandlerContext, options: { refusalFloorM
         const fingerprint = await sessions.currentFingerprint(user);
         if (fingerprint === null) return refuse("not-enrolled", "guess");
         const issued = sessions.issue(user, start, fingerprint);
-        signedIn = kit.page(303, "", withCookies([["location", rd], ["set-cookie", ctx.sessionCookie(issued.cookie)]]));
+        signedIn = kit.page(
+          303,
+          "",
+          withCookies([
+            ["location", rd],
+            ["set-cookie", ctx.sessionCookie(issued.cookie)],
+          ]),
+        );
       } catch (err) {
         if (err instanceof LookupUnavailable) return refuse(`lookup-${err.reason}`, "address", err.message);
         if (err instanceof DecisionServiceUnavailable) return refuse("decision-service-unavailable", "none", err.message, 503, unavailable);

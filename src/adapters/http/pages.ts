@@ -74,11 +74,15 @@ ${error(o.error)}
 <input type="hidden" name="draft" value="${escape(o.draft)}">
 <label for="code">The ${o.digits}-digit code the app shows</label>
 <input id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{${o.digits}}" maxlength="${o.digits}" required>
-${o.newPassword ? `<label for="password">Choose a password (at least 10 characters)</label>
+${
+  o.newPassword
+    ? `<label for="password">Choose a password (at least 10 characters)</label>
 <input id="password" name="password" type="password" autocomplete="new-password" minlength="10" required>
 <label for="password2">The password again</label>
 <input id="password2" name="password2" type="password" autocomplete="new-password" minlength="10" required>
-` : ""}<button type="submit">Confirm</button>
+`
+    : ""
+}<button type="submit">Confirm</button>
 </form>
 <p class="note">This link works once. Until you confirm, nothing changes.</p>
 </main></body></html>`;

@@ -17,7 +17,10 @@ export interface GatewayIdentity extends Identity {
 /** `user:` as an account (name or uid); ConfigError when there is none or it is root. */
 export function resolveRunAs(spec: string, source: string): GatewayIdentity {
   const account = /^[0-9]+$/.test(spec) ? lookupUserById(Number(spec)) : lookupUserByName(spec);
-  if (!account) throw new ConfigError(`${source}: user: there is no user ${spec}; create it (useradd --system --no-create-home --shell /usr/sbin/nologin ${/^[0-9]+$/.test(spec) ? "otpgate-gw" : spec}) or change user:`);
+  if (!account)
+    throw new ConfigError(
+      `${source}: user: there is no user ${spec}; create it (useradd --system --no-create-home --shell /usr/sbin/nologin ${/^[0-9]+$/.test(spec) ? "otpgate-gw" : spec}) or change user:`,
+    );
   if (account.uid === 0) throw new ConfigError(`${source}: user: ${spec} is root; give the gateway a user of its own (e.g. otpgate-gw)`);
   return { name: account.name, uid: account.uid, gid: account.gid, groups: groupsOf(account.name, account.gid) };
 }

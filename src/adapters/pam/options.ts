@@ -66,7 +66,18 @@ type PamArgument = keyof typeof PAM_ARGUMENTS;
 const isPamArgument = (name: string): name is PamArgument => Object.hasOwn(PAM_ARGUMENTS, name);
 
 export function parsePamOptions(args: readonly string[]): ParsedPamOptions {
-  let o: PamOptions = { nullok: false, strictOwner: true, allowedPerm: 0o600, noSkewAdjust: false, noIncrementHotp: false, gracePeriod: 0, allowReadonly: false, debug: false, password: false, requirePublickey: false };
+  let o: PamOptions = {
+    nullok: false,
+    strictOwner: true,
+    allowedPerm: 0o600,
+    noSkewAdjust: false,
+    noIncrementHotp: false,
+    gracePeriod: 0,
+    allowReadonly: false,
+    debug: false,
+    password: false,
+    requirePublickey: false,
+  };
   for (const arg of args) {
     const eq = arg.indexOf("=");
     const name = eq >= 0 ? arg.slice(0, eq) : arg;

@@ -185,7 +185,12 @@ export function requestHasMessageAuthenticator(packet: Buffer): boolean {
 /** Build an Access-Request (for tests and the benchmark). */
 export function buildAccessRequest(id: number, authenticator: Buffer, user: string, password: string, secret: Buffer): Buffer {
   const attr = (type: number, value: Buffer) => Buffer.concat([Buffer.from([type, value.length + 2]), value]);
-  const packet = Buffer.concat([Buffer.from([ACCESS_REQUEST, id, 0, 0]), authenticator, attr(ATTR.userName, Buffer.from(user)), attr(ATTR.userPassword, encodePassword(password, secret, authenticator))]);
+  const packet = Buffer.concat([
+    Buffer.from([ACCESS_REQUEST, id, 0, 0]),
+    authenticator,
+    attr(ATTR.userName, Buffer.from(user)),
+    attr(ATTR.userPassword, encodePassword(password, secret, authenticator)),
+  ]);
   packet.writeUInt16BE(packet.length, 2);
   return packet;
 }

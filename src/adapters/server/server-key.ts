@@ -23,7 +23,9 @@ function readKey(path: string): Buffer | null {
     const st = fstatSync(fd);
     const euid = process.geteuid?.() ?? 0;
     if (!st.isFile() || st.uid !== euid || (st.mode & 0o077) !== 0 || st.size !== SERVER_KEY_BYTES) {
-      throw new ConfigError(`${path} must be a regular file of ${SERVER_KEY_BYTES} bytes owned by uid ${euid} with mode 0600 (it is 0${(st.mode & 0o777).toString(8)}, uid ${st.uid}, ${st.size} bytes); remove it to have a new one made (account fingerprints change once)`);
+      throw new ConfigError(
+        `${path} must be a regular file of ${SERVER_KEY_BYTES} bytes owned by uid ${euid} with mode 0600 (it is 0${(st.mode & 0o777).toString(8)}, uid ${st.uid}, ${st.size} bytes); remove it to have a new one made (account fingerprints change once)`,
+      );
     }
     const key = Buffer.alloc(SERVER_KEY_BYTES);
     if (readSync(fd, key, 0, SERVER_KEY_BYTES, 0) !== SERVER_KEY_BYTES) throw new ConfigError(`${path} could not be read in full; remove it to have a new one made`);

@@ -17,7 +17,10 @@ const decide = z.strictObject({
   user: userName,
   code,
   service: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, { message: "must be 1-64 letters, digits or ._:-" }),
-  clientAddress: z.string().regex(/^[0-9A-Fa-f.:]{1,64}$/, { message: "must be an IP address" }).optional(),
+  clientAddress: z
+    .string()
+    .regex(/^[0-9A-Fa-f.:]{1,64}$/, { message: "must be an IP address" })
+    .optional(),
   rateLimit: z.enum(["apply", "ignore"]).optional(),
 });
 const account = z.strictObject({ user: userName });

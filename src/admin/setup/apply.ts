@@ -47,7 +47,10 @@ const holds = (path: string, content: string | null): boolean => {
 const fingerprint = (bytes: Buffer | null): string => (bytes === null ? "absent" : createHash("sha256").update(bytes).digest("hex"));
 
 function stamp(now: Date): string {
-  return now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+  return now
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d+Z$/, "Z");
 }
 
 /** Write the bytes atomically, then read them back: what is on disk must be exactly what was meant. */
@@ -146,7 +149,9 @@ export function rollback(manifestPath: string, options: { readonly force?: boole
   const manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as Manifest;
   const changed = manifest.entries.filter((e) => e.written !== undefined && fingerprint(readBytes(e.path)) !== e.written).map((e) => e.path);
   if (changed.length && !options.force) {
-    throw new SetupError(`${changed.map((p) => `${p} changed since otpgate setup wrote it`).join("; ")}: rollback would discard those edits, so nothing was restored. Save what you need, then run it again with --force`);
+    throw new SetupError(
+      `${changed.map((p) => `${p} changed since otpgate setup wrote it`).join("; ")}: rollback would discard those edits, so nothing was restored. Save what you need, then run it again with --force`,
+    );
   }
   const restored: string[] = [];
   for (const e of manifest.entries) {

@@ -35,7 +35,12 @@ export function testLogin(t: TestLogin): { ok: true } | { ok: false; why: string
       timeout: 30_000,
     });
     if (r.status === 0) return { ok: true };
-    const said = `${r.stdout}${r.stderr}`.split("\n").filter((l) => /pamtester:/.test(l)).join(" ").replace(/\s+/g, " ").trim();
+    const said = `${r.stdout}${r.stderr}`
+      .split("\n")
+      .filter((l) => /pamtester:/.test(l))
+      .join(" ")
+      .replace(/\s+/g, " ")
+      .trim();
     return { ok: false, why: said || `pamtester exited with ${r.status ?? r.signal}` };
   } finally {
     unlinkSync(path);

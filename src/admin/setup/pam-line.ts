@@ -40,7 +40,9 @@ const UNWRITABLE = /[#\\\x00-\x08\x0a-\x1f\x7f]/;
 /** One word for a PAM line: bracketed when it holds blanks or starts with '['; throws when PAM cannot carry it. */
 export function pamWord(word: string, what = "a value"): string {
   if (word === "" || UNWRITABLE.test(word)) {
-    throw new SetupError(`${what} "${word.replace(/[\x00-\x1f\x7f]/g, "?")}" cannot be written into a PAM line: PAM cuts a line at '#', treats '\\' next to ']' specially and does not allow control characters or an empty word; choose a value without them`);
+    throw new SetupError(
+      `${what} "${word.replace(/[\x00-\x1f\x7f]/g, "?")}" cannot be written into a PAM line: PAM cuts a line at '#', treats '\\' next to ']' specially and does not allow control characters or an empty word; choose a value without them`,
+    );
   }
   return /[ \t]/.test(word) || word.startsWith("[") ? `[${word.replace(/\]/g, "\\]")}]` : word;
 }
@@ -56,7 +58,9 @@ export function pamLine(words: readonly string[], label: (word: string) => strin
   const line = quoted.join(" ");
   const bytes = Buffer.byteLength(line, "utf8");
   if (bytes > MAX_PAM_LINE) {
-    throw new SetupError(`the PAM line would be ${bytes} bytes; Linux-PAM 1.5 rejects the whole service file when a line is longer than 1023, so nothing was written: use shorter paths (--node, --otpgate, --secret)`);
+    throw new SetupError(
+      `the PAM line would be ${bytes} bytes; Linux-PAM 1.5 rejects the whole service file when a line is longer than 1023, so nothing was written: use shorter paths (--node, --otpgate, --secret)`,
+    );
   }
   const back = tokenizePamLine(line);
   if (back.length !== words.length || back.some((w, i) => w !== words[i])) {
@@ -81,10 +85,27 @@ export function pamLine(words: readonly string[], label: (word: string) => strin
  * for node and everything after it.
  */
 export const UNSAFE_ENV: readonly string[] = [
-  "NODE_OPTIONS", "NODE_PATH", "NODE_PRESERVE_SYMLINKS", "NODE_EXTRA_CA_CERTS", "NODE_REDIRECT_WARNINGS", "NODE_V8_COVERAGE",
-  "NODE_COMPILE_CACHE", "NODE_ICU_DATA", "NODE_CHANNEL_FD", "NODE_DEBUG", "NODE_DEBUG_NATIVE", "UV_THREADPOOL_SIZE",
-  "OPENSSL_CONF", "OPENSSL_MODULES", "OPENSSL_ENGINES", "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "GLIBC_TUNABLES",
-  "GCONV_PATH", "TMPDIR",
+  "NODE_OPTIONS",
+  "NODE_PATH",
+  "NODE_PRESERVE_SYMLINKS",
+  "NODE_EXTRA_CA_CERTS",
+  "NODE_REDIRECT_WARNINGS",
+  "NODE_V8_COVERAGE",
+  "NODE_COMPILE_CACHE",
+  "NODE_ICU_DATA",
+  "NODE_CHANNEL_FD",
+  "NODE_DEBUG",
+  "NODE_DEBUG_NATIVE",
+  "UV_THREADPOOL_SIZE",
+  "OPENSSL_CONF",
+  "OPENSSL_MODULES",
+  "OPENSSL_ENGINES",
+  "LD_PRELOAD",
+  "LD_LIBRARY_PATH",
+  "LD_AUDIT",
+  "GLIBC_TUNABLES",
+  "GCONV_PATH",
+  "TMPDIR",
 ];
 
 /** Linux-PAM 1.5.2 (Debian 12) reads a config line into char[1024]; a longer one fails the whole file. */

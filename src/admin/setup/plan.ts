@@ -104,11 +104,13 @@ export const SSHD_SETTINGS: readonly [string, string][] = [
 ];
 
 export function sshdDropIn(): string {
-  return [
-    "# Written by otpgate setup ssh: public key, then a one-time code through PAM (keyboard-interactive).",
-    '# "otpgate setup ssh --rollback" removes this file.',
-    ...SSHD_SETTINGS.map(([k, v]) => `${k} ${v}`),
-  ].join("\n") + "\n";
+  return (
+    [
+      "# Written by otpgate setup ssh: public key, then a one-time code through PAM (keyboard-interactive).",
+      '# "otpgate setup ssh --rollback" removes this file.',
+      ...SSHD_SETTINGS.map(([k, v]) => `${k} ${v}`),
+    ].join("\n") + "\n"
+  );
 }
 
 /**
@@ -153,7 +155,10 @@ export function setRserverOption(current: string | null, key: string, value: str
 export function removeRserverOption(current: string | null, key: string): string | null {
   if (current === null) return null;
   const re = new RegExp(`^\\s*${key.replace(/[-]/g, "\\-")}\\s*=`);
-  return current.split("\n").filter((l) => !re.test(l)).join("\n");
+  return current
+    .split("\n")
+    .filter((l) => !re.test(l))
+    .join("\n");
 }
 
 const PAM_DIRS = ["/lib/x86_64-linux-gnu/security", "/lib/security", "/usr/lib/x86_64-linux-gnu/security", "/usr/lib/security", "/lib64/security"];

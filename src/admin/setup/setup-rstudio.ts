@@ -33,7 +33,6 @@ export interface RstudioSetupOptions {
 export const RSERVER_CONF = "/etc/rstudio/rserver.conf";
 export const HELPER_PATH = "/usr/local/lib/otpgate/rserver-pam-otpgate";
 
-
 export function rstudioManifest(root: string): string {
   return inRoot(root, "/etc/otpgate/setup-rstudio.json");
 }

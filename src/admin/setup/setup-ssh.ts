@@ -36,7 +36,6 @@ export interface SshSetupOptions {
 export const SSHD_CONFIG = "/etc/ssh/sshd_config";
 export const DROP_IN_NAME = "10-otpgate.conf";
 
-
 export function sshManifest(root: string): string {
   return inRoot(root, "/etc/otpgate/setup-ssh.json");
 }
@@ -61,14 +60,15 @@ export function planSsh(o: SshSetupOptions): FileChange[] {
   }
   const pamPath = inRoot(o.root, `/etc/pam.d/${o.service}`);
   const password = o.factors === "key+password+code";
-  const hint = !o.hint ? null : password ? "Type your password immediately followed by your 6-digit code at the Password prompt." : "Verification code required for %u. Type the code from your authenticator app at the Password prompt.";
+  const hint = !o.hint
+    ? null
+    : password
+      ? "Type your password immediately followed by your 6-digit code at the Password prompt."
+      : "Verification code required for %u. Type the code from your authenticator app at the Password prompt.";
   // require_publickey: otpgate pam itself refuses unless sshd reports a completed publickey step, so
   // neither a running sshd that still allows passwords nor a Match block can make the code a password.
   const pamArgs = ["require_publickey", ...(o.secret ? [`secret=${o.secret}`] : []), ...(o.nullok ? ["nullok"] : []), ...(password ? ["password"] : []), ...(o.skewAdjust ? [] : ["noskewadj"])];
-  const block =
-    o.backend === "radius"
-      ? radiusBlock(o, changes)
-      : authBlock({ node: o.node, otpgate: o.otpgate, pamArgs, hint }, `sshd: ${o.factors}, written by otpgate setup ssh`);
+  const block = o.backend === "radius" ? radiusBlock(o, changes) : authBlock({ node: o.node, otpgate: o.otpgate, pamArgs, hint }, `sshd: ${o.factors}, written by otpgate setup ssh`);
   const tail = ["@include common-account", "@include common-session", "@include common-password"];
   changes.push({ path: pamPath, next: planPamService(read(pamPath), block, { replacePassword: true, tail }), mode: 0o644 });
   return changes;
@@ -89,7 +89,9 @@ export interface LockoutNeeds {
  */
 export function passwordState(root: string, name: string): "usable" | "locked" | "empty" | "unknown" {
   for (const file of root === "/" ? ["/etc/shadow"] : [inRoot(root, "/etc/shadow"), "/etc/shadow"]) {
-    const entry = read(file)?.split("\n").find((l) => l.startsWith(`${name}:`));
+    const entry = read(file)
+      ?.split("\n")
+      .find((l) => l.startsWith(`${name}:`));
     if (entry === undefined) continue;
     const hash = entry.split(":")[1] ?? "";
     return hash === "" ? "empty" : hash.startsWith("!") || hash.startsWith("*") ? "locked" : "usable";
@@ -133,7 +135,10 @@ export function lockoutProblems(admin: string | undefined, secret: string | unde
   if (needs.key && (!existsSync(keys) || statSync(keys).size === 0)) problems.push(`${admin} has no ${keys}: with AuthenticationMethods publickey,keyboard-interactive a key is required`);
   if (needs.password) {
     const state = passwordState(needs.root, user.name);
-    if (state === "locked") problems.push(`${admin}'s password is locked (it starts with ! or * in /etc/shadow, as on most cloud images), and these factors check it: set one first (passwd ${admin}), or choose factors without the password`);
+    if (state === "locked")
+      problems.push(
+        `${admin}'s password is locked (it starts with ! or * in /etc/shadow, as on most cloud images), and these factors check it: set one first (passwd ${admin}), or choose factors without the password`,
+      );
     else if (state === "empty") problems.push(`${admin} has no password in /etc/shadow, and these factors check it: set one first (passwd ${admin})`);
     else if (state === "unknown") problems.push(`cannot read ${admin}'s entry in /etc/shadow to check that the password these factors need is usable: run setup as root`);
   }
@@ -184,7 +189,16 @@ function radiusBlock(o: SshSetupOptions, changes: FileChange[]): string[] {
   changes.push({ path: confPath, next: `# Written by otpgate setup ssh --backend radius: where pam_radius_auth.so asks for codes.\n127.0.0.1:${o.radiusPort} ${secret} 3\n`, mode: 0o600 });
   // otpgate server (otpgate-server.service); an otpgate-radius.service of an older install is left
   // as it is (rollback restores what this setup changed; doctor checks both and warns when both exist).
-  const args = ["server", "--listen", `127.0.0.1:${o.radiusPort}`, "--secret-file", secretPath, ...(o.secret ? ["--state", o.secret] : []), ...(o.nullok ? ["--nullok"] : []), ...(o.skewAdjust ? [] : ["--noskewadj"])];
+  const args = [
+    "server",
+    "--listen",
+    `127.0.0.1:${o.radiusPort}`,
+    "--secret-file",
+    secretPath,
+    ...(o.secret ? ["--state", o.secret] : []),
+    ...(o.nullok ? ["--nullok"] : []),
+    ...(o.skewAdjust ? [] : ["--noskewadj"]),
+  ];
   changes.push({ path: inRoot(o.root, `/etc/systemd/system/${SERVER_UNIT}`), next: serverUnit(o.node, o.otpgate, args, { stateFiles: o.secret }), mode: 0o644 });
   return [
     `${BEGIN} (sshd: ${o.factors} via ${password ? "pam_unix and " : ""}otpgate server, written by otpgate setup ssh; --rollback restores the previous file)`,

@@ -11,12 +11,56 @@ import { inRoot } from "./paths.js";
 
 /** PAM services of the system's own logins (Debian, RHEL, Arch, SUSE), and the files they share. */
 const SYSTEM_SERVICES = new Set([
-  "sshd", "sudo", "sudo-i", "su", "su-l", "login", "passwd", "other", "chfn", "chsh", "chpasswd", "chage", "newusers",
-  "cron", "crond", "atd", "runuser", "runuser-l", "polkit-1", "systemd-user", "systemd-run0", "remote", "rlogin", "rsh",
-  "gdm-password", "gdm-autologin", "lightdm", "sddm", "xscreensaver", "kde", "cockpit", "vsftpd", "dovecot", "samba", "ppp",
-  "system-auth", "password-auth", "system-login", "system-local-login", "system-remote-login", "system-services",
-  "fingerprint-auth", "smartcard-auth", "postlogin", "config-util", "common-auth", "common-account", "common-password",
-  "common-session", "common-session-noninteractive",
+  "sshd",
+  "sudo",
+  "sudo-i",
+  "su",
+  "su-l",
+  "login",
+  "passwd",
+  "other",
+  "chfn",
+  "chsh",
+  "chpasswd",
+  "chage",
+  "newusers",
+  "cron",
+  "crond",
+  "atd",
+  "runuser",
+  "runuser-l",
+  "polkit-1",
+  "systemd-user",
+  "systemd-run0",
+  "remote",
+  "rlogin",
+  "rsh",
+  "gdm-password",
+  "gdm-autologin",
+  "lightdm",
+  "sddm",
+  "xscreensaver",
+  "kde",
+  "cockpit",
+  "vsftpd",
+  "dovecot",
+  "samba",
+  "ppp",
+  "system-auth",
+  "password-auth",
+  "system-login",
+  "system-local-login",
+  "system-remote-login",
+  "system-services",
+  "fingerprint-auth",
+  "smartcard-auth",
+  "postlogin",
+  "config-util",
+  "common-auth",
+  "common-account",
+  "common-password",
+  "common-session",
+  "common-session-noninteractive",
 ]);
 
 /** Files in the PAM directory that include or substack `service` (otpgate's backups left out). */
@@ -83,7 +127,10 @@ function looksLikeSshd(text: string, pamDir: string): boolean {
       // no such file
     }
   }
-  const comments = text.split("\n").filter((l) => l.trim().startsWith("#")).join("\n");
+  const comments = text
+    .split("\n")
+    .filter((l) => l.trim().startsWith("#"))
+    .join("\n");
   return /Secure Shell|\bsshd\b|\bssh\b/i.test(comments) || /\bpam\b.*\brequire_publickey\b/.test(text);
 }
 
@@ -102,7 +149,10 @@ export function foreignTargetProblem(kind: "ssh" | "rstudio", root: string, serv
     else if (text && looksLikeSshd(text, pamDir)) why.push("a copy of sshd's PAM service (an sshd started under this name would use it)");
   }
   if (why.length === 0) return null;
-  const what = kind === "rstudio" ? "setup rstudio writes a stack where the code replaces the password and no SSH key is needed" : "setup ssh writes a stack that needs sshd's public-key step and replaces the password";
+  const what =
+    kind === "rstudio"
+      ? "setup rstudio writes a stack where the code replaces the password and no SSH key is needed"
+      : "setup ssh writes a stack that needs sshd's public-key step and replaces the password";
   return `--service ${service} is ${why.join("; ")}: ${what}, so it must only go into a file of its own. Nothing was written. Use ${kind === "rstudio" ? "RStudio's own service (--service rstudio, the default)" : "the service sshd runs under (--service sshd, the default)"}`;
 }
 

@@ -13,15 +13,59 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set(["connection", "keep-aliv
 /** Request headers the client may never set for the app (exact names). */
 const IDENTITY_EXACT: ReadonlySet<string> = new Set([
   // identity, as auth proxies and apps spell it (Authelia, oauth2-proxy, Grafana/Gitea X-WEBAUTH-USER, RStudio, Kong, ...)
-  "x-user", "x-username", "x-user-name", "x-userid", "x-user-id", "x-user-email", "x-email", "x-groups", "x-usergroup",
-  "x-preferred-username", "x-auth-user", "x-auth-username", "x-auth-email", "x-auth-groups", "x-rstudio-username",
-  "x-credential-identifier", "x-anonymous-consumer", "x-goog-iap-jwt-assertion", "x-arr-clientcert", "x-client-verify", "x-client-dn",
+  "x-user",
+  "x-username",
+  "x-user-name",
+  "x-userid",
+  "x-user-id",
+  "x-user-email",
+  "x-email",
+  "x-groups",
+  "x-usergroup",
+  "x-preferred-username",
+  "x-auth-user",
+  "x-auth-username",
+  "x-auth-email",
+  "x-auth-groups",
+  "x-rstudio-username",
+  "x-credential-identifier",
+  "x-anonymous-consumer",
+  "x-goog-iap-jwt-assertion",
+  "x-arr-clientcert",
+  "x-client-verify",
+  "x-client-dn",
   // where the request came from and what it asked for, as proxies spell it
-  "forwarded", "x-forwarded", "x-real-ip", "x-client-ip", "client-ip", "true-client-ip", "x-cluster-client-ip", "cf-connecting-ip",
-  "cf-connecting-ipv6", "fastly-client-ip", "x-originating-ip", "x-proxyuser-ip", "x-appengine-user-ip", "x-azure-clientip", "x-azure-socketip",
-  "x-envoy-external-address", "x-envoy-original-path", "x-host", "x-original-host", "x-original-url", "x-rewrite-url", "x-original-uri",
-  "x-original-method", "x-original-forwarded-for", "x-scheme", "x-url-scheme", "front-end-https", "x-https", "x-script-name",
-  "x-rstudio-root-path", "x-rstudio-request",
+  "forwarded",
+  "x-forwarded",
+  "x-real-ip",
+  "x-client-ip",
+  "client-ip",
+  "true-client-ip",
+  "x-cluster-client-ip",
+  "cf-connecting-ip",
+  "cf-connecting-ipv6",
+  "fastly-client-ip",
+  "x-originating-ip",
+  "x-proxyuser-ip",
+  "x-appengine-user-ip",
+  "x-azure-clientip",
+  "x-azure-socketip",
+  "x-envoy-external-address",
+  "x-envoy-original-path",
+  "x-host",
+  "x-original-host",
+  "x-original-url",
+  "x-rewrite-url",
+  "x-original-uri",
+  "x-original-method",
+  "x-original-forwarded-for",
+  "x-scheme",
+  "x-url-scheme",
+  "front-end-https",
+  "x-https",
+  "x-script-name",
+  "x-rstudio-root-path",
+  "x-rstudio-request",
 ]);
 
 /** Request headers the client may never set for the app (every name starting with one of these). */
@@ -160,7 +204,10 @@ export function appRequestHeaders(client: HeaderList, info: AppRequestInfo): [st
  */
 export function vouchedHost(hostHeader: string | undefined, allowedHosts: readonly string[], publicHost: string): string {
   if (hostHeader === undefined) return publicHost;
-  const h = hostHeader.trim().toLowerCase().replace(/\.(?=(:[0-9]+)?$)/, "");
+  const h = hostHeader
+    .trim()
+    .toLowerCase()
+    .replace(/\.(?=(:[0-9]+)?$)/, "");
   return allowedHosts.some((a) => a.toLowerCase() === h) ? h : publicHost;
 }
 

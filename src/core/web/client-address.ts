@@ -86,7 +86,7 @@ export function formatIp(b: Uint8Array): string {
   // The longest run of two or more zero groups (the first of equal runs) becomes "::".
   let bestStart = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (g[i] !== 0) {
       i++;
       continue;

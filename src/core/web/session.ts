@@ -54,5 +54,15 @@ export function decideSession(s: SessionData, now: number, policy: SessionPolicy
 export function isBoundSession(v: unknown): v is BoundSession {
   if (!v || typeof v !== "object") return false;
   const s = v as Record<string, unknown>;
-  return typeof s.sid === "string" && /^[A-Za-z0-9_-]{16,64}$/.test(s.sid) && typeof s.user === "string" && s.user.length > 0 && s.user.length <= 64 && Number.isSafeInteger(s.createdAt) && Number.isSafeInteger(s.lastSeenAt) && typeof s.fp === "string" && s.fp.length <= 64;
+  return (
+    typeof s.sid === "string" &&
+    /^[A-Za-z0-9_-]{16,64}$/.test(s.sid) &&
+    typeof s.user === "string" &&
+    s.user.length > 0 &&
+    s.user.length <= 64 &&
+    Number.isSafeInteger(s.createdAt) &&
+    Number.isSafeInteger(s.lastSeenAt) &&
+    typeof s.fp === "string" &&
+    s.fp.length <= 64
+  );
 }

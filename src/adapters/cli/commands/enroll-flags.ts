@@ -78,9 +78,7 @@ export const ENROLL_OPTIONS = {
 
 const OPTIONS = ENROLL_OPTIONS;
 
-const SHORT: Record<string, string> = Object.fromEntries(
-  Object.entries(OPTIONS).map(([name, o]) => [name, "short" in o ? `-${o.short}` : `--${name}`]),
-);
+const SHORT: Record<string, string> = Object.fromEntries(Object.entries(OPTIONS).map(([name, o]) => [name, "short" in o ? `-${o.short}` : `--${name}`]));
 
 function int(flag: string, value: string, min: number, max: number, message?: string): number {
   if (!/^-?[0-9]+$/.test(value) || Number(value) < min || Number(value) > max) {
@@ -103,10 +101,13 @@ export function parseEnrollFlags(argv: string[]): EnrollFlags {
   for (const t of tokens) {
     if (t.kind !== "option" || t.name === "no-confirm") continue;
     const group =
-      t.name === "time-based" || t.name === "counter-based" ? "mode"
-      : t.name === "window-size" || t.name === "minimal-window" ? "window"
-      : t.name === "disallow-reuse" || t.name === "allow-reuse" ? "reuse"
-      : t.name;
+      t.name === "time-based" || t.name === "counter-based"
+        ? "mode"
+        : t.name === "window-size" || t.name === "minimal-window"
+          ? "window"
+          : t.name === "disallow-reuse" || t.name === "allow-reuse"
+            ? "reuse"
+            : t.name;
     if (seen.has(group)) {
       const what = group === "mode" ? "-c and/or -t" : group === "window" ? "-w/-W" : group === "reuse" ? "-d and/or -D" : SHORT[t.name];
       throw new UsageError(`Duplicate ${what} option detected`);
@@ -134,9 +135,7 @@ export function parseEnrollFlags(argv: string[]): EnrollFlags {
   if (v["step-size"] !== undefined) {
     stepSeconds = int("-S", v["step-size"], 1, 60);
     if (stepSeconds !== 30 && stepSeconds !== 60) {
-      throw new UsageError(
-        `-S ${stepSeconds}: authenticator apps make a new code every 30 seconds (some can do 60), so with any other step every code would fail; use -S 30 or -S 60`,
-      );
+      throw new UsageError(`-S ${stepSeconds}: authenticator apps make a new code every 30 seconds (some can do 60), so with any other step every code would fail; use -S 30 or -S 60`);
     }
   }
 

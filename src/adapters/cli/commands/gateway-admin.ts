@@ -81,7 +81,9 @@ export async function runKeys(argv: string[], io: Output): Promise<ExitCode> {
   const { systemRandom } = await import("../../../platform/random.js");
   const now = systemClock.nowMs();
   if (values.rotate || values["retire-old"]) {
-    const r = await asFileOwner(cfg.owner, () => rotateKeys(cfg.keysFile, now, systemRandom, { rotate: values.rotate === true, retireOld: values["retire-old"] === true, force: values.force === true, absoluteMs: cfg.session.absoluteMs }));
+    const r = await asFileOwner(cfg.owner, () =>
+      rotateKeys(cfg.keysFile, now, systemRandom, { rotate: values.rotate === true, retireOld: values["retire-old"] === true, force: values.force === true, absoluteMs: cfg.session.absoluteMs }),
+    );
     if (r.retired.length) io.err(`retired key(s) ${r.retired.join(", ")}: sessions sealed with them have ended`);
     if (r.added) io.err(`added key ${r.added.kid}; it seals new sessions from now on (a running gateway picks it up within a second); older keys still open their sessions`);
     if (!r.added && !r.retired.length) io.err("only one key: nothing to retire");

@@ -128,7 +128,14 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   const gateway = createGateway(config, (event) => io.out(JSON.stringify({ time: new Date().toISOString(), ...event })), { deferStart: true });
   await new Promise<void>((resolve, reject) => {
     gateway.server.once("error", (err: NodeJS.ErrnoException) => {
-      const why = err.code === "EADDRINUSE" ? "the address is in use by another process" : err.code === "EACCES" ? "permission denied (ports below 1024 need root)" : err.code === "EADDRNOTAVAIL" ? "no such local address" : err.message;
+      const why =
+        err.code === "EADDRINUSE"
+          ? "the address is in use by another process"
+          : err.code === "EACCES"
+            ? "permission denied (ports below 1024 need root)"
+            : err.code === "EADDRNOTAVAIL"
+              ? "no such local address"
+              : err.message;
       reject(new ConfigError(`cannot listen on ${config.listen.host}:${config.listen.port}: ${why}; change listen in ${values.config}`));
     });
     gateway.server.listen(config.listen.port, config.listen.host, () => resolve());

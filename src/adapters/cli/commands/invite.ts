@@ -86,7 +86,8 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   const path = statePathOf(account, { secret: config.stateFiles });
   // Looked at as the user (their home may be NFS with root_squash, or a path they control).
   const enrolled = asUser({ uid: account.uid, gid: account.gid }, () => existsSync(path));
-  if (enrolled && !values.replace) throw new UsageError(`${user} is already enrolled (${path} exists); pass --replace to let the link replace it (after the user confirms, the old secret and emergency codes stop working)`);
+  if (enrolled && !values.replace)
+    throw new UsageError(`${user} is already enrolled (${path} exists); pass --replace to let the link replace it (after the user confirms, the old secret and emergency codes stop working)`);
   if (!enrolled && values.replace) throw new UsageError(`${user} is not enrolled yet; leave out --replace`);
   if (values.replace) {
     // A lost or stolen phone: the sessions signed in with it end now, not only once the new secret is set.

@@ -72,7 +72,6 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
 }
 
 async function attempt(argv: string[]): Promise<ExitCode> {
-
   const env = process.env;
   const user = env.PAM_USER ?? "";
   const context = { user: user || null, service: env.PAM_SERVICE ?? null, rhost: env.PAM_RHOST ?? null };

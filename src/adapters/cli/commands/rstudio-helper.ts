@@ -71,8 +71,7 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   const deadline = setTimeout(() => process.exit(1), 20_000);
   deadline.unref();
   const [user, service = "rstudio", require = "1"] = positionals;
-  const log = (level: SyslogLevel, fields: Record<string, LogValue>) =>
-    syslog(level, logFields({ user: user ?? null, service, helper: "rstudio", ...fields }), { socket: values["log-socket"] });
+  const log = (level: SyslogLevel, fields: Record<string, LogValue>) => syslog(level, logFields({ user: user ?? null, service, helper: "rstudio", ...fields }), { socket: values["log-socket"] });
   const rserverPamPath = values["rserver-pam"];
   if (!rserverPamPath || !user || positionals.length > 3) {
     log("err", { result: "error", reason: "usage" });

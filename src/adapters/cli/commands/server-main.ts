@@ -137,7 +137,7 @@ export function localClients(spec: string): (address: string) => boolean {
         const net = (v4(m[1]!)! & mask) >>> 0;
         return (a) => {
           const n = v4(a.startsWith("::ffff:") ? a.slice(7) : a);
-          return n !== null && ((n & mask) >>> 0) === net;
+          return n !== null && (n & mask) >>> 0 === net;
         };
       }
       if (isIP(item) === 0) throw new UsageError(`--local-clients: "${item}" is not an address or an IPv4 prefix a.b.c.d/N`);
@@ -186,7 +186,8 @@ export async function run(argv: string[], io: Output, as: "server" | "radius" = 
     if (!m) throw new UsageError(`--listen must be ADDR:PORT, not "${values.listen}"`);
     const host = m[1]!.replace(/^\[|\]$/g, "");
     const port = Number(m[2]);
-    if (!(host === "::1" || host.startsWith("127.")) && !values["allow-remote"]) throw new UsageError(`${host} is not a loopback address; RADIUS PAP is only safe on loopback (pass --allow-remote to insist)`);
+    if (!(host === "::1" || host.startsWith("127.")) && !values["allow-remote"])
+      throw new UsageError(`${host} is not a loopback address; RADIUS PAP is only safe on loopback (pass --allow-remote to insist)`);
     const secret = readSecret(values["secret-file"] ?? "/etc/otpgate/radius.secret");
     // As large a receive queue as the kernel allows (net.core.rmem_max caps it): room for bursts
     // while a decision runs. Against a flood by a local user only the firewall rule in --help helps.

@@ -142,7 +142,10 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   const otpgate = values.otpgate ?? realpathSync(process.argv[1] ?? "");
   // Root runs these at every login: every component must be root's alone (sshd's StrictModes).
   const untrusted = installProblems({ node, launcher: otpgate });
-  if (untrusted.length) throw new SetupError(`the PAM line would run ${otpgate} with ${node} as root, but ${describeProblems(untrusted)}; fix that first (${untrusted[0]!.fix}), or pass --node/--otpgate with root-owned absolute paths`);
+  if (untrusted.length)
+    throw new SetupError(
+      `the PAM line would run ${otpgate} with ${node} as root, but ${describeProblems(untrusted)}; fix that first (${untrusted[0]!.fix}), or pass --node/--otpgate with root-owned absolute paths`,
+    );
   const admin = values.admin ?? process.env.SUDO_USER;
   const skewAdjust = values["skew-adjust"] === true;
 
@@ -158,7 +161,20 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     if (backend !== "pam_exec" && backend !== "radius") throw new UsageError(`--backend is pam_exec or radius, not "${values.backend}"`);
     const radiusPort = Number(values["radius-port"] ?? 1812);
     if (!Number.isInteger(radiusPort) || radiusPort < 1 || radiusPort > 65535) throw new UsageError(`--radius-port must be a port number, not "${values["radius-port"]}"`);
-    const options = { root, service: values.service ?? "sshd", factors, hint: !values["no-hint"], nullok: values.nullok === true, secret: values.secret, node, otpgate, sshd: values.sshd ?? "/usr/sbin/sshd", backend, radiusPort, skewAdjust };
+    const options = {
+      root,
+      service: values.service ?? "sshd",
+      factors,
+      hint: !values["no-hint"],
+      nullok: values.nullok === true,
+      secret: values.secret,
+      node,
+      otpgate,
+      sshd: values.sshd ?? "/usr/sbin/sshd",
+      backend,
+      radiusPort,
+      skewAdjust,
+    };
     changes = planSsh(options);
     validate = () => validateSshd(options, admin);
     pamPath = inRoot(root, `/etc/pam.d/${options.service}`);
@@ -167,13 +183,25 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   } else {
     const factors = (values.factors ?? "code") as RstudioFactors;
     if (factors !== "code" && factors !== "password+code") throw new UsageError(`--factors for rstudio is code or password+code, not "${values.factors}"`);
-    const options = { root, service: values.service ?? "rstudio", factors, nullok: values.nullok === true, secret: values.secret, node, otpgate, rserverPam: values["rserver-pam"] ?? "/usr/lib/rstudio-server/bin/rserver-pam", skewAdjust, sshd: ["/usr/sbin/sshd", ...(values.sshd ? [values.sshd] : [])] };
+    const options = {
+      root,
+      service: values.service ?? "rstudio",
+      factors,
+      nullok: values.nullok === true,
+      secret: values.secret,
+      node,
+      otpgate,
+      rserverPam: values["rserver-pam"] ?? "/usr/lib/rstudio-server/bin/rserver-pam",
+      skewAdjust,
+      sshd: ["/usr/sbin/sshd", ...(values.sshd ? [values.sshd] : [])],
+    };
     changes = planRstudio(options);
     pamPath = inRoot(root, `/etc/pam.d/${options.service}`);
     const pamChange = changes.find((c) => c.path === pamPath);
     validate = () => validateRstudio(options, pamChange?.next ?? null);
     passwordFactor = factors === "password+code";
-    if (values["test-login"] && passwordFactor) throw new UsageError("--test-login covers the PAM stack; with rstudio --factors password+code the login runs through RStudio's helper: sign in to RStudio to test it");
+    if (values["test-login"] && passwordFactor)
+      throw new UsageError("--test-login covers the PAM stack; with rstudio --factors password+code the login runs through RStudio's helper: sign in to RStudio to test it");
   }
 
   const pending = pendingChanges(changes);
@@ -192,14 +220,16 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   }
   // Before success: the state file pattern in what was written, read back from the bytes on disk as
   // otpgate will read it, is the one the lock-out guard looked up, and the admin's file is there.
-  const written = target === "ssh" ? (ssh?.backend === "radius" ? () => values.secret : () => pamLineSecret(pamPath)) : () => (passwordFactor ? helperSecret(inRoot(root, HELPER_PATH)) : pamLineSecret(pamPath));
+  const written =
+    target === "ssh" ? (ssh?.backend === "radius" ? () => values.secret : () => pamLineSecret(pamPath)) : () => (passwordFactor ? helperSecret(inRoot(root, HELPER_PATH)) : pamLineSecret(pamPath));
   const structural = validate;
   validate = () => {
     const problem = structural();
     if (problem) return problem;
     const secret = written();
     if (secret === null) return `otpgate's line is missing from what setup wrote; every file was restored`;
-    if (secret !== (values.secret || undefined)) return `the state file pattern reads back as ${JSON.stringify(secret ?? "(default)")} instead of ${JSON.stringify(values.secret ?? "(default)")}; every file was restored`;
+    if (secret !== (values.secret || undefined))
+      return `the state file pattern reads back as ${JSON.stringify(secret ?? "(default)")} instead of ${JSON.stringify(values.secret ?? "(default)")}; every file was restored`;
     if (values["allow-unenrolled"] || admin === undefined) return null;
     const missing = adminStateProblem(admin, secret, peekState);
     return missing ? `with the pattern as written, ${missing}; every file was restored` : null;
@@ -226,7 +256,11 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   if (backups.length) io.out(`backups: ${backups.join(", ")}`);
   if (values["test-login"]) io.out(`test login of ${admin} through the new PAM stack succeeded (that code is now used up)`);
   if (target === "rstudio") {
-    io.out(values.factors === "password+code" ? `Live after RStudio Server restarts: rserver.conf's auth-pam-helper-path points at otpgate's helper, and ${pamPath} checks the password (otpgate's code line is not in it).` : `Live now: ${pamPath} (rserver-pam reads it at every sign-in); rserver.conf after RStudio Server restarts.`);
+    io.out(
+      values.factors === "password+code"
+        ? `Live after RStudio Server restarts: rserver.conf's auth-pam-helper-path points at otpgate's helper, and ${pamPath} checks the password (otpgate's code line is not in it).`
+        : `Live now: ${pamPath} (rserver-pam reads it at every sign-in); rserver.conf after RStudio Server restarts.`,
+    );
     io.out("Next: restart RStudio Server (rstudio-server restart) and sign in with your user name and");
     io.out(values.factors === "password+code" ? "your password immediately followed by the 6-digit code." : "the 6-digit code in the password box. To undo: otpgate setup rstudio --rollback");
     return 0;
@@ -234,7 +268,9 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   const s = ssh!;
   if (s.backend === "radius") {
     // An older install's unit runs otpgate radius on the same port: only one of them may run.
-    const old = existsSync(inRoot(root, `/etc/systemd/system/${OLD_RADIUS_UNIT}`)) ? `systemctl disable --now ${OLD_RADIUS_UNIT.replace(/\.service$/, "")} (an older install's unit, same port) && ` : "";
+    const old = existsSync(inRoot(root, `/etc/systemd/system/${OLD_RADIUS_UNIT}`))
+      ? `systemctl disable --now ${OLD_RADIUS_UNIT.replace(/\.service$/, "")} (an older install's unit, same port) && `
+      : "";
     io.out(`Start the code checker first: ${old}systemctl daemon-reload && systemctl enable --now otpgate-server (127.0.0.1:${s.radiusPort})`);
   }
   io.out(`Live now: ${pamPath}. Every SSH login that reaches PAM, through the running sshd too, needs the code,`);

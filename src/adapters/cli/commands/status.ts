@@ -40,12 +40,21 @@ Examples:
   options,
 );
 
-const time = (s: number) => new Date(s * 1000).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+const time = (s: number) =>
+  new Date(s * 1000)
+    .toISOString()
+    .replace("T", " ")
+    .replace(/\.\d+Z$/, " UTC");
 
 function describe(s: AccountStatus): string[] {
   if (!s.enrolled) return [`${s.user}: not enrolled (no ${s.file})`];
   if (s.error) return [`${s.user}: state file unusable: ${s.error}`];
-  const kind = s.mode === "totp" ? `time-based (${s.algorithm}, ${s.digits} digits, ${s.stepSeconds} s steps)` : s.mode === "hotp" ? `counter-based (${s.algorithm}, ${s.digits} digits, next counter ${s.hotpCounter})` : "no TOTP_AUTH or HOTP_COUNTER line: only emergency codes work";
+  const kind =
+    s.mode === "totp"
+      ? `time-based (${s.algorithm}, ${s.digits} digits, ${s.stepSeconds} s steps)`
+      : s.mode === "hotp"
+        ? `counter-based (${s.algorithm}, ${s.digits} digits, next counter ${s.hotpCounter})`
+        : "no TOTP_AUTH or HOTP_COUNTER line: only emergency codes work";
   const w = s.windowSize!;
   const window = s.mode === "hotp" ? `${w} codes ahead` : `${w} codes (${-Math.floor((w - 1) / 2)}..+${Math.floor(w / 2)} steps)`;
   const rate = s.rateLimit

@@ -161,7 +161,8 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     },
   );
   const r = report(decision, target.path, target.user.name);
-  if (values.json) io.out(printableJson(r.json)); // the message may quote the state file: escaped
+  if (values.json)
+    io.out(printableJson(r.json)); // the message may quote the state file: escaped
   else io.err(printable(r.message));
   return r.exit;
 }
