@@ -15,16 +15,16 @@ if (!suites.every((s) => s === "unit" || s === "system")) {
   process.exit(2);
 }
 
-// The formatter's check runs first and fails the run: `npm run format` fixes what it reports. Off
-// until the one mechanical reformat commit lands (made once every open branch is merged, so that no
-// branch has to merge a reformatted file); then this flag is flipped. OTPGATE_FORMAT_CHECK=1 runs it
-// anyway, =0 skips it.
-const FORMAT_CHECK = false;
+// The formatter's check runs first and fails the run: `npm run format` fixes what it reports.
+// OTPGATE_FORMAT_CHECK=0 skips it (a quick local loop); CI always runs it.
+const FORMAT_CHECK = true;
 const formatCheck = process.env.OTPGATE_FORMAT_CHECK === undefined ? FORMAT_CHECK : process.env.OTPGATE_FORMAT_CHECK === "1";
 if (formatCheck) {
   const prettier = spawnSync(process.execPath, ["node_modules/prettier/bin/prettier.cjs", "--check", "--log-level=warn", "src", "test", "scripts", "bench"], { stdio: "inherit" });
   if (prettier.status !== 0) {
-    console.error("\nformat check failed: the files listed above are not formatted as prettier (.prettierrc.json) formats them.\nRun `npm run format` to fix them, review the diff, and commit it; then run npm test again.");
+    console.error(
+      "\nformat check failed: the files listed above are not formatted as prettier (.prettierrc.json) formats them.\nRun `npm run format` to fix them, review the diff, and commit it; then run npm test again.",
+    );
     process.exit(1);
   }
 }
