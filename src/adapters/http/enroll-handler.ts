@@ -2,7 +2,7 @@
 // new secret as a QR code; the secret and emergency codes travel sealed (AES-GCM) in the form, so
 // nothing is stored until the user proves with a code that the app has the secret. POST checks the
 // code, then asks the decision service to enroll: it claims the invitation (used once) and writes
-// the state file as the user, like otpgate enroll (GATEWAY_ENROLL_SETTINGS). The gateway itself
+// the state file as the user, like otpgate enroll (INVITE_ENROLL_SETTINGS, core/enroll-defaults.ts). The gateway itself
 // keeps only the draft, the QR code, the confirming code and its own password file: it never
 // touches invites_dir or a home directory when it asks `otpgate server` (decision_socket).
 
@@ -14,7 +14,7 @@ import { hashPassword } from "../../platform/password-hash.js";
 import { formatScratchCode } from "../../formats/ga-document.js";
 import { DecisionServiceUnavailable, type AccountReply, type InviteReply } from "../../ports/decision-service.js";
 import { existingPasswords, updatePasswordFile } from "../../stores/password-file.js";
-import { GATEWAY_ENROLL_SETTINGS as SETTINGS } from "./enroll-settings.js";
+import { INVITE_ENROLL_SETTINGS as SETTINGS } from "../../core/enroll-defaults.js";
 import type { HandlerContext } from "./gateway-context.js";
 import { LookupUnavailable } from "./lookup-unavailable.js";
 import type { GatewayRequest, GatewayResponse } from "./gateway-types.js";

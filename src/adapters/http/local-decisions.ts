@@ -19,7 +19,7 @@ import { decideLogin } from "../../services/login.js";
 import { statePathOf } from "../../stores/file-accounts.js";
 import { writeNewStateFile } from "../../stores/file-store.js";
 import { claimInvite, findInvite } from "../../stores/invite-store.js";
-import { GATEWAY_ENROLL_SETTINGS } from "./enroll-settings.js";
+import { INVITE_ENROLL_SETTINGS } from "../../core/enroll-defaults.js";
 import { LookupUnavailable } from "./lookup-unavailable.js";
 import type { UserDirectory } from "./user-directory.js";
 
@@ -125,7 +125,7 @@ export function localDecisions(options: LocalDecisionsOptions): DecisionService 
             claim.release();
             return { result: "exists" };
           }
-          writeNewStateFile(path, enrollmentText(GATEWAY_ENROLL_SETTINGS, { secret: req.secret, scratchCodes: req.scratchCodes }), { replace: invite.replace });
+          writeNewStateFile(path, enrollmentText(INVITE_ENROLL_SETTINGS, { secret: req.secret, scratchCodes: req.scratchCodes }), { replace: invite.replace });
         } finally {
           restore();
         }
