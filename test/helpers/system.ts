@@ -35,6 +35,9 @@ const BINARIES: Record<string, string> = {
   "python3-argon2": "/usr/lib/python3/dist-packages/argon2/__init__.py",
   openssl: "/usr/bin/openssl",
   nft: "/usr/sbin/nft",
+  postgres: "/usr/lib/postgresql/15/bin/postgres",
+  pgbench: "/usr/lib/postgresql/15/bin/pgbench",
+  pam_radius_auth: "/lib/x86_64-linux-gnu/security/pam_radius_auth.so",
 };
 
 /** Skip loudly, or fail under REQUIRE_SYSTEM_TESTS=1, unless root and every dependency is there. */
