@@ -2,6 +2,7 @@
 // on the login path; the CLI bundle maps this module to dist/otpgate-fleet.cjs): the pool, the
 // key file, the schema checked or migrated.
 
+import { hostname } from "node:os";
 import { PgFleetStore } from "./fleet-store.js";
 import { readKeyFile } from "./key-file.js";
 import { checkSchema, migrate } from "./migrations.js";
@@ -25,5 +26,13 @@ export async function connectFleetStore(options: FleetConnectOptions): Promise<P
     await pool.end().catch(() => {});
     throw err;
   }
-  return new PgFleetStore({ pool, keys, keyFile: options.keyFile, auditRetentionDays: options.auditRetentionDays ?? 90, log, gateWaitMs: options.statementTimeoutMs ?? 5000 });
+  return new PgFleetStore({
+    pool,
+    keys,
+    keyFile: options.keyFile,
+    auditRetentionDays: options.auditRetentionDays ?? 90,
+    log,
+    host: options.host ?? hostname(),
+    gateWaitMs: options.statementTimeoutMs ?? 5000,
+  });
 }

@@ -22,17 +22,22 @@ export interface PgFleetStoreOptions {
   readonly keyFile: string | null;
   readonly auditRetentionDays: number;
   readonly log: AuditLog;
+  /** This host's name for audit records (FleetConnectOptions.host, default os.hostname()). */
+  readonly host: string;
   /** How long a decision waits for the same user's previous one in this process (ms). */
   readonly gateWaitMs: number;
 }
 
 export class PgFleetStore implements FleetStore {
   readonly pool: FleetPool;
+  /** This host's name for audit records (the caller puts it in AuditRecord.host). */
+  readonly host: string;
   private readonly audits: AuditQueue;
   private readonly gate: UserGate;
 
   constructor(private readonly options: PgFleetStoreOptions) {
     this.pool = options.pool;
+    this.host = options.host;
     this.audits = new AuditQueue(options.pool, options.log);
     this.gate = new UserGate(options.gateWaitMs);
     // Retention: a resident process prunes hourly (the first time after a minute, so short-lived

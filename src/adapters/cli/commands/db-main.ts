@@ -73,7 +73,14 @@ export async function dbMain(argv: string[], io: Output): Promise<ExitCode> {
     } finally {
       await pool.end().catch(() => {});
     }
-    if (!values["create-key-file"]) readKeyFile(keyFile); // says now, not at the first login, that it is missing or wrong
+    if (!values["create-key-file"]) {
+      // Said now, not at the first login: the schema is fine, the key file is not (yet) here.
+      try {
+        readKeyFile(keyFile);
+      } catch (err) {
+        io.err(`otpgate db: warning: ${printable((err as Error).message)}`);
+      }
+    }
     return 0;
   }
 
