@@ -3,8 +3,11 @@
 // RETRY_MS, and until it succeeds every operation fails with FleetUnavailable - every login is
 // refused (closed by default), the process stays up, and FleetHealth logs the outage once.
 // Anything else opening throws (a wrong key file, an older schema) is not retried: the caller
-// gets it from the first open and stops with its message.
+// gets it from the first open and stops with its message. Neither is a refused TLS certificate or
+// password at start (a configuration mistake that waiting does not fix): that stops the server
+// with what to check. Once running, the same failure is an outage like any other (closed).
 
+import { ConfigError } from "../../core/errors.js";
 import { FleetUnavailable, type FleetStore } from "../../ports/fleet.js";
 import type { AccountStore } from "../../ports/index.js";
 
@@ -38,6 +41,8 @@ export async function deferredFleet(open: () => Promise<FleetStore>, nowMs: () =
     await tryOpen();
   } catch (err) {
     if (!(err instanceof FleetUnavailable)) throw err;
+    const fix = configProblem(err.message);
+    if (fix !== null) throw new ConfigError(`${err.message.replace(/; the login is refused: try again when it is back$/, "")}: ${fix}`);
     onUnavailable(err);
   }
   const get = tryOpen;
@@ -57,4 +62,14 @@ export async function deferredFleet(open: () => Promise<FleetStore>, nowMs: () =
       await store?.close();
     },
   };
+}
+
+/** What to fix when a failure to connect is a configuration mistake (TLS verification, login), else null. */
+export function configProblem(message: string): string | null {
+  if (/ERR_TLS_CERT_ALTNAME_INVALID|Hostname\/IP does not match/i.test(message))
+    return "the database's TLS certificate does not name the host in --store (sslmode=verify-full): use the host name the certificate was issued for";
+  if (/CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|certificate/i.test(message))
+    return "the database's TLS certificate was not accepted: sslrootcert= in --store must name the CA file that signed it";
+  if (/\b28P01\b|\b28000\b|password authentication failed/i.test(message)) return "the database refused the login: check the user in --store and the password in --db-password-file";
+  return null;
 }

@@ -216,7 +216,12 @@ export async function run(argv: string[], io: Output, as: "server" | "radius" = 
   const closers: (() => Promise<void>)[] = [];
 
   // The fleet store (--store): opened before anything listens; pg is loaded only here.
-  const fleetOptions = fleetOptionsOf(values, { migrate: values.migrate === true, host: hostname() });
+  const fleetOptions = fleetOptionsOf(values, {
+    migrate: values.migrate === true,
+    host: hostname(),
+    // The store's own warnings (a dropped connection, audit records dropped) into the server's log.
+    log: (level, message) => log.write(level, `fleet:${level}`, { event: "fleet", message }),
+  });
   if (fleetOptions === null && values.migrate) throw new UsageError("--migrate goes with --store postgres://...");
   let fleet: FleetStore | null = null;
   let audit: DecisionAudit | undefined;
