@@ -15,7 +15,7 @@ import { ACCESS_ACCEPT, ACCESS_REJECT } from "../../src/adapters/radius/packet.j
 import type { AuditRecord } from "../../src/ports/fleet.js";
 import { fleetStore, keyFile } from "../helpers/fleet.js";
 import { codeAt, wrongCode } from "../helpers/otp.js";
-import { startCluster, type Cluster } from "../helpers/postgres.js";
+import { startCluster } from "../helpers/postgres.js";
 import { ask, sleep } from "../helpers/radius.js";
 import { percentiles, startFleetServer, type FleetServer } from "../helpers/server.js";
 import { pamService, pamtester, systemReady, tempDir, uniqueName } from "../helpers/system.js";
@@ -250,15 +250,3 @@ describe("otpgate server --store postgres://", () => {
     assert.ok(rows.some((r) => r.result === "accepted"));
   });
 });
-
-export async function tlsCluster(t: Parameters<typeof startCluster>[0]): Promise<{ pg: Cluster; role: { name: string; password: string }; port: number }> {
-  const role = { name: uniqueName("otpg").replace(/-/g, "_"), password: randomBytes(12).toString("hex") };
-  for (let attempt = 0; ; attempt++) {
-    const port = 30000 + Math.floor(Math.random() * 30000);
-    try {
-      return { pg: await startCluster(t, { tcpPort: port, tls: true, role }), role, port };
-    } catch (err) {
-      if (attempt >= 3) throw err;
-    }
-  }
-}
