@@ -109,10 +109,7 @@ describe("otpgate server --store over TLS (sslmode=verify-full) with a password 
     const common = ["--secret-file", secretFile, "--db-key-file", keys, "--db-password-file", password];
     // Another CA: the database's certificate is not accepted.
     const otherCa = tempDir(t, "otpgate-other-ca-");
-    assert.equal(
-      spawnSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=not the CA", "-keyout", "ca.key", "-out", "ca.crt"], { cwd: otherCa }).status,
-      0,
-    );
+    assert.equal(spawnSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=not the CA", "-keyout", "ca.key", "-out", "ca.crt"], { cwd: otherCa }).status, 0);
     const wrongCa = serverMustStop([...common, "--store", url.replace(pg.caFile!, join(otherCa, "ca.crt"))]);
     assert.notEqual(wrongCa.status, 0, "stopped");
     assert.match(wrongCa.stderr, /TLS certificate was not accepted: sslrootcert= in --store must name the CA file that signed it/, wrongCa.stderr);
@@ -162,7 +159,10 @@ describe("network RADIUS clients (--clients-file)", () => {
     assert.equal((await sendFrom("127.0.0.9", server.port, wide, user, code, true)).code, null, "an unlisted source: dropped");
     await sleep(1500); // the audit queue would have been flushed by now
     assert.equal(row(), before, "nothing in the database changed for the dropped requests");
-    const drops = server.lines().filter((l) => l.event === "drop").map((l) => l.reason);
+    const drops = server
+      .lines()
+      .filter((l) => l.event === "drop")
+      .map((l) => l.reason);
     assert.ok(drops.includes("unknown-client") && drops.includes("no-message-authenticator") && drops.includes("bad-message-authenticator"), JSON.stringify(drops));
     assert.equal(server.lines().filter((l) => l.event === "login").length, 0, "nothing was decided");
 
@@ -222,60 +222,88 @@ function snapshot(dir: string): Record<string, string> {
 }
 
 describe("setup ssh --backend radius --store", () => {
-  test("refuses (nothing written) when the database is unreachable, not migrated, or the admin not enrolled in it; then writes the unit with the store flags, which systemd-analyze verify accepts", { timeout: 120_000 }, async (t) => {
-    if (!systemReady(t, [])) return;
-    const pg = await startCluster(t);
-    const keys = keyFile(t);
-    const store = await fleetStore(t, pg, keys);
-    const s = privateSshd(tempDir(t));
-    t.after(() => s.cleanup());
-    const erin = throwawayUser(t);
-    mkdirSync(join(erin.home, ".ssh"), { recursive: true });
-    writeFileSync(join(erin.home, ".ssh/authorized_keys"), readFileSync(`${s.clientKey}.pub`));
-    const password = privateFile(t, "db.password", "unused-with-trust\n");
-    const setup = (url: string, extra: string[] = []) =>
-      runCli(["setup", "ssh", "--root", s.root, "--service", s.service, "--sshd", s.sshd, "--node", process.execPath, "--otpgate", CLI, "--admin", erin.name, "--backend", "radius", "--store", url, "--db-key-file", keys, "--db-password-file", password, ...extra]);
-    const untouched = snapshot(s.root);
+  test(
+    "refuses (nothing written) when the database is unreachable, not migrated, or the admin not enrolled in it; then writes the unit with the store flags, which systemd-analyze verify accepts",
+    { timeout: 120_000 },
+    async (t) => {
+      if (!systemReady(t, [])) return;
+      const pg = await startCluster(t);
+      const keys = keyFile(t);
+      const store = await fleetStore(t, pg, keys);
+      const s = privateSshd(tempDir(t));
+      t.after(() => s.cleanup());
+      const erin = throwawayUser(t);
+      mkdirSync(join(erin.home, ".ssh"), { recursive: true });
+      writeFileSync(join(erin.home, ".ssh/authorized_keys"), readFileSync(`${s.clientKey}.pub`));
+      const password = privateFile(t, "db.password", "unused-with-trust\n");
+      const setup = (url: string, extra: string[] = []) =>
+        runCli([
+          "setup",
+          "ssh",
+          "--root",
+          s.root,
+          "--service",
+          s.service,
+          "--sshd",
+          s.sshd,
+          "--node",
+          process.execPath,
+          "--otpgate",
+          CLI,
+          "--admin",
+          erin.name,
+          "--backend",
+          "radius",
+          "--store",
+          url,
+          "--db-key-file",
+          keys,
+          "--db-password-file",
+          password,
+          ...extra,
+        ]);
+      const untouched = snapshot(s.root);
 
-    const unreachable = setup(`postgres://postgres@/otpgate?host=${encodeURIComponent(tempDir(t))}&port=1`);
-    assert.equal(unreachable.status, 2, unreachable.stderr);
-    assert.match(unreachable.stderr, /cannot reach the fleet database, so nothing was changed/);
-    assert.deepEqual(snapshot(s.root), untouched, "nothing written");
+      const unreachable = setup(`postgres://postgres@/otpgate?host=${encodeURIComponent(tempDir(t))}&port=1`);
+      assert.equal(unreachable.status, 2, unreachable.stderr);
+      assert.match(unreachable.stderr, /cannot reach the fleet database, so nothing was changed/);
+      assert.deepEqual(snapshot(s.root), untouched, "nothing written");
 
-    pg.psql("CREATE DATABASE empty", "postgres");
-    const unmigrated = setup(pg.url.replace("/otpgate?", "/empty?"));
-    assert.equal(unmigrated.status, 2, unmigrated.stderr);
-    assert.match(unmigrated.stderr, /run otpgate db migrate/);
-    assert.deepEqual(snapshot(s.root), untouched, "nothing written");
+      pg.psql("CREATE DATABASE empty", "postgres");
+      const unmigrated = setup(pg.url.replace("/otpgate?", "/empty?"));
+      assert.equal(unmigrated.status, 2, unmigrated.stderr);
+      assert.match(unmigrated.stderr, /run otpgate db migrate/);
+      assert.deepEqual(snapshot(s.root), untouched, "nothing written");
 
-    const notEnrolled = setup(pg.url);
-    assert.equal(notEnrolled.status, 2, notEnrolled.stderr);
-    assert.match(notEnrolled.stderr, new RegExp(`${erin.name} is not enrolled in the fleet database`));
-    assert.deepEqual(snapshot(s.root), untouched, "nothing written");
+      const notEnrolled = setup(pg.url);
+      assert.equal(notEnrolled.status, 2, notEnrolled.stderr);
+      assert.match(notEnrolled.stderr, new RegExp(`${erin.name} is not enrolled in the fleet database`));
+      assert.deepEqual(snapshot(s.root), untouched, "nothing written");
 
-    const nullok = setup(pg.url, ["--nullok"]);
-    assert.equal(nullok.status, 2);
-    assert.match(nullok.stderr, /--nullok is not available with --store/);
+      const nullok = setup(pg.url, ["--nullok"]);
+      assert.equal(nullok.status, 2);
+      assert.match(nullok.stderr, /--nullok is not available with --store/);
 
-    await store.put(erin.name, `${newSecret()}\n" TOTP_AUTH\n`, "create");
-    const r = setup(pg.url);
-    assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /while it cannot be reached, every SSH login through this stack is refused \(closed by default\)/);
-    const unitPath = join(s.root, "etc/systemd/system/otpgate-server.service");
-    const unit = readFileSync(unitPath, "utf8");
-    const argv = parseExecStart(/^ExecStart=(.*)$/m.exec(unit)![1]!, { USER: "root" });
-    const after = (flag: string) => argv[argv.indexOf(flag) + 1];
-    assert.equal(after("--store"), pg.url, "the URL, byte for byte, through systemd's quoting");
-    assert.equal(after("--db-key-file"), keys);
-    assert.equal(after("--db-password-file"), password, "the password only as a file path");
-    assert.doesNotMatch(unit, /unused-with-trust/);
-    assert.ok(!argv.includes("--state") && !argv.includes("--nullok"));
-    assert.match(unit, /^After=network-online\.target$/m);
-    if (existsSync("/usr/bin/systemd-analyze")) {
-      const verify = spawnSync("systemd-analyze", ["verify", "--man=no", unitPath], { encoding: "utf8", env: { PATH: "/usr/bin:/bin", SYSTEMD_LOG_LEVEL: "warning" } });
-      const complaints = `${verify.stdout}${verify.stderr}`.split("\n").filter((l) => l.includes("otpgate-server.service"));
-      assert.deepEqual(complaints, [], `${verify.stdout}${verify.stderr}`);
-      assert.equal(verify.status, 0, `${verify.stdout}${verify.stderr}`);
-    } else if (process.env.REQUIRE_SYSTEM_TESTS === "1") throw new Error("systemd-analyze is missing (scripts/install-test-deps.sh)");
-  });
+      await store.put(erin.name, `${newSecret()}\n" TOTP_AUTH\n`, "create");
+      const r = setup(pg.url);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /while it cannot be reached, every SSH login through this stack is refused \(closed by default\)/);
+      const unitPath = join(s.root, "etc/systemd/system/otpgate-server.service");
+      const unit = readFileSync(unitPath, "utf8");
+      const argv = parseExecStart(/^ExecStart=(.*)$/m.exec(unit)![1]!, { USER: "root" });
+      const after = (flag: string) => argv[argv.indexOf(flag) + 1];
+      assert.equal(after("--store"), pg.url, "the URL, byte for byte, through systemd's quoting");
+      assert.equal(after("--db-key-file"), keys);
+      assert.equal(after("--db-password-file"), password, "the password only as a file path");
+      assert.doesNotMatch(unit, /unused-with-trust/);
+      assert.ok(!argv.includes("--state") && !argv.includes("--nullok"));
+      assert.match(unit, /^After=network-online\.target$/m);
+      if (existsSync("/usr/bin/systemd-analyze")) {
+        const verify = spawnSync("systemd-analyze", ["verify", "--man=no", unitPath], { encoding: "utf8", env: { PATH: "/usr/bin:/bin", SYSTEMD_LOG_LEVEL: "warning" } });
+        const complaints = `${verify.stdout}${verify.stderr}`.split("\n").filter((l) => l.includes("otpgate-server.service"));
+        assert.deepEqual(complaints, [], `${verify.stdout}${verify.stderr}`);
+        assert.equal(verify.status, 0, `${verify.stdout}${verify.stderr}`);
+      } else if (process.env.REQUIRE_SYSTEM_TESTS === "1") throw new Error("systemd-analyze is missing (scripts/install-test-deps.sh)");
+    },
+  );
 });

@@ -234,7 +234,10 @@ describe("otpgate server --store postgres://", () => {
       hung.result.every((r) => r.code !== ACCESS_ACCEPT),
       `frozen database: no login accepted (${hung.result.map((r) => r.code).join(",")})`,
     );
-    assert.ok(hung.result.every((r) => r.code === ACCESS_REJECT && r.ms < 15_000), `answered with a refusal within the timeouts (${hung.result.map((r) => Math.round(r.ms)).join(",")} ms)`);
+    assert.ok(
+      hung.result.every((r) => r.code === ACCESS_REJECT && r.ms < 15_000),
+      `answered with a refusal within the timeouts (${hung.result.map((r) => Math.round(r.ms)).join(",")} ms)`,
+    );
     const frozenMs = percentiles(hung.ms);
     assert.ok(frozenMs.n > 10 && frozenMs.max < 500, `the event loop answers while the database hangs (health n=${frozenMs.n} max ${frozenMs.max.toFixed(1)} ms)`);
     assert.equal(server.child.exitCode, null, "the server is alive");
@@ -251,43 +254,48 @@ describe("otpgate server --store postgres://", () => {
     assert.ok(rows.some((r) => r.result === "accepted"));
   });
 
-  test("the unix-socket API on the fleet: decide (audited, service and client address), account (fingerprint), an invitation enrolls into the database for a user not in passwd", { timeout: 60_000 }, async (t) => {
-    if (!systemReady(t, [])) return;
-    const pg = await startCluster(t);
-    const keys = keyFile(t);
-    const store = await fleetStore(t, pg, keys);
-    const server = await startFleetServer(t, pg.url, keys);
-    const user = uniqueName("inv").slice(0, 14);
-    assert.equal(spawnSync("getent", ["passwd", user]).status, 2, "the user is in no passwd database");
-    assert.deepEqual(await server.client.account({ user }), { account: "not-enrolled" });
+  test(
+    "the unix-socket API on the fleet: decide (audited, service and client address), account (fingerprint), an invitation enrolls into the database for a user not in passwd",
+    { timeout: 60_000 },
+    async (t) => {
+      if (!systemReady(t, [])) return;
+      const pg = await startCluster(t);
+      const keys = keyFile(t);
+      const store = await fleetStore(t, pg, keys);
+      const server = await startFleetServer(t, pg.url, keys);
+      const user = uniqueName("inv").slice(0, 14);
+      assert.equal(spawnSync("getent", ["passwd", user]).status, 2, "the user is in no passwd database");
+      assert.deepEqual(await server.client.account({ user }), { account: "not-enrolled" });
 
-    const { token } = createInvite(server.invitesDir, user, { nowMs: Date.now(), ttlMs: 3_600_000, replace: false });
-    const secret = newSecret();
-    const scratch = [12345678, 23456789];
-    assert.deepEqual(await server.client.enroll({ token, secret, scratchCodes: scratch }), { result: "enrolled", user, replaced: false });
-    assert.deepEqual(await server.client.enroll({ token, secret, scratchCodes: scratch }), { result: "gone" }, "an invitation is used once");
-    const doc = await store.document(user);
-    assert.ok(doc !== null && doc.text.startsWith(`${secret}\n`), "enrolled in the database");
-    assert.equal(doc!.scratchCodesOmitted, 2, "with its emergency codes (as digests)");
-    const account = await server.client.account({ user });
-    assert.equal(account.account, "enrolled");
-    const again = await server.client.account({ user });
-    assert.deepEqual(again, account, "a stable fingerprint");
+      const { token } = createInvite(server.invitesDir, user, { nowMs: Date.now(), ttlMs: 3_600_000, replace: false });
+      const secret = newSecret();
+      const scratch = [12345678, 23456789];
+      assert.deepEqual(await server.client.enroll({ token, secret, scratchCodes: scratch }), { result: "enrolled", user, replaced: false });
+      assert.deepEqual(await server.client.enroll({ token, secret, scratchCodes: scratch }), { result: "gone" }, "an invitation is used once");
+      const doc = await store.document(user);
+      assert.ok(doc !== null && doc.text.startsWith(`${secret}\n`), "enrolled in the database");
+      assert.equal(doc!.scratchCodesOmitted, 2, "with its emergency codes (as digests)");
+      const account = await server.client.account({ user });
+      assert.equal(account.account, "enrolled");
+      const again = await server.client.account({ user });
+      assert.deepEqual(again, account, "a stable fingerprint");
 
-    await awayFromStepEnd();
-    const code = codeAt(secret, step());
-    assert.deepEqual(await server.client.decide({ user, code, service: "gateway", clientAddress: "192.0.2.44" }), { outcome: "accepted", via: "totp" });
-    assert.deepEqual(await server.client.decide({ user, code: "12345678", service: "gateway", clientAddress: "192.0.2.44" }), { outcome: "accepted", via: "scratch" });
-    assert.deepEqual(await server.client.decide({ user, code: "12345678", service: "gateway", clientAddress: "192.0.2.44" }), { outcome: "rejected", reason: "wrong" }, "an emergency code is used once");
-    const rows = await auditOf(store, user, 3);
-    assert.deepEqual(
-      rows.map((r) => [r.service, r.clientAddress, r.result, r.reason, r.via]).reverse(),
-      [
+      await awayFromStepEnd();
+      const code = codeAt(secret, step());
+      assert.deepEqual(await server.client.decide({ user, code, service: "gateway", clientAddress: "192.0.2.44" }), { outcome: "accepted", via: "totp" });
+      assert.deepEqual(await server.client.decide({ user, code: "12345678", service: "gateway", clientAddress: "192.0.2.44" }), { outcome: "accepted", via: "scratch" });
+      assert.deepEqual(
+        await server.client.decide({ user, code: "12345678", service: "gateway", clientAddress: "192.0.2.44" }),
+        { outcome: "rejected", reason: "wrong" },
+        "an emergency code is used once",
+      );
+      const rows = await auditOf(store, user, 3);
+      assert.deepEqual(rows.map((r) => [r.service, r.clientAddress, r.result, r.reason, r.via]).reverse(), [
         ["gateway", "192.0.2.44", "accepted", "accepted", "totp"],
         ["gateway", "192.0.2.44", "accepted", "accepted", "scratch"],
         ["gateway", "192.0.2.44", "rejected", "wrong", null],
-      ],
-    );
-    assert.ok(!JSON.stringify(rows).includes("12345678") && !JSON.stringify(rows).includes(code), "never a code in the audit table");
-  });
+      ]);
+      assert.ok(!JSON.stringify(rows).includes("12345678") && !JSON.stringify(rows).includes(code), "never a code in the audit table");
+    },
+  );
 });

@@ -61,7 +61,12 @@ test("clients file: every malformed line is refused with its line number", () =>
     [`::ffff:192.0.2.1 ${A}`, /without ::ffff:/],
     [`fe80::1%eth0 ${A}`, /not an IPv4 or IPv6 address/],
   ];
-  for (const [text, message] of bad) assert.throws(() => parseClients(text), (err: unknown) => err instanceof ClientsFileError && message.test(err.message), text);
+  for (const [text, message] of bad)
+    assert.throws(
+      () => parseClients(text),
+      (err: unknown) => err instanceof ClientsFileError && message.test(err.message),
+      text,
+    );
 });
 
 function harness(clientsText: string) {
@@ -125,7 +130,10 @@ test("RADIUS with a clients file: unknown source, unsigned or another client's s
   assert.equal(h.sent[0]!.packet[0], ACCESS_ACCEPT);
   assert.ok(radius.verify_response({ request: req, response: h.sent[0]!.packet, secret: A }), "signed with the client's secret");
   assert.deepEqual(h.audits, ["alice radius ::ffff:192.0.2.10 accepted"]);
-  assert.match(h.lines.find((l) => l.includes('"event":"login"'))!, /"radiusClient":"192\.0\.2\.10"/);
+  assert.match(
+    h.lines.find((l) => l.includes('"event":"login"'))!,
+    /"radiusClient":"192\.0\.2\.10"/,
+  );
 });
 
 test("RADIUS with a clients file: loopback (a local client) keeps the --secret-file secret and may be unsigned; with no local secret it is dropped", async () => {

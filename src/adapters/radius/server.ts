@@ -125,7 +125,13 @@ export function radiusServer<A>(deps: RadiusServerDeps<A>) {
     }
   };
 
-  async function decide(request: AccessRequest & { readonly messageAuthenticator: boolean }, source: Source, arrived: number, secret: Buffer, clientName: string | null): Promise<{ packet: Buffer; delayMs: number } | null> {
+  async function decide(
+    request: AccessRequest & { readonly messageAuthenticator: boolean },
+    source: Source,
+    arrived: number,
+    secret: Buffer,
+    clientName: string | null,
+  ): Promise<{ packet: Buffer; delayMs: number } | null> {
     const fields: Record<string, string | number | undefined> = {
       event: "login",
       user: request.user,
@@ -143,9 +149,7 @@ export function radiusServer<A>(deps: RadiusServerDeps<A>) {
           storeFor: deps.storeFor,
           clock: deps.clock,
           macFactory: nodeMacFactory,
-          decided: deps.audit
-            ? (req, decision) => deps.audit!({ user: req.user, service: req.service, clientAddress: request.callingStationId ?? source.address, decision })
-            : undefined,
+          decided: deps.audit ? (req, decision) => deps.audit!({ user: req.user, service: req.service, clientAddress: request.callingStationId ?? source.address, decision }) : undefined,
         },
         {
           user: request.user,

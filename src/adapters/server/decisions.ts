@@ -134,13 +134,10 @@ export function localDecisionService<A extends ServiceAccount>(deps: LocalServic
 
   async function decideOnce(req: DecideRequest): Promise<DecideReply> {
     const started = deps.clock.nowMs();
-    const decided: ResidentDeps<unknown>["decided"] = deps.audit
-      ? (r, decision) => deps.audit!({ user: r.user, service: r.service, clientAddress: r.clientAddress ?? null, decision })
-      : undefined;
-    const accounts: Pick<ResidentDeps<{ readonly name: string }>, "lookup" | "storeFor"> =
-      fleet !== null
-        ? { lookup: async (name) => ({ name }), storeFor: (a, code) => fleet.account(a.name, code) }
-        : { lookup: files!.lookup, storeFor: files!.storeFor as (a: { readonly name: string }) => PeekableStore };
+    const decided: ResidentDeps<unknown>["decided"] = deps.audit ? (r, decision) => deps.audit!({ user: r.user, service: r.service, clientAddress: r.clientAddress ?? null, decision }) : undefined;
+    const accounts: Pick<ResidentDeps<{ readonly name: string }>, "lookup" | "storeFor"> = fleet !== null
+      ? { lookup: async (name) => ({ name }), storeFor: (a, code) => fleet.account(a.name, code) }
+      : { lookup: files!.lookup, storeFor: files!.storeFor as (a: { readonly name: string }) => PeekableStore };
     const decision = await decideResident(
       { ...accounts, clock: deps.clock, macFactory: deps.macFactory, decided },
       { user: req.user, code: req.code, service: req.service, clientAddress: req.clientAddress, factors: { ...deps.factors, password: false, rateLimit: req.rateLimit ?? "apply" } },
@@ -256,7 +253,11 @@ export function localDecisionService<A extends ServiceAccount>(deps: LocalServic
   }
 
   /** An invitation into the fleet database: claimed first (one use), released again when the write fails. */
-  async function fleetEnroll(invitation: NonNullable<ReturnType<typeof findInvite>>, req: EnrollRequest, result: (reply: EnrollReply, extra?: Readonly<Record<string, LogValue>>) => EnrollReply): Promise<EnrollReply> {
+  async function fleetEnroll(
+    invitation: NonNullable<ReturnType<typeof findInvite>>,
+    req: EnrollRequest,
+    result: (reply: EnrollReply, extra?: Readonly<Record<string, LogValue>>) => EnrollReply,
+  ): Promise<EnrollReply> {
     const claim = claimInvite(deps.invitesDir, invitation);
     if (!claim) return result({ result: "gone" });
     let written: "written" | "exists";
@@ -264,7 +265,13 @@ export function localDecisionService<A extends ServiceAccount>(deps: LocalServic
       written = await fleet!.put(invitation.user, enrollmentText(INVITE_ENROLL_SETTINGS, { secret: req.secret, scratchCodes: req.scratchCodes }), invitation.replace ? "replace" : "create");
     } catch (err) {
       claim.release();
-      deps.log("err", "enroll:error", { event: "enroll", invite: inviteTag(invitation.id), user: invitation.user, result: "error", problem: err instanceof FleetUnavailable ? UNAVAILABLE_PROBLEM : err instanceof Error ? err.message : String(err) });
+      deps.log("err", "enroll:error", {
+        event: "enroll",
+        invite: inviteTag(invitation.id),
+        user: invitation.user,
+        result: "error",
+        problem: err instanceof FleetUnavailable ? UNAVAILABLE_PROBLEM : err instanceof Error ? err.message : String(err),
+      });
       if (err instanceof FleetUnavailable) throw new ServiceBusy(UNAVAILABLE_PROBLEM);
       throw err;
     }

@@ -68,8 +68,7 @@ export async function deferredFleet(open: () => Promise<FleetStore>, nowMs: () =
 export function configProblem(message: string): string | null {
   if (/ERR_TLS_CERT_ALTNAME_INVALID|Hostname\/IP does not match/i.test(message))
     return "the database's TLS certificate does not name the host in --store (sslmode=verify-full): use the host name the certificate was issued for";
-  if (/CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|certificate/i.test(message))
-    return "the database's TLS certificate was not accepted: sslrootcert= in --store must name the CA file that signed it";
+  if (/CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|certificate/i.test(message)) return "the database's TLS certificate was not accepted: sslrootcert= in --store must name the CA file that signed it";
   if (/\b28P01\b|\b28000\b|password authentication failed/i.test(message)) return "the database refused the login: check the user in --store and the password in --db-password-file";
   return null;
 }

@@ -257,7 +257,9 @@ export async function run(argv: string[], io: Output, as: "server" | "radius" = 
     if (clientsFile !== undefined && values["allow-legacy-clients"])
       throw new UsageError("--allow-legacy-clients does not go with --clients-file: the clients file's clients must send Message-Authenticator");
     if (!(host === "::1" || host.startsWith("127.")) && !values["allow-remote"] && clientsFile === undefined)
-      throw new UsageError(`${host} is not a loopback address: list the RADIUS clients that may ask in --clients-file FILE (RADIUS PAP is only safe on loopback otherwise; --allow-remote keeps the older one-secret layout)`);
+      throw new UsageError(
+        `${host} is not a loopback address: list the RADIUS clients that may ask in --clients-file FILE (RADIUS PAP is only safe on loopback otherwise; --allow-remote keeps the older one-secret layout)`,
+      );
     const clients = clientsFile === undefined ? undefined : readClients(clientsFile);
     // With a clients file the one secret serves local clients only, and is read only when given.
     const secret = clientsFile !== undefined && values["secret-file"] === undefined ? null : readSecret(values["secret-file"] ?? "/etc/otpgate/radius.secret");
