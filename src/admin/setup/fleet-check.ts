@@ -15,10 +15,12 @@ export interface FleetCheck {
 }
 
 export async function checkFleetForSetup(options: FleetConnectOptions, admin: string | undefined): Promise<FleetCheck> {
-  const { openFleetStore } = await import("../../stores/pg/open.js");
+  // stores/pg/connect.js: the build maps this import to dist/otpgate-fleet.cjs, so node-postgres
+  // stays out of the core (login path) bundle.
+  const { connectFleetStore } = await import("../../stores/pg/connect.js");
   let store;
   try {
-    store = await openFleetStore({ ...options, migrate: false, log: () => {} });
+    store = await connectFleetStore({ ...options, migrate: false, log: () => {} });
   } catch (err) {
     if (err instanceof FleetUnavailable)
       throw new SetupError(
