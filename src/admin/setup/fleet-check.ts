@@ -4,8 +4,6 @@
 // lock-out guard - the admin's account read from it. Any failure refuses the setup with the fix;
 // nothing has been changed at that point.
 
-import { ConfigError } from "../../core/errors.js";
-import { FleetUnavailable } from "../../ports/fleet.js";
 import type { FleetConnectOptions } from "../../stores/pg/open.js";
 import { SetupError } from "./apply.js";
 
@@ -13,6 +11,10 @@ export interface FleetCheck {
   /** The admin's reference document (secret decrypted), null when not enrolled or no admin asked. */
   readonly adminDocument: string | null;
 }
+
+// The store comes from its own bundle: its error classes are that bundle's, so they are told by name.
+const isUnavailable = (err: unknown): err is Error => err instanceof Error && err.name === "FleetUnavailable";
+const isConfig = (err: unknown): err is Error => err instanceof Error && err.name === "ConfigError";
 
 export async function checkFleetForSetup(options: FleetConnectOptions, admin: string | undefined): Promise<FleetCheck> {
   // stores/pg/connect.js: the build maps this import to dist/otpgate-fleet.cjs, so node-postgres
@@ -22,18 +24,18 @@ export async function checkFleetForSetup(options: FleetConnectOptions, admin: st
   try {
     store = await connectFleetStore({ ...options, migrate: false, log: () => {} });
   } catch (err) {
-    if (err instanceof FleetUnavailable)
+    if (isUnavailable(err))
       throw new SetupError(
         `cannot reach the fleet database, so nothing was changed (every login would be refused): ${err.message.replace(/; the login is refused: try again when it is back$/, "")}. Check --store, --db-password-file and that PostgreSQL accepts this host, then run setup again`,
       );
-    if (err instanceof ConfigError) throw new SetupError(`the fleet database cannot be used, so nothing was changed: ${err.message}`);
+    if (isConfig(err)) throw new SetupError(`the fleet database cannot be used, so nothing was changed: ${err.message}`);
     throw err;
   }
   try {
     const doc = admin === undefined ? null : await store.document(admin);
     return { adminDocument: doc?.text ?? null };
   } catch (err) {
-    if (err instanceof FleetUnavailable || err instanceof ConfigError) throw new SetupError(`the fleet database cannot be used, so nothing was changed: ${err.message}`);
+    if (isUnavailable(err) || isConfig(err)) throw new SetupError(`the fleet database cannot be used, so nothing was changed: ${err.message}`);
     throw err;
   } finally {
     await store.close().catch(() => {});
