@@ -1,0 +1,43 @@
+// setup ssh --backend radius --store (issue 11): before any file is written, the fleet database
+// must be reachable with the unit's settings (URL, password file, key file), its schema current
+// (never migrated from here: `otpgate db migrate` does that, once, for the fleet), and - for the
+// lock-out guard - the admin's account read from it. Any failure refuses the setup with the fix;
+// nothing has been changed at that point.
+
+import type { FleetConnectOptions } from "../../stores/pg/open.js";
+import { SetupError } from "./apply.js";
+
+export interface FleetCheck {
+  /** The admin's reference document (secret decrypted), null when not enrolled or no admin asked. */
+  readonly adminDocument: string | null;
+}
+
+// The store comes from its own bundle: its error classes are that bundle's, so they are told by name.
+const isUnavailable = (err: unknown): err is Error => err instanceof Error && err.name === "FleetUnavailable";
+const isConfig = (err: unknown): err is Error => err instanceof Error && err.name === "ConfigError";
+
+export async function checkFleetForSetup(options: FleetConnectOptions, admin: string | undefined): Promise<FleetCheck> {
+  // stores/pg/connect.js: the build maps this import to dist/otpgate-fleet.cjs, so node-postgres
+  // stays out of the core (login path) bundle.
+  const { connectFleetStore } = await import("../../stores/pg/connect.js");
+  let store;
+  try {
+    store = await connectFleetStore({ ...options, migrate: false, log: () => {} });
+  } catch (err) {
+    if (isUnavailable(err))
+      throw new SetupError(
+        `cannot reach the fleet database, so nothing was changed (every login would be refused): ${err.message.replace(/; the login is refused: try again when it is back$/, "")}. Check --store, --db-password-file and that PostgreSQL accepts this host, then run setup again`,
+      );
+    if (isConfig(err)) throw new SetupError(`the fleet database cannot be used, so nothing was changed: ${err.message}`);
+    throw err;
+  }
+  try {
+    const doc = admin === undefined ? null : await store.document(admin);
+    return { adminDocument: doc?.text ?? null };
+  } catch (err) {
+    if (isUnavailable(err) || isConfig(err)) throw new SetupError(`the fleet database cannot be used, so nothing was changed: ${err.message}`);
+    throw err;
+  } finally {
+    await store.close().catch(() => {});
+  }
+}
