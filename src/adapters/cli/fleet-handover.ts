@@ -14,5 +14,5 @@ export function wantsFleet(values: StoreValues): boolean {
 /** Run `command` (with the same argv) on the fleet database. */
 export async function handOverToFleet(command: "enroll" | "status" | "codes" | "qr", argv: string[], io: Output): Promise<ExitCode> {
   const fleet = await import("./commands/fleet-main.js");
-  return fleet.runFleetAccountCommand(command, argv, io);
+  return fleet.dispatch(command, argv, io);
 }

@@ -24,6 +24,7 @@ import { showQr } from "../qr-output.js";
 import { planQrTargets, prepareQrFiles, type AsRoot, type QrTarget } from "../qr-targets.js";
 import { commandHelp } from "../help.js";
 import { ENROLL_OPTIONS, parseEnrollFlags, windowFor } from "./enroll-flags.js";
+import { handOverToFleet, wantsFleet } from "../fleet-handover.js";
 
 export const options = ENROLL_OPTIONS;
 
@@ -92,6 +93,7 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     io.out(help);
     return 0;
   }
+  if (wantsFleet(flags.store)) return handOverToFleet("enroll", argv, io);
   const euid = process.geteuid?.() ?? 0;
   const target = resolveTarget({ user: flags.user, secret: flags.secret, euid, cwd: process.cwd() });
   const path = target.path;
