@@ -44,9 +44,7 @@ export function openSecret(keys: FleetKeys, user: string, keyId: string, sealed:
   try {
     return Buffer.concat([decipher.update(sealed.subarray(IV_BYTES, sealed.length - TAG_BYTES)), decipher.final()]);
   } catch {
-    throw new FleetRowInvalid(
-      `the stored secret of ${JSON.stringify(user)} does not decrypt under key ${keyId} (altered, or copied from another account); the login is refused: re-enroll the user`,
-    );
+    throw new FleetRowInvalid(`the stored secret of ${JSON.stringify(user)} does not decrypt under key ${keyId} (altered, or copied from another account); the login is refused: re-enroll the user`);
   }
 }
 

@@ -24,7 +24,7 @@ export function splitDocument(text: string): SplitDocument {
   const options = rest.slice(secret.length + 1);
   for (const line of options.split("\n")) {
     if (line.replace(/\r/g, "") !== "" && !line.startsWith('"')) {
-      throw new ConfigError("the document has a line after the secret that is neither an option (\" ...) nor an emergency code; fix the file first");
+      throw new ConfigError('the document has a line after the secret that is neither an option (" ...) nor an emergency code; fix the file first');
     }
   }
   return { secretLine: secret, options, codes: entries.map((e) => formatScratchCode(e.code)) };

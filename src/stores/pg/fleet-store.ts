@@ -63,7 +63,8 @@ export class PgFleetStore implements FleetStore {
     const split = splitDocument(document);
     const { keyId, sealed } = sealSecret(keys, user, split.secretLine);
     return this.pool.transaction(async (client) => {
-      const conflict = mode === "create" ? "DO NOTHING" : "DO UPDATE SET secret = EXCLUDED.secret, key_id = EXCLUDED.key_id, options = EXCLUDED.options, revision = otpgate_accounts.revision + 1, updated_at = now()";
+      const conflict =
+        mode === "create" ? "DO NOTHING" : "DO UPDATE SET secret = EXCLUDED.secret, key_id = EXCLUDED.key_id, options = EXCLUDED.options, revision = otpgate_accounts.revision + 1, updated_at = now()";
       const inserted = await client.query(`INSERT INTO otpgate_accounts (user_name, secret, key_id, options) VALUES ($1, $2, $3, $4) ON CONFLICT (user_name) ${conflict}`, [
         user,
         sealed,

@@ -48,9 +48,7 @@ export function parseKeyFile(text: string, path: string): FleetKeys {
 export function readKeyFile(path: string): FleetKeys {
   const file = readPrivateFile(path, { what: "the fleet key file", maxBytes: 64 * 1024, allowedMode: 0o600, follow: false, error: ConfigError });
   if (file === null) {
-    throw new ConfigError(
-      `the key file ${path} does not exist: create it on the first host with otpgate db migrate --create-key-file, then copy it unchanged (mode 0600, owner root) to every host`,
-    );
+    throw new ConfigError(`the key file ${path} does not exist: create it on the first host with otpgate db migrate --create-key-file, then copy it unchanged (mode 0600, owner root) to every host`);
   }
   try {
     return parseKeyFile(file.bytes.toString("latin1"), path);
@@ -71,9 +69,7 @@ export function newKeyLine(now: Date, taken: ReadonlySet<string> = new Set()): {
   }
 }
 
-const HEADER =
-  "# otpgate fleet key file: the same file on every host (mode 0600, owner root).\n" +
-  "# The last key encrypts new secrets; the others still decrypt rows not re-encrypted yet.\n";
+const HEADER = "# otpgate fleet key file: the same file on every host (mode 0600, owner root).\n" + "# The last key encrypts new secrets; the others still decrypt rows not re-encrypted yet.\n";
 
 /** Create the key file with one key; false when it exists already (nothing changed). */
 export function createKeyFile(path: string, now: Date): boolean {
