@@ -21,7 +21,7 @@ import { useFleet } from "./fleet-open.js";
 import { existsSync, lstatSync } from "node:fs";
 import { isAbsolute } from "node:path";
 
-export const options = {
+export const exportOptions = {
   ...STORE_OPTIONS,
   output: { type: "string", value: "FILE", help: "where to write the file (default ~USER/.google_authenticator); written as USER when USER is an account on this host" },
   force: { type: "boolean", short: "f", help: "replace a file that exists (its secret and codes stop working)" },
@@ -31,7 +31,7 @@ export const options = {
   ...HELP_OPTION,
 } as const satisfies DescribedTable;
 
-export const help = commandHelp(
+export const exportHelp = commandHelp(
   "db export",
   {
     usage: ["USER --store URL [--output FILE] [--force] [--new-codes [-e N]] [--remove]"],
@@ -47,10 +47,10 @@ Exit status: 0 written, 1 USER is not in the database, 2 usage, file or database
 (nothing written).
 
 Examples:
-  sudo otpgate db export alice --store postgres://otpgate@db1/otpgate
+  sudo otpgate db export alice --store postgres://otpgate@db1/otpgate --output /root/alice.ga
   sudo otpgate db export alice --store postgres://otpgate@db1/otpgate --new-codes --remove`,
   },
-  options,
+  exportOptions,
 );
 
 interface Destination {
@@ -70,10 +70,11 @@ function destination(user: string, output: string | undefined): Destination {
   return { path: statePathOf(account, {}), writer };
 }
 
-export async function run(argv: string[], io: Output): Promise<ExitCode> {
-  const { values, positionals } = parse("db export", argv, options);
+/** otpgate db export (db-admin.ts exports it as runImport/runExport). */
+export async function exportCommand(argv: string[], io: Output): Promise<ExitCode> {
+  const { values, positionals } = parse("db export", argv, exportOptions);
   if (values.help) {
-    io.out(help);
+    io.out(exportHelp);
     return 0;
   }
   if (positionals.length !== 1) throw new UsageError("give exactly one USER; see otpgate db export --help");

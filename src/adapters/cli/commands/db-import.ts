@@ -14,7 +14,7 @@ import type { Output } from "../output.js";
 import { STORE_OPTIONS } from "../store-options.js";
 import { useFleet } from "./fleet-open.js";
 
-export const options = {
+export const importOptions = {
   ...STORE_OPTIONS,
   from: { type: "string", value: "DIR", help: "files collected from several hosts, laid out DIR/HOST/USER (all root's, mode 0600; see below)" },
   file: { type: "string", value: "PATH", help: "one state file, for --user NAME" },
@@ -25,7 +25,7 @@ export const options = {
   ...HELP_OPTION,
 } as const satisfies DescribedTable;
 
-export const help = commandHelp(
+export const importHelp = commandHelp(
   "db import",
   {
     usage: ["--store URL [--user NAME] [--dry-run]", "--store URL --from DIR [--prefer HOST] [--replace] [--dry-run]", "--store URL --file PATH --user NAME [--replace]"],
@@ -52,7 +52,7 @@ Examples:
   sudo otpgate db import --store postgres://otpgate@db1/otpgate --dry-run
   sudo otpgate db import --store postgres://otpgate@db1/otpgate --from /root/otp-files --prefer web1`,
   },
-  options,
+  importOptions,
 );
 
 function findCopies(values: { from?: string | undefined; file?: string | undefined; user?: string | undefined }): FoundCopies {
@@ -75,10 +75,11 @@ function findCopies(values: { from?: string | undefined; file?: string | undefin
   return thisHostCopies(readAsOwner, statePath, values.user);
 }
 
-export async function run(argv: string[], io: Output): Promise<ExitCode> {
-  const { values, positionals } = parse("db import", argv, options);
+/** otpgate db import (db-admin.ts exports it as runImport/runExport). */
+export async function importCommand(argv: string[], io: Output): Promise<ExitCode> {
+  const { values, positionals } = parse("db import", argv, importOptions);
   if (values.help) {
-    io.out(help);
+    io.out(importHelp);
     return 0;
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"; see otpgate db import --help`);

@@ -30,8 +30,8 @@ export const help = commandHelp(
       "rotate-key --store URL --add | --retire [--db-key-file FILE]",
       "rotate-key --store URL [--db-key-file FILE] [--db-password-file FILE]",
       "audit --store URL [--user NAME] [--since WHEN] [--limit N] [--json] [--prune [--retention-days N]]",
-      "import --store URL [--from DIR [--prefer HOST] | --file PATH --user NAME | --user NAME] [--replace] [--dry-run]",
-      "export USER --store URL [--output FILE] [--force] [--new-codes] [--remove]",
+      "import --store URL ...          (otpgate db import --help)",
+      "export USER --store URL ...     (otpgate db export --help)",
     ],
     about: `
 The fleet database (PostgreSQL), shared by the otpgate server of every host:

@@ -3,18 +3,17 @@
 
 import type { ExitCode } from "../../../core/errors.js";
 import type { Output } from "../output.js";
-import { run as dbExport } from "./db-export.js";
-import { run as dbImport } from "./db-import.js";
-import { run as fleetCodes } from "./fleet-codes.js";
-import { run as fleetEnroll } from "./fleet-enroll.js";
-import { run as fleetQr } from "./fleet-qr.js";
-import { run as fleetStatus } from "./fleet-status.js";
+import { runExport, runImport } from "./db-admin.js";
+import { fleetCodes } from "./fleet-codes.js";
+import { fleetEnroll } from "./fleet-enroll.js";
+import { fleetQr } from "./fleet-qr.js";
+import { fleetStatus } from "./fleet-status.js";
 
 export const FLEET_ACCOUNT_COMMANDS: Readonly<Record<string, (argv: string[], io: Output) => Promise<ExitCode>>> = {
   enroll: fleetEnroll,
   status: fleetStatus,
   codes: fleetCodes,
   qr: fleetQr,
-  "db import": dbImport,
-  "db export": dbExport,
+  "db import": runImport,
+  "db export": runExport,
 };

@@ -10,7 +10,8 @@ import type { Output } from "../output.js";
 import { newCodeCount, options, showNewCodes } from "./codes.js";
 import { useFleet } from "./fleet-open.js";
 
-export async function run(argv: string[], io: Output): Promise<ExitCode> {
+/** The command on the fleet database (FLEET_ACCOUNT_COMMANDS; --help is the file command's). */
+export async function fleetCodes(argv: string[], io: Output): Promise<ExitCode> {
   const { values } = parse("codes", argv, options);
   if (values.secret !== undefined) throw new UsageError("-s names a state file; with --store the account is in the fleet database: leave -s out");
   const user = values.user;

@@ -10,7 +10,8 @@ import { enrollWithDialog, type EnrollDestination } from "./enroll.js";
 import { parseEnrollFlags } from "./enroll-flags.js";
 import { useFleet } from "./fleet-open.js";
 
-export async function run(argv: string[], io: Output): Promise<ExitCode> {
+/** The command on the fleet database (FLEET_ACCOUNT_COMMANDS; --help is the file command's). */
+export async function fleetEnroll(argv: string[], io: Output): Promise<ExitCode> {
   const flags = parseEnrollFlags(argv);
   if (flags.secret !== undefined) throw new UsageError("-s names a state file; with --store the account is saved in the fleet database: leave -s out");
   if (flags.user === undefined) throw new UsageError("with --store, name the account: otpgate enroll --user NAME --store URL");

@@ -10,7 +10,8 @@ import { asItself, planQrTargets } from "../qr-targets.js";
 import { useFleet } from "./fleet-open.js";
 import { options, showKey } from "./qr.js";
 
-export async function run(argv: string[], io: Output): Promise<ExitCode> {
+/** The command on the fleet database (FLEET_ACCOUNT_COMMANDS; --help is the file command's). */
+export async function fleetQr(argv: string[], io: Output): Promise<ExitCode> {
   const { values } = parse("qr", argv, options);
   if (values.secret !== undefined) throw new UsageError("-s names a state file; with --store the account is in the fleet database: leave -s out");
   const user = values.user;

@@ -31,7 +31,8 @@ export function fleetAccountStatus(row: FleetAccountSummary, nowMs: number): Fle
   };
 }
 
-export async function run(argv: string[], io: Output): Promise<ExitCode> {
+/** The command on the fleet database (FLEET_ACCOUNT_COMMANDS; --help is the file command's). */
+export async function fleetStatus(argv: string[], io: Output): Promise<ExitCode> {
   const { values } = parse("status", argv, options);
   if (values.secret !== undefined) throw new UsageError("-s names state files; with --store the accounts are in the fleet database: leave -s out");
   if (values.all && values.user !== undefined) throw new UsageError("--all and --user cannot be combined");
