@@ -230,3 +230,36 @@ test("export and import error paths: unknown user, unreachable database, missing
   assert.match(notRoot.stderr, /needs the database password and the key file, which only root can read: run it as root/);
   assert.deepEqual(await f.store.list(), []);
 });
+
+test("import --file PATH --user NAME: another secret already in the database is a conflict (exit 1, unchanged) unless --replace", async (t) => {
+  if (!systemReady(t, [])) return;
+  const f = await fleet(t);
+  const dir = rootDir(t);
+  const user = uniqueName("dora"); // no account on this host: the file is read as root from a root-only directory
+  const first = put(dir, "x", user, `${A}\n" TOTP_AUTH\n44444444\n`);
+  const r = runCli(["db", "import", ...f.args, "--file", first, "--user", user]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /summary: 1 imported/);
+
+  const second = put(dir, "y", user, `${B}\n" TOTP_AUTH\n`);
+  const before = await f.store.document(user);
+  const conflict = runCli(["db", "import", ...f.args, "--file", second, "--user", user]);
+  assert.equal(conflict.status, 1);
+  assert.match(conflict.stdout, new RegExp(`^${user}: CONFLICT: already in the database with another secret; skipped \\(--replace overwrites it\\)$`, "m"));
+  assert.deepEqual(await f.store.document(user), before, "unchanged");
+
+  const replaced = runCli(["db", "import", ...f.args, "--file", second, "--user", user, "--replace"]);
+  assert.equal(replaced.status, 0, replaced.stderr);
+  assert.match(replaced.stdout, /replacing the database's account \(--replace\)/);
+  assert.equal((await f.store.document(user))!.text.split("\n")[0], B);
+
+  // A file in a directory other users can change, for a name with no account here: refused, not read as root.
+  const tmp = mkdtempSync("/tmp/otpgate-file-");
+  t.after(() => rmSync(tmp, { recursive: true, force: true }));
+  writeFileSync(join(tmp, "f"), `${A}\n" TOTP_AUTH\n`, { mode: 0o600 });
+  const other = uniqueName("eve");
+  const refused = runCli(["db", "import", ...f.args, "--file", join(tmp, "f"), "--user", other]);
+  assert.equal(refused.status, 2);
+  assert.match(refused.stderr, /its directory can be changed by users other than root, and .* is not an account on this host to read it as/);
+  assert.deepEqual(await f.store.list(other), []);
+});
