@@ -92,7 +92,9 @@ export function collectedCopies(dir: string): FoundCopies {
   if (!dir.startsWith("/")) throw new ConfigError(`--from ${dir}: give an absolute path`);
   const problem = rootOnlyProblem(dir);
   if (problem !== null) {
-    throw new ConfigError(`--from ${dir}: the collected files are read as root, so the directory must be root's and writable by nobody else (${problem}); fix it with chown -R root: ${dir} && chmod -R go-w ${dir}`);
+    throw new ConfigError(
+      `--from ${dir}: the collected files are read as root, so the directory must be root's and writable by nobody else (${problem}); fix it with chown -R root: ${dir} && chmod -R go-w ${dir}`,
+    );
   }
   const copies: ImportCopy[] = [];
   const failures: ImportFailure[] = [];
@@ -101,7 +103,8 @@ export function collectedCopies(dir: string): FoundCopies {
     const st = lstatSync(hostDir);
     if (!st.isDirectory()) throw new ConfigError(`--from ${dir}: ${hostDir} is not a directory (the layout is DIR/HOST/USER; a symbolic link is refused)`);
     if (!HOST_NAME.test(host)) throw new ConfigError(`--from ${dir}: ${JSON.stringify(host)} is not a host name (letters, digits, ".", "_", "-")`);
-    if (st.uid !== 0 || (st.mode & 0o022) !== 0) throw new ConfigError(`--from ${dir}: ${hostDir} must be root's and writable by nobody else; fix it with chown -R root: ${dir} && chmod -R go-w ${dir}`);
+    if (st.uid !== 0 || (st.mode & 0o022) !== 0)
+      throw new ConfigError(`--from ${dir}: ${hostDir} must be root's and writable by nobody else; fix it with chown -R root: ${dir} && chmod -R go-w ${dir}`);
     for (const user of readdirSync(hostDir).sort()) {
       const nameProblem = userNameProblem(user);
       if (nameProblem !== null || user.startsWith(".")) {

@@ -85,7 +85,12 @@ function planUser(user: string, copies: readonly ImportCopy[], request: ImportRe
   const chosenHosts = chosen.map((c) => c.host);
   const shapes = new Set(chosen.map((c) => codeShape(c.text)));
   if (shapes.size > 1 || shapes.has(null)) {
-    return { kind: "conflict", user, hosts: chosenHosts, reason: `the same secret but different code settings (time/counter, algorithm, digits or step) on ${list(chosenHosts)}; skipped: make the files agree, or import one with --file` };
+    return {
+      kind: "conflict",
+      user,
+      hosts: chosenHosts,
+      reason: `the same secret but different code settings (time/counter, algorithm, digits or step) on ${list(chosenHosts)}; skipped: make the files agree, or import one with --file`,
+    };
   }
   const merged = mergeStateTexts(chosen.map((c) => c.text));
   const existing = request.existing.get(user) ?? null;

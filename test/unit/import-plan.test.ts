@@ -7,7 +7,8 @@ import { getOption, scratchEntries } from "../../src/formats/ga-document.js";
 
 const A = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 const B = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
-const totp = (secret: string, extra: string, codes: readonly number[]) => `${secret}\n" RATE_LIMIT 3 30${extra}\n" WINDOW_SIZE 3\n" DISALLOW_REUSE ${"$STEPS"}\n" TOTP_AUTH\n${codes.map((c) => `${c}\n`).join("")}`;
+const totp = (secret: string, extra: string, codes: readonly number[]) =>
+  `${secret}\n" RATE_LIMIT 3 30${extra}\n" WINDOW_SIZE 3\n" DISALLOW_REUSE ${"$STEPS"}\n" TOTP_AUTH\n${codes.map((c) => `${c}\n`).join("")}`;
 const file = (secret: string, steps: string, codes: readonly number[], stamps = "") => totp(secret, stamps, codes).replace("$STEPS", steps);
 
 test("secretIdentity compares decoded secrets (case and spacing do not matter), null for a bad line 1", () => {

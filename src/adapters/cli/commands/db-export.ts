@@ -3,6 +3,8 @@
 // counter, rate-limit stamps and skew come along; emergency codes cannot (the database keeps only
 // digests): the command says how many were left out, or --new-codes issues fresh ones into both.
 
+import { lstatSync } from "node:fs";
+import { isAbsolute } from "node:path";
 import { DEFAULT_SCRATCH_CODES, MAX_SCRATCH_CODES, generateScratchCodes } from "../../../core/enroll.js";
 import { ConfigError, StateFileError, UsageError, type ExitCode } from "../../../core/errors.js";
 import { assertUserName } from "../../../core/user-name.js";
@@ -18,8 +20,6 @@ import { commandHelp, HELP_OPTION, type DescribedTable } from "../help.js";
 import type { Output } from "../output.js";
 import { STORE_OPTIONS } from "../store-options.js";
 import { useFleet } from "./fleet-open.js";
-import { existsSync, lstatSync } from "node:fs";
-import { isAbsolute } from "node:path";
 
 export const exportOptions = {
   ...STORE_OPTIONS,
@@ -96,12 +96,13 @@ export async function exportCommand(argv: string[], io: Output): Promise<ExitCod
     // Checked before the database changes (writeNewStateFile checks again, atomically).
     const there = asWriter(() => {
       try {
-        return lstatSync(dest.path);
-      } catch {
-        return existsSync(dest.path) ? "unknown" : null;
+        lstatSync(dest.path);
+        return true;
+      } catch (err) {
+        return (err as NodeJS.ErrnoException).code !== "ENOENT";
       }
     });
-    if (there !== null && !values.force) throw new StateFileError(`${dest.path} already exists; pass --force to replace it (its secret and emergency codes stop working); nothing was written`);
+    if (there && !values.force) throw new StateFileError(`${dest.path} already exists; pass --force to replace it (its secret and emergency codes stop working); nothing was written`);
 
     let text = doc.text;
     let codes: number[] = [];

@@ -123,7 +123,14 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
 }
 
 /** The dialog on the terminal when stdin is one (defaults otherwise); Ctrl-C or end of input cancels with exit 1. */
-export async function enrollWithDialog(io: Output, flags: ReturnType<typeof parseEnrollFlags>, user: string, destination: EnrollDestination, qrTargets: readonly QrTarget[], asRoot: AsRoot): Promise<ExitCode> {
+export async function enrollWithDialog(
+  io: Output,
+  flags: ReturnType<typeof parseEnrollFlags>,
+  user: string,
+  destination: EnrollDestination,
+  qrTargets: readonly QrTarget[],
+  asRoot: AsRoot,
+): Promise<ExitCode> {
   if (flags.algorithm !== "SHA1" || flags.digits !== 6) {
     io.err("warning: pam_google_authenticator.so only checks SHA1 codes with 6 digits; for this account it will refuse every one-time code (emergency codes still work there). otpgate checks them.");
   }
