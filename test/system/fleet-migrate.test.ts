@@ -264,3 +264,31 @@ test("import --file PATH --user NAME: another secret already in the database is 
   assert.match(refused.stderr, /its directory can be changed by users other than root, and .* is not an account on this host to read it as/);
   assert.deepEqual(await f.store.list(other), []);
 });
+
+test("import of this host's files reads each as its owner: a symlink to root's file, or a root-owned file in the home, is not imported", async (t) => {
+  if (!systemReady(t, [])) return;
+  const f = await fleet(t);
+  const dir = rootDir(t);
+  const rootsFile = join(dir, "root-only");
+  writeFileSync(rootsFile, `${A}\n" TOTP_AUTH\n55555555\n`, { mode: 0o600 });
+  const u = throwawayUser(t);
+  const path = join(u.home, ".google_authenticator");
+  sh("ln", ["-s", rootsFile, path]);
+  const viaLink = runCli(["db", "import", ...f.args, "--user", u.name]);
+  assert.equal(viaLink.status, 1, viaLink.stderr);
+  assert.match(viaLink.stdout, new RegExp(`^${u.name}: CONFLICT: unusable file \\(.*is a symbolic link`, "m"));
+  assert.deepEqual(await f.store.list(u.name), [], "root's file was not imported as the user's");
+
+  rmSync(path);
+  writeFileSync(path, `${A}\n" TOTP_AUTH\n55555555\n`, { mode: 0o600 }); // root's, in the user's home
+  const rootOwned = runCli(["db", "import", ...f.args, "--user", u.name]);
+  assert.equal(rootOwned.status, 1, rootOwned.stderr);
+  assert.match(rootOwned.stdout, /cannot read .*: permission denied/, "read as the user, who cannot read root's file");
+  assert.deepEqual(await f.store.list(u.name), []);
+
+  // Every account of this host (no --user): the user's own file is found and planned.
+  chownSync(path, u.uid, u.gid);
+  const all = runCli(["db", "import", ...f.args, "--dry-run"]);
+  assert.match(all.stdout, new RegExp(`^${u.name}: would import from `, "m"));
+  assert.deepEqual(await f.store.list(u.name), [], "--dry-run writes nothing");
+});
