@@ -62,7 +62,11 @@ function statusOf(store: FileAccountStore, user: string, nowMs: number): Account
   const file = store.path;
   const read = store.peekWithMode();
   if (read === null) return { user, file, enrolled: false };
-  const { text } = read;
+  return { ...statusOfText(user, file, read.text, nowMs), fileMode: "0" + (read.mode & 0o777).toString(8) };
+}
+
+/** The status of an enrolled account from its state text (the file's, or the fleet database's). */
+export function statusOfText(user: string, file: string, text: string, nowMs: number): AccountStatus {
   const s = summarize(text);
   const now = Math.floor(nowMs / 1000);
   const stepSeconds = s.stepSeconds ?? 30;
@@ -84,7 +88,6 @@ function statusOf(store: FileAccountStore, user: string, nowMs: number): Account
     ...(s.otp?.mode === "hotp" ? { hotpCounter: s.otp.counter } : {}),
     timeSkewSteps: s.timeSkewSteps,
     lastAcceptedAt: s.otp?.mode === "totp" || s.otp?.mode === undefined ? lastAccepted(text, stepSeconds) : null,
-    fileMode: "0" + (read.mode & 0o777).toString(8),
     problems: s.problems,
   };
 }

@@ -30,6 +30,8 @@ export const help = commandHelp(
       "rotate-key --store URL --add | --retire [--db-key-file FILE]",
       "rotate-key --store URL [--db-key-file FILE] [--db-password-file FILE]",
       "audit --store URL [--user NAME] [--since WHEN] [--limit N] [--json] [--prune [--retention-days N]]",
+      "import --store URL ...          (otpgate db import --help)",
+      "export USER --store URL ...     (otpgate db export --help)",
     ],
     about: `
 The fleet database (PostgreSQL), shared by the otpgate server of every host:
@@ -42,7 +44,11 @@ The fleet database (PostgreSQL), shared by the otpgate server of every host:
   the keys nothing uses any more (emergency codes keep the key they were made under until the
   user gets new ones with otpgate codes --regenerate); copy the file to every host again.
 - audit: one line per login decision (time, user, host, service, client address, result,
-  reason); never a code or secret.`,
+  reason); never a code or secret.
+- import: google-authenticator state files (this host's, or collected from several hosts)
+  into the database, used codes and emergency codes kept; see otpgate db import --help.
+- export: one account as a state file pam_google_authenticator.so accepts, for a host that
+  leaves the fleet; see otpgate db export --help.`,
     after: `
 Exit status: 0 done, 1 the database cannot be reached or refused, 2 usage or configuration error.
 
@@ -55,7 +61,15 @@ Examples:
 
 export const SUBCOMMANDS = ["migrate", "rotate-key", "audit"] as const;
 
+/** Subcommands with option tables of their own (db-import.ts, db-export.ts: `otpgate db import --help`). */
+export const OWN_TABLE_SUBCOMMANDS = ["import", "export"] as const;
+
 export async function run(argv: string[], io: Output): Promise<ExitCode> {
+  const own = OWN_TABLE_SUBCOMMANDS.find((s) => s === argv[0]);
+  if (own !== undefined) {
+    const { dispatch } = await import("./fleet-main.js");
+    return dispatch(`db ${own}`, argv.slice(1), io);
+  }
   const { values, positionals } = parse("db", argv, options);
   if (values.help) {
     io.out(help);
@@ -63,7 +77,7 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   }
   const sub = positionals[0];
   if (sub === undefined || !(SUBCOMMANDS as readonly string[]).includes(sub) || positionals.length > 1) {
-    throw new UsageError(`give one of ${SUBCOMMANDS.join(", ")}${sub === undefined ? "" : ` (not ${JSON.stringify(positionals.join(" "))})`}; see otpgate db --help`);
+    throw new UsageError(`give one of ${[...SUBCOMMANDS, ...OWN_TABLE_SUBCOMMANDS].join(", ")}${sub === undefined ? "" : ` (not ${JSON.stringify(positionals.join(" "))})`}; see otpgate db --help`);
   }
   const { dispatch } = await import("./fleet-main.js");
   return dispatch("db", argv, io);

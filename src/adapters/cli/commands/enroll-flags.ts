@@ -8,6 +8,7 @@ import type { QrMode } from "../../../core/qr-render.js";
 import { MAX_SCRATCH_CODES } from "../../../core/enroll.js";
 import { HELP_OPTION, type DescribedTable } from "../help.js";
 import { parseQrMode } from "../qr-output.js";
+import { STORE_OPTIONS, type StoreValues } from "../store-options.js";
 
 export interface EnrollFlags {
   readonly help: boolean;
@@ -32,6 +33,8 @@ export interface EnrollFlags {
   readonly digits: number;
   readonly qrPng?: string | undefined;
   readonly qrSvg?: string | undefined;
+  /** --store and its files: enroll into the fleet database (with --user) instead of a state file. */
+  readonly store: StoreValues;
 }
 
 const GA = "google-authenticator's flags:";
@@ -73,6 +76,9 @@ export const ENROLL_OPTIONS = {
     group: OWN,
     help: "also write the QR code as an SVG (mode 0600); checked before anything is written. With --user, written as that user, except into a directory only root can write (e.g. /root), which root writes",
   },
+  store: { ...STORE_OPTIONS.store, group: OWN, help: "enroll --user NAME into the fleet database, postgres://USER@HOST:PORT/DB (root only; see otpgate db --help)" },
+  "db-password-file": { ...STORE_OPTIONS["db-password-file"], group: OWN },
+  "db-key-file": { ...STORE_OPTIONS["db-key-file"], group: OWN },
   help: { ...HELP_OPTION.help, group: OWN },
 } as const satisfies DescribedTable;
 
@@ -168,6 +174,7 @@ export function parseEnrollFlags(argv: string[]): EnrollFlags {
     digits,
     qrPng: v["qr-png"],
     qrSvg: v["qr-svg"],
+    store: { store: v.store, "db-password-file": v["db-password-file"], "db-key-file": v["db-key-file"] },
   };
 }
 

@@ -24,6 +24,7 @@ import { showQr } from "../qr-output.js";
 import { planQrTargets, prepareQrFiles, type AsRoot, type QrTarget } from "../qr-targets.js";
 import { commandHelp } from "../help.js";
 import { ENROLL_OPTIONS, parseEnrollFlags, windowFor } from "./enroll-flags.js";
+import { handOverToFleet, wantsFleet } from "../fleet-handover.js";
 
 export const options = ENROLL_OPTIONS;
 
@@ -92,7 +93,7 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     io.out(help);
     return 0;
   }
-  const interactive = isTty(0);
+  if (wantsFleet(flags.store)) return handOverToFleet("enroll", argv, io);
   const euid = process.geteuid?.() ?? 0;
   const target = resolveTarget({ user: flags.user, secret: flags.secret, euid, cwd: process.cwd() });
   const path = target.path;
@@ -112,13 +113,30 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   checkWritableDirectory(path, target.user.name);
   // Every output is checked now, before any question, and written before the state file.
   const qrTargets = planQrTargets({ png: flags.qrPng, svg: flags.qrSvg }, { overwrite: flags.force, rootForOther: euid === 0 && target.user.uid !== 0, asRoot, user: target.user.name });
+
+  const destination: EnrollDestination = {
+    question: `Do you want me to update your "${path}" file?`,
+    save: async (text) => writeNewStateFile(path, text, { replace: flags.force }),
+    saved: `${path} (mode 0400)`,
+  };
+  return enrollWithDialog(io, flags, target.user.name, destination, qrTargets, asRoot);
+}
+
+/** The dialog on the terminal when stdin is one (defaults otherwise); Ctrl-C or end of input cancels with exit 1. */
+export async function enrollWithDialog(
+  io: Output,
+  flags: ReturnType<typeof parseEnrollFlags>,
+  user: string,
+  destination: EnrollDestination,
+  qrTargets: readonly QrTarget[],
+  asRoot: AsRoot,
+): Promise<ExitCode> {
   if (flags.algorithm !== "SHA1" || flags.digits !== 6) {
     io.err("warning: pam_google_authenticator.so only checks SHA1 codes with 6 digits; for this account it will refuse every one-time code (emergency codes still work there). otpgate checks them.");
   }
-
-  const prompter = interactive ? terminalPrompter(io) : null;
+  const prompter = isTty(0) ? terminalPrompter(io) : null;
   try {
-    return await dialog(io, prompter, flags, target.user.name, path, qrTargets, asRoot);
+    return await dialog(io, prompter, flags, user, destination, qrTargets, asRoot);
   } catch (err) {
     if (err instanceof Cancelled) {
       io.err("enrollment cancelled; nothing was written");
@@ -130,7 +148,26 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   }
 }
 
-async function dialog(io: Output, ask: Prompter | null, flags: ReturnType<typeof parseEnrollFlags>, user: string, path: string, qrTargets: readonly QrTarget[], asRoot: AsRoot): Promise<ExitCode> {
+/** Where an enrollment is saved: the state file, or the fleet database (fleet-enroll.ts). */
+export interface EnrollDestination {
+  /** The question asked before saving (interactive, without -f). */
+  readonly question: string;
+  /** Saves the new state; throws (nothing saved) when it cannot. */
+  save(text: string): Promise<void>;
+  /** What was saved, for the last line: "saved <this> for USER". */
+  readonly saved: string;
+}
+
+/** The questions, the QR code and the codes shown once, then `destination.save`: shared by the file and fleet enrollments. */
+export async function dialog(
+  io: Output,
+  ask: Prompter | null,
+  flags: ReturnType<typeof parseEnrollFlags>,
+  user: string,
+  destination: EnrollDestination,
+  qrTargets: readonly QrTarget[],
+  asRoot: AsRoot,
+): Promise<ExitCode> {
   const defaulted: string[] = [];
   const answer = async (question: string, fallback: boolean, what: string): Promise<boolean> => {
     if (ask) return ask.yesNo(question);
@@ -190,7 +227,7 @@ async function dialog(io: Output, ask: Prompter | null, flags: ReturnType<typeof
     }
   }
 
-  if (!flags.force && ask && !(await ask.yesNo(`Do you want me to update your "${path}" file?`))) {
+  if (!flags.force && ask && !(await ask.yesNo(destination.question))) {
     io.out("Nothing was written.");
     return 0;
   }
@@ -205,7 +242,7 @@ async function dialog(io: Output, ask: Prompter | null, flags: ReturnType<typeof
   const text = enrollmentText({ ...settingsSoFar, disallowReuse, windowSize, rateLimit }, draft);
   const qr = await prepareQrFiles(qrTargets, uri, asRoot);
   try {
-    writeNewStateFile(path, text, { replace: flags.force });
+    await destination.save(text);
   } catch (err) {
     qr.discard();
     throw err;
@@ -213,6 +250,6 @@ async function dialog(io: Output, ask: Prompter | null, flags: ReturnType<typeof
   if (defaulted.length > 0) io.err(`stdin is not a terminal, so these defaults were used: ${defaulted.join(", ")}`);
   const images = qr.commit();
   const owners = qrTargets.some((t) => t.asRoot) ? ", owned by root where the directory is root's" : "";
-  io.err(`saved ${path} (mode 0400) for ${user}${images.length ? `; QR code also in ${images.join(", ")} (mode 0600${owners}: delete it once scanned)` : ""}`);
+  io.err(`saved ${destination.saved} for ${user}${images.length ? `; QR code also in ${images.join(", ")} (mode 0600${owners}: delete it once scanned)` : ""}`);
   return 0;
 }

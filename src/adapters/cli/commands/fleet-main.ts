@@ -10,12 +10,14 @@ import { OtpgateError, type ExitCode } from "../../../core/errors.js";
 import { FleetUnavailable } from "../../../ports/fleet.js";
 import type { Output } from "../output.js";
 import { dbMain } from "./db-main.js";
+import { FLEET_ACCOUNT_COMMANDS } from "./fleet-accounts.js";
 
 // The core bundle's openFleetStore imports stores/pg/connect.js, mapped to this bundle: its export.
 export { connectFleetStore } from "../../../stores/pg/connect.js";
 
 export const FLEET_COMMANDS: Readonly<Record<string, (argv: string[], io: Output) => Promise<ExitCode>>> = {
   db: dbMain,
+  ...FLEET_ACCOUNT_COMMANDS,
 };
 
 /** Run a fleet command; the store's unavailability becomes exit 1 with its message. */

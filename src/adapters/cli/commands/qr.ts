@@ -11,7 +11,9 @@ import { parse } from "../args.js";
 import { commandHelp, HELP_OPTION, type DescribedTable } from "../help.js";
 import type { Output } from "../output.js";
 import { parseQrMode, showQr } from "../qr-output.js";
-import { asItself, planQrTargets, prepareQrFiles } from "../qr-targets.js";
+import { asItself, planQrTargets, prepareQrFiles, type QrTarget } from "../qr-targets.js";
+import { STORE_OPTIONS } from "../store-options.js";
+import { handOverToFleet, wantsFleet } from "../fleet-handover.js";
 
 export const options = {
   ...ACCOUNT_OPTIONS,
@@ -21,17 +23,19 @@ export const options = {
   "qr-png": { type: "string", value: "FILE", help: "write the QR code as a PNG (mode 0600, a new file: a symlink or file already there is replaced, never written through)" },
   "qr-svg": { type: "string", value: "FILE", help: "write the QR code as an SVG (the same)" },
   force: { type: "boolean", short: "f", help: "replace existing PNG/SVG files" },
+  ...STORE_OPTIONS,
   ...HELP_OPTION,
 } as const satisfies DescribedTable;
 
 export const help = commandHelp(
   "qr",
   {
-    usage: ["[-s FILE | --user NAME] [options]"],
+    usage: ["[-s FILE | --user NAME] [options]", "--user NAME --store URL [options]   (root: the fleet database)"],
     about: `
 Show the QR code, secret and otpauth URI of an enrolled account again, e.g. to add a new
 phone. Only the file's owner can do this; root can for any user, with a warning. Anyone who
-sees the output can generate the account's codes.`,
+sees the output can generate the account's codes. With --store: the account in the fleet
+database.`,
     after: "Exit status: 0 shown, 1 not enrolled, 2 usage or file error.",
   },
   options,
@@ -43,7 +47,8 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     io.out(help);
     return 0;
   }
-  const qrMode = parseQrMode(values["qr-mode"] ?? "UTF8");
+  if (wantsFleet(values)) return handOverToFleet("qr", argv, io);
+  parseQrMode(values["qr-mode"] ?? "UTF8"); // a wrong mode is refused before anything is read
   const { user, store, forOther } = openAccount(values);
   const text = store.peek();
   if (text === null) {
@@ -52,19 +57,28 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   }
   // Checked before anything is shown; written by the same writer as enroll's (never through a planted file).
   const qrTargets = planQrTargets({ png: values["qr-png"], svg: values["qr-svg"] }, { overwrite: values.force === true, rootForOther: false, asRoot: asItself, user: user.name });
+  if (forOther) io.err(`warning: showing ${user.name}'s secret; anyone who sees it can generate ${user.name}'s codes`);
+  return showKey(io, text, user.name, values, qrTargets, store.path);
+}
+
+export type QrValues = ReturnType<typeof parse<typeof options>>["values"];
+
+/** The QR code, secret and URI of `text` (a state text: the file's or the fleet database's), and the image files. */
+export async function showKey(io: Output, text: string, user: string, values: QrValues, qrTargets: readonly QrTarget[], location: string): Promise<ExitCode> {
+  const qrMode = parseQrMode(values["qr-mode"] ?? "UTF8");
   const summary = summarize(text);
   const key = decodeGaSecret(secretLine(text));
   if (!key || !summary.otp || summary.otp.mode === "none") {
-    throw new StateFileError(`${store.path} has no usable secret or no TOTP_AUTH/HOTP_COUNTER line, so there is nothing to scan; ${ENROLL_HINT}`);
+    key?.fill(0);
+    throw new StateFileError(`${location} has no usable secret or no TOTP_AUTH/HOTP_COUNTER line, so there is nothing to scan; ${ENROLL_HINT}`);
   }
-  if (forOther) io.err(`warning: showing ${user.name}'s secret; anyone who sees it can generate ${user.name}'s codes`);
   const secret = base32Encode(key);
   key.fill(0);
   const host = hostname() || "unix";
   const uri = keyUriFor(
     {
       mode: summary.otp.mode,
-      label: values.label ?? `${user.name}@${host}`,
+      label: values.label ?? `${user}@${host}`,
       issuer: values.issuer ?? host,
       stepSeconds: summary.otp.mode === "totp" && summary.stepSeconds !== 30 ? (summary.stepSeconds ?? undefined) : undefined,
       algorithm: summary.otp.algorithm,

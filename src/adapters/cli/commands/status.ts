@@ -12,22 +12,26 @@ import { ACCOUNT_OPTIONS, openAccount } from "./account-options.js";
 import { parse } from "../args.js";
 import { commandHelp, HELP_OPTION, type DescribedTable } from "../help.js";
 import type { Output } from "../output.js";
+import { STORE_OPTIONS } from "../store-options.js";
+import { handOverToFleet, wantsFleet } from "../fleet-handover.js";
 
 export const options = {
   ...ACCOUNT_OPTIONS,
   all: { type: "boolean", help: "every account with a state file (root only), one line each; -s gives the path pattern, e.g. /var/lib/otp/${USER}" },
   json: { type: "boolean", help: "JSON on stdout" },
+  ...STORE_OPTIONS,
   ...HELP_OPTION,
 } as const satisfies DescribedTable;
 
 export const help = commandHelp(
   "status",
   {
-    usage: ["[-s FILE | --user NAME] [--json]", "--all [-s PATTERN] [--json]      (root)"],
+    usage: ["[-s FILE | --user NAME] [--json]", "--all [-s PATTERN] [--json]      (root)", "(--user NAME | --all) --store URL [--json]   (root: the fleet database)"],
     about: `
 Show whether an account is enrolled and how: time- or counter-based, window, rate limit,
 reuse policy, emergency codes left, when a code was last accepted, whether the account is
-rate-limited right now. Never shows the secret or any code.`,
+rate-limited right now. Never shows the secret or any code. With --store: the accounts in
+the fleet database instead of the state files.`,
     after: `
 Exit status: 0 enrolled and usable, 1 not enrolled, 2 the state file is unusable (the
 message says why). With --all: 0, or 2 when some file is unusable.
@@ -46,7 +50,8 @@ const time = (s: number) =>
     .replace("T", " ")
     .replace(/\.\d+Z$/, " UTC");
 
-function describe(s: AccountStatus): string[] {
+/** The lines of one account (status --user). */
+export function describe(s: AccountStatus): string[] {
   if (!s.enrolled) return [`${s.user}: not enrolled (no ${s.file})`];
   if (s.error) return [`${s.user}: state file unusable: ${s.error}`];
   const kind =
@@ -62,7 +67,7 @@ function describe(s: AccountStatus): string[] {
     : "none";
   return [
     `${s.user}: enrolled, ${kind}`,
-    `  file:            ${s.file} (mode ${s.fileMode})`,
+    s.fileMode === undefined ? `  stored in:       ${s.file}` : `  file:            ${s.file} (mode ${s.fileMode})`,
     `  window:          ${window}`,
     `  code reuse:      ${s.mode === "hotp" ? "not applicable (counter-based)" : s.disallowReuse ? "refused" : "allowed within the window"}`,
     `  rate limit:      ${rate}`,
@@ -73,7 +78,8 @@ function describe(s: AccountStatus): string[] {
   ];
 }
 
-function oneLine(s: AccountStatus): string {
+/** One line per account (status --all). */
+export function oneLine(s: AccountStatus): string {
   if (s.error) return `${s.user.padEnd(16)} UNUSABLE  ${s.error}`;
   const parts = [
     s.mode === "totp" ? "totp" : s.mode === "hotp" ? "hotp" : "codes-only",
@@ -93,6 +99,7 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     io.out(help);
     return 0;
   }
+  if (wantsFleet(values)) return handOverToFleet("status", argv, io);
   const now = systemClock.nowMs();
   if (values.all) {
     if (values.user !== undefined) throw new UsageError("--all and --user cannot be combined");
