@@ -16,14 +16,29 @@ import { wrongCode } from "../helpers/otp.js";
 const ROLE = { name: "otpgw_role", password: "s3cret-db-pw" };
 const randomPort = () => 20000 + Math.floor(Math.random() * 20000);
 
-async function cluster(t: TestContext): Promise<Cluster> {
+/** The gateway's role may read, add and delete rows of its two tables, nothing else. */
+const GRANTS = `GRANT SELECT, INSERT, DELETE ON otpgate_gateway_revocations, otpgate_gateway_bans TO ${ROLE.name};
+GRANT USAGE ON SEQUENCE otpgate_gateway_revocations_id_seq, otpgate_gateway_bans_id_seq TO ${ROLE.name};`;
+
+/** A cluster with a login role for the gateways; migrated (otpgate db migrate, as the superuser) and the gateway's grants given unless `migrated` is false. */
+async function cluster(t: TestContext, migrated = true): Promise<Cluster> {
+  let db: Cluster;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startCluster(t, { tcpPort: randomPort(), role: ROLE });
+      db = await startCluster(t, { tcpPort: randomPort(), role: ROLE });
+      break;
     } catch (err) {
       if (attempt >= 4) throw err;
     }
   }
+  if (migrated) migrate(t, db);
+  return db;
+}
+
+function migrate(t: TestContext, db: Cluster): void {
+  const r = runCli(["db", "migrate", "--store", db.url, "--db-key-file", join(tempDir(t), "db.key"), "--create-key-file"]);
+  assert.equal(r.status, 0, r.stderr);
+  db.psql(GRANTS);
 }
 
 /** Gateway A, then gateway B with a copy of A's keys file (they open each other's cookies), both on `db`. */
@@ -97,7 +112,7 @@ describe("two gateway instances on one database (store: postgres)", () => {
     assert.equal(await page(a, first), 302, "logged out on A at once");
     const ended = await within(since, 3000, async () => (await page(b, first)) === 302);
     assert.notEqual(ended, null, "the logged-out cookie still works on B after 3 s");
-    assert.equal(db.psql("SELECT count(*) FROM gateway_revocations WHERE kind = 'session'").trim(), "1", `${a.logs().join("\n")}\nB:\n${b.logs().join("\n")}`);
+    assert.equal(db.psql("SELECT count(*) FROM otpgate_gateway_revocations WHERE kind = 'session'").trim(), "1", `${a.logs().join("\n")}\nB:\n${b.logs().join("\n")}`);
 
     // Log out everywhere from the command line (with store: it writes the database).
     const second = await signIn(b, user.name, oathTotp(secret, 1));
@@ -126,7 +141,7 @@ describe("two gateway instances on one database (store: postgres)", () => {
       assert.equal(r.status, 401);
     }
     await a.waitForLog(/"banned":"pair address"/);
-    assert.equal(db.psql("SELECT kind FROM gateway_bans ORDER BY kind").trim(), "address\npair");
+    assert.equal(db.psql("SELECT kind FROM otpgate_gateway_bans ORDER BY kind").trim(), "address\npair");
     await new Promise((r) => setTimeout(r, 2500)); // B polls every second
     const r = await login(b, user.name, oathTotp(secret, 0));
     assert.equal(r.status, 401, "B let the banned pair in");
@@ -163,8 +178,15 @@ describe("two gateway instances on one database (store: postgres)", () => {
   });
 
   test("--check-config reports the shared state; a password file others can read is refused before anything is asked", async (t) => {
-    const db = await cluster(t);
+    const db = await cluster(t, false);
     const { a } = await pair(t, db);
+    // Not migrated: the gateway starts (fail closed) and says what to run; it never creates tables.
+    const early = runCli(["gateway", "--config", a.configPath, "--check-config"]);
+    assert.equal(early.status, 0, early.stderr);
+    assert.match(early.stderr, /warning: store: .*has no otpgate_gateway_revocations or otpgate_gateway_bans .*run otpgate db migrate --store URL/);
+    await a.waitForLog(/"where":"shared-state".*run otpgate db migrate/);
+    assert.equal(db.psql("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'otpgate_gateway%'").trim(), "0");
+    migrate(t, db);
     const ok = runCli(["gateway", "--config", a.configPath, "--check-config"]);
     assert.equal(ok.status, 0, ok.stderr);
     assert.match(ok.stdout, /revocations and bans shared in postgres:\/\/otpgw_role@127\.0\.0\.1:\d+\/otpgate: 0 revoked session\(s\), 0 user\(s\) logged out everywhere, 0 ban\(s\) in force/);

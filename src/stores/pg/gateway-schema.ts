@@ -1,13 +1,19 @@
 // The gateway's tables in the fleet database (issue 11): revocations (ended sessions, "log out
-// everywhere") and bans, each row with the time it stops mattering so old rows are pruned. One
-// schema migration, appended to the store's ordered migration list; every statement is idempotent
-// (IF NOT EXISTS), so a gateway may also apply it itself on a database whose accounts schema is
-// older (the gateway needs nothing else of the database).
+// everywhere") and bans, each row with the time it stops mattering (until_ms) so old rows are
+// pruned. One schema migration, appended to the store's ordered list (migrations.ts) and applied by
+// otpgate db migrate; the gateway never creates tables (its database role needs only SELECT,
+// INSERT and DELETE on these two).
 
-export const GATEWAY_STATE_MIGRATION = {
-  name: "gateway shared state: revocations and bans",
+import type { Migration } from "./migrations.js";
+
+/** The tables the gateway uses; the gateway checks they exist (and says to run otpgate db migrate otherwise). */
+export const GATEWAY_TABLES = ["otpgate_gateway_revocations", "otpgate_gateway_bans"] as const;
+
+export const GATEWAY_STATE_MIGRATION: Migration = {
+  version: 2,
+  about: "gateway shared state: revocations and bans",
   sql: `
-CREATE TABLE IF NOT EXISTS gateway_revocations (
+CREATE TABLE IF NOT EXISTS otpgate_gateway_revocations (
   id bigserial PRIMARY KEY,
   kind text NOT NULL CHECK (kind IN ('session', 'user')),
   -- the session id, or the user name
@@ -18,9 +24,9 @@ CREATE TABLE IF NOT EXISTS gateway_revocations (
   until_ms bigint NOT NULL,
   recorded_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
-CREATE INDEX IF NOT EXISTS gateway_revocations_recorded ON gateway_revocations (recorded_at);
-CREATE INDEX IF NOT EXISTS gateway_revocations_until ON gateway_revocations (until_ms);
-CREATE TABLE IF NOT EXISTS gateway_bans (
+CREATE INDEX IF NOT EXISTS otpgate_gateway_revocations_recorded ON otpgate_gateway_revocations (recorded_at);
+CREATE INDEX IF NOT EXISTS otpgate_gateway_revocations_until ON otpgate_gateway_revocations (until_ms);
+CREATE TABLE IF NOT EXISTS otpgate_gateway_bans (
   id bigserial PRIMARY KEY,
   kind text NOT NULL CHECK (kind IN ('pair', 'address')),
   -- pair: "user:NAME" or "invite:ID"; address: null
@@ -29,7 +35,7 @@ CREATE TABLE IF NOT EXISTS gateway_bans (
   until_ms bigint NOT NULL,
   recorded_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
-CREATE INDEX IF NOT EXISTS gateway_bans_recorded ON gateway_bans (recorded_at);
-CREATE INDEX IF NOT EXISTS gateway_bans_until ON gateway_bans (until_ms);
+CREATE INDEX IF NOT EXISTS otpgate_gateway_bans_recorded ON otpgate_gateway_bans (recorded_at);
+CREATE INDEX IF NOT EXISTS otpgate_gateway_bans_until ON otpgate_gateway_bans (until_ms);
 `,
-} as const;
+};

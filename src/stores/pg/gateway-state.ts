@@ -6,7 +6,7 @@
 import { ConfigError } from "../../core/errors.js";
 import type { Ban, GatewayStateStore, Revocation, SharedChanges } from "../../ports/gateway-state.js";
 import { GatewayStateUnavailable } from "../../ports/gateway-state.js";
-import { GATEWAY_STATE_MIGRATION } from "./gateway-schema.js";
+import { GATEWAY_STATE_MIGRATION, GATEWAY_TABLES } from "./gateway-schema.js";
 
 export interface GatewayStateOptions {
   /** postgres://USER@HOST:PORT/DB[?sslmode=verify-full&sslrootcert=CA] (no password in it). */
@@ -76,9 +76,15 @@ export async function openGatewayStateStore(options: GatewayStateOptions): Promi
     }
   };
   let schemaReady = false;
+  /** The gateway's tables exist (checked until they do; the gateway never creates them). */
   const ensureSchema = async () => {
     if (schemaReady) return;
-    await query(GATEWAY_STATE_MIGRATION.sql);
+    const [row] = await query<{ missing: string[] }>("SELECT array_agg(t) FILTER (WHERE to_regclass(t) IS NULL) AS missing FROM unnest($1::text[]) AS t", [GATEWAY_TABLES]);
+    if (row?.missing?.length) {
+      throw new GatewayStateUnavailable(
+        `the fleet database ${where} has no ${row.missing.join(" or ")} (schema version ${GATEWAY_STATE_MIGRATION.version} or later is needed): run otpgate db migrate --store URL once, from any host`,
+      );
+    }
     schemaReady = true;
   };
   const write = async (sql: string, values: unknown[]) => {
@@ -90,11 +96,11 @@ export async function openGatewayStateStore(options: GatewayStateOptions): Promi
   return {
     where,
     async revoke(r: Revocation) {
-      if (r.kind === "session") await write("INSERT INTO gateway_revocations (kind, subject, at_ms, until_ms) VALUES ('session', $1, $2, $2)", [r.sid, r.until]);
-      else await write("INSERT INTO gateway_revocations (kind, subject, at_ms, until_ms) VALUES ('user', $1, $2, $3)", [r.user, r.at, r.until]);
+      if (r.kind === "session") await write("INSERT INTO otpgate_gateway_revocations (kind, subject, at_ms, until_ms) VALUES ('session', $1, $2, $2)", [r.sid, r.until]);
+      else await write("INSERT INTO otpgate_gateway_revocations (kind, subject, at_ms, until_ms) VALUES ('user', $1, $2, $3)", [r.user, r.at, r.until]);
     },
     async ban(b: Ban) {
-      await write("INSERT INTO gateway_bans (kind, subject, address, until_ms) VALUES ($1, $2, $3, $4)", [b.kind, b.kind === "pair" ? b.subject : null, b.address, b.until]);
+      await write("INSERT INTO otpgate_gateway_bans (kind, subject, address, until_ms) VALUES ($1, $2, $3, $4)", [b.kind, b.kind === "pair" ? b.subject : null, b.address, b.until]);
     },
     async changes(cursor: number | null, now: number): Promise<SharedChanges> {
       // One round trip; the cursor is the database's clock at the start of the statement.
@@ -103,9 +109,9 @@ export async function openGatewayStateStore(options: GatewayStateOptions): Promi
       const [row] = await query<Row>(
         `SELECT (extract(epoch FROM now()) * 1000)::bigint AS now_ms,
            (SELECT coalesce(json_agg(json_build_object('kind', kind, 'subject', subject, 'at_ms', at_ms, 'until_ms', until_ms)), '[]')
-              FROM gateway_revocations WHERE until_ms > $2 AND ($1::bigint IS NULL OR recorded_at > to_timestamp($1::bigint / 1000.0))) AS revocations,
+              FROM otpgate_gateway_revocations WHERE until_ms > $2 AND ($1::bigint IS NULL OR recorded_at > to_timestamp($1::bigint / 1000.0))) AS revocations,
            (SELECT coalesce(json_agg(json_build_object('kind', kind, 'subject', subject, 'address', address, 'until_ms', until_ms)), '[]')
-              FROM gateway_bans WHERE until_ms > $2 AND ($1::bigint IS NULL OR recorded_at > to_timestamp($1::bigint / 1000.0))) AS bans`,
+              FROM otpgate_gateway_bans WHERE until_ms > $2 AND ($1::bigint IS NULL OR recorded_at > to_timestamp($1::bigint / 1000.0))) AS bans`,
         [since, now],
       );
       if (!row) throw new GatewayStateUnavailable(`the shared state in ${where} gave no answer`);
@@ -123,8 +129,8 @@ export async function openGatewayStateStore(options: GatewayStateOptions): Promi
     },
     async prune(now: number) {
       await ensureSchema();
-      await query("DELETE FROM gateway_revocations WHERE until_ms <= $1", [now]);
-      await query("DELETE FROM gateway_bans WHERE until_ms <= $1", [now]);
+      await query("DELETE FROM otpgate_gateway_revocations WHERE until_ms <= $1", [now]);
+      await query("DELETE FROM otpgate_gateway_bans WHERE until_ms <= $1", [now]);
     },
     close: () => pool.end().catch(() => undefined),
   };
