@@ -57,6 +57,10 @@ are errors, all reported at once with their path (--check-config). Defaults show
   user: otpgate-gw                     # name or uid: started as root, the gateway binds its
                                        # port(s), then becomes this user for good (needs
                                        # decision_socket); as root without it, it refuses to run
+  store: postgres://gw@db:5432/otpgate # optional: several instances share revocations and bans
+                                       # in the fleet database (instead of sessions_file); polled
+                                       # every second; unreachable for 10 s: sessions refused
+  store_password_file: /etc/otpgate/gw-db.password   # its password (0600, the gateway user's)
 Durations are a whole number and ms, s, m, h or d: 250ms, 30s, 5m, 12h, 7d.
 keys_file, sessions_file, password_file and invites_dir: every directory on the way must belong
 to root (or the gateway's user) and be writable by nobody else, checked at the start and by
