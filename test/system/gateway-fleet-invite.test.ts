@@ -14,9 +14,26 @@ import { CLI, oathTotp, runCli, systemReady, tempDir, throwawayUser } from "../h
 
 /** otpgate server on the fleet database, API only, its socket for `group`. */
 async function fleetServer(t: TestContext, dir: string, group: string, store: string, keyFile: string, invitesDir: string): Promise<{ socket: string; logs: () => string }> {
+  // The socket's directory is the server's own (it gives it to the group); the state directory apart.
   const socket = join(dir, "fleet", "server.sock");
-  mkdirSync(join(dir, "fleet", "state"), { recursive: true, mode: 0o700 });
-  const args = [CLI, "server", "--no-radius", "--socket", socket, "--socket-group", group, "--state-dir", join(dir, "fleet", "state"), "--invites-dir", invitesDir, "--store", store, "--db-key-file", keyFile];
+  mkdirSync(join(dir, "fleet-state"), { recursive: true, mode: 0o700 });
+  const args = [
+    CLI,
+    "server",
+    "--no-radius",
+    "--socket",
+    socket,
+    "--socket-group",
+    group,
+    "--state-dir",
+    join(dir, "fleet-state"),
+    "--invites-dir",
+    invitesDir,
+    "--store",
+    store,
+    "--db-key-file",
+    keyFile,
+  ];
   const child: ChildProcess = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
   t.after(() => void child.kill("SIGKILL"));
   let out = "";
@@ -74,7 +91,9 @@ describe("invitations enroll into the fleet database", () => {
     // The new secret signs in through the gateway (the server decides on the database), once per code.
     const signedIn = await login(gw, user.name, oathTotp(form.secret, -1));
     assert.equal(signedIn.status, 303, signedIn.body);
-    assert.equal((await http(gw.base, "GET", "/", { cookie: `otpgate_session=${cookiesFrom(signedIn).otpgate_session}` })).status !== 302, true);
+    // Forward-auth with the new session (behind an https public_url the cookie is __Host-otpgate_session).
+    const session = Object.entries(cookiesFrom(signedIn)).find(([name]) => name.endsWith("otpgate_session"))!;
+    assert.equal((await http(gw.base, "GET", "/_otpgate/auth", { cookie: `${session[0]}=${session[1]}` })).status, 200);
     const again = await login(gw, user.name, oathTotp(form.secret, -1));
     assert.equal(again.status, 401, "a used code is refused (the database keeps the used step)");
     assert.match(db.psql(`SELECT result || ' ' || service FROM otpgate_audit WHERE user_name = '${user.name}' ORDER BY id`), /accepted gateway/);
