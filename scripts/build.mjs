@@ -16,6 +16,22 @@ rmSync("build", { recursive: true, force: true });
 rmSync("dist", { recursive: true, force: true });
 execFileSync(process.execPath, [require.resolve("typescript/bin/tsc"), "-p", "tsconfig.json"], { stdio: "inherit" });
 
+/**
+ * node-postgres' optional modules, required only for pg.native and on Cloudflare Workers: never
+ * bundled and never loaded from node_modules (not runtime packages: see RUNTIME_PACKAGES); a stub
+ * that says so if anything ever asked for them.
+ */
+const withoutOptionalPgModules = {
+  name: "without-optional-pg-modules",
+  setup(build) {
+    build.onResolve({ filter: /^(pg-native|pg-cloudflare|cloudflare:sockets)$/ }, (args) => ({ path: args.path, namespace: "otpgate-absent" }));
+    build.onLoad({ filter: /.*/, namespace: "otpgate-absent" }, (args) => ({
+      contents: `throw new Error(${JSON.stringify(`${args.path} is not part of otpgate`)});`,
+      loader: "js",
+    }));
+  },
+};
+
 await esbuild.build({
   entryPoints: ["src/bin/otpgate.ts"],
   bundle: true,
@@ -55,27 +71,26 @@ esbuild.buildSync({
   legalComments: "none",
   logLevel: "warning",
 });
-esbuild.buildSync({
+await esbuild.build({
   entryPoints: ["src/adapters/cli/commands/server-main.ts"],
   bundle: true,
   platform: "node",
   format: "cjs",
   target: "node20",
   outfile: "dist/otpgate-server.cjs",
-  // The server opens the fleet store (node-postgres): its optional native binding and Cloudflare shim stay out.
-  external: ["pg-native", "pg-cloudflare", "cloudflare:sockets"],
+  // The server opens the fleet store (node-postgres).
+  plugins: [withoutOptionalPgModules],
   legalComments: "none",
   logLevel: "warning",
 });
-esbuild.buildSync({
+await esbuild.build({
   entryPoints: ["src/adapters/cli/commands/fleet-main.ts"],
   bundle: true,
   platform: "node",
   format: "cjs",
   target: "node20",
   outfile: "dist/otpgate-fleet.cjs",
-  // node-postgres' optional native binding and the Cloudflare socket shim: never used here.
-  external: ["pg-native", "pg-cloudflare", "cloudflare:sockets"],
+  plugins: [withoutOptionalPgModules],
   legalComments: "none",
   logLevel: "warning",
 });

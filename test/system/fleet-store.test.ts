@@ -35,8 +35,7 @@ test("AccountStore contract on PostgreSQL: null, commit visible, release without
   await noCommit.release();
   const after = (await store.account(user).acquire())!;
   assert.equal(after.text, `${SECRET}\n" TOTP_AUTH\n" RATE_LIMIT 3 30 1\n`, "release without commit changes nothing");
-  // While this session holds the row, a second acquire waits (and an external write would wait too:
-  // there is no conflict case on this store, the row lock excludes it).
+  // While this session holds the row, a second acquire waits.
   let secondGot = false;
   const second = store
     .account(user)
@@ -47,18 +46,20 @@ test("AccountStore contract on PostgreSQL: null, commit visible, release without
     });
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(secondGot, false, "the second acquire waits for the row lock");
-  const external = store.put(user, `${SECRET}\n" HOTP_COUNTER 1\n`, "replace");
-  let externalDone = false;
-  void external.then(() => (externalDone = true));
-  await new Promise((r) => setTimeout(r, 200));
-  assert.equal(externalDone, false, "an external write waits while a session holds the row");
   assert.deepEqual(await after.commit(`${SECRET}\n" TOTP_AUTH\n" RATE_LIMIT 3 30 2\n`), { ok: true });
   const s2 = (await second)!;
   assert.equal(s2.text, `${SECRET}\n" TOTP_AUTH\n" RATE_LIMIT 3 30 2\n`, "the waiting session sees the commit");
-  await s2.release();
+  // An external write (put from another process) cannot happen while a session holds the row:
+  // it waits for the row lock (this store has no conflict case, the file store's CAS is not needed).
+  const external = store.put(user, `${SECRET}\n" HOTP_COUNTER 1\n`, "replace");
+  let externalDone = false;
+  void external.then(() => (externalDone = true));
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(externalDone, false, "an external write waits while a session holds the row");
+  assert.deepEqual(await s2.commit(`${SECRET}\n" TOTP_AUTH\n" RATE_LIMIT 3 30 3\n`), { ok: true });
   assert.equal(await external, "written");
   const s3 = (await store.account(user).acquire())!;
-  assert.equal(s3.text, `${SECRET}\n" HOTP_COUNTER 1\n`);
+  assert.equal(s3.text, `${SECRET}\n" HOTP_COUNTER 1\n`, "the external write came after the session, not in the middle of it");
   await s3.release();
 });
 

@@ -11,6 +11,8 @@ export const FLUSH_MS = 150;
 export const BATCH = 200;
 export const QUEUE_MAX = 20_000;
 const REPORT_MS = 60_000;
+/** After a failed write: the next try. */
+const RETRY_MS = 2000;
 
 export interface AuditLog {
   (level: "warning" | "err", message: string): void;
@@ -22,7 +24,9 @@ export class AuditQueue {
   private flushing: Promise<void> | null = null;
   private dropped = 0;
   private failures = 0;
-  private lastReport = 0;
+  private lastReport = -Infinity;
+  private retryAt = 0;
+  private stopped = false;
 
   constructor(
     private readonly pool: FleetPool,
@@ -37,11 +41,19 @@ export class AuditQueue {
       return;
     }
     this.queue.push(record);
-    if (this.queue.length >= BATCH) void this.flush();
-    else if (this.timer === null) {
-      this.timer = setTimeout(() => void this.flush(), FLUSH_MS);
-      this.timer.unref();
-    }
+    // A full batch goes at once, unless a write is under way or the database just failed (then
+    // the timer retries later: a login never starts a query of its own against a database that is down).
+    if (this.queue.length >= BATCH && this.flushing === null && this.nowMs() >= this.retryAt) void this.flush();
+    else this.schedule(FLUSH_MS);
+  }
+
+  private schedule(ms: number): void {
+    if (this.timer !== null || this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.flush();
+    }, ms);
+    this.timer.unref();
   }
 
   /** Write everything queued (in batches); resolves when done or when the database refused. */
@@ -80,16 +92,14 @@ export class AuditQueue {
           ],
         );
       } catch {
-        // Kept for the next flush as far as the bound allows; the rest counted as dropped.
-        const room = QUEUE_MAX - this.queue.length;
-        if (room < batch.length) this.dropped += batch.length - Math.max(0, room);
-        this.queue.unshift(...batch.slice(0, Math.max(0, room)));
+        // Kept for a later try as far as the bound allows; the rest counted as dropped.
+        const room = Math.max(0, QUEUE_MAX - this.queue.length);
+        this.dropped += Math.max(0, batch.length - room);
+        this.queue = batch.slice(0, room).concat(this.queue);
         this.failures++;
+        this.retryAt = this.nowMs() + RETRY_MS;
         this.report();
-        if (this.timer === null) {
-          this.timer = setTimeout(() => void this.flush(), FLUSH_MS * 10);
-          this.timer.unref();
-        }
+        this.schedule(RETRY_MS);
         return;
       }
     }
@@ -107,6 +117,7 @@ export class AuditQueue {
 
   /** Stop the timer (close). */
   stop(): void {
+    this.stopped = true;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
   }
