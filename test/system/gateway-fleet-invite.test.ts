@@ -89,12 +89,13 @@ describe("invitations enroll into the fleet database", () => {
     assert.doesNotMatch(dump, new RegExp(`${form.secret}|${codes.join("|")}`), "secret or emergency code readable in pg_dump");
 
     // The new secret signs in through the gateway (the server decides on the database), once per code.
-    const signedIn = await login(gw, user.name, oathTotp(form.secret, -1));
+    const code = oathTotp(form.secret, -1);
+    const signedIn = await login(gw, user.name, code);
     assert.equal(signedIn.status, 303, signedIn.body);
     // Forward-auth with the new session (behind an https public_url the cookie is __Host-otpgate_session).
     const session = Object.entries(cookiesFrom(signedIn)).find(([name]) => name.endsWith("otpgate_session"))!;
     assert.equal((await http(gw.base, "GET", "/_otpgate/auth", { cookie: `${session[0]}=${session[1]}` })).status, 200);
-    const again = await login(gw, user.name, oathTotp(form.secret, -1));
+    const again = await login(gw, user.name, code);
     assert.equal(again.status, 401, "a used code is refused (the database keeps the used step)");
     assert.match(db.psql(`SELECT result || ' ' || service FROM otpgate_audit WHERE user_name = '${user.name}' ORDER BY id`), /accepted gateway/);
     assert.doesNotMatch(server.logs() + gw.logs().join("\n"), new RegExp(`${form.secret}|${codes[0]}`));
