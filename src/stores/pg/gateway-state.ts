@@ -39,8 +39,8 @@ interface Row {
 
 /**
  * Opens the pool (no connection yet: the database may be down at the start; the gateway then
- * refuses sessions until it answers). The gateway's tables are made sure of by the first query
- * that reaches the database. Throws ConfigError for a URL or password file that cannot be used.
+ * refuses sessions until it answers). Whether the gateway's tables exist (otpgate db migrate) is
+ * checked by the first query that reaches the database. Throws ConfigError for a URL that cannot be used.
  */
 export async function openGatewayStateStore(options: GatewayStateOptions): Promise<GatewayStateStore> {
   const where = shownUrl(options.url);
