@@ -60,7 +60,7 @@ await esbuild.build({
     },
   ],
 });
-esbuild.buildSync({
+await esbuild.build({
   entryPoints: ["src/adapters/http/gateway-entry.ts"],
   bundle: true,
   platform: "node",
@@ -68,6 +68,8 @@ esbuild.buildSync({
   target: "node20",
   outfile: "dist/otpgate-gateway.cjs",
   external: ["@node-rs/argon2"],
+  // With store: the gateway loads node-postgres (on demand, stores/pg/gateway-state.ts).
+  plugins: [withoutOptionalPgModules],
   legalComments: "none",
   logLevel: "warning",
 });

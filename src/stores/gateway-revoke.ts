@@ -26,13 +26,12 @@ export function storedSessionDecisions(files: GatewayFiles): SessionsState | nul
 }
 
 /** For --check-config and the start: the keys and sessions files can be used (throws ConfigError with the fix otherwise). */
-export function sessionFilesNotes(files: GatewayFiles): string[] {
+export function sessionFilesNotes(files: GatewayFiles, parts: { readonly sessionsFile?: boolean } = {}): string[] {
   const keys = readKeyFile(files.keysFile);
   if (!keys) return []; // created at the first start
   const newest = keys.keys[keys.keys.length - 1]!;
+  const keysNote = `${keys.keys.length} key(s) in ${files.keysFile}, id ${newest.kid} seals${keys.legacy ? " (the 64-byte file of earlier versions: the first rotation converts it)" : ""}`;
+  if (parts.sessionsFile === false) return [keysNote];
   const state = new GatewaySessionsFile(files.sessionsFile, keys.lockSecret, keys.sessionsFileCreated ? files.keysFile : null).read().state;
-  return [
-    `${keys.keys.length} key(s) in ${files.keysFile}, id ${newest.kid} seals${keys.legacy ? " (the 64-byte file of earlier versions: the first rotation converts it)" : ""}`,
-    `${state.revoked.size} revoked session(s) and ${state.validAfter.size} user(s) logged out everywhere in ${files.sessionsFile}`,
-  ];
+  return [keysNote, `${state.revoked.size} revoked session(s) and ${state.validAfter.size} user(s) logged out everywhere in ${files.sessionsFile}`];
 }

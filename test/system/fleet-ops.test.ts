@@ -26,7 +26,9 @@ test("schema: an older one is refused without migrate, a newer one always; two p
   if (!systemReady(t, [])) return;
   const pg = await startCluster(t);
   const keys = keyFile(t);
-  await assert.rejects(connectFleetStore({ url: pg.url, keyFile: keys, log: () => {} }), (e: Error) => /schema version 0, this otpgate needs 1: run otpgate db migrate/.test(e.message));
+  await assert.rejects(connectFleetStore({ url: pg.url, keyFile: keys, log: () => {} }), (e: Error) =>
+    new RegExp(`schema version 0, this otpgate needs ${SCHEMA_VERSION}: run otpgate db migrate`).test(e.message),
+  );
   assert.equal(pg.psql("SELECT to_regclass('otpgate_accounts') IS NULL"), "t\n", "nothing was created");
   const migrateCli = () =>
     new Promise<{ code: number | null; out: string }>((resolve) => {
@@ -45,7 +47,7 @@ test("schema: an older one is refused without migrate, a newer one always; two p
   pg.psql(`INSERT INTO otpgate_schema (version, about) VALUES (${SCHEMA_VERSION + 1}, 'from the future')`);
   for (const migrate of [false, true]) {
     await assert.rejects(connectFleetStore({ url: pg.url, keyFile: keys, migrate, log: () => {} }), (e: Error) =>
-      /has schema version 2, newer than this otpgate knows \(1\): upgrade otpgate/.test(e.message),
+      new RegExp(`has schema version ${SCHEMA_VERSION + 1}, newer than this otpgate knows \\(${SCHEMA_VERSION}\\): upgrade otpgate`).test(e.message),
     );
   }
 });

@@ -66,6 +66,13 @@ export interface GatewayConfig {
    * root, the gateway refuses to run).
    */
   readonly runAs: string | null;
+  /**
+   * The shared state of several gateway instances (issue 11): a postgres:// URL (no password in it)
+   * where revocations and bans are kept instead of sessions_file and memory alone. null: none.
+   */
+  readonly store: string | null;
+  /** The database password (first line), a private file of the gateway's user; null: none. */
+  readonly storePasswordFile: string | null;
 }
 
 export interface HostPort {
@@ -318,6 +325,19 @@ const V = {
     if (s.includes(":")) bad('must not contain ":" (authenticator apps split the account label at it)');
     return s;
   },
+  store: (v: unknown): string | null => {
+    if (v === undefined || v === null) return null;
+    const url = text(v, "a postgres://USER@HOST:PORT/DATABASE URL");
+    if (!/^postgres(ql)?:\/\//.test(url)) bad(`must be a postgres://USER@HOST:PORT/DATABASE URL (the fleet database), not ${shown(url.replace(/:[^/@:]*@/, ":***@"))}`);
+    if (/^postgres(ql)?:\/\/[^/@]*:[^/@]*@/.test(url)) bad("must not carry the password (the configuration is not the place for it): put it in store_password_file");
+    if (/[?&]password=/i.test(url)) bad("must not carry the password (the configuration is not the place for it): put it in store_password_file");
+    try {
+      new URL(url);
+    } catch {
+      bad("is not a URL such as postgres://otpgate@db.example.com:5432/otpgate?sslmode=verify-full");
+    }
+    return url;
+  },
   trustedProxy: (v: unknown): IpRange => {
     const r = parseProxyEntry(text(v, "an IP address or CIDR range such as 10.0.0.0/8"));
     return typeof r === "string" ? bad(r) : r;
@@ -398,6 +418,8 @@ const rootSchema = z.strictObject({
   user_lookup_timeout: check(durationIn(100, 60_000, 5_000)),
   decision_socket: check(absolutePath()).optional(),
   user: check(V.runAs),
+  store: check(V.store),
+  store_password_file: check(absolutePath()).optional(),
 });
 
 /** Keys that used to exist: using one is an error that says what to do instead. */
@@ -538,7 +560,11 @@ export function parseGatewayConfig(yamlText: string, source = "config"): Gateway
   const sessionsFile = raw.sessions_file === undefined ? (keysFile ? join(dirname(keysFile), "gateway.sessions") : undefined) : get(V.sessionsFile, raw.sessions_file);
   const passwordFile = raw.password_file === undefined ? undefined : get(absolutePath(), raw.password_file);
   const invitesDir = get(absolutePath("/var/lib/otpgate/invites"), raw.invites_dir);
-  problems.push(...sameFileProblems({ keys_file: keysFile, sessions_file: sessionsFile, password_file: passwordFile, invites_dir: invitesDir }, (p) => p));
+  const storePasswordFile = raw.store_password_file === undefined ? undefined : get(absolutePath(), raw.store_password_file);
+  problems.push(...sameFileProblems({ keys_file: keysFile, sessions_file: sessionsFile, password_file: passwordFile, invites_dir: invitesDir, store_password_file: storePasswordFile }, (p) => p));
+  if (raw.store_password_file !== undefined && (raw.store === undefined || raw.store === null)) {
+    problems.push({ path: "store_password_file", message: "goes with store: postgres://USER@HOST:PORT/DATABASE (the shared state of several gateways); remove it or add store" });
+  }
   if (raw.user !== undefined && raw.user !== null && raw.decision_socket === undefined) {
     problems.push({ path: "user", message: "needs decision_socket (e.g. /run/otpgate/server.sock): as its own user the gateway cannot read the users' state files, otpgate server decides for it" });
   }
@@ -601,6 +627,8 @@ export function parseGatewayConfig(yamlText: string, source = "config"): Gateway
     userLookupTimeoutMs: c.user_lookup_timeout,
     decisionSocket: c.decision_socket ?? null,
     runAs: c.user,
+    store: c.store,
+    storePasswordFile: c.store_password_file ?? null,
   };
 }
 
@@ -614,8 +642,8 @@ export function loadGatewayConfig(path: string): GatewayConfig {
   return parseGatewayConfig(yamlText, path);
 }
 
-type FileKey = "keys_file" | "sessions_file" | "password_file" | "invites_dir";
-const FILE_KEYS: readonly FileKey[] = ["keys_file", "sessions_file", "password_file", "invites_dir"];
+type FileKey = "keys_file" | "sessions_file" | "password_file" | "invites_dir" | "store_password_file";
+const FILE_KEYS: readonly FileKey[] = ["keys_file", "sessions_file", "password_file", "invites_dir", "store_password_file"];
 
 /** Each of the gateway's files must be a file of its own: compared as `canonical` spells them. */
 function sameFileProblems(files: Partial<Record<FileKey, string | undefined>>, canonical: (p: string) => string, how = ""): ConfigProblem[] {
@@ -650,12 +678,18 @@ function realLocation(path: string): string {
  * or replace the keys. And no two of them may be one file through a symbolic link.
  */
 export function gatewayFileProblems(
-  config: Pick<GatewayConfig, "keysFile" | "sessionsFile" | "passwordFile" | "invitesDir"> & { readonly decisionSocket?: string | null },
+  config: Pick<GatewayConfig, "keysFile" | "sessionsFile" | "passwordFile" | "invitesDir"> & { readonly decisionSocket?: string | null; readonly storePasswordFile?: string | null },
   uid: number,
 ): ConfigProblem[] {
   // With decision_socket the gateway never touches invites_dir (otpgate server reads it as root).
   const invites = config.decisionSocket ? undefined : config.invitesDir;
-  const files: Record<FileKey, string | undefined> = { keys_file: config.keysFile, sessions_file: config.sessionsFile, password_file: config.passwordFile ?? undefined, invites_dir: invites };
+  const files: Record<FileKey, string | undefined> = {
+    keys_file: config.keysFile,
+    sessions_file: config.sessionsFile,
+    password_file: config.passwordFile ?? undefined,
+    invites_dir: invites,
+    store_password_file: config.storePasswordFile ?? undefined,
+  };
   const problems: ConfigProblem[] = [];
   const owners = uid === 0 ? [0] : [0, uid];
   for (const key of FILE_KEYS) {

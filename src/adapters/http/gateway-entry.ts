@@ -10,6 +10,9 @@ import { GatewaySessionsFile } from "../../stores/gateway-sessions.js";
 import type { SessionsFileOpener } from "./sessions.js";
 import { DecisionClient } from "../server/client.js";
 import type { GatewayConfig } from "./gateway-config.js";
+import { systemClock } from "../../platform/clock.js";
+import { storePasswordOf } from "../../stores/store-password.js";
+import { createSharedState, type SharedState } from "./shared-state.js";
 import { createGateway as createGatewayShell, type Gateway, type GatewayLog, type GatewayOptions, type GatewayStores } from "./gateway-server.js";
 
 export { preflight } from "./gateway-server.js";
@@ -32,4 +35,79 @@ export function createGateway(config: GatewayConfig, log: GatewayLog, options: O
     options.decisions ?? (config.decisionSocket ? new DecisionClient({ socketPath: config.decisionSocket, timeoutMs: config.userLookupTimeoutMs + 2_000, connections: 64 }) : undefined);
   const stores = options.stores ?? { stateFile: stateFileStores(config.stateFiles), sessionsFile: openSessionsFile };
   return createGatewayShell(config, log, { ...options, stores, ...(decisions ? { decisions } : {}) });
+}
+
+/**
+ * The shared state of several instances (config `store:`): node-postgres is loaded only here, only
+ * with `store:`. Reads store_password_file as the gateway's user (call it after dropping to it).
+ * The first poll is waited for (at most the connect timeout); when the database is down the gateway
+ * still starts, refuses sessions (fail closed) and keeps trying. Throws ConfigError for a URL or
+ * password file that cannot be used.
+ */
+export async function openSharedState(config: GatewayConfig, log: GatewayLog, options: { readonly pollMs?: number; readonly staleAfterMs?: number } = {}): Promise<SharedState | null> {
+  if (!config.store) return null;
+  const { openGatewayStateStore } = await import("../../stores/pg/gateway-state.js");
+  const store = await openGatewayStateStore({ url: config.store, password: storePasswordOf(config) });
+  const shared = createSharedState({ store, clock: systemClock, log, absoluteMs: config.session.absoluteMs, ...options });
+  await shared.sync();
+  shared.start();
+  return shared;
+}
+
+export { storePasswordOf } from "../../stores/store-password.js";
+
+/**
+ * For --check-config: whether the shared state answers now, and what it holds (never throws for
+ * an unreachable database). `password`: storePasswordOf(config), read as the gateway's user.
+ */
+export async function sharedStateNote(config: GatewayConfig, password: string | undefined): Promise<{ readonly ok: boolean; readonly note: string } | null> {
+  if (!config.store) return null;
+  const { openGatewayStateStore } = await import("../../stores/pg/gateway-state.js");
+  const store = await openGatewayStateStore({ url: config.store, password });
+  try {
+    const now = systemClock.nowMs();
+    const c = await store.changes(null, now);
+    const users = new Set<string>();
+    let sessions = 0;
+    for (const r of c.revocations) r.kind === "user" ? users.add(r.user) : sessions++;
+    return { ok: true, note: `revocations and bans shared in ${store.where}: ${sessions} revoked session(s), ${users.size} user(s) logged out everywhere, ${c.bans.length} ban(s) in force` };
+  } catch (err) {
+    return { ok: false, note: `${(err as Error).message}: the gateway would start, but refuse every session until it answers (fail closed)` };
+  } finally {
+    await store.close();
+  }
+}
+
+/**
+ * otpgate gateway sessions --revoke USER with `store:`: "log out everywhere" in the shared state
+ * (every instance ends USER's sessions within about a second). Throws GatewayStateUnavailable
+ * when the database cannot be reached (nothing was changed then).
+ */
+export async function revokeSharedUser(config: GatewayConfig, password: string | undefined, user: string, now: number): Promise<string> {
+  const { openGatewayStateStore } = await import("../../stores/pg/gateway-state.js");
+  const store = await openGatewayStateStore({ url: config.store!, password });
+  try {
+    await store.revoke({ kind: "user", user, at: now, until: now + config.session.absoluteMs });
+    return store.where;
+  } finally {
+    await store.close();
+  }
+}
+
+/** otpgate gateway sessions --list with `store:`: what the shared state holds now. */
+export async function sharedSessionDecisions(config: GatewayConfig, password: string | undefined, now: number): Promise<{ validAfter: Map<string, number>; revoked: number; bans: number }> {
+  const { openGatewayStateStore } = await import("../../stores/pg/gateway-state.js");
+  const store = await openGatewayStateStore({ url: config.store!, password });
+  try {
+    const c = await store.changes(null, now);
+    const validAfter = new Map<string, number>();
+    let revoked = 0;
+    for (const r of c.revocations) {
+      if (r.kind === "user") validAfter.set(r.user, Math.max(r.at, validAfter.get(r.user) ?? 0));
+      else revoked++;
+    }
+    return { validAfter, revoked, bans: c.bans.length };
+  } finally {
+    await store.close();
+  }
 }

@@ -27,6 +27,7 @@ import type { GatewayConfig } from "./gateway-config.js";
 import type { GatewayLog, GatewayRequest, GatewayResponse, HeaderList, StreamedBody } from "./gateway-types.js";
 import { createSecretReader } from "./secret-reader.js";
 import { createSessionService, type Sessions, type SessionsFileOpener } from "./sessions.js";
+import type { SharedState } from "./shared-state.js";
 import type { AccountStore } from "../../ports/index.js";
 import type { CachedAccount } from "../../platform/user-cache.js";
 import { createUpstream, type PoolUpstream } from "./upstream.js";
@@ -49,9 +50,10 @@ export interface Gateway {
   /**
    * Build what reads the gateway's files (keys, sessions) and starts answering: called by
    * createGateway itself unless `deferStart` (the command binds the ports and drops to its user first).
-   * Requests before it are answered 503.
+   * Requests before it are answered 503. `shared`: the shared state of several instances (config
+   * `store:`, opened by gateway-entry.ts openSharedState); it is closed with the gateway.
    */
-  start(): void;
+  start(shared?: SharedState | null): void;
   /** The separate /metrics listener (config.metricsListen), listening once created. */
   readonly metricsServer: HttpServer | null;
   close(): Promise<void>;
@@ -86,7 +88,8 @@ function preflightFiles(config: GatewayConfig, notes: string[]): string[] {
   if (config.passwordFile) notes.push(`password factor on: ${readPasswordFile(config.passwordFile).size} password(s) in ${config.passwordFile}`);
   if (config.decisionSocket) notes.push(`decisions by otpgate server at ${config.decisionSocket}`);
   else if (existsSync(config.invitesDir)) notes.push(`${listInvites(config.invitesDir, systemClock.nowMs()).length} pending invitation(s)`);
-  notes.push(...sessionFilesNotes(config)); // keys_file and sessions_file: readable, private, well-formed
+  // keys_file and sessions_file: readable, private, well-formed (with store: revocations are in the database, not sessions_file)
+  notes.push(...sessionFilesNotes(config, { sessionsFile: !config.store }));
   return notes;
 }
 
@@ -217,16 +220,23 @@ function inProcessDecisions(config: GatewayConfig, stores: GatewayStores): Decis
 export function createGateway(config: GatewayConfig, log: GatewayLog, gatewayOptions: GatewayOptions): Gateway {
   const own0 = gatewayOptions;
   const stores = gatewayOptions.stores;
-  let built: { app: GatewayApp; sessions: Sessions; closeDecisions(): Promise<void> } | null = null;
+  let built: { app: GatewayApp; sessions: Sessions; closeDecisions(): Promise<void>; shared: SharedState | null } | null = null;
   const upstream: PoolUpstream | null = config.upstream ? createUpstream({ origin: config.upstream }) : null;
   /** Keys (rotations picked up), persisted revocations, and sessions bound to the user's secret (as the decision service reports it). */
-  const start = (): void => {
+  const start = (shared: SharedState | null = null): void => {
     if (built) return;
+    if (config.store && !shared) throw new ConfigError(`store: ${config.store} is configured but the gateway was started without its shared state (gateway-entry.ts openSharedState)`);
     const given = own0.decisions;
     const own = given ? { decisions: given as DecisionService, close: () => given.close?.() ?? Promise.resolve() } : { decisions: inProcessDecisions(config, stores), close: () => Promise.resolve() };
-    const sessions = createSessionService({ config, clock: systemClock, random: systemRandom, log, readSecret: createSecretReader(own.decisions), openSessionsFile: stores.sessionsFile });
-    const app = createGatewayApp({ config, clock: systemClock, random: systemRandom, log, upstream, sessions, regulator: new Regulator(config.regulation), decisions: own.decisions });
-    built = { app, sessions, closeDecisions: own.close };
+    const readSecret = createSecretReader(own.decisions);
+    const sessions = shared
+      ? createSessionService({ config, clock: systemClock, random: systemRandom, log, readSecret, shared })
+      : createSessionService({ config, clock: systemClock, random: systemRandom, log, readSecret, openSessionsFile: stores.sessionsFile });
+    // Bans this instance decides are published; those of the others arrive through the shared state.
+    const regulator = new Regulator(config.regulation, shared ? shared.publishBan : null);
+    shared?.attachRegulator(regulator);
+    const app = createGatewayApp({ config, clock: systemClock, random: systemRandom, log, upstream, sessions, regulator, decisions: own.decisions });
+    built = { app, sessions, closeDecisions: own.close, shared };
   };
   const appOf = (): GatewayApp => {
     if (!built) throw new NotStarted();
@@ -388,6 +398,7 @@ export function createGateway(config: GatewayConfig, log: GatewayLog, gatewayOpt
           built.app.tunnels.closeTunnels(() => true);
           built.sessions.close();
           void built.closeDecisions();
+          void built.shared?.close();
         }
         void upstream?.close();
       }),

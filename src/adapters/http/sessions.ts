@@ -8,13 +8,18 @@
 // (otpgate gateway sessions --revoke, otpgate invite --replace) and to keys_file (rotation) are
 // noticed within about a second by a timer, never by a system call per request.
 // Listeners (onEnded) learn of ended sessions, so open WebSocket tunnels can be closed.
+// With `store:` (several instances, issue 11) revocations live in the shared state instead of
+// sessions_file (shared-state.ts): polled every second, and while it cannot be read every session
+// is refused and none is issued (fail closed).
 
 import { decideSession, isBoundSession, newSession, type BoundSession, type SessionData } from "../../core/web/index.js";
 import { watchFile, type FileWatch } from "../../platform/file-watch.js";
 import { Keyring, loadOrCreateKeyring, readKeyFile, recordSessionsFile } from "../../platform/keyring.js";
 import type { Clock, Random } from "../../ports/index.js";
 import { mergeSessionsStates, type SessionsState, type SessionsStore } from "../../stores/gateway-sessions.js";
+import { DecisionServiceUnavailable } from "../../ports/decision-service.js";
 import type { CsrfTokens } from "./page-kit.js";
+import type { SharedSessions } from "./shared-state.js";
 import type { GatewayConfig } from "./gateway-config.js";
 import type { GatewayLog } from "./gateway-types.js";
 
@@ -85,6 +90,8 @@ export interface SessionServiceOptions {
   readonly openSessionsFile?: SessionsFileOpener;
   /** In-process (tests): this keyring and store instead of keys_file and sessions_file, and no watching. */
   readonly inMemory?: { readonly keyring: Keyring; readonly store: SessionsStore };
+  /** Revocations in the shared state of several instances (`store:`) instead of sessions_file (which is then not used). */
+  readonly shared?: SharedSessions;
 }
 
 /** What the composition root passes to open sessions_file. */
@@ -103,9 +110,10 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
   // The keys file records that the sessions file was created: missing at start, it was deleted
   // (read() refuses: logged-out sessions must not come back). Not recorded yet (a new keys file, or
   // one of an earlier version): an empty sessions file is created and the keys file records it.
-  if (!options.inMemory && !options.openSessionsFile) throw new TypeError("createSessionService: pass openSessionsFile (gateway-entry.ts) or inMemory");
-  const fileStore = options.inMemory ? null : options.openSessionsFile!(config.sessionsFile, keyring.file.lockSecret, keyring.file.sessionsFileCreated ? config.keysFile : null);
-  const store: SessionsStore = options.inMemory?.store ?? fileStore!;
+  const shared = options.shared ?? null;
+  if (!options.inMemory && !options.openSessionsFile && !shared) throw new TypeError("createSessionService: pass openSessionsFile (gateway-entry.ts), shared or inMemory");
+  const fileStore = options.inMemory || shared ? null : options.openSessionsFile!(config.sessionsFile, keyring.file.lockSecret, keyring.file.sessionsFileCreated ? config.keysFile : null);
+  const store: SessionsStore = options.inMemory?.store ?? shared?.store ?? fileStore!;
   let persisted: SessionsState = store.read().state;
   let writes: Promise<unknown> = Promise.resolve();
   if (fileStore && !keyring.file.sessionsFileCreated) {
@@ -197,7 +205,8 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
   };
 
   const watchMs = options.watchMs ?? 1000;
-  const watches: FileWatch[] = options.inMemory ? [] : [watchFile(config.sessionsFile, watchMs, reloadSessions), watchFile(config.keysFile, watchMs, reloadKeys)];
+  const watches: FileWatch[] = options.inMemory ? [] : [...(fileStore ? [watchFile(config.sessionsFile, watchMs, reloadSessions)] : []), watchFile(config.keysFile, watchMs, reloadKeys)];
+  shared?.onChange(reloadSessions);
 
   const end = (s: BoundSession, reason: string) => {
     localRevoked.set(s.sid, s.createdAt + policy.absoluteMs);
@@ -237,6 +246,8 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
   /** The valid session the cookie carries (lastSeenAt as known, refreshed to `now` when `touch`); null otherwise. */
   const check = (cookieValue: string | undefined, now: number, touch: boolean): SessionData | null => {
     if (!cookieValue) return null;
+    // Fail closed: a session whose revocation cannot be checked is not accepted (nor touched).
+    if (shared && !shared.available(now)) return null;
     let s = opened.get(cookieValue);
     if (!s) {
       const value = keyring.open("session", cookieValue);
@@ -263,6 +274,7 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
     open: (cookieValue, now) => check(cookieValue, now, true),
     stillValid: (cookieValue, now, active) => check(cookieValue, now, active) !== null,
     issue(user, now, fingerprint) {
+      if (shared && !shared.available(now)) throw new DecisionServiceUnavailable(shared.unavailableMessage());
       const session = newSession(Buffer.from(random.bytes(18)).toString("base64url"), user, now);
       const bound: BoundSession = { ...session, fp: fingerprint };
       lastChecked.set(session.sid, now); // the fingerprint was taken at login

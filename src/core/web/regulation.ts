@@ -129,13 +129,44 @@ const addressCounter = (address: string) => `a\u0000${address}`;
 const subjectCounter = (subject: string) => `s\u0000${subject}`;
 const trustedPair = (a: Attempt) => `t\u0000${a.subject}\u0000${a.address}`;
 
+/**
+ * A ban as other instances learn of it (the gateway's shared state, issue 11): the (subject,
+ * address) pair or the address alone, banned until `until` (Unix ms).
+ */
+export type Ban =
+  { readonly kind: "pair"; readonly subject: string; readonly address: string; readonly until: number } | { readonly kind: "address"; readonly address: string; readonly until: number };
+
 export class Regulator {
   private readonly entries = new Map<string, Counter>();
   /** Attempts in flight per key (pair, address and subject keys); only keys with some in flight. */
   private readonly inFlight = new Map<string, number>();
 
-  constructor(readonly policy: RegulatorPolicy = DEFAULT_REGULATION) {
+  /**
+   * `onBan`: told of every ban this regulator decides (not of those given to applyBan), so they can
+   * be published to other instances; it must not throw (an exception is swallowed).
+   */
+  constructor(
+    readonly policy: RegulatorPolicy = DEFAULT_REGULATION,
+    private readonly onBan: ((ban: Ban) => void) | null = null,
+  ) {
     if (!(policy.maxEntries >= 3)) throw new RangeError("regulation.maxEntries must be at least 3");
+  }
+
+  /**
+   * A ban decided elsewhere (another instance): refused like one decided here until `until`; a
+   * longer ban already in force is kept. Keys are checked like an attempt's; not passed to onBan.
+   */
+  applyBan(ban: Ban, now: number): void {
+    checkKey("address", ban.address);
+    if (ban.kind === "pair") checkKey("subject", ban.subject);
+    if (!(ban.until > now)) return;
+    const key = ban.kind === "pair" ? pairCounter({ subject: ban.subject, address: ban.address }) : addressCounter(ban.address);
+    const e = this.entries.get(key);
+    if (e && e.bannedUntil >= ban.until) return;
+    if (e) this.entries.delete(key);
+    // The failures counted so far here are kept apart: the ban ends them as a ban decided here would.
+    this.entries.set(key, { count: 0, windowStart: now, bannedUntil: ban.until });
+    this.trim();
   }
 
   /** Keys remembered now (at most policy.maxEntries). */
@@ -308,6 +339,19 @@ export class Regulator {
     }
     this.entries.set(key, e);
     this.trim();
+    if (bannedNow) this.publish(key, e.bannedUntil);
     return bannedNow;
+  }
+
+  /** Tell onBan of a ban decided here (the key names its kind, subject and address). */
+  private publish(key: string, until: number): void {
+    if (!this.onBan) return;
+    const [kind, a, b] = key.split("\u0000");
+    try {
+      if (kind === "p") this.onBan({ kind: "pair", subject: a!, address: b!, until });
+      else if (kind === "a") this.onBan({ kind: "address", address: a!, until });
+    } catch {
+      // publishing is best effort: the ban holds here whatever happens to it
+    }
   }
 }

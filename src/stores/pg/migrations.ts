@@ -6,6 +6,7 @@
 
 import { ConfigError } from "../../core/errors.js";
 import type { FleetPool } from "./pool.js";
+import { GATEWAY_STATE_MIGRATION } from "./gateway-schema.js";
 
 export interface Migration {
   readonly version: number;
@@ -51,6 +52,8 @@ CREATE INDEX otpgate_audit_at ON otpgate_audit (at);
 CREATE INDEX otpgate_audit_user_at ON otpgate_audit (user_name, at);
 `,
   },
+  // The gateway's shared state (H4): revocations and bans.
+  GATEWAY_STATE_MIGRATION,
 ];
 
 /** The schema version this otpgate writes and reads. */

@@ -107,6 +107,7 @@ export async function runSessions(argv: string[], io: Output): Promise<ExitCode>
   const problem = values.revoke === undefined ? null : userNameProblem(values.revoke);
   if (problem !== null) throw new UsageError(`the user name ${JSON.stringify(values.revoke)} cannot be used: it ${problem}`);
   const cfg = await config(values.config, "sessions");
+  if (cfg.store) return sharedSessions(cfg, values.revoke, io);
   const { revokeUserSessions, storedSessionDecisions } = await import("../../../stores/gateway-revoke.js");
   const files = { keysFile: cfg.keysFile, sessionsFile: cfg.sessionsFile };
   if (values.revoke !== undefined) {
@@ -121,4 +122,25 @@ export async function runSessions(argv: string[], io: Output): Promise<ExitCode>
   for (const [user, at] of [...state.validAfter].sort((a, b) => a[0].localeCompare(b[0]))) io.out(`${user}\tlogged out everywhere at ${new Date(at).toISOString()}`);
   io.out(`${state.revoked.size} revoked session(s) stored until they expire`);
   return 0;
+}
+
+/** With store: in the configuration, revocations are in the shared state (the database), not sessions_file. */
+async function sharedSessions(cfg: Awaited<ReturnType<typeof config>>, revoke: string | undefined, io: Output): Promise<ExitCode> {
+  const { revokeSharedUser, sharedSessionDecisions, storePasswordOf } = await import("../../http/gateway-entry.js");
+  const password = await asFileOwner(cfg.owner, async () => storePasswordOf(cfg)); // the gateway user's file
+  const now = systemClock.nowMs();
+  try {
+    if (revoke !== undefined) {
+      const where = await revokeSharedUser(cfg, password, revoke, now);
+      io.err(`${revoke} is logged out everywhere (in ${where}): sessions started before now end on every gateway using it within a few seconds; signing in again works`);
+      return 0;
+    }
+    const state = await sharedSessionDecisions(cfg, password, now);
+    for (const [user, at] of [...state.validAfter].sort((a, b) => a[0].localeCompare(b[0]))) io.out(`${user}\tlogged out everywhere at ${new Date(at).toISOString()}`);
+    io.out(`${state.revoked} revoked session(s) stored until they expire; ${state.bans} ban(s) in force`);
+    return 0;
+  } catch (err) {
+    if ((err as Error).name === "GatewayStateUnavailable") throw new OtpgateError(`${(err as Error).message}; nothing was changed, try again when the database answers`, 1);
+    throw err;
+  }
 }

@@ -57,6 +57,10 @@ are errors, all reported at once with their path (--check-config). Defaults show
   user: otpgate-gw                     # name or uid: started as root, the gateway binds its
                                        # port(s), then becomes this user for good (needs
                                        # decision_socket); as root without it, it refuses to run
+  store: postgres://gw@db:5432/otpgate # optional: several instances share revocations and bans
+                                       # in the fleet database (instead of sessions_file); polled
+                                       # every second; unreachable for 10 s: sessions refused
+  store_password_file: /etc/otpgate/gw-db.password   # its password (0600, the gateway user's)
 Durations are a whole number and ms, s, m, h or d: 250ms, 30s, 5m, 12h, 7d.
 keys_file, sessions_file, password_file and invites_dir: every directory on the way must belong
 to root (or the gateway's user) and be writable by nobody else, checked at the start and by
@@ -87,7 +91,19 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     return 0;
   }
   if (!values.config) throw new UsageError("--config FILE is required; see otpgate gateway --help");
-  const { checkGatewayFiles, createGateway, dropPrivileges, gatewayConfigWarnings, loadGatewayConfig, preflight, resolveRunAs, rootWithoutUserMessage } = await import("../../http/gateway-entry.js");
+  const {
+    checkGatewayFiles,
+    createGateway,
+    dropPrivileges,
+    gatewayConfigWarnings,
+    loadGatewayConfig,
+    openSharedState,
+    preflight,
+    resolveRunAs,
+    rootWithoutUserMessage,
+    sharedStateNote,
+    storePasswordOf,
+  } = await import("../../http/gateway-entry.js");
   let config: Awaited<ReturnType<typeof loadGatewayConfig>>;
   let notes: string[] = [];
   const asRoot = (process.geteuid?.() ?? -1) === 0;
@@ -114,6 +130,18 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   for (const w of gatewayConfigWarnings(config)) io.err(`otpgate gateway: warning: ${w}`);
   if (asRoot && config.runAs === null) io.err(`otpgate gateway: warning: ${rootWithoutUserMessage(values.config)}`);
   if (values["check-config"]) {
+    // The shared state (store:): the password file is the gateway user's; the database is asked once.
+    try {
+      const password = runAs ? asUser(runAs, () => storePasswordOf(config)) : storePasswordOf(config);
+      const shared = await sharedStateNote(config, password);
+      if (shared?.ok) notes.push(shared.note);
+      else if (shared) io.err(`otpgate gateway: warning: store: ${shared.note}`);
+    } catch (err) {
+      const problems = configProblems(err);
+      io.err(`${values.config}: not valid, 1 problem:`);
+      io.err(`  store: ${problems ? problems.map((p) => p.message).join("; ") : (err as Error).message}`);
+      return 2;
+    }
     const proxies = config.trustedProxies.ranges.map((r) => r.text);
     io.out(
       `${values.config}: valid (listen ${hostPort(config.listen)}, ${config.upstream ? `proxy to ${config.upstream.origin}` : "forward-auth only"}` +
@@ -125,7 +153,8 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   // Nothing of the gateway's own files is read before start(): with user:, the ports are bound as
   // root, then the process becomes that user for good, and only then reads keys, sessions and the
   // password file and answers requests.
-  const gateway = createGateway(config, (event) => io.out(JSON.stringify({ time: new Date().toISOString(), ...event })), { deferStart: true });
+  const log = (event: Record<string, unknown>) => io.out(JSON.stringify({ time: new Date().toISOString(), ...event }));
+  const gateway = createGateway(config, log, { deferStart: true });
   await new Promise<void>((resolve, reject) => {
     gateway.server.once("error", (err: NodeJS.ErrnoException) => {
       const why =
@@ -146,14 +175,19 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     try {
       dropPrivileges(runAs);
       preflight(config, { tls: false }); // the TLS files were read as root when the server was made
-      gateway.start();
+      gateway.start(await openSharedState(config, log));
     } catch (err) {
       await gateway.close().catch(() => undefined);
       throw asOwnError(err);
     }
     io.err(`otpgate gateway: running as ${runAs.name} (uid ${runAs.uid}, gid ${runAs.gid})`);
   } else {
-    gateway.start();
+    try {
+      gateway.start(await openSharedState(config, log));
+    } catch (err) {
+      await gateway.close().catch(() => undefined);
+      throw asOwnError(err);
+    }
   }
   io.err(`otpgate gateway: listening on ${config.listen.host}:${config.listen.port}`);
   await new Promise<void>((resolve) => {

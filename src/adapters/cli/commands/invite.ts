@@ -91,9 +91,17 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   if (!enrolled && values.replace) throw new UsageError(`${user} is not enrolled yet; leave out --replace`);
   if (values.replace) {
     // A lost or stolen phone: the sessions signed in with it end now, not only once the new secret is set.
-    const { revokeUserSessions } = await import("../../../stores/gateway-revoke.js");
-    const ended = await asFileOwner(gatewayUser, () => revokeUserSessions({ keysFile: config.keysFile, sessionsFile: config.sessionsFile }, user, now));
-    if (ended === "revoked") io.err(`${user}'s gateway sessions have ended (a running gateway ends them within a second)`);
+    if (config.store) {
+      // Several gateways on one database (store:): their shared revocations (the password file is the gateway user's).
+      const { revokeSharedUser, storePasswordOf } = await import("../../http/gateway-entry.js");
+      const password = await asFileOwner(gatewayUser, async () => storePasswordOf(config));
+      await revokeSharedUser(config, password, user, now);
+      io.err(`${user}'s gateway sessions have ended (every gateway on ${config.store} ends them within a few seconds)`);
+    } else {
+      const { revokeUserSessions } = await import("../../../stores/gateway-revoke.js");
+      const ended = await asFileOwner(gatewayUser, () => revokeUserSessions({ keysFile: config.keysFile, sessionsFile: config.sessionsFile }, user, now));
+      if (ended === "revoked") io.err(`${user}'s gateway sessions have ended (a running gateway ends them within a second)`);
+    }
   }
   if (values.replace) {
     io.err(

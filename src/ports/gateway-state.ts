@@ -1,0 +1,44 @@
+// The gateway's shared state (issue 11): what two or more gateway instances behind one load
+// balancer must agree on — ended sessions (a logout, "log out everywhere") and the regulation's
+// bans. Without `store:` in the gateway's configuration there is no shared state: sessions_file
+// and the in-memory regulator keep today's behaviour. With `store: postgres://…` it lives in the
+// fleet database (stores/pg/gateway-state.ts); each instance writes its own decisions there and
+// reads everybody's by polling (adapters/http/shared-state.ts).
+
+import type { Ban } from "../core/web/regulation.js";
+
+export type { Ban } from "../core/web/regulation.js";
+
+/** One ended session or one "log out everywhere", as stored. */
+export type Revocation =
+  /** The session `sid` is ended; `until`: when it would have expired anyway (Unix ms). */
+  | { readonly kind: "session"; readonly sid: string; readonly until: number }
+  /** Sessions of `user` created at or before `at` (Unix ms) are ended; kept until `until`. */
+  | { readonly kind: "user"; readonly user: string; readonly at: number; readonly until: number };
+
+/** What changed since the previous poll (or everything still in force, for the first). */
+export interface SharedChanges {
+  readonly revocations: readonly Revocation[];
+  readonly bans: readonly Ban[];
+  /** Pass to the next poll (opaque: the database's clock). */
+  readonly cursor: number;
+}
+
+export interface GatewayStateStore {
+  /** Where it is, for messages (the URL without a password). */
+  readonly where: string;
+  /** Record a revocation; throws (GatewayStateUnavailable) when the database cannot be reached. */
+  revoke(revocation: Revocation): Promise<void>;
+  /** Record a ban decided by this instance; throws like revoke(). */
+  ban(ban: Ban): Promise<void>;
+  /** Everything recorded since `cursor` (null: everything still in force); throws like revoke(). */
+  changes(cursor: number | null, now: number): Promise<SharedChanges>;
+  /** Delete what has expired (revocations and bans past their `until`). */
+  prune(now: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The shared state cannot be reached or answered too late. */
+export class GatewayStateUnavailable extends Error {
+  override name = "GatewayStateUnavailable";
+}

@@ -1,0 +1,137 @@
+// The gateway's shared state in PostgreSQL (ports/gateway-state.ts): a small pool of its own (the
+// gateway needs no key file and no account of the fleet store), bounded waits, and every failure
+// turned into GatewayStateUnavailable with a message that carries no password. node-postgres is
+// imported here, and this module is imported only when the configuration has `store:`.
+
+import { ConfigError } from "../../core/errors.js";
+import type { Ban, GatewayStateStore, Revocation, SharedChanges } from "../../ports/gateway-state.js";
+import { GatewayStateUnavailable } from "../../ports/gateway-state.js";
+import { GATEWAY_STATE_MIGRATION, GATEWAY_TABLES } from "./gateway-schema.js";
+
+export interface GatewayStateOptions {
+  /** postgres://USER@HOST:PORT/DB[?sslmode=verify-full&sslrootcert=CA] (no password in it). */
+  readonly url: string;
+  /** The database password (stores/store-password.ts reads it from store_password_file); undefined: none (peer or trust auth, or a client certificate). */
+  readonly password: string | undefined;
+  /** Connect and statement timeouts (default 3000 ms each). */
+  readonly timeoutMs?: number;
+}
+
+/** How far back each poll looks again (ms): a write whose transaction committed after the previous poll began is still seen. */
+export const POLL_OVERLAP_MS = 30_000;
+
+/** The URL as it may be shown: never a password (one in the URL is refused by the configuration anyway). */
+export function shownUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.password = "";
+    return u.toString();
+  } catch {
+    return "the configured store";
+  }
+}
+
+interface Row {
+  readonly now_ms: string;
+  readonly revocations: { kind: string; subject: string; at_ms: string | number; until_ms: string | number }[];
+  readonly bans: { kind: string; subject: string | null; address: string; until_ms: string | number }[];
+}
+
+/**
+ * Opens the pool (no connection yet: the database may be down at the start; the gateway then
+ * refuses sessions until it answers). Whether the gateway's tables exist (otpgate db migrate) is
+ * checked by the first query that reaches the database. Throws ConfigError for a URL that cannot be used.
+ */
+export async function openGatewayStateStore(options: GatewayStateOptions): Promise<GatewayStateStore> {
+  const where = shownUrl(options.url);
+  const password = options.password;
+  const { default: pg } = await import("pg");
+  const { parseIntoClientConfig } = await import("pg-connection-string");
+  let base: ReturnType<typeof parseIntoClientConfig>;
+  try {
+    base = parseIntoClientConfig(options.url);
+  } catch (err) {
+    throw new ConfigError(`store: ${where} cannot be used (${(err as Error).message}); give postgres://USER@HOST:PORT/DATABASE`);
+  }
+  const timeoutMs = options.timeoutMs ?? 3000;
+  // node-postgres: a connection string without a password would override `password`: spread, then set it.
+  const pool = new pg.Pool({
+    ...base,
+    ...(password === undefined ? {} : { password }),
+    max: 2,
+    connectionTimeoutMillis: timeoutMs,
+    statement_timeout: timeoutMs,
+    query_timeout: timeoutMs + 1000,
+    idleTimeoutMillis: 30_000,
+    application_name: "otpgate-gateway",
+  });
+  // An idle connection the server drops (restart, failover) must not crash the gateway: the next query reconnects.
+  pool.on("error", () => undefined);
+  const unavailable = (err: unknown) => new GatewayStateUnavailable(`the shared state in ${where} cannot be reached (${(err as Error).message.split("\n")[0]})`);
+  const query = async <T extends object>(sql: string, values: unknown[] = []): Promise<T[]> => {
+    try {
+      return (await pool.query<T>(sql, values)).rows;
+    } catch (err) {
+      throw unavailable(err);
+    }
+  };
+  let schemaReady = false;
+  /** The gateway's tables exist (checked until they do; the gateway never creates them). */
+  const ensureSchema = async () => {
+    if (schemaReady) return;
+    const [row] = await query<{ missing: string[] }>("SELECT array_agg(t) FILTER (WHERE to_regclass(t) IS NULL) AS missing FROM unnest($1::text[]) AS t", [GATEWAY_TABLES]);
+    if (row?.missing?.length) {
+      throw new GatewayStateUnavailable(
+        `the fleet database ${where} has no ${row.missing.join(" or ")} (schema version ${GATEWAY_STATE_MIGRATION.version} or later is needed): run otpgate db migrate --store URL once, from any host`,
+      );
+    }
+    schemaReady = true;
+  };
+  const write = async (sql: string, values: unknown[]) => {
+    await ensureSchema();
+    await query(sql, values);
+  };
+
+  const n = (v: string | number) => Number(v);
+  return {
+    where,
+    async revoke(r: Revocation) {
+      if (r.kind === "session") await write("INSERT INTO otpgate_gateway_revocations (kind, subject, at_ms, until_ms) VALUES ('session', $1, $2, $2)", [r.sid, r.until]);
+      else await write("INSERT INTO otpgate_gateway_revocations (kind, subject, at_ms, until_ms) VALUES ('user', $1, $2, $3)", [r.user, r.at, r.until]);
+    },
+    async ban(b: Ban) {
+      await write("INSERT INTO otpgate_gateway_bans (kind, subject, address, until_ms) VALUES ($1, $2, $3, $4)", [b.kind, b.kind === "pair" ? b.subject : null, b.address, b.until]);
+    },
+    async changes(cursor: number | null, now: number): Promise<SharedChanges> {
+      // One round trip; the cursor is the database's clock at the start of the statement.
+      const since = cursor === null ? null : cursor - POLL_OVERLAP_MS;
+      await ensureSchema();
+      const [row] = await query<Row>(
+        `SELECT (extract(epoch FROM now()) * 1000)::bigint AS now_ms,
+           (SELECT coalesce(json_agg(json_build_object('kind', kind, 'subject', subject, 'at_ms', at_ms, 'until_ms', until_ms)), '[]')
+              FROM otpgate_gateway_revocations WHERE until_ms > $2 AND ($1::bigint IS NULL OR recorded_at > to_timestamp($1::bigint / 1000.0))) AS revocations,
+           (SELECT coalesce(json_agg(json_build_object('kind', kind, 'subject', subject, 'address', address, 'until_ms', until_ms)), '[]')
+              FROM otpgate_gateway_bans WHERE until_ms > $2 AND ($1::bigint IS NULL OR recorded_at > to_timestamp($1::bigint / 1000.0))) AS bans`,
+        [since, now],
+      );
+      if (!row) throw new GatewayStateUnavailable(`the shared state in ${where} gave no answer`);
+      const revocations: Revocation[] = [];
+      for (const r of row.revocations) {
+        if (r.kind === "session") revocations.push({ kind: "session", sid: r.subject, until: n(r.until_ms) });
+        else if (r.kind === "user") revocations.push({ kind: "user", user: r.subject, at: n(r.at_ms), until: n(r.until_ms) });
+      }
+      const bans: Ban[] = [];
+      for (const b of row.bans) {
+        if (b.kind === "pair" && b.subject !== null) bans.push({ kind: "pair", subject: b.subject, address: b.address, until: n(b.until_ms) });
+        else if (b.kind === "address") bans.push({ kind: "address", address: b.address, until: n(b.until_ms) });
+      }
+      return { revocations, bans, cursor: n(row.now_ms) };
+    },
+    async prune(now: number) {
+      await ensureSchema();
+      await query("DELETE FROM otpgate_gateway_revocations WHERE until_ms <= $1", [now]);
+      await query("DELETE FROM otpgate_gateway_bans WHERE until_ms <= $1", [now]);
+    },
+    close: () => pool.end().catch(() => undefined),
+  };
+}
