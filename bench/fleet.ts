@@ -21,6 +21,7 @@ import type { TestContext } from "node:test";
 import { base32Encode } from "../src/core/base32.js";
 import { POSTGRES_BIN, startCluster, type Cluster } from "../test/helpers/postgres.js";
 import { codeAt } from "../test/helpers/otp.js";
+import { busyShare, machineTicks, processCpuMs, treeCpuMs } from "./cpu.js";
 import { radiusLogin, type LoginResult } from "./radius-client.js";
 
 export interface FleetBenchOptions {
@@ -83,8 +84,60 @@ function postgresIds(): { uid: number; gid: number } {
   return { uid: Number(f[2]), gid: Number(f[3]) };
 }
 
+interface Snapshot {
+  readonly machine: { busy: number; total: number };
+  readonly postgres: number;
+  readonly server: number;
+  readonly client: number;
+  readonly commits: number;
+}
+
+/** Where the CPU went in one phase, per operation (a transaction, a login), and the commits per operation. */
+interface Usage {
+  readonly busy: number;
+  readonly postgresMs: number;
+  readonly serverMs: number | null;
+  readonly clientMs: number;
+  readonly commits: number;
+}
+
+const postmasterPid = (cluster: Cluster) => Number(readFileSync(join(cluster.dir, "data", "postmaster.pid"), "latin1").split("\n")[0]);
+const commitsOf = (cluster: Cluster) => Number(cluster.psql("SELECT xact_commit FROM pg_stat_database WHERE datname = 'otpgate'").trim());
+/** The bench's own CPU and that of the children it has reaped (pgbench), in ms. */
+const clientCpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000 + processCpuMs(process.pid, true) - processCpuMs(process.pid);
+};
+
+function snapshot(cluster: Cluster, serverPid: number | null): Snapshot {
+  const commits = commitsOf(cluster);
+  return { machine: machineTicks(), postgres: treeCpuMs(postmasterPid(cluster)), server: serverPid === null ? 0 : processCpuMs(serverPid), client: clientCpuMs(), commits };
+}
+
+async function usageSince(cluster: Cluster, before: Snapshot, serverPid: number | null, ops: number): Promise<Usage> {
+  const machine = machineTicks();
+  const client = clientCpuMs();
+  // A backend's counts reach the statistics within a second, and the CPU time of a backend that
+  // ended (pgbench's) reaches the postmaster's once it has been reaped: read both after a pause.
+  await new Promise((r) => setTimeout(r, 1500));
+  const postgres = treeCpuMs(postmasterPid(cluster));
+  const server = serverPid === null ? 0 : processCpuMs(serverPid);
+  const commits = commitsOf(cluster);
+  const per = (x: number) => (ops > 0 ? x / ops : NaN);
+  return {
+    busy: busyShare(before.machine, machine),
+    postgresMs: per(postgres - before.postgres),
+    serverMs: serverPid === null ? null : per(server - before.server),
+    clientMs: per(client - before.client),
+    commits: per(commits - before.commits - 1),
+  };
+}
+
+const usageLine = (u: Usage, what: string) =>
+  `    CPU busy ${(u.busy * 100).toFixed(0)}% of ${cpus().length} CPUs; CPU per ${what}: PostgreSQL ${u.postgresMs.toFixed(3)} ms${u.serverMs === null ? "" : `, otpgate server ${u.serverMs.toFixed(3)} ms`}, client ${u.clientMs.toFixed(3)} ms; commits per ${what}: ${u.commits.toFixed(2)}`;
+
 /** a) pgbench, single-row UPDATE on a table of `rows` rows (a random row per transaction), as the postgres account. */
-function pgbench(cluster: Cluster, rows: number): { tps: number; latencyMs: number; command: string } {
+async function pgbench(cluster: Cluster, rows: number): Promise<{ tps: number; latencyMs: number; command: string; usage: Usage }> {
   cluster.psql(`CREATE TABLE bench_row (id integer PRIMARY KEY, n bigint NOT NULL); INSERT INTO bench_row SELECT g, 0 FROM generate_series(1, ${rows}) g;`);
   const script = join(cluster.dir, "update.sql");
   writeFileSync(script, `\\set id random(1, ${rows})\nUPDATE bench_row SET n = n + 1 WHERE id = :id;\n`, { mode: 0o644 });
@@ -106,11 +159,14 @@ function pgbench(cluster: Cluster, rows: number): { tps: number; latencyMs: numb
     String(SECONDS),
     "otpgate",
   ];
+  const before = snapshot(cluster, null);
   const r = spawnSync(join(POSTGRES_BIN, "pgbench"), args, { ...postgresIds(), encoding: "utf8", env: { PATH: "/usr/bin:/bin", LC_ALL: "C.UTF-8" }, timeout: (SECONDS + 60) * 1000 });
   const tps = /tps = ([0-9.]+) \(without initial connection time\)/.exec(r.stdout);
   const latency = /latency average = ([0-9.]+) ms/.exec(r.stdout);
   if (r.status !== 0 || !tps) throw new Error(`pgbench failed (${r.status}): ${(r.stderr || r.stdout).trim().split("\n").slice(-3).join(" ")}`);
-  return { tps: Number(tps[1]), latencyMs: latency ? Number(latency[1]) : NaN, command: `pgbench ${args.join(" ")}` };
+  const transactions = Number(/number of transactions actually processed: (\d+)/.exec(r.stdout)?.[1] ?? NaN);
+  const usage = await usageSince(cluster, before, null, transactions);
+  return { tps: Number(tps[1]), latencyMs: latency ? Number(latency[1]) : NaN, command: `pgbench ${args.join(" ")}`, usage };
 }
 
 /** Start `otpgate server` (RADIUS only) with `extra` arguments; resolves once it listens. */
@@ -202,10 +258,10 @@ async function enrollInDatabase(url: string, keyFile: string, users: Account[]):
   }
 }
 
-type Figure = { readonly label: string } & ({ readonly load: LoadResult; readonly one: { p50: number; p99: number; failed: number } } | { readonly error: string });
+type Figure = { readonly label: string } & ({ readonly load: LoadResult; readonly usage: Usage; readonly one: { p50: number; p99: number; failed: number } } | { readonly error: string });
 
 /** b) and c) on one server: warm-up (every user once), the concurrent load, then one login at a time. */
-async function measure(o: FleetBenchOptions, label: string, port: number, secretFile: string, key: Buffer, users: Account[], extra: string[], n: number, children: ChildProcess[]) {
+async function measure(o: FleetBenchOptions, cluster: Cluster, label: string, port: number, secretFile: string, key: Buffer, users: Account[], extra: string[], n: number, children: ChildProcess[]) {
   if (extra.length === 0) {
     for (const a of users) {
       writeStateFile(a);
@@ -218,11 +274,13 @@ async function measure(o: FleetBenchOptions, label: string, port: number, secret
     const r = await radiusLogin(port, key, a.name, nextCode(a));
     if (r.result !== "accepted") throw new Error(`warm-up login of ${a.name}: ${r.result}; server log: ${server.log().slice(-600)}`);
   }
+  const before = snapshot(cluster, server.child.pid!);
   const load = await loadRun(port, key, users, CLIENTS, SECONDS);
+  const usage = await usageSince(cluster, before, server.child.pid!, load.accepted + Object.values(load.failed).reduce((a, b) => a + b, 0));
   const one = await sequential(port, key, users, n);
   await stop(server.child);
   if (server.child.exitCode !== 0 && server.child.signalCode === null) throw new Error(`${label}: the server exited with ${server.child.exitCode}: ${server.log().slice(-500)}`);
-  return { load, one };
+  return { load, usage, one };
 }
 
 export async function fleetBench(o: FleetBenchOptions): Promise<void> {
@@ -247,11 +305,12 @@ export async function fleetBench(o: FleetBenchOptions): Promise<void> {
       `   (PostgreSQL ${settings[3]} on a unix socket, fsync=${settings[0]}, synchronous_commit=${settings[1]}, wal_sync_method=${settings[2]}; ${cpus().length} CPUs shared by PostgreSQL, otpgate and the clients; load average before: ${load})`,
     );
 
-    const bench = pgbench(cluster, Math.max(USERS, 1000));
+    const bench = await pgbench(cluster, Math.max(USERS, 1000));
     console.log(`\n7a. pgbench, a single-row UPDATE per transaction, ${CLIENTS} clients, ${SECONDS} s: the durable-write limit of this database`);
     console.log(`${pad("pgbench (-n -f update.sql)")} ${Math.round(bench.tps).toLocaleString("en-US").padStart(8)} tps   latency average ${bench.latencyMs.toFixed(2)} ms`);
     console.log(`    ${bench.command.replace(cluster.socketDir, "SOCKETDIR")}`);
     console.log(`    update.sql: \\set id random(1, N) / UPDATE bench_row SET n = n + 1 WHERE id = :id;`);
+    console.log(usageLine(bench.usage, "transaction"));
 
     users = createUsers(prefix, USERS);
     const radiusSecret = randomBytes(18).toString("base64url");
@@ -283,7 +342,7 @@ export async function fleetBench(o: FleetBenchOptions): Promise<void> {
         continue;
       }
       try {
-        figures.push({ label, ...(await measure(o, label, port, secretFile, key, users, extra, n, children)) });
+        figures.push({ label, ...(await measure(o, cluster, label, port, secretFile, key, users, extra, n, children)) });
       } catch (err) {
         figures.push({ label, error: (err as Error).message });
       }
@@ -300,6 +359,7 @@ export async function fleetBench(o: FleetBenchOptions): Promise<void> {
       console.log(
         `${pad(f.label)} ${Math.round(f.load.perSecond).toLocaleString("en-US").padStart(8)} /s   under load p50 ${f.load.p50.toFixed(2)} ms, p99 ${f.load.p99.toFixed(2)} ms${bad ? `   (NOT counted: ${bad})` : ""}`,
       );
+      console.log(usageLine(f.usage, "login"));
     }
     const [pg, file] = figures;
     if (pg && !("error" in pg)) {
