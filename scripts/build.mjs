@@ -38,6 +38,8 @@ await esbuild.build({
         build.onResolve({ filter: /\/qr-lib\.js$/ }, () => ({ path: "./otpgate-qr.cjs", external: true }));
         build.onResolve({ filter: /\/gateway-entry\.js$/ }, () => ({ path: "./otpgate-gateway.cjs", external: true }));
         build.onResolve({ filter: /\/server-main\.js$/ }, () => ({ path: "./otpgate-server.cjs", external: true }));
+        // The fleet store (node-postgres) and its commands: dist/otpgate-fleet.cjs, loaded on demand.
+        build.onResolve({ filter: /\/fleet-main\.js$|\/stores\/pg\/connect\.js$/ }, () => ({ path: "./otpgate-fleet.cjs", external: true }));
       },
     },
   ],
@@ -60,6 +62,20 @@ esbuild.buildSync({
   format: "cjs",
   target: "node20",
   outfile: "dist/otpgate-server.cjs",
+  // The server opens the fleet store (node-postgres): its optional native binding and Cloudflare shim stay out.
+  external: ["pg-native", "pg-cloudflare", "cloudflare:sockets"],
+  legalComments: "none",
+  logLevel: "warning",
+});
+esbuild.buildSync({
+  entryPoints: ["src/adapters/cli/commands/fleet-main.ts"],
+  bundle: true,
+  platform: "node",
+  format: "cjs",
+  target: "node20",
+  outfile: "dist/otpgate-fleet.cjs",
+  // node-postgres' optional native binding and the Cloudflare socket shim: never used here.
+  external: ["pg-native", "pg-cloudflare", "cloudflare:sockets"],
   legalComments: "none",
   logLevel: "warning",
 });

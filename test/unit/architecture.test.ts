@@ -44,8 +44,8 @@ const FORBIDDEN_TEXT: Readonly<Record<string, readonly RegExp[]>> = {
 
 const ROOTS = [/^src\/bin\//, /^src\/adapters\/cli\/commands\//, /^src\/adapters\/http\/gateway-entry\.ts$/];
 
-/** The store factory (stores/file-accounts.ts): calling it builds a store. */
-const STORE_FACTORIES = ["accountStore", "fileAccounts", "fileAccountsCached"];
+/** The store factories (stores/file-accounts.ts, stores/pg/open.ts and connect.ts): calling one builds a store. */
+const STORE_FACTORIES = ["accountStore", "fileAccounts", "fileAccountsCached", "openFleetStore", "connectFleetStore"];
 
 /**
  * Files that break the layer rules today and that scripts/move-layers.mjs moves to where they
@@ -162,4 +162,5 @@ test("the rules catch what they describe (a service importing platform, an adapt
   ]);
   assert.deepEqual(buildsStore("src/services/x.ts", 'import { accountStore, type X } from "../stores/file-accounts.js";\nconst s = accountStore(u, p);', []), ["accountStore()"]);
   assert.deepEqual(buildsStore("src/services/x.ts", 'import type { FileAccountStore } from "../stores/file-store.js";\nlet s: FileAccountStore;', ["FileAccountStore"]), []);
+  assert.deepEqual(buildsStore("src/services/x.ts", 'import { openFleetStore } from "../stores/pg/open.js";\nconst s = await openFleetStore(o);', []), ["openFleetStore()"]);
 });

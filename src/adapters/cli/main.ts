@@ -25,6 +25,7 @@ const commands: Record<string, Command> = {
   verify: { summary: "check a code against a state file (exit 0 accepted, 1 rejected, 2 error)", load: () => import("./commands/verify.js") },
   status: { summary: "show an account's enrollment, settings and state (--all: every account)", load: () => import("./commands/status.js") },
   codes: { summary: "emergency codes left; --regenerate replaces them", load: () => import("./commands/codes.js") },
+  db: { summary: "the fleet database (PostgreSQL): migrate, rotate-key, audit", load: () => import("./commands/db.js") },
   qr: { summary: "show an account's QR code and secret again", load: () => import("./commands/qr.js") },
 };
 

@@ -25,11 +25,20 @@ export interface FleetConnectOptions {
   readonly statementTimeoutMs?: number | undefined;
   /** Audit records older than this many days are deleted (default 90; 0 keeps them). */
   readonly auditRetentionDays?: number | undefined;
+  /** Where the store's warnings go (a dropped connection, audit records dropped); default stderr. Never a secret. */
+  readonly log?: ((level: "warning" | "err", message: string) => void) | undefined;
 }
 
 /** True for a store value that names the fleet database. */
 export const isFleetUrl = (store: string): boolean => /^postgres(ql)?:\/\//.test(store);
 
+/**
+ * Connect: the key file read (unless keyFile is null), a bounded pool, the schema checked (or
+ * migrated with `migrate`). Throws ConfigError (key file, URL, schema) or FleetUnavailable.
+ * node-postgres is loaded here, on first use, never by the login path.
+ */
 export async function openFleetStore(options: FleetConnectOptions): Promise<FleetStore> {
-  throw new ConfigError(`the postgres store is not built yet (${isFleetUrl(options.url) ? "url ok" : "not a postgres:// url"})`);
+  if (!isFleetUrl(options.url)) throw new ConfigError(`${JSON.stringify(options.url)} is not a postgres:// URL`);
+  const { connectFleetStore } = await import("./connect.js");
+  return connectFleetStore(options);
 }
