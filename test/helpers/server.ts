@@ -3,7 +3,8 @@
 // with the real client (src/adapters/server/client.ts).
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, mkdirSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
 import { DecisionClient } from "../../src/adapters/server/client.js";
@@ -104,4 +105,34 @@ export function percentiles(ms: readonly number[]): { p50: number; p99: number; 
   const s = [...ms].sort((a, b) => a - b);
   const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
   return { p50: at(0.5), p99: at(0.99), max: s[s.length - 1]!, n: s.length };
+}
+
+export interface FleetServer extends StartedServer {
+  /** The RADIUS port on 127.0.0.1 and its shared secret (local clients). */
+  readonly port: number;
+  readonly secret: Buffer;
+}
+
+/**
+ * otpgate server on the fleet store: RADIUS on a random loopback port with its own secret, the API
+ * socket, `--store url --db-key-file keys` and any further args (--db-password-file, --clients-file,
+ * --listen to override the address). Retried on another port when the port was taken.
+ */
+export async function startFleetServer(t: TestContext, url: string, keys: string, args: string[] = []): Promise<FleetServer> {
+  const dir = tempDir(t, "otpgate-fleet-server-");
+  const secret = Buffer.from(randomBytes(18).toString("base64url"));
+  const secretFile = join(dir, "radius.secret");
+  writeFileSync(secretFile, secret.toString() + "\n", { mode: 0o600 });
+  for (let attempt = 0; ; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 40000);
+    const listen = args.includes("--listen") ? [] : ["--listen", `127.0.0.1:${port}`];
+    try {
+      const server = await startServer(t, [...listen, "--secret-file", secretFile, "--store", url, "--db-key-file", keys, ...args], { radius: true });
+      const m = /listening on \S+?:([0-9]+)/.exec(server.stderr());
+      return { ...server, port: m ? Number(m[1]) : port, secret };
+    } catch (err) {
+      if (attempt < 3 && /in use/.test((err as Error).message)) continue;
+      throw err;
+    }
+  }
 }

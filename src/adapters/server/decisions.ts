@@ -3,6 +3,10 @@
 // state file is read and written with its owner's ids (the store, and asUser for a new file), never
 // as root. One JSON line per call goes to the log; never a code, secret or token (an invitation
 // appears as the first 12 hex digits of its id).
+// With the fleet store (otpgate server --store, issue 11) the accounts are the database's: no
+// system account is looked up (network clients' users need not exist in /etc/passwd), account()
+// reads the decrypted secret through FleetStore.document, and an invitation enrolls with
+// FleetStore.put. Every decision is handed to `audit` (the fleet's audit table).
 
 import { createHmac } from "node:crypto";
 import { lstatSync } from "node:fs";
@@ -17,9 +21,10 @@ import { attemptAddress, DEFAULT_REGULATION, Regulator, type RegulatorPolicy, ty
 import { secretLine } from "../../formats/ga-document.js";
 import { asUser, type Identity } from "../../platform/privileges.js";
 import type { AccountReply, AccountRequest, DecideReply, DecideRequest, DecisionService, EnrollReply, EnrollRequest, InviteReply, InviteRequest } from "../../ports/decision-service.js";
+import { FleetUnavailable, type FleetStore } from "../../ports/fleet.js";
 import type { AccountStore, Clock } from "../../ports/index.js";
-import { logOf, type LoginFactors, type LogLevel } from "../../services/login.js";
-import { decideResident } from "../../services/resident-decision.js";
+import { logOf, type LoginDecision, type LoginFactors, type LogLevel } from "../../services/login.js";
+import { decideResident, UNAVAILABLE_PROBLEM, type ResidentDeps } from "../../services/resident-decision.js";
 import { writeNewStateFile } from "../../stores/file-store.js";
 import { claimInvite, findInvite } from "../../stores/invite-store.js";
 import { checkInvitesDir } from "./invites-dir.js";
@@ -36,9 +41,23 @@ export interface PeekableStore extends AccountStore {
   peek(): string | null;
 }
 
-export interface LocalServiceDeps<A extends ServiceAccount> {
+/** The accounts of the users' state files: system accounts, each file opened as its owner. */
+export interface FileServiceAccounts<A extends ServiceAccount> {
   lookup(name: string): Promise<A | null | "busy">;
   storeFor(account: A): PeekableStore;
+}
+
+/** The accounts of the fleet database: any valid name; no system account involved. */
+export interface FleetServiceAccounts {
+  readonly fleet: FleetStore;
+}
+
+/** One decision for the audit table (the composition root adds the time and host). */
+export type DecisionAudit = (entry: { readonly user: string; readonly service: string; readonly clientAddress: string | null; readonly decision: LoginDecision }) => void;
+
+export type LocalServiceDeps<A extends ServiceAccount> = (FileServiceAccounts<A> | FleetServiceAccounts) & CommonServiceDeps;
+
+export interface CommonServiceDeps {
   readonly clock: Clock;
   readonly macFactory: MacFactory;
   /** The server's factors (nullok, skew...); the front-end chooses only the rate limit. */
@@ -55,6 +74,7 @@ export interface LocalServiceDeps<A extends ServiceAccount> {
    * code gets through once the pause is over. "off" only for benchmarks.
    */
   readonly regulation?: RegulatorPolicy | "off" | undefined;
+  readonly audit?: DecisionAudit | undefined;
 }
 
 /** The account could not be looked up now (NSS slow or down): 503, ask again later. */
@@ -73,8 +93,10 @@ export function fingerprintOf(key: Buffer, user: string, secret: string): string
 }
 
 export function localDecisionService<A extends ServiceAccount>(deps: LocalServiceDeps<A>): DecisionService {
+  const fleet = "fleet" in deps ? deps.fleet : null;
+  const files = "fleet" in deps ? null : deps;
   const found = async (user: string): Promise<A | null> => {
-    const account = await deps.lookup(user);
+    const account = await files!.lookup(user);
     if (account === "busy") throw new ServiceBusy(`the account ${user} cannot be looked up now (NSS busy or down); try again`);
     return account;
   };
@@ -112,8 +134,15 @@ export function localDecisionService<A extends ServiceAccount>(deps: LocalServic
 
   async function decideOnce(req: DecideRequest): Promise<DecideReply> {
     const started = deps.clock.nowMs();
+    const decided: ResidentDeps<unknown>["decided"] = deps.audit
+      ? (r, decision) => deps.audit!({ user: r.user, service: r.service, clientAddress: r.clientAddress ?? null, decision })
+      : undefined;
+    const accounts: Pick<ResidentDeps<{ readonly name: string }>, "lookup" | "storeFor"> =
+      fleet !== null
+        ? { lookup: async (name) => ({ name }), storeFor: (a, code) => fleet.account(a.name, code) }
+        : { lookup: files!.lookup, storeFor: files!.storeFor as (a: { readonly name: string }) => PeekableStore };
     const decision = await decideResident(
-      { lookup: deps.lookup, storeFor: deps.storeFor, clock: deps.clock, macFactory: deps.macFactory },
+      { ...accounts, clock: deps.clock, macFactory: deps.macFactory, decided },
       { user: req.user, code: req.code, service: req.service, clientAddress: req.clientAddress, factors: { ...deps.factors, password: false, rateLimit: req.rateLimit ?? "apply" } },
     );
     if (decision === "busy") {
@@ -134,14 +163,34 @@ export function localDecisionService<A extends ServiceAccount>(deps: LocalServic
     return { outcome: decision.outcome, reason: decision.reason };
   }
 
+  async function fleetAccount(user: string): Promise<AccountReply> {
+    let doc;
+    try {
+      doc = await fleet!.document(user);
+    } catch (err) {
+      if (err instanceof FleetUnavailable) throw new ServiceBusy(UNAVAILABLE_PROBLEM);
+      throw err;
+    }
+    if (doc === null) return { account: "not-enrolled" };
+    const secret = secretLine(doc.text);
+    return decodeGaSecret(secret) === null
+      ? { account: "unusable", problem: `the fleet database holds no valid secret for ${user}` }
+      : { account: "enrolled", fingerprint: fingerprintOf(deps.serverKey, user, secret) };
+  }
+
   async function account(req: AccountRequest): Promise<AccountReply> {
     const problem = userNameProblem(req.user);
     if (problem !== null) throw new BadRequest(`user: the user name ${problem}`);
+    if (fleet !== null) {
+      const reply = await fleetAccount(req.user);
+      deps.log("info", `account:${reply.account}`, { event: "account", user: req.user, account: reply.account, store: "fleet" });
+      return reply;
+    }
     const acct = await found(req.user);
     let reply: AccountReply;
     if (!acct) reply = { account: "unknown" };
     else {
-      const store = deps.storeFor(acct);
+      const store = files!.storeFor(acct);
       try {
         const text = store.peek();
         if (text === null) reply = { account: "not-enrolled" };
@@ -183,9 +232,10 @@ export function localDecisionService<A extends ServiceAccount>(deps: LocalServic
     };
     if (!invitation) return result({ result: "gone" });
     if (decodeGaSecret(req.secret) === null) throw new BadRequest("secret: must be base32");
+    if (fleet !== null) return fleetEnroll(invitation, req, result);
     const acct = await found(invitation.user);
     if (!acct) return result({ result: "unknown-user" });
-    const store = deps.storeFor(acct);
+    const store = files!.storeFor(acct);
     const identity: Identity = { uid: acct.uid, gid: acct.gid, groups: acct.groups };
     // Looked at as the user: a path below a directory only the user may enter is theirs to show.
     const exists = () => asUser(identity, () => existsNoFollow(store.path));
@@ -203,6 +253,27 @@ export function localDecisionService<A extends ServiceAccount>(deps: LocalServic
     }
     claim.done();
     return result({ result: "enrolled", user: acct.name, replaced: invitation.replace }, { replaced: invitation.replace });
+  }
+
+  /** An invitation into the fleet database: claimed first (one use), released again when the write fails. */
+  async function fleetEnroll(invitation: NonNullable<ReturnType<typeof findInvite>>, req: EnrollRequest, result: (reply: EnrollReply, extra?: Readonly<Record<string, LogValue>>) => EnrollReply): Promise<EnrollReply> {
+    const claim = claimInvite(deps.invitesDir, invitation);
+    if (!claim) return result({ result: "gone" });
+    let written: "written" | "exists";
+    try {
+      written = await fleet!.put(invitation.user, enrollmentText(INVITE_ENROLL_SETTINGS, { secret: req.secret, scratchCodes: req.scratchCodes }), invitation.replace ? "replace" : "create");
+    } catch (err) {
+      claim.release();
+      deps.log("err", "enroll:error", { event: "enroll", invite: inviteTag(invitation.id), user: invitation.user, result: "error", problem: err instanceof FleetUnavailable ? UNAVAILABLE_PROBLEM : err instanceof Error ? err.message : String(err) });
+      if (err instanceof FleetUnavailable) throw new ServiceBusy(UNAVAILABLE_PROBLEM);
+      throw err;
+    }
+    if (written === "exists") {
+      claim.release();
+      return result({ result: "exists" });
+    }
+    claim.done();
+    return result({ result: "enrolled", user: invitation.user, replaced: invitation.replace }, { replaced: invitation.replace, store: "fleet" });
   }
 
   return { decide, account, invite, enroll };

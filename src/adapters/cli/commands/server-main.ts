@@ -8,6 +8,7 @@
 
 import { createSocket, type Socket } from "node:dgram";
 import { isIP } from "node:net";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { ConfigError, OtpgateError, UsageError, type ExitCode } from "../../../core/errors.js";
 import { systemClock } from "../../../platform/clock.js";
@@ -25,7 +26,13 @@ import { parse } from "../args.js";
 import { commandHelp, HELP_OPTION, type DescribedTable } from "../help.js";
 import type { Output } from "../output.js";
 import { VERSION } from "../version.js";
-import { localDecisionService } from "../../server/decisions.js";
+import { localDecisionService, type DecisionAudit, type FileServiceAccounts, type FleetServiceAccounts } from "../../server/decisions.js";
+import { deferredFleet } from "../../server/deferred-fleet.js";
+import { auditRecordOf } from "../../server/fleet-audit.js";
+import { FleetHealth, watchedFleet } from "../../server/fleet-health.js";
+import { ClientsFileError, parseClients, type RadiusClients } from "../../radius/clients.js";
+import { fleetOptionsOf, STORE_OPTIONS } from "../store-options.js";
+import type { FleetStore } from "../../../ports/fleet.js";
 import { createDecisionApi } from "../../server/http-api.js";
 import { checkInvitesDir } from "../../server/invites-dir.js";
 import { loadServerKey } from "../../server/server-key.js";
@@ -44,7 +51,12 @@ export const options = {
   },
   "no-radius": { type: "boolean", help: "no RADIUS listener (the API only; no secret file needed)" },
   "secret-file": { type: "string", value: "FILE", help: "the RADIUS shared secret, root-owned, mode 0600 (default /etc/otpgate/radius.secret)" },
-  "allow-remote": { type: "boolean", help: "listen on a non-loopback address" },
+  "allow-remote": { type: "boolean", help: "listen on a non-loopback address with the one --secret-file secret for every client (older layout; prefer --clients-file)" },
+  "clients-file": {
+    type: "string",
+    value: "FILE",
+    help: "network RADIUS clients that cannot run otpgate (VPN, network gear): lines ADDRESS-or-CIDR SECRET, root-owned 0600; each must send Message-Authenticator; allows a non-loopback --listen",
+  },
   "local-clients": { type: "string", value: "LIST", help: "source addresses (comma-separated, exact or a.b.c.d/N) that may send requests without Message-Authenticator (default 127.0.0.0/8,::1)" },
   "allow-legacy-clients": { type: "boolean", help: "admit requests without Message-Authenticator from other clients too (old NAS; BlastRADIUS, CVE-2024-3596: avoid; warned about)" },
   socket: { type: "string", value: "PATH", help: `the API socket (otpgate server: default ${DEFAULT_SOCKET}; otpgate radius: none)` },
@@ -56,13 +68,15 @@ export const options = {
   nullok: { type: "boolean", help: "users without a state file are accepted" },
   noskewadj: { type: "boolean", help: "do not learn clock skew from far-off codes" },
   "log-socket": { type: "string", value: "PATH", help: "also send log lines to this syslog socket (rate-limited)" },
+  ...STORE_OPTIONS,
+  migrate: { type: "boolean", help: "with --store: apply pending schema migrations at start (otherwise an older schema is refused)" },
   ...HELP_OPTION,
 } as const satisfies DescribedTable;
 
 export const help = commandHelp(
   "server",
   {
-    usage: ["[--listen ADDR:PORT] [--secret-file FILE] [--socket PATH] [options]"],
+    usage: ["[--listen ADDR:PORT] [--secret-file FILE] [--socket PATH] [options]", "--store postgres://USER@HOST:PORT/DB [--db-password-file FILE] [--db-key-file FILE] [--migrate] [options]"],
     about: `
 The resident decision service, as root, in the foreground (the otpgate-server unit runs it):
 - a RADIUS listener for pam_radius_auth.so (package libpam-radius-auth): PAM asks
@@ -71,7 +85,17 @@ The resident decision service, as root, in the foreground (the otpgate-server un
 - a local HTTP API on a unix socket for the gateway (decision_socket: in its config), so the
   gateway runs unprivileged and never opens a user's file.
 Every state file is read and written with its owner's ids, never as root.
-otpgate radius is the same command with the socket off unless --socket is given.`,
+otpgate radius is the same command with the socket off unless --socket is given.
+
+With --store postgres://... (many hosts, one database): the accounts, used codes, rate limits
+and emergency codes are the fleet database's, shared by every host's otpgate server, and every
+decision is written to its audit table (host, service, client address, result, reason; never a
+code). The users need not exist in /etc/passwd (network clients' users). The password only as
+a file (--db-password-file), the key that encrypts secrets from --db-key-file.
+The database down or too slow: CLOSED by default - every login is refused (RADIUS
+Access-Reject, API outcome "error", reason "unavailable"), one log line when the outage starts
+and one when the database answers again; the server stays up and reconnects by itself, no
+restart needed. There is no mode that lets logins through without the database.`,
     after: `
 Logging: one JSON line per decision or API request on stdout (under systemd: the journal, with
 its priority); similar lines beyond 10 a second are counted and summarised ("N similar lines
@@ -81,6 +105,17 @@ user lookup or state change.
 
 RADIUS answers always carry a Message-Authenticator (RFC 3579). Requests from clients that are
 not local must carry one too (pam_radius_auth 2.0.0 on loopback sends none and keeps working).
+
+Network clients (--clients-file FILE, root-owned, mode 0600):
+  # ADDRESS-or-CIDR  SECRET (16-128 characters)
+  192.0.2.10        a-long-random-secret
+  2001:db8::/64     another-long-secret
+Each request's source address picks its line (the most specific prefix wins) and is answered
+with that secret; a source in no line is dropped unread. These clients MUST send
+Message-Authenticator (no legacy exception: --allow-legacy-clients is refused with the file).
+--secret-file then serves local clients only (pam_radius_auth on loopback, --local-clients),
+and is read only when given. A non-loopback --listen needs --clients-file (or --allow-remote:
+the older layout, one secret for every client).
 
 Floods: the server drops forged packets in microseconds, but a local user who floods the port
 from many sockets fills the kernel's receive queue before otpgate reads it, and logins time
@@ -180,23 +215,65 @@ export async function run(argv: string[], io: Output, as: "server" | "radius" = 
   const storeOf = (account: CachedAccount) => accountStore(account, statePathOf(account, { secret: values.state }));
   const closers: (() => Promise<void>)[] = [];
 
+  // The fleet store (--store): opened before anything listens; pg is loaded only here.
+  const fleetOptions = fleetOptionsOf(values, {
+    migrate: values.migrate === true,
+    host: hostname(),
+    // The store's own warnings (a dropped connection, audit records dropped) into the server's log.
+    log: (level, message) => log.write(level, `fleet:${level}`, { event: "fleet", message }),
+  });
+  if (fleetOptions === null && values.migrate) throw new UsageError("--migrate goes with --store postgres://...");
+  let fleet: FleetStore | null = null;
+  let audit: DecisionAudit | undefined;
+  if (fleetOptions !== null) {
+    if (values.nullok) throw new UsageError("--nullok is not available with --store: every name is an account there, so any name would be let in; enroll the users instead");
+    if (values.state !== undefined) throw new UsageError("--state names state files; with --store the accounts are the database's");
+    const health = new FleetHealth(
+      () => systemClock.nowMs(),
+      (level, kind, fields) => log.write(level, kind, fields),
+    );
+    const { openFleetStore } = await import("../../../stores/pg/open.js");
+    const opened = await deferredFleet(
+      () => openFleetStore(fleetOptions),
+      () => systemClock.nowMs(),
+      (err) => health.failed(err),
+    );
+    const store = watchedFleet(opened, health);
+    fleet = store;
+    const host = fleetOptions.host ?? hostname();
+    audit = (entry) => store.audit(auditRecordOf(entry, systemClock.nowMs(), host));
+    io.err(`${name}: accounts from the fleet database (${redactedUrl(fleetOptions.url)}); closed when it cannot be reached`);
+  }
+  const fleetLookup = async (n: string) => ({ name: n });
+  const fleetStoreOf = (a: { readonly name: string }, code: string) => fleet!.account(a.name, code);
+
   let radiusServerState: ReturnType<typeof radiusServer> | null = null;
   if (radius) {
     const m = /^([0-9.]+|\[[0-9a-f:]+\]):([0-9]{1,5})$/i.exec(values.listen ?? DEFAULT_LISTEN);
     if (!m) throw new UsageError(`--listen must be ADDR:PORT, not "${values.listen}"`);
     const host = m[1]!.replace(/^\[|\]$/g, "");
     const port = Number(m[2]);
-    if (!(host === "::1" || host.startsWith("127.")) && !values["allow-remote"])
-      throw new UsageError(`${host} is not a loopback address; RADIUS PAP is only safe on loopback (pass --allow-remote to insist)`);
-    const secret = readSecret(values["secret-file"] ?? "/etc/otpgate/radius.secret");
+    const clientsFile = values["clients-file"];
+    if (clientsFile !== undefined && values["allow-legacy-clients"])
+      throw new UsageError("--allow-legacy-clients does not go with --clients-file: the clients file's clients must send Message-Authenticator");
+    if (!(host === "::1" || host.startsWith("127.")) && !values["allow-remote"] && clientsFile === undefined)
+      throw new UsageError(`${host} is not a loopback address: list the RADIUS clients that may ask in --clients-file FILE (RADIUS PAP is only safe on loopback otherwise; --allow-remote keeps the older one-secret layout)`);
+    const clients = clientsFile === undefined ? undefined : readClients(clientsFile);
+    // With a clients file the one secret serves local clients only, and is read only when given.
+    const secret = clientsFile !== undefined && values["secret-file"] === undefined ? null : readSecret(values["secret-file"] ?? "/etc/otpgate/radius.secret");
     // As large a receive queue as the kernel allows (net.core.rmem_max caps it): room for bursts
     // while a decision runs. Against a flood by a local user only the firewall rule in --help helps.
     const socket: Socket = createSocket({ type: host.includes(":") ? "udp6" : "udp4", recvBufferSize: RECV_BUFFER_BYTES });
+    const accounts =
+      fleet !== null
+        ? { lookup: fleetLookup, storeFor: fleetStoreOf }
+        : { lookup: (n: string) => users.lookup(n) as Promise<{ readonly name: string } | null | "busy">, storeFor: (a: { readonly name: string }) => storeOf(a as CachedAccount) };
     const server = radiusServer({
       secret,
+      clients,
       send: (packet, toPort, address) => socket.send(packet, toPort, address),
-      lookup: (n) => users.lookup(n),
-      storeFor: storeOf,
+      ...accounts,
+      audit,
       clock: systemClock,
       log,
       nullok: values.nullok === true,
@@ -217,7 +294,7 @@ export async function run(argv: string[], io: Output, as: "server" | "radius" = 
       io.err(`${name}: warning: ${message}`);
       log.write("warning", "legacy-clients", { event: "start", warning: "allow-legacy-clients", message });
     }
-    io.err(`${name}: listening on ${host}:${port}`);
+    io.err(`${name}: listening on ${host}:${port}${clients ? ` (${clients.size} network client line(s) from ${clientsFile})` : ""}`);
     const unprivileged = systemProbe.unprivilegedPortStart();
     if (unprivileged !== null && port >= unprivileged) {
       const message = `port ${port} is not privileged (net.ipv4.ip_unprivileged_port_start is ${unprivileged}): any local user can bind it while ${name} is not running and receive the codes pam_radius_auth sends; use a port below ${unprivileged} (--listen and pam_radius.conf)`;
@@ -237,9 +314,10 @@ export async function run(argv: string[], io: Output, as: "server" | "radius" = 
     const invitesDir = values["invites-dir"] ?? join(stateDir, "invites");
     // Invitations are read as root: refused before serving when the layout lets another user plant one.
     checkInvitesDir(invitesDir);
-    const service = api.localDecisionService({
-      lookup: (n) => users.lookup(n),
-      storeFor: storeOf,
+    const accounts: FleetServiceAccounts | FileServiceAccounts<CachedAccount> = fleet !== null ? { fleet } : { lookup: (n: string) => users.lookup(n), storeFor: storeOf };
+    const service = api.localDecisionService<CachedAccount>({
+      ...accounts,
+      audit,
       clock: systemClock,
       macFactory: nodeMacFactory,
       factors: { requirePublickey: false, nullok: values.nullok === true, noSkewAdjust: values.noskewadj === true, noIncrementHotp: false, gracePeriodSeconds: 0, allowReadonly: false },
@@ -276,12 +354,47 @@ export async function run(argv: string[], io: Output, as: "server" | "radius" = 
     process.once("SIGINT", stop);
   });
   await Promise.all(closers.map((c) => c()));
+  // After the listeners: the audit queue is flushed with the last decisions in it.
+  await fleet?.close().catch((err: unknown) => io.err(`${name}: closing the fleet database: ${(err as Error).message}`));
   clearInterval(summary);
   log.flush();
   return 0;
 }
 
 const DEFAULT_LISTEN = "127.0.0.1:1812";
+
+/** The URL for a message: no user info (there is never a password in it, but keep the line short). */
+function redactedUrl(url: string): string {
+  return url.replace(/^(postgres(?:ql)?:\/\/)[^@/]*@/, "$1");
+}
+
+/** The clients file: root's own, mode 0600, never through a symlink (it holds shared secrets). */
+function readClients(path: string): RadiusClients {
+  const file = readPrivateFile(path, {
+    what: "the RADIUS clients file",
+    maxBytes: 1 << 20,
+    ownerUid: 0,
+    ownerName: "root",
+    allowedMode: 0o600,
+    follow: false,
+    error: ConfigError,
+    explain: (problem, f) =>
+      problem === "mode" || problem === "owner"
+        ? `${path} must be a regular file owned by root with mode 0600 (it is 0${((f.mode ?? 0) & 0o777).toString(8)}, uid ${f.uid}): run chown root:root ${path} && chmod 600 ${path}`
+        : undefined,
+  });
+  if (file === null) throw new ConfigError(`cannot read the RADIUS clients file ${path} (ENOENT): create it (root, mode 0600) with lines ADDRESS-or-CIDR SECRET`);
+  try {
+    const clients = parseClients(file.bytes.toString("utf8"));
+    if (clients.size === 0) throw new ClientsFileError("no client line: add lines ADDRESS-or-CIDR SECRET");
+    return clients;
+  } catch (err) {
+    if (err instanceof ClientsFileError) throw new ConfigError(`${path}: ${err.message}`);
+    throw err;
+  } finally {
+    file.bytes.fill(0);
+  }
+}
 const RECV_BUFFER_BYTES = 32 * 1024 * 1024;
 
 /** What to do when the port cannot be had: who holds it, or that it needs root. */
