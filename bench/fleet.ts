@@ -136,11 +136,32 @@ async function usageSince(cluster: Cluster, before: Snapshot, serverPid: number 
 const usageLine = (u: Usage, what: string) =>
   `    CPU busy ${(u.busy * 100).toFixed(0)}% of ${cpus().length} CPUs; CPU per ${what}: PostgreSQL ${u.postgresMs.toFixed(3)} ms${u.serverMs === null ? "" : `, otpgate server ${u.serverMs.toFixed(3)} ms`}, client ${u.clientMs.toFixed(3)} ms; commits per ${what}: ${u.commits.toFixed(2)}`;
 
-/** a) pgbench, single-row UPDATE on a table of `rows` rows (a random row per transaction), as the postgres account. */
-async function pgbench(cluster: Cluster, rows: number): Promise<{ tps: number; latencyMs: number; command: string; usage: Usage }> {
-  cluster.psql(`CREATE TABLE bench_row (id integer PRIMARY KEY, n bigint NOT NULL); INSERT INTO bench_row SELECT g, 0 FROM generate_series(1, ${rows}) g;`);
-  const script = join(cluster.dir, "update.sql");
-  writeFileSync(script, `\\set id random(1, ${rows})\nUPDATE bench_row SET n = n + 1 WHERE id = :id;\n`, { mode: 0o644 });
+/** The bench tables: one row per user, and five emergency-code rows per user (for the login-shaped script). */
+function createBenchTables(cluster: Cluster, rows: number): void {
+  cluster.psql(
+    `CREATE TABLE bench_row (id integer PRIMARY KEY, n bigint NOT NULL); INSERT INTO bench_row SELECT g, 0 FROM generate_series(1, ${rows}) g;
+     CREATE TABLE bench_code (id bigserial PRIMARY KEY, row_id integer NOT NULL REFERENCES bench_row (id), digest bytea NOT NULL); CREATE INDEX ON bench_code (row_id);
+     INSERT INTO bench_code (row_id, digest) SELECT g, sha256(g::text::bytea) FROM generate_series(1, ${rows}) g, generate_series(1, 5);`,
+  );
+}
+
+/** The single-row UPDATE: one durable commit per transaction, the database's durable-write limit. */
+const UPDATE_SCRIPT = (rows: number) => `\\set id random(1, ${rows})\nUPDATE bench_row SET n = n + 1 WHERE id = :id;\n`;
+/** The statements of one accepted login on the fleet store (stores/pg/account.ts), on the bench tables, parameters as node-postgres sends them. */
+const LOGIN_SHAPED_SCRIPT = (rows: number) =>
+  `\\set id random(1, ${rows})\nBEGIN;\nSELECT n FROM bench_row WHERE id = :id FOR UPDATE;\nSELECT id, digest FROM bench_code WHERE row_id = :id ORDER BY id;\nUPDATE bench_row SET n = n + 1 WHERE id = :id;\nCOMMIT;\n`;
+
+interface PgbenchResult {
+  readonly tps: number;
+  readonly latencyMs: number;
+  readonly command: string;
+  readonly usage: Usage;
+}
+
+/** a) pgbench with `script` (-n -f), as the postgres account, CLIENTS clients for SECONDS. */
+async function pgbench(cluster: Cluster, name: string, script: string, extra: string[] = []): Promise<PgbenchResult> {
+  const file = join(cluster.dir, name);
+  writeFileSync(file, script, { mode: 0o644 });
   const args = [
     "-h",
     cluster.socketDir,
@@ -150,7 +171,8 @@ async function pgbench(cluster: Cluster, rows: number): Promise<{ tps: number; l
     "postgres",
     "-n",
     "-f",
-    script,
+    file,
+    ...extra,
     "-c",
     String(CLIENTS),
     "-j",
@@ -166,7 +188,7 @@ async function pgbench(cluster: Cluster, rows: number): Promise<{ tps: number; l
   if (r.status !== 0 || !tps) throw new Error(`pgbench failed (${r.status}): ${(r.stderr || r.stdout).trim().split("\n").slice(-3).join(" ")}`);
   const transactions = Number(/number of transactions actually processed: (\d+)/.exec(r.stdout)?.[1] ?? NaN);
   const usage = await usageSince(cluster, before, null, transactions);
-  return { tps: Number(tps[1]), latencyMs: latency ? Number(latency[1]) : NaN, command: `pgbench ${args.join(" ")}`, usage };
+  return { tps: Number(tps[1]), latencyMs: latency ? Number(latency[1]) : NaN, command: `pgbench ${args.join(" ").replace(cluster.socketDir, "SOCKETDIR").replace(cluster.dir, "DIR")}`, usage };
 }
 
 /** Start `otpgate server` (RADIUS only) with `extra` arguments; resolves once it listens. */
@@ -305,12 +327,20 @@ export async function fleetBench(o: FleetBenchOptions): Promise<void> {
       `   (PostgreSQL ${settings[3]} on a unix socket, fsync=${settings[0]}, synchronous_commit=${settings[1]}, wal_sync_method=${settings[2]}; ${cpus().length} CPUs shared by PostgreSQL, otpgate and the clients; load average before: ${load})`,
     );
 
-    const bench = await pgbench(cluster, Math.max(USERS, 1000));
-    console.log(`\n7a. pgbench, a single-row UPDATE per transaction, ${CLIENTS} clients, ${SECONDS} s: the durable-write limit of this database`);
-    console.log(`${pad("pgbench (-n -f update.sql)")} ${Math.round(bench.tps).toLocaleString("en-US").padStart(8)} tps   latency average ${bench.latencyMs.toFixed(2)} ms`);
-    console.log(`    ${bench.command.replace(cluster.socketDir, "SOCKETDIR")}`);
+    const rows = Math.max(USERS, 1000);
+    createBenchTables(cluster, rows);
+    const bench = await pgbench(cluster, "update.sql", UPDATE_SCRIPT(rows));
+    const shaped = await pgbench(cluster, "login-shaped.sql", LOGIN_SHAPED_SCRIPT(rows), ["-M", "extended"]);
+    const tpsLine = (label: string, b: PgbenchResult) => console.log(`${pad(label)} ${Math.round(b.tps).toLocaleString("en-US").padStart(8)} tps   latency average ${b.latencyMs.toFixed(2)} ms`);
+    console.log(`\n7a. pgbench on the same cluster, ${CLIENTS} clients, ${SECONDS} s, a random one of ${rows} rows per transaction`);
+    tpsLine("single-row UPDATE: the durable-write limit of this database", bench);
+    console.log(`    ${bench.command}`);
     console.log(`    update.sql: \\set id random(1, N) / UPDATE bench_row SET n = n + 1 WHERE id = :id;`);
     console.log(usageLine(bench.usage, "transaction"));
+    tpsLine("a login's statements (for comparison, not the target's base)", shaped);
+    console.log(`    ${shaped.command}`);
+    console.log(`    login-shaped.sql: BEGIN / SELECT ... FOR UPDATE / SELECT the emergency-code digests / UPDATE / COMMIT (extended protocol, as node-postgres sends them)`);
+    console.log(usageLine(shaped.usage, "transaction"));
 
     users = createUsers(prefix, USERS);
     const radiusSecret = randomBytes(18).toString("base64url");
@@ -365,6 +395,7 @@ export async function fleetBench(o: FleetBenchOptions): Promise<void> {
     if (pg && !("error" in pg)) {
       const ratio = pg.load.perSecond / bench.tps;
       console.log(`    ratio logins on PostgreSQL / pgbench single-row UPDATE: ${ratio.toFixed(2)}x (target >= 0.5x): ${ratio >= 0.5 ? "met" : "NOT met"}`);
+      console.log(`    ratio logins on PostgreSQL / pgbench with a login's statements: ${(pg.load.perSecond / shaped.tps).toFixed(2)}x`);
       if (file && !("error" in file)) console.log(`    ratio logins on PostgreSQL / logins on the file store: ${(pg.load.perSecond / file.load.perSecond).toFixed(2)}x`);
     } else {
       console.log(`    ratio logins on PostgreSQL / pgbench single-row UPDATE: not measured`);
