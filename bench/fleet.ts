@@ -9,6 +9,10 @@
 //     change, as a TOTP login with DISALLOW_REUSE does); the ratio b/a (target >= 0.5x);
 //  c) p50/p99 of one login at a time;
 //  d) the same load and the same users on the file store (`otpgate server` without --store).
+// For the reasons behind the ratio: pgbench also runs a login's statements (BEGIN, SELECT ... FOR
+// UPDATE, the emergency-code digests, UPDATE, COMMIT; extended protocol as node-postgres sends them,
+// and prepared), and every phase prints where the CPU went (bench/cpu.ts: the machine's busy share,
+// PostgreSQL's, the server's and the client's CPU per operation, commits per operation).
 // Nothing is bought with safety: the cluster runs with fsync and synchronous_commit on, the server
 // decides every login with the one decision (core/verify.ts) and the answer is checked here.
 
@@ -331,6 +335,7 @@ export async function fleetBench(o: FleetBenchOptions): Promise<void> {
     createBenchTables(cluster, rows);
     const bench = await pgbench(cluster, "update.sql", UPDATE_SCRIPT(rows));
     const shaped = await pgbench(cluster, "login-shaped.sql", LOGIN_SHAPED_SCRIPT(rows), ["-M", "extended"]);
+    const prepared = await pgbench(cluster, "login-shaped.sql", LOGIN_SHAPED_SCRIPT(rows), ["-M", "prepared"]);
     const tpsLine = (label: string, b: PgbenchResult) => console.log(`${pad(label)} ${Math.round(b.tps).toLocaleString("en-US").padStart(8)} tps   latency average ${b.latencyMs.toFixed(2)} ms`);
     console.log(`\n7a. pgbench on the same cluster, ${CLIENTS} clients, ${SECONDS} s, a random one of ${rows} rows per transaction`);
     tpsLine("single-row UPDATE: the durable-write limit of this database", bench);
@@ -341,6 +346,8 @@ export async function fleetBench(o: FleetBenchOptions): Promise<void> {
     console.log(`    ${shaped.command}`);
     console.log(`    login-shaped.sql: BEGIN / SELECT ... FOR UPDATE / SELECT the emergency-code digests / UPDATE / COMMIT (extended protocol, as node-postgres sends them)`);
     console.log(usageLine(shaped.usage, "transaction"));
+    tpsLine("the same with prepared statements (-M prepared)", prepared);
+    console.log(usageLine(prepared.usage, "transaction"));
 
     users = createUsers(prefix, USERS);
     const radiusSecret = randomBytes(18).toString("base64url");
