@@ -12,6 +12,7 @@ import { codeDigest, openSecret, sameDigest } from "./crypto.js";
 import { emergencyCandidate, fillerFor, optionsOf, renderDocument } from "./document.js";
 import type { FleetKeys } from "./key-file.js";
 import { asFleetError, type FleetPool } from "./pool.js";
+import type { UserGate } from "./user-gate.js";
 
 interface AccountRow {
   secret: Buffer;
@@ -32,11 +33,25 @@ export class PgAccountStore implements AccountStore {
     private readonly keys: () => FleetKeys,
     private readonly user: string,
     private readonly entry: string | undefined,
+    private readonly gate: UserGate,
   ) {}
 
   async acquire(): Promise<LockedAccount | null> {
     const { pool, user } = this;
-    const { client, done } = await pool.connect();
+    // This user's decisions in this process one at a time, before taking a connection (user-gate.ts).
+    const leave = await this.gate.enter(user);
+    let connection: Awaited<ReturnType<FleetPool["connect"]>>;
+    try {
+      connection = await pool.connect();
+    } catch (err) {
+      leave();
+      throw err;
+    }
+    const { client } = connection;
+    const done = (error?: unknown) => {
+      connection.done(error);
+      leave();
+    };
     try {
       await client.query("BEGIN");
       const rows = (await client.query<AccountRow>("SELECT secret, key_id, options, revision FROM otpgate_accounts WHERE user_name = $1 FOR UPDATE", [user])).rows;

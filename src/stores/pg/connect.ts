@@ -25,5 +25,5 @@ export async function connectFleetStore(options: FleetConnectOptions): Promise<P
     await pool.end().catch(() => {});
     throw err;
   }
-  return new PgFleetStore({ pool, keys, keyFile: options.keyFile, auditRetentionDays: options.auditRetentionDays ?? 90, log });
+  return new PgFleetStore({ pool, keys, keyFile: options.keyFile, auditRetentionDays: options.auditRetentionDays ?? 90, log, gateWaitMs: options.statementTimeoutMs ?? 5000 });
 }

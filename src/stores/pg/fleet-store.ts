@@ -11,6 +11,7 @@ import { codeDigest, openSecret, sealSecret } from "./crypto.js";
 import { renderDocument, splitDocument } from "./document.js";
 import type { FleetKeys } from "./key-file.js";
 import type { FleetPool, PoolClient } from "./pool.js";
+import { UserGate } from "./user-gate.js";
 
 const HOUR_MS = 3_600_000;
 
@@ -21,15 +22,19 @@ export interface PgFleetStoreOptions {
   readonly keyFile: string | null;
   readonly auditRetentionDays: number;
   readonly log: AuditLog;
+  /** How long a decision waits for the same user's previous one in this process (ms). */
+  readonly gateWaitMs: number;
 }
 
 export class PgFleetStore implements FleetStore {
   readonly pool: FleetPool;
   private readonly audits: AuditQueue;
+  private readonly gate: UserGate;
 
   constructor(private readonly options: PgFleetStoreOptions) {
     this.pool = options.pool;
     this.audits = new AuditQueue(options.pool, options.log);
+    this.gate = new UserGate(options.gateWaitMs);
     // Retention: a resident process prunes hourly (the first time after a minute, so short-lived
     // admin commands never do); `otpgate db audit --prune` does it at once.
     this.schedulePrune(60_000);
@@ -55,7 +60,7 @@ export class PgFleetStore implements FleetStore {
   }
 
   account(user: string, entry?: string): AccountStore {
-    return new PgAccountStore(this.pool, () => this.keys(), user, entry);
+    return new PgAccountStore(this.pool, () => this.keys(), user, entry, this.gate);
   }
 
   async put(user: string, document: string, mode: PutMode): Promise<"written" | "exists"> {

@@ -37,9 +37,10 @@ export function asFleetError(err: unknown, where: string): Error {
   const e = err as { code?: unknown; message?: unknown };
   const code = typeof e?.code === "string" ? e.code : "";
   const message = typeof e?.message === "string" ? e.message.replace(/\s+/g, " ").slice(0, 200) : String(err);
-  const sqlState = /^[0-9A-Z]{5}$/.test(code) ? code : null;
+  // Only the server's own errors carry a SQLSTATE; "EPIPE", "ECONNRESET" are the socket's (errno).
+  const sqlState = err instanceof pg.DatabaseError && /^[0-9A-Z]{5}$/.test(code) ? code : null;
   if (sqlState === null || UNAVAILABLE_CLASSES.includes(sqlState.slice(0, 2))) {
-    return new FleetUnavailable(`the fleet database ${where} is unavailable (${code ? `${code}: ` : ""}${message}); the login is refused: try again when it is back`);
+    return new FleetUnavailable(`the fleet database ${where} is unavailable (${code ? `${code}: ` : ""}${message}): try again when it is back`);
   }
   return new FleetUnavailable(`the fleet database ${where} refused a query (${sqlState}: ${message}); is the schema right? run otpgate db migrate`);
 }
