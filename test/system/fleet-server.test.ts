@@ -15,10 +15,11 @@ import { ACCESS_ACCEPT, ACCESS_REJECT } from "../../src/adapters/radius/packet.j
 import type { AuditRecord } from "../../src/ports/fleet.js";
 import { fleetStore, keyFile } from "../helpers/fleet.js";
 import { codeAt, wrongCode } from "../helpers/otp.js";
-import { startCluster, type Cluster } from "../helpers/postgres.js";
+import { startCluster } from "../helpers/postgres.js";
 import { ask, sleep } from "../helpers/radius.js";
 import { percentiles, startFleetServer, type FleetServer } from "../helpers/server.js";
 import { pamService, pamtester, systemReady, tempDir, uniqueName } from "../helpers/system.js";
+import { createInvite } from "../../src/stores/invite-store.js";
 
 const PAM_RADIUS = "/lib/x86_64-linux-gnu/security/pam_radius_auth.so";
 
@@ -249,16 +250,44 @@ describe("otpgate server --store postgres://", () => {
     const rows = await auditOf(store, user, 2);
     assert.ok(rows.some((r) => r.result === "accepted"));
   });
-});
 
-export async function tlsCluster(t: Parameters<typeof startCluster>[0]): Promise<{ pg: Cluster; role: { name: string; password: string }; port: number }> {
-  const role = { name: uniqueName("otpg").replace(/-/g, "_"), password: randomBytes(12).toString("hex") };
-  for (let attempt = 0; ; attempt++) {
-    const port = 30000 + Math.floor(Math.random() * 30000);
-    try {
-      return { pg: await startCluster(t, { tcpPort: port, tls: true, role }), role, port };
-    } catch (err) {
-      if (attempt >= 3) throw err;
-    }
-  }
-}
+  test("the unix-socket API on the fleet: decide (audited, service and client address), account (fingerprint), an invitation enrolls into the database for a user not in passwd", { timeout: 60_000 }, async (t) => {
+    if (!systemReady(t, [])) return;
+    const pg = await startCluster(t);
+    const keys = keyFile(t);
+    const store = await fleetStore(t, pg, keys);
+    const server = await startFleetServer(t, pg.url, keys);
+    const user = uniqueName("inv").slice(0, 14);
+    assert.equal(spawnSync("getent", ["passwd", user]).status, 2, "the user is in no passwd database");
+    assert.deepEqual(await server.client.account({ user }), { account: "not-enrolled" });
+
+    const { token } = createInvite(server.invitesDir, user, { nowMs: Date.now(), ttlMs: 3_600_000, replace: false });
+    const secret = newSecret();
+    const scratch = [12345678, 23456789];
+    assert.deepEqual(await server.client.enroll({ token, secret, scratchCodes: scratch }), { result: "enrolled", user, replaced: false });
+    assert.deepEqual(await server.client.enroll({ token, secret, scratchCodes: scratch }), { result: "gone" }, "an invitation is used once");
+    const doc = await store.document(user);
+    assert.ok(doc !== null && doc.text.startsWith(`${secret}\n`), "enrolled in the database");
+    assert.equal(doc!.scratchCodesOmitted, 2, "with its emergency codes (as digests)");
+    const account = await server.client.account({ user });
+    assert.equal(account.account, "enrolled");
+    const again = await server.client.account({ user });
+    assert.deepEqual(again, account, "a stable fingerprint");
+
+    await awayFromStepEnd();
+    const code = codeAt(secret, step());
+    assert.deepEqual(await server.client.decide({ user, code, service: "gateway", clientAddress: "192.0.2.44" }), { outcome: "accepted", via: "totp" });
+    assert.deepEqual(await server.client.decide({ user, code: "12345678", service: "gateway", clientAddress: "192.0.2.44" }), { outcome: "accepted", via: "scratch" });
+    assert.deepEqual(await server.client.decide({ user, code: "12345678", service: "gateway", clientAddress: "192.0.2.44" }), { outcome: "rejected", reason: "wrong" }, "an emergency code is used once");
+    const rows = await auditOf(store, user, 3);
+    assert.deepEqual(
+      rows.map((r) => [r.service, r.clientAddress, r.result, r.reason, r.via]).reverse(),
+      [
+        ["gateway", "192.0.2.44", "accepted", "accepted", "totp"],
+        ["gateway", "192.0.2.44", "accepted", "accepted", "scratch"],
+        ["gateway", "192.0.2.44", "rejected", "wrong", null],
+      ],
+    );
+    assert.ok(!JSON.stringify(rows).includes("12345678") && !JSON.stringify(rows).includes(code), "never a code in the audit table");
+  });
+});

@@ -31,6 +31,8 @@ export interface SshSetupOptions {
   readonly radiusPort: number;
   /** Keep learning clock skew from codes (off by default: see --skew-adjust in the help). */
   readonly skewAdjust?: boolean | undefined;
+  /** radius: the otpgate server decides on the fleet database (--store); the password only as a file path. */
+  readonly store?: { readonly url: string; readonly passwordFile?: string | undefined; readonly keyFile: string } | undefined;
 }
 
 export const SSHD_CONFIG = "/etc/ssh/sshd_config";
@@ -198,8 +200,13 @@ function radiusBlock(o: SshSetupOptions, changes: FileChange[]): string[] {
     ...(o.secret ? ["--state", o.secret] : []),
     ...(o.nullok ? ["--nullok"] : []),
     ...(o.skewAdjust ? [] : ["--noskewadj"]),
+    ...(o.store ? ["--store", o.store.url, ...(o.store.passwordFile ? ["--db-password-file", o.store.passwordFile] : []), "--db-key-file", o.store.keyFile] : []),
   ];
-  changes.push({ path: inRoot(o.root, `/etc/systemd/system/${SERVER_UNIT}`), next: serverUnit(o.node, o.otpgate, args, { stateFiles: o.secret }), mode: 0o644 });
+  changes.push({
+    path: inRoot(o.root, `/etc/systemd/system/${SERVER_UNIT}`),
+    next: serverUnit(o.node, o.otpgate, args, { stateFiles: o.secret, network: o.store !== undefined }),
+    mode: 0o644,
+  });
   return [
     `${BEGIN} (sshd: ${o.factors} via ${password ? "pam_unix and " : ""}otpgate server, written by otpgate setup ssh; --rollback restores the previous file)`,
     pamLine(["auth", "requisite", "pam_exec.so", "quiet", "quiet_log", "/bin/sh", "-c", PUBLICKEY_CHECK]),

@@ -78,9 +78,12 @@ function serviceUnit(unit: readonly string[], node: string, otpgate: string, arg
 }
 
 /** Root's resident server (otpgate server, or otpgate radius): hardened; state files stay writable. */
-export function serverUnit(node: string, otpgate: string, args: readonly string[], options: { readonly stateFiles?: string | undefined } = {}): string {
+export function serverUnit(node: string, otpgate: string, args: readonly string[], options: { readonly stateFiles?: string | undefined; readonly network?: boolean | undefined } = {}): string {
   const root = stateRoot(options.stateFiles);
-  return serviceUnit(["Description=otpgate decision service (RADIUS for pam_radius_auth, unix-socket API for the gateway)", "Before=ssh.service"], node, otpgate, args, [
+  // With the fleet store (--store): the database is reached over the network once it is up; until
+  // then (and whenever it is down) every login is refused, and the server retries by itself.
+  const network = options.network ? ["After=network-online.target", "Wants=network-online.target"] : [];
+  return serviceUnit(["Description=otpgate decision service (RADIUS for pam_radius_auth, unix-socket API for the gateway)", "Before=ssh.service", ...network], node, otpgate, args, [
     `CapabilityBoundingSet=${SERVER_CAPABILITIES.join(" ")}`,
     // The API takes at most 512 connections (http-api.ts); the rest is for RADIUS's state files and getent.
     "LimitNOFILE=8192",

@@ -47,7 +47,7 @@ export const options = {
   listen: {
     type: "string",
     value: "ADDR:PORT",
-    help: "RADIUS: where to listen (default 127.0.0.1:1812; loopback only unless --allow-remote). 1812 is above 1023: any local user may bind it while the server is not running; prefer a port below 1024",
+    help: "RADIUS: where to listen (default 127.0.0.1:1812; loopback only unless --clients-file or --allow-remote). 1812 is above 1023: any local user may bind it while the server is not running; prefer a port below 1024",
   },
   "no-radius": { type: "boolean", help: "no RADIUS listener (the API only; no secret file needed)" },
   "secret-file": { type: "string", value: "FILE", help: "the RADIUS shared secret, root-owned, mode 0600 (default /etc/otpgate/radius.secret)" },
@@ -65,7 +65,7 @@ export const options = {
   "state-dir": { type: "string", value: "DIR", help: `the server's key (server.key, made 0600 on first start) (default ${DEFAULT_STATE_DIR})` },
   "invites-dir": { type: "string", value: "DIR", help: `pending invitations (default ${DEFAULT_STATE_DIR}/invites, as the gateway's)` },
   state: { type: "string", value: "PATTERN", help: "state files (default ~/.google_authenticator)" },
-  nullok: { type: "boolean", help: "users without a state file are accepted" },
+  nullok: { type: "boolean", help: "users without a state file are accepted (not with --store)" },
   noskewadj: { type: "boolean", help: "do not learn clock skew from far-off codes" },
   "log-socket": { type: "string", value: "PATH", help: "also send log lines to this syslog socket (rate-limited)" },
   ...STORE_OPTIONS,

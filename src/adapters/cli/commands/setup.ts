@@ -18,6 +18,8 @@ import { readHidden } from "../hidden-input.js";
 import type { Output } from "../output.js";
 import { Cancelled, terminalPrompter } from "../prompt.js";
 import { readStdin } from "../stdin.js";
+import { fleetOptionsOf, STORE_OPTIONS } from "../store-options.js";
+import { checkFleetForSetup } from "../../../admin/setup/fleet-check.js";
 
 /** The admin's state file, read as the admin through the store factory (the lock-out guard). */
 const peekState: StatePeek = (owner, path) => accountStore(owner, path).peek();
@@ -64,6 +66,7 @@ export const options = {
   "radius-port": { type: "string", value: "N", help: "port of otpgate radius on 127.0.0.1 (default 1812)" },
   node: { type: "string", value: "PATH", help: "the node binary the PAM line runs (default: this node)" },
   otpgate: { type: "string", value: "PATH", help: "the otpgate the PAM line runs (default: this otpgate)" },
+  ...STORE_OPTIONS,
   ...HELP_OPTION,
 } as const satisfies DescribedTable;
 
@@ -94,6 +97,13 @@ Setup only writes PAM services of its own: rstudio refuses sshd's service (also 
   refused when an earlier rule can end it with success or jump over the code check.`,
     after: `
 Exit status: 0 done (or nothing to change), 2 refused or failed (every file restored).
+
+Many hosts (ssh --backend radius --store postgres://...): the otpgate-server unit decides on
+the fleet database (--db-password-file and --db-key-file go into the unit as file paths, never
+the password). Before anything is written, setup connects: the database must be reachable, its
+schema migrated (otpgate db migrate), and the admin enrolled in it; otherwise it refuses and
+changes nothing. When the database cannot be reached later, every login through this stack is
+refused (closed by default) until it is back; keep a root console for that case.
 
 Examples:
   sudo otpgate setup ssh --dry-run
@@ -148,6 +158,15 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     );
   const admin = values.admin ?? process.env.SUDO_USER;
   const skewAdjust = values["skew-adjust"] === true;
+  const fleet = fleetOptionsOf(values);
+  if (fleet !== null) {
+    if (target !== "ssh" || values.backend !== "radius")
+      throw new UsageError("--store goes with setup ssh --backend radius (the otpgate server decides on the fleet database; pam_exec and RStudio read the users' files)");
+    if (values.nullok) throw new UsageError("--nullok is not available with --store: every name is an account of the fleet database, so any name would be let in");
+    if (values.secret !== undefined) throw new UsageError("--secret names state files; with --store the accounts are the fleet database's");
+    if (values["db-password-file"] !== undefined && !values["db-password-file"].startsWith("/")) throw new UsageError("--db-password-file must be an absolute path (it goes into the unit)");
+    if (fleet.keyFile !== null && !fleet.keyFile.startsWith("/")) throw new UsageError("--db-key-file must be an absolute path (it goes into the unit)");
+  }
 
   let changes: FileChange[];
   let pamPath: string;
@@ -174,6 +193,7 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
       backend,
       radiusPort,
       skewAdjust,
+      store: fleet === null ? undefined : { url: fleet.url, passwordFile: fleet.passwordFile, keyFile: fleet.keyFile! },
     };
     changes = planSsh(options);
     validate = () => validateSshd(options, admin);
@@ -214,8 +234,22 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     io.out(`(dry run: ${pending.length} file(s) would change; nothing was written)`);
     return 0;
   }
+  // With the fleet store: the database reachable and migrated, and the admin's account read from
+  // it, before anything is written; the lock-out guard then looks the admin up there.
+  let peekAdmin = peekState;
+  if (fleet !== null) {
+    const checked = await checkFleetForSetup(fleet, values["allow-unenrolled"] ? undefined : admin);
+    if (admin !== undefined && !values["allow-unenrolled"]) {
+      if (checked.adminDocument === null)
+        throw new SetupError(
+          `refusing to change the login configuration, it would lock out the admin: ${admin} is not enrolled in the fleet database; run "otpgate enroll --user ${admin} --store ${fleet.url}" first. Nothing was changed`,
+        );
+      const text = checked.adminDocument;
+      peekAdmin = () => text;
+    }
+  }
   if (!values["allow-unenrolled"]) {
-    const problems = lockoutProblems(admin, values.secret, { root, key: target === "ssh", password: passwordFactor }, peekState);
+    const problems = lockoutProblems(admin, values.secret, { root, key: target === "ssh", password: passwordFactor }, peekAdmin);
     if (problems.length) throw new SetupError(`refusing to change the login configuration, it would lock out the admin: ${problems.join("; ")}`);
   }
   // Before success: the state file pattern in what was written, read back from the bytes on disk as
@@ -231,7 +265,7 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
     if (secret !== (values.secret || undefined))
       return `the state file pattern reads back as ${JSON.stringify(secret ?? "(default)")} instead of ${JSON.stringify(values.secret ?? "(default)")}; every file was restored`;
     if (values["allow-unenrolled"] || admin === undefined) return null;
-    const missing = adminStateProblem(admin, secret, peekState);
+    const missing = adminStateProblem(admin, secret, peekAdmin);
     return missing ? `with the pattern as written, ${missing}; every file was restored` : null;
   };
   if (values["test-login"]) {
@@ -272,6 +306,10 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
       ? `systemctl disable --now ${OLD_RADIUS_UNIT.replace(/\.service$/, "")} (an older install's unit, same port) && `
       : "";
     io.out(`Start the code checker first: ${old}systemctl daemon-reload && systemctl enable --now otpgate-server (127.0.0.1:${s.radiusPort})`);
+    if (fleet !== null)
+      io.out(
+        "The fleet database decides every login: while it cannot be reached, every SSH login through this stack is refused (closed by default); otpgate server logs one line when that starts and one when it is back, and reconnects by itself. Keep a root console (or another way in) for that case.",
+      );
   }
   io.out(`Live now: ${pamPath}. Every SSH login that reaches PAM, through the running sshd too, needs the code,`);
   io.out("and the code counts only after sshd reports a completed public-key step: the running sshd's password");
