@@ -5,6 +5,9 @@
 //  3-5. The PAM login hook, a full SSH login, the web gateway.
 //  6. The resident server (bench/server.ts): PAM through pam_radius_auth vs the C module, the time
 //     per decision, the gateway's round trip over the unix socket. BENCH_ONLY=server runs only 6.
+//  7. The fleet store (bench/fleet.ts): pgbench's single-row UPDATE on a throwaway PostgreSQL cluster
+//     against accepted logins per second through `otpgate server --store` on it, and the file store.
+//     BENCH_ONLY=fleet runs only 7.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
@@ -13,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import { DEFAULT_POLICY, verify } from "../src/core/verify.js";
 import { nodeMacFactory } from "../src/platform/mac.js";
 import { codeAt } from "../test/helpers/otp.js";
+import { fleetBench } from "./fleet.js";
 import { serverBench } from "./server.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -70,6 +74,10 @@ function show(cmds: Cmd[], base: Cmd): void {
 
 if (process.env.BENCH_ONLY === "server") {
   await serverBench({ root: ROOT, cli: CLI, secret: SECRET, runs: RUNS });
+  process.exit(0);
+}
+if (process.env.BENCH_ONLY === "fleet") {
+  await fleetBench({ root: ROOT, cli: CLI, runs: RUNS });
   process.exit(0);
 }
 if (process.env.BENCH_ONLY === "gateway") {
@@ -163,6 +171,8 @@ try {
   if (existsSync(pamFile)) unlinkSync(pamFile);
   rmSync(dir, { recursive: true, force: true });
 }
+// Needs root and PostgreSQL, not PAM: it says itself when it is skipped.
+await fleetBench({ root: ROOT, cli: CLI, runs: RUNS });
 
 /** 4. A full SSH login (key + code + one command) with otpgate vs pam_google_authenticator.so. */
 async function sshBench(): Promise<void> {
