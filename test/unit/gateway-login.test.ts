@@ -272,10 +272,12 @@ test("3,000 unknown-user logins (real user cache, slow NSS) do not stall other r
   const figures = `health probes: quiet p50 ${p(quiet, 0.5).toFixed(1)} / max ${quiet.at(-1)!.toFixed(0)} ms; during the flood (${latencies.length} probes) p50 ${p(latencies, 0.5).toFixed(1)} / p99 ${p(latencies, 0.99).toFixed(0)} / max ${latencies.at(-1)!.toFixed(0)} ms; answers ${JSON.stringify([...statuses])}, ${cache.spawned} getent`;
   console.log(`# ${figures}`);
   assert.ok(latencies.length > 100, figures);
-  // Generous bounds (this machine runs other tests at the same time): the issue measured ~500 ms
-  // for every request; here most requests do not notice the flood, and nine in ten wait < 250 ms more.
-  assert.ok(p(latencies, 0.5) < p(quiet, 0.5) + 50, figures);
-  assert.ok(p(latencies, 0.9) < p(quiet, 0.9) + 250, figures);
+  // Generous bounds: the issue measured ~500 ms for EVERY request (the event loop blocked by
+  // synchronous lookups). A machine loaded by other work (CI at a load average of 12 on 2 CPUs)
+  // alone puts the median at ~60 ms, so the bounds sit between the two: half the requests wait
+  // < 200 ms more and nine in ten < 350 ms more; a blocked loop fails both.
+  assert.ok(p(latencies, 0.5) < p(quiet, 0.5) + 200, figures);
+  assert.ok(p(latencies, 0.9) < p(quiet, 0.9) + 350, figures);
 });
 
 test("a directory that hangs: the login is refused at the lookup timeout like an unknown user, and counted against the address only", async () => {
