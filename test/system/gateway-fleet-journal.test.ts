@@ -17,7 +17,7 @@ const page = async (gw: RunningGateway, s: string) => (await http(gw.base, "GET"
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test("a logout on A while the database is down survives A's restart: held on A at once, on B once the database is back", async (t) => {
-  const db = await startCluster(t, { tcpPort: 40202 + Math.floor(Math.random() * 7), role: ROLE });
+  const db = await startCluster(t, { tcpPort: 41000 + Math.floor(Math.random() * 20000), role: ROLE });
   const m = runCli(["db", "migrate", "--store", db.url, "--db-key-file", join(tempDir(t), "db.key"), "--create-key-file"]);
   assert.equal(m.status, 0, m.stderr);
   db.psql(GRANTS);

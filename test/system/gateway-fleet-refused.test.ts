@@ -18,7 +18,7 @@ const page = async (gw: RunningGateway, s: string) => (await http(gw.base, "GET"
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test("a ban the database refuses (no INSERT privilege) does not stop the polls; logged as a configuration error; held here; --check-config names it", async (t) => {
-  const db = await startCluster(t, { tcpPort: 40202 + Math.floor(Math.random() * 7), role: ROLE });
+  const db = await startCluster(t, { tcpPort: 41000 + Math.floor(Math.random() * 20000), role: ROLE });
   const m = runCli(["db", "migrate", "--store", db.url, "--db-key-file", join(tempDir(t), "db.key"), "--create-key-file"]);
   assert.equal(m.status, 0, m.stderr);
   db.psql(`GRANT SELECT, INSERT, DELETE ON otpgate_gateway_revocations TO ${ROLE.name}; GRANT SELECT, DELETE ON otpgate_gateway_bans TO ${ROLE.name}; GRANT USAGE ON SEQUENCE otpgate_gateway_revocations_id_seq TO ${ROLE.name};`);
