@@ -35,10 +35,21 @@ export interface GatewayStateStore {
   changes(cursor: number | null, now: number): Promise<SharedChanges>;
   /** Delete what has expired (revocations and bans past their `until`). */
   prune(now: number): Promise<void>;
+  /** The privileges the gateway's role lacks (e.g. "INSERT ON otpgate_gateway_bans"); for --check-config. */
+  missingPrivileges?(): Promise<readonly string[]>;
   close(): Promise<void>;
 }
 
 /** The shared state cannot be reached or answered too late. */
 export class GatewayStateUnavailable extends Error {
   override name = "GatewayStateUnavailable";
+}
+
+/**
+ * The database answered but refused a write or read for a reason that retrying will not fix: a
+ * missing privilege (SQLSTATE class 42) or a constraint (class 23). A configuration error, not an
+ * outage: the message says what to grant or fix.
+ */
+export class GatewayStateRefused extends Error {
+  override name = "GatewayStateRefused";
 }

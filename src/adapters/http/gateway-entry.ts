@@ -13,6 +13,7 @@ import type { GatewayConfig } from "./gateway-config.js";
 import { systemClock } from "../../platform/clock.js";
 import { storePasswordOf } from "../../stores/store-password.js";
 import { createSharedState, type SharedState } from "./shared-state.js";
+import { fileJournal, journalPathOf } from "../../stores/gateway-journal.js";
 import { createGateway as createGatewayShell, type Gateway, type GatewayLog, type GatewayOptions, type GatewayStores } from "./gateway-server.js";
 
 export { preflight } from "./gateway-server.js";
@@ -48,7 +49,9 @@ export async function openSharedState(config: GatewayConfig, log: GatewayLog, op
   if (!config.store) return null;
   const { openGatewayStateStore } = await import("../../stores/pg/gateway-state.js");
   const store = await openGatewayStateStore({ url: config.store, password: storePasswordOf(config) });
-  const shared = createSharedState({ store, clock: systemClock, log, absoluteMs: config.session.absoluteMs, ...options });
+  // Logouts not yet in the database survive a restart here (RT2 F1); a journal that cannot be trusted stops the start (ConfigError).
+  const journal = fileJournal(journalPathOf(config.keysFile));
+  const shared = createSharedState({ store, clock: systemClock, log, absoluteMs: config.session.absoluteMs, journal, ...options });
   await shared.sync();
   shared.start();
   return shared;
@@ -60,7 +63,7 @@ export { storePasswordOf } from "../../stores/store-password.js";
  * For --check-config: whether the shared state answers now, and what it holds (never throws for
  * an unreachable database). `password`: storePasswordOf(config), read as the gateway's user.
  */
-export async function sharedStateNote(config: GatewayConfig, password: string | undefined): Promise<{ readonly ok: boolean; readonly note: string } | null> {
+export async function sharedStateNote(config: GatewayConfig, password: string | undefined): Promise<{ readonly ok: boolean; readonly note: string; readonly misconfigured?: boolean } | null> {
   if (!config.store) return null;
   const { openGatewayStateStore } = await import("../../stores/pg/gateway-state.js");
   const store = await openGatewayStateStore({ url: config.store, password });
@@ -70,6 +73,15 @@ export async function sharedStateNote(config: GatewayConfig, password: string | 
     const users = new Set<string>();
     let sessions = 0;
     for (const r of c.revocations) r.kind === "user" ? users.add(r.user) : sessions++;
+    // Reading works; writing might not (RT2 F2: a ban the role may not INSERT). Checked without writing anything.
+    const missing = (await store.missingPrivileges?.()) ?? [];
+    if (missing.length) {
+      return {
+        ok: false,
+        misconfigured: true,
+        note: `the gateway's role in ${store.where} lacks ${missing.join(", ")}: grant it (GRANT SELECT, INSERT, DELETE ON otpgate_gateway_revocations, otpgate_gateway_bans TO ROLE, and USAGE on their _id_seq sequences); without it logouts and bans of this instance hold here only`,
+      };
+    }
     return { ok: true, note: `revocations and bans shared in ${store.where}: ${sessions} revoked session(s), ${users.size} user(s) logged out everywhere, ${c.bans.length} ban(s) in force` };
   } catch (err) {
     return { ok: false, note: `${(err as Error).message}: the gateway would start, but refuse every session until it answers (fail closed)` };

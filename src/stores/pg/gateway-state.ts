@@ -5,7 +5,7 @@
 
 import { ConfigError } from "../../core/errors.js";
 import type { Ban, GatewayStateStore, Revocation, SharedChanges } from "../../ports/gateway-state.js";
-import { GatewayStateUnavailable } from "../../ports/gateway-state.js";
+import { GatewayStateRefused, GatewayStateUnavailable } from "../../ports/gateway-state.js";
 import { GATEWAY_STATE_MIGRATION, GATEWAY_TABLES } from "./gateway-schema.js";
 
 export interface GatewayStateOptions {
@@ -67,7 +67,18 @@ export async function openGatewayStateStore(options: GatewayStateOptions): Promi
   });
   // An idle connection the server drops (restart, failover) must not crash the gateway: the next query reconnects.
   pool.on("error", () => undefined);
-  const unavailable = (err: unknown) => new GatewayStateUnavailable(`the shared state in ${where} cannot be reached (${(err as Error).message.split("\n")[0]})`);
+  const unavailable = (err: unknown): Error => {
+    const message = (err as Error).message.split("\n")[0];
+    // SQLSTATE class 42 (privilege, undefined object) and 23 (constraint): the database answered; retrying will not help.
+    const code = typeof (err as { code?: unknown }).code === "string" ? (err as { code: string }).code : "";
+    if (code.startsWith("42")) {
+      return new GatewayStateRefused(
+        `the shared state in ${where} refused the gateway's role (${message}, SQLSTATE ${code}): a configuration error; grant SELECT, INSERT, DELETE ON ${GATEWAY_TABLES.join(", ")} and USAGE on their id sequences to that role`,
+      );
+    }
+    if (code.startsWith("23")) return new GatewayStateRefused(`the shared state in ${where} refused a row (${message}, SQLSTATE ${code}): check that otpgate db migrate ran with this otpgate version`);
+    return new GatewayStateUnavailable(`the shared state in ${where} cannot be reached (${message})`);
+  };
   const query = async <T extends object>(sql: string, values: unknown[] = []): Promise<T[]> => {
     try {
       return (await pool.query<T>(sql, values)).rows;
@@ -131,6 +142,16 @@ export async function openGatewayStateStore(options: GatewayStateOptions): Promi
       await ensureSchema();
       await query("DELETE FROM otpgate_gateway_revocations WHERE until_ms <= $1", [now]);
       await query("DELETE FROM otpgate_gateway_bans WHERE until_ms <= $1", [now]);
+    },
+    async missingPrivileges(): Promise<readonly string[]> {
+      await ensureSchema();
+      const rows = await query<{ missing: string }>(
+        `SELECT p || ' ON ' || t AS missing FROM unnest($1::text[]) AS t, unnest(ARRAY['SELECT', 'INSERT', 'DELETE']) AS p WHERE NOT has_table_privilege(t, p)
+         UNION ALL
+         SELECT 'USAGE ON SEQUENCE ' || s FROM unnest($1::text[]) AS t, LATERAL (SELECT t || '_id_seq' AS s) q WHERE NOT has_sequence_privilege(s, 'USAGE')`,
+        [GATEWAY_TABLES],
+      );
+      return rows.map((r) => r.missing);
     },
     close: () => pool.end().catch(() => undefined),
   };

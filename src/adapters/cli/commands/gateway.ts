@@ -135,7 +135,11 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
       const password = runAs ? asUser(runAs, () => storePasswordOf(config)) : storePasswordOf(config);
       const shared = await sharedStateNote(config, password);
       if (shared?.ok) notes.push(shared.note);
-      else if (shared) io.err(`otpgate gateway: warning: store: ${shared.note}`);
+      else if (shared?.misconfigured) {
+        io.err(`${values.config}: not valid, 1 problem:`);
+        io.err(`  store: ${shared.note}`);
+        return 2;
+      } else if (shared) io.err(`otpgate gateway: warning: store: ${shared.note}`);
     } catch (err) {
       const problems = configProblems(err);
       io.err(`${values.config}: not valid, 1 problem:`);
