@@ -15,9 +15,43 @@ import { join } from "node:path";
 import { describe, test, type TestContext } from "node:test";
 import { keyFile, fleetStore } from "../helpers/fleet.js";
 import { startCluster } from "../helpers/postgres.js";
-import { randomPort, sleep } from "../helpers/radius.js";
+import { randomPort, sleep, startRadius } from "../helpers/radius.js";
 import { startFleetServer, throwawayGroup } from "../helpers/server.js";
-import { CLI, runCli, systemReady, tempDir } from "../helpers/system.js";
+import { CLI, runCli, systemReady, tempDir, uniqueName } from "../helpers/system.js";
+import { createRequire } from "node:module";
+
+interface RadiusLib {
+  encode(args: { code: string; secret: string; identifier: number; attributes: [string, string][]; add_message_authenticator?: boolean }): Buffer;
+  verify_response(args: { request: Buffer; response: Buffer; secret: string }): boolean;
+}
+const radiusLib = createRequire(import.meta.url)("radius") as RadiusLib;
+
+/** One signed Access-Request from `from` (a loopback address): the answer's code and whether it verified, or null. */
+function signedFrom(from: string, port: number, secret: string, user: string): Promise<{ code: number | null; verified: boolean }> {
+  const packet = radiusLib.encode({
+    code: "Access-Request",
+    secret,
+    identifier: Math.floor(Math.random() * 256),
+    attributes: [
+      ["User-Name", user],
+      ["User-Password", "123456"],
+    ],
+    add_message_authenticator: true,
+  });
+  const socket = createSocket("udp4");
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      socket.close();
+      resolve({ code: null, verified: false });
+    }, 1500);
+    socket.on("message", (msg) => {
+      clearTimeout(timer);
+      socket.close();
+      resolve({ code: msg[0]!, verified: radiusLib.verify_response({ request: packet, response: msg, secret }) });
+    });
+    socket.bind(0, from, () => socket.send(packet, port, "127.0.0.1"));
+  });
+}
 
 /** Run otpgate server; resolve when it exits or after `limitMs`: status, stderr, and ms from the error line to the exit. */
 function startAndWatch(t: TestContext, args: string[], limitMs: number, errorLine: RegExp): Promise<{ exited: boolean; status: number | null; stderr: string; afterErrorMs: number | null }> {
@@ -171,6 +205,42 @@ describe("--audit-retention-days", () => {
     while (Date.now() < deadline && /old/.test(users())) await sleep(2000);
     assert.doesNotMatch(users(), /old/, "the 3-day-old record is pruned with --audit-retention-days 2 (the default 90 would keep it)");
     assert.match(users(), /recent/, "the 1-day-old record stays");
+    await server.stop();
+  });
+});
+
+describe("SIGHUP re-reads the clients file", () => {
+  test("a new line is used after SIGHUP; a refused file is logged and the previous clients stay; without a clients file SIGHUP does not stop the server", { timeout: 60_000 }, async (t) => {
+    if (!systemReady(t, [])) return;
+    const secret = randomBytes(16).toString("hex");
+    const dir = tempDir(t, "otpgate-startup-");
+    const clients = join(dir, "clients");
+    writeFileSync(clients, `192.0.2.0/24 ${randomBytes(16).toString("hex")}\n`, { mode: 0o600 });
+    const server = await startRadius(t, ["--clients-file", clients, "--local-clients", "127.0.0.1"]);
+    const user = uniqueName("nobody");
+    assert.equal((await signedFrom("127.0.0.5", server.port, secret, user)).code, null, "127.0.0.5 is in no line yet: dropped");
+    const logged = async (pattern: RegExp) => {
+      for (let i = 0; i < 50 && !server.stdout().some((l) => pattern.test(l)); i++) await sleep(100);
+      return server.stdout().some((l) => pattern.test(l));
+    };
+
+    writeFileSync(clients, `127.0.0.5 ${secret}\n`, { mode: 0o600 });
+    server.child.kill("SIGHUP");
+    assert.ok(await logged(/"event":"reload".*1 network client line/), server.stdout().join("\n"));
+    assert.deepEqual(await signedFrom("127.0.0.5", server.port, secret, user), { code: 3, verified: true }, "the new line is used: decided (no such user), signed with its secret");
+
+    writeFileSync(clients, `127.0.0.0/24 ${secret}\n`, { mode: 0o600 });
+    server.child.kill("SIGHUP");
+    assert.ok(await logged(/"event":"reload-failed".*127\.0\.0\.0\/24 covers a local client/), server.stdout().join("\n"));
+    assert.equal(server.child.exitCode, null, "still running");
+    assert.deepEqual(await signedFrom("127.0.0.5", server.port, secret, uniqueName("nobody")), { code: 3, verified: true }, "the previous clients stay");
+
+    const plain = await startRadius(t);
+    plain.child.kill("SIGHUP");
+    await sleep(500);
+    assert.equal(plain.child.exitCode, null, "SIGHUP without a clients file does not stop the server");
+    assert.equal(plain.child.signalCode, null, "SIGHUP without a clients file does not stop the server");
+    await plain.stop();
     await server.stop();
   });
 });
