@@ -266,7 +266,12 @@ export async function run(argv: string[], io: Output, as: "server" | "radius" = 
   let reloadClients: (() => void) | null = null;
   // Everything opened so far, closed: at SIGTERM, and when start-up fails half-way (a bound UDP
   // socket or the fleet pool would keep a failed server running, half up, or for the pool's idle time).
+  // SIGHUP (systemctl reload): the clients file again; without one, nothing to reload (said so).
+  // Handled from the start, so that a reload during start-up does not stop the server.
+  const hangup = () => (reloadClients ?? (() => log.write("notice", "reload", { event: "reload", message: "nothing to reload (no --clients-file); other options need a restart" })))();
+  process.on("SIGHUP", hangup);
   const closeAll = async () => {
+    process.off("SIGHUP", hangup);
     await Promise.all(closers.map((c) => c().catch(() => {})));
     // After the listeners: the audit queue is flushed with the last decisions in it.
     await fleet?.close().catch((err: unknown) => io.err(`${name}: closing the fleet database: ${(err as Error).message}`));
@@ -431,15 +436,11 @@ export async function run(argv: string[], io: Output, as: "server" | "radius" = 
     log.flush();
   }, 10_000);
   summary.unref();
-  // SIGHUP (systemctl reload): the clients file again; without one, nothing to reload (said so).
-  const hangup = () => (reloadClients ?? (() => log.write("notice", "reload", { event: "reload", message: "nothing to reload (no --clients-file); other options need a restart" })))();
-  process.on("SIGHUP", hangup);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once("SIGTERM", stop);
     process.once("SIGINT", stop);
   });
-  process.off("SIGHUP", hangup);
   await closeAll();
   clearInterval(summary);
   return 0;
