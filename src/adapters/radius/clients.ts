@@ -89,6 +89,31 @@ export function parseClients(text: string): RadiusClients {
   return new RadiusClients(entries);
 }
 
+/** An address or prefix (IPv4 or IPv6), as in a clients file or --local-clients. */
+export interface Prefix {
+  readonly family: 4 | 6;
+  readonly bits: number;
+  readonly network: bigint;
+}
+
+/** "a.b.c.d", "a.b.c.d/N", "2001:db8::/64", "::1": the prefix (host bits cleared), or null. */
+export function prefixOf(text: string): Prefix | null {
+  const [addr, bitsText] = text.split("/") as [string, string | undefined];
+  const parsed = addressValue(addr);
+  if (parsed === null || addr.includes("%")) return null;
+  const max = parsed.family === 4 ? 32 : 128;
+  const bits = bitsText === undefined ? max : /^[0-9]{1,3}$/.test(bitsText) ? Number(bitsText) : NaN;
+  if (!(bits >= 0 && bits <= max)) return null;
+  return { family: parsed.family, bits, network: (parsed.value >> BigInt(max - bits)) << BigInt(max - bits) };
+}
+
+/** Whether two prefixes share an address (one contains the other). */
+export function prefixesOverlap(a: Prefix, b: Prefix): boolean {
+  if (a.family !== b.family) return false;
+  const shift = BigInt((a.family === 4 ? 32 : 128) - Math.min(a.bits, b.bits));
+  return a.network >> shift === b.network >> shift;
+}
+
 export class RadiusClients {
   private readonly entries: readonly Entry[];
 
@@ -99,6 +124,11 @@ export class RadiusClients {
 
   get size(): number {
     return this.entries.length;
+  }
+
+  /** The lines (as written) that share an address with `prefix`. */
+  overlapping(prefix: Prefix): string[] {
+    return this.entries.filter((e) => prefixesOverlap(e, prefix)).map((e) => e.name);
   }
 
   /** The client whose line contains `address` (most specific prefix), or null. */

@@ -41,7 +41,7 @@ export interface RadiusServerDeps<A> {
    * must send Message-Authenticator. With a clients file, `secret` serves local sources only and
    * every other source is dropped unread.
    */
-  readonly clients?: RadiusClients | undefined;
+  readonly clients?: Pick<RadiusClients, "clientOf"> | undefined;
   readonly send: (packet: Buffer, port: number, address: string) => void;
   readonly lookup: (name: string) => Promise<A | null | "busy">;
   /** The account's store; `code` is the entry being decided (the fleet store needs it). */

@@ -87,6 +87,8 @@ export function serverUnit(node: string, otpgate: string, args: readonly string[
     `CapabilityBoundingSet=${SERVER_CAPABILITIES.join(" ")}`,
     // The API takes at most 512 connections (http-api.ts); the rest is for RADIUS's state files and getent.
     "LimitNOFILE=8192",
+    // systemctl reload: the server re-reads its --clients-file (other options need a restart).
+    "ExecReload=/bin/kill -HUP $MAINPID",
     "RuntimeDirectory=otpgate",
     "RuntimeDirectoryMode=0750",
     "StateDirectory=otpgate",
