@@ -25,7 +25,14 @@ test("a logout on A while the database is down survives A's restart: held on A a
   const app = await startUpstream();
   t.after(() => app.close());
   const url = `postgres://${ROLE.name}@127.0.0.1:${db.port}/otpgate`;
-  const config = (dir: string) => ({ public_url: "http://app.test", upstream: `http://127.0.0.1:${app.port}`, allowed_hosts: ["app.test"], invites_dir: join(dir, "invites"), store: url, store_password_file: join(gatewayStateDir(dir), "db.password") });
+  const config = (dir: string) => ({
+    public_url: "http://app.test",
+    upstream: `http://127.0.0.1:${app.port}`,
+    allowed_hosts: ["app.test"],
+    invites_dir: join(dir, "invites"),
+    store: url,
+    store_password_file: join(gatewayStateDir(dir), "db.password"),
+  });
   const prep = (from: string | null) => {
     const dir = tempDir(t);
     const state = gatewayStateDir(dir);

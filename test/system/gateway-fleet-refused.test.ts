@@ -21,12 +21,22 @@ test("a ban the database refuses (no INSERT privilege) does not stop the polls; 
   const db = await startCluster(t, { tcpPort: 41000 + Math.floor(Math.random() * 20000), role: ROLE });
   const m = runCli(["db", "migrate", "--store", db.url, "--db-key-file", join(tempDir(t), "db.key"), "--create-key-file"]);
   assert.equal(m.status, 0, m.stderr);
-  db.psql(`GRANT SELECT, INSERT, DELETE ON otpgate_gateway_revocations TO ${ROLE.name}; GRANT SELECT, DELETE ON otpgate_gateway_bans TO ${ROLE.name}; GRANT USAGE ON SEQUENCE otpgate_gateway_revocations_id_seq TO ${ROLE.name};`);
+  db.psql(
+    `GRANT SELECT, INSERT, DELETE ON otpgate_gateway_revocations TO ${ROLE.name}; GRANT SELECT, DELETE ON otpgate_gateway_bans TO ${ROLE.name}; GRANT USAGE ON SEQUENCE otpgate_gateway_revocations_id_seq TO ${ROLE.name};`,
+  );
   const { user, secret } = enrolledUser(t);
   const app = await startUpstream();
   t.after(() => app.close());
   const url = `postgres://${ROLE.name}@127.0.0.1:${db.port}/otpgate`;
-  const config = (dir: string) => ({ public_url: "http://app.test", upstream: `http://127.0.0.1:${app.port}`, allowed_hosts: ["app.test"], invites_dir: join(dir, "invites"), store: url, store_password_file: join(gatewayStateDir(dir), "db.password"), regulation: { max_retries: 3, ban_time: "5m" } });
+  const config = (dir: string) => ({
+    public_url: "http://app.test",
+    upstream: `http://127.0.0.1:${app.port}`,
+    allowed_hosts: ["app.test"],
+    invites_dir: join(dir, "invites"),
+    store: url,
+    store_password_file: join(gatewayStateDir(dir), "db.password"),
+    regulation: { max_retries: 3, ban_time: "5m" },
+  });
   const prep = (from: string | null) => {
     const dir = tempDir(t);
     const state = gatewayStateDir(dir);
@@ -60,7 +70,10 @@ test("a ban the database refuses (no INSERT privilege) does not stop the polls; 
   const lines = a.logs().filter((l) => l.includes("shared-state"));
   assert.equal(onA, 200, "the valid session of another user is refused on A: one unwritable ban stopped every poll");
   assert.equal(onB, 200);
-  assert.ok(lines.some((l) => l.includes("configuration error") && l.includes("otpgate_gateway_bans") && l.includes("kept here only")), lines.join("\n"));
+  assert.ok(
+    lines.some((l) => l.includes("configuration error") && l.includes("otpgate_gateway_bans") && l.includes("kept here only")),
+    lines.join("\n"),
+  );
   assert.ok(!lines.some((l) => l.includes("cannot be reached")), lines.join("\n"));
   const n = bannedLines();
   await login(a, "nosuchuser", "000000");

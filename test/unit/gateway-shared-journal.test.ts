@@ -22,12 +22,16 @@ function database() {
     where: "postgres://db/otpgate",
     async revoke(revocation) {
       fail();
-      if (db.refuseRevocations) throw new GatewayStateRefused("the shared state in postgres://db/otpgate refused the gateway's role (permission denied for table otpgate_gateway_revocations, SQLSTATE 42501): a configuration error");
+      if (db.refuseRevocations)
+        throw new GatewayStateRefused(
+          "the shared state in postgres://db/otpgate refused the gateway's role (permission denied for table otpgate_gateway_revocations, SQLSTATE 42501): a configuration error",
+        );
       rows.push({ revocation });
     },
     async ban(ban) {
       fail();
-      if (db.refuseBans) throw new GatewayStateRefused("the shared state in postgres://db/otpgate refused the gateway's role (permission denied for table otpgate_gateway_bans, SQLSTATE 42501): a configuration error");
+      if (db.refuseBans)
+        throw new GatewayStateRefused("the shared state in postgres://db/otpgate refused the gateway's role (permission denied for table otpgate_gateway_bans, SQLSTATE 42501): a configuration error");
       rows.push({ ban });
     },
     async changes() {
@@ -61,7 +65,10 @@ test("a logout while the database is down is journaled before anything else, hol
   assert.deepEqual(journal.saved[0], [{ kind: "session", sid: SID, until: clock.t + 60_000 }], "journaled at once");
   await flushed();
   await a.close();
-  assert.ok(logs.some((l) => /1 revocation\(s\) not yet in postgres:\/\/db\/otpgate stay in .*gateway.pending-revocations/.test(String(l["message"]))), JSON.stringify(logs));
+  assert.ok(
+    logs.some((l) => /1 revocation\(s\) not yet in postgres:\/\/db\/otpgate stay in .*gateway.pending-revocations/.test(String(l["message"]))),
+    JSON.stringify(logs),
+  );
   // The restart, the database still down: the logout holds here at once.
   const b = createSharedState(opts);
   assert.equal(b.store.read().state.revoked.has(SID), true, "held after the restart");
@@ -133,7 +140,10 @@ test("a logout the database refuses: held here and kept in the journal; the poll
   assert.ok(await shared.sync());
   assert.equal(shared.store.read().state.validAfter.get("bob"), 7_000_000);
   assert.deepEqual(journal.saved.at(-1), [{ kind: "user", user: "bob", at: 7_000_000, until: 10_600_000 }]);
-  assert.ok(logs.some((l) => l["result"] === "configuration" && /otpgate_gateway_revocations/.test(String(l["message"]))), JSON.stringify(logs));
+  assert.ok(
+    logs.some((l) => l["result"] === "configuration" && /otpgate_gateway_revocations/.test(String(l["message"]))),
+    JSON.stringify(logs),
+  );
   // Fixed: written at the next try (after the retry pause), and the journal is emptied.
   db.refuseRevocations = false;
   clock.t += 31_000;
@@ -153,5 +163,8 @@ test("beyond the journal's bound the oldest revocations are dropped, and the cou
   for (let i = 0; i <= MAX_JOURNAL; i++) await shared.store.revokeSession(`sid-${String(i).padStart(20, "0")}`, clock.t + 60_000, clock.t);
   await flushed();
   assert.equal(journal.saved.at(-1)!.length, MAX_JOURNAL);
-  assert.ok(logs.some((l) => /^1 revocation\(s\) not yet in .* were dropped/.test(String(l["message"]))), "the drop is logged");
+  assert.ok(
+    logs.some((l) => /^1 revocation\(s\) not yet in .* were dropped/.test(String(l["message"]))),
+    "the drop is logged",
+  );
 });

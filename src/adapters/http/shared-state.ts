@@ -107,7 +107,11 @@ export function createSharedState(options: SharedStateOptions): SharedState {
     if (journaled.length > MAX_JOURNAL) {
       const dropped = journaled.length - MAX_JOURNAL;
       journaled = journaled.slice(dropped);
-      log({ event: "error", where: "shared-state", message: `${dropped} revocation(s) not yet in ${store.where} were dropped (more than ${MAX_JOURNAL} waiting); they hold on this instance until it restarts, not on the others` });
+      log({
+        event: "error",
+        where: "shared-state",
+        message: `${dropped} revocation(s) not yet in ${store.where} were dropped (more than ${MAX_JOURNAL} waiting); they hold on this instance until it restarts, not on the others`,
+      });
     }
     if (!journal) return;
     try {
@@ -121,7 +125,13 @@ export function createSharedState(options: SharedStateOptions): SharedState {
   if (journal) {
     journaled = journal.load();
     absorb(journaled);
-    if (journaled.length) log({ event: "shared-state", result: "journal", where: store.where, message: `${journaled.length} revocation(s) from ${journal.path} hold here and are written to the shared state when it answers` });
+    if (journaled.length)
+      log({
+        event: "shared-state",
+        result: "journal",
+        where: store.where,
+        message: `${journaled.length} revocation(s) from ${journal.path} hold here and are written to the shared state when it answers`,
+      });
   }
   let startupJournal = journaled.length > 0;
 
@@ -277,7 +287,11 @@ export function createSharedState(options: SharedStateOptions): SharedState {
       refusedUntil = -Infinity;
       await flush();
       if (journaled.length) {
-        log({ event: "error", where: "shared-state", message: `${journaled.length} revocation(s) not yet in ${store.where} ${journal ? `stay in ${journal.path} and are written at the next start` : "are lost (no journal)"}` });
+        log({
+          event: "error",
+          where: "shared-state",
+          message: `${journaled.length} revocation(s) not yet in ${store.where} ${journal ? `stay in ${journal.path} and are written at the next start` : "are lost (no journal)"}`,
+        });
       }
       if (pendingBans.length) log({ event: "error", where: "shared-state", message: `${pendingBans.length} ban(s) not yet in ${store.where} are dropped (they end by themselves)` });
       await store.close();
