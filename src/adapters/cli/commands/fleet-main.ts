@@ -10,7 +10,8 @@ import { OtpgateError, type ExitCode } from "../../../core/errors.js";
 import { FleetUnavailable } from "../../../ports/fleet.js";
 import type { Output } from "../output.js";
 import { dbMain } from "./db-main.js";
-import { unreachable } from "./fleet-open.js";
+import { unreachable, useFleet } from "./fleet-open.js";
+import type { StoreValues } from "../store-options.js";
 import { FLEET_ACCOUNT_COMMANDS } from "./fleet-accounts.js";
 
 // The core bundle's openFleetStore imports stores/pg/connect.js, mapped to this bundle: its export.
@@ -36,4 +37,9 @@ export async function dispatch(name: string, argv: string[], io: Output): Promis
     if (err instanceof FleetUnavailable) throw new OtpgateError((unreachable(err) as Error).message, 2);
     throw err;
   }
+}
+
+/** otpgate invite --store: whether `user` has an account in the fleet database (H7). */
+export async function fleetHasAccount(command: string, values: StoreValues, user: string): Promise<boolean> {
+  return useFleet(command, values, async (store) => (await store.list(user)).length > 0);
 }

@@ -126,8 +126,9 @@ async function enrollment(
   values: Parameters<typeof fleetOptionsOf>[0],
 ): Promise<{ enrolled: boolean; where: string }> {
   if (fleetOptionsOf(values) !== null) {
-    const { useFleet } = await import("./fleet-open.js");
-    const enrolled = await useFleet("invite", values, async (store) => (await store.list(account.name)).length > 0);
+    // Through the fleet bundle (dist/otpgate-fleet.cjs): node-postgres stays out of the core bundle.
+    const { fleetHasAccount } = await import("./fleet-main.js");
+    const enrolled = await fleetHasAccount("invite", values, account.name);
     return { enrolled, where: enrolled ? "in the fleet database" : "not in the fleet database" };
   }
   const path = statePathOf(account, { secret: stateFiles });
