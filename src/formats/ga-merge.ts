@@ -4,14 +4,16 @@
 //   - DISALLOW_REUSE: the union of the used time steps (a code used on any host stays used), and the
 //     policy itself when any copy has it (the stricter one);
 //   - the HOTP counter: the highest (codes below it were used somewhere);
-//   - RATE_LIMIT stamps: the union, newest `attempts` kept (the attempts made anywhere count);
+//   - RATE_LIMIT: the strictest limit of any copy (fewest attempts, longest interval), the union of
+//     the stamps, newest `attempts` kept (the attempts made anywhere count);
+//   - WINDOW_SIZE: the smallest of any copy (the strictest; settings never get looser by merging);
 //   - emergency codes: only those present on EVERY host (one missing on a host was used there);
-//   - everything else (window, step, skew, grace records): the first copy's (the caller orders them).
+//   - everything else (step, skew, grace records): the first copy's (the caller orders them).
 // Pure; the texts are binary strings like every state file text (formats/ga-document.ts).
 
 import { decodeGaSecret } from "../core/base32.js";
 import { getOption, removeScratchEntry, scratchEntries, secretLine, setOption } from "./ga-document.js";
-import { parseRateLimit, readOtpKind, readStepSize, SettingError } from "./ga-settings.js";
+import { parseRateLimit, readOtpKind, readRateLimit, readStepSize, readWindowSize, SettingError } from "./ga-settings.js";
 
 /** The decoded secret as lowercase hex (for comparing copies; never printed), or null when line 1 is unusable. */
 export function secretIdentity(text: string): string | null {
@@ -73,18 +75,23 @@ export function mergeStateTexts(copies: readonly string[]): MergeResult {
     text = setOption(text, kind.counterKey, String(counter));
   }
 
-  // RATE_LIMIT: the base's limit, every copy's stamps.
-  const baseRate = getOption(text, "RATE_LIMIT");
-  const rate = baseRate === null ? null : parseRateLimit(baseRate);
-  if (rate !== null && !(rate instanceof SettingError)) {
-    const stamps = new Set(rate.stamps);
-    for (const c of others) {
-      const v = getOption(c, "RATE_LIMIT");
-      const r = v === null ? null : parseRateLimit(v);
-      if (r !== null && !(r instanceof SettingError)) for (const s of r.stamps) stamps.add(s);
-    }
-    const kept = [...stamps].sort((a, b) => a - b).slice(-rate.attempts);
-    text = setOption(text, "RATE_LIMIT", [rate.attempts, rate.intervalSeconds, ...kept].join(" "));
+  // RATE_LIMIT: the strictest of any copy (rt1 F7): the fewest attempts per the longest interval,
+  // every copy's stamps. A copy's unreadable RATE_LIMIT line is left to the base (verify refuses it).
+  const limits = copies.map((c) => getOption(c, "RATE_LIMIT")).flatMap((v) => (v === null ? [] : [parseRateLimit(v)]));
+  const valid = limits.filter((r): r is Exclude<typeof r, SettingError> => !(r instanceof SettingError));
+  if (valid.length > 0 && !(readRateLimit(text) instanceof SettingError)) {
+    const attempts = Math.min(...valid.map((r) => r.attempts));
+    const interval = Math.max(...valid.map((r) => r.intervalSeconds));
+    const kept = [...new Set(valid.flatMap((r) => r.stamps))].sort((a, b) => a - b).slice(-attempts);
+    text = setOption(text, "RATE_LIMIT", [attempts, interval, ...kept].join(" "));
+  }
+
+  // WINDOW_SIZE: the smallest of any copy (no line: the default 3), so no copy's code is accepted
+  // further from now than that host would (rt1 F7).
+  const windows = copies.map(readWindowSize);
+  if (windows.every((w) => !(w instanceof SettingError))) {
+    const smallest = Math.min(...(windows as number[]));
+    if (smallest !== windows[0]) text = setOption(text, "WINDOW_SIZE", String(smallest));
   }
 
   // Emergency codes: the intersection, in the base's order.

@@ -7,7 +7,8 @@
 //   - copies with different secrets (or the same secret made into codes differently): a conflict,
 //     reported by host name (never a secret) and skipped, unless --prefer HOST names one of them;
 //   - already in the database with another secret: a conflict unless --replace; with the same
-//     secret: skipped (already imported: import every host's files in one run, so they merge).
+//     secret: always skipped, --replace too (the database's state is newer; overwriting it would
+//     make used codes valid again: rt1 F4). Import every host's files in one run, so they merge.
 
 import { codeShape, mergeStateTexts, secretIdentity } from "../formats/ga-merge.js";
 
@@ -96,12 +97,15 @@ function planUser(user: string, copies: readonly ImportCopy[], request: ImportRe
   const existing = request.existing.get(user) ?? null;
   let mode: "create" | "replace" = "create";
   if (existing !== null) {
-    const same = existing === secretIdentity(merged.text);
-    if (!request.replace) {
-      return same
-        ? { kind: "skip", user, hosts: chosenHosts, reason: "already in the database with this secret (import every host's files in one run so they merge; --replace overwrites)" }
-        : { kind: "conflict", user, hosts: chosenHosts, reason: "already in the database with another secret; skipped (--replace overwrites it)" };
+    // The same secret: the database's state is the newer one (codes used against it, its counter,
+    // its remaining emergency codes), so the file never overwrites it, --replace or not (rt1 F4).
+    if (existing === secretIdentity(merged.text)) {
+      const why = request.replace
+        ? "; --replace is only for another secret (the file's older state would make used codes valid again): to start over, re-enroll or regenerate codes"
+        : " (import every host's files in one run so they merge)";
+      return { kind: "skip", user, hosts: chosenHosts, reason: `already in the database with this secret${why}` };
     }
+    if (!request.replace) return { kind: "conflict", user, hosts: chosenHosts, reason: "already in the database with another secret; skipped (--replace overwrites it)" };
     mode = "replace";
   }
   return { kind: "import", user, hosts: chosenHosts, text: merged.text, mode, scratchCodesDropped: merged.scratchCodesDropped, overruled };

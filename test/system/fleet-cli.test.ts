@@ -39,17 +39,17 @@ test("otpgate db migrate/audit over TLS (verify-full) with a password file, thro
   assert.equal(again.status, 0, again.stderr);
   assert.match(again.stdout, /is up to date/);
 
-  // A CA that did not sign the server's certificate: verify-full refuses, exit 1, no password shown.
+  // A CA that did not sign the server's certificate: verify-full refuses, exit 2 (unreachable, H7's one rule), no password shown.
   const otherCa = join(dir, "other-ca.crt");
   writeFileSync(otherCa, readFileSync("/etc/ssl/certs/ca-certificates.crt", "utf8"));
   const wrongCa = runCli(["db", "audit", "--store", url.replace(encodeURIComponent(pg.caFile!), encodeURIComponent(otherCa)), "--db-password-file", pw, "--db-key-file", keys]);
-  assert.equal(wrongCa.status, 1, wrongCa.stderr);
+  assert.equal(wrongCa.status, 2, wrongCa.stderr);
   assert.match(wrongCa.stderr, /otpgate db: the fleet database .* is unavailable/);
   assert.ok(!wrongCa.stderr.includes(role.password), "no password in the message");
-  // A wrong password: exit 1, the message without it.
+  // A wrong password: exit 2, the message without it.
   writeFileSync(join(dir, "bad.password"), "not-it\n", { mode: 0o600 });
   const badPw = runCli(["db", "audit", "--store", url, "--db-password-file", join(dir, "bad.password"), "--db-key-file", keys]);
-  assert.equal(badPw.status, 1, badPw.stderr);
+  assert.equal(badPw.status, 2, badPw.stderr);
   assert.match(badPw.stderr, /password authentication failed/);
   assert.ok(!badPw.stderr.includes("not-it"));
 

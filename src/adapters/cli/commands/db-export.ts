@@ -4,13 +4,14 @@
 // digests): the command says how many were left out, or --new-codes issues fresh ones into both.
 
 import { lstatSync } from "node:fs";
-import { isAbsolute } from "node:path";
+import { dirname, isAbsolute } from "node:path";
 import { DEFAULT_SCRATCH_CODES, MAX_SCRATCH_CODES, generateScratchCodes } from "../../../core/enroll.js";
 import { ConfigError, StateFileError, UsageError, type ExitCode } from "../../../core/errors.js";
 import { assertUserName } from "../../../core/user-name.js";
 import { formatScratchCode, replaceScratchCodes } from "../../../formats/ga-document.js";
 import { groupsOf } from "../../../platform/groups.js";
 import { asUser, type Identity } from "../../../platform/privileges.js";
+import { describeProblems, pathProblems } from "../../../platform/trusted-path.js";
 import { systemRandom } from "../../../platform/random.js";
 import { lookupUserByName } from "../../../platform/users.js";
 import { statePathOf } from "../../../stores/file-accounts.js";
@@ -23,7 +24,7 @@ import { useFleet } from "./fleet-open.js";
 
 export const exportOptions = {
   ...STORE_OPTIONS,
-  output: { type: "string", value: "FILE", help: "where to write the file (default ~USER/.google_authenticator); written as USER when USER is an account on this host" },
+  output: { type: "string", value: "FILE", help: "where to write the file (default ~USER/.google_authenticator); written as USER when USER is an account on this host, otherwise as root and only into a directory that only root can change" },
   force: { type: "boolean", short: "f", help: "replace a file that exists (its secret and codes stop working)" },
   "new-codes": { type: "boolean", help: "issue new emergency codes into the database and the file (shown once; the old ones stop working)" },
   "emergency-codes": { type: "string", short: "e", value: "N", help: `how many with --new-codes, 1-${MAX_SCRATCH_CODES} (default ${DEFAULT_SCRATCH_CODES})` },
@@ -47,7 +48,9 @@ Exit status: 0 written, 1 USER is not in the database, 2 usage, file or database
 (nothing written).
 
 Examples:
-  sudo otpgate db export alice --store postgres://otpgate@db1/otpgate --output /root/alice.ga
+  sudo otpgate db export alice --store postgres://otpgate@db1/otpgate --output /home/alice/alice.ga
+  sudo otpgate db export carol --store postgres://otpgate@db1/otpgate --output /root/carol.ga
+    (carol has no account on this host: the file is root's, in a root-only directory)
   sudo otpgate db export alice --store postgres://otpgate@db1/otpgate --new-codes --remove`,
   },
   exportOptions,
@@ -92,17 +95,30 @@ export async function exportCommand(argv: string[], io: Output): Promise<ExitCod
       return 1;
     }
     const dest = destination(user, values.output);
+    // rt1 F5: root never writes into a directory another user can change (a symlinked component,
+    // or a directory of theirs, would let them point root's write anywhere).
+    if (dest.writer === null || dest.writer.uid === 0) {
+      const problems = pathProblems(dirname(dest.path));
+      if (problems.length > 0)
+        throw new ConfigError(
+          `${dest.path} is written as root (${dest.writer ? `${user} is root` : "no such account on this host"}), so its directory must be root's and writable by nobody else (${describeProblems(problems)}); write it into a root-only directory such as /root and move it into place; nothing was written`,
+        );
+    }
     const asWriter = <T>(fn: () => T): T => (dest.writer ? asUser(dest.writer, fn) : fn());
     // Checked before the database changes (writeNewStateFile checks again, atomically).
     const there = asWriter(() => {
       try {
         lstatSync(dest.path);
-        return true;
+        return "exists";
       } catch (err) {
-        return (err as NodeJS.ErrnoException).code !== "ENOENT";
+        return (err as NodeJS.ErrnoException).code ?? "unknown";
       }
     });
-    if (there && !values.force) throw new StateFileError(`${dest.path} already exists; pass --force to replace it (its secret and emergency codes stop working); nothing was written`);
+    // rt1 F8: only an existing file is "already exists".
+    if (there === "EACCES" || there === "EPERM")
+      throw new StateFileError(`${dest.path}: ${user} cannot write there (the file is written as ${user}); give an --output FILE in a directory ${user} can write; nothing was written`);
+    if (there !== "ENOENT" && there !== "exists") throw new StateFileError(`cannot check ${dest.path} (${there}); nothing was written`);
+    if (there === "exists" && !values.force) throw new StateFileError(`${dest.path} already exists; pass --force to replace it (its secret and emergency codes stop working); nothing was written`);
 
     let text = doc.text;
     let codes: number[] = [];

@@ -41,8 +41,11 @@ as root, so DIR, its subdirectories and files must be root's and writable by nob
 (files mode 0600 or 0400). Import every host's files in one run: the same secret on several
 hosts is merged (every used code stays used, the highest counter, and only the emergency
 codes that every host still has). Different secrets for one user are reported by host name
-and skipped unless --prefer HOST names the one that wins. A user the database already has
-with another secret is skipped unless --replace.`,
+and skipped unless --prefer HOST names the one that wins. Copies whose settings differ merge
+to the strictest: a rate limit of any copy (fewest attempts, longest interval), the smallest
+WINDOW_SIZE, DISALLOW_REUSE if any has it. A user the database already has with another secret
+is skipped unless --replace; with the same secret it is always skipped (the database's state is
+newer: used codes would become valid again).`,
     after: `
 Prints one line per user and a summary: imported / merged / skipped / conflicts.
 Exit status: 0 done, 1 something was skipped for a conflict or an unusable file (nothing was

@@ -50,7 +50,8 @@ The fleet database (PostgreSQL), shared by the otpgate server of every host:
 - export: one account as a state file pam_google_authenticator.so accepts, for a host that
   leaves the fleet; see otpgate db export --help.`,
     after: `
-Exit status: 0 done, 1 the database cannot be reached or refused, 2 usage or configuration error.
+Exit status: 0 done, 1 refused (not in the database, a conflict), 2 usage or configuration error,
+the database cannot be reached included (the same for every command with --store).
 
 Examples:
   sudo otpgate db migrate --store 'postgres://otpgate@db.example.org/otpgate?sslmode=verify-full&sslrootcert=/etc/otpgate/db-ca.crt' --create-key-file

@@ -10,6 +10,8 @@ import { OtpgateError, type ExitCode } from "../../../core/errors.js";
 import { FleetUnavailable } from "../../../ports/fleet.js";
 import type { Output } from "../output.js";
 import { dbMain } from "./db-main.js";
+import { unreachable, useFleet } from "./fleet-open.js";
+import type { StoreValues } from "../store-options.js";
 import { FLEET_ACCOUNT_COMMANDS } from "./fleet-accounts.js";
 
 // The core bundle's openFleetStore imports stores/pg/connect.js, mapped to this bundle: its export.
@@ -20,7 +22,11 @@ export const FLEET_COMMANDS: Readonly<Record<string, (argv: string[], io: Output
   ...FLEET_ACCOUNT_COMMANDS,
 };
 
-/** Run a fleet command; the store's unavailability becomes exit 1 with its message. */
+/**
+ * Run a fleet command. One rule for every fleet command: a database that cannot be reached is
+ * exit 2 (a configuration/environment error, nothing was decided; fleet-open.ts unreachable),
+ * exit 1 stays for a refusal (not in the database, a conflict).
+ */
 export async function dispatch(name: string, argv: string[], io: Output): Promise<ExitCode> {
   const command = Object.hasOwn(FLEET_COMMANDS, name) ? FLEET_COMMANDS[name] : undefined;
   if (command === undefined) throw new OtpgateError(`otpgate ${name} has no fleet variant in this build`, 2);
@@ -28,7 +34,12 @@ export async function dispatch(name: string, argv: string[], io: Output): Promis
     return await command(argv, io);
   } catch (err) {
     // Another bundle's main() sees classes of this bundle: hand it one it recognises by name.
-    if (err instanceof FleetUnavailable) throw new OtpgateError(err.message, 1);
+    if (err instanceof FleetUnavailable) throw new OtpgateError((unreachable(err) as Error).message, 2);
     throw err;
   }
+}
+
+/** otpgate invite --store: whether `user` has an account in the fleet database (H7). */
+export async function fleetHasAccount(command: string, values: StoreValues, user: string): Promise<boolean> {
+  return useFleet(command, values, async (store) => (await store.list(user)).length > 0);
 }

@@ -10,6 +10,7 @@ import { statePathOf } from "../../../stores/file-accounts.js";
 import { parse } from "../args.js";
 import { commandHelp, HELP_OPTION, type DescribedTable } from "../help.js";
 import type { Output } from "../output.js";
+import { STORE_OPTIONS, fleetOptionsOf } from "../store-options.js";
 import { asFileOwner } from "./gateway-file-owner.js";
 
 export const options = {
@@ -20,6 +21,7 @@ export const options = {
     help: "USER is enrolled already (a lost phone): the link replaces the state file; USER's gateway sessions end at once (and again when the link is used). The old secret and emergency codes keep working until USER opens the link and confirms a code from the new app: whoever has the old phone can still sign in (SSH, RStudio, the gateway) in the meantime. Send the link at once; if the phone was stolen, also block the account until then: usermod --expiredate 1 USER (undo: usermod --expiredate '' USER)",
   },
   list: { type: "boolean", help: "pending invitations (user, expiry), no links" },
+  ...STORE_OPTIONS,
   revoke: { type: "string", value: "USER", help: "withdraw USER's pending invitation" },
   ...HELP_OPTION,
 } as const satisfies DescribedTable;
@@ -31,7 +33,9 @@ export const help = commandHelp(
     about: `
 Prints a link (on stdout) that lets USER set up their authenticator app in the browser: the
 gateway's page shows a new QR code, asks for a code from the app to confirm it, then writes
-USER's state file like otpgate enroll does, and shows the emergency codes once. The link works
+USER's state file like otpgate enroll does (or, when otpgate server runs with --store, USER's
+account in the fleet database: then give invite the same --store, so it asks the database
+whether USER is enrolled), and shows the emergency codes once. The link works
 once and expires; a new invitation for USER replaces the earlier one. Run as root. With
 decision_socket the gateway asks otpgate server, which reads invites_dir and writes the state
 file as USER; the gateway itself never sees invites_dir.`,
@@ -83,12 +87,10 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   if (!account) throw new UsageError(`there is no account "${user}" (getent passwd ${user}); create it first`);
   const ttlMs = duration("--expires", values.expires, 86_400_000);
   if (ttlMs < 60_000 || ttlMs > MAX_TTL_MS) throw new UsageError("--expires must be between 1m and 30d");
-  const path = statePathOf(account, { secret: config.stateFiles });
-  // Looked at as the user (their home may be NFS with root_squash, or a path they control).
-  const enrolled = asUser({ uid: account.uid, gid: account.gid }, () => existsSync(path));
-  if (enrolled && !values.replace)
-    throw new UsageError(`${user} is already enrolled (${path} exists); pass --replace to let the link replace it (after the user confirms, the old secret and emergency codes stop working)`);
-  if (!enrolled && values.replace) throw new UsageError(`${user} is not enrolled yet; leave out --replace`);
+  const enrolledAt = await enrollment(account, config.stateFiles, values);
+  if (enrolledAt.enrolled && !values.replace)
+    throw new UsageError(`${user} is already enrolled (${enrolledAt.where}); pass --replace to let the link replace it (after the user confirms, the old secret and emergency codes stop working)`);
+  if (!enrolledAt.enrolled && values.replace) throw new UsageError(`${user} is not enrolled yet (${enrolledAt.where}); leave out --replace`);
   if (values.replace) {
     // A lost or stolen phone: the sessions signed in with it end now, not only once the new secret is set.
     if (config.store) {
@@ -112,4 +114,25 @@ export async function run(argv: string[], io: Output): Promise<ExitCode> {
   io.out(new URL(`${config.pagesPrefix}/enroll/${token}`, config.publicUrl).toString());
   io.err(`invitation for ${user}, valid until ${new Date(invite.expiresAt).toISOString()}, usable once; send the link over a channel only ${user} reads`);
   return 0;
+}
+
+/**
+ * Whether USER is enrolled where the enrollment will land: with --store the fleet database (the
+ * server on --store never writes a state file; H4's note), otherwise USER's state file.
+ */
+async function enrollment(
+  account: { name: string; uid: number; gid: number; home: string },
+  stateFiles: string,
+  values: Parameters<typeof fleetOptionsOf>[0],
+): Promise<{ enrolled: boolean; where: string }> {
+  if (fleetOptionsOf(values) !== null) {
+    // Through the fleet bundle (dist/otpgate-fleet.cjs): node-postgres stays out of the core bundle.
+    const { fleetHasAccount } = await import("./fleet-main.js");
+    const enrolled = await fleetHasAccount("invite", values, account.name);
+    return { enrolled, where: enrolled ? "in the fleet database" : "not in the fleet database" };
+  }
+  const path = statePathOf(account, { secret: stateFiles });
+  // Looked at as the user (their home may be NFS with root_squash, or a path they control).
+  const enrolled = asUser({ uid: account.uid, gid: account.gid }, () => existsSync(path));
+  return { enrolled, where: enrolled ? `${path} exists` : `no ${path}` };
 }
