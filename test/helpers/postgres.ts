@@ -56,15 +56,29 @@ function must(r: { status: number | null; stdout: string; stderr: string }, what
 
 let nextPort = 25432 + (process.pid % 2000);
 
+let template: string | null = null;
+
+/** A data directory made by initdb once in this process (removed when the process exits). */
+function templateCluster(): string {
+  if (template !== null) return template;
+  const dir = mkdtempSync(join(tmpdir(), "otpgate-pg-template-"));
+  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+  chmodSync(dir, 0o755);
+  const data = join(dir, "data");
+  mkdirSync(data, { mode: 0o700 });
+  chownSync(data, PG_UID, PG_GID);
+  must(asPostgres(join(BIN, "initdb"), ["-D", data, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-instructions"]), "initdb");
+  template = data;
+  return data;
+}
+
 /** A fresh cluster, started; stopped and removed after `t`. */
 export async function startCluster(t: TestContext, options: ClusterOptions = {}): Promise<Cluster> {
   const dir = mkdtempSync(join(tmpdir(), "otpgate-pg-"));
   chmodSync(dir, 0o755);
   const data = join(dir, "data");
   const socketDir = join(dir, "sock");
-  mkdirSync(data, { mode: 0o700 });
   mkdirSync(socketDir, { mode: 0o755 });
-  chownSync(data, PG_UID, PG_GID);
   chownSync(socketDir, PG_UID, PG_GID);
   const port = options.tcpPort ?? nextPort++;
   let running = false;
@@ -74,7 +88,9 @@ export async function startCluster(t: TestContext, options: ClusterOptions = {})
     rmSync(dir, { recursive: true, force: true });
   };
   t.after(cleanup);
-  must(asPostgres(join(BIN, "initdb"), ["-D", data, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-instructions"]), "initdb");
+  // initdb once per test process, then a copy per cluster (cp -a keeps owner and modes): ~0.2 s
+  // instead of ~1.5-4 s per cluster, which the fleet tests start dozens of.
+  must(spawnSync("/bin/cp", ["-a", templateCluster(), data], { encoding: "utf8" }) as never, "cp -a of the initdb template");
   const conf: string[] = [`port = ${port}`, `unix_socket_directories = '${socketDir}'`, `listen_addresses = '${options.tcpPort ? "127.0.0.1" : ""}'`, "fsync = on", "max_connections = 100"];
   let caFile: string | null = null;
   if (options.tls) {
