@@ -26,7 +26,7 @@ export function fleetUrlProblem(url: string): string | null {
   if (parsed === null) return "the store URL does not parse; give postgres://USER@HOST:PORT/DATABASE";
   const secretParam = [...parsed.searchParams.keys()].some((k) => SECRET_PARAMS.has(k.trim().toLowerCase()));
   if (parsed.password !== "" || /^[^?#]*:[^/?#@]*@/.test(url.replace(/^postgres(ql)?:\/\//, "")) || secretParam) {
-    return "the store URL must not carry a password (no user:password@, no password= or sslpassword=): argv, unit files and logs are readable by others; put the password in --db-password-file (the gateway: store_password_file)";
+    return "the URL must not carry the password in any form (user:password@, password=, sslpassword=): argv, unit files and logs are readable by others; put the password in --db-password-file (the gateway: store_password_file)";
   }
   return null;
 }
