@@ -5,6 +5,7 @@
 
 import { UsageError } from "../../core/errors.js";
 import { DEFAULT_DB_KEY_FILE, DEFAULT_DB_PASSWORD_FILE, isFleetUrl, type FleetConnectOptions } from "../../stores/pg/open.js";
+import { fleetUrlProblem } from "../../stores/pg/url.js";
 import type { DescribedTable } from "./help.js";
 
 export const STORE_OPTIONS = {
@@ -26,6 +27,7 @@ export function fleetOptionsOf(values: StoreValues, extra: Partial<FleetConnectO
     return null;
   }
   if (!isFleetUrl(values.store)) throw new UsageError(`--store ${JSON.stringify(values.store)}: give a postgres://USER@HOST:PORT/DATABASE URL`);
-  if (/^postgres(ql)?:\/\/[^/@]*:[^/@]*@/.test(values.store)) throw new UsageError("--store: the URL must not carry the password (argv is visible to every local user); put it in --db-password-file");
+  const problem = fleetUrlProblem(values.store);
+  if (problem !== null) throw new UsageError(`--store: ${problem}`);
   return { url: values.store, passwordFile: values["db-password-file"], keyFile: values["db-key-file"] ?? DEFAULT_DB_KEY_FILE, ...extra };
 }

@@ -13,6 +13,7 @@ import { userNameProblem } from "../../core/user-name.js";
 import { parseIp, parseProxyEntry, type IpRange, type TrustedProxies } from "../../core/web/client-address.js";
 import type { RegulationPolicy, SessionPolicy } from "../../core/web/index.js";
 import { expandSecretPath } from "../../stores/secret-path.js";
+import { fleetUrlProblem } from "../../stores/pg/url.js";
 import { stateLocationProblems } from "../../platform/trusted-path.js";
 
 export interface GatewayConfig {
@@ -330,7 +331,8 @@ const V = {
     const url = text(v, "a postgres://USER@HOST:PORT/DATABASE URL");
     if (!/^postgres(ql)?:\/\//.test(url)) bad(`must be a postgres://USER@HOST:PORT/DATABASE URL (the fleet database), not ${shown(url.replace(/:[^/@:]*@/, ":***@"))}`);
     if (/^postgres(ql)?:\/\/[^/@]*:[^/@]*@/.test(url)) bad("must not carry the password (the configuration is not the place for it): put it in store_password_file");
-    if (/[?&]password=/i.test(url)) bad("must not carry the password (the configuration is not the place for it): put it in store_password_file");
+    const problem = fleetUrlProblem(url);
+    if (problem !== null) bad(problem);
     try {
       new URL(url);
     } catch {

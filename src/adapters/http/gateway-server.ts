@@ -31,6 +31,7 @@ import type { SharedState } from "./shared-state.js";
 import type { AccountStore } from "../../ports/index.js";
 import type { CachedAccount } from "../../platform/user-cache.js";
 import { createUpstream, type PoolUpstream } from "./upstream.js";
+import { describeFleetUrl } from "../../stores/pg/url.js";
 
 export type { GatewayLog } from "./gateway-types.js";
 
@@ -225,7 +226,8 @@ export function createGateway(config: GatewayConfig, log: GatewayLog, gatewayOpt
   /** Keys (rotations picked up), persisted revocations, and sessions bound to the user's secret (as the decision service reports it). */
   const start = (shared: SharedState | null = null): void => {
     if (built) return;
-    if (config.store && !shared) throw new ConfigError(`store: ${config.store} is configured but the gateway was started without its shared state (gateway-entry.ts openSharedState)`);
+    if (config.store && !shared)
+      throw new ConfigError(`store: ${describeFleetUrl(config.store)} is configured but the gateway was started without its shared state (gateway-entry.ts openSharedState)`);
     const given = own0.decisions;
     const own = given ? { decisions: given as DecisionService, close: () => given.close?.() ?? Promise.resolve() } : { decisions: inProcessDecisions(config, stores), close: () => Promise.resolve() };
     const readSecret = createSecretReader(own.decisions);

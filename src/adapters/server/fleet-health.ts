@@ -39,6 +39,14 @@ export class FleetHealth {
   }
 
   failed(err: FleetUnavailable): void {
+    // A key id this host's key file lacks, or a row changed outside otpgate, is not an outage (the
+    // database answered): say what it is, every time (stores/pg/errors.ts; matched by name, so the
+    // server does not load the store's modules).
+    if (err.name === "FleetKeyMissing" || err.name === "FleetRowInvalid") {
+      const keyFile = err.name === "FleetKeyMissing";
+      this.log("err", keyFile ? "fleet:key-file" : "fleet:row-invalid", { event: keyFile ? "fleet-key-file" : "fleet-row-invalid", message: err.message });
+      return;
+    }
     this.failures++;
     if (this.downSince !== null) return;
     this.downSince = this.nowMs();

@@ -9,7 +9,7 @@
 
 import type { AccountStore, CommitResult, LockedAccount } from "../../ports/index.js";
 import { codeDigest, openSecret, sameDigest } from "./crypto.js";
-import { emergencyCandidate, fillerFor, optionsOf, renderDocument } from "./document.js";
+import { checkStoredOptions, emergencyCandidate, fillerFor, optionsOf, renderDocument } from "./document.js";
 import type { FleetKeys } from "./key-file.js";
 import { asFleetError, type FleetPool } from "./pool.js";
 import type { UserGate } from "./user-gate.js";
@@ -30,7 +30,8 @@ interface CodeRow {
 export class PgAccountStore implements AccountStore {
   constructor(
     private readonly pool: FleetPool,
-    private readonly keys: () => FleetKeys,
+    /** The keys; re-reads a changed key file when a key id in `needed` is missing (key-ring.ts). */
+    private readonly keys: (needed: readonly string[]) => FleetKeys,
     private readonly user: string,
     private readonly entry: string | undefined,
     private readonly gate: UserGate,
@@ -62,7 +63,8 @@ export class PgAccountStore implements AccountStore {
         return null;
       }
       const codes = (await client.query<CodeRow>("SELECT id, key_id, digest FROM otpgate_emergency_codes WHERE user_name = $1 ORDER BY id", [user])).rows;
-      const keys = this.keys();
+      checkStoredOptions(user, row.options);
+      const keys = this.keys([row.key_id, ...new Set(codes.map((c) => c.key_id))]);
       const plain = openSecret(keys, user, row.key_id, row.secret);
       const secret = plain.toString("latin1");
       plain.fill(0);

@@ -4,7 +4,7 @@
 
 import { hostname } from "node:os";
 import { PgFleetStore } from "./fleet-store.js";
-import { readKeyFile } from "./key-file.js";
+import { KeyRing } from "./key-ring.js";
 import { checkSchema, migrate } from "./migrations.js";
 import type { FleetConnectOptions } from "./open.js";
 import { createPool } from "./pool.js";
@@ -17,7 +17,7 @@ const stderrLog = (level: string, message: string) => {
 export async function connectFleetStore(options: FleetConnectOptions): Promise<PgFleetStore> {
   const log = options.log ?? stderrLog;
   // The key file first: a host without it fails before touching the database.
-  const keys = options.keyFile === null ? null : readKeyFile(options.keyFile);
+  const keys = options.keyFile === null ? null : new KeyRing(options.keyFile);
   const pool = createPool(options, (message) => log("warning", message));
   try {
     if (options.migrate) await migrate(pool);

@@ -4,6 +4,7 @@
 // digests do not match the code being decided (see ports/fleet.ts).
 
 import { ConfigError } from "../../core/errors.js";
+import { FleetRowInvalid } from "./errors.js";
 import { formatScratchCode, removeScratchEntry, scratchEntries, secretLine } from "../../formats/ga-document.js";
 
 export interface SplitDocument {
@@ -53,3 +54,17 @@ export function emergencyCandidate(entry: string | undefined): string | null {
 
 /** A filler code line: a valid-looking 8-digit value that is never `candidate`. */
 export const fillerFor = (candidate: string | null): string => (candidate === "10000000" ? "10000001" : "10000000");
+
+/**
+ * A stored option column may hold only `"` option lines (RT1 F2): anything else - an 8-digit line
+ * would be an emergency code in the clear for core/verify.ts - was written outside otpgate, and the
+ * row is refused (the login too; nothing is changed).
+ */
+export function checkStoredOptions(user: string, options: string): void {
+  const bad = options.includes("\0") || options.split("\n").some((line) => line.replace(/\r/g, "") !== "" && !line.startsWith('"'));
+  if (bad) {
+    throw new FleetRowInvalid(
+      `the stored options of ${JSON.stringify(user)} hold a line that is not an option (" ...): the row was changed outside otpgate; the login is refused and nothing was changed: check who writes to the database, then re-enroll the user`,
+    );
+  }
+}

@@ -8,8 +8,9 @@ import type { AccountStore } from "../../ports/index.js";
 import { PgAccountStore } from "./account.js";
 import { AuditQueue, pruneAudit, queryAudit, type AuditLog } from "./audit.js";
 import { codeDigest, openSecret, sealSecret } from "./crypto.js";
-import { renderDocument, splitDocument } from "./document.js";
+import { checkStoredOptions, renderDocument, splitDocument } from "./document.js";
 import type { FleetKeys } from "./key-file.js";
+import type { KeyRing } from "./key-ring.js";
 import type { FleetPool, PoolClient } from "./pool.js";
 import { UserGate } from "./user-gate.js";
 
@@ -18,7 +19,7 @@ const HOUR_MS = 3_600_000;
 export interface PgFleetStoreOptions {
   readonly pool: FleetPool;
   /** null: a process without the key file (no secrets: the gateway's revocations and bans). */
-  readonly keys: FleetKeys | null;
+  readonly keys: KeyRing | null;
   readonly keyFile: string | null;
   readonly auditRetentionDays: number;
   readonly log: AuditLog;
@@ -58,14 +59,24 @@ export class PgFleetStore implements FleetStore {
     this.pruneTimer.unref();
   }
 
-  /** The keys, or a clear refusal in a process that has none. */
-  keys(): FleetKeys {
+  /**
+   * The keys, or a clear refusal in a process that has none. When a key id in `needed` is missing,
+   * the key file is re-read first if it changed (key-ring.ts: a rotation while this process runs).
+   */
+  keys(needed: readonly string[] = []): FleetKeys {
     if (this.options.keys === null) throw new ConfigError("this process was opened without the fleet key file, so it cannot read or write secrets; pass --db-key-file");
-    return this.options.keys;
+    return this.options.keys.get(needed);
+  }
+
+  /** Re-read the key file now (SIGHUP); the problem when it cannot be used (the old keys stay), or null. */
+  reloadKeys(): string | null {
+    if (this.options.keys === null) return null;
+    this.options.keys.refresh(true);
+    return this.options.keys.problem;
   }
 
   account(user: string, entry?: string): AccountStore {
-    return new PgAccountStore(this.pool, () => this.keys(), user, entry, this.gate);
+    return new PgAccountStore(this.pool, (needed) => this.keys(needed), user, entry, this.gate);
   }
 
   async put(user: string, document: string, mode: PutMode): Promise<"written" | "exists"> {
@@ -99,14 +110,14 @@ export class PgFleetStore implements FleetStore {
   }
 
   async document(user: string): Promise<{ readonly text: string; readonly scratchCodesOmitted: number } | null> {
-    const keys = this.keys();
     const rows = await this.pool.query<{ secret: Buffer; key_id: string; options: string; codes: number }>(
       "SELECT secret, key_id, options, (SELECT count(*)::int FROM otpgate_emergency_codes c WHERE c.user_name = a.user_name) AS codes FROM otpgate_accounts a WHERE user_name = $1",
       [user],
     );
     const row = rows[0];
     if (row === undefined) return null;
-    const plain = openSecret(keys, user, row.key_id, row.secret);
+    checkStoredOptions(user, row.options);
+    const plain = openSecret(this.keys([row.key_id]), user, row.key_id, row.secret);
     const secret = plain.toString("latin1");
     plain.fill(0);
     return { text: renderDocument(secret, row.options, []), scratchCodesOmitted: row.codes };

@@ -4,6 +4,7 @@
 
 import { ConfigError } from "../../core/errors.js";
 import type { FleetStore } from "../../ports/fleet.js";
+import { fleetUrlProblem } from "./url.js";
 
 export const DEFAULT_DB_KEY_FILE = "/etc/otpgate/db.key";
 export const DEFAULT_DB_PASSWORD_FILE = "/etc/otpgate/db.password";
@@ -38,7 +39,9 @@ export const isFleetUrl = (store: string): boolean => /^postgres(ql)?:\/\//.test
  * node-postgres is loaded here, on first use, never by the login path.
  */
 export async function openFleetStore(options: FleetConnectOptions): Promise<FleetStore> {
-  if (!isFleetUrl(options.url)) throw new ConfigError(`${JSON.stringify(options.url)} is not a postgres:// URL`);
+  if (!isFleetUrl(options.url)) throw new ConfigError("the store is not a postgres:// URL");
+  const problem = fleetUrlProblem(options.url);
+  if (problem !== null) throw new ConfigError(problem);
   const { connectFleetStore } = await import("./connect.js");
   return connectFleetStore(options);
 }

@@ -32,6 +32,7 @@ import { auditRecordOf } from "../../server/fleet-audit.js";
 import { FleetHealth, watchedFleet } from "../../server/fleet-health.js";
 import { ClientsFileError, parseClients, prefixOf, type Prefix, type RadiusClients } from "../../radius/clients.js";
 import { fleetOptionsOf, STORE_OPTIONS } from "../store-options.js";
+import { describeFleetUrl } from "../../../stores/pg/url.js";
 import type { FleetStore } from "../../../ports/fleet.js";
 import { createDecisionApi } from "../../server/http-api.js";
 import { checkInvitesDir } from "../../server/invites-dir.js";
@@ -448,10 +449,8 @@ export async function run(argv: string[], io: Output, as: "server" | "radius" = 
 
 const DEFAULT_LISTEN = "127.0.0.1:1812";
 
-/** The URL for a message: no user info (there is never a password in it, but keep the line short). */
-function redactedUrl(url: string): string {
-  return url.replace(/^(postgres(?:ql)?:\/\/)[^@/]*@/, "$1");
-}
+/** The URL for a message: host, port and database only (stores/pg/url.ts). */
+const redactedUrl = describeFleetUrl;
 
 /** The clients file: root's own, mode 0600, never through a symlink (it holds shared secrets). */
 function readClients(path: string, local: readonly Prefix[]): RadiusClients {
