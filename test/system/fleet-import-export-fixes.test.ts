@@ -66,7 +66,11 @@ test("rt1 F5: db export as root never writes through a directory another user ca
   symlinkSync(victim, link);
   lchownSync(link, mal.uid, mal.gid); // the link is the user's (not its target)
 
-  for (const [output, force] of [[join(link, "important"), true], [join(link, "new"), false], [join(mal.home, "plain.ga"), false]] as const) {
+  for (const [output, force] of [
+    [join(link, "important"), true],
+    [join(link, "new"), false],
+    [join(mal.home, "plain.ga"), false],
+  ] as const) {
     const r = runCli(["db", "export", ghost, ...f.args, "--output", output, ...(force ? ["--force"] : [])]);
     assert.equal(r.status, 2, `${output}: ${r.stderr}`);
     assert.match(r.stderr, /is written as root \(no such account on this host\), so its directory must be root's and writable by nobody else/);

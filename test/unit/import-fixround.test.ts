@@ -31,7 +31,10 @@ test("rt1 F4: without --replace the same secret is skipped and the message does 
 test("rt1 F7: the merge takes the strictest rate limit and window of any copy, whichever host comes first", () => {
   const loose = `${A}\n" WINDOW_SIZE 17\n" TOTP_AUTH\n`;
   const strict = `${A}\n" RATE_LIMIT 3 30 1000\n" WINDOW_SIZE 5\n" TOTP_AUTH\n`;
-  for (const order of [[loose, strict], [strict, loose]]) {
+  for (const order of [
+    [loose, strict],
+    [strict, loose],
+  ]) {
     const m = mergeStateTexts(order);
     assert.equal(getOption(m.text, "RATE_LIMIT"), "3 30 1000", "a rate limit on any copy is kept");
     assert.equal(getOption(m.text, "WINDOW_SIZE"), "5", "the smallest window");

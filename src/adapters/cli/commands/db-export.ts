@@ -24,7 +24,11 @@ import { useFleet } from "./fleet-open.js";
 
 export const exportOptions = {
   ...STORE_OPTIONS,
-  output: { type: "string", value: "FILE", help: "where to write the file (default ~USER/.google_authenticator); written as USER when USER is an account on this host, otherwise as root and only into a directory that only root can change" },
+  output: {
+    type: "string",
+    value: "FILE",
+    help: "where to write the file (default ~USER/.google_authenticator); written as USER when USER is an account on this host, otherwise as root and only into a directory that only root can change",
+  },
   force: { type: "boolean", short: "f", help: "replace a file that exists (its secret and codes stop working)" },
   "new-codes": { type: "boolean", help: "issue new emergency codes into the database and the file (shown once; the old ones stop working)" },
   "emergency-codes": { type: "string", short: "e", value: "N", help: `how many with --new-codes, 1-${MAX_SCRATCH_CODES} (default ${DEFAULT_SCRATCH_CODES})` },
