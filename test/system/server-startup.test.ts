@@ -183,7 +183,7 @@ describe("a clients file must not cover a local client (RT2 F5)", () => {
 });
 
 describe("--audit-retention-days", () => {
-  test("the server prunes audit records older than N days (its first pass a minute after start); --audit-retention-days needs --store", { timeout: 150_000 }, async (t) => {
+  test("the server prunes audit records older than N days (its first pass 5 s after start); --audit-retention-days needs --store", { timeout: 150_000 }, async (t) => {
     if (!systemReady(t, [])) return;
     const refused = runCli(["server", "--no-socket", "--audit-retention-days", "3"]);
     assert.equal(refused.status, 2, refused.stderr);

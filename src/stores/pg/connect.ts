@@ -31,6 +31,7 @@ export async function connectFleetStore(options: FleetConnectOptions): Promise<P
     keys,
     keyFile: options.keyFile,
     auditRetentionDays: options.auditRetentionDays ?? 90,
+    firstAuditPruneAfterMs: options.firstAuditPruneAfterMs ?? 60_000,
     log,
     host: options.host ?? hostname(),
     gateWaitMs: options.statementTimeoutMs ?? 5000,

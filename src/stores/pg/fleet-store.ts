@@ -22,6 +22,7 @@ export interface PgFleetStoreOptions {
   readonly keys: KeyRing | null;
   readonly keyFile: string | null;
   readonly auditRetentionDays: number;
+  readonly firstAuditPruneAfterMs: number;
   readonly log: AuditLog;
   /** This host's name for audit records (FleetConnectOptions.host, default os.hostname()). */
   readonly host: string;
@@ -41,9 +42,10 @@ export class PgFleetStore implements FleetStore {
     this.host = options.host;
     this.audits = new AuditQueue(options.pool, options.log);
     this.gate = new UserGate(options.gateWaitMs);
-    // Retention: a resident process prunes hourly (the first time after a minute, so short-lived
-    // admin commands never do); `otpgate db audit --prune` does it at once.
-    this.schedulePrune(60_000);
+    // Retention: a resident process prunes hourly (the first time after firstAuditPruneAfterMs,
+    // default a minute, so short-lived admin commands never do; the server starts it after 5 s);
+    // `otpgate db audit --prune` does it at once.
+    this.schedulePrune(options.firstAuditPruneAfterMs);
   }
 
   private pruneTimer: NodeJS.Timeout | null = null;

@@ -26,6 +26,8 @@ export interface FleetConnectOptions {
   readonly statementTimeoutMs?: number | undefined;
   /** Audit records older than this many days are deleted (default 90; 0 keeps them). */
   readonly auditRetentionDays?: number | undefined;
+  /** A resident process's first retention pass this many ms after opening (default 60000; hourly after it). */
+  readonly firstAuditPruneAfterMs?: number | undefined;
   /** Where the store's warnings go (a dropped connection, audit records dropped); default stderr. Never a secret. */
   readonly log?: ((level: "warning" | "err", message: string) => void) | undefined;
 }

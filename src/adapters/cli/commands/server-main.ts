@@ -283,6 +283,8 @@ export async function run(argv: string[], io: Output, as: "server" | "radius" = 
     const fleetOptions = fleetOptionsOf(values, {
       migrate: values.migrate === true,
       auditRetentionDays: auditRetentionOf(values["audit-retention-days"], values.store !== undefined),
+      // The server is resident: its first retention pass soon after start, then hourly.
+      firstAuditPruneAfterMs: 5_000,
       host: hostname(),
       // The store's own warnings (a dropped connection, audit records dropped) into the server's log.
       log: (level, message) => log.write(level, `fleet:${level}`, { event: "fleet", message }),
