@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { GatewayConfigError, parseGatewayConfig } from "../../src/adapters/http/gateway-config.js";
+import { GatewayConfigError, gatewayConfigKeys, parseGatewayConfig } from "../../src/adapters/http/gateway-config.js";
 import type { OptionTable } from "../../src/adapters/cli/help.js";
 import { ROOT } from "../helpers/system.js";
 
@@ -74,5 +74,15 @@ test("every flag the README's reference names for a converted command is one it 
       const known = flag.startsWith("--") ? long.has(flag.slice(2)) : short.has(flag.slice(1));
       assert.ok(known, `README's section on otpgate ${name} names ${flag}, which otpgate ${name} does not accept`);
     }
+  }
+});
+
+test("README's gateway table has a row for every key the configuration accepts, and names every key of each section", () => {
+  const sections = gatewayConfigKeys();
+  for (const key of sections[""]!) row(key);
+  for (const [section, keys] of Object.entries(sections)) {
+    if (section === "") continue;
+    const text = row(section).join(" ");
+    for (const key of keys) assert.match(text, new RegExp(`\\b${key}\\b`), `README's ${section} row names ${section}.${key}`);
   }
 });

@@ -438,6 +438,11 @@ const SECTIONS: Record<string, readonly string[]> = {
   tls: Object.keys(tlsSchema.shape),
 };
 
+/** Every key the configuration accepts, by section ("" is the top level): the README's table lists them all. */
+export function gatewayConfigKeys(): Readonly<Record<string, readonly string[]>> {
+  return SECTIONS;
+}
+
 /** Optimal string alignment distance (a swap of two neighbours counts 1: idel -> idle). */
 function distance(a: string, b: string): number {
   const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
