@@ -323,7 +323,21 @@ test("responses: the app cannot set, overwrite or expire the gateway's cookies",
     "__host-otpgate_session=x",
     "otpgate_csrf=x",
   ];
-  const kept = ["otpgate_sessionx=1", "xotpgate_session=1", "theme=dark; otpgate_session=not-a-name-here", "otpgate_session"];
+  const kept = ["otpgate_sessionx=1", "xotpgate_session=1", "theme=dark; otpgate_session=not-a-name-here"];
+  const out = appResponseHeaders(
+    [...refused, ...kept].map((v) => ["set-cookie", v] as [string, string]),
+    mine,
+  );
+  assert.deepEqual(values(out, "set-cookie"), kept);
+});
+
+// Red team RT-A (second pass): a nameless cookie (RFC 6265bis 5.6: "=otpgate_session=x" or a pair
+// without "=") is stored with an empty name and sent back as its bare value, "otpgate_session=x" -
+// in a Cookie header that spells any cookie name. The app sets no nameless cookie through the gateway.
+test("responses: the app cannot set a nameless cookie, whose bare value would come back as a named one", () => {
+  const mine = ["otpgate_session", "__Host-otpgate_session"];
+  const refused = ["=otpgate_session=evil; Path=/", " =__Host-otpgate_session=evil", "=x", "otpgate_session", "theme; Path=/", "=", ""];
+  const kept = ["theme=dark; Path=/", "a==b"];
   const out = appResponseHeaders(
     [...refused, ...kept].map((v) => ["set-cookie", v] as [string, string]),
     mine,

@@ -222,7 +222,9 @@ export function setCookieName(line: string): string {
 /**
  * The app's response headers as the browser receives them: hop-by-hop and Connection-named headers,
  * Transfer-Encoding and Trailer dropped, and no Set-Cookie that would set one of the gateway's
- * cookies (compared case-insensitively: an app must not overwrite or shadow the session).
+ * cookies (compared case-insensitively: an app must not overwrite or shadow the session). Nameless
+ * cookies are dropped too: a browser stores "=otpgate_session=x" (or a pair without "=") under an
+ * empty name and sends back its bare value, which in a Cookie header spells any name it likes.
  */
 export function appResponseHeaders(app: HeaderList, cookieNames: readonly string[]): [string, string][] {
   const named = connectionNamed(app);
@@ -231,7 +233,10 @@ export function appResponseHeaders(app: HeaderList, cookieNames: readonly string
   for (const [name, value] of app) {
     const n = name.toLowerCase();
     if (HOP_BY_HOP.has(n) || named.has(n)) continue;
-    if (n === "set-cookie" && own.has(setCookieName(value).toLowerCase())) continue;
+    if (n === "set-cookie") {
+      const cookie = setCookieName(value);
+      if (cookie === "" || own.has(cookie.toLowerCase())) continue;
+    }
     out.push([n, value]);
   }
   return out;
