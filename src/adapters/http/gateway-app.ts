@@ -5,7 +5,7 @@
 
 import { createHash } from "node:crypto";
 import type { Duplex } from "node:stream";
-import { headerValue, headerValues, safeReturnUrl, type SessionData } from "../../core/web/index.js";
+import { cookieValue, headerValue, headerValues, safeReturnUrl, type SessionData } from "../../core/web/index.js";
 import { gatewayCookies } from "./cookie-names.js";
 import { createEnrollHandler } from "./enroll-handler.js";
 import { forwardedWarner } from "./forwarded-warning.js";
@@ -113,7 +113,11 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   const handleLogin = createLoginHandler(ctx);
   const handleEnroll = createEnrollHandler(ctx);
   const loginUrl = (rd: string) => `${P}/login?rd=${encodeURIComponent(rd)}`;
-  const session = (req: GatewayRequest): SessionData | null => sessions.open(kit.cookies(req).get(names.session), clock.nowMs());
+  // The session cookie alone (cookieValue: the same answer as kit.cookies(req).get(), without the map).
+  const session = (req: GatewayRequest): SessionData | null => sessions.open(cookieValue(headerValues(req.headers, "cookie"), names.session), clock.nowMs());
+  const authPath = `${P}/auth`;
+  /** Forward-auth answers have no body: Content-Length 0 instead of an empty chunked body. */
+  const noBody = ["content-length", "0"] as const;
   const plain = (status: number, body: string, headers: HeaderList = []): GatewayResponse => ({
     status,
     headers: [["content-type", "text/plain; charset=utf-8"], ["cache-control", "no-store"], ...headers],
@@ -180,22 +184,43 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
     }
   }
 
+  /** GET /_otpgate/auth (nginx auth_request, Traefik forwardAuth, Caddy forward_auth): the decision alone. */
+  function forwardAuth(req: GatewayRequest): GatewayResponse {
+    const s = session(req);
+    if (s) {
+      metrics.forward_auth_allowed++;
+      return { status: 200, headers: [["remote-user", s.user], ["cache-control", "no-store"], noBody], body: null };
+    }
+    metrics.forward_auth_denied++;
+    if (config.forwardAuth === "status") return { status: 401, headers: [["cache-control", "no-store"], noBody], body: null };
+    return {
+      status: 302,
+      headers: [["location", new URL(loginUrl(safeReturnUrl(originalUrl(req), returnPolicy)), config.publicUrl).toString()], ["cache-control", "no-store"], noBody],
+      body: null,
+    };
+  }
+
   function handle(req: GatewayRequest): GatewayResponse | Promise<GatewayResponse> {
     warnForwarded(req);
     // Only origin-form targets (absolute-form and "*" would reach the app unchanged).
     if (!req.target.startsWith("/") || req.target.startsWith("//")) return plain(400, "Bad request target\n", [["connection", "close"]]);
-    let url: URL;
-    try {
-      url = new URL(req.target, "http://gateway.invalid");
-    } catch {
-      return plain(400, "Bad request target\n", [["connection", "close"]]);
+    // The forward-auth target as proxies send it needs no URL parser (it would give the same path).
+    let url: URL | null = null;
+    if (req.target !== authPath) {
+      try {
+        url = new URL(req.target, "http://gateway.invalid");
+      } catch {
+        return plain(400, "Bad request target\n", [["connection", "close"]]);
+      }
     }
     // A body is forwarded decoded from its chunks, so the only transfer coding accepted is chunked
     // alone (node:http already refuses it together with Content-Length, or not last).
-    const codings = headerValues(req.headers, "transfer-encoding")
-      .flatMap((v) => v.split(","))
-      .map((t) => t.trim().toLowerCase());
-    if (codings.length > 0 && (codings.length !== 1 || codings[0] !== "chunked")) return plain(400, "Unsupported transfer coding\n", [["connection", "close"]]);
+    const te = headerValues(req.headers, "transfer-encoding");
+    if (te.length > 0) {
+      const codings = te.flatMap((v) => v.split(",")).map((t) => t.trim().toLowerCase());
+      if (codings.length !== 1 || codings[0] !== "chunked") return plain(400, "Unsupported transfer coding\n", [["connection", "close"]]);
+    }
+    if (url === null) return forwardAuth(req);
     const path = url.pathname;
     if (path === "/healthz") return plain(200, "ok\n");
     if (path === `${P}/metrics`) {
@@ -239,30 +264,7 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
       );
     }
     if (path.startsWith(`${P}/enroll/`)) return handleEnroll(pageRequest(req), path.slice(`${P}/enroll/`.length));
-    if (path === `${P}/auth`) {
-      const s = session(req);
-      if (s) {
-        metrics.forward_auth_allowed++;
-        return {
-          status: 200,
-          headers: [
-            ["remote-user", s.user],
-            ["cache-control", "no-store"],
-          ],
-          body: null,
-        };
-      }
-      metrics.forward_auth_denied++;
-      if (config.forwardAuth === "status") return { status: 401, headers: [["cache-control", "no-store"]], body: null };
-      return {
-        status: 302,
-        headers: [
-          ["location", new URL(loginUrl(safeReturnUrl(originalUrl(req), returnPolicy)), config.publicUrl).toString()],
-          ["cache-control", "no-store"],
-        ],
-        body: null,
-      };
-    }
+    if (path === authPath) return forwardAuth(req);
     const s = session(req);
     if (s && upstream && config.upstream) return proxy(req, s.user);
     if (s) return kit.page(404, messagePage("Signed in", `You are signed in as ${s.user}.`, P));

@@ -16,6 +16,31 @@ export function parseCookies(values: readonly string[]): Map<string, string> {
   return out;
 }
 
+/**
+ * The value of one cookie: exactly parseCookies(values).get(name) (the first occurrence of the name
+ * after trimming wins, parts without a name or "=" are skipped), without building the map or
+ * splitting every header. Forward-auth reads only the session cookie, at every request.
+ */
+export function cookieValue(values: readonly string[], name: string): string | undefined {
+  if (name === "") return undefined;
+  for (const header of values) {
+    let start = 0;
+    let eq = -1; // the next "=" at or after `start` (found once, reused across parts: linear time)
+    while (start <= header.length) {
+      let end = header.indexOf(";", start);
+      if (end < 0) end = header.length;
+      if (eq !== header.length && eq < start) {
+        eq = header.indexOf("=", start);
+        if (eq < 0) eq = header.length;
+      }
+      // parseCookies skips a part whose "=" is missing or first (eq <= 0 within the part).
+      if (eq > start && eq < end && header.slice(start, eq).trim() === name) return header.slice(eq + 1, end).trim();
+      start = end + 1;
+    }
+  }
+  return undefined;
+}
+
 /** The Cookie header without the named cookies (names compared after trimming, as parseCookies does); null when nothing is left. */
 export function cookiesWithout(values: readonly string[], names: readonly string[]): string | null {
   const drop = new Set(names);
