@@ -97,6 +97,16 @@ export function pamtester(service: string, user: string, entry: string, atSecond
   return { ok: r.status === 0, out: `${r.stdout}${r.stderr}` };
 }
 
+/** pamtester() without blocking: refusals whose time is not measured wait out their floors at once. */
+export async function pamtesterAsync(service: string, user: string, entry: string, items: string[] = []): Promise<{ ok: boolean; out: string }> {
+  const r = await spawnTimed("pamtester", [...items.flatMap((i) => ["-I", i]), service, user, "authenticate"], {
+    input: entry + "\n",
+    env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", TZ: "UTC" },
+    timeoutMs: 20_000,
+  });
+  return { ok: r.status === 0, out: r.out };
+}
+
 /**
  * A process run without blocking this one (so several can wait out a refusal floor at once): its
  * exit status and its wall time from spawn to exit, in ms.
