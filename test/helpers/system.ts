@@ -97,6 +97,38 @@ export function pamtester(service: string, user: string, entry: string, atSecond
   return { ok: r.status === 0, out: `${r.stdout}${r.stderr}` };
 }
 
+/** pamtester() without blocking: refusals whose time is not measured wait out their floors at once. */
+export async function pamtesterAsync(service: string, user: string, entry: string, items: string[] = []): Promise<{ ok: boolean; out: string }> {
+  const r = await spawnTimed("pamtester", [...items.flatMap((i) => ["-I", i]), service, user, "authenticate"], {
+    input: entry + "\n",
+    env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", TZ: "UTC" },
+    timeoutMs: 20_000,
+  });
+  return { ok: r.status === 0, out: r.out };
+}
+
+/**
+ * A process run without blocking this one (so several can wait out a refusal floor at once): its
+ * exit status and its wall time from spawn to exit, in ms.
+ */
+export function spawnTimed(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<{ status: number | null; ms: number; out: string }> {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const child = spawn(cmd, args, { env: opts.env ?? { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" }, stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 30_000);
+    child.on("error", reject);
+    child.on("close", (status) => {
+      clearTimeout(timer);
+      resolve({ status, ms: Number(process.hrtime.bigint() - t0) / 1e6, out });
+    });
+    child.stdin.on("error", () => {}); // a process that exits before reading its input
+    child.stdin.end(opts.input ?? "");
+  });
+}
+
 export function runCli(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {}): SpawnSyncReturns<string> {
   return spawnSync(process.execPath, [CLI, ...args], {
     input: opts.input ?? "",

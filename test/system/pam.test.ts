@@ -5,7 +5,7 @@ import { spawn } from "node:child_process";
 import { chownSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { CLI, enrolledUser, oathTotp, pamService, pamtester, runCli, syslogListener, systemReady, tempDir, throwawayUser } from "../helpers/system.js";
+import { CLI, enrolledUser, oathTotp, pamService, pamtester, pamtesterAsync, runCli, syslogListener, systemReady, tempDir, throwawayUser } from "../helpers/system.js";
 
 const stack = (args: string) => [
   `auth [success=1 ignore=1 default=ignore] pam_exec.so quiet quiet_log expose_authtok ${process.execPath} ${CLI} pam ${args}`,
@@ -39,14 +39,16 @@ describe("otpgate pam under pam_exec", () => {
     assert.equal(pamtester(pamService(t, stack("nullok")), "no-such-user-otpgate", "123456").ok, false);
   });
 
-  test("unknown or inapplicable options fail closed, with a log line saying why", (t) => {
+  test("unknown or inapplicable options fail closed, with a log line saying why", async (t) => {
     if (!systemReady(t, ["pamtester", "oathtool", "python3"])) return;
     const log = syslogListener(t);
     const { user, secret } = enrolledUser(t);
-    for (const bad of ["frobnicate", "forward_pass", "authtok_prompt=Code:", "allowed_perm=0", "grace_period=-5"]) {
-      assert.equal(pamtester(pamService(t, stack(`log_socket=${log.socket} ${bad}`)), user.name, oathTotp(secret)).ok, false, bad);
-    }
+    // All at once: each refusal waits out the 1 s floor, and nothing here depends on their order.
+    const bads = ["frobnicate", "forward_pass", "authtok_prompt=Code:", "allowed_perm=0", "grace_period=-5"];
+    const results = await Promise.all(bads.map((bad) => pamtesterAsync(pamService(t, stack(`log_socket=${log.socket} ${bad}`)), user.name, oathTotp(secret))));
+    bads.forEach((bad, k) => assert.equal(results[k]!.ok, false, bad));
     const lines = log.lines().join("\n");
+    assert.equal(lines.split("\n").length, bads.length, lines);
     // The problem is one escaped field (it quotes option text from the PAM line).
     assert.match(lines, /result=error reason=config problem="Unrecognized option \\"frobnicate\\""$/m);
     assert.match(lines, /Option \\"forward_pass\\" cannot work with otpgate pam: pam_exec cannot hand a password on/);

@@ -221,7 +221,8 @@ test("3,000 unknown-user logins (real user cache, slow NSS) do not stall other r
   const d = tempDir(t);
   writeFileSync(join(d, "passwd"), "alice:x:1001:1001::/home/alice:/bin/sh\n");
   writeFileSync(join(d, "group"), "");
-  writeFileSync(join(d, "getent"), "#!/bin/sh\nsleep 0.05\nexit 2\n", { mode: 0o755 });
+  // getent sleeps 0.5 s: a lookup on the event loop would hold every request behind it that long.
+  writeFileSync(join(d, "getent"), "#!/bin/sh\nsleep 0.5\nexit 2\n", { mode: 0o755 });
   const cache = new UserCache({ passwdPath: join(d, "passwd"), groupPath: join(d, "group"), getent: join(d, "getent"), nowMs: () => Date.now(), maxGetentPerSecond: 10 });
   const r = rig({
     realTime: true,
@@ -272,12 +273,15 @@ test("3,000 unknown-user logins (real user cache, slow NSS) do not stall other r
   const figures = `health probes: quiet p50 ${p(quiet, 0.5).toFixed(1)} / max ${quiet.at(-1)!.toFixed(0)} ms; during the flood (${latencies.length} probes) p50 ${p(latencies, 0.5).toFixed(1)} / p99 ${p(latencies, 0.99).toFixed(0)} / max ${latencies.at(-1)!.toFixed(0)} ms; answers ${JSON.stringify([...statuses])}, ${cache.spawned} getent`;
   console.log(`# ${figures}`);
   assert.ok(latencies.length > 100, figures);
-  // Generous bounds: the issue measured ~500 ms for EVERY request (the event loop blocked by
-  // synchronous lookups). A machine loaded by other work (CI at a load average of 12 on 2 CPUs)
-  // alone puts the median at ~60 ms, so the bounds sit between the two: half the requests wait
-  // < 200 ms more and nine in ten < 350 ms more; a blocked loop fails both.
-  assert.ok(p(latencies, 0.5) < p(quiet, 0.5) + 200, figures);
-  assert.ok(p(latencies, 0.9) < p(quiet, 0.9) + 350, figures);
+  // What load cannot change: every probe was answered, and getent ran (the lookups were real).
+  assert.ok(cache.spawned >= 1, figures);
+  // Generous bounds, as the point is the order of magnitude: the issue measured ~500 ms for EVERY
+  // request (the event loop blocked by synchronous lookups), and a lookup on the loop here would
+  // stop it for 500 ms per getent. A machine loaded by other work (CI at a load average of 12 on 2
+  // CPUs) puts the median at ~60 ms and, rarely, the p90 at a few hundred: half the probes wait
+  // < 400 ms more and nine in ten < 1,000 ms more; a blocked loop fails both.
+  assert.ok(p(latencies, 0.5) < p(quiet, 0.5) + 400, figures);
+  assert.ok(p(latencies, 0.9) < p(quiet, 0.9) + 1000, figures);
 });
 
 test("a directory that hangs: the login is refused at the lookup timeout like an unknown user, and counted against the address only", async () => {

@@ -45,9 +45,14 @@ function database() {
   return { db, store };
 }
 
-function memoryJournal(): RevocationJournal & { saved: Revocation[][] } {
+/** Every save is kept (a copy); `lastOnly` keeps just the latest (10,000 saves of up to 10,000 entries would be 50 million). */
+function memoryJournal(lastOnly = false): RevocationJournal & { saved: Revocation[][] } {
   const saved: Revocation[][] = [];
-  return { path: "/var/lib/otpgate/gateway.pending-revocations", saved, load: () => [...(saved.at(-1) ?? [])], save: (r) => void saved.push([...r]) };
+  const save = (r: readonly Revocation[]) => {
+    if (lastOnly) saved.length = 0;
+    saved.push([...r]);
+  };
+  return { path: "/var/lib/otpgate/gateway.pending-revocations", saved, load: () => [...(saved.at(-1) ?? [])], save };
 }
 
 const flushed = () => new Promise((r) => setImmediate(r));
@@ -156,13 +161,27 @@ test("beyond the journal's bound the oldest revocations are dropped, and the cou
   const clock = { t: 9_000_000 };
   const { db, store } = database();
   db.down = true;
-  const journal = memoryJournal();
+  const journal = memoryJournal(true);
   const logs: Record<string, unknown>[] = [];
   const { MAX_JOURNAL } = await import("../../src/stores/gateway-journal.js");
+  const sid = (i: number) => `sid-${String(i).padStart(20, "0")}`;
+  // A full journal left by an earlier run (10,000 logouts while the database was down; made one by
+  // one here, each is a copy of the sessions state: ~40 s of CPU), then one more logout.
+  journal.save(Array.from({ length: MAX_JOURNAL }, (_, i) => ({ kind: "session" as const, sid: sid(i), until: clock.t + 60_000 })));
   const shared = createSharedState({ store, clock: { nowMs: () => clock.t }, log: (e) => void logs.push(e), absoluteMs: 3_600_000, journal });
-  for (let i = 0; i <= MAX_JOURNAL; i++) await shared.store.revokeSession(`sid-${String(i).padStart(20, "0")}`, clock.t + 60_000, clock.t);
+  await shared.store.revokeSession(sid(MAX_JOURNAL), clock.t + 60_000, clock.t);
   await flushed();
-  assert.equal(journal.saved.at(-1)!.length, MAX_JOURNAL);
+  const kept = journal.saved.at(-1)!;
+  assert.equal(kept.length, MAX_JOURNAL);
+  assert.deepEqual(
+    [kept[0], kept.at(-1)],
+    [
+      { kind: "session", sid: sid(1), until: 9_060_000 },
+      { kind: "session", sid: sid(MAX_JOURNAL), until: 9_060_000 },
+    ],
+    "the oldest is dropped, the newest kept",
+  );
+  assert.equal(shared.store.read().state.revoked.has(sid(0)), true, "the dropped logout still holds on this instance");
   assert.ok(
     logs.some((l) => /^1 revocation\(s\) not yet in .* were dropped/.test(String(l["message"]))),
     "the drop is logged",
