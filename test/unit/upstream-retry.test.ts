@@ -50,7 +50,7 @@ async function drain(res: GatewayResponse): Promise<string> {
 async function send(origin: URL, method = "GET"): Promise<string> {
   const up = createUpstream({ origin });
   try {
-    const res = await up.forward({ method, target: "/once", headers: [["host", "app.test"]], body: null });
+    const res = await up.forward({ user: "alice", method, target: "/once", headers: [["host", "app.test"]], body: null });
     return `${res.status} ${await drain(res)}`;
   } catch {
     return "error";

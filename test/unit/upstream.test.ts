@@ -35,10 +35,11 @@ test("undici frames a streamed body on GET/DELETE/OPTIONS itself (chunked) with 
   const up = createUpstream({ origin: app.origin });
   t.after(() => up.close());
   for (const method of ["GET", "DELETE", "OPTIONS"]) {
-    const res = await up.forward({ method, target: `/${method}`, headers: [["host", "app"]], body: chunks("GET /smuggled HTTP/1.1\r\n", "\r\n") });
+    const res = await up.forward({ user: "alice", method, target: `/${method}`, headers: [["host", "app"]], body: chunks("GET /smuggled HTTP/1.1\r\n", "\r\n") });
     assert.equal(res.status, 200);
   }
   const post = await up.forward({
+    user: "alice",
     method: "POST",
     target: "/post",
     headers: [
@@ -66,7 +67,7 @@ test("a body longer than its Content-Length is never sent as a second request", 
   });
   const up = createUpstream({ origin: app.origin });
   t.after(() => up.close());
-  await assert.rejects(up.forward({ method: "POST", target: "/x", headers: [["content-length", "2"]], body: chunks("ab", "GET /smuggled HTTP/1.1\r\n\r\n") }));
+  await assert.rejects(up.forward({ user: "alice", method: "POST", target: "/x", headers: [["content-length", "2"]], body: chunks("ab", "GET /smuggled HTTP/1.1\r\n\r\n") }));
   await new Promise((r) => setTimeout(r, 50));
   assert.ok(!app.conns.join("").includes("/smuggled"));
 });
@@ -80,14 +81,14 @@ test("an idle app connection closed under a GET is retried once on a new connect
     if ((conn === 0 && requests(bytes) === 2) || (conn === 1 && requests(bytes) === 3)) return void s.destroy();
     ok(s);
   });
-  const up = createUpstream({ origin: app.origin, connections: 1 });
+  const up = createUpstream({ origin: app.origin, connectionsPerPool: 1 });
   t.after(() => up.close());
-  assert.equal((await up.forward({ method: "GET", target: "/a", headers: [], body: null })).status, 200);
-  assert.equal((await up.forward({ method: "GET", target: "/b", headers: [], body: null })).status, 200, "retried on a new connection");
+  assert.equal((await up.forward({ user: "alice", method: "GET", target: "/a", headers: [], body: null })).status, 200);
+  assert.equal((await up.forward({ user: "alice", method: "GET", target: "/b", headers: [], body: null })).status, 200, "retried on a new connection");
   assert.equal(app.conns.length, 2);
   assert.match(app.conns[1]!, /^GET \/b /);
-  assert.equal((await up.forward({ method: "POST", target: "/c", headers: [["content-length", "1"]], body: chunks("x") })).status, 200);
-  await assert.rejects(up.forward({ method: "POST", target: "/d", headers: [["content-length", "1"]], body: chunks("y") }), "a request with a body is not sent again");
+  assert.equal((await up.forward({ user: "alice", method: "POST", target: "/c", headers: [["content-length", "1"]], body: chunks("x") })).status, 200);
+  await assert.rejects(up.forward({ user: "alice", method: "POST", target: "/d", headers: [["content-length", "1"]], body: chunks("y") }), "a request with a body is not sent again");
   assert.equal(app.conns.length, 2);
 });
 
@@ -129,7 +130,7 @@ test("the app's body goes straight into the sink: what came before pipeTo is kep
   });
   const up = createUpstream({ origin: app.origin });
   t.after(() => up.close());
-  const res = await up.forward({ method: "GET", target: "/big", headers: [["host", "app"]], body: null });
+  const res = await up.forward({ user: "alice", method: "GET", target: "/big", headers: [["host", "app"]], body: null });
   assert.equal(res.status, 200);
   await new Promise((r) => setTimeout(r, 50)); // the body arrives before the shell attaches the sink
   const body = res.body as StreamedBody;
@@ -153,14 +154,14 @@ test("a body cut short by the app destroys the sink (never ended as if complete)
   });
   const up = createUpstream({ origin: app.origin });
   t.after(() => up.close());
-  const res = await up.forward({ method: "GET", target: "/cut", headers: [], body: null });
+  const res = await up.forward({ user: "alice", method: "GET", target: "/cut", headers: [], body: null });
   const sink = recordingSink();
   (res.body as StreamedBody).pipeTo(sink);
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(sink.text(), "abc");
   assert.equal(sink.ended, false);
   assert.ok(sink.destroyed, "the client's response is destroyed");
-  const head = await up.forward({ method: "HEAD", target: "/h", headers: [], body: null });
+  const head = await up.forward({ user: "alice", method: "HEAD", target: "/h", headers: [], body: null });
   assert.equal(head.body, null);
 });
 
@@ -174,12 +175,12 @@ test("a client that goes away aborts its app request, before the answer and whil
   const up = createUpstream({ origin: app.origin });
   t.after(() => up.close());
   let gone1: (() => void) | undefined;
-  const waiting = up.forward({ method: "GET", target: "/wait", headers: [], body: null, onAbort: (l) => (gone1 = l) });
+  const waiting = up.forward({ user: "alice", method: "GET", target: "/wait", headers: [], body: null, onAbort: (l) => (gone1 = l) });
   await new Promise((r) => setTimeout(r, 50));
   gone1!();
   await assert.rejects(waiting, /client went away/);
   let gone2: (() => void) | undefined;
-  const res = await up.forward({ method: "GET", target: "/stream", headers: [], body: null, onAbort: (l) => (gone2 = l) });
+  const res = await up.forward({ user: "alice", method: "GET", target: "/stream", headers: [], body: null, onAbort: (l) => (gone2 = l) });
   const sink = recordingSink();
   (res.body as StreamedBody).pipeTo(sink);
   await new Promise((r) => setTimeout(r, 50));

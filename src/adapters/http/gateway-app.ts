@@ -17,6 +17,7 @@ import { STYLE, loginPage, messagePage, signOutPage } from "./pages.js";
 import { appClientAddress, appHost, fromAppHeaders, toAppHeaders } from "./to-app-headers.js";
 import { BodyIdleError, createUserPlaces, idleLimited, releasedWhenSent } from "./app-request-limits.js";
 import { isLocalRequest } from "./local-request.js";
+import { AppPoolsFull } from "./app-pools.js";
 import { createTunnels, type Tunnels } from "./tunnels.js";
 
 export type UpgradeDecision =
@@ -170,13 +171,17 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
     }
     const body = req.body === null ? null : idleLimited(req.body, config.limits.appBodyIdleMs);
     try {
-      const res = await upstream!.forward({ method: req.method, target: req.target, headers: appHeaders(req, user), body, ...(req.onAbort ? { onAbort: req.onAbort } : {}) });
+      const res = await upstream!.forward({ user, method: req.method, target: req.target, headers: appHeaders(req, user), body, ...(req.onAbort ? { onAbort: req.onAbort } : {}) });
       return { status: res.status, headers: fromAppHeaders(res.headers, cookieNames), body: releasedWhenSent(res.body, release) };
     } catch (err) {
       release();
       if (err instanceof BodyIdleError || (err as { cause?: unknown }).cause instanceof BodyIdleError) {
         log({ event: "upstream", result: "body-idle", user });
         return plain(408, "The request body stopped arriving; send it again.\n", [["connection", "close"]]);
+      }
+      if (err instanceof AppPoolsFull) {
+        log({ event: "upstream", result: "pools-full", user });
+        return plain(503, "The gateway is busy with too many users' requests to the application; try again in a moment.\n", [["retry-after", "1"]]);
       }
       metrics.upstream_errors++;
       log({ event: "upstream", result: "error", message: (err as Error).message });
@@ -325,7 +330,7 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
       .digest("base64");
     let up;
     try {
-      up = await upstream.upgrade({ target: req.target, headers: appHeaders(req, s.user), ...(req.onAbort ? { onAbort: req.onAbort } : {}) });
+      up = await upstream.upgrade({ user: s.user, target: req.target, headers: appHeaders(req, s.user), ...(req.onAbort ? { onAbort: req.onAbort } : {}) });
     } catch (err) {
       metrics.upstream_errors++;
       log({ event: "upstream", result: "error", message: (err as Error).message });

@@ -222,7 +222,7 @@ export function createGateway(config: GatewayConfig, log: GatewayLog, gatewayOpt
   const own0 = gatewayOptions;
   const stores = gatewayOptions.stores;
   let built: { app: GatewayApp; sessions: Sessions; closeDecisions(): Promise<void>; shared: SharedState | null } | null = null;
-  const upstream: PoolUpstream | null = config.upstream ? createUpstream({ origin: config.upstream }) : null;
+  const upstream: PoolUpstream | null = config.upstream ? createUpstream({ origin: config.upstream, connectionsPerPool: config.limits.appRequestsPerUser }) : null;
   /** Keys (rotations picked up), persisted revocations, and sessions bound to the user's secret (as the decision service reports it). */
   const start = (shared: SharedState | null = null): void => {
     if (built) return;

@@ -63,6 +63,8 @@ export interface GatewayResponse {
 
 /** A request as it goes to the app: headers already rebuilt by the one function that does it. */
 export interface UpstreamRequest {
+  /** Whose request it is (null: none): app connections are never shared between users (upstream.ts). */
+  readonly user: string | null;
   readonly method: string;
   readonly target: string;
   readonly headers: HeaderList;
@@ -84,7 +86,7 @@ export interface Upstream {
    */
   forward(req: UpstreamRequest): Promise<GatewayResponse>;
   /** A WebSocket upgrade (the library sends Connection/Upgrade); rejects unless the app answers 101. */
-  upgrade(req: { readonly target: string; readonly headers: HeaderList; readonly onAbort?: (listener: () => void) => void }): Promise<UpstreamUpgrade>;
+  upgrade(req: { readonly user: string | null; readonly target: string; readonly headers: HeaderList; readonly onAbort?: (listener: () => void) => void }): Promise<UpstreamUpgrade>;
 }
 
 export interface GatewayLog {

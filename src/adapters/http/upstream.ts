@@ -12,6 +12,13 @@
 // the shell gives it (the client's ServerResponse), pauses undici when the sink is full and resumes
 // it on 'drain'. Nothing but undici's own framing and parsing is between the two sockets.
 //
+// Connections: each user has a pool of app connections of their own (app-pools.ts, red team 1, F9):
+// an app connection, WebSocket upgrades included, never carries two users' requests, so stray bytes
+// an app sends after one user's answer can never be read as another user's answer. At most
+// APP_POOLS users' pools are kept (least recently used replaced; 503 when all have requests in
+// flight), each with at most `connectionsPerPool` connections (limits.app_requests_per_user: a
+// user's requests never queue behind each other); a pool idle for IDLE_POOL_MS is closed.
+//
 // Timeouts: the app has UPSTREAM_HEADERS_MS to start answering; once it has, the body may pause
 // for as long as it likes (bodyTimeout 0): RStudio long-polls and apps stream server-sent events.
 // A client that goes away aborts its app request (through the dispatch controller), so nothing
@@ -20,20 +27,30 @@
 import { Pool, type Dispatcher } from "undici";
 import type { IncomingHttpHeaders } from "node:http";
 import type { HeaderList } from "../../core/web/headers.js";
+import { createUserPools } from "./app-pools.js";
 import type { BodySink, GatewayResponse, StreamedBody, Upstream, UpstreamRequest } from "./gateway-types.js";
 
 export const UPSTREAM_HEADERS_MS = 5 * 60_000;
+/** Users' pools kept at once (each holds no connection once idle for the keep-alive timeout). */
+export const APP_POOLS = 1024;
+/** A user's pool with nothing in flight for this long is closed. */
+export const IDLE_POOL_MS = 60_000;
 
 export interface UpstreamOptions {
   /** The app's origin (http://host:port). */
   readonly origin: URL;
-  /** Most open connections to the app. */
-  readonly connections?: number;
+  /** Most open connections to the app per user (limits.app_requests_per_user). */
+  readonly connectionsPerPool?: number;
+  /** Most users' pools kept (APP_POOLS). */
+  readonly maxPools?: number;
+  readonly idlePoolMs?: number;
   readonly headersTimeoutMs?: number;
 }
 
 export interface PoolUpstream extends Upstream {
   close(): Promise<void>;
+  /** Users' pools kept now (tests, metrics). */
+  readonly pools: number;
 }
 
 /** Idempotent methods whose request can be sent again when the app connection closed before any answer. */
@@ -119,6 +136,8 @@ class Forwarding implements Dispatcher.DispatchHandler, StreamedBody {
     private readonly head: boolean,
     private readonly resolve: (res: GatewayResponse) => void,
     private readonly reject: (err: Error) => void,
+    /** The request is over at the app (answered to its end or failed): its pool may be closed. */
+    private readonly settled: () => void,
   ) {}
 
   /** The client went away: abort the app request (now, or as soon as undici starts it). */
@@ -154,11 +173,13 @@ class Forwarding implements Dispatcher.DispatchHandler, StreamedBody {
 
   onResponseEnd(): void {
     this.ended = true;
+    this.settled();
     if (!this.answered) return this.reject(new Error("the app ended the request without a final answer"));
     this.sink?.end();
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.settled();
     if (!this.answered) return this.reject(error);
     this.failure = error;
     // A body cut short is never passed off as complete: the client's response is destroyed.
@@ -215,31 +236,46 @@ class Forwarding implements Dispatcher.DispatchHandler, StreamedBody {
 }
 
 export function createUpstream(options: UpstreamOptions): PoolUpstream {
-  const pool = new Pool(options.origin.origin, {
-    connections: options.connections ?? 128,
-    pipelining: 1,
-    keepAliveTimeout: 4_000,
-    keepAliveMaxTimeout: 60_000,
-    headersTimeout: options.headersTimeoutMs ?? UPSTREAM_HEADERS_MS,
-    bodyTimeout: 0,
-    strictContentLength: true,
+  const origin = options.origin.origin;
+  const pools = createUserPools<Pool>({
+    maxPools: options.maxPools ?? APP_POOLS,
+    idleMs: options.idlePoolMs ?? IDLE_POOL_MS,
+    create: () =>
+      new Pool(origin, {
+        connections: options.connectionsPerPool ?? 64,
+        pipelining: 1,
+        keepAliveTimeout: 4_000,
+        keepAliveMaxTimeout: 60_000,
+        headersTimeout: options.headersTimeoutMs ?? UPSTREAM_HEADERS_MS,
+        bodyTimeout: 0,
+        strictContentLength: true,
+      }),
+    // Only pools with nothing in flight are closed before shutdown (an upgraded socket is detached).
+    close: (pool) => pool.destroy(),
   });
 
   function send(req: UpstreamRequest, headers: string[]): Promise<GatewayResponse> {
+    const lease = pools.acquire(req.user);
     return new Promise<GatewayResponse>((resolve, reject) => {
-      const f = new Forwarding(req.method === "HEAD", resolve, reject);
+      const f = new Forwarding(req.method === "HEAD", resolve, reject, lease.release);
       req.onAbort?.(() => f.abort());
-      pool.dispatch(
-        {
-          origin: options.origin.origin,
-          method: req.method as Dispatcher.HttpMethod,
-          path: req.target,
-          headers,
-          body: req.body === null ? null : (req.body as AsyncIterable<Uint8Array> as unknown as Dispatcher.DispatchOptions["body"]),
-          ...(req.body !== null && !EXPECTS_PAYLOAD.has(req.method) ? { reset: true } : {}),
-        },
-        f,
-      );
+      try {
+        lease.pool.dispatch(
+          {
+            origin,
+            method: req.method as Dispatcher.HttpMethod,
+            path: req.target,
+            headers,
+            body: req.body === null ? null : (req.body as AsyncIterable<Uint8Array> as unknown as Dispatcher.DispatchOptions["body"]),
+            ...(req.body !== null && !EXPECTS_PAYLOAD.has(req.method) ? { reset: true } : {}),
+          },
+          f,
+        );
+      } catch (err) {
+        // undici reports its errors to the handler; anything thrown here never reached the app.
+        lease.release();
+        reject(err as Error);
+      }
     });
   }
 
@@ -262,16 +298,26 @@ export function createUpstream(options: UpstreamOptions): PoolUpstream {
         const a = (abort = new AbortController());
         req.onAbort(() => a.abort());
       }
-      const { headers, socket } = await pool.upgrade({
-        path: req.target,
-        method: "GET",
-        protocol: "websocket",
-        headers: toUndiciHeaders(req.headers),
-        responseHeaders: "raw",
-        ...(abort ? { signal: abort.signal } : {}),
-      } as Dispatcher.UpgradeOptions);
-      return { headers: rawHeaderList(headers as unknown as Buffer[]), socket };
+      // The user's own pool: the connection upgraded has carried no other user's request. Once
+      // upgraded, undici detaches the socket from its pool (closing the pool does not touch it).
+      const lease = pools.acquire(req.user);
+      try {
+        const { headers, socket } = await lease.pool.upgrade({
+          path: req.target,
+          method: "GET",
+          protocol: "websocket",
+          headers: toUndiciHeaders(req.headers),
+          responseHeaders: "raw",
+          ...(abort ? { signal: abort.signal } : {}),
+        } as Dispatcher.UpgradeOptions);
+        return { headers: rawHeaderList(headers as unknown as Buffer[]), socket };
+      } finally {
+        lease.release();
+      }
     },
-    close: () => pool.destroy(),
+    get pools() {
+      return pools.size;
+    },
+    close: () => pools.close(),
   };
 }
