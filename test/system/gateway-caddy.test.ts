@@ -6,6 +6,7 @@
 // the app, with or without a session, and logout ends it.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
@@ -38,6 +39,8 @@ const FORGED: [string, string][] = [
   ["Remote_User", "forged-admin"],
   ["remote_user", "forged-admin"],
   ["REMOTE_USER", "forged-admin"],
+  ["Remote-Groups", "forged-admins"],
+  ["Remote_Email", "forged-admin@example.com"],
   ["X-Remote-User", "forged-admin"],
   ["X_Remote_User", "forged-admin"],
   ["X-Forwarded-User", "forged-admin"],
@@ -83,20 +86,21 @@ describe("gateway behind Caddy forward_auth (the README's Caddyfile)", () => {
     mkdirSync(home, { recursive: true });
     const caddyfile = join(dir, "Caddyfile");
     writeFileSync(caddyfile, `{\n\tadmin off\n\tauto_https off\n\tstorage file_system ${join(home, "data")}\n}\n${site}`);
-    const logFile = join(dir, "caddy.log");
     const caddy = spawn("/usr/bin/caddy", ["run", "--config", caddyfile, "--adapter", "caddyfile"], {
       stdio: ["ignore", "ignore", "pipe"],
       env: { PATH: "/usr/bin:/bin", HOME: home, XDG_DATA_HOME: join(home, "data"), XDG_CONFIG_HOME: join(home, "config") },
     });
     let caddyLog = "";
     caddy.stderr.on("data", (d: Buffer) => (caddyLog += d.toString()));
-    t.after(() => {
+    t.after(async () => {
+      if (caddy.exitCode !== null || caddy.signalCode !== null) return;
+      const exited = once(caddy, "exit");
       caddy.kill("SIGTERM");
-      writeFileSync(logFile, caddyLog);
+      await exited;
     });
     for (let i = 0; i < 100; i++) {
       try {
-        if ((await http(base, "GET", "/_otpgate/login")).status === 200) break;
+        if (/name="csrf"/.test((await http(base, "GET", "/_otpgate/login")).body)) break;
       } catch {
         // not listening yet
       }
@@ -139,6 +143,9 @@ describe("gateway behind Caddy forward_auth (the README's Caddyfile)", () => {
     assert.equal(seen.headers["remote-user"], user.name);
     const leaked = Object.entries(seen.headers).filter(([, v]) => /forged-admin|6\.6\.6\.6/.test(String(v)));
     assert.deepEqual(leaked, [], "no forged identity header reached the app");
+    assert.equal(seen.headers["x-forwarded-for"], "127.0.0.1", "Caddy's own X-Forwarded-For");
+    assert.equal(seen.headers["x-forwarded-proto"], "http");
+    assert.equal(seen.headers["x-forwarded-host"], `127.0.0.1:${caddyPort}`);
 
     // Logout ends the session: the old cookie goes back to the login page, the app is not asked.
     const before = upstream.seen.length;
