@@ -3,7 +3,9 @@
 // loopback, without its admin API, automatic HTTPS or the machine's storage). Anonymous requests
 // are sent to the login page, a real sign-in reaches the app as Remote-User, identity headers a
 // client forges (also the underscore spellings a CGI/WSGI app reads as REMOTE_USER) never reach
-// the app, with or without a session, and logout ends it.
+// the app, with or without a session (nor does a Remote-User named in Connection take the user
+// away), a WebSocket opens through it, and logout ends it. Each line of the README's Caddyfile that
+// deletes or sets a header is needed: without any one of them this test fails.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
@@ -11,7 +13,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { cookieHeader, cookiesFrom, http, loginForm, startGateway, startUpstream } from "../helpers/gateway.js";
+import { cookieHeader, cookiesFrom, http, loginForm, startGateway, startUpstream, upgradeEcho } from "../helpers/gateway.js";
 import { ROOT, enrolledUser, oathTotp, systemReady, tempDir } from "../helpers/system.js";
 
 /** The README's Caddyfile: the one ```caddyfile block of the production setup. */
@@ -146,6 +148,25 @@ describe("gateway behind Caddy forward_auth (the README's Caddyfile)", () => {
     assert.equal(seen.headers["x-forwarded-for"], "127.0.0.1", "Caddy's own X-Forwarded-For");
     assert.equal(seen.headers["x-forwarded-proto"], "http");
     assert.equal(seen.headers["x-forwarded-host"], `127.0.0.1:${caddyPort}`);
+
+    // A client that names Remote-User in Connection (a hop-by-hop header, which Caddy removes before
+    // it proxies) does not leave the app with a signed-in request without its user.
+    const hop = await rawGet(caddyPort, "/app/page?x=3", [["Cookie", `otpgate_session=${session}`], ["Connection", "keep-alive, Remote-User"], ...FORGED]);
+    assert.equal(hop.status, 200);
+    assert.equal(upstream.seen.at(-1)!.url, "/app/page?x=3");
+    assert.equal(upstream.seen.at(-1)!.headers["remote-user"], user.name, "Remote-User named in Connection");
+    assert.deepEqual(
+      Object.entries(upstream.seen.at(-1)!.headers).filter(([, v]) => /forged-admin|6\.6\.6\.6/.test(String(v))),
+      [],
+    );
+
+    // RStudio needs WebSockets: a signed-in upgrade passes Caddy's forward_auth and reaches the app with its user.
+    const ws = await upgradeEcho(caddyPort, `otpgate_session=${session}`);
+    assert.equal(ws.status, "HTTP/1.1 101 Switching Protocols");
+    assert.equal(ws.echo, "ping through the tunnel");
+    assert.equal(upstream.seen.at(-1)!.method, "UPGRADE");
+    assert.equal(upstream.seen.at(-1)!.headers["remote-user"], user.name);
+    assert.match((await upgradeEcho(caddyPort, "otpgate_session=forged")).status, /^HTTP\/1\.1 302 /);
 
     // Logout ends the session: the old cookie goes back to the login page, the app is not asked.
     const before = upstream.seen.length;
