@@ -30,6 +30,7 @@ const BINARIES: Record<string, string> = {
   "python3-pyotp": "/usr/lib/python3/dist-packages/pyotp/__init__.py",
   zbarimg: "/usr/bin/zbarimg",
   nginx: "/usr/sbin/nginx",
+  caddy: "/usr/bin/caddy",
   chromium: "/usr/bin/chromium",
   python3: "/usr/bin/python3",
   "python3-argon2": "/usr/lib/python3/dist-packages/argon2/__init__.py",
