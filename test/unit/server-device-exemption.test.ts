@@ -48,7 +48,6 @@ function wrongCode(nowMs: number, i: number): string {
   for (let n = 100000 + i * 7; ; n++) if (!right.has(String(n))) return String(n);
 }
 
-
 // The gateway exempts an attempt that carries the owner's device cookie from per-user pacing (red
 // team RT-B, F2). The server regulates "ignore" decides too, so without the same exemption there
 // the owner's right code would be refused as rate-limited while an attacker's paced guesses hold
@@ -86,4 +85,11 @@ test("RT-B F2: a gateway that claims device on every decide gets at most max_ret
     advance(100);
   }
   assert.ok(decided <= 15 + 5, `at most a handful plus max_retries of the 600 guesses were decided within the minute, not ${decided}`);
+});
+
+test("RT-B F2: the socket's decide reader takes device as a boolean only", async () => {
+  const { readDecide } = await import("../../src/adapters/server/wire.js");
+  const base = { user: "alice", code: "123456", service: "gateway", rateLimit: "ignore" };
+  assert.equal(readDecide({ ...base, device: true }).device, true);
+  assert.throws(() => readDecide({ ...base, device: "yes" }));
 });
