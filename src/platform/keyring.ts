@@ -17,7 +17,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { acquireLock, type HeldLock } from "./lock.js";
 import { createPrivateFile, readPrivateFile, writePrivateFile } from "./private-file.js";
 
-export type Purpose = "session" | "csrf" | "enroll-draft" | "secret-fingerprint";
+export type Purpose = "session" | "csrf" | "enroll-draft" | "secret-fingerprint" | "device";
 
 export interface KeyEntry {
   readonly kid: number;

@@ -28,6 +28,13 @@ export interface DecideRequest {
    * own clients, so strangers cannot use up the owner's RATE_LIMIT shared with SSH). Default "apply".
    */
   readonly rateLimit?: "apply" | "ignore" | undefined;
+  /**
+   * With rateLimit "ignore": the front-end vouches that the attempt carries a device the user
+   * signed in with (the gateway's device cookie) and exempted it from its own per-user pacing. The
+   * server then exempts it from its per-user pacing too, within one failure budget per user
+   * (max_retries failures, then none for ban_time), so a front-end cannot buy more guesses than that.
+   */
+  readonly device?: boolean | undefined;
 }
 
 export type DecideReply = { readonly outcome: "accepted"; readonly via: string; readonly warning?: string | undefined } | { readonly outcome: "rejected" | "error"; readonly reason: string };

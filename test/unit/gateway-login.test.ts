@@ -410,18 +410,22 @@ test("F1: parallel attempts for many users from one address stay within the addr
   // Old code: `30 attempts from one address in flight (at most 4)`.
 });
 
-test("F1: an attacker's parallel attempts from many addresses do not lock the owner out: an address the owner signed in from before still gets in", async () => {
+test("F1: an attacker's parallel attempts from many addresses do not lock the owner out: the device cookie of the owner's earlier sign-in still gets in (RT-B F2)", async () => {
   const g = gated();
   // A wide window: the fake clock moves with every refusal's floor while the flood is answered.
   const r = rig({ directory: g.directory, state: `${SECRET}\n" WINDOW_SIZE 17\n" DISALLOW_REUSE\n" TOTP_AUTH\n12345678\n` });
   const ownerAddress = "192.0.2.99";
   g.open();
-  assert.equal((await r.login({ user: "alice", code: r.code() }, ownerAddress)).status, 303);
+  const first = await r.login({ user: "alice", code: r.code() }, ownerAddress);
+  assert.equal(first.status, 303);
+  const device = header(first, "set-cookie")
+    .find((c) => c.startsWith("otpgate_device="))!
+    .split(";")[0]!;
   r.advance(60_000);
   const wrong = WRONG();
   for (let i = 0; i < 8; i++) await r.login({ user: "alice", code: wrong }, `198.51.100.${100 + i}`); // the user is now slowed
   const flood = Array.from({ length: 40 }, (_, i) => r.login({ user: "alice", code: wrong }, `203.0.113.${i}`));
-  const owner = r.login({ user: "alice", code: r.code(1) }, ownerAddress);
+  const owner = r.login({ user: "alice", code: r.code(1) }, ownerAddress, [["cookie", device]]);
   const answers = await Promise.all([...flood, owner]);
   assert.equal(answers.at(-1)!.status, 303, "the owner signs in during the flood");
   assert.ok(answers.slice(0, -1).filter((a) => a.status === 429).length >= 38, "the flood is paced: nearly all refused as 'slow down'");

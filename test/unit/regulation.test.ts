@@ -2,17 +2,7 @@
 // never counted, and that memory and work per attempt stay bounded under a flood.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import {
-  MAX_IN_FLIGHT_ADDRESS,
-  MAX_IN_FLIGHT_SUBJECT,
-  MAX_REGULATION_KEY,
-  RegulationKeyError,
-  Regulator,
-  TRUSTED_PAIR_MS,
-  USER_DELAY_BASE_MS,
-  type RegulatorPolicy,
-  type Ticket,
-} from "../../src/core/web/index.js";
+import { MAX_IN_FLIGHT_ADDRESS, MAX_IN_FLIGHT_SUBJECT, MAX_REGULATION_KEY, RegulationKeyError, Regulator, USER_DELAY_BASE_MS, type RegulatorPolicy, type Ticket } from "../../src/core/web/index.js";
 
 const POLICY: RegulatorPolicy = { maxRetries: 5, findTimeMs: 120_000, banTimeMs: 300_000, userDelayMaxMs: 10_000, maxEntries: 1000 };
 const at = (subject: string, address: string) => ({ subject, address });
@@ -167,7 +157,7 @@ test("begin() reserves before any await: one attempt per pair in flight, and fai
   assert.equal(r.attemptsInFlight, 0);
 });
 
-test("settle(): refund and address-only count nothing against the user; a ticket settles once; success clears and trusts the pair", () => {
+test("settle(): refund and address-only count nothing against the user; a ticket settles once; success clears (and trusts no address: RT-B F2)", () => {
   const r = new Regulator(POLICY);
   const t = ticketOf(r.begin(at("user:bob", "192.0.2.1"), 0));
   assert.deepEqual(r.settle(t, 0, "refund"), { banned: [] });
@@ -178,17 +168,15 @@ test("settle(): refund and address-only count nothing against the user; a ticket
   assert.deepEqual(keysOf(r), ["a\u0000192.0.2.1"]);
   const ok = ticketOf(r.begin(at("user:bob", "192.0.2.1"), 2));
   r.settle(ok, 2, "success");
-  assert.ok(keysOf(r).includes("t\u0000user:bob\u0000192.0.2.1"), "the pair is trusted");
+  assert.deepEqual(keysOf(r), ["a\u0000192.0.2.1"], "nothing about the pair is kept in the LRU attackers feed");
   const again = ticketOf(r.begin(at("user:bob", "192.0.2.1"), 3));
-  assert.equal(again.trusted, true);
-  r.settle(again, 3, "refund");
-  assert.equal(ticketOf(r.begin(at("user:bob", "192.0.2.1"), 3 + TRUSTED_PAIR_MS)).trusted, false, "trust ends");
+  assert.equal(again.exempt, false, "an address is never exempt by itself");
 });
 
-test("pacing: once a user is slowed, attempts from all addresses together are at least the delay apart; the rest are 'slow', uncounted; a trusted address is exempt", () => {
+test("pacing: once a user is slowed, attempts from all addresses together are at least the delay apart; the rest are 'slow', uncounted; a device is exempt", () => {
   const r = new Regulator(POLICY);
   for (let i = 0; i < 6; i++) r.settle(ticketOf(r.begin(at("user:carol", `10.0.${i}.1`), i)), i, "guess"); // delay 500 ms
-  r.settle(ticketOf(r.begin(at("user:carol", "192.0.2.50"), 1000)), 1000, "success"); // the owner signed in once from here
+  r.settle(ticketOf(r.begin(at("user:carol", "192.0.2.50"), 1000)), 1000, "success"); // the owner signed in once
   for (let i = 0; i < 6; i++) r.settle(ticketOf(r.begin(at("user:carol", `10.1.${i}.1`), 2000 + i * 600)), 2000 + i * 600, "guess");
   const now = 10_000;
   assert.equal(r.delayOf("user:carol", now), 500);
@@ -197,17 +185,18 @@ test("pacing: once a user is slowed, attempts from all addresses together are at
   const before = JSON.stringify([...internals(r)]);
   assert.deepEqual(r.begin(at("user:carol", "198.51.100.2"), now + 499), { kind: "slow", retryAfterMs: 1 });
   assert.equal(JSON.stringify([...internals(r)]), before, "a paced refusal changes nothing");
-  const owner = r.begin(at("user:carol", "192.0.2.50"), now + 1);
-  assert.equal(owner.kind === "allowed" && owner.ticket.trusted, true, "the address the owner signed in from is not paced");
+  assert.equal(r.begin(at("user:carol", "192.0.2.50"), now + 1).kind, "slow", "the address the owner signed in from is paced like any other");
+  const owner = r.begin({ ...at("user:carol", "192.0.2.50"), device: "carols-phone-0000001" }, now + 1);
+  assert.equal(owner.kind === "allowed" && owner.ticket.exempt, true, "an attempt with the owner's device is not paced");
   assert.equal(r.begin(at("user:carol", "198.51.100.3"), now + 500).kind, "allowed", "the next untrusted attempt after the delay");
 });
 
-test("a user's in-flight cap does not apply to a trusted address: many attackers in flight cannot shut the owner out", () => {
+test("a user's in-flight cap does not apply to an attempt with a device: many attackers in flight cannot shut the owner out", () => {
   const r = new Regulator(POLICY);
-  r.settle(ticketOf(r.begin(at("user:dan", "192.0.2.60"), 0)), 0, "success");
   for (let i = 0; i < MAX_IN_FLIGHT_SUBJECT; i++) ticketOf(r.begin(at("user:dan", `203.0.113.${i}`), 1));
   assert.deepEqual(r.begin(at("user:dan", "203.0.113.200"), 1), { kind: "busy", key: "subject" });
-  assert.equal(r.begin(at("user:dan", "192.0.2.60"), 1).kind, "allowed");
+  assert.deepEqual(r.begin(at("user:dan", "192.0.2.60"), 1), { kind: "busy", key: "subject" });
+  assert.equal(r.begin({ ...at("user:dan", "192.0.2.60"), device: "dans-laptop-00000001" }, 1).kind, "allowed");
 });
 
 test("the slow-down lasts while failures keep coming (its window restarts with each failure)", () => {

@@ -9,7 +9,11 @@
 //      after the previous one from anywhere ("slow down"); none of these is counted. An admitted
 //      attempt is in flight until it is settled exactly once (a failure, an address-only failure,
 //      a refund, or a success), so parallel requests get no more guesses than sequential ones.
-//      It waits the user's slow-down, and the bans are checked again after the wait.
+//      It waits the user's slow-down, and the bans are checked again after the wait. An attempt
+//      carrying a device cookie for this user (device-cookies.ts: set after each successful
+//      sign-in, sealed, 30 days) is exempt from the user's pacing and in-flight cap while that
+//      device's own failure budget lasts (red team RT-B, F2: attackers holding the pacing slot
+//      cannot shut the owner out, on any instance, after any restart).
 //   3. The password (argon2id) when configured, BEFORE anything else is asked about the account: a
 //      wrong one never reaches the decision service, so it costs no code and no RATE_LIMIT slot.
 //      Names without a line in the password file get verifyNothing() (same time). A full
@@ -36,6 +40,8 @@
 // time; the log records the real reason.
 
 import { userNameProblem } from "../../core/user-name.js";
+import { gatewayCookies } from "./cookie-names.js";
+import { createDeviceCookies } from "./device-cookies.js";
 import { attemptAddress, safeReturnUrl, type Attempt, type Settlement, type Ticket } from "../../core/web/index.js";
 import { headerValue } from "../../core/web/headers.js";
 import { PasswordCheckBusy, verifyNothing, verifyPassword } from "../../platform/password-hash.js";
@@ -81,6 +87,13 @@ export function createLoginHandler(ctx: HandlerContext, options: { refusalFloorM
   const floorMs = options.refusalFloorMs ?? REFUSAL_FLOOR_MS;
   const rateLimit = withPassword ? "apply" : "ignore";
   const unavailable = "The sign-in service is not available right now; nothing was checked. Please try again in a minute.";
+  const devices = createDeviceCookies({
+    keys: () => sessions.keys(),
+    random: ctx.random,
+    names: gatewayCookies(config),
+    // "Log out everywhere" (and a new secret) ends the user's device cookies issued until then, as it ends sessions.
+    endedSince: (name, iat) => sessions.ended({ sid: "", user: name, createdAt: iat, lastSeenAt: iat }),
+  });
 
   return async (req) => {
     const start = clock.nowMs();
@@ -114,7 +127,16 @@ export function createLoginHandler(ctx: HandlerContext, options: { refusalFloorM
       else if (count === "address") banned = regulator.failAddress(address, now).banned;
       metrics.logins_failed++;
       metrics.bans += banned.length;
-      log({ event: "login", result: "rejected", reason, user: shownUser || "-", ip, ...(detail ? { detail } : {}), ...(banned.length ? { banned: banned.join(" ") } : {}) });
+      log({
+        event: "login",
+        result: "rejected",
+        reason,
+        user: shownUser || "-",
+        ip,
+        ...(detail ? { detail } : {}),
+        ...(banned.length ? { banned: banned.join(" ") } : {}),
+        ...(ticket?.exempt ? { device: "exempt" } : {}),
+      });
       const wait = start + floorMs - clock.nowMs();
       if (wait > 0) await ctx.sleep(wait);
       return formPage(status, message);
@@ -126,7 +148,9 @@ export function createLoginHandler(ctx: HandlerContext, options: { refusalFloorM
       return refuse("malformed", "address");
     }
     // 2. Bans, attempts in flight and the user's pacing: reserved before anything is awaited.
-    const attempt: Attempt = { subject: `user:${user}`, address };
+    // A device cookie for this user (sealed, fresh, not logged out everywhere) may exempt it from the user's pacing.
+    const device = devices.read(kit.cookies(req), user, start);
+    const attempt: Attempt = { subject: `user:${user}`, address, ...(device ? { device: device.id } : {}) };
     const reservation = regulator.begin(attempt, start);
     if (reservation.kind === "banned") return refuse("banned", "none", `ban on the ${reservation.key}`);
     if (reservation.kind === "busy")
@@ -171,6 +195,8 @@ export function createLoginHandler(ctx: HandlerContext, options: { refusalFloorM
           withCookies([
             ["location", rd],
             ["set-cookie", ctx.sessionCookie(issued.cookie)],
+            // A new device cookie with every sign-in (new id, 30 days from now).
+            ["set-cookie", devices.issue(user, start)],
           ]),
         );
       } catch (err) {
@@ -182,7 +208,8 @@ export function createLoginHandler(ctx: HandlerContext, options: { refusalFloorM
       }
       let outcome: DecideReply;
       try {
-        outcome = await decisions.decide({ user, code, service: "gateway", clientAddress: ip, rateLimit });
+        // An attempt the device cookie exempted here is exempt at the decision service too (within its budget per user there).
+        outcome = await decisions.decide({ user, code, service: "gateway", clientAddress: ip, rateLimit, ...(ticket!.exempt ? { device: true } : {}) });
       } catch (err) {
         if (err instanceof DecisionServiceUnavailable) return refuse("decision-service-unavailable", "none", err.message, 503, unavailable);
         return refuse("error", "address", (err as Error).message);
@@ -193,7 +220,7 @@ export function createLoginHandler(ctx: HandlerContext, options: { refusalFloorM
       try {
         regulator.settle(ticket!, clock.nowMs(), "success");
         metrics.logins_ok++;
-        log({ event: "login", result: "accepted", via: outcome.via, user, ip });
+        log({ event: "login", result: "accepted", via: outcome.via, user, ip, ...(ticket!.exempt ? { device: "exempt" } : {}) });
       } catch (err) {
         try {
           log({ event: "login", result: "accepted", via: outcome.via, user, ip, warning: `after the code: ${(err as Error).message}` });

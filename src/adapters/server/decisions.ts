@@ -84,6 +84,9 @@ export class ServiceBusy extends Error {
 
 const inviteTag = (id: string) => id.slice(0, 12);
 
+/** The one device id every front-end device claim is counted under: a failure budget per user, not per claim. */
+const FRONT_END_DEVICE = "front-end-device-claim";
+
 /** Refusals that tell the caller something about the code: they count as guesses for the regulation. */
 const GUESSES: ReadonlySet<string> = new Set(["wrong", "replay", "skew-pending", "rate-limited"]);
 
@@ -106,7 +109,8 @@ export function localDecisionService<A extends ServiceAccount>(deps: LocalServic
   async function decide(req: DecideRequest): Promise<DecideReply> {
     if (regulator === null || req.rateLimit !== "ignore" || userNameProblem(req.user) !== null) return decideOnce(req);
     const now = deps.clock.nowMs();
-    const reservation = regulator.begin({ subject: `user:${req.user}`, address: attemptAddress(req.clientAddress ?? "") }, now);
+    // A front-end's device claim (RT-B F2) shares one budget per user (one device id for all), however many it claims.
+    const reservation = regulator.begin({ subject: `user:${req.user}`, address: attemptAddress(req.clientAddress ?? ""), ...(req.device === true ? { device: FRONT_END_DEVICE } : {}) }, now);
     if (reservation.kind !== "allowed") {
       const retryAfterMs = "retryAfterMs" in reservation ? reservation.retryAfterMs : 0;
       deps.log("notice", "decide:rejected:regulated", {

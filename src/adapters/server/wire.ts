@@ -22,6 +22,7 @@ const decide = z.strictObject({
     .regex(/^[0-9A-Fa-f.:]{1,64}$/, { message: "must be an IP address" })
     .optional(),
   rateLimit: z.enum(["apply", "ignore"]).optional(),
+  device: z.boolean().optional(),
 });
 const account = z.strictObject({ user: userName });
 const invite = z.strictObject({ token });

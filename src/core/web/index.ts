@@ -6,3 +6,4 @@ export * from "./regulation.js";
 export * from "./session.js";
 export * from "./cookies.js";
 export * from "./headers.js";
+export * from "./device-cookie.js";

@@ -22,10 +22,18 @@
 // admitted at least the current delay apart; the rest are refused as "slow", not counted. So
 // guessing against one user across any number of addresses is bounded by the delay (at
 // `userDelayMaxMs` = 10 s: 6 a minute, 8,640 a day, the rate of the reference RATE_LIMIT 3 30).
-// The owner is not locked out by an attacker filling these per-subject limits: an address the
-// subject signed in from within TRUSTED_PAIR_MS is exempt from the subject's in-flight cap and
-// pacing (it still has its own pair and address limits and bans); from a new address the owner
-// may be asked to wait a few seconds while an attack is going on, and is never banned.
+// The owner is not paced out by an attacker holding these per-subject limits (red team RT-B, F2):
+// an attempt that carries a device the subject signed in with (Attempt.device: the caller vouches
+// for it, e.g. a valid device cookie for this subject, OWASP "device cookies") is exempt from the
+// subject's in-flight cap and pacing. It still has its own pair and address limits and bans, and
+// a small failure budget of its own, so a stolen device is no guessing licence: after `maxRetries`
+// failures with a device since its last success (counting those in flight; no time window, so
+// spacing guesses out does not refill it), it stops exempting until `banTimeMs` after the last. Devices are counted in a map of their own (at most
+// MAX_DEVICES), apart from the LRU attackers feed: only a successful sign-in makes a device, so a
+// flood of addresses cannot evict them, and nothing about the exemption lives in memory only (the
+// device cookie carries it across restarts and instances). Without a device, pacing applies:
+// from a new browser the owner may be asked to wait a few seconds while an attack is going on,
+// and is never banned.
 // The slow-down itself lasts while failures keep coming: it ends `findTimeMs` after the last one.
 // Memory is bounded: one counter (count, window start, ban end) per key in a least-recently-used
 // map of at most `maxEntries` keys; each attempt does a constant number of map operations (no
@@ -60,10 +68,12 @@ export const MAX_REGULATION_KEY = 320;
 export const MAX_IN_FLIGHT_PAIR = 1;
 /** At most this many attempts from one address in flight (this also bounds its share of the password-check queue). */
 export const MAX_IN_FLIGHT_ADDRESS = 4;
-/** At most this many attempts for one subject in flight from addresses it has not signed in from. */
+/** At most this many attempts for one subject in flight without an exempting device. */
 export const MAX_IN_FLIGHT_SUBJECT = 4;
-/** How long an address the subject signed in from stays exempt from the subject's in-flight cap and pacing. */
-export const TRUSTED_PAIR_MS = 30 * 24 * 3600_000;
+/** Most devices whose failures are remembered (their own map: only holders of a valid device make entries). */
+export const MAX_DEVICES = 10_000;
+/** A device id as callers pass it (random, base64url). */
+const DEVICE_ID = /^[A-Za-z0-9_-]{16,64}$/;
 
 /** Who an attempt is for and where it comes from. */
 export interface Attempt {
@@ -71,6 +81,12 @@ export interface Attempt {
   readonly subject: string;
   /** The client address as a key (addressKey(): IPv6 cut to its /64). */
   readonly address: string;
+  /**
+   * A device the subject signed in with, as the caller vouches for it (a valid device cookie for
+   * this subject, or the decision service's own device token): exempt from the subject's pacing
+   * and in-flight cap while the device's own failure budget lasts. 16-64 base64url characters.
+   */
+  readonly device?: string | undefined;
 }
 
 export type Admission =
@@ -91,8 +107,8 @@ export type Reservation =
 /** An admitted attempt in flight; settle() it exactly once. */
 export interface Ticket {
   readonly attempt: Attempt;
-  /** The pair signed in recently: exempt from the subject's in-flight cap and pacing. */
-  readonly trusted: boolean;
+  /** Carried a device with failure budget left: exempt from the subject's in-flight cap and pacing. */
+  readonly exempt: boolean;
   settled: boolean;
 }
 
@@ -111,9 +127,9 @@ interface Counter {
   count: number;
   /** Start of the window (pair, address); time of the last failure (subject: the slow-down lasts while failures come). */
   windowStart: number;
-  /** End of a ban; for a trusted pair, the end of the trust. */
+  /** End of a ban (a device: of its lockout). */
   bannedUntil: number;
-  /** Subject only: when its last untrusted attempt was admitted (pacing). */
+  /** Subject only: when its last paced (not exempt) attempt was admitted. */
   lastStart?: number;
 }
 
@@ -127,7 +143,7 @@ function checkKey(what: string, value: string): void {
 const pairCounter = (a: Attempt) => `p\u0000${a.subject}\u0000${a.address}`;
 const addressCounter = (address: string) => `a\u0000${address}`;
 const subjectCounter = (subject: string) => `s\u0000${subject}`;
-const trustedPair = (a: Attempt) => `t\u0000${a.subject}\u0000${a.address}`;
+const deviceCounter = (a: Attempt) => (a.device === undefined ? null : `d\u0000${a.subject}\u0000${a.device}`);
 
 /**
  * A ban as other instances learn of it (the gateway's shared state, issue 11): the (subject,
@@ -138,6 +154,8 @@ export type Ban =
 
 export class Regulator {
   private readonly entries = new Map<string, Counter>();
+  /** Failures per (subject, device), apart from `entries`: attackers without a device cannot evict them. */
+  private readonly devices = new Map<string, Counter>();
   /** Attempts in flight per key (pair, address and subject keys); only keys with some in flight. */
   private readonly inFlight = new Map<string, number>();
 
@@ -181,9 +199,11 @@ export class Regulator {
   begin(attempt: Attempt, now: number): Reservation {
     checkKey("subject", attempt.subject);
     checkKey("address", attempt.address);
+    if (attempt.device !== undefined && !DEVICE_ID.test(attempt.device)) throw new RegulationKeyError("a device id must be 16-64 base64url characters");
     const pair = pairCounter(attempt);
     const address = addressCounter(attempt.address);
     const subject = subjectCounter(attempt.subject);
+    const device = deviceCounter(attempt);
     const pairBan = this.banLeft(pair, now);
     if (pairBan > 0) return { kind: "banned", key: "pair", retryAfterMs: pairBan };
     const addressBan = this.banLeft(address, now);
@@ -191,17 +211,16 @@ export class Regulator {
     const max = this.policy.maxRetries;
     if (this.flying(pair) >= MAX_IN_FLIGHT_PAIR || this.current(pair, now) + this.flying(pair) > max) return { kind: "busy", key: "pair" };
     if (this.flying(address) >= MAX_IN_FLIGHT_ADDRESS || this.current(address, now) + this.flying(address) > max) return { kind: "busy", key: "address" };
-    const trust = this.entries.get(trustedPair(attempt));
-    const trusted = trust !== undefined && trust.bannedUntil > now;
+    const exempt = device !== null && this.deviceBudget(device, now) > 0;
     const delayMs = this.delayFor(this.current(subject, now));
-    if (!trusted) {
+    if (!exempt) {
       if (this.flying(subject) >= MAX_IN_FLIGHT_SUBJECT) return { kind: "busy", key: "subject" };
       const e = this.entries.get(subject);
       if (delayMs > 0 && e?.lastStart !== undefined && now - e.lastStart < delayMs) return { kind: "slow", retryAfterMs: e.lastStart + delayMs - now };
       if (delayMs > 0 && e) e.lastStart = now;
     }
-    for (const key of [pair, address, subject]) this.inFlight.set(key, this.flying(key) + 1);
-    return { kind: "allowed", delayMs, ticket: { attempt, trusted, settled: false } };
+    for (const key of exempt ? [pair, address, subject, device!] : [pair, address, subject]) this.inFlight.set(key, this.flying(key) + 1);
+    return { kind: "allowed", delayMs, ticket: { attempt, exempt, settled: false } };
   }
 
   /** After the slow-down: is the admitted attempt's pair or address banned now (by attempts that ended meanwhile)? Changes nothing. */
@@ -218,18 +237,22 @@ export class Regulator {
     if (ticket.settled) return { banned: [] };
     ticket.settled = true;
     const a = ticket.attempt;
-    for (const key of [pairCounter(a), addressCounter(a.address), subjectCounter(a.subject)]) {
+    const device = deviceCounter(a);
+    for (const key of [pairCounter(a), addressCounter(a.address), subjectCounter(a.subject), ...(ticket.exempt ? [device!] : [])]) {
       const n = this.flying(key) - 1;
       if (n > 0) this.inFlight.set(key, n);
       else this.inFlight.delete(key);
     }
-    if (how === "guess") return this.fail(a, now);
+    if (how === "guess") {
+      // A guess spends the device's budget only when the device exempted it (while locked out it is a client like any other).
+      if (ticket.exempt) this.failDevice(device!, now);
+      return this.fail(a, now);
+    }
     if (how === "address") return this.failAddress(a.address, now);
     if (how === "success") {
       this.succeed(a);
-      this.entries.delete(trustedPair(a));
-      this.entries.set(trustedPair(a), { count: 0, windowStart: now, bannedUntil: now + TRUSTED_PAIR_MS });
-      this.trim();
+      // The right code with this device: its failures (and a lockout a thief caused) are over.
+      if (device !== null) this.devices.delete(device);
     }
     return { banned: [] };
   }
@@ -291,6 +314,35 @@ export class Regulator {
   /** The delay a subject's attempts get now (for tests and the log). */
   delayOf(subject: string, now: number): number {
     return this.delayFor(this.current(subjectCounter(subject), now));
+  }
+
+  /** Exempt attempts the device may still start now: 0 while locked out, else maxRetries less its failures since its last success and those in flight. */
+  private deviceBudget(key: string, now: number): number {
+    const e = this.devices.get(key);
+    if (e && e.bannedUntil > now) return 0;
+    return this.policy.maxRetries - (e?.count ?? 0) - this.flying(key);
+  }
+
+  /** One more failure with an exempting device; the `maxRetries`th since its last success locks it out for `banTimeMs`. */
+  private failDevice(key: string, now: number): void {
+    let e = this.devices.get(key);
+    if (e) this.devices.delete(key);
+    else e = { count: 0, windowStart: now, bannedUntil: 0 };
+    e.windowStart = now;
+    e.count++;
+    if (e.count >= this.policy.maxRetries) {
+      e.bannedUntil = now + this.policy.banTimeMs;
+      e.count = 0;
+      e.windowStart = now;
+    }
+    this.devices.set(key, e);
+    while (this.devices.size > MAX_DEVICES) this.devices.delete(this.devices.keys().next().value as string);
+  }
+
+  /** Is the subject's device locked out now (for tests and the log)? */
+  deviceLockedOut(subject: string, device: string, now: number): boolean {
+    const e = this.devices.get(`d\u0000${subject}\u0000${device}`);
+    return e !== undefined && e.bannedUntil > now;
   }
 
   private flying(key: string): number {
