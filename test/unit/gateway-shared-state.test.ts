@@ -7,7 +7,7 @@ import { test } from "node:test";
 import { Regulator, type Ban, type RegulatorPolicy } from "../../src/core/web/index.js";
 import { createSharedState, STALE_AFTER_MS } from "../../src/adapters/http/shared-state.js";
 import { parseGatewayConfig, type ConfigProblem, GatewayConfigError } from "../../src/adapters/http/gateway-config.js";
-import { GatewayStateUnavailable, type GatewayStateStore, type Revocation } from "../../src/ports/gateway-state.js";
+import { GatewayStateUnavailable, LONGEST_SESSION_MS, type GatewayStateStore, type Revocation } from "../../src/ports/gateway-state.js";
 
 const POLICY: RegulatorPolicy = { maxRetries: 2, findTimeMs: 120_000, banTimeMs: 300_000, userDelayMaxMs: 10_000, maxEntries: 1000 };
 
@@ -25,9 +25,9 @@ function memoryDatabase() {
       fail();
       rows.push({ at: now, revocation });
     },
-    async ban(ban) {
+    async bans(bans) {
       fail();
-      rows.push({ at: now, ban });
+      for (const ban of bans) rows.push({ at: now, ban });
     },
     async changes(cursor, at) {
       fail();
@@ -72,6 +72,8 @@ test("a ban decided on A is published and refused on B after B's next poll; B's 
   const attempt = { subject: "user:alice", address: "203.0.113.9" };
   for (let i = 0; i < 3; i++) a.regulator.fail(attempt, clock.t);
   await settle();
+  assert.equal(db.rows.length, 0, "bans are written with A's next poll, not one statement each at once (RT-B F1)");
+  assert.ok(await a.shared.sync());
   assert.deepEqual(
     db.rows.map((r) => r.ban?.kind),
     ["pair", "address"],
@@ -112,12 +114,13 @@ test("revocations of another instance arrive at the next poll and tell the sessi
   await a.shared.store.revokeUser("alice", clock.t);
   assert.equal(a.shared.store.read().state.validAfter.get("alice"), clock.t, "A knows at once");
   assert.equal(b.shared.store.read().state.revoked.size, 0);
+  assert.ok(await a.shared.sync(), "A's writes are done by the end of its poll");
   assert.ok(await b.shared.sync());
   assert.equal(changed, 1);
   assert.equal(b.shared.store.read().state.revoked.get("sid-aaaaaaaaaaaaaaaaaaaa"), clock.t + 60_000);
   assert.equal(b.shared.store.read().state.validAfter.get("alice"), clock.t);
   const user = db.rows.find((r) => r.revocation?.kind === "user")!.revocation!;
-  assert.equal(user.until, clock.t + 12 * 3_600_000, "kept as long as a session could live");
+  assert.equal(user.until, clock.t + LONGEST_SESSION_MS, "kept as long as a session could live on any instance (RT-B F4: not this instance's 12 h)");
 });
 
 test("the database down: available until STALE_AFTER_MS after the last poll, then fail closed with one log line; a logout meanwhile is kept and written when it is back", async () => {
