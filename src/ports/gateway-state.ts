@@ -16,6 +16,17 @@ export type Revocation =
   /** Sessions of `user` created at or before `at` (Unix ms) are ended; kept until `until`. */
   | { readonly kind: "user"; readonly user: string; readonly at: number; readonly until: number };
 
+/** Most bans written by one bans() call (one statement). */
+export const MAX_BAN_BATCH = 2000;
+
+/**
+ * The longest a gateway session can live: session.absolute's upper bound in the configuration
+ * (adapters/http/gateway-config.ts; a unit test keeps the two equal). A "log out everywhere" is kept
+ * this long, whatever the instance that made it has as its own session.absolute: every instance
+ * sharing the store may have a longer one (RT-B F4), and a session created before it must stay ended.
+ */
+export const LONGEST_SESSION_MS = 400 * 86_400_000;
+
 /** What changed since the previous poll (or everything still in force, for the first). */
 export interface SharedChanges {
   readonly revocations: readonly Revocation[];
@@ -29,8 +40,11 @@ export interface GatewayStateStore {
   readonly where: string;
   /** Record a revocation; throws (GatewayStateUnavailable) when the database cannot be reached. */
   revoke(revocation: Revocation): Promise<void>;
-  /** Record a ban decided by this instance; throws like revoke(). */
-  ban(ban: Ban): Promise<void>;
+  /**
+   * Record bans decided by this instance, all in one statement (at most MAX_BAN_BATCH: the caller
+   * batches, see adapters/http/shared-state.ts); throws like revoke().
+   */
+  bans(bans: readonly Ban[]): Promise<void>;
   /** Everything recorded since `cursor` (null: everything still in force); throws like revoke(). */
   changes(cursor: number | null, now: number): Promise<SharedChanges>;
   /** Delete what has expired (revocations and bans past their `until`). */

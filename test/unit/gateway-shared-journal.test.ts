@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Regulator, type Ban, type RegulatorPolicy } from "../../src/core/web/index.js";
 import { createSharedState } from "../../src/adapters/http/shared-state.js";
-import { GatewayStateRefused, GatewayStateUnavailable, type GatewayStateStore, type Revocation } from "../../src/ports/gateway-state.js";
+import { GatewayStateRefused, GatewayStateUnavailable, LONGEST_SESSION_MS, type GatewayStateStore, type Revocation } from "../../src/ports/gateway-state.js";
 import type { RevocationJournal } from "../../src/stores/gateway-journal.js";
 
 const POLICY: RegulatorPolicy = { maxRetries: 2, findTimeMs: 120_000, banTimeMs: 300_000, userDelayMaxMs: 10_000, maxEntries: 1000 };
@@ -28,11 +28,11 @@ function database() {
         );
       rows.push({ revocation });
     },
-    async ban(ban) {
+    async bans(bans) {
       fail();
       if (db.refuseBans)
         throw new GatewayStateRefused("the shared state in postgres://db/otpgate refused the gateway's role (permission denied for table otpgate_gateway_bans, SQLSTATE 42501): a configuration error");
-      rows.push({ ban });
+      for (const ban of bans) rows.push({ ban });
     },
     async changes() {
       fail();
@@ -144,7 +144,7 @@ test("a logout the database refuses: held here and kept in the journal; the poll
   clock.t += 1000;
   assert.ok(await shared.sync());
   assert.equal(shared.store.read().state.validAfter.get("bob"), 7_000_000);
-  assert.deepEqual(journal.saved.at(-1), [{ kind: "user", user: "bob", at: 7_000_000, until: 10_600_000 }]);
+  assert.deepEqual(journal.saved.at(-1), [{ kind: "user", user: "bob", at: 7_000_000, until: 7_000_000 + LONGEST_SESSION_MS }]);
   assert.ok(
     logs.some((l) => l["result"] === "configuration" && /otpgate_gateway_revocations/.test(String(l["message"]))),
     JSON.stringify(logs),

@@ -5,9 +5,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Regulator, type Ban, type RegulatorPolicy } from "../../src/core/web/index.js";
-import { createSharedState, STALE_AFTER_MS } from "../../src/adapters/http/shared-state.js";
+import { createSharedState, MAX_PENDING_BANS, STALE_AFTER_MS } from "../../src/adapters/http/shared-state.js";
 import { parseGatewayConfig, type ConfigProblem, GatewayConfigError } from "../../src/adapters/http/gateway-config.js";
-import { GatewayStateUnavailable, type GatewayStateStore, type Revocation } from "../../src/ports/gateway-state.js";
+import { GatewayStateUnavailable, LONGEST_SESSION_MS, MAX_BAN_BATCH, type GatewayStateStore, type Revocation } from "../../src/ports/gateway-state.js";
 
 const POLICY: RegulatorPolicy = { maxRetries: 2, findTimeMs: 120_000, banTimeMs: 300_000, userDelayMaxMs: 10_000, maxEntries: 1000 };
 
@@ -25,9 +25,9 @@ function memoryDatabase() {
       fail();
       rows.push({ at: now, revocation });
     },
-    async ban(ban) {
+    async bans(bans) {
       fail();
-      rows.push({ at: now, ban });
+      for (const ban of bans) rows.push({ at: now, ban });
     },
     async changes(cursor, at) {
       fail();
@@ -72,6 +72,8 @@ test("a ban decided on A is published and refused on B after B's next poll; B's 
   const attempt = { subject: "user:alice", address: "203.0.113.9" };
   for (let i = 0; i < 3; i++) a.regulator.fail(attempt, clock.t);
   await settle();
+  assert.equal(db.rows.length, 0, "bans are written with A's next poll, not one statement each at once (RT-B F1)");
+  assert.ok(await a.shared.sync());
   assert.deepEqual(
     db.rows.map((r) => r.ban?.kind),
     ["pair", "address"],
@@ -112,12 +114,13 @@ test("revocations of another instance arrive at the next poll and tell the sessi
   await a.shared.store.revokeUser("alice", clock.t);
   assert.equal(a.shared.store.read().state.validAfter.get("alice"), clock.t, "A knows at once");
   assert.equal(b.shared.store.read().state.revoked.size, 0);
+  assert.ok(await a.shared.sync(), "A's writes are done by the end of its poll");
   assert.ok(await b.shared.sync());
   assert.equal(changed, 1);
   assert.equal(b.shared.store.read().state.revoked.get("sid-aaaaaaaaaaaaaaaaaaaa"), clock.t + 60_000);
   assert.equal(b.shared.store.read().state.validAfter.get("alice"), clock.t);
   const user = db.rows.find((r) => r.revocation?.kind === "user")!.revocation!;
-  assert.equal(user.until, clock.t + 12 * 3_600_000, "kept as long as a session could live");
+  assert.equal(user.until, clock.t + LONGEST_SESSION_MS, "kept as long as a session could live on any instance (RT-B F4: not this instance's 12 h)");
 });
 
 test("the database down: available until STALE_AFTER_MS after the last poll, then fail closed with one log line; a logout meanwhile is kept and written when it is back", async () => {
@@ -187,4 +190,75 @@ test("store: a postgres:// URL without a password; store_password_file only with
   assert.match(problemsOf("store: postgres://gw@db/otpgate?password=x\n")[0]!.message, /must not carry the password/);
   assert.match(problemsOf("store_password_file: /etc/otpgate/p\n")[0]!.message, /goes with store: postgres:/);
   assert.match(problemsOf("store: postgres://gw@db/otpgate\nstore_password_file: relative\n")[0]!.message, /absolute path/);
+});
+
+test("bans waiting to be written (RT-B F1): one per key (the longest kept), at most MAX_PENDING_BANS (the oldest dropped, counted, logged), written in batches of MAX_BAN_BATCH, one batch per poll", async () => {
+  const clock = { t: 20_000_000 };
+  const db = memoryDatabase();
+  db.setNow(clock.t);
+  const a = instance(db, clock);
+  const statements: number[] = [];
+  const store = db.store();
+  const shared = createSharedState({
+    store: { ...store, bans: async (list) => void (statements.push(list.length), await store.bans(list)) },
+    clock: { nowMs: () => clock.t },
+    log: (e) => void a.logs.push(e),
+  });
+  shared.publishBan({ kind: "address", address: "198.51.100.1", until: clock.t + 1000 });
+  shared.publishBan({ kind: "address", address: "198.51.100.1", until: clock.t + 5000 });
+  shared.publishBan({ kind: "address", address: "198.51.100.1", until: clock.t + 2000 });
+  for (let i = 0; i < MAX_PENDING_BANS + 5; i++) shared.publishBan({ kind: "pair", subject: `user:u${i}`, address: "203.0.113.7", until: clock.t + 300_000 });
+  assert.equal(db.rows.length, 0, "nothing written before a poll");
+  assert.ok(await shared.sync());
+  assert.deepEqual(statements, [MAX_BAN_BATCH], "one statement per poll");
+  const dropped = a.logs.filter((e) => e["result"] === "bans-dropped");
+  assert.equal(dropped.length, 1);
+  assert.equal(dropped[0]!["count"], 6, "the oldest dropped first: the coalesced address ban and five pair bans");
+  assert.match(String(dropped[0]!["message"]), /6 ban\(s\) were not written to postgres:\/\/db\/otpgate \(more than 10000 waiting, the oldest dropped first\); they hold on this instance only/);
+  assert.equal(db.rows[0]!.ban!.kind === "pair" && db.rows[0]!.ban!.subject, "user:u5", "written oldest first, after the dropped ones");
+  while (statements.length < 5) {
+    clock.t += 1000;
+    assert.ok(await shared.sync());
+  }
+  assert.deepEqual(statements, [MAX_BAN_BATCH, MAX_BAN_BATCH, MAX_BAN_BATCH, MAX_BAN_BATCH, MAX_BAN_BATCH]);
+  assert.equal(db.rows.length, MAX_PENDING_BANS, "each waiting ban written once");
+  clock.t += 1000;
+  assert.ok(await shared.sync());
+  assert.equal(statements.length, 5, "nothing left to write");
+});
+
+test("writes that time out while reads work (RT-B F1): every poll is healthy, one log line, the bans are written once writes work again", async () => {
+  const clock = { t: 30_000_000 };
+  const db = memoryDatabase();
+  db.setNow(clock.t);
+  const store = db.store();
+  let writes = false;
+  const logs: Record<string, unknown>[] = [];
+  const shared = createSharedState({
+    store: {
+      ...store,
+      bans: async (list) => {
+        if (!writes) throw new GatewayStateUnavailable("the shared state in postgres://db/otpgate cannot be reached (timeout exceeded when trying to connect)");
+        await store.bans(list);
+      },
+    },
+    clock: { nowMs: () => clock.t },
+    log: (e) => void logs.push(e),
+  });
+  shared.publishBan({ kind: "address", address: "198.51.100.9", until: clock.t + 300_000 });
+  for (let i = 0; i < 15; i++) {
+    assert.ok(await shared.sync(), "the read succeeded: healthy");
+    clock.t += 1000;
+  }
+  assert.equal(shared.available(clock.t), true, "never fails closed for a write");
+  assert.equal(db.rows.length, 0);
+  assert.deepEqual(
+    logs.map((l) => l["result"]),
+    ["write-failed"],
+  );
+  assert.match(String(logs[0]!["message"]), /timeout exceeded.*answers reads but not writes: logouts and bans of this instance hold here/);
+  writes = true;
+  assert.ok(await shared.sync());
+  assert.equal(db.rows.length, 1, "written when writes work");
+  assert.deepEqual(logs.at(-1), { event: "shared-state", result: "writable", where: "postgres://db/otpgate" });
 });

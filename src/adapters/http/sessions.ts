@@ -18,6 +18,7 @@ import { Keyring, loadOrCreateKeyring, readKeyFile, recordSessionsFile } from ".
 import type { Clock, Random } from "../../ports/index.js";
 import { mergeSessionsStates, type SessionsState, type SessionsStore } from "../../stores/gateway-sessions.js";
 import { DecisionServiceUnavailable } from "../../ports/decision-service.js";
+import { LONGEST_SESSION_MS } from "../../ports/gateway-state.js";
 import type { CsrfTokens } from "./page-kit.js";
 import type { SharedSessions } from "./shared-state.js";
 import type { GatewayConfig } from "./gateway-config.js";
@@ -208,12 +209,18 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
   const watches: FileWatch[] = options.inMemory ? [] : [...(fileStore ? [watchFile(config.sessionsFile, watchMs, reloadSessions)] : []), watchFile(config.keysFile, watchMs, reloadKeys)];
   shared?.onChange(reloadSessions);
 
+  /**
+   * Until when a revocation of `s` must be kept: its own sealed expiry (whatever this instance's
+   * session.absolute is); a cookie sealed before it carried one, as long as any session can live (RT-B F4).
+   */
+  const revokeUntil = (s: SessionData) => s.exp ?? s.createdAt + LONGEST_SESSION_MS;
+
   const end = (s: BoundSession, reason: string) => {
-    localRevoked.set(s.sid, s.createdAt + policy.absoluteMs);
+    localRevoked.set(s.sid, revokeUntil(s));
     lastSeen.delete(s.sid);
     lastChecked.delete(s.sid);
     log({ event: "session-ended", reason, user: s.user });
-    persist("revoke", () => store.revokeSession(s.sid, s.createdAt + policy.absoluteMs, clock.nowMs()));
+    persist("revoke", () => store.revokeSession(s.sid, revokeUntil(s), clock.nowMs()));
     emit({ sid: s.sid });
   };
 
@@ -275,7 +282,7 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
     stillValid: (cookieValue, now, active) => check(cookieValue, now, active) !== null,
     issue(user, now, fingerprint) {
       if (shared && !shared.available(now)) throw new DecisionServiceUnavailable(shared.unavailableMessage());
-      const session = newSession(Buffer.from(random.bytes(18)).toString("base64url"), user, now);
+      const session: SessionData = { ...newSession(Buffer.from(random.bytes(18)).toString("base64url"), user, now), exp: now + policy.absoluteMs };
       const bound: BoundSession = { ...session, fp: fingerprint };
       lastChecked.set(session.sid, now); // the fingerprint was taken at login
       return { session, cookie: keyring.seal("session", bound) };
@@ -288,7 +295,7 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
       return secret === null ? null : fingerprintWith(user, secret)!;
     },
     revoke(session, now) {
-      const until = session.createdAt + policy.absoluteMs;
+      const until = revokeUntil(session);
       localRevoked.set(session.sid, until);
       lastSeen.delete(session.sid);
       persist("revoke", () => store.revokeSession(session.sid, until, now));
@@ -310,7 +317,7 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
       keyListeners.push(listener);
     },
     expiresAt(session) {
-      return session.createdAt + policy.absoluteMs;
+      return Math.min(session.createdAt + policy.absoluteMs, session.exp ?? Infinity);
     },
     keys: () => keyring,
     csrf: {

@@ -3,14 +3,20 @@
 //   - Writes: a logout or "log out everywhere" holds here at once and is first written to the
 //     journal (stores/gateway-journal.ts, in the gateway's state directory) and then to the
 //     database; it leaves the journal once the database has it. A restart reloads the journal (the
-//     logout still holds here) and the first poll counts only after those are in the database. A
-//     ban is written at once; one that cannot be written (database down) is queued in memory (it
-//     holds here, in the regulator). What waits is written again before each poll.
+//     logout still holds here) and the first poll counts only after those are in the database.
+//   - Bans (RT-B F1: anonymous clients with many addresses decide how many there are) are queued in
+//     memory, one entry per key (the longest ban kept), at most MAX_PENDING_BANS (beyond it the
+//     oldest is dropped: it still holds here, in the regulator; drops are counted and logged), and
+//     written at most once per poll, up to MAX_BAN_BATCH in one statement.
+//   - One writer: at most one write in flight (revocations first, then a batch of bans, then
+//     pruning); the database's store reads on a connection of its own, so the reads never wait
+//     behind writes, and a write that fails never makes a poll unhealthy.
 //   - A write the database refuses (a missing privilege, SQLSTATE class 42; a constraint, class 23)
 //     is a configuration error: logged as such, tried again every 30 s; it never stops the reads.
 //     Such a logout holds here (journaled); such a ban holds here only. Nothing is let in by it.
 //   - Reads: every POLL_MS (1 s) the changes since the previous poll; so a logout or ban on one
-//     instance holds on the others within about a second (the documented delay).
+//     instance holds on the others within about a second or two (the documented delay). A poll
+//     whose read succeeded is healthy, whatever happened to the writes.
 //   - Fail closed: revocations that cannot be checked cannot be trusted. When the last successful
 //     poll is older than STALE_AFTER_MS (10 s), every session cookie is refused and no session is
 //     issued (the login page says the service is unavailable; nothing is counted); one log line when
@@ -20,7 +26,7 @@
 
 import type { Regulator } from "../../core/web/index.js";
 import type { Clock } from "../../ports/index.js";
-import { GatewayStateRefused, type Ban, type GatewayStateStore, type Revocation } from "../../ports/gateway-state.js";
+import { GatewayStateRefused, LONGEST_SESSION_MS, MAX_BAN_BATCH, type Ban, type GatewayStateStore, type Revocation } from "../../ports/gateway-state.js";
 import { MAX_JOURNAL, type RevocationJournal } from "../../stores/gateway-journal.js";
 import { mergeSessionsStates, pruneSessionsState, type SessionsFileRead, type SessionsState, type SessionsStore } from "../../stores/gateway-sessions.js";
 import type { GatewayLog } from "./gateway-types.js";
@@ -28,7 +34,10 @@ import type { GatewayLog } from "./gateway-types.js";
 export const POLL_MS = 1000;
 export const STALE_AFTER_MS = 10_000;
 const PRUNE_EVERY_MS = 10 * 60_000;
-const MAX_PENDING = 10_000;
+/** Most bans waiting to be written (one per key); beyond it the oldest is dropped (it holds here). */
+export const MAX_PENDING_BANS = 10_000;
+/** Dropped bans are logged at most this often (with their count). */
+const DROP_LOG_EVERY_MS = 10_000;
 /** After the database refused a write (configuration error), writes are tried again after this (ms). */
 const RETRY_REFUSED_MS = 30_000;
 
@@ -48,7 +57,7 @@ export interface SharedState extends SharedSessions {
   readonly publishBan: (ban: Ban) => void;
   /** Bans from other instances go to this regulator. */
   attachRegulator(regulator: Regulator): void;
-  /** One poll now (the first one at start; tests). Never throws. */
+  /** One poll now, and the write it starts (the first one at start; tests). Never throws. */
   sync(): Promise<boolean>;
   /** Poll every `pollMs` from now on. */
   start(): void;
@@ -60,8 +69,8 @@ export interface SharedStateOptions {
   readonly store: GatewayStateStore;
   readonly clock: Clock;
   readonly log: GatewayLog;
-  /** session.absolute: how long a "log out everywhere" must be kept. */
-  readonly absoluteMs: number;
+  /** session.absolute (unused: a "log out everywhere" is kept LONGEST_SESSION_MS, whatever this instance's is). */
+  readonly absoluteMs?: number;
   readonly pollMs?: number;
   readonly staleAfterMs?: number;
   /** Where revocations not yet in the database are kept across restarts (stores/gateway-journal.ts); none: memory only. */
@@ -69,7 +78,7 @@ export interface SharedStateOptions {
 }
 
 export function createSharedState(options: SharedStateOptions): SharedState {
-  const { store, clock, log, absoluteMs, journal } = options;
+  const { store, clock, log, journal } = options;
   const pollMs = options.pollMs ?? POLL_MS;
   const staleAfterMs = options.staleAfterMs ?? STALE_AFTER_MS;
   let state: SessionsState = { revoked: new Map(), validAfter: new Map() };
@@ -84,8 +93,21 @@ export function createSharedState(options: SharedStateOptions): SharedState {
   let polling: Promise<boolean> | null = null;
   /** Revocations not yet in the database: also in `journal` (durable), applied here meanwhile. */
   let journaled: Revocation[] = [];
-  /** Bans not yet in the database (memory only: a ban ends by itself; they hold here in the regulator). */
-  const pendingBans: Ban[] = [];
+  /**
+   * Bans not yet in the database, one per key (memory only: a ban ends by itself; they hold here in
+   * the regulator). In insertion order: the first is the oldest, dropped first when full.
+   */
+  const pendingBans = new Map<string, Ban>();
+  let droppedBans = 0;
+  let lastDropLog = -Infinity;
+  /** The one write in flight, if any; `bansDue`: the next write may write a batch of bans (set by each poll). */
+  let writing: Promise<void> | null = null;
+  let writeAgain = false;
+  let bansDue = false;
+  /** The last write failed (the database cannot be reached); logged once while reads work, and once when writes work again. */
+  let writeDown = false;
+  let writeDownLogged = false;
+  let lastWriteError = "not tried yet";
   /** Until when writes are not retried after the database refused one (a configuration error). */
   let refusedUntil = -Infinity;
   let lastRefused = "";
@@ -135,12 +157,36 @@ export function createSharedState(options: SharedStateOptions): SharedState {
   }
   let startupJournal = journaled.length > 0;
 
+  const banKey = (b: Ban) => (b.kind === "pair" ? `p\u0000${b.subject}\u0000${b.address}` : `a\u0000${b.address}`);
+
+  /** Queue a ban for the writer: coalesced per key (the longest kept), bounded (the oldest dropped, counted). */
   const queueBan = (ban: Ban) => {
-    if (pendingBans.length >= MAX_PENDING) {
-      pendingBans.shift(); // it still holds here, in the regulator
-      log({ event: "error", where: "shared-state", message: `1 ban not yet in ${store.where} was dropped from the queue (more than ${MAX_PENDING} waiting); it holds on this instance only` });
+    const key = banKey(ban);
+    const queued = pendingBans.get(key);
+    if (queued) {
+      if (queued.until >= ban.until) return;
+      pendingBans.delete(key); // the longer one goes to the end: it is the newest now
+    } else if (pendingBans.size >= MAX_PENDING_BANS) {
+      const oldest = pendingBans.keys().next().value as string;
+      pendingBans.delete(oldest); // it still holds here, in the regulator
+      droppedBans++;
     }
-    pendingBans.push(ban);
+    pendingBans.set(key, ban);
+  };
+
+  /** Drops are logged with their count, at most every DROP_LOG_EVERY_MS. */
+  const logDrops = () => {
+    const now = clock.nowMs();
+    if (droppedBans === 0 || now - lastDropLog < DROP_LOG_EVERY_MS) return;
+    lastDropLog = now;
+    log({
+      event: "error",
+      where: "shared-state",
+      result: "bans-dropped",
+      count: droppedBans,
+      message: `${droppedBans} ban(s) were not written to ${store.where} (more than ${MAX_PENDING_BANS} waiting, the oldest dropped first); they hold on this instance only`,
+    });
+    droppedBans = 0;
   };
 
   /** The database refused a write (privilege, constraint): a configuration error, logged when it changes; not retried for a while. */
@@ -161,43 +207,89 @@ export function createSharedState(options: SharedStateOptions): SharedState {
     }
   };
 
+  const writeFailed = (err: unknown) => {
+    lastWriteError = (err as Error).message;
+    writeDown = true;
+  };
+
   /**
-   * Write what waits. Never throws: an outage keeps it waiting; a refusal (configuration error)
-   * keeps revocations journaled (they hold here) and leaves bans to this instance's regulator.
+   * Write what waits, once: revocations (oldest first), then (when a poll asked for it) one batch of
+   * bans, then pruning when due. Never throws: an outage keeps it waiting; a refusal (configuration
+   * error) keeps revocations journaled (they hold here) and leaves bans to this instance's regulator.
    */
-  const flush = async (): Promise<void> => {
+  const writeOnce = async (): Promise<void> => {
     if (clock.nowMs() < refusedUntil) return;
     let changed = false;
     try {
-      for (const r of [...journaled]) {
+      // Also those decided while this write runs (in order).
+      while (journaled.length) {
+        const r = journaled[0]!;
         await store.revoke(r);
         journaled = journaled.filter((x) => x !== r);
         changed = true;
       }
       startupJournal = false;
-      while (pendingBans.length) {
-        const ban = pendingBans[0]!;
+      if (bansDue && pendingBans.size) {
+        bansDue = false;
+        const now = clock.nowMs();
+        const batch: Ban[] = [];
+        for (const [key, ban] of pendingBans) {
+          if (batch.length >= MAX_BAN_BATCH) break;
+          if (ban.until > now) batch.push(ban);
+          else pendingBans.delete(key);
+        }
         try {
-          await store.ban(ban);
+          await store.bans(batch);
         } catch (err) {
           if (!(err instanceof GatewayStateRefused)) throw err;
           refused(err, "bans this instance decides are kept here only (they still hold on this instance)");
         }
-        pendingBans.shift();
+        // Written (or refused): out of the queue, unless a longer ban for the same key came meanwhile.
+        for (const ban of batch) if (pendingBans.get(banKey(ban)) === ban) pendingBans.delete(banKey(ban));
+      }
+      const now = clock.nowMs();
+      if (now - lastPrune >= PRUNE_EVERY_MS) {
+        lastPrune = now;
+        await store.prune(now).catch(() => undefined);
+      }
+      writeDown = false;
+      if (writeDownLogged) {
+        writeDownLogged = false;
+        log({ event: "shared-state", result: "writable", where: store.where });
       }
     } catch (err) {
       if (err instanceof GatewayStateRefused) {
         startupJournal = false;
         refused(err, `${journaled.length} logout(s) hold on this instance only (kept in ${journal?.path ?? "memory"}) until it is fixed`);
-      } else lastError = (err as Error).message;
+      } else writeFailed(err);
     } finally {
       if (changed) saveJournal();
     }
   };
 
+  /** Start a write unless one is in flight (then one more follows it). Never rejects. */
+  const write = (): Promise<void> => {
+    if (writing) {
+      writeAgain = true;
+      return writing;
+    }
+    writing = writeOnce().finally(() => {
+      writing = null;
+      if (writeAgain) {
+        writeAgain = false;
+        void write();
+      }
+    });
+    return writing;
+  };
+
   const poll = async (): Promise<boolean> => {
-    // Writes first, but a write that fails never stops the reads (RT2 F2).
-    await flush();
+    // The writer runs beside the reads and never holds them up (RT-B F1), nor does its failure (RT2 F2).
+    bansDue = true;
+    logDrops();
+    const written = write();
+    // At the start, the revocations an earlier run journaled must be in the database before a poll counts.
+    if (startupJournal) await written;
     try {
       const now = clock.nowMs();
       const changes = await store.changes(cursor, now);
@@ -206,7 +298,7 @@ export function createSharedState(options: SharedStateOptions): SharedState {
       if (regulator) for (const ban of changes.bans) regulator.applyBan(ban, now);
       if (startupJournal) {
         // The database answers but the revocations of an earlier run are not in it yet: not healthy yet (the others would not know them).
-        failed(new Error(`${journaled.length} revocation(s) from ${journal?.path ?? "the journal"} are not written yet (${lastError})`));
+        failed(new Error(`${journaled.length} revocation(s) from ${journal?.path ?? "the journal"} are not written yet (${lastWriteError})`));
         return false;
       }
       lastSync = clock.nowMs();
@@ -214,11 +306,17 @@ export function createSharedState(options: SharedStateOptions): SharedState {
         down = false;
         log({ event: "shared-state", result: "reachable", where: store.where });
       }
-      if (changes.revocations.length) for (const l of listeners) l();
-      if (lastSync - lastPrune >= PRUNE_EVERY_MS) {
-        lastPrune = lastSync;
-        await store.prune(lastSync).catch(() => undefined);
+      if (writeDown && !writeDownLogged) {
+        // Reads work, writes do not (a lock, a full disk): sessions are still checked; say it once.
+        writeDownLogged = true;
+        log({
+          event: "error",
+          where: "shared-state",
+          result: "write-failed",
+          message: `${lastWriteError}; ${store.where} answers reads but not writes: logouts and bans of this instance hold here and are written when it does`,
+        });
       }
+      if (changes.revocations.length) for (const l of listeners) l();
       return true;
     } catch (err) {
       failed(err);
@@ -226,10 +324,17 @@ export function createSharedState(options: SharedStateOptions): SharedState {
     }
   };
 
-  const sync = (): Promise<boolean> => {
+  const pollOnce = (): Promise<boolean> => {
     // One poll at a time: a slow database is never asked twice at once.
     polling ??= poll().finally(() => (polling = null));
     return polling;
+  };
+
+  /** One poll, and then the write it started (the timer's polls never wait for writes). */
+  const sync = async (): Promise<boolean> => {
+    const ok = await pollOnce();
+    while (writing) await writing;
+    return ok;
   };
 
   /** A revocation decided here: in force here at once, journaled (durable) before anything else, then written. */
@@ -237,32 +342,17 @@ export function createSharedState(options: SharedStateOptions): SharedState {
     absorb([r]);
     journaled.push(r);
     saveJournal();
-    void store.revoke(r).then(
-      () => {
-        journaled = journaled.filter((x) => x !== r);
-        saveJournal();
-      },
-      (err: unknown) => {
-        if (err instanceof GatewayStateRefused) refused(err, `the logout holds on this instance only (kept in ${journal?.path ?? "memory"}) until it is fixed`);
-        else failed(err);
-      },
-    );
+    void write(); // at once (not at the next poll), through the one writer
     return state;
   };
 
-  const publishBan = (ban: Ban) => {
-    void store.ban(ban).catch((err: unknown) => {
-      if (err instanceof GatewayStateRefused) refused(err, "bans this instance decides are kept here only (they still hold on this instance)");
-      else {
-        queueBan(ban);
-        failed(err);
-      }
-    });
-  };
+  /** Never throws, never waits: the ban holds here already (in the regulator); it is written with the next poll. */
+  const publishBan = (ban: Ban) => queueBan(ban);
 
   const sessionsStore: SessionsStore = {
     read: (): SessionsFileRead => ({ state, version: null }),
-    revokeUser: async (user, at) => revoke({ kind: "user", user, at, until: at + absoluteMs }),
+    // Kept as long as any session created before it could live, on any instance (RT-B F4).
+    revokeUser: async (user, at) => revoke({ kind: "user", user, at, until: at + LONGEST_SESSION_MS }),
     revokeSession: async (sid, until) => revoke({ kind: "session", sid, until }),
   };
 
@@ -277,15 +367,17 @@ export function createSharedState(options: SharedStateOptions): SharedState {
     sync,
     start() {
       if (timer) return;
-      timer = setInterval(() => void sync(), pollMs);
+      timer = setInterval(() => void pollOnce(), pollMs);
       timer.unref();
     },
     async close() {
       if (timer) clearInterval(timer);
       timer = null;
       await polling;
+      await writing;
       refusedUntil = -Infinity;
-      await flush();
+      bansDue = true;
+      await write();
       if (journaled.length) {
         log({
           event: "error",
@@ -293,7 +385,8 @@ export function createSharedState(options: SharedStateOptions): SharedState {
           message: `${journaled.length} revocation(s) not yet in ${store.where} ${journal ? `stay in ${journal.path} and are written at the next start` : "are lost (no journal)"}`,
         });
       }
-      if (pendingBans.length) log({ event: "error", where: "shared-state", message: `${pendingBans.length} ban(s) not yet in ${store.where} are dropped (they end by themselves)` });
+      droppedBans += pendingBans.size;
+      if (droppedBans) log({ event: "error", where: "shared-state", message: `${droppedBans} ban(s) not yet in ${store.where} are dropped (they end by themselves)` });
       await store.close();
     },
   };

@@ -8,6 +8,12 @@ export interface SessionData {
   /** Login time and last activity, Unix milliseconds. */
   readonly createdAt: number;
   readonly lastSeenAt: number;
+  /**
+   * Absolute expiry, Unix ms: createdAt + the issuing instance's session.absolute, sealed in the
+   * cookie, so every instance (whatever its own absolute) ends it then, and a revocation kept until
+   * it outlives the cookie (RT-B F4). Absent in cookies sealed before it existed.
+   */
+  readonly exp?: number;
 }
 
 export interface SessionPolicy {
@@ -21,7 +27,7 @@ export type SessionCheck = { readonly valid: true; readonly session: SessionData
 
 export function checkSession(s: SessionData, now: number, policy: SessionPolicy): SessionCheck {
   if (s.createdAt > now + 60_000 || s.lastSeenAt > now + 60_000) return { valid: false, reason: "future" };
-  if (now - s.createdAt >= policy.absoluteMs) return { valid: false, reason: "expired" };
+  if (now - s.createdAt >= policy.absoluteMs || (s.exp !== undefined && now >= s.exp)) return { valid: false, reason: "expired" };
   if (now - s.lastSeenAt >= policy.idleMs) return { valid: false, reason: "idle" };
   return { valid: true, session: { ...s, lastSeenAt: now } };
 }
@@ -62,6 +68,7 @@ export function isBoundSession(v: unknown): v is BoundSession {
     s.user.length <= 64 &&
     Number.isSafeInteger(s.createdAt) &&
     Number.isSafeInteger(s.lastSeenAt) &&
+    (s.exp === undefined || Number.isSafeInteger(s.exp)) &&
     typeof s.fp === "string" &&
     s.fp.length <= 64
   );

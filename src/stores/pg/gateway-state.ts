@@ -1,11 +1,13 @@
-// The gateway's shared state in PostgreSQL (ports/gateway-state.ts): a small pool of its own (the
+// The gateway's shared state in PostgreSQL (ports/gateway-state.ts): connections of its own (the
 // gateway needs no key file and no account of the fleet store), bounded waits, and every failure
 // turned into GatewayStateUnavailable with a message that carries no password. node-postgres is
 // imported here, and this module is imported only when the configuration has `store:`.
+// Two pools of one connection each (RT-B F1): reads (the revocation poll) never wait behind writes
+// (bans, logouts, pruning), however many writes there are; bans are written many rows per statement.
 
 import { ConfigError } from "../../core/errors.js";
 import type { Ban, GatewayStateStore, Revocation, SharedChanges } from "../../ports/gateway-state.js";
-import { GatewayStateRefused, GatewayStateUnavailable } from "../../ports/gateway-state.js";
+import { GatewayStateRefused, GatewayStateUnavailable, LONGEST_SESSION_MS, MAX_BAN_BATCH } from "../../ports/gateway-state.js";
 import { GATEWAY_STATE_MIGRATION, GATEWAY_TABLES } from "./gateway-schema.js";
 
 export interface GatewayStateOptions {
@@ -38,7 +40,7 @@ interface Row {
 }
 
 /**
- * Opens the pool (no connection yet: the database may be down at the start; the gateway then
+ * Opens the pools (no connection yet: the database may be down at the start; the gateway then
  * refuses sessions until it answers). Whether the gateway's tables exist (otpgate db migrate) is
  * checked by the first query that reaches the database. Throws ConfigError for a URL that cannot be used.
  */
@@ -55,18 +57,25 @@ export async function openGatewayStateStore(options: GatewayStateOptions): Promi
   }
   const timeoutMs = options.timeoutMs ?? 3000;
   // node-postgres: a connection string without a password would override `password`: spread, then set it.
-  const pool = new pg.Pool({
-    ...base,
-    ...(password === undefined ? {} : { password }),
-    max: 2,
-    connectionTimeoutMillis: timeoutMs,
-    statement_timeout: timeoutMs,
-    query_timeout: timeoutMs + 1000,
-    idleTimeoutMillis: 30_000,
-    application_name: "otpgate-gateway",
-  });
-  // An idle connection the server drops (restart, failover) must not crash the gateway: the next query reconnects.
-  pool.on("error", () => undefined);
+  const newPool = (role: string) => {
+    const pool = new pg.Pool({
+      ...base,
+      ...(password === undefined ? {} : { password }),
+      max: 1,
+      connectionTimeoutMillis: timeoutMs,
+      statement_timeout: timeoutMs,
+      query_timeout: timeoutMs + 1000,
+      idleTimeoutMillis: 30_000,
+      application_name: `otpgate-gateway-${role}`,
+    });
+    // An idle connection the server drops (restart, failover) must not crash the gateway: the next query reconnects.
+    pool.on("error", () => undefined);
+    return pool;
+  };
+  // The poll's reads have a connection of their own: no number of writes waiting can delay them (RT-B F1).
+  const readPool = newPool("read");
+  const writePool = newPool("write");
+  type Pool = typeof readPool;
   const unavailable = (err: unknown): Error => {
     const message = (err as Error).message.split("\n")[0];
     // SQLSTATE class 42 (privilege, undefined object) and 23 (constraint): the database answered; retrying will not help.
@@ -79,7 +88,7 @@ export async function openGatewayStateStore(options: GatewayStateOptions): Promi
     if (code.startsWith("23")) return new GatewayStateRefused(`the shared state in ${where} refused a row (${message}, SQLSTATE ${code}): check that otpgate db migrate ran with this otpgate version`);
     return new GatewayStateUnavailable(`the shared state in ${where} cannot be reached (${message})`);
   };
-  const query = async <T extends object>(sql: string, values: unknown[] = []): Promise<T[]> => {
+  const query = async <T extends object>(sql: string, values: unknown[] = [], pool: Pool = readPool): Promise<T[]> => {
     try {
       return (await pool.query<T>(sql, values)).rows;
     } catch (err) {
@@ -88,9 +97,9 @@ export async function openGatewayStateStore(options: GatewayStateOptions): Promi
   };
   let schemaReady = false;
   /** The gateway's tables exist (checked until they do; the gateway never creates them). */
-  const ensureSchema = async () => {
+  const ensureSchema = async (pool: Pool = readPool) => {
     if (schemaReady) return;
-    const [row] = await query<{ missing: string[] }>("SELECT array_agg(t) FILTER (WHERE to_regclass(t) IS NULL) AS missing FROM unnest($1::text[]) AS t", [GATEWAY_TABLES]);
+    const [row] = await query<{ missing: string[] }>("SELECT array_agg(t) FILTER (WHERE to_regclass(t) IS NULL) AS missing FROM unnest($1::text[]) AS t", [GATEWAY_TABLES], pool);
     if (row?.missing?.length) {
       throw new GatewayStateUnavailable(
         `the fleet database ${where} has no ${row.missing.join(" or ")} (schema version ${GATEWAY_STATE_MIGRATION.version} or later is needed): run otpgate db migrate --store URL once, from any host`,
@@ -99,8 +108,8 @@ export async function openGatewayStateStore(options: GatewayStateOptions): Promi
     schemaReady = true;
   };
   const write = async (sql: string, values: unknown[]) => {
-    await ensureSchema();
-    await query(sql, values);
+    await ensureSchema(writePool);
+    await query(sql, values, writePool);
   };
 
   const n = (v: string | number) => Number(v);
@@ -108,10 +117,19 @@ export async function openGatewayStateStore(options: GatewayStateOptions): Promi
     where,
     async revoke(r: Revocation) {
       if (r.kind === "session") await write("INSERT INTO otpgate_gateway_revocations (kind, subject, at_ms, until_ms) VALUES ('session', $1, $2, $2)", [r.sid, r.until]);
-      else await write("INSERT INTO otpgate_gateway_revocations (kind, subject, at_ms, until_ms) VALUES ('user', $1, $2, $3)", [r.user, r.at, r.until]);
+      // Kept as long as any session created before it could live, whatever the caller's own session.absolute (RT-B F4).
+      else await write("INSERT INTO otpgate_gateway_revocations (kind, subject, at_ms, until_ms) VALUES ('user', $1, $2, $3)", [r.user, r.at, Math.max(r.until, r.at + LONGEST_SESSION_MS)]);
     },
-    async ban(b: Ban) {
-      await write("INSERT INTO otpgate_gateway_bans (kind, subject, address, until_ms) VALUES ($1, $2, $3, $4)", [b.kind, b.kind === "pair" ? b.subject : null, b.address, b.until]);
+    async bans(bans: readonly Ban[]) {
+      if (!bans.length) return;
+      if (bans.length > MAX_BAN_BATCH) throw new RangeError(`at most ${MAX_BAN_BATCH} bans per statement, not ${bans.length}`);
+      // One statement for all of them (four array parameters, whatever their number).
+      await write("INSERT INTO otpgate_gateway_bans (kind, subject, address, until_ms) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])", [
+        bans.map((b) => b.kind),
+        bans.map((b) => (b.kind === "pair" ? b.subject : null)),
+        bans.map((b) => b.address),
+        bans.map((b) => b.until),
+      ]);
     },
     async changes(cursor: number | null, now: number): Promise<SharedChanges> {
       // One round trip; the cursor is the database's clock at the start of the statement.
@@ -139,9 +157,9 @@ export async function openGatewayStateStore(options: GatewayStateOptions): Promi
       return { revocations, bans, cursor: n(row.now_ms) };
     },
     async prune(now: number) {
-      await ensureSchema();
-      await query("DELETE FROM otpgate_gateway_revocations WHERE until_ms <= $1", [now]);
-      await query("DELETE FROM otpgate_gateway_bans WHERE until_ms <= $1", [now]);
+      await ensureSchema(writePool);
+      await query("DELETE FROM otpgate_gateway_revocations WHERE until_ms <= $1", [now], writePool);
+      await query("DELETE FROM otpgate_gateway_bans WHERE until_ms <= $1", [now], writePool);
     },
     async missingPrivileges(): Promise<readonly string[]> {
       await ensureSchema();
@@ -153,6 +171,6 @@ export async function openGatewayStateStore(options: GatewayStateOptions): Promi
       );
       return rows.map((r) => r.missing);
     },
-    close: () => pool.end().catch(() => undefined),
+    close: async () => void (await Promise.all([readPool.end().catch(() => undefined), writePool.end().catch(() => undefined)])),
   };
 }
