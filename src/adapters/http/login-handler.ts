@@ -37,6 +37,7 @@
 
 import { userNameProblem } from "../../core/user-name.js";
 import { attemptAddress, safeReturnUrl, type Attempt, type Settlement, type Ticket } from "../../core/web/index.js";
+import { isUnknownClientKey } from "../../core/web/client-address.js";
 import { headerValue } from "../../core/web/headers.js";
 import { PasswordCheckBusy, verifyNothing, verifyPassword } from "../../platform/password-hash.js";
 import { DecisionServiceUnavailable, type DecideReply } from "../../ports/decision-service.js";
@@ -182,7 +183,8 @@ export function createLoginHandler(ctx: HandlerContext, options: { refusalFloorM
       }
       let outcome: DecideReply;
       try {
-        outcome = await decisions.decide({ user, code, service: "gateway", clientAddress: ip, rateLimit });
+        // A per-request key for a client the proxy did not name is not an address: the server is told none.
+        outcome = await decisions.decide({ user, code, service: "gateway", clientAddress: isUnknownClientKey(ip) ? undefined : ip, rateLimit });
       } catch (err) {
         if (err instanceof DecisionServiceUnavailable) return refuse("decision-service-unavailable", "none", err.message, 503, unavailable);
         return refuse("error", "address", (err as Error).message);
