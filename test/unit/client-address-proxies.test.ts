@@ -106,3 +106,26 @@ test("in the app: a trusted proxy that sends no X-Forwarded-For is warned about 
   warnings = logs.filter((l) => l.event === "warning" && l.where === "forwarded");
   assert.equal(warnings.length, 1);
 });
+
+test("in the app: what the app is told about a client the proxy named with a port, and about an unknown one", async () => {
+  const { app, upstream, signIn } = testApp({ trusted_proxies: ["10.0.0.2"] });
+  const { cookie } = signIn("alice");
+  for (const [xff, realIp, chain] of [
+    ["203.0.113.5:4711", "203.0.113.5", "203.0.113.5, 10.0.0.2"],
+    ["unknown", "unknown", "unknown, 10.0.0.2"],
+  ] as const) {
+    const r = await appRequest(app, "/reports", { remoteAddress: "10.0.0.2", headers: { cookie, "x-forwarded-for": xff } });
+    assert.equal(r.status, 200, xff);
+    const seen = upstream.seen.at(-1)!.req.headers;
+    assert.deepEqual(
+      seen.filter(([n]) => n === "x-real-ip").map(([, v]) => v),
+      [realIp],
+      xff,
+    );
+    assert.deepEqual(
+      seen.filter(([n]) => n === "x-forwarded-for").map(([, v]) => v),
+      [chain],
+      xff,
+    );
+  }
+});

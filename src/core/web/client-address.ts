@@ -116,7 +116,7 @@ export function normalizeAddress(text: string): string | null {
   return b ? formatIp(b) : null;
 }
 
-function inRange(b: Uint8Array, r: IpRange): boolean {
+function inRange(b: Uint8Array, r: { readonly bytes: Uint8Array; readonly prefix: number }): boolean {
   let bits = r.prefix;
   for (let i = 0; i < 16 && bits > 0; i++, bits -= 8) {
     const mask = bits >= 8 ? 0xff : (0xff << (8 - bits)) & 0xff;
@@ -132,6 +132,20 @@ export function isTrustedProxy(address: string, trusted: TrustedProxies): boolea
 }
 
 const EXAMPLES = "such as 192.0.2.7, 10.0.0.0/8, 2001:db8::1 or 2001:db8::/32";
+
+/** trusted_proxies ranges may be at most this wide (RT-B F5): wider ones trust a large part of the Internet (unique local IPv6 excepted). */
+export const MIN_V4_PREFIX = 8;
+export const MIN_V6_PREFIX = 32;
+
+/** Unique local IPv6 (fc00::/7): private like 10.0.0.0/8, so a range inside it may be wider than /32 (fd00::/8). */
+const UNIQUE_LOCAL = { bytes: parseIp("fc00::")!, prefix: 7 };
+
+/** IPv6 blocks a trusted range must not contain (a single address may be one of them: ::1 is a fine proxy). */
+const SPECIAL_V6: readonly { readonly bytes: Uint8Array; readonly prefix: number; readonly what: string }[] = [
+  { bytes: parseIp("::ffff:0:0")!, prefix: 96, what: "the IPv4-mapped addresses (::ffff:0:0/96: every IPv4 client)" },
+  { bytes: parseIp("64:ff9b::")!, prefix: 96, what: "the NAT64 addresses (64:ff9b::/96: every IPv4 client through NAT64)" },
+  { bytes: parseIp("::1")!, prefix: 128, what: "the loopback address (::1)" },
+];
 
 /** What the client is called when a trusted proxy did not say who it is (an X-Forwarded-For entry it wrote is not an address). */
 export const UNKNOWN_CLIENT = "unknown";
@@ -183,7 +197,22 @@ export function parseProxyEntry(entry: string): IpRange | string {
   const network = new Uint8Array(16);
   for (let i = 0, bits = full; i < 16; i++, bits -= 8) network[i] = bytes[i]! & (bits >= 8 ? 0xff : bits <= 0 ? 0 : (0xff << (8 - bits)) & 0xff);
   const networkText = formatIp(network);
-  if (network.some((x, i) => x !== bytes[i])) return `"${entry}" has address bits set after the /${prefix} prefix; write ${networkText}/${prefix}`;
+  if (network.some((x, i) => x !== bytes[i]))
+    return `"${entry}" has address bits set after the /${prefix} prefix; write ${!v4 && isMapped(network) && full >= 96 ? `::ffff:${networkText}` : networkText}/${prefix}`;
+  // An IPv4-mapped range (::ffff:a.b.c.d/96+n) is the IPv4 range a.b.c.d/n: checked and printed as that.
+  const v4Prefix = v4 ? prefix : isMapped(network) && full >= 96 ? full - 96 : null;
+  const asV4 = v4Prefix === null ? null : v4Prefix === 32 ? networkText : `${networkText}/${v4Prefix}`;
+  if (!v4 && asV4 !== null && v4Prefix === 0) return `"${entry}" is every IPv4 address (0.0.0.0/0), so any IPv4 client could choose the address it is counted under; list your proxies' addresses`;
+  if (v4Prefix !== null && v4Prefix < MIN_V4_PREFIX)
+    return `"${entry}"${v4 ? "" : ` (${asV4})`} is wider than /${MIN_V4_PREFIX}: list your proxies' addresses, or the smallest ranges that hold them (such as 10.0.0.0/8 or 192.0.2.0/24)`;
+  if (v4Prefix === null && full < MIN_V6_PREFIX && !(full >= UNIQUE_LOCAL.prefix && inRange(network, UNIQUE_LOCAL)))
+    return `"${entry}" is wider than /${MIN_V6_PREFIX}: list your proxies' addresses, or the smallest ranges that hold them (such as 2001:db8::/48)`;
+  if (v4Prefix === null && full < 128) {
+    const range = { bytes: network, prefix: full };
+    const special = SPECIAL_V6.find((b) => full <= b.prefix && inRange(b.bytes, range));
+    if (special) return `"${entry}" contains ${special.what}, so clients there could choose the address they are counted under; list your proxies' addresses`;
+  }
+  if (asV4 !== null) return { text: asV4, bytes: network, prefix: full };
   return { text: prefix === max ? networkText : `${networkText}/${prefix}`, bytes: network, prefix: full };
 }
 
