@@ -95,6 +95,12 @@ test("in the app: entries the proxy wrote as 'unknown' count per request, and th
 
 test("in the app: a trusted proxy that sends no X-Forwarded-For is warned about (rate-limited): every client would be the proxy", async () => {
   const { app, logs, clock } = testApp({ trusted_proxies: ["10.0.0.2"] });
+  await appRequest(app, "/healthz", { remoteAddress: "10.0.0.2" });
+  assert.deepEqual(
+    logs.filter((l) => l.event === "warning"),
+    [],
+    "the load balancer's own health check is not a mistake",
+  );
   await appRequest(app, "/_otpgate/login?rd=/", { remoteAddress: "10.0.0.2" });
   await appRequest(app, "/_otpgate/login?rd=/", { remoteAddress: "10.0.0.2" });
   let warnings = logs.filter((l) => l.event === "warning" && l.where === "forwarded");

@@ -6,7 +6,7 @@
 //     the client. Right for a client that forges it; a mistake when the peer is a proxy the admin
 //     forgot to list.
 //   - a peer in trusted_proxies that sends no X-Forwarded-For (Forwarded is not read): the proxy is
-//     then the client of every request it passes on.
+//     then the client of every request it passes on (its own health checks of /healthz excepted).
 //   - an X-Forwarded-For entry a trusted proxy wrote that is not an address ("unknown"; with a port
 //     is fine): the client is unknown and counted per request (client-address.ts, RT-B F3).
 
@@ -16,6 +16,7 @@ import { headerValues } from "../../core/web/index.js";
 import type { GatewayLog, GatewayRequest } from "./gateway-types.js";
 
 const EVERY_MS = 60_000;
+const HEALTH_CHECK = /^\/healthz(?:\?|$)/;
 
 type Kind = "untrusted" | "missing" | "not-an-address";
 
@@ -54,6 +55,8 @@ export function forwardedWarner(trusted: TrustedProxies, log: GatewayLog, nowMs:
       return;
     }
     if (xff.length === 0) {
+      // A load balancer's own health checks carry no X-Forwarded-For: they are not a mistake.
+      if (HEALTH_CHECK.test(req.target)) return;
       const n = due("missing");
       if (n === null) return;
       warn(
