@@ -10,13 +10,14 @@ test("without trusted proxies X-Forwarded-For is never believed, not even from l
     const r = clientAddress(peer, ["6.6.6.6"], NO_TRUSTED_PROXIES);
     assert.equal(r.address, normalizeAddress(peer), peer);
     assert.equal(r.forwardedFor, normalizeAddress(peer), peer);
+    assert.equal(r.known, true, peer);
   }
-  assert.deepEqual(clientAddress("::ffff:127.0.0.1", [], NO_TRUSTED_PROXIES), { address: "127.0.0.1", forwardedFor: "127.0.0.1" });
+  assert.deepEqual(clientAddress("::ffff:127.0.0.1", [], NO_TRUSTED_PROXIES), { address: "127.0.0.1", forwardedFor: "127.0.0.1", known: true });
 });
 
 test("from an untrusted peer X-Forwarded-For is ignored even when proxies are configured", () => {
   const trusted = parseTrustedProxies(["10.0.0.0/8"]);
-  assert.deepEqual(clientAddress("203.0.113.9", ["10.0.0.5, 6.6.6.6"], trusted), { address: "203.0.113.9", forwardedFor: "203.0.113.9" });
+  assert.deepEqual(clientAddress("203.0.113.9", ["10.0.0.5, 6.6.6.6"], trusted), { address: "203.0.113.9", forwardedFor: "203.0.113.9", known: true });
 });
 
 test("from a trusted peer the walk goes right to left past trusted hops and stops at the first untrusted address", () => {
@@ -33,21 +34,24 @@ test("from a trusted peer the walk goes right to left past trusted hops and stop
     ["127.0.0.1", [], "127.0.0.1", "127.0.0.1"],
     ["127.0.0.1", ["  198.51.100.4  "], "198.51.100.4", "198.51.100.4, 127.0.0.1"],
   ];
-  for (const [peer, xff, address, chain] of cases) assert.deepEqual(clientAddress(peer, xff, trusted), { address, forwardedFor: chain }, `${peer} ${JSON.stringify(xff)}`);
+  for (const [peer, xff, address, chain] of cases) assert.deepEqual(clientAddress(peer, xff, trusted), { address, forwardedFor: chain, known: true }, `${peer} ${JSON.stringify(xff)}`);
 });
 
-test("a malformed entry stops the walk: nothing to its left is believed", () => {
+test("a malformed entry a trusted hop wrote stops the walk: nothing to its left is believed, and the client is unknown (not the proxy)", () => {
   const trusted = parseTrustedProxies(["127.0.0.1", "10.0.0.0/8"]);
-  const garbage = ["unknown", "", "198.51.100.4:1234", "[2001:db8::1]", "2001:db8::1%eth0", "1.2.3", "1.2.3.4.5", "256.1.1.1", "01.2.3.4", "evil.example", "1.2.3.4 5.6.7.8", "_hidden"];
+  const garbage = ["unknown", "", "198.51.100.4:0", "[2001:db8::1", "2001:db8::1%eth0", "1.2.3", "1.2.3.4.5", "256.1.1.1", "01.2.3.4", "evil.example", "1.2.3.4 5.6.7.8", "_hidden"];
   for (const g of garbage) {
-    assert.deepEqual(clientAddress("127.0.0.1", [`6.6.6.6, ${g}`], trusted), { address: "127.0.0.1", forwardedFor: "127.0.0.1" }, JSON.stringify(g));
-    assert.deepEqual(clientAddress("127.0.0.1", [`6.6.6.6, ${g}, 10.0.0.9`], trusted), { address: "10.0.0.9", forwardedFor: "10.0.0.9, 127.0.0.1" }, JSON.stringify(g));
+    const unknown = (writtenBy: string, chain: string) => ({ address: "unknown", forwardedFor: chain, known: false, notAnAddress: { entry: g.trim(), writtenBy } });
+    assert.deepEqual(clientAddress("127.0.0.1", [`6.6.6.6, ${g}`], trusted), unknown("127.0.0.1", "unknown, 127.0.0.1"), JSON.stringify(g));
+    assert.deepEqual(clientAddress("127.0.0.1", [`6.6.6.6, ${g}, 10.0.0.9`], trusted), unknown("10.0.0.9", "unknown, 10.0.0.9, 127.0.0.1"), JSON.stringify(g));
+    // Left of the first untrusted address it is the client's own text: never read.
+    assert.deepEqual(clientAddress("127.0.0.1", [`${g}, 6.6.6.6`], trusted), { address: "6.6.6.6", forwardedFor: "6.6.6.6, 127.0.0.1", known: true }, JSON.stringify(g));
   }
-  assert.deepEqual(clientAddress("127.0.0.1", ["6.6.6.6,"], trusted), { address: "127.0.0.1", forwardedFor: "127.0.0.1" }, "a trailing comma is an empty entry");
+  assert.equal(clientAddress("127.0.0.1", ["6.6.6.6,"], trusted).address, "unknown", "a trailing comma is an empty entry");
 });
 
 test("a peer that is not an address is returned as is (never happens with a socket, never throws)", () => {
-  assert.deepEqual(clientAddress("", ["6.6.6.6"], parseTrustedProxies(["10.0.0.0/8"])), { address: "", forwardedFor: "" });
+  assert.deepEqual(clientAddress("", ["6.6.6.6"], parseTrustedProxies(["10.0.0.0/8"])), { address: "", forwardedFor: "", known: true });
 });
 
 test("address parsing: exactly IPv4 and IPv6 (with :: and an IPv4 tail), canonical output", () => {

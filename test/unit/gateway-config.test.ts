@@ -72,7 +72,7 @@ state_files: /var/lib/otpgate/\${USER}
 keys_file: /etc/otpgate/gw.keys
 sessions_file: /var/lib/otpgate/revoked
 session: {idle: 10m, absolute: 8h, recheck: 30s}
-regulation: {max_retries: 3, find_time: 1m, ban_time: 15m, user_delay_max: 0s, max_entries: 5000}
+regulation: {max_retries: 3, find_time: 1m, ban_time: 15m, user_delay_max: 2s, max_entries: 5000}
 limits: {first_byte_timeout: 5s, head_timeout: 20s, body_timeout: 1m, keep_alive_timeout: 75s, connections_per_address: 16, max_headers: 60, app_requests_per_user: 8, app_body_idle_timeout: 10s}
 forward_auth: redirect
 cookie_name: gw_sid
@@ -96,7 +96,7 @@ user_lookup_timeout: 2s
   assert.equal(c.keysFile, "/etc/otpgate/gw.keys");
   assert.equal(c.sessionsFile, "/var/lib/otpgate/revoked");
   assert.deepEqual(c.session, { idleMs: 600_000, absoluteMs: 8 * 3_600_000, recheckMs: 30_000 });
-  assert.deepEqual(c.regulation, { maxRetries: 3, findTimeMs: 60_000, banTimeMs: 900_000, userDelayMaxMs: 0, maxEntries: 5000 });
+  assert.deepEqual(c.regulation, { maxRetries: 3, findTimeMs: 60_000, banTimeMs: 900_000, userDelayMaxMs: 2000, maxEntries: 5000 });
   assert.deepEqual(c.limits, { firstByteMs: 5000, headMs: 20_000, bodyMs: 60_000, keepAliveMs: 75_000, connectionsPerAddress: 16, maxHeaders: 60, appRequestsPerUser: 8, appBodyIdleMs: 10_000 });
   assert.equal(c.headTimeoutMs, 20_000);
   assert.equal(c.forwardAuth, "redirect");
@@ -189,7 +189,7 @@ test("each wrong value is reported with its path and what to write", (t) => {
     [`${BASE}regulation: {max_retries: "5"}\n`, "regulation.max_retries", /^must be a whole number from 1 to 100, not "5"$/],
     [`${BASE}regulation: {find_time: 2d}\n`, "regulation.find_time", /^must be from 1s to 1d, not 2d$/],
     [`${BASE}regulation: {ban_time: 8d}\n`, "regulation.ban_time", /^must be from 1s to 7d, not 8d$/],
-    [`${BASE}regulation: {user_delay_max: 2m}\n`, "regulation.user_delay_max", /^must be from 0ms to 1m, not 2m$/],
+    [`${BASE}regulation: {user_delay_max: 2m}\n`, "regulation.user_delay_max", /^must be from 1s to 1m, not 2m$/],
     [`${BASE}regulation: {max_entries: 10}\n`, "regulation.max_entries", /^must be from 1000 to 10000000, not 10$/],
     [`${BASE}limits: {first_byte_timeout: 10m}\n`, "limits.first_byte_timeout", /^must be from 1s to 5m, not 10m$/],
     [`${BASE}limits: {head_timeout: 0s}\n`, "limits.head_timeout", /^must be from 1s to 5m, not 0s$/],

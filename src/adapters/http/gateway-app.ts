@@ -9,6 +9,7 @@ import { cookieValue, headerValue, headerValues, safeReturnUrl, type SessionData
 import { gatewayCookies } from "./cookie-names.js";
 import { createEnrollHandler } from "./enroll-handler.js";
 import { forwardedWarner } from "./forwarded-warning.js";
+import { UNKNOWN_CLIENT, unknownClientKey } from "../../core/web/client-address.js";
 import { newMetrics, type GatewayMetrics, type HandlerContext } from "./gateway-context.js";
 import type { GatewayDeps, GatewayRequest, GatewayResponse, HeaderList } from "./gateway-types.js";
 import { createLoginHandler } from "./login-handler.js";
@@ -96,7 +97,12 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   // New keys may have retired the key a tunnel's session was sealed with: every tunnel re-checks.
   sessions.onKeysChanged(() => tunnels.recheck());
   const warnForwarded = forwardedWarner(config.trustedProxies, log, () => clock.nowMs());
-  const clientAddress = (req: GatewayRequest) => appClientAddress(req.headers, req.remoteAddress, config.trustedProxies).client;
+  // A client a trusted proxy did not name (RT-B F3) is counted under a key of its own per request.
+  let unknownClients = 0;
+  const clientAddress = (req: GatewayRequest) => {
+    const client = appClientAddress(req.headers, req.remoteAddress, config.trustedProxies).client;
+    return client === UNKNOWN_CLIENT ? unknownClientKey(++unknownClients) : client;
+  };
   const ctx: HandlerContext = {
     config,
     clock,

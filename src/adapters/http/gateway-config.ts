@@ -175,6 +175,17 @@ function durationIn(min: number, max: number, fallback: number) {
   };
 }
 
+/** regulation.user_delay_max: 1s to 60s (RT-B F6: 0s turned per-user pacing off without a word). */
+function userDelayMax(v: unknown): number {
+  const ms = durationIn(0, Number.MAX_SAFE_INTEGER, 10_000)(v);
+  if (ms > 60_000) bad(`must be from 1s to 1m, not ${String(v)}`);
+  if (ms < 1000)
+    bad(
+      `must be at least 1s (up to 60s; default 10s): below that it turns off per-user pacing, and guessing one user's code from many addresses is then limited by nothing but each address's ban; not ${String(v)}`,
+    );
+  return ms;
+}
+
 function wholeIn(min: number, max: number, fallback: number) {
   return (v: unknown): number => {
     if (v === undefined) return fallback;
@@ -338,6 +349,12 @@ const V = {
     } catch {
       bad("is not a URL such as postgres://otpgate@db.example.com:5432/otpgate?sslmode=verify-full");
     }
+    const target = storeTarget(url);
+    if (!target.local && target.sslmode !== null && PLAIN_SSLMODES.has(target.sslmode)) {
+      bad(
+        `sslmode=${target.sslmode} to ${target.host}, which is not this host: the revocations and bans would cross the network unencrypted or with an unchecked server; anyone on the path could hide a logout from the other instances or ban every client. Write sslmode=verify-full&sslrootcert=CA (the CA of the database's certificate), or reach the database on this host (127.0.0.1 or its unix socket)`,
+      );
+    }
     return url;
   },
   trustedProxy: (v: unknown): IpRange => {
@@ -376,7 +393,7 @@ const regulationSchema = z.strictObject(
     max_retries: check(wholeIn(1, 100, 5)),
     find_time: check(durationIn(1000, 86_400_000, 2 * 60_000)),
     ban_time: check(durationIn(1000, 7 * 86_400_000, 5 * 60_000)),
-    user_delay_max: check(durationIn(0, 60_000, 10_000)),
+    user_delay_max: check(userDelayMax),
     max_entries: check(wholeIn(1000, 10_000_000, 100_000)),
   },
   { error: SECTION },
@@ -572,6 +589,9 @@ export function parseGatewayConfig(yamlText: string, source = "config"): Gateway
   if (raw.store_password_file !== undefined && (raw.store === undefined || raw.store === null)) {
     problems.push({ path: "store_password_file", message: "goes with store: postgres://USER@HOST:PORT/DATABASE (the shared state of several gateways); remove it or add store" });
   }
+  if (raw.sessions_file !== undefined && raw.store !== undefined && raw.store !== null) {
+    problems.push({ path: "sessions_file", message: "is not used with store: (revocations and bans are kept in the database); remove sessions_file, or remove store to keep them in the file" });
+  }
   if (raw.user !== undefined && raw.user !== null && raw.decision_socket === undefined) {
     problems.push({ path: "user", message: "needs decision_socket (e.g. /run/otpgate/server.sock): as its own user the gateway cannot read the users' state files, otpgate server decides for it" });
   }
@@ -733,8 +753,125 @@ function rangesMeet(a: IpRange, b: IpRange): boolean {
   return true;
 }
 
+/** Where store: connects: the host (or socket directory), whether that is this host, and sslmode as written (null: none). */
+export function storeTarget(url: string): { readonly host: string; readonly local: boolean; readonly sslmode: string | null } {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return { host: "", local: false, sslmode: null };
+  }
+  const host = parsed.searchParams.get("host") ?? decodeURIComponent(parsed.hostname);
+  const bare = host.replace(/^\[(.*)\]$/, "$1");
+  const hosts = bare.split(",");
+  const local = hosts.every((h) => {
+    if (h === "" || h.startsWith("/") || h === "localhost") return true;
+    const r = parseProxyEntry(h);
+    return typeof r !== "string" && LOOPBACK.some((l) => r.prefix >= l.prefix && rangesMeet(l, r));
+  });
+  const sslmode = parsed.searchParams.get("sslmode");
+  return { host: host === "" ? "the default unix socket" : host, local, sslmode: sslmode === null ? null : sslmode.trim().toLowerCase() };
+}
+
+/** sslmodes that send the shared state unencrypted or to an unchecked server (pg's no-verify included). */
+const PLAIN_SSLMODES = new Set(["disable", "allow", "prefer", "no-verify"]);
+
+/** A fixed block ("address/prefix", IPv4 or IPv6), without the checks trusted_proxies entries get. */
+function block(text: string): IpRange {
+  const [addr, len] = text.split("/") as [string, string];
+  const bytes = parseIp(addr)!;
+  return { text, bytes, prefix: Number(len) + (addr.includes(":") ? 0 : 96) };
+}
+
+/** Not public: private, shared, loopback, link-local, documentation, benchmarking, multicast and reserved IPv4 blocks. */
+const NOT_PUBLIC_V4 = [
+  "0.0.0.0/8",
+  "10.0.0.0/8",
+  "100.64.0.0/10",
+  "127.0.0.0/8",
+  "169.254.0.0/16",
+  "172.16.0.0/12",
+  "192.0.0.0/24",
+  "192.0.2.0/24",
+  "192.168.0.0/16",
+  "198.18.0.0/15",
+  "198.51.100.0/24",
+  "203.0.113.0/24",
+  "224.0.0.0/3",
+].map(block);
+/** Public IPv6 (global unicast). */
+const PUBLIC_V6 = block("2000::/3");
+/** Every IPv4 address, as IPv4-mapped IPv6. */
+const ALL_V4 = block("::ffff:0.0.0.0/96");
+/** More public addresses than this in trusted_proxies get a warning: a /16 of IPv4, a /48 of IPv6. */
+const PUBLIC_V4_WARN = 65_536n;
+const PUBLIC_V6_WARN = 2n ** 80n;
+
+const within = (inner: IpRange, outer: IpRange) => inner.prefix >= outer.prefix && rangesMeet(inner, outer);
+const sizeOf = (r: IpRange) => 2n ** BigInt(128 - r.prefix);
+
+/** How many public addresses the ranges hold together (overlaps counted once), IPv4 and IPv6 apart, and the ranges that hold them. */
+function publicSpace(ranges: readonly IpRange[]): { readonly v4: bigint; readonly v6: bigint; readonly v4Ranges: string[]; readonly v6Ranges: string[] } {
+  const isV4 = (r: IpRange) => within(r, ALL_V4);
+  // A range inside another listed range adds nothing.
+  const outer = ranges.filter((r, i) => !ranges.some((o, j) => j !== i && within(r, o) && (o.prefix < r.prefix || j < i)));
+  const out = { v4: 0n, v6: 0n, v4Ranges: [] as string[], v6Ranges: [] as string[] };
+  for (const r of outer) {
+    if (isV4(r)) {
+      if (NOT_PUBLIC_V4.some((n) => within(r, n))) continue;
+      const pub = sizeOf(r) - NOT_PUBLIC_V4.filter((n) => within(n, r)).reduce((a, n) => a + sizeOf(n), 0n);
+      if (pub > 0n) {
+        out.v4 += pub;
+        out.v4Ranges.push(r.text);
+      }
+    } else if (within(r, PUBLIC_V6)) {
+      out.v6 += sizeOf(r);
+      out.v6Ranges.push(r.text);
+    }
+  }
+  return out;
+}
+
+function powerOfTwo(n: bigint): string {
+  const bits = n.toString(2).length - 1;
+  return `${n === 2n ** BigInt(bits) ? "" : "about "}2^${bits}`;
+}
+
 /** Things that are allowed but probably not meant (--check-config prints them as warnings). */
-export function gatewayConfigWarnings(config: Pick<GatewayConfig, "listen" | "trustedProxies">): string[] {
+export function gatewayConfigWarnings(config: Pick<GatewayConfig, "listen" | "trustedProxies"> & Partial<Pick<GatewayConfig, "metricsListen" | "store">>): string[] {
+  const warnings: string[] = [];
+  const space = publicSpace(config.trustedProxies.ranges);
+  const choose =
+    "any client there can choose the address the gateway counts (and bans) its sign-ins under with X-Forwarded-For. List only your proxies' own addresses (a cloud load balancer: the narrowest ranges its provider publishes for it)";
+  if (space.v4 > PUBLIC_V4_WARN) warnings.push(`trusted_proxies: the listed ranges hold ${space.v4} public IPv4 address(es) (${space.v4Ranges.join(", ")}): ${choose}`);
+  if (space.v6 > PUBLIC_V6_WARN) warnings.push(`trusted_proxies: the listed ranges hold public IPv6 space of ${powerOfTwo(space.v6)} address(es) (${space.v6Ranges.join(", ")}): ${choose}`);
+  if (config.metricsListen && !isLoopbackHost(config.metricsListen.host)) {
+    const m = config.metricsListen;
+    warnings.push(
+      `metrics_listen: ${m.host.includes(":") ? `[${m.host}]` : m.host}:${m.port} is not a loopback address: anyone who can reach it reads the gateway's counters (sign-ins, failures, bans). Use 127.0.0.1:PORT and let the metrics collector reach it there, or firewall the port`,
+    );
+  }
+  if (config.store) {
+    const t = storeTarget(config.store);
+    if (!t.local && t.sslmode === null) {
+      warnings.push(
+        `store: no sslmode for ${t.host}, which is not this host: without sslmode (or PGSSLMODE) the connection is not encrypted; write sslmode=verify-full&sslrootcert=CA, or anyone on the path can hide logouts from the other instances and ban every client`,
+      );
+    } else if (!t.local && t.sslmode !== "verify-full") {
+      warnings.push(`store: sslmode=${t.sslmode} to ${t.host}: the connection is encrypted but the server's name is not checked; write sslmode=verify-full&sslrootcert=CA`);
+    }
+  }
+  return [...warnings, ...loopbackProxyWarnings(config)];
+}
+
+function isLoopbackHost(host: string): boolean {
+  if (host === "localhost") return true;
+  const r = parseProxyEntry(host);
+  return typeof r !== "string" && LOOPBACK.some((l) => within(r, l));
+}
+
+/** Loopback trusted proxies (only those entirely loopback; wider ranges are refused) when the listener takes loopback connections. */
+function loopbackProxyWarnings(config: Pick<GatewayConfig, "listen" | "trustedProxies">): string[] {
   const host = config.listen.host;
   const wildcard = host === "0.0.0.0" || host === "::";
   const listenRange = parseProxyEntry(host);
@@ -742,7 +879,7 @@ export function gatewayConfigWarnings(config: Pick<GatewayConfig, "listen" | "tr
   if (!takesLoopback) return [];
   const listen = host.includes(":") ? `[${host}]:${config.listen.port}` : `${host}:${config.listen.port}`;
   return config.trustedProxies.ranges
-    .filter((r) => LOOPBACK.some((l) => rangesMeet(l, r)))
+    .filter((r) => LOOPBACK.some((l) => within(r, l)))
     .map(
       (r) =>
         `trusted_proxies: ${r.text} is a loopback address and the gateway listens on ${listen}: any local user can connect from it and choose the address the gateway counts (and bans) their sign-ins under with X-Forwarded-For. Fine when no untrusted user can log in to this host; otherwise let only the proxy reach the gateway (a firewall rule by owner, e.g. iptables -A OUTPUT -o lo -p tcp --dport ${config.listen.port} -m owner ! --uid-owner www-data -j REJECT)`,

@@ -43,6 +43,7 @@ import { userNameProblem } from "../../core/user-name.js";
 import { gatewayCookies } from "./cookie-names.js";
 import { createDeviceCookies } from "./device-cookies.js";
 import { attemptAddress, safeReturnUrl, type Attempt, type Settlement, type Ticket } from "../../core/web/index.js";
+import { isUnknownClientKey } from "../../core/web/client-address.js";
 import { headerValue } from "../../core/web/headers.js";
 import { PasswordCheckBusy, verifyNothing, verifyPassword } from "../../platform/password-hash.js";
 import { DecisionServiceUnavailable, type DecideReply } from "../../ports/decision-service.js";
@@ -209,7 +210,8 @@ export function createLoginHandler(ctx: HandlerContext, options: { refusalFloorM
       let outcome: DecideReply;
       try {
         // An attempt the device cookie exempted here is exempt at the decision service too (within its budget per user there).
-        outcome = await decisions.decide({ user, code, service: "gateway", clientAddress: ip, rateLimit, ...(ticket!.exempt ? { device: true } : {}) });
+        // A per-request key for a client the proxy did not name is not an address: the server is told none.
+        outcome = await decisions.decide({ user, code, service: "gateway", clientAddress: isUnknownClientKey(ip) ? undefined : ip, rateLimit, ...(ticket!.exempt ? { device: true } : {}) });
       } catch (err) {
         if (err instanceof DecisionServiceUnavailable) return refuse("decision-service-unavailable", "none", err.message, 503, unavailable);
         return refuse("error", "address", (err as Error).message);

@@ -17,6 +17,7 @@ import { decodeGaSecret } from "../../core/base32.js";
 import type { LogValue } from "../../core/log-fields.js";
 import type { MacFactory } from "../../core/otp.js";
 import { userNameProblem } from "../../core/user-name.js";
+import { unknownClientKey } from "../../core/web/client-address.js";
 import { attemptAddress, DEFAULT_REGULATION, Regulator, type RegulatorPolicy, type Settlement } from "../../core/web/regulation.js";
 import { secretLine } from "../../formats/ga-document.js";
 import { asUser, type Identity } from "../../platform/privileges.js";
@@ -105,12 +106,15 @@ export function localDecisionService<A extends ServiceAccount>(deps: LocalServic
   };
 
   const regulator = deps.regulation === "off" ? null : new Regulator(deps.regulation ?? DEFAULT_REGULATION);
+  let unknownClients = 0;
 
   async function decide(req: DecideRequest): Promise<DecideReply> {
     if (regulator === null || req.rateLimit !== "ignore" || userNameProblem(req.user) !== null) return decideOnce(req);
     const now = deps.clock.nowMs();
+    // No client address (the gateway's proxy did not name the client, RT-B F3): a key of its own per request, which bans nobody else.
+    const address = req.clientAddress === undefined ? unknownClientKey(++unknownClients) : attemptAddress(req.clientAddress);
     // A front-end's device claim (RT-B F2) shares one budget per user (one device id for all), however many it claims.
-    const reservation = regulator.begin({ subject: `user:${req.user}`, address: attemptAddress(req.clientAddress ?? ""), ...(req.device === true ? { device: FRONT_END_DEVICE } : {}) }, now);
+    const reservation = regulator.begin({ subject: `user:${req.user}`, address, ...(req.device === true ? { device: FRONT_END_DEVICE } : {}) }, now);
     if (reservation.kind !== "allowed") {
       const retryAfterMs = "retryAfterMs" in reservation ? reservation.retryAfterMs : 0;
       deps.log("notice", "decide:rejected:regulated", {

@@ -41,7 +41,7 @@
 // least recently used keys (and their bans) are forgotten first. Pure: the caller passes the time.
 
 import { OtpgateError } from "../errors.js";
-import { addressKey, parseIp } from "./client-address.js";
+import { addressKey, isUnknownClientKey, parseIp } from "./client-address.js";
 
 export interface RegulationPolicy {
   readonly maxRetries: number;
@@ -115,9 +115,14 @@ export interface Ticket {
 /** How an attempt in flight ended: a guess (pair, address, subject), an address-only failure, no count at all, or a success. */
 export type Settlement = "guess" | "address" | "refund" | "success";
 
-/** The address part of an attempt: addressKey() (IPv4 as is, IPv6 by its /64); no address at all (a peer the shell could not name) counts as "unknown". */
+/**
+ * The address part of an attempt: addressKey() (IPv4 as is, IPv6 by its /64); a per-request key of
+ * unknownClientKey() (a trusted proxy did not say who the client is) as it is; no address at all (a
+ * peer the shell could not name) counts as "unknown".
+ */
 export function attemptAddress(clientAddress: string): string {
-  return parseIp(clientAddress) ? addressKey(clientAddress) : "unknown";
+  if (parseIp(clientAddress)) return addressKey(clientAddress);
+  return isUnknownClientKey(clientAddress) ? clientAddress : "unknown";
 }
 
 /** A subject or address that must never become a key (too long, control characters). */
