@@ -10,10 +10,10 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { cookieHeader, cookiesFrom, http, loginForm, startGateway, startUpstream, upgradeEcho } from "../helpers/gateway.js";
+import { assertAppCookies, cookieCases, FORGED, leakedForged, rawGet } from "../helpers/forward-auth.js";
 import { ROOT, enrolledUser, oathTotp, systemReady, tempDir } from "../helpers/system.js";
 
 /** The README's Caddyfile: the one ```caddyfile block of the production setup. */
@@ -28,43 +28,6 @@ function readmeCaddyfile(): string {
 function swap(text: string, from: string, to: string): string {
   assert.ok(text.includes(from), `the README's Caddyfile contains ${from}`);
   return text.split(from).join(to);
-}
-
-/**
- * Identity headers a client may forge, in the spellings apps read: with `-`, with `_` (CGI/WSGI:
- * REMOTE_USER), in any case, each sent as its own header line (Node's client would merge names that
- * differ only in case).
- */
-const FORGED: [string, string][] = [
-  ["Remote-User", "forged-admin"],
-  ["remote-user", "forged-admin"],
-  ["Remote_User", "forged-admin"],
-  ["remote_user", "forged-admin"],
-  ["REMOTE_USER", "forged-admin"],
-  ["Remote-Groups", "forged-admins"],
-  ["Remote_Email", "forged-admin@example.com"],
-  ["X-Remote-User", "forged-admin"],
-  ["X_Remote_User", "forged-admin"],
-  ["X-Forwarded-User", "forged-admin"],
-  ["x_forwarded_user", "forged-admin"],
-  ["X-Forwarded-Email", "forged-admin@example.com"],
-  ["X-Forwarded-Preferred-Username", "forged-admin"],
-  ["X-Forwarded-For", "6.6.6.6"],
-];
-
-/** A GET with these exact header lines (Connection: close): the status and the Location. */
-function rawGet(port: number, path: string, lines: [string, string][]): Promise<{ status: number; location: string }> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, "127.0.0.1");
-    let data = "";
-    socket.on("data", (d: Buffer) => (data += d.toString("latin1")));
-    socket.on("error", reject);
-    socket.on("end", () => {
-      const status = Number(/^HTTP\/1\.1 (\d{3}) /.exec(data)?.[1] ?? 0);
-      resolve({ status, location: /^location: (.*)\r$/im.exec(data)?.[1] ?? "" });
-    });
-    socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n${lines.map(([n, v]) => `${n}: ${v}\r\n`).join("")}\r\n`);
-  });
 }
 
 describe("gateway behind Caddy forward_auth (the README's Caddyfile)", () => {
@@ -143,8 +106,7 @@ describe("gateway behind Caddy forward_auth (the README's Caddyfile)", () => {
     const seen = upstream.seen.at(-1)!;
     assert.equal(seen.url, "/app/page?x=2");
     assert.equal(seen.headers["remote-user"], user.name);
-    const leaked = Object.entries(seen.headers).filter(([, v]) => /forged-admin|6\.6\.6\.6/.test(String(v)));
-    assert.deepEqual(leaked, [], "no forged identity header reached the app");
+    assert.deepEqual(leakedForged(seen.headers), [], "no forged identity header reached the app");
     assert.equal(seen.headers["x-forwarded-for"], "127.0.0.1", "Caddy's own X-Forwarded-For");
     assert.equal(seen.headers["x-forwarded-proto"], "http");
     assert.equal(seen.headers["x-forwarded-host"], `127.0.0.1:${caddyPort}`);
@@ -155,17 +117,27 @@ describe("gateway behind Caddy forward_auth (the README's Caddyfile)", () => {
     assert.equal(hop.status, 200);
     assert.equal(upstream.seen.at(-1)!.url, "/app/page?x=3");
     assert.equal(upstream.seen.at(-1)!.headers["remote-user"], user.name, "Remote-User named in Connection");
-    assert.deepEqual(
-      Object.entries(upstream.seen.at(-1)!.headers).filter(([, v]) => /forged-admin|6\.6\.6\.6/.test(String(v))),
-      [],
-    );
+    assert.deepEqual(leakedForged(upstream.seen.at(-1)!.headers), []);
+
+    // The gateway's cookies never reach the app, wherever they stand; the app's own cookies do.
+    assertAppCookies(seen.headers, undefined, "session only");
+    for (const [i, c] of cookieCases(session).entries()) {
+      const r = await rawGet(caddyPort, `/app/cookies?case=${i}`, [...c.lines, ["X-RStudio-Username", "forged-admin"]]);
+      assert.equal(r.status, 200, JSON.stringify(c.lines));
+      const s = upstream.seen.at(-1)!;
+      assert.equal(s.url, `/app/cookies?case=${i}`);
+      assert.equal(s.headers["remote-user"], user.name);
+      assert.deepEqual(leakedForged(s.headers), []);
+      assertAppCookies(s.headers, c.app, JSON.stringify(c.lines), c.lines.length === 1);
+    }
 
     // RStudio needs WebSockets: a signed-in upgrade passes Caddy's forward_auth and reaches the app with its user.
-    const ws = await upgradeEcho(caddyPort, `otpgate_session=${session}`);
+    const ws = await upgradeEcho(caddyPort, `a=1; otpgate_session=${session}`);
     assert.equal(ws.status, "HTTP/1.1 101 Switching Protocols");
     assert.equal(ws.echo, "ping through the tunnel");
     assert.equal(upstream.seen.at(-1)!.method, "UPGRADE");
     assert.equal(upstream.seen.at(-1)!.headers["remote-user"], user.name);
+    assertAppCookies(upstream.seen.at(-1)!.headers, "a=1", "WebSocket");
     assert.match((await upgradeEcho(caddyPort, "otpgate_session=forged")).status, /^HTTP\/1\.1 302 /);
 
     // Logout ends the session: the old cookie goes back to the login page, the app is not asked.

@@ -9,7 +9,8 @@ import type { TLSSocket } from "node:tls";
 import { join } from "node:path";
 import { describe, test, type TestContext } from "node:test";
 import { cookieHeader, cookiesFrom, http, login, loginForm, startGateway, startUpstream, upgradeEcho } from "../helpers/gateway.js";
-import { enrolledUser, oathTotp, runCli, systemReady, tempDir } from "../helpers/system.js";
+import { assertAppCookies, cookieCases, FORGED, leakedForged, rawGet } from "../helpers/forward-auth.js";
+import { ROOT, enrolledUser, oathTotp, runCli, systemReady, tempDir } from "../helpers/system.js";
 
 async function rig(t: TestContext, extra: Record<string, unknown> = {}) {
   const dir = tempDir(t);
@@ -19,6 +20,23 @@ async function rig(t: TestContext, extra: Record<string, unknown> = {}) {
   t.after(() => gw.stop());
   const { user, secret } = enrolledUser(t);
   return { dir, upstream, gw, user, secret };
+}
+
+/** The README's nginx configuration (its one ```nginx block), with only the address and the ports changed. */
+function readmeNginx(port: number, gatewayPort: number, appPort: number): string {
+  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+  const blocks = [...readme.matchAll(/^```nginx\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
+  assert.equal(blocks.length, 1, "the README has one nginx block");
+  const swap = (text: string, from: string, to: string) => {
+    assert.ok(text.includes(from), `the README's nginx block contains ${from}`);
+    return text.split(from).join(to);
+  };
+  let conf = blocks[0]!;
+  conf = swap(conf, "listen 443 ssl;", `listen 127.0.0.1:${port};`);
+  conf = conf.replace(/^\s*ssl_certificate(_key)? [^;]*;\s*$/gm, "");
+  conf = swap(conf, "127.0.0.1:9091", `127.0.0.1:${gatewayPort}`);
+  conf = swap(conf, "127.0.0.1:8787", `127.0.0.1:${appPort}`);
+  return conf;
 }
 
 describe("otpgate gateway", () => {
@@ -185,16 +203,17 @@ describe("otpgate gateway", () => {
   });
 });
 
-describe("gateway behind nginx auth_request", () => {
-  test("anonymous -> redirected to login; after login -> 200 and the upstream sees Remote-User", async (t) => {
+describe("gateway behind nginx auth_request (the README's nginx configuration)", () => {
+  test("anonymous -> login; signed in -> the app sees Remote-User and none of the forged headers or the gateway's cookies; WebSocket; logout", async (t) => {
     if (!systemReady(t, ["oathtool", "nginx"])) return;
     const dir = tempDir(t);
     const upstream = await startUpstream();
     t.after(() => upstream.close());
     const { user, secret } = enrolledUser(t);
     const nginxPort = 42000 + Math.floor(Math.random() * 10000);
+    const base = `http://127.0.0.1:${nginxPort}`;
     // The README's production setup: nginx on this host is the trusted proxy.
-    const gw = await startGateway(dir, { public_url: `http://127.0.0.1:${nginxPort}`, allowed_hosts: [`127.0.0.1:${nginxPort}`], trusted_proxies: ["127.0.0.1"] });
+    const gw = await startGateway(dir, { public_url: base, allowed_hosts: [`127.0.0.1:${nginxPort}`], trusted_proxies: ["127.0.0.1"] });
     t.after(() => gw.stop());
     const conf = join(dir, "nginx.conf");
     writeFileSync(
@@ -206,33 +225,15 @@ events { worker_connections 64; }
 http {
   access_log off;
   client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
-  server {
-    listen 127.0.0.1:${nginxPort};
-    location = /_otpgate/auth {
-      internal;
-      proxy_pass http://127.0.0.1:${gw.port};
-      proxy_pass_request_body off;
-      proxy_set_header Content-Length "";
-      proxy_set_header X-Original-URI $request_uri;
-    }
-    location /_otpgate/ { proxy_pass http://127.0.0.1:${gw.port}; proxy_set_header X-Forwarded-For $remote_addr; }
-    location / {
-      auth_request /_otpgate/auth;
-      auth_request_set $otp_user $upstream_http_remote_user;
-      error_page 401 = @login;
-      proxy_set_header Remote-User $otp_user;
-      proxy_set_header X-Forwarded-User ""; proxy_set_header X-Remote-User "";
-      proxy_pass http://127.0.0.1:${upstream.port};
-    }
-    location @login { return 302 /_otpgate/login?rd=$request_uri; }
-  }
+${readmeNginx(nginxPort, gw.port, upstream.port)}
 }
 `,
     );
+    const checked = spawnSync("/usr/sbin/nginx", ["-t", "-q", "-c", conf, "-p", dir], { encoding: "utf8" });
+    assert.equal(checked.status, 0, checked.stderr);
     const { spawn } = await import("node:child_process");
     const nginx = spawn("/usr/sbin/nginx", ["-c", conf, "-p", dir], { stdio: "ignore" });
     t.after(() => nginx.kill("SIGTERM"));
-    const base = `http://127.0.0.1:${nginxPort}`;
     for (let i = 0; i < 50; i++) {
       try {
         await http(base, "GET", "/_otpgate/login");
@@ -241,9 +242,12 @@ http {
         await new Promise((r) => setTimeout(r, 100));
       }
     }
-    const anon = await http(base, "GET", "/app/page");
-    assert.equal(anon.status, 302);
-    assert.equal(anon.headers.location, `${base}/_otpgate/login?rd=/app/page`);
+    // Anonymous, with and without forged headers and a forged session: the login page, the app never asked.
+    for (const lines of [[], FORGED, [...FORGED, ["Cookie", "otpgate_session=forged"]]] as [string, string][][]) {
+      const anon = await rawGet(nginxPort, "/app/page", lines);
+      assert.equal(anon.status, 302, JSON.stringify(lines));
+      assert.equal(anon.location, `${base}/_otpgate/login?rd=/app/page`);
+    }
     assert.equal(upstream.seen.length, 0);
     const f = await http(base, "GET", "/_otpgate/login?rd=/app/page");
     const csrf = /name="csrf" value="([^"]+)"/.exec(f.body)![1]!;
@@ -251,20 +255,67 @@ http {
       base,
       "POST",
       "/_otpgate/login",
-      { cookie: cookieHeader(cookiesFrom(f)) },
+      { cookie: cookieHeader(cookiesFrom(f)), "x-forwarded-for": "6.6.6.6" },
       new URLSearchParams({ csrf, rd: "/app/page", user: user.name, code: oathTotp(secret) }).toString(),
     );
     assert.equal(ok.status, 303);
     assert.equal(ok.headers.location, "/app/page");
-    const page = await http(base, "GET", "/app/page", { cookie: `otpgate_session=${cookiesFrom(ok).otpgate_session}` });
+    assert.match(await gw.waitForLog(/"event":"login","result":"accepted"/), /"ip":"127\.0\.0\.1"/, "counted under nginx's $remote_addr, not the client's X-Forwarded-For");
+    const session = cookiesFrom(ok).otpgate_session!;
+    const page = await http(base, "GET", "/app/page", { cookie: `otpgate_session=${session}` });
     assert.equal(page.status, 200);
     assert.equal(upstream.seen.at(-1)!.headers["remote-user"], user.name);
-    // A signed-in client's own identity headers do not survive the README's nginx configuration.
-    const forged = await http(base, "GET", "/app/page", { cookie: `otpgate_session=${cookiesFrom(ok).otpgate_session}`, "remote-user": "root", "x-remote-user": "root", "x-forwarded-user": "root" });
+
+    // Signed in, with every forged header: the app sees the gateway's user and nginx's own forwarding headers.
+    const forged = await rawGet(nginxPort, "/app/page?x=2", [["Cookie", `otpgate_session=${session}`], ...FORGED]);
     assert.equal(forged.status, 200);
-    const seen = upstream.seen.at(-1)!.headers;
-    assert.equal(seen["remote-user"], user.name);
-    assert.ok(!seen["x-remote-user"] && !seen["x-forwarded-user"], JSON.stringify(seen));
+    const seen = upstream.seen.at(-1)!;
+    assert.equal(seen.url, "/app/page?x=2");
+    assert.equal(seen.headers["remote-user"], user.name);
+    assert.deepEqual(leakedForged(seen.headers), [], "no forged header reached the app");
+    assert.equal(seen.headers["x-forwarded-for"], "127.0.0.1", "nginx's $remote_addr");
+    assert.equal(seen.headers["x-real-ip"], "127.0.0.1");
+    assert.equal(seen.headers["x-forwarded-proto"], "http");
+    assert.equal(seen.headers["x-forwarded-host"], "127.0.0.1");
+    assertAppCookies(seen.headers, undefined, "session only");
+
+    // The gateway's cookies never reach the app, wherever they stand; the app's own cookies do.
+    for (const [i, c] of cookieCases(session).entries()) {
+      const r = await rawGet(nginxPort, `/app/cookies?case=${i}`, [...c.lines, ["X-RStudio-Username", "forged-admin"]]);
+      assert.equal(r.status, 200, JSON.stringify(c.lines));
+      const s = upstream.seen.at(-1)!;
+      assert.equal(s.url, `/app/cookies?case=${i}`);
+      assert.equal(s.headers["remote-user"], user.name);
+      assert.deepEqual(leakedForged(s.headers), []);
+      assertAppCookies(s.headers, c.app, JSON.stringify(c.lines));
+    }
+
+    // More of the gateway's cookies than the README's maps remove: the app gets no cookies at all (fails closed).
+    const many = await rawGet(nginxPort, "/app/cookies?case=many", [
+      ["Cookie", `a=1; otpgate_csrf=1; otpgate_session=${session}; otpgate_device=3; __Host-otpgate_csrf=4; b=2; __Host-otpgate_device=5`],
+    ]);
+    assert.equal(many.status, 200);
+    assert.equal(upstream.seen.at(-1)!.url, "/app/cookies?case=many");
+    assert.equal(upstream.seen.at(-1)!.headers.cookie, undefined, "five gateway cookies: no Cookie header for the app");
+
+    // RStudio needs WebSockets: a signed-in upgrade reaches the app with its user, without the session cookie.
+    const ws = await upgradeEcho(nginxPort, `a=1; otpgate_session=${session}`);
+    assert.equal(ws.status, "HTTP/1.1 101 Switching Protocols");
+    assert.equal(ws.echo, "ping through the tunnel");
+    assert.equal(upstream.seen.at(-1)!.method, "UPGRADE");
+    assert.equal(upstream.seen.at(-1)!.headers["remote-user"], user.name);
+    assertAppCookies(upstream.seen.at(-1)!.headers, "a=1", "WebSocket");
+    assert.match((await upgradeEcho(nginxPort, "otpgate_session=forged")).status, /^HTTP\/1\.1 302 /);
+
+    // Logout ends the session: the old cookie goes back to the login page, the app is not asked.
+    const before = upstream.seen.length;
+    const out = await http(base, "GET", "/_otpgate/login");
+    const outCsrf = /name="csrf" value="([^"]+)"/.exec(out.body)![1]!;
+    const logout = await http(base, "POST", "/_otpgate/logout", { cookie: cookieHeader({ ...cookiesFrom(out), otpgate_session: session }) }, new URLSearchParams({ csrf: outCsrf }).toString());
+    assert.equal(logout.status, 303);
+    const after = await rawGet(nginxPort, "/app/page", [["Cookie", `otpgate_session=${session}`], ...FORGED]);
+    assert.equal(after.status, 302, "the logged-out cookie no longer opens the app");
+    assert.equal(upstream.seen.length, before, "the app saw nothing after logout");
   });
 });
 
