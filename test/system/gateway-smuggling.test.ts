@@ -416,9 +416,9 @@ test("gateway smuggling corpus", async (t) => {
 
 // Red team 1, F2 (CL.0): an app that does not read bodies on some methods (Python's http.server,
 // many WSGI apps) reads a body the gateway framed correctly as the next request on its keep-alive
-// connection, with any Remote-User in it. Bodies on GET/HEAD/TRACE are refused (400); a body on a
-// method undici does not expect one for (DELETE, OPTIONS, extension methods) goes with
-// `connection: close`, so the app never reads past it.
+// connection, with any Remote-User in it. Bodies on GET/HEAD/TRACE are refused (400); every other
+// request with a body (POST and PUT included: red team 2, F1) goes with `connection: close`, so the
+// app never reads past it.
 const PY_APP = `
 import http.server, json, sys
 LOG = sys.argv[1]
@@ -433,7 +433,11 @@ class H(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD": self.wfile.write(out)
     def do_GET(self): self.answer()
     do_HEAD = do_DELETE = do_OPTIONS = do_TRACE = do_MKCOL = do_LOCK = do_REPORT = do_GET
+    # Red team 2, F1: handlers that answer without reading the body (do_POST not reading rfile, an
+    # early 401/404): every method with a body, POST included.
+    do_PUT = do_PATCH = do_QUERY = do_PROPFIND = do_PROPPATCH = do_GET
     def do_POST(self):
+        if self.path != "/upload": return self.answer()
         n = int(self.headers.get("Content-Length") or 0); self.answer(self.rfile.read(n))
 s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
 print(s.server_address[1], flush=True)
@@ -454,7 +458,8 @@ test("a body-ignoring app (python http.server): a body never becomes a second re
     py.stdout.once("data", (d: Buffer) => resolve(Number(d.toString().trim())));
     py.once("exit", (code) => reject(new Error(`python app exited (${code})`)));
   });
-  const gw = await startGateway(tempDir(t), { public_url: "http://app.test", upstream: `http://127.0.0.1:${port}`, allowed_hosts: ["app.test"] });
+  // All cases at once: 84 connections from 127.0.0.1 (beyond the default 64 per address).
+  const gw = await startGateway(tempDir(t), { public_url: "http://app.test", upstream: `http://127.0.0.1:${port}`, allowed_hosts: ["app.test"], limits: { connections_per_address: 200 } });
   t.after(() => gw.stop());
   const users: { name: string; cookie: string }[] = [];
   for (let i = 0; i < 2; i++) {
@@ -471,28 +476,46 @@ test("a body-ignoring app (python http.server): a body never becomes a second re
           .filter(Boolean)
           .map((l) => JSON.parse(l) as { method: string; target: string; user: string })
       : [];
-  const hidden = `POST /transfer?to=${alice.name} HTTP/1.1\r\nHost: app.test\r\nRemote-User: ${bob.name}\r\nContent-Length: 0\r\n\r\n`;
-  for (const method of ["GET", "HEAD", "TRACE", "DELETE", "OPTIONS", "MKCOL", "LOCK", "REPORT"]) {
-    for (const framing of [`Content-Length: ${hidden.length}\r\n`, "Transfer-Encoding: chunked\r\n"]) {
-      const body = framing.startsWith("Content") ? hidden : `${hidden.length.toString(16)}\r\n${hidden}\r\n0\r\n\r\n`;
-      const before = seen().length;
-      const reply = await exchange(gw.port, [req(method, `/innocent-${method}`, alice.cookie, framing, body)], 400);
-      const after = await exchange(gw.port, [req("GET", "/bob-page", bob.cookie, "")], 300);
-      await new Promise((r) => setTimeout(r, 100));
-      const ran = seen()
-        .slice(before)
-        .map((e) => `${e.method} ${e.target} as ${e.user}`);
-      const where = `${method} ${framing.trim()}: the app ran ${JSON.stringify(ran)}; alice got ${JSON.stringify(reply.slice(0, 120))}`;
-      assert.ok(!ran.some((r) => r.includes("/transfer")), `the body ran as a request; ${where}`);
-      assert.ok(
-        ran.every((r) => r.endsWith(`as ${r.includes("bob-page") ? bob.name : alice.name}`)),
-        where,
-      );
-      if (["GET", "HEAD", "TRACE"].includes(method)) {
-        assert.deepEqual(statuses(reply), [400], `a body on ${method} is refused; ${where}`);
-        assert.ok(!ran.some((r) => r.includes("innocent")), `nothing reaches the app; ${where}`);
-      } else assert.deepEqual(statuses(reply), [200], where);
-      assert.match(after, new RegExp(`hello ${bob.name} at /bob-page`), `bob gets his own answer; ${where}`);
-    }
+  // Every method and framing at once (each case's targets carry its name; alice's requests use her
+  // own app connections, bob's his): a smuggled request would show as /transfer?case=<name>.
+  const cases = ["GET", "HEAD", "TRACE", "DELETE", "OPTIONS", "MKCOL", "LOCK", "REPORT", "POST", "PUT", "PATCH", "QUERY", "PROPFIND", "PROPPATCH"].flatMap((method) =>
+    ["length", "chunked"].map((framing) => ({ method, framing, name: `${method}-${framing}` })),
+  );
+  const results = await Promise.all(
+    cases.map(async ({ method, framing, name }) => {
+      const hidden = `POST /transfer?to=${alice.name}&case=${name} HTTP/1.1\r\nHost: app.test\r\nRemote-User: ${bob.name}\r\nContent-Length: 0\r\n\r\n`;
+      const head = framing === "length" ? `Content-Length: ${hidden.length}\r\n` : "Transfer-Encoding: chunked\r\n";
+      const body = framing === "length" ? hidden : `${hidden.length.toString(16)}\r\n${hidden}\r\n0\r\n\r\n`;
+      // Connection: close (not forwarded: the app connection is the gateway's) ends each exchange at its answer.
+      const close = "Connection: close\r\n";
+      const reply = await exchange(gw.port, [req(method, `/innocent?case=${name}`, alice.cookie, head + close, body)], 3000);
+      const [bobs, next] = await Promise.all([
+        exchange(gw.port, [req("GET", `/bob-page?case=${name}`, bob.cookie, close)], 3000),
+        exchange(gw.port, [req("GET", `/alice-next?case=${name}`, alice.cookie, close)], 3000),
+      ]);
+      return { method, name, reply, bobs, next };
+    }),
+  );
+  await new Promise((r) => setTimeout(r, 200));
+  const log = seen();
+  for (const { method, name, reply, bobs, next } of results) {
+    const ran = log.filter((e) => e.target.endsWith(`case=${name}`)).map((e) => `${e.method} ${e.target} as ${e.user}`);
+    const where = `${name}: the app ran ${JSON.stringify(ran)}; alice got ${JSON.stringify(reply.slice(0, 120))}`;
+    assert.ok(!ran.some((r) => r.includes("/transfer")), `the body ran as a request; ${where}`);
+    assert.ok(
+      ran.every((r) => r.endsWith(`as ${r.includes("bob-page") ? bob.name : alice.name}`)),
+      where,
+    );
+    if (["GET", "HEAD", "TRACE"].includes(method)) {
+      assert.deepEqual(statuses(reply), [400], `a body on ${method} is refused; ${where}`);
+      assert.ok(!ran.some((r) => r.includes("innocent")), `nothing reaches the app; ${where}`);
+    } else assert.deepEqual(statuses(reply), [200], where);
+    assert.match(bobs, new RegExp(`hello ${bob.name} at /bob-page`), `bob gets his own answer: ${JSON.stringify(bobs)}; ${where}`);
+    // Alice's own next request (her pool) runs as her, on a connection that never carried the body.
+    assert.match(next, new RegExp(`hello ${alice.name} at /alice-next`), `alice's next request is hers; ${where}`);
   }
+  // An app that does read the body still gets it whole (a handler that reads rfile).
+  const upload = await exchange(gw.port, [req("POST", "/upload", alice.cookie, "Content-Length: 5\r\nConnection: close\r\n", "hello")], 300);
+  assert.deepEqual(statuses(upload), [200]);
+  assert.equal((seen().find((e) => e.target === "/upload") as { body?: string } | undefined)?.body, "hello");
 });

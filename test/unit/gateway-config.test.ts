@@ -43,7 +43,20 @@ test("a minimal config gets every default", () => {
   assert.equal(c.sessionsFile, "/var/lib/otpgate/gateway.sessions");
   assert.deepEqual(c.session, { idleMs: 30 * 60_000, absoluteMs: 12 * 3_600_000, recheckMs: 60_000 });
   assert.deepEqual(c.regulation, { maxRetries: 5, findTimeMs: 120_000, banTimeMs: 300_000, userDelayMaxMs: 10_000, maxEntries: 100_000 });
-  assert.deepEqual(c.limits, { firstByteMs: 10_000, headMs: 30_000, bodyMs: 30_000, keepAliveMs: 300_000, connectionsPerAddress: 64, maxHeaders: 100, appRequestsPerUser: 64, appBodyIdleMs: 30_000 });
+  assert.deepEqual(c.limits, {
+    firstByteMs: 10_000,
+    headMs: 30_000,
+    bodyMs: 30_000,
+    keepAliveMs: 300_000,
+    connectionsPerAddress: 64,
+    maxHeaders: 100,
+    appRequestsPerUser: 64,
+    appBodyIdleMs: 30_000,
+    tunnelsPerUser: 32,
+    maxConnections: 8192,
+    appConnections: 4096,
+    appPools: 1024,
+  });
   assert.equal(c.headTimeoutMs, 30_000, "the deprecated alias equals limits.headMs");
   assert.equal(c.forwardAuth, "status");
   assert.equal(c.cookieName, "otpgate_session");
@@ -97,7 +110,20 @@ user_lookup_timeout: 2s
   assert.equal(c.sessionsFile, "/var/lib/otpgate/revoked");
   assert.deepEqual(c.session, { idleMs: 600_000, absoluteMs: 8 * 3_600_000, recheckMs: 30_000 });
   assert.deepEqual(c.regulation, { maxRetries: 3, findTimeMs: 60_000, banTimeMs: 900_000, userDelayMaxMs: 2000, maxEntries: 5000 });
-  assert.deepEqual(c.limits, { firstByteMs: 5000, headMs: 20_000, bodyMs: 60_000, keepAliveMs: 75_000, connectionsPerAddress: 16, maxHeaders: 60, appRequestsPerUser: 8, appBodyIdleMs: 10_000 });
+  assert.deepEqual(c.limits, {
+    firstByteMs: 5000,
+    headMs: 20_000,
+    bodyMs: 60_000,
+    keepAliveMs: 75_000,
+    connectionsPerAddress: 16,
+    maxHeaders: 60,
+    appRequestsPerUser: 8,
+    appBodyIdleMs: 10_000,
+    tunnelsPerUser: 32,
+    maxConnections: 8192,
+    appConnections: 4096,
+    appPools: 1024,
+  });
   assert.equal(c.headTimeoutMs, 20_000);
   assert.equal(c.forwardAuth, "redirect");
   assert.equal(c.cookieName, "gw_sid");

@@ -28,9 +28,9 @@ const chunks = (...parts: string[]) =>
     for (const p of parts) yield Buffer.from(p);
   })();
 
-test("undici frames a streamed body on GET/DELETE/OPTIONS itself (chunked) with connection: close on the wire (red team 1, F2) and does not reuse that connection; a length-delimited body keeps its length", async (t) => {
+test("undici frames a streamed body on GET/DELETE/OPTIONS itself (chunked) with connection: close on the wire (red team 1, F2), a POST too (red team 2, F1), and reuses none of those connections; a length-delimited body keeps its length", async (t) => {
   const app = await rawApp(t, (_, bytes, s) => {
-    if (/\r\n0\r\n\r\n$/.test(bytes) || /content-length: 5\r\n\r\nhello$/i.test(bytes)) ok(s);
+    if (/\r\n0\r\n\r\n$/.test(bytes) || /content-length: 5\r\n\r\nhello$/i.test(bytes) || /^GET \/after /.test(bytes)) ok(s);
   });
   const up = createUpstream({ origin: app.origin });
   t.after(() => up.close());
@@ -58,7 +58,10 @@ test("undici frames a streamed body on GET/DELETE/OPTIONS itself (chunked) with 
     );
   }
   assert.equal(app.conns.length, 4, "each bodied GET/DELETE/OPTIONS had a connection of its own");
-  assert.match(app.conns[3]!, /^POST \/post HTTP\/1\.1\r\nhost: app\r\n(connection: keep-alive\r\n)?content-length: 5\r\n\r\nhello$/);
+  assert.match(app.conns[3]!, /^POST \/post HTTP\/1\.1\r\nhost: app\r\nconnection: close\r\ncontent-length: 5\r\n\r\nhello$/);
+  // The next request gets a new connection: none that carried a body is used again.
+  assert.equal((await up.forward({ user: "alice", method: "GET", target: "/after", headers: [["host", "app"]], body: null })).status, 200);
+  assert.equal(app.conns.length, 5);
 });
 
 test("a body longer than its Content-Length is never sent as a second request", async (t) => {
@@ -75,10 +78,10 @@ test("a body longer than its Content-Length is never sent as a second request", 
 test("an idle app connection closed under a GET is retried once on a new connection; a POST with a body is not", async (t) => {
   const requests = (bytes: string) => bytes.split(" HTTP/1.1\r\n").length - 1;
   // The app closes a kept connection the moment the next request arrives on it (the race with its
-  // keep-alive timeout): connection 0 on its 2nd request, connection 1 on its 3rd.
+  // keep-alive timeout): connections 0 and 1 on their 2nd request.
   const app = await rawApp(t, (conn, bytes, s) => {
     if (!bytes.endsWith("\r\n\r\n") && !bytes.endsWith("x") && !bytes.endsWith("y")) return;
-    if ((conn === 0 && requests(bytes) === 2) || (conn === 1 && requests(bytes) === 3)) return void s.destroy();
+    if ((conn === 0 || conn === 1) && requests(bytes) === 2) return void s.destroy();
     ok(s);
   });
   const up = createUpstream({ origin: app.origin, connectionsPerPool: 1 });
@@ -87,9 +90,11 @@ test("an idle app connection closed under a GET is retried once on a new connect
   assert.equal((await up.forward({ user: "alice", method: "GET", target: "/b", headers: [], body: null })).status, 200, "retried on a new connection");
   assert.equal(app.conns.length, 2);
   assert.match(app.conns[1]!, /^GET \/b /);
-  assert.equal((await up.forward({ user: "alice", method: "POST", target: "/c", headers: [["content-length", "1"]], body: chunks("x") })).status, 200);
-  await assert.rejects(up.forward({ user: "alice", method: "POST", target: "/d", headers: [["content-length", "1"]], body: chunks("y") }), "a request with a body is not sent again");
+  await assert.rejects(up.forward({ user: "alice", method: "POST", target: "/c", headers: [["content-length", "1"]], body: chunks("x") }), "a request with a body is not sent again");
   assert.equal(app.conns.length, 2);
+  assert.match(app.conns[1]!, /POST \/c /);
+  assert.equal((await up.forward({ user: "alice", method: "POST", target: "/d", headers: [["content-length", "1"]], body: chunks("y") })).status, 200, "a new connection");
+  assert.equal(app.conns.length, 3);
 });
 
 /** A sink like a ServerResponse: records chunks, says "full" after `limit` bytes until drained. */

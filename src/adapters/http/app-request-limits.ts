@@ -3,7 +3,11 @@
 // request holds one from before it is sent until its answer has been sent to the client, has failed
 // or has been let go. A request body toward the app may pause at most limits.app_body_idle_timeout
 // between two chunks; a longer pause fails the app request (the client gets 408).
+// All users together hold at most limits.app_connections app connections in use (requests at the
+// app, open tunnels, upgrades in flight: red team 2, F4), so that many users' requests and tunnels
+// cannot take the gateway's file descriptors (LimitNOFILE) from everyone else's logins.
 
+import { isClientGone } from "./client-gone.js";
 import type { ResponseBody } from "./gateway-types.js";
 
 /** A body that pauses too long between chunks on its way to the app. */
@@ -38,6 +42,33 @@ export function createUserPlaces(max: number): UserPlaces {
         const left = (inUse.get(user) ?? 1) - 1;
         if (left <= 0) inUse.delete(user);
         else inUse.set(user, left);
+      };
+    },
+    get size() {
+      return total;
+    },
+  };
+}
+
+export interface Places {
+  /** A place, or null when `max` are in use. The release function is idempotent. */
+  take(): (() => void) | null;
+  /** Places in use. */
+  readonly size: number;
+}
+
+/** At most `max` places at once (all users together). */
+export function createPlaces(max: number): Places {
+  let total = 0;
+  return {
+    take() {
+      if (total >= max) return null;
+      total++;
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        total--;
       };
     },
     get size() {
@@ -93,8 +124,13 @@ const isPipeable = (b: object): b is Pipeable => typeof (b as Partial<Pipeable>)
 /**
  * The response body, calling `release` once it has been sent to its end, has failed, or has been
  * let go (cancelled, destroyed, its iteration stopped). A body already in memory releases at once.
+ * `failed` learns of a body that failed after its head (the app's fault, e.g. a 204 with a
+ * Content-Length: red team 2, F5), never of a client that went away (ClientGone).
  */
-export function releasedWhenSent<B extends ResponseBody>(body: B, release: () => void): B {
+export function releasedWhenSent<B extends ResponseBody>(body: B, release: () => void, failed: (err: Error) => void = () => undefined): B {
+  const fail = (err: unknown) => {
+    if (!isClientGone(err)) failed(err instanceof Error ? err : new Error(String(err)));
+  };
   if (body === null || typeof body === "string" || body instanceof Uint8Array) {
     release();
     return body;
@@ -106,7 +142,11 @@ export function releasedWhenSent<B extends ResponseBody>(body: B, release: () =>
         inner.pipeTo({
           write: (c) => sink.write(c),
           end: () => (release(), sink.end()),
-          destroy: (e) => (release(), sink.destroy(e)),
+          destroy: (e) => {
+            release();
+            if (e) fail(e);
+            sink.destroy(e);
+          },
           once: (event, listener) => sink.once(event, listener),
         });
       },
@@ -117,6 +157,9 @@ export function releasedWhenSent<B extends ResponseBody>(body: B, release: () =>
       async *[Symbol.asyncIterator]() {
         try {
           yield* inner;
+        } catch (err) {
+          fail(err);
+          throw err;
         } finally {
           release();
         }
@@ -129,6 +172,9 @@ export function releasedWhenSent<B extends ResponseBody>(body: B, release: () =>
     async *[Symbol.asyncIterator]() {
       try {
         yield* iterable;
+      } catch (err) {
+        fail(err);
+        throw err;
       } finally {
         release();
       }

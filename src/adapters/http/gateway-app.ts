@@ -16,7 +16,7 @@ import { createLoginHandler } from "./login-handler.js";
 import { createPageKit } from "./page-kit.js";
 import { STYLE, loginPage, messagePage, signOutPage } from "./pages.js";
 import { appClientAddress, appHost, fromAppHeaders, toAppHeaders } from "./to-app-headers.js";
-import { BodyIdleError, createUserPlaces, idleLimited, releasedWhenSent } from "./app-request-limits.js";
+import { BodyIdleError, createPlaces, createUserPlaces, idleLimited, releasedWhenSent } from "./app-request-limits.js";
 import { isLocalRequest } from "./local-request.js";
 import { AppPoolsFull } from "./app-pools.js";
 import { createTunnels, type Tunnels } from "./tunnels.js";
@@ -29,8 +29,12 @@ export interface GatewayApp {
   handle(req: GatewayRequest): GatewayResponse | Promise<GatewayResponse>;
   /** Decide a request with an Upgrade header; on "tunnel", the app's socket is open and validated (101, websocket, accept). */
   upgrade(req: GatewayRequest): Promise<UpgradeDecision>;
-  /** Register an established tunnel (closed at its session's absolute expiry, by closeTunnels, or when its session's re-check fails). */
-  track(session: SessionData, sockets: readonly Duplex[]): void;
+  /**
+   * Register an established tunnel (closed at its session's absolute expiry, by closeTunnels, or
+   * when its session's re-check fails). Its session is checked first: false (and every socket
+   * destroyed) when it ended in the meantime; the shell writes the client's 101 only on true.
+   */
+  track(session: SessionData, sockets: readonly Duplex[]): boolean;
   /** Re-check every tunnel's session now (also runs every session.recheck by itself). */
   recheckTunnels(): number;
   readonly tunnels: Tunnels;
@@ -41,8 +45,8 @@ export interface GatewayApp {
 /**
  * Methods whose body the gateway refuses (400) instead of forwarding. DELETE and OPTIONS keep
  * theirs (real APIs send them: Elasticsearch's delete-by-query, JSON DELETE payloads, CORS-less
- * OPTIONS with a description); they and every other method undici does not expect a payload for go
- * with `connection: close` (upstream.ts), so an app that ignores the body never reads it as a request.
+ * OPTIONS with a description); every request with a body, whatever its method, goes with
+ * `connection: close` (upstream.ts), so an app that ignores the body never reads it as a request.
  */
 export const BODYLESS_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "TRACE"]);
 
@@ -85,6 +89,9 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   const metrics = newMetrics();
   const tunnels = createTunnels(config.session.recheckMs);
   const places = createUserPlaces(config.limits.appRequestsPerUser);
+  // Tunnels per user (upgrades in flight included) and app connections in use, all users together.
+  const tunnelPlaces = createUserPlaces(config.limits.tunnelsPerUser);
+  const appConnections = createPlaces(config.limits.appConnections);
   // The cookie each tunnel's session came in (set by upgrade(), read by track()): its re-checks open it again.
   const tunnelCookies = new WeakMap<SessionData, string>();
   // Every cookie name the gateway reads (also the plain names behind https) is kept from the app.
@@ -134,10 +141,39 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   const pageRequest = (req: GatewayRequest): GatewayRequest => (req.body ? { ...req, body: bodyWithin(req.body, config.limits.bodyMs) } : req);
 
   function metricsText(): string {
-    return Object.entries(metrics)
-      .map(([k, v]) => `# TYPE otpgate_${k}_total counter\notpgate_${k}_total ${v}\n`)
-      .join("");
+    const gauges: [string, number][] = [
+      ["tunnels_open", tunnels.size],
+      ["app_connections_in_use", appConnections.size],
+    ];
+    return (
+      Object.entries(metrics)
+        .map(([k, v]) => `# TYPE otpgate_${k}_total counter\notpgate_${k}_total ${v}\n`)
+        .join("") + gauges.map(([k, v]) => `# TYPE otpgate_${k} gauge\notpgate_${k} ${v}\n`).join("")
+    );
   }
+
+  /** A place for one of `user`'s requests (or tunnels) at the app and one among all users' app connections; null: 503. */
+  function takePlace(perUser: typeof places, user: string): { release: () => void } | { busy: "user" | "all" } {
+    const mine = perUser.take(user);
+    if (mine === null) return { busy: "user" };
+    const global = appConnections.take();
+    if (global === null) {
+      mine();
+      return { busy: "all" };
+    }
+    return {
+      release: () => {
+        mine();
+        global();
+      },
+    };
+  }
+
+  /** An app answer that failed after its head (red team 2, F5): the client's connection is dropped; say why. */
+  const bodyFailed = (user: string) => (err: Error) => {
+    metrics.upstream_errors++;
+    log({ event: "upstream", result: "error", phase: "body", user, message: err.message });
+  };
 
   function originalUrl(req: GatewayRequest): string {
     const h = req.headers;
@@ -170,15 +206,18 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
     // A body on GET/HEAD/TRACE has no meaning (RFC 9110 9.3.1, 9.3.2, 9.3.8) and apps that ignore it
     // read it as the next request on their connection (CL.0): refused. See BODYLESS_METHODS.
     if (req.body !== null && BODYLESS_METHODS.has(req.method)) return plain(400, `A ${req.method} request cannot carry a body; send it without one.\n`, [["connection", "close"]]);
-    const release = places.take(user);
-    if (release === null) {
-      log({ event: "upstream", result: "busy", user });
-      return plain(503, "Too many requests at once to the application; try again in a moment.\n", [["retry-after", "1"]]);
+    const place = takePlace(places, user);
+    if ("busy" in place) {
+      log({ event: "upstream", result: place.busy === "user" ? "busy" : "app-connections-full", user });
+      return place.busy === "user"
+        ? plain(503, "Too many requests at once to the application; try again in a moment.\n", [["retry-after", "1"]])
+        : plain(503, "The gateway has too many connections to the application open; try again in a moment.\n", [["retry-after", "1"]]);
     }
+    const release = place.release;
     const body = req.body === null ? null : idleLimited(req.body, config.limits.appBodyIdleMs);
     try {
       const res = await upstream!.forward({ user, method: req.method, target: req.target, headers: appHeaders(req, user), body, ...(req.onAbort ? { onAbort: req.onAbort } : {}) });
-      return { status: res.status, headers: fromAppHeaders(res.headers, cookieNames), body: releasedWhenSent(res.body, release) };
+      return { status: res.status, headers: fromAppHeaders(res.headers, cookieNames), body: releasedWhenSent(res.body, release, bodyFailed(user)) };
     } catch (err) {
       release();
       if (err instanceof BodyIdleError || (err as { cause?: unknown }).cause instanceof BodyIdleError) {
@@ -334,10 +373,18 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
     const accept = createHash("sha1")
       .update(key[0]! + WS_GUID)
       .digest("base64");
+    // A tunnel holds a place of its user's (limits.tunnels_per_user) and an app connection from
+    // before the app is asked until its app socket closes (red team 2, F4): nothing reaches the app beyond.
+    const place = takePlace(tunnelPlaces, s.user);
+    if ("busy" in place) {
+      log({ event: "upstream", result: place.busy === "user" ? "tunnels-busy" : "app-connections-full", user: s.user });
+      return { kind: "refused", status: 503 };
+    }
     let up;
     try {
       up = await upstream.upgrade({ user: s.user, target: req.target, headers: appHeaders(req, s.user), ...(req.onAbort ? { onAbort: req.onAbort } : {}) });
     } catch (err) {
+      place.release();
       metrics.upstream_errors++;
       log({ event: "upstream", result: "error", message: (err as Error).message });
       return { kind: "refused", status: 502 };
@@ -347,12 +394,23 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
     const appAccept = headerValues(up.headers, "sec-websocket-accept");
     if (appUpgrade.length !== 1 || appUpgrade[0]!.trim().toLowerCase() !== "websocket" || appAccept.length !== 1 || appAccept[0]!.trim() !== accept) {
       up.socket.destroy();
+      place.release();
       metrics.upstream_errors++;
       log({ event: "upstream", result: "error", message: "the app's answer to a WebSocket upgrade was not a valid 101" });
       return { kind: "refused", status: 502 };
     }
+    up.socket.once("close", place.release);
+    // The session may have ended while the app's 101 was on its way (logout, log out everywhere, a
+    // new secret, a retired key: red team 2, F3): closeTunnels could not see this tunnel yet.
+    const cookie = kit.cookies(req).get(names.session)!;
+    if (!sessions.stillValid(cookie, clock.nowMs(), false)) {
+      up.socket.destroy();
+      place.release();
+      log({ event: "upstream", result: "session-ended", user: s.user });
+      return { kind: "refused", status: 401 };
+    }
     const extra = up.headers.filter(([n, v]) => (n === "sec-websocket-protocol" || n === "sec-websocket-extensions") && /^[\x21-\x7e][\x20-\x7e]*$/.test(v));
-    tunnelCookies.set(s, kit.cookies(req).get(names.session)!);
+    tunnelCookies.set(s, cookie);
     return { kind: "tunnel", session: s, accept, extra, socket: up.socket };
   }
 
@@ -363,7 +421,13 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
       const cookie = tunnelCookies.get(s);
       // A session that did not come through upgrade() has no cookie to re-check: it cannot stay.
       const check = (active: boolean) => cookie !== undefined && sessions.stillValid(cookie, clock.nowMs(), active);
+      // Checked once more as the tunnel is registered: from here on, closeTunnels and re-checks see it.
+      if (!check(false)) {
+        for (const socket of sockets) socket.destroy();
+        return false;
+      }
       tunnels.add(s, sockets, sessions.expiresAt(s), clock.nowMs(), check);
+      return true;
     },
     recheckTunnels: () => tunnels.recheck(),
     tunnels,

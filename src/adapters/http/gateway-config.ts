@@ -99,6 +99,14 @@ export interface GatewayLimits {
   readonly appRequestsPerUser: number;
   /** A request body on its way to the app may pause at most this long between two chunks. */
   readonly appBodyIdleMs: number;
+  /** WebSocket tunnels one user may have open (upgrades in flight included); beyond: 503, nothing reaches the app. */
+  readonly tunnelsPerUser: number;
+  /** Client connections open at once (node:http server.maxConnections); beyond, a new connection is closed at once. */
+  readonly maxConnections: number;
+  /** App connections in use at once, all users together (requests at the app, open tunnels, upgrades in flight); beyond: 503. */
+  readonly appConnections: number;
+  /** Users whose pool of app connections is kept at once (app-pools.ts); while all have requests in flight, another user's gets 503. */
+  readonly appPools: number;
 }
 
 /** Session policy plus how often a session is checked again against the user's state file (a new secret ends it). */
@@ -408,6 +416,10 @@ const limitsSchema = z.strictObject(
     max_headers: check(wholeIn(10, 1000, 100)),
     app_requests_per_user: check(wholeIn(1, 10_000, 64)),
     app_body_idle_timeout: check(durationIn(1000, 600_000, 30_000)),
+    tunnels_per_user: check(wholeIn(1, 10_000, 32)),
+    max_connections: check(wholeIn(16, 1_000_000, 8192)),
+    app_connections: check(wholeIn(16, 1_000_000, 4096)),
+    app_pools: check(wholeIn(16, 1_000_000, 1024)),
   },
   { error: SECTION },
 );
@@ -649,6 +661,10 @@ export function parseGatewayConfig(yamlText: string, source = "config"): Gateway
       maxHeaders: c.limits.max_headers,
       appRequestsPerUser: c.limits.app_requests_per_user,
       appBodyIdleMs: c.limits.app_body_idle_timeout,
+      tunnelsPerUser: c.limits.tunnels_per_user,
+      maxConnections: c.limits.max_connections,
+      appConnections: c.limits.app_connections,
+      appPools: c.limits.app_pools,
     },
     sessionsFile: sessionsFile!,
     userLookupTimeoutMs: c.user_lookup_timeout,

@@ -222,7 +222,7 @@ export function createGateway(config: GatewayConfig, log: GatewayLog, gatewayOpt
   const own0 = gatewayOptions;
   const stores = gatewayOptions.stores;
   let built: { app: GatewayApp; sessions: Sessions; closeDecisions(): Promise<void>; shared: SharedState | null } | null = null;
-  const upstream: PoolUpstream | null = config.upstream ? createUpstream({ origin: config.upstream, connectionsPerPool: config.limits.appRequestsPerUser }) : null;
+  const upstream: PoolUpstream | null = config.upstream ? createUpstream({ origin: config.upstream, connectionsPerPool: config.limits.appRequestsPerUser, maxPools: config.limits.appPools }) : null;
   /** Keys (rotations picked up), persisted revocations, and sessions bound to the user's secret (as the decision service reports it). */
   const start = (shared: SharedState | null = null): void => {
     if (built) return;
@@ -287,11 +287,13 @@ export function createGateway(config: GatewayConfig, log: GatewayLog, gatewayOpt
         if (d.kind === "refused") return refuseOnSocket(socket, d.status);
         const up = d.socket;
         if (socket.destroyed) return void up.destroy();
+        up.on("error", () => socket.destroy());
+        // Registered (and its session checked once more) before the client's 101: a session that
+        // ended while the app's 101 was on its way gets no tunnel; both sockets are closed.
+        if (!app.track(d.session, [socket, up])) return;
         socket.write(switchingProtocolsHead(d.accept, d.extra));
         if (head.length) up.write(head);
-        up.on("error", () => socket.destroy());
         up.pipe(socket).pipe(up);
-        app.track(d.session, [socket, up]);
       })
       .catch((err: Error) => {
         log({ event: "error", message: err.message });
@@ -309,6 +311,11 @@ export function createGateway(config: GatewayConfig, log: GatewayLog, gatewayOpt
   };
   const web: HttpServer = config.tls ? withTls(config.tls, (tls) => createHttpsServer({ ...tls, ...options, handshakeTimeout: limits.firstByteMs }, handler)) : createHttpServer(options, handler);
   web.maxHeadersCount = 0; // nothing truncated: more header lines than limits.maxHeaders are refused (431)
+  // Client connections from every address together (red team 2, F4: many addresses, IPv6 /64s, or
+  // a trusted proxy): beyond it node:http closes a new connection at once, so the gateway never
+  // reaches its file limit (the unit's LimitNOFILE=16384 holds limits.max_connections client
+  // sockets plus at most limits.app_connections app sockets in use, with room to spare).
+  web.maxConnections = limits.maxConnections;
   web.keepAliveTimeout = limits.keepAliveMs;
   web.on("upgrade", upgrade);
   web.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {

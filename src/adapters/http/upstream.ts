@@ -2,9 +2,12 @@
 // sent to the app is decided by undici from what node:http parsed: the body goes as a stream only
 // when the request has one, Content-Length only when node:http read a length-delimited body (undici
 // then holds the stream to exactly that length), and undici itself refuses Transfer-Encoding,
-// Connection, Upgrade, Keep-Alive and Expect given as headers. A body on a method undici does not
-// expect one for (DELETE, OPTIONS, extension methods; GET/HEAD/TRACE bodies are refused by the app)
-// is framed by undici and sent with connection: close, so the app cannot read it as a request.
+// Connection, Upgrade, Keep-Alive and Expect given as headers. Every request with a body (POST and
+// PUT as much as DELETE or an extension method; GET/HEAD/TRACE bodies are refused by the app) goes
+// with connection: close, and its app connection is never used again: an app that answers without
+// reading the body (Python's http.server do_POST not reading rfile, an early 401/404) can never read
+// it as its next request (red team 1 F2, red team 2 F1: CL.0). nginx's default upstream (HTTP/1.0,
+// no keepalive) never reuses a connection either; the cost is one loopback connect per upload.
 //
 // Speed: a request goes out with pool.dispatch and one handler object (undici's public Dispatcher
 // handler API: onRequestStart/onResponseStart/onResponseData/onResponseEnd/onResponseError). The
@@ -15,7 +18,7 @@
 // Connections: each user has a pool of app connections of their own (app-pools.ts, red team 1, F9):
 // an app connection, WebSocket upgrades included, never carries two users' requests, so stray bytes
 // an app sends after one user's answer can never be read as another user's answer. At most
-// APP_POOLS users' pools are kept (least recently used replaced; 503 when all have requests in
+// limits.app_pools (APP_POOLS by default) users' pools are kept (least recently used replaced; 503 when all have requests in
 // flight), each with at most `connectionsPerPool` connections (limits.app_requests_per_user: a
 // user's requests never queue behind each other); a pool idle for IDLE_POOL_MS is closed.
 //
@@ -28,10 +31,11 @@ import { Pool, type Dispatcher } from "undici";
 import type { IncomingHttpHeaders } from "node:http";
 import type { HeaderList } from "../../core/web/headers.js";
 import { createUserPools } from "./app-pools.js";
+import { ClientGone } from "./client-gone.js";
 import type { BodySink, GatewayResponse, StreamedBody, Upstream, UpstreamRequest } from "./gateway-types.js";
 
 export const UPSTREAM_HEADERS_MS = 5 * 60_000;
-/** Users' pools kept at once (each holds no connection once idle for the keep-alive timeout). */
+/** Users' pools kept at once by default (limits.app_pools; each holds no connection once idle for the keep-alive timeout). */
 export const APP_POOLS = 1024;
 /** A user's pool with nothing in flight for this long is closed. */
 export const IDLE_POOL_MS = 60_000;
@@ -41,7 +45,7 @@ export interface UpstreamOptions {
   readonly origin: URL;
   /** Most open connections to the app per user (limits.app_requests_per_user). */
   readonly connectionsPerPool?: number;
-  /** Most users' pools kept (APP_POOLS). */
+  /** Most users' pools kept (limits.app_pools; default APP_POOLS). */
   readonly maxPools?: number;
   readonly idlePoolMs?: number;
   readonly headersTimeoutMs?: number;
@@ -74,13 +78,6 @@ export function mayRetry(err: unknown): boolean {
   return !(e.code === "UND_ERR_SOCKET" && typeof e.message === "string" && ANSWERED.has(e.message));
 }
 
-/**
- * Methods undici sends a body for on a keep-alive connection (client-h1.js expectsPayload). With
- * a body, any other method goes with `reset: true` (connection: close on the wire): an app that
- * ignores the body on such a method (Python's http.server on DELETE/OPTIONS) must not read it as
- * its next request (red team 1, F2, CL.0).
- */
-const EXPECTS_PAYLOAD: ReadonlySet<string> = new Set(["PUT", "POST", "PATCH", "QUERY", "PROPFIND", "PROPPATCH"]);
 /** What the app may send before the shell has attached the client's response: beyond it, undici is paused. */
 const EARLY_BYTES = 64 * 1024;
 
@@ -106,13 +103,6 @@ function headerList(headers: IncomingHttpHeaders): [string, string][] {
     else if (v !== undefined) for (const one of v) out.push([name, one]);
   }
   return out;
-}
-
-class ClientGone extends Error {
-  override readonly name = "ClientGone";
-  constructor() {
-    super("the client went away before the app's answer was complete");
-  }
 }
 
 /**
@@ -267,7 +257,8 @@ export function createUpstream(options: UpstreamOptions): PoolUpstream {
             path: req.target,
             headers,
             body: req.body === null ? null : (req.body as AsyncIterable<Uint8Array> as unknown as Dispatcher.DispatchOptions["body"]),
-            ...(req.body !== null && !EXPECTS_PAYLOAD.has(req.method) ? { reset: true } : {}),
+            // A body: connection: close, never reused (CL.0 on an app that does not read it; see the top).
+            ...(req.body !== null ? { reset: true } : {}),
           },
           f,
         );
