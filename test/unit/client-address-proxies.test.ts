@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { UNKNOWN_CLIENT, clientAddress, isUnknownClientKey, parseTrustedProxies, unknownClientKey } from "../../src/core/web/client-address.js";
-import { attemptAddress } from "../../src/core/web/regulation.js";
+import { DEFAULT_REGULATION, Regulator, attemptAddress } from "../../src/core/web/regulation.js";
 import { appRequest, testApp } from "../helpers/gateway-app.js";
 
 const csrfOf = (html: string) => /name="csrf" value="([^"]+)"/.exec(html)![1]!;
@@ -134,4 +134,24 @@ test("in the app: what the app is told about a client the proxy named with a por
       xff,
     );
   }
+});
+
+// RT-C F3: per-request keys are never seen again, so counting them only filled the regulator's
+// table: 100,000 malformed forms from ONE client behind a proxy writing "unknown" evicted every ban.
+test("an unknown client's failures take no room in the regulator, so they cannot push bans out", () => {
+  const reg = new Regulator({ ...DEFAULT_REGULATION, maxEntries: 1000 });
+  const now = 5_000_000;
+  for (let i = 0; i < 6; i++) reg.failAddress("198.51.100.66", now);
+  for (let i = 0; i < 6; i++) reg.fail({ subject: "user:alice", address: "203.0.113.9" }, now);
+  assert.equal(reg.admitAddress("198.51.100.66", now).kind, "banned");
+  assert.equal(reg.admit({ subject: "user:alice", address: "203.0.113.9" }, now).kind, "banned");
+  const before = reg.size;
+  for (let n = 1; n <= 5000; n++) {
+    reg.failAddress(attemptAddress(unknownClientKey(n)), now + 1);
+    reg.fail({ subject: "user:bob", address: attemptAddress(unknownClientKey(100_000 + n)) }, now + 1);
+  }
+  assert.equal(reg.size, before + 1, "only bob's slow-down was added");
+  assert.equal(reg.admitAddress("198.51.100.66", now + 2).kind, "banned", "the address ban is still there");
+  assert.equal(reg.admit({ subject: "user:alice", address: "203.0.113.9" }, now + 2).kind, "banned", "the pair ban is still there");
+  assert.ok(reg.delayOf("user:bob", now + 2) > 0, "bob's guesses from unknown clients still slow bob down");
 });

@@ -289,8 +289,12 @@ export class Regulator {
     checkKey("address", attempt.address);
     if (this.banLeft(pairCounter(attempt), now) > 0 || this.banLeft(addressCounter(attempt.address), now) > 0) return { banned: [] };
     const banned: ("pair" | "address")[] = [];
-    if (this.count(pairCounter(attempt), now, true)) banned.push("pair");
-    if (this.count(addressCounter(attempt.address), now, true)) banned.push("address");
+    // A per-request key (a client a trusted proxy did not name) is never seen again: counting it would
+    // only fill the table and push real bans out (RT-C F3). Its user's slow-down still counts.
+    if (!isUnknownClientKey(attempt.address)) {
+      if (this.count(pairCounter(attempt), now, true)) banned.push("pair");
+      if (this.count(addressCounter(attempt.address), now, true)) banned.push("address");
+    }
     this.count(subjectCounter(attempt.subject), now, false);
     return { banned };
   }
@@ -305,6 +309,7 @@ export class Regulator {
   /** Count a failure against the address alone (a malformed form, a lookup that did not answer): it guessed nothing about a user. */
   failAddress(address: string, now: number): { readonly banned: readonly "address"[] } {
     checkKey("address", address);
+    if (isUnknownClientKey(address)) return { banned: [] }; // a per-request key: see fail()
     const key = addressCounter(address);
     if (this.banLeft(key, now) > 0) return { banned: [] };
     return { banned: this.count(key, now, true) ? ["address"] : [] };
