@@ -327,3 +327,24 @@ test("a key retired by another process: onKeysChanged listeners are told, and th
   assert.equal(s.stillValid(after, T0 + 6000, true), true);
   s.close();
 });
+
+// RT-B F7: issue() remembered every session until `absolute`, and once 100,000 were remembered every
+// check scanned both maps and freed nothing (0.006 ms -> 4.65 ms a check). An entry older than
+// `recheck` (or `idle`) means what no entry means, so it is dropped, oldest first, at most once a second.
+test("100,000 sessions issued within `absolute`: the service remembers only the recent ones, and a check stays cheap", async (t) => {
+  const h = harness(t);
+  const s = h.make(60_000);
+  const step = Math.floor((11 * 60 * MIN) / 100_000); // 100,000 logins over 11 hours
+  let last = "";
+  for (let i = 0; i < 100_000; i++) last = login(s, `u${i % 50}`, "SECRETA", T0 + i * step);
+  const now = T0 + 100_000 * step;
+  h.secrets.set("u49", "SECRETA");
+  assert.equal(s.open(last, now)?.user, `u${99_999 % 50}`, "the newest session still opens");
+  assert.ok(s.tracked.checked <= Math.ceil(MIN / step) + 2, `only sessions checked within recheck are remembered (${s.tracked.checked})`);
+  assert.ok(s.tracked.seen <= 1, `only sessions seen within idle are remembered (${s.tracked.seen})`);
+  const t0 = performance.now();
+  for (let i = 0; i < 1000; i++) s.open(last, now + i);
+  const perCheck = (performance.now() - t0) / 1000;
+  assert.ok(perCheck < 1, `a check takes ${perCheck.toFixed(3)} ms (it took 4.65 ms before)`);
+  await s.flush();
+});

@@ -72,6 +72,8 @@ export interface SessionService {
   /** Everything persisted so far is on disk; background rechecks have finished. */
   flush(): Promise<void>;
   close(): void;
+  /** Sessions remembered for their activity and their last secret check (metrics and tests). */
+  readonly tracked: { readonly seen: number; readonly checked: number };
 }
 
 export interface SessionServiceOptions {
@@ -244,9 +246,27 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
     void check.finally(() => checks.delete(check));
   };
 
+  // lastSeen and lastChecked are kept in time order (an update moves the entry to the end), so
+  // pruning stops at the first young entry: O(what it frees). An entry older than idle (lastSeen) or
+  // recheck (lastChecked) means what no entry means, so dropping it changes no decision. Pruning
+  // once a second at most; the full scan of localRevoked is bounded by that too (RT-B F7: with
+  // 100,000 sessions issued within `absolute`, every check scanned both maps and freed nothing).
+  const stamp = (m: Map<string, number>, sid: string, now: number) => {
+    m.delete(sid);
+    m.set(sid, now);
+  };
+  const dropOlder = (m: Map<string, number>, maxAgeMs: number, now: number) => {
+    for (const [sid, t] of m) {
+      if (now - t < maxAgeMs) break;
+      m.delete(sid);
+    }
+  };
+  let prunedAt = -Infinity;
   const prune = (now: number) => {
-    for (const [sid, t] of lastSeen) if (now - t >= policy.idleMs) lastSeen.delete(sid);
-    for (const [sid, t] of lastChecked) if (now - t >= policy.absoluteMs) lastChecked.delete(sid);
+    if (now - prunedAt < 1000 && now >= prunedAt) return;
+    prunedAt = now;
+    dropOlder(lastSeen, policy.idleMs, now);
+    dropOlder(lastChecked, policy.recheckMs, now);
     for (const [sid, until] of localRevoked) if (until <= now && persisted.revoked.get(sid) === undefined) localRevoked.delete(sid);
   };
 
@@ -268,10 +288,10 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
     });
     if (!verdict.valid) return null;
     if (lastSeen.size >= MAX_TRACKED || lastChecked.size >= MAX_TRACKED) prune(now);
-    if (touch) lastSeen.set(s.sid, now);
+    if (touch) stamp(lastSeen, s.sid, now);
     const checkedAt = lastChecked.get(s.sid);
     if (checkedAt === undefined || now - checkedAt >= policy.recheckMs) {
-      lastChecked.set(s.sid, now);
+      stamp(lastChecked, s.sid, now);
       recheck(s);
     }
     return verdict.session;
@@ -284,7 +304,8 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
       if (shared && !shared.available(now)) throw new DecisionServiceUnavailable(shared.unavailableMessage());
       const session: SessionData = { ...newSession(Buffer.from(random.bytes(18)).toString("base64url"), user, now), exp: now + policy.absoluteMs };
       const bound: BoundSession = { ...session, fp: fingerprint };
-      lastChecked.set(session.sid, now); // the fingerprint was taken at login
+      stamp(lastChecked, session.sid, now); // the fingerprint was taken at login
+      if (lastChecked.size >= MAX_TRACKED) prune(now);
       return { session, cookie: keyring.seal("session", bound) };
     },
     fingerprint(user, secretLine) {
@@ -331,6 +352,9 @@ export function createSessionService(options: SessionServiceOptions): SessionSer
     },
     close() {
       for (const w of watches) w.stop();
+    },
+    get tracked() {
+      return { seen: lastSeen.size, checked: lastChecked.size };
     },
   };
   return service;
