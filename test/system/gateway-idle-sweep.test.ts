@@ -87,3 +87,25 @@ test("RT-C F1: idle keep-alive connections from 4 addresses x 4 do not keep a fi
   assert.equal(lines.length, 1, "one log line, rate-limited");
   assert.equal(lines[0]!["max_connections"], 16);
 });
+
+test("RT-C F1: an attacker who refills the pool right after a sweep (within its once-a-second bound) still does not keep a later client out", async (t) => {
+  const { port } = await rig(t);
+  const held: Conn[] = [];
+  t.after(() => held.forEach((c) => c.socket.destroy()));
+  const fill = async (): Promise<void> => {
+    for (let a = 0; a < 4; a++)
+      for (let i = 0; i < 4; i++) {
+        const from = `127.0.0.${10 + a}`;
+        if (held.filter((c) => !c.closed && c.socket.localAddress === from).length >= 4) continue;
+        const c = await open(port, from, KEEP);
+        held.push(c);
+        await until(() => c.closed || /^HTTP\/1\.1 200 /.test(c.data), 2000);
+      }
+  };
+  await fill(); // the first sweep happens on the way (at 15 of 16)
+  await fill(); // and the attacker takes the room back at once, before a second sweep is allowed
+  await new Promise((r) => setTimeout(r, 1200));
+  const victim = await open(port, "127.0.0.200", CLOSE);
+  await until(() => victim.closed, 3000);
+  assert.match(victim.data, /^HTTP\/1\.1 200 /, "a client coming after the pool was refilled got its answer");
+});

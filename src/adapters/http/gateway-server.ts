@@ -339,9 +339,22 @@ export function createGateway(config: GatewayConfig, log: GatewayLog, gatewayOpt
   let lastSweep = -Infinity;
   let lastSweepLog = -Infinity;
   let sweepsUnlogged = 0;
+  let sweepLater: NodeJS.Timeout | null = null;
   const sweepIdle = (): void => {
     const now = Date.now();
-    if (sockets.size < highWater || now - lastSweep < 1000) return;
+    if (sockets.size < highWater) return;
+    if (now - lastSweep < 1000) {
+      // Refilled within the second: sweep once the second is over, or node drops every newcomer
+      // (a connection node drops never reaches "connection", so none would trigger it).
+      sweepLater ??= setTimeout(
+        () => {
+          sweepLater = null;
+          sweepIdle();
+        },
+        lastSweep + 1000 - now,
+      ).unref();
+      return;
+    }
     lastSweep = now;
     web.closeIdleConnections();
     if (built) built.app.metrics.idle_connection_sweeps += 1;
@@ -357,6 +370,8 @@ export function createGateway(config: GatewayConfig, log: GatewayLog, gatewayOpt
     lastSweepLog = now;
     sweepsUnlogged = 0;
   };
+  web.on("drop", sweepIdle); // a connection refused at max_connections
+  web.on("close", () => sweepLater && clearTimeout(sweepLater));
   web.on("connection", (s: Socket) => {
     // the TCP connection, also under TLS (a handshake that never ends is cut by handshakeTimeout)
     // Not for trusted proxies: their one address stands for every client behind them (a cap there let
