@@ -854,8 +854,8 @@ function powerOfTwo(n: bigint): string {
 }
 
 /** Things that are allowed but probably not meant (--check-config prints them as warnings). */
-export function gatewayConfigWarnings(config: Pick<GatewayConfig, "listen" | "trustedProxies"> & Partial<Pick<GatewayConfig, "metricsListen" | "store">>): string[] {
-  const warnings: string[] = [];
+export function gatewayConfigWarnings(config: Pick<GatewayConfig, "listen" | "trustedProxies"> & Partial<Pick<GatewayConfig, "metricsListen" | "store" | "limits">>): string[] {
+  const warnings: string[] = config.limits ? limitWarnings(config.limits) : [];
   const space = publicSpace(config.trustedProxies.ranges);
   const choose =
     "any client there can choose the address the gateway counts (and bans) its sign-ins under with X-Forwarded-For. List only your proxies' own addresses (a cloud load balancer: the narrowest ranges its provider publishes for it)";
@@ -878,6 +878,32 @@ export function gatewayConfigWarnings(config: Pick<GatewayConfig, "listen" | "tr
     }
   }
   return [...warnings, ...loopbackProxyWarnings(config)];
+}
+
+/** The packaged unit's LimitNOFILE (packaging/systemd/otpgate-gateway.service). */
+const UNIT_NOFILE = 16_384;
+
+/** Limits that cancel each other (red team RT-C F5): each still starts, but one client or user can take everything. */
+function limitWarnings(l: GatewayConfig["limits"]): string[] {
+  const w: string[] = [];
+  if (l.maxConnections <= l.connectionsPerAddress) {
+    w.push(
+      `limits: max_connections (${l.maxConnections}) is not above connections_per_address (${l.connectionsPerAddress}): one client address can take every connection. Keep connections_per_address a small share of max_connections (the defaults are 64 and 8192)`,
+    );
+  }
+  const perUser = l.appRequestsPerUser + l.tunnelsPerUser;
+  if (l.appConnections < perUser) {
+    w.push(
+      `limits: app_connections (${l.appConnections}) is below app_requests_per_user + tunnels_per_user (${l.appRequestsPerUser} + ${l.tunnelsPerUser} = ${perUser}): one user can take every app connection. Raise app_connections or lower the per-user limits (the defaults are 4096, 64 and 32)`,
+    );
+  }
+  const files = l.maxConnections + l.appConnections;
+  if (files > UNIT_NOFILE) {
+    w.push(
+      `limits: max_connections + app_connections (${l.maxConnections} + ${l.appConnections} = ${files}) exceed the packaged unit's LimitNOFILE=${UNIT_NOFILE}: the gateway runs out of file descriptors (EMFILE, every client refused) before either cap is reached. Lower them, or raise LimitNOFILE in a drop-in (systemctl edit otpgate-gateway) well above their sum`,
+    );
+  }
+  return w;
 }
 
 function isLoopbackHost(host: string): boolean {

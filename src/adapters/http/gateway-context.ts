@@ -17,9 +17,20 @@ export interface GatewayMetrics {
   forward_auth_allowed: number;
   forward_auth_denied: number;
   enrollments: number;
+  /** Times the gateway closed idle keep-alive connections because it was near limits.max_connections. */
+  idle_connection_sweeps: number;
 }
 
-export const newMetrics = (): GatewayMetrics => ({ logins_ok: 0, logins_failed: 0, bans: 0, upstream_errors: 0, forward_auth_allowed: 0, forward_auth_denied: 0, enrollments: 0 });
+export const newMetrics = (): GatewayMetrics => ({
+  logins_ok: 0,
+  logins_failed: 0,
+  bans: 0,
+  upstream_errors: 0,
+  forward_auth_allowed: 0,
+  forward_auth_denied: 0,
+  enrollments: 0,
+  idle_connection_sweeps: 0,
+});
 
 export interface HandlerContext {
   readonly config: GatewayConfig;

@@ -328,6 +328,50 @@ export function createGateway(config: GatewayConfig, log: GatewayLog, gatewayOpt
 
   const sockets = new Set<Socket>();
   const perAddress = new Map<string, number>();
+  // Red team RT-C F1: max_connections is one pool for all addresses, and a connection that sent one
+  // request and then idles is kept for keep_alive_timeout, so a few addresses (each within
+  // connections_per_address) could hold all of it and node:http would drop everyone else. Near the
+  // cap, every keep-alive connection with no request in progress is closed (browsers reconnect).
+  // node 20 counts as idle a connection whose request was answered; not one that has sent nothing
+  // yet (first_byte_timeout), nor one in the middle of a request head (head_timeout) or with a
+  // request in progress: those stay bounded by their timeouts and the per-address cap.
+  const highWater = Math.max(1, Math.ceil(limits.maxConnections * 0.9));
+  let lastSweep = -Infinity;
+  let lastSweepLog = -Infinity;
+  let sweepsUnlogged = 0;
+  let sweepLater: NodeJS.Timeout | null = null;
+  const sweepIdle = (): void => {
+    const now = Date.now();
+    if (sockets.size < highWater) return;
+    if (now - lastSweep < 1000) {
+      // Refilled within the second: sweep once the second is over, or node drops every newcomer
+      // (a connection node drops never reaches "connection", so none would trigger it).
+      sweepLater ??= setTimeout(
+        () => {
+          sweepLater = null;
+          sweepIdle();
+        },
+        lastSweep + 1000 - now,
+      ).unref();
+      return;
+    }
+    lastSweep = now;
+    web.closeIdleConnections();
+    if (built) built.app.metrics.idle_connection_sweeps += 1;
+    sweepsUnlogged += 1;
+    if (now - lastSweepLog < 60_000) return;
+    log({
+      event: "connections_near_limit",
+      open: sockets.size,
+      max_connections: limits.maxConnections,
+      idle_sweeps: sweepsUnlogged,
+      message: "idle keep-alive connections closed to make room; if this repeats, put a firewall connlimit or a front proxy before the gateway",
+    });
+    lastSweepLog = now;
+    sweepsUnlogged = 0;
+  };
+  web.on("drop", sweepIdle); // a connection refused at max_connections
+  web.on("close", () => sweepLater && clearTimeout(sweepLater));
   web.on("connection", (s: Socket) => {
     // the TCP connection, also under TLS (a handshake that never ends is cut by handshakeTimeout)
     // Not for trusted proxies: their one address stands for every client behind them (a cap there let
@@ -340,6 +384,7 @@ export function createGateway(config: GatewayConfig, log: GatewayLog, gatewayOpt
     }
     perAddress.set(key, open + 1);
     sockets.add(s);
+    sweepIdle();
     s.once("close", () => {
       sockets.delete(s);
       const n = (perAddress.get(key) ?? 1) - 1;
