@@ -143,7 +143,13 @@ describe("two gateway instances on one database (store: postgres)", () => {
       assert.equal(r.status, 401);
     }
     await a.waitForLog(/"banned":"pair address"/);
-    assert.equal(db.psql("SELECT kind FROM otpgate_gateway_bans ORDER BY kind").trim(), "address\npair");
+    // Bans are queued and written in one batch by A's next poll (a second apart; RT-B F1), then read by B's.
+    let kinds = "";
+    for (let waited = 0; waited < 10_000 && kinds !== "address\npair"; waited += 200) {
+      kinds = db.psql("SELECT kind FROM otpgate_gateway_bans ORDER BY kind").trim();
+      if (kinds !== "address\npair") await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(kinds, "address\npair", "A's bans reach the database within a few polls");
     await new Promise((r) => setTimeout(r, 2500)); // B polls every second
     const r = await login(b, user.name, oathTotp(secret, 0));
     assert.equal(r.status, 401, "B let the banned pair in");
