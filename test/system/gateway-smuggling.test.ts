@@ -509,7 +509,14 @@ test("a body-ignoring app (python http.server): a body never becomes a second re
     if (["GET", "HEAD", "TRACE"].includes(method)) {
       assert.deepEqual(statuses(reply), [400], `a body on ${method} is refused; ${where}`);
       assert.ok(!ran.some((r) => r.includes("innocent")), `nothing reaches the app; ${where}`);
-    } else assert.deepEqual(statuses(reply), [200], where);
+    } else {
+      // The app answers without reading the body and closes: with the body still unread, its kernel may
+      // reset the connection, which discards the answer on the way (undici: 502). Either way nothing ran.
+      assert.ok(
+        [[200], [502]].some((s) => JSON.stringify(s) === JSON.stringify(statuses(reply))),
+        `alice gets the app's answer or a 502; ${where}`,
+      );
+    }
     assert.match(bobs, new RegExp(`hello ${bob.name} at /bob-page`), `bob gets his own answer: ${JSON.stringify(bobs)}; ${where}`);
     // Alice's own next request (her pool) runs as her, on a connection that never carried the body.
     assert.match(next, new RegExp(`hello ${alice.name} at /alice-next`), `alice's next request is hers; ${where}`);
